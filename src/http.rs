@@ -1,0 +1,366 @@
+//! The HTTP transport every source uses: request counting, retries with backoff, rate-limit
+//! handling, a body size cap and a per-account concurrency limit.
+//!
+//! Errors carry a [`FailureReason`] and a message that never contains a URL, a header or a
+//! body, so nothing secret can leak through them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rand::Rng;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::StatusCode;
+use tokio::sync::{Mutex, Semaphore};
+use tokio::time::Instant;
+
+use crate::config::PollConfig;
+use crate::stats::{ApiStats, FailureReason};
+
+/// Longest we wait for a rate-limit window to reopen before giving the attempt up.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(120);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A failed request (after retries), safe to log and show.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct FetchError {
+    pub reason: FailureReason,
+    pub message: String,
+    pub status: Option<u16>,
+}
+
+impl FetchError {
+    pub fn new(reason: FailureReason, message: impl Into<String>) -> Self {
+        FetchError {
+            reason,
+            message: message.into(),
+            status: None,
+        }
+    }
+}
+
+/// A successful (2xx) answer with its body read in full.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransportSettings {
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub retry_backoff: Duration,
+    pub max_body_bytes: usize,
+    pub concurrency: usize,
+}
+
+impl From<&PollConfig> for TransportSettings {
+    fn from(p: &PollConfig) -> Self {
+        TransportSettings {
+            timeout: p.timeout,
+            max_attempts: p.max_attempts,
+            retry_backoff: p.retry_backoff,
+            max_body_bytes: p.max_body_bytes,
+            concurrency: p.concurrency,
+        }
+    }
+}
+
+/// Builds the shared HTTP client (rustls, connection pooling).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("awareness-exporter/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// One account's view of the network.
+#[derive(Debug)]
+pub struct Transport {
+    client: reqwest::Client,
+    stats: Arc<ApiStats>,
+    settings: TransportSettings,
+    permits: Semaphore,
+    /// Set when the vendor said the quota is exhausted: nothing is sent before it.
+    paused_until: Mutex<Option<Instant>>,
+}
+
+enum Attempt {
+    Done(Reply),
+    Fail(FetchError),
+    Retry(FetchError, Option<Duration>),
+}
+
+impl Transport {
+    pub fn new(client: reqwest::Client, stats: Arc<ApiStats>, settings: TransportSettings) -> Self {
+        let permits = Semaphore::new(settings.concurrency.max(1));
+        Transport {
+            client,
+            stats,
+            settings,
+            permits,
+            paused_until: Mutex::new(None),
+        }
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub fn stats(&self) -> &ApiStats {
+        &self.stats
+    }
+
+    pub fn settings(&self) -> &TransportSettings {
+        &self.settings
+    }
+
+    /// Counts a failure found after the transport succeeded (bad JSON, an API error in a 200).
+    pub fn record_failure(&self, endpoint: &'static str, reason: FailureReason) {
+        self.stats.failure(endpoint, reason);
+    }
+
+    /// Sends a request, retrying 5xx, timeouts, connection errors and 429s up to
+    /// `max_attempts` attempts. `build` is called for every attempt, so per-request signatures
+    /// and ids are fresh. 401/403 come back at once as [`FailureReason::Auth`] for the caller to
+    /// re-authenticate.
+    pub async fn send<F>(&self, endpoint: &'static str, build: F) -> Result<Reply, FetchError>
+    where
+        F: Fn() -> reqwest::RequestBuilder,
+    {
+        self.send_inner(endpoint, false, build).await
+    }
+
+    /// Like [`send`](Self::send) for a token endpoint: every 4xx but 429 is an auth failure
+    /// (OAuth2 servers answer a bad credential with 400 `invalid_grant`/`invalid_client`).
+    pub async fn send_token_request<F>(
+        &self,
+        endpoint: &'static str,
+        build: F,
+    ) -> Result<Reply, FetchError>
+    where
+        F: Fn() -> reqwest::RequestBuilder,
+    {
+        self.send_inner(endpoint, true, build).await
+    }
+
+    async fn send_inner<F>(
+        &self,
+        endpoint: &'static str,
+        token_request: bool,
+        build: F,
+    ) -> Result<Reply, FetchError>
+    where
+        F: Fn() -> reqwest::RequestBuilder,
+    {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            self.wait_for_quota().await;
+            let result = {
+                let _permit = self.permits.acquire().await;
+                self.attempt(endpoint, token_request, build()).await
+            };
+            match result {
+                Attempt::Done(reply) => return Ok(reply),
+                Attempt::Fail(e) => {
+                    self.stats.failure(endpoint, e.reason);
+                    return Err(e);
+                }
+                Attempt::Retry(e, wait) => {
+                    self.stats.failure(endpoint, e.reason);
+                    if attempt >= self.settings.max_attempts {
+                        return Err(FetchError {
+                            message: format!("{} (after {attempt} attempts)", e.message),
+                            ..e
+                        });
+                    }
+                    let wait = wait.unwrap_or_else(|| self.backoff(attempt));
+                    tracing::debug!(endpoint, attempt, reason = %e.reason, wait_ms = wait.as_millis() as u64, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.settings.retry_backoff.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
+        let jitter = rand::thread_rng().gen_range(0.8..1.2);
+        Duration::from_secs_f64((base * jitter).min(MAX_BACKOFF.as_secs_f64()))
+    }
+
+    async fn wait_for_quota(&self) {
+        let until = *self.paused_until.lock().await;
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    async fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait.min(MAX_RATE_LIMIT_WAIT);
+        let mut guard = self.paused_until.lock().await;
+        if guard.is_none_or(|u| u < until) {
+            *guard = Some(until);
+        }
+    }
+
+    async fn attempt(
+        &self,
+        endpoint: &'static str,
+        token_request: bool,
+        request: reqwest::RequestBuilder,
+    ) -> Attempt {
+        self.stats.request(endpoint);
+        let timeout = self.settings.timeout;
+        let fut = async {
+            let response = request.timeout(timeout).send().await.map_err(classify)?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = read_capped(response, self.settings.max_body_bytes).await?;
+            Ok::<_, FetchError>((status, headers, body))
+        };
+        let (status, headers, body) = match tokio::time::timeout(timeout, fut).await {
+            Err(_) => {
+                return Attempt::Retry(
+                    FetchError::new(
+                        FailureReason::Timeout,
+                        format!("no answer within {timeout:?}"),
+                    ),
+                    None,
+                )
+            }
+            Ok(Err(e)) if matches!(e.reason, FailureReason::Timeout | FailureReason::Connect) => {
+                return Attempt::Retry(e, None)
+            }
+            Ok(Err(e)) => return Attempt::Fail(e),
+            Ok(Ok(parts)) => parts,
+        };
+
+        // Quota headers on every answer: stop before the vendor has to say 429.
+        let reset = rate_limit_reset(&headers);
+        if header_u64(&headers, "x-ratelimit-remaining") == Some(0) {
+            if let Some(reset) = reset {
+                self.pause(reset).await;
+            }
+        }
+
+        let code = status.as_u16();
+        let http_error = |reason| FetchError {
+            reason,
+            message: format!("HTTP {code} {}", status.canonical_reason().unwrap_or(""))
+                .trim_end()
+                .to_string(),
+            status: Some(code),
+        };
+        if status.is_success() {
+            Attempt::Done(Reply {
+                status,
+                headers,
+                body,
+            })
+        } else if status == StatusCode::TOO_MANY_REQUESTS {
+            let wait = retry_after(&headers)
+                .or(reset)
+                .unwrap_or_else(|| self.backoff(1));
+            self.pause(wait).await;
+            Attempt::Retry(http_error(FailureReason::RateLimited), Some(Duration::ZERO))
+        } else if status == StatusCode::UNAUTHORIZED
+            || status == StatusCode::FORBIDDEN
+            || (token_request && status.is_client_error())
+        {
+            let mut e = http_error(FailureReason::Auth);
+            if let Some(code) = api_error_code(&body) {
+                e.message = format!("{} ({code})", e.message);
+            }
+            Attempt::Fail(e)
+        } else if status.is_server_error() {
+            Attempt::Retry(http_error(FailureReason::Http), None)
+        } else {
+            let mut e = http_error(FailureReason::Http);
+            if let Some(code) = api_error_code(&body) {
+                e.message = format!("{} ({code})", e.message);
+            }
+            Attempt::Fail(e)
+        }
+    }
+}
+
+/// Maps a reqwest error to a reason and a URL-free message (with its cause chain, which
+/// names things like "connection refused" but never the URL).
+fn classify(e: reqwest::Error) -> FetchError {
+    let reason = if e.is_timeout() {
+        FailureReason::Timeout
+    } else {
+        FailureReason::Connect
+    };
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    FetchError::new(reason, message)
+}
+
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Bytes, FetchError> {
+    if response.content_length().is_some_and(|n| n as usize > cap) {
+        return Err(FetchError::new(
+            FailureReason::Decode,
+            format!("response body larger than the {cap}-byte limit"),
+        ));
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        if buf.len() + chunk.len() > cap {
+            return Err(FetchError::new(
+                FailureReason::Decode,
+                format!("response body larger than the {cap}-byte limit"),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// `X-RateLimit-Reset` is milliseconds until a call is added back (Mimecast).
+fn rate_limit_reset(headers: &HeaderMap) -> Option<Duration> {
+    header_u64(headers, "x-ratelimit-reset").map(Duration::from_millis)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare for APIs; treated as absent).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(MAX_RATE_LIMIT_WAIT.as_secs_f64())))
+}
+
+/// The first vendor error code in a JSON error body (`fail[].errors[].code`), if any. Codes are
+/// short identifiers like `err_xdk_invalid_signature`, safe to log.
+pub fn api_error_code(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = v
+        .get("fail")?
+        .as_array()?
+        .iter()
+        .filter_map(|f| f.get("errors")?.as_array()?.first()?.get("code")?.as_str())
+        .next()?;
+    Some(
+        code.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(80)
+            .collect(),
+    )
+}

@@ -1,0 +1,243 @@
+//! The HTTP server: `/metrics`, the landing page, health, readiness and reload.
+//!
+//! Every answer is built from the store; nothing here talks to a vendor. A header-read timeout
+//! and a connection limit keep slow or greedy clients from starving scrapes.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::store::Store;
+use crate::web::{Access, WebConfig};
+
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Reloads the configuration; `Err` carries the reason the new one was refused.
+pub type ReloadFn =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
+
+pub struct ServerSettings {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub web: WebConfig,
+}
+
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<Store>,
+    pub reload: ReloadFn,
+    pub access: Arc<Access>,
+}
+
+type Body = Full<Bytes>;
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn accepts_gzip(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.trim().split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let q_zero = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            name.eq_ignore_ascii_case("gzip") && !q_zero
+        })
+}
+
+fn gzip(data: &[u8]) -> Option<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 6),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(data).ok()?;
+    enc.finish().ok()
+}
+
+impl App {
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        if !self.access.allows(req.headers()) {
+            let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"awareness-exporter\""),
+            );
+            return r;
+        }
+        let path = req.uri().path().to_string();
+        match (req.method(), path.as_str()) {
+            (&Method::GET | &Method::HEAD, "/metrics") => self.metrics(&req),
+            (&Method::GET | &Method::HEAD, "/") => self.landing(),
+            (&Method::GET | &Method::HEAD, "/-/healthy") => text(StatusCode::OK, "Healthy\n"),
+            (&Method::GET | &Method::HEAD, "/-/ready") => {
+                if self.store.ready() {
+                    text(StatusCode::OK, "Ready\n")
+                } else {
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Not ready: first polls still running\n",
+                    )
+                }
+            }
+            (&Method::POST | &Method::PUT, "/-/reload") => {
+                // The body is ignored, but read (bounded) so keep-alive stays healthy.
+                let _ = Limited::new(req.into_body(), 64 * 1024).collect().await;
+                match (self.reload)().await {
+                    Ok(msg) => text(StatusCode::OK, format!("{msg}\n")),
+                    Err(reason) => text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("failed to reload config: {reason}\n"),
+                    ),
+                }
+            }
+            (_, "/metrics" | "/" | "/-/healthy" | "/-/ready" | "/-/reload") => {
+                text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n")
+            }
+            _ => text(StatusCode::NOT_FOUND, "Not found\n"),
+        }
+    }
+
+    fn metrics(&self, req: &Request<Incoming>) -> Response<Body> {
+        let body = self.store.render(SystemTime::now());
+        let (bytes, gzipped) = if accepts_gzip(req) {
+            match gzip(body.as_bytes()) {
+                Some(z) => (Bytes::from(z), true),
+                None => (Bytes::from(body), false),
+            }
+        } else {
+            (Bytes::from(body), false)
+        };
+        let mut r = Response::new(Full::new(bytes));
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
+        r.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        if gzipped {
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        r
+    }
+
+    fn landing(&self) -> Response<Body> {
+        let now = SystemTime::now();
+        let html = crate::landing::render(&self.store.statuses(now), now);
+        let mut r = Response::new(Full::new(Bytes::from(html)));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        r
+    }
+}
+
+/// Serves until `shutdown` resolves, then lets open requests finish (up to 10 s).
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let limit = Arc::new(Semaphore::new(settings.max_connections));
+    let graceful = GracefulShutdown::new();
+    let tls = settings.web.tls_acceptor();
+    tokio::pin!(shutdown);
+
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        let header_timeout = settings.header_read_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(app.handle(req).await) }
+            });
+            match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                    }
+                }
+                Some(acceptor) => {
+                    // The handshake is bounded by the same timeout as request headers.
+                    let stream =
+                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => s,
+                            _ => {
+                                tracing::debug!(peer = %peer, "TLS handshake failed or timed out");
+                                return;
+                            }
+                        };
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(10)) => {
+            tracing::warn!("connections still open after 10s; closing");
+        }
+    }
+}
+
+pub fn local_addr(listener: &TcpListener) -> Option<SocketAddr> {
+    listener.local_addr().ok()
+}

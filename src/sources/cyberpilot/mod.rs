@@ -1,0 +1,265 @@
+//! CyberPilot: the users-summary report, bearer token (static or OAuth2 password grant),
+//! take/skip paging.
+
+pub mod metrics;
+pub mod models;
+
+use std::collections::{BTreeMap, HashSet};
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+
+use crate::config::{CyberPilotAuth, CyberPilotConfig};
+use crate::http::{FetchError, Transport};
+use crate::snapshot::SourceKey;
+use crate::sources::token::{parse_token_response, Issued, TokenCache};
+use crate::sources::{Source, SourceContext};
+use crate::stats::FailureReason;
+use crate::store::{PollOutcome, SectionOutcome};
+use models::{RawPage, UserSummary};
+
+pub const ENDPOINT_USERS: &str = "users-summary";
+pub const ENDPOINT_LOGIN: &str = "login";
+pub const SECTION: &str = "users-summary";
+
+pub struct CyberPilotSource {
+    key: SourceKey,
+    config: CyberPilotConfig,
+    ctx: SourceContext,
+    transport: Transport,
+    token: TokenCache,
+}
+
+/// One page as read: how many rows it held (good or bad), what the server said the total is,
+/// and the rows that parsed.
+struct Page {
+    skip: u64,
+    len: u64,
+    count: Option<u64>,
+    users: Vec<UserSummary>,
+}
+
+impl CyberPilotSource {
+    pub fn new(config: CyberPilotConfig, ctx: SourceContext) -> Self {
+        let key = SourceKey::new(crate::snapshot::Platform::CyberPilot, &config.account);
+        let transport = ctx.transport();
+        CyberPilotSource {
+            key,
+            config,
+            ctx,
+            transport,
+            token: TokenCache::default(),
+        }
+    }
+
+    async fn bearer(&self) -> Result<String, FetchError> {
+        match &self.config.auth {
+            CyberPilotAuth::Token(t) => Ok(t.expose().to_string()),
+            CyberPilotAuth::Login {
+                token_url,
+                client_id,
+                username,
+                password,
+            } => {
+                self.token
+                    .get(|| async {
+                        let reply = self
+                            .transport
+                            .send_token_request(ENDPOINT_LOGIN, || {
+                                self.transport.client().post(token_url).form(&[
+                                    ("grant_type", "password"),
+                                    ("client_id", client_id.as_str()),
+                                    ("username", username.as_str()),
+                                    ("password", password.expose()),
+                                ])
+                            })
+                            .await
+                            .map_err(|e| FetchError {
+                                message: format!("login failed: {}", e.message),
+                                ..e
+                            })?;
+                        parse_token_response(ENDPOINT_LOGIN, &self.transport, &reply)
+                            .map(|i| Issued { ..i })
+                    })
+                    .await
+            }
+        }
+    }
+
+    /// Fetches one page, logging in again once if the token was refused.
+    async fn fetch_page(&self, skip: u64) -> Result<Page, FetchError> {
+        let url = format!(
+            "{}/accounts/{}/reports/users-summary",
+            self.config.base_url, self.config.account_id
+        );
+        let take = self.config.page_size.to_string();
+        let skip_s = skip.to_string();
+        let mut relogged = false;
+        let reply = loop {
+            let token = self.bearer().await?;
+            let result = self
+                .transport
+                .send(ENDPOINT_USERS, || {
+                    self.transport
+                        .client()
+                        .get(&url)
+                        .query(&[("take", take.as_str()), ("skip", skip_s.as_str())])
+                        .bearer_auth(&token)
+                        .header("accept", "application/json")
+                })
+                .await;
+            match result {
+                Err(e)
+                    if e.reason == FailureReason::Auth
+                        && !relogged
+                        && matches!(self.config.auth, CyberPilotAuth::Login { .. }) =>
+                {
+                    relogged = true;
+                    self.token.invalidate().await;
+                }
+                other => break other?,
+            }
+        };
+        let page: RawPage = serde_json::from_slice(&reply.body).map_err(|e| {
+            self.transport
+                .record_failure(ENDPOINT_USERS, FailureReason::Decode);
+            FetchError::new(
+                FailureReason::Decode,
+                format!("users-summary page at skip {skip} is not valid JSON: {e}"),
+            )
+        })?;
+        let Some(rows) = page.result else {
+            self.transport
+                .record_failure(ENDPOINT_USERS, FailureReason::Decode);
+            return Err(FetchError::new(
+                FailureReason::Decode,
+                format!("users-summary page at skip {skip} has no `result` array"),
+            ));
+        };
+        let mut users = Vec::with_capacity(rows.len());
+        let mut skipped = 0u64;
+        for raw in &rows {
+            match models::parse_row(raw) {
+                Some(u) => users.push(u),
+                None => skipped += 1,
+            }
+        }
+        if skipped > 0 {
+            self.ctx.stats.rows_skipped(ENDPOINT_USERS, skipped);
+            tracing::warn!(source = %self.key, skip, skipped, "skipped malformed users-summary rows");
+        }
+        Ok(Page {
+            skip,
+            len: rows.len() as u64,
+            count: page.count.filter(|c| *c >= 0.0).map(|c| c as u64),
+            users,
+        })
+    }
+
+    /// Reads the whole report. After the first page tells the total and the page size the
+    /// server really uses, the remaining pages are fetched concurrently; any gap left by a short
+    /// page (or a total that grew meanwhile) is then filled sequentially with `skip += fetched`.
+    pub async fn fetch_all(&self) -> Result<Vec<UserSummary>, FetchError> {
+        let max_pages = self.ctx.poll.max_pages as u64;
+        let mut fetched_pages = 0u64;
+        let too_many = |_pages: u64| {
+            FetchError::new(
+                FailureReason::Decode,
+                format!("users-summary paging exceeded poll.max_pages ({max_pages}); refusing to continue"),
+            )
+        };
+        let first = self.fetch_page(0).await?;
+        fetched_pages += 1;
+        let step = first.len;
+        let mut total = first.count.unwrap_or(first.len);
+        let mut pages: BTreeMap<u64, Page> = BTreeMap::new();
+        pages.insert(0, first);
+
+        if step > 0 && total > step {
+            let planned = (total - 1) / step; // pages after the first
+            if 1 + planned > max_pages {
+                return Err(too_many(planned));
+            }
+            let concurrency = self.ctx.poll.concurrency.max(1);
+            let mut stream =
+                futures::stream::iter((1..=planned).map(|i| self.fetch_page(i * step)))
+                    .buffer_unordered(concurrency);
+            while let Some(page) = stream.next().await {
+                let page = page?;
+                fetched_pages += 1;
+                pages.insert(page.skip, page);
+            }
+        }
+
+        // Fill gaps and any growth sequentially.
+        let mut next = 0u64;
+        let skips: Vec<u64> = pages.keys().copied().collect();
+        let mut gaps = Vec::new();
+        for skip in skips {
+            if let Some(p) = pages.get(&skip) {
+                if skip > next {
+                    gaps.push((next, skip));
+                }
+                if p.len > 0 {
+                    next = next.max(skip + p.len);
+                }
+                if let Some(c) = p.count {
+                    total = total.max(c);
+                }
+            }
+        }
+        if next < total && step > 0 {
+            gaps.push((next, total));
+        }
+        for (from, to) in gaps {
+            let mut skip = from;
+            while skip < to {
+                if fetched_pages >= max_pages {
+                    return Err(too_many(fetched_pages));
+                }
+                let page = self.fetch_page(skip).await?;
+                fetched_pages += 1;
+                if page.len == 0 {
+                    break;
+                }
+                skip += page.len;
+                pages.insert(page.skip, page);
+            }
+        }
+
+        let mut seen = HashSet::new();
+        let mut users = Vec::new();
+        for page in pages.into_values() {
+            for u in page.users {
+                let id = u.identity().unwrap_or_default().to_string();
+                if seen.insert(id) {
+                    users.push(u);
+                }
+            }
+        }
+        Ok(users)
+    }
+}
+
+impl Source for CyberPilotSource {
+    fn key(&self) -> &SourceKey {
+        &self.key
+    }
+
+    fn poll(&self) -> BoxFuture<'_, PollOutcome> {
+        async move {
+            let result = self
+                .fetch_all()
+                .await
+                .map(|users| metrics::render(&self.key, &users, &self.ctx.metrics))
+                .map_err(|e| e.to_string());
+            PollOutcome {
+                sections: vec![SectionOutcome {
+                    name: SECTION,
+                    result,
+                }],
+            }
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,111 @@
+//! The users-summary report as CyberPilot sends it, read leniently: unknown fields ignored,
+//! optional ones may be missing or null, numbers may be text. `lastAction` (documented as an
+//! int, described as text) is not used and so accepted in any form.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::sources::lenient;
+
+/// One page: `{count, fetched, result[]}`. Rows stay raw so one bad row cannot sink the page.
+#[derive(Debug, Deserialize)]
+pub struct RawPage<'a> {
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub count: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub fetched: Option<f64>,
+    #[serde(borrow, default)]
+    pub result: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSummary {
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub enrolled_courses: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub not_completed_courses: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub overdue_courses: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub average_score: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub enrolled_materials: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub not_completed_materials: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub phishing_campaigns: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub emails_sent: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub links_clicked: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub data_submitted: Option<f64>,
+    pub user: UserInfo,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct UserInfo {
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub branch: Option<Branch>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct Branch {
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub name: Option<String>,
+}
+
+impl UserSummary {
+    /// The identity used to drop duplicates across pages (the id, else the email).
+    pub fn identity(&self) -> Option<&str> {
+        self.user.id.as_deref().or(self.user.email.as_deref())
+    }
+
+    pub fn branch(&self) -> &str {
+        self.user
+            .branch
+            .as_ref()
+            .and_then(|b| b.name.as_deref())
+            .unwrap_or("")
+    }
+}
+
+/// Parses one row; `None` when it is not a usable user summary.
+pub fn parse_row(raw: &RawValue) -> Option<UserSummary> {
+    let row: UserSummary = serde_json::from_str(raw.get()).ok()?;
+    row.identity()?;
+    Some(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(json: &str) -> Option<UserSummary> {
+        let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
+        parse_row(&raw)
+    }
+
+    #[test]
+    fn last_action_as_number_or_text_and_extra_fields() {
+        let a = row(r#"{"lastAction":3,"overdueCourses":2,"user":{"id":"u1","email":"a@x"},"newField":{"x":1}}"#).unwrap();
+        let b = row(r#"{"lastAction":"Email sent","overdueCourses":"2","user":{"id":7,"email":"b@x","branch":null,"groups":[]}}"#).unwrap();
+        assert_eq!(a.overdue_courses, Some(2.0));
+        assert_eq!(b.overdue_courses, Some(2.0));
+        assert_eq!(b.user.id.as_deref(), Some("7"));
+        assert_eq!(b.branch(), "");
+    }
+
+    #[test]
+    fn bad_rows_are_rejected_alone() {
+        assert!(row(r#"{"overdueCourses":true,"user":{"id":"u"}}"#).is_none());
+        assert!(row(r#"{"overdueCourses":1}"#).is_none());
+        assert!(row(r#"{"user":{}}"#).is_none());
+        assert!(row("[1,2]").is_none());
+    }
+}

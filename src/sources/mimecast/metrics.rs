@@ -1,0 +1,314 @@
+//! Turns Mimecast rows into the contract's metrics: by department, grade, module or campaign,
+//! and per user only with `per_user`.
+
+use std::collections::BTreeMap;
+
+use super::models::*;
+use crate::config::MetricsConfig;
+use crate::snapshot::{MetricsBuilder, SourceKey};
+use crate::sources::cap_users;
+
+fn n(v: Option<f64>) -> f64 {
+    v.unwrap_or(0.0).max(0.0)
+}
+
+fn dept(d: &Option<String>) -> &str {
+    d.as_deref().unwrap_or("")
+}
+
+pub fn performance(
+    b: &mut MetricsBuilder,
+    key: &SourceKey,
+    account: &str,
+    rows: &[PerformanceRow],
+    m: &MetricsConfig,
+) {
+    let mut by: BTreeMap<&str, [f64; 4]> = BTreeMap::new();
+    for r in rows {
+        let t = by.entry(dept(&r.department)).or_default();
+        t[0] += 1.0;
+        t[1] += n(r.num_not_watched);
+        t[2] += n(r.num_correct);
+        t[3] += n(r.num_incorrect);
+    }
+    for (d, t) in by {
+        let l = [("account", account), ("department", d)];
+        b.gauge(
+            "awareness_mimecast_users",
+            "Users in the department (performance details)",
+            &l,
+            t[0],
+        );
+        b.gauge(
+            "awareness_mimecast_modules_not_watched",
+            "Training modules not watched by the department's users",
+            &l,
+            t[1],
+        );
+        b.gauge(
+            "awareness_mimecast_answers_correct",
+            "Correct module answers of the department's users",
+            &l,
+            t[2],
+        );
+        b.gauge(
+            "awareness_mimecast_answers_incorrect",
+            "Incorrect module answers of the department's users",
+            &l,
+            t[3],
+        );
+    }
+    if m.per_user {
+        let users: Vec<(String, f64)> = rows
+            .iter()
+            .filter_map(|r| Some((r.email.clone()?, n(r.num_not_watched))))
+            .collect();
+        for (email, v) in cap_users(key, users, m.max_users) {
+            b.gauge(
+                "awareness_mimecast_user_modules_not_watched",
+                "Training modules the user has not watched",
+                &[("account", account), ("email", &email)],
+                v,
+            );
+        }
+    }
+}
+
+pub fn watchlist(
+    b: &mut MetricsBuilder,
+    key: &SourceKey,
+    account: &str,
+    rows: &[WatchlistRow],
+    m: &MetricsConfig,
+) {
+    let mut by: BTreeMap<&str, [f64; 2]> = BTreeMap::new();
+    for r in rows {
+        let t = by.entry(dept(&r.department)).or_default();
+        if n(r.watchlist_count) > 0.0 {
+            t[0] += 1.0;
+        }
+        t[1] += n(r.watchlist_count);
+    }
+    for (d, t) in by {
+        let l = [("account", account), ("department", d)];
+        b.gauge(
+            "awareness_mimecast_watchlist_users",
+            "Users of the department on the watchlist (watchlistCount > 0)",
+            &l,
+            t[0],
+        );
+        b.gauge(
+            "awareness_mimecast_watchlist_count",
+            "Sum of the department's users' watchlist counts",
+            &l,
+            t[1],
+        );
+    }
+    if m.per_user {
+        let users: Vec<(String, f64)> = rows
+            .iter()
+            .filter_map(|r| Some((r.email.clone()?, n(r.watchlist_count))))
+            .collect();
+        for (email, v) in cap_users(key, users, m.max_users) {
+            b.gauge(
+                "awareness_mimecast_user_watchlist_count",
+                "The user's watchlist count",
+                &[("account", account), ("email", &email)],
+                v,
+            );
+        }
+    }
+}
+
+pub fn safe_score(b: &mut MetricsBuilder, account: &str, rows: &[SafeScoreRow]) {
+    let mut by: BTreeMap<String, f64> = BTreeMap::new();
+    for r in rows {
+        let grade = r
+            .risk
+            .as_deref()
+            .map(|g| g.trim().to_uppercase())
+            .filter(|g| !g.is_empty())
+            .unwrap_or_else(|| "unknown".to_string());
+        *by.entry(grade).or_default() += 1.0;
+    }
+    for (grade, v) in by {
+        b.gauge(
+            "awareness_mimecast_safe_score_users",
+            "Users per SAFE score risk grade",
+            &[("account", account), ("grade", &grade)],
+            v,
+        );
+    }
+}
+
+pub fn training(b: &mut MetricsBuilder, account: &str, rows: &[TrainingRow]) {
+    let mut by: BTreeMap<String, [f64; 3]> = BTreeMap::new();
+    let mut need = 0.0;
+    for r in rows {
+        if r.need_engagement == Some(true) {
+            need += 1.0;
+        }
+        for t in r.training.iter().flatten() {
+            let title = t
+                .title
+                .clone()
+                .or_else(|| t.title_id.clone())
+                .unwrap_or_default();
+            let e = by.entry(title).or_default();
+            e[0] += 1.0;
+            if t.watched == Some(true) {
+                e[1] += 1.0;
+            }
+            if t.on_watchlist == Some(true) {
+                e[2] += 1.0;
+            }
+        }
+    }
+    b.gauge(
+        "awareness_mimecast_users_need_engagement",
+        "Users whose training needs engagement",
+        &[("account", account)],
+        need,
+    );
+    for (module, t) in by {
+        let l = [("account", account), ("module", module.as_str())];
+        b.gauge(
+            "awareness_mimecast_module_assigned",
+            "Users the training module is assigned to",
+            &l,
+            t[0],
+        );
+        b.gauge(
+            "awareness_mimecast_module_watched",
+            "Users who watched the training module",
+            &l,
+            t[1],
+        );
+        b.gauge(
+            "awareness_mimecast_module_on_watchlist",
+            "Users on the watchlist for the training module",
+            &l,
+            t[2],
+        );
+    }
+}
+
+/// `forQuestion2` → `2`.
+fn question(key: &str) -> String {
+    let digits: String = key.chars().filter(|c| c.is_ascii_digit()).collect();
+    if digits.is_empty() {
+        key.to_string()
+    } else {
+        digits
+    }
+}
+
+pub fn campaigns(b: &mut MetricsBuilder, account: &str, all: &[(Campaign, Vec<CampaignUserRow>)]) {
+    for (c, rows) in all {
+        let id = c.id.clone().unwrap_or_default();
+        let name = c.label();
+        let l = [
+            ("account", account),
+            ("campaign_id", id.as_str()),
+            ("campaign", name.as_str()),
+        ];
+        let acknowledged = rows
+            .iter()
+            .filter(|r| r.acknowledgement == Some(true))
+            .count();
+        b.gauge(
+            "awareness_mimecast_campaign_users",
+            "Users in the training campaign",
+            &l,
+            rows.len() as f64,
+        );
+        b.gauge(
+            "awareness_mimecast_campaign_acknowledged_users",
+            "Users who acknowledged the training campaign",
+            &l,
+            acknowledged as f64,
+        );
+        let mut answers: BTreeMap<(String, &'static str), f64> = BTreeMap::new();
+        let (mut correct, mut incorrect) = (0.0, 0.0);
+        for r in rows {
+            for (q, result) in r.results.iter().flatten() {
+                let result = match result.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
+                    Some(s) if s == "correct" => "correct",
+                    Some(s) if s == "incorrect" => "incorrect",
+                    Some(s) if s == "sent" => "sent",
+                    _ => continue,
+                };
+                match result {
+                    "correct" => correct += 1.0,
+                    "incorrect" => incorrect += 1.0,
+                    _ => {}
+                }
+                *answers.entry((question(q), result)).or_default() += 1.0;
+            }
+        }
+        for ((q, result), v) in answers {
+            b.gauge(
+                "awareness_mimecast_campaign_answers",
+                "Answers per question and result in the training campaign",
+                &[
+                    ("account", account),
+                    ("campaign_id", id.as_str()),
+                    ("campaign", name.as_str()),
+                    ("question", q.as_str()),
+                    ("result", result),
+                ],
+                v,
+            );
+        }
+        if correct + incorrect > 0.0 {
+            b.gauge(
+                "awareness_mimecast_campaign_correct_ratio",
+                "Correct answers over all answered questions of the training campaign",
+                &l,
+                correct / (correct + incorrect),
+            );
+        }
+    }
+}
+
+pub fn phishing(b: &mut MetricsBuilder, account: &str, rows: &[PhishingCampaign]) {
+    for c in rows {
+        let id = c.id.clone().unwrap_or_default();
+        let name = c.name.clone().unwrap_or_default();
+        let l = [
+            ("account", account),
+            ("campaign_id", id.as_str()),
+            ("campaign", name.as_str()),
+        ];
+        b.gauge(
+            "awareness_mimecast_phishing_emails_sent",
+            "Phishing emails sent in the campaign",
+            &l,
+            n(c.num_sent),
+        );
+        b.gauge(
+            "awareness_mimecast_phishing_emails_opened",
+            "Phishing emails opened in the campaign",
+            &l,
+            n(c.num_opened),
+        );
+        b.gauge(
+            "awareness_mimecast_phishing_links_clicked",
+            "Phishing links clicked in the campaign",
+            &l,
+            n(c.num_clicked),
+        );
+        b.gauge(
+            "awareness_mimecast_phishing_data_submitted",
+            "Phishing data submissions in the campaign",
+            &l,
+            n(c.num_submitted),
+        );
+        b.gauge(
+            "awareness_mimecast_phishing_reported",
+            "Phishing emails reported in the campaign",
+            &l,
+            n(c.num_reported),
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! Access tokens shared by the OAuth2 flows (CyberPilot password grant, Mimecast client
+//! credentials): fetched once, cached, refreshed shortly before they expire.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::http::{FetchError, Reply, Transport};
+use crate::stats::FailureReason;
+
+/// Lifetime assumed when the server tells none.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug)]
+struct Cached {
+    value: String,
+    refresh_at: Instant,
+}
+
+/// One cached bearer token. The lock is held while fetching, so concurrent requests that all
+/// find the token missing cause a single token request.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    inner: Mutex<Option<Cached>>,
+}
+
+/// A token as issued: its value and how long it lives.
+#[derive(Debug)]
+pub struct Issued {
+    pub value: String,
+    pub lifetime: Option<Duration>,
+}
+
+impl TokenCache {
+    /// The cached token, or a fresh one from `fetch` when there is none or it is about to expire.
+    pub async fn get<F, Fut>(&self, fetch: F) -> Result<String, FetchError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Issued, FetchError>>,
+    {
+        let mut guard = self.inner.lock().await;
+        if let Some(c) = guard.as_ref() {
+            if Instant::now() < c.refresh_at {
+                return Ok(c.value.clone());
+            }
+        }
+        let issued = fetch().await?;
+        let lifetime = issued
+            .lifetime
+            .or_else(|| jwt_lifetime(&issued.value, SystemTime::now()))
+            .unwrap_or(DEFAULT_LIFETIME);
+        let value = issued.value;
+        *guard = Some(Cached {
+            value: value.clone(),
+            refresh_at: Instant::now() + refresh_after(lifetime),
+        });
+        Ok(value)
+    }
+
+    /// Forgets the token (after a 401), so the next [`get`](Self::get) fetches a new one.
+    pub async fn invalidate(&self) {
+        *self.inner.lock().await = None;
+    }
+}
+
+/// Refresh a little before expiry: 10% of the lifetime, between 1 s and 5 min early.
+pub fn refresh_after(lifetime: Duration) -> Duration {
+    let margin = (lifetime / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    lifetime.saturating_sub(margin)
+}
+
+/// The remaining lifetime of a JWT from its `exp` claim (the signature is not ours to check).
+pub fn jwt_lifetime(token: &str, now: SystemTime) -> Option<Duration> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims.get("exp")?.as_f64()?;
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    (exp > now).then(|| Duration::from_secs_f64(exp - now))
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient::number")]
+    expires_in: Option<f64>,
+}
+
+/// Reads an OAuth2 token response (`access_token`, optional `expires_in`).
+pub fn parse_token_response(
+    endpoint: &'static str,
+    transport: &Transport,
+    reply: &Reply,
+) -> Result<Issued, FetchError> {
+    let parsed: TokenResponse = serde_json::from_slice(&reply.body).map_err(|e| {
+        transport.record_failure(endpoint, FailureReason::Decode);
+        FetchError::new(
+            FailureReason::Decode,
+            format!("token response is not JSON: {e}"),
+        )
+    })?;
+    let value = parsed
+        .access_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            transport.record_failure(endpoint, FailureReason::Auth);
+            FetchError::new(FailureReason::Auth, "token response has no access_token")
+        })?;
+    let lifetime = parsed
+        .expires_in
+        .filter(|s| *s > 0.0 && *s < 1e9)
+        .map(Duration::from_secs_f64);
+    Ok(Issued { value, lifetime })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_margin_is_bounded() {
+        assert_eq!(
+            refresh_after(Duration::from_secs(1800)),
+            Duration::from_secs(1620)
+        );
+        assert_eq!(
+            refresh_after(Duration::from_secs(5)),
+            Duration::from_secs(4)
+        );
+        assert_eq!(
+            refresh_after(Duration::from_secs(36000)),
+            Duration::from_secs(35700)
+        );
+    }
+
+    #[test]
+    fn jwt_exp_is_read() {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1100}"#);
+        let token = format!("h.{payload}.s");
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        assert_eq!(jwt_lifetime(&token, now), Some(Duration::from_secs(100)));
+        assert_eq!(jwt_lifetime("opaque-token", now), None);
+    }
+}

@@ -1,0 +1,112 @@
+//! Per-source request accounting: what the exporter asked of a vendor and what went wrong.
+//!
+//! Kept per source (not in a global registry) so removing a source on reload removes its series.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Mutex;
+
+/// Why a request to a vendor failed; the value of the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FailureReason {
+    /// 401/403, a rejected signature or a failed token request.
+    Auth,
+    /// 429 or an exhausted quota.
+    RateLimited,
+    /// No answer within `poll.timeout`.
+    Timeout,
+    /// The connection could not be made or broke.
+    Connect,
+    /// Any other non-success HTTP status.
+    Http,
+    /// The body was not what the API documents (bad JSON, too large, wrong shape).
+    Decode,
+    /// The API reported an error inside a successful HTTP answer.
+    ApiError,
+}
+
+impl FailureReason {
+    pub const ALL: [FailureReason; 7] = [
+        FailureReason::Auth,
+        FailureReason::RateLimited,
+        FailureReason::Timeout,
+        FailureReason::Connect,
+        FailureReason::Http,
+        FailureReason::Decode,
+        FailureReason::ApiError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Auth => "auth",
+            FailureReason::RateLimited => "rate_limited",
+            FailureReason::Timeout => "timeout",
+            FailureReason::Connect => "connect",
+            FailureReason::Http => "http",
+            FailureReason::Decode => "decode",
+            FailureReason::ApiError => "api_error",
+        }
+    }
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Monotonic counters of one source, by endpoint.
+#[derive(Debug, Default)]
+pub struct ApiStats {
+    inner: Mutex<StatsInner>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct StatsInner {
+    pub requests: BTreeMap<&'static str, u64>,
+    pub failures: BTreeMap<(&'static str, FailureReason), u64>,
+    pub rows_skipped: BTreeMap<&'static str, u64>,
+}
+
+impl ApiStats {
+    fn with<R>(&self, f: impl FnOnce(&mut StatsInner) -> R) -> R {
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+
+    pub fn request(&self, endpoint: &'static str) {
+        self.with(|s| *s.requests.entry(endpoint).or_default() += 1);
+    }
+
+    pub fn failure(&self, endpoint: &'static str, reason: FailureReason) {
+        self.with(|s| *s.failures.entry((endpoint, reason)).or_default() += 1);
+    }
+
+    pub fn rows_skipped(&self, endpoint: &'static str, n: u64) {
+        if n > 0 {
+            self.with(|s| *s.rows_skipped.entry(endpoint).or_default() += n);
+        }
+    }
+
+    pub fn snapshot(&self) -> StatsInner {
+        self.with(|s| s.clone())
+    }
+
+    pub fn requests(&self, endpoint: &str) -> u64 {
+        self.with(|s| s.requests.get(endpoint).copied().unwrap_or(0))
+    }
+
+    pub fn total_requests(&self) -> u64 {
+        self.with(|s| s.requests.values().sum())
+    }
+
+    pub fn failures(&self, reason: FailureReason) -> u64 {
+        self.with(|s| {
+            s.failures
+                .iter()
+                .filter(|((_, r), _)| *r == reason)
+                .map(|(_, n)| n)
+                .sum()
+        })
+    }
+}
