@@ -1,0 +1,118 @@
+//! `--demo`: simulated CyberPilot and Mimecast tenants on loopback, polled through the real
+//! clients with a config that goes through the real loader.
+
+use std::sync::Arc;
+
+use crate::config::{self, Config};
+use crate::sim::cyberpilot::{self, CyberPilotOptions};
+use crate::sim::mimecast::{self, MimecastOptions, SimAuth};
+use crate::sim::{Population, SimServer};
+
+pub const CYBERPILOT_ACCOUNT: &str = "demo-cyberpilot";
+pub const MIMECAST_OAUTH2_ACCOUNT: &str = "demo-mimecast-oauth2";
+pub const MIMECAST_HMAC_ACCOUNT: &str = "demo-mimecast-hmac";
+
+/// The running demo tenants; they stop when this is dropped.
+pub struct Demo {
+    pub cyberpilot: SimServer,
+    pub mimecast_oauth2: SimServer,
+    pub mimecast_hmac: SimServer,
+    cyberpilot_options: CyberPilotOptions,
+    oauth2: SimAuth,
+    hmac: SimAuth,
+}
+
+fn quote(s: &str) -> String {
+    // TOML basic strings use JSON-compatible escapes.
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+impl Demo {
+    pub async fn start() -> std::io::Result<Demo> {
+        let cyberpilot_options = CyberPilotOptions::default();
+        let cyberpilot = cyberpilot::start(
+            Arc::new(Population::generate(42, 1200)),
+            cyberpilot_options.clone(),
+        )
+        .await?;
+        let oauth2 = SimAuth::demo_oauth2();
+        let mimecast_oauth2 = mimecast::start(
+            Arc::new(Population::generate(7, 800)),
+            MimecastOptions {
+                auth: oauth2.clone(),
+                ..MimecastOptions::default()
+            },
+        )
+        .await?;
+        let hmac = SimAuth::demo_hmac();
+        let mimecast_hmac = mimecast::start(
+            Arc::new(Population::generate(1337, 300)),
+            MimecastOptions {
+                auth: hmac.clone(),
+                ..MimecastOptions::default()
+            },
+        )
+        .await?;
+        Ok(Demo {
+            cyberpilot,
+            mimecast_oauth2,
+            mimecast_hmac,
+            cyberpilot_options,
+            oauth2,
+            hmac,
+        })
+    }
+
+    /// The demo's config as TOML text (the CyberPilot tenant logs in with the password grant).
+    pub fn config_text(&self) -> String {
+        let cp = &self.cyberpilot_options;
+        let mut text = format!(
+            "[server]\nlisten = \"127.0.0.1:10019\"\n\n[poll]\ninterval = \"5m\"\ntimeout = \"20s\"\n\n\
+             [[cyberpilot]]\naccount = {account}\naccount_id = {id}\nbase_url = {url}\npage_size = 100\n\
+             [cyberpilot.login]\ntoken_url = {token_url}\nclient_id = {client}\nusername = {user}\npassword = {password}\n\n",
+            account = quote(CYBERPILOT_ACCOUNT),
+            id = quote(&cp.account_id),
+            url = quote(&self.cyberpilot.base_url()),
+            token_url = quote(&format!("{}/oauth/token", self.cyberpilot.base_url())),
+            client = quote(&cp.client_id),
+            user = quote(&cp.username),
+            password = quote(&cp.password),
+        );
+        if let SimAuth::OAuth2 {
+            client_id,
+            client_secret,
+        } = &self.oauth2
+        {
+            text.push_str(&format!(
+                "[[mimecast]]\naccount = {}\nbase_url = {}\nauth = \"oauth2\"\nclient_id = {}\nclient_secret = {}\npage_size = 100\n\n",
+                quote(MIMECAST_OAUTH2_ACCOUNT),
+                quote(&self.mimecast_oauth2.base_url()),
+                quote(client_id),
+                quote(client_secret),
+            ));
+        }
+        if let SimAuth::Hmac {
+            app_id,
+            app_key,
+            access_key,
+            secret_key_b64,
+        } = &self.hmac
+        {
+            text.push_str(&format!(
+                "[[mimecast]]\naccount = {}\nbase_url = {}\nauth = \"hmac\"\napp_id = {}\napp_key = {}\naccess_key = {}\nsecret_key = {}\npage_size = 100\n",
+                quote(MIMECAST_HMAC_ACCOUNT),
+                quote(&self.mimecast_hmac.base_url()),
+                quote(app_id),
+                quote(app_key),
+                quote(access_key),
+                quote(secret_key_b64),
+            ));
+        }
+        text
+    }
+
+    /// The demo config, loaded and validated like a user's file.
+    pub fn config(&self) -> Result<Config, config::ConfigError> {
+        config::parse(&self.config_text(), "<demo>")
+    }
+}

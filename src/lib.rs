@@ -1,0 +1,16 @@
+//! awareness-exporter: polls security awareness training platforms and serves what it learns
+//! as Prometheus metrics. Data flows one way: source → snapshot → store → scrape.
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod landing;
+pub mod poller;
+pub mod server;
+pub mod sim;
+pub mod snapshot;
+pub mod sources;
+pub mod stats;
+pub mod store;
+pub mod web;

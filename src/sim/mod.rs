@@ -1,0 +1,291 @@
+//! Simulated vendor servers (CyberPilot and Mimecast Awareness Training) speaking the vendors'
+//! wire protocols, backed by a seeded [`Population`]. Used by `--demo`, the tests and the
+//! benchmarks. Every server listens on `127.0.0.1:<random port>` and stops when its
+//! [`SimServer`] is dropped.
+
+pub mod control;
+pub mod cyberpilot;
+pub mod hmac;
+pub mod mimecast;
+pub mod population;
+
+pub use control::{Control, Fault};
+pub use cyberpilot::{CyberPilotOptions, CyberPilotSim};
+pub use mimecast::{MimecastOptions, MimecastSim, SimAuth};
+pub use population::{Population, SimUser};
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::header::{HeaderValue, CONTENT_TYPE};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Router;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// A running simulated server on `127.0.0.1:<random port>`; stops when dropped.
+#[derive(Debug)]
+pub struct SimServer {
+    pub addr: SocketAddr,
+    pub control: Arc<Control>,
+    stopped: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl SimServer {
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.task.abort();
+    }
+}
+
+/// Bind `127.0.0.1:0` and serve `router` until the returned [`SimServer`] is dropped.
+pub(crate) async fn spawn(router: Router, control: Arc<Control>) -> io::Result<SimServer> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let stopped = Arc::new(AtomicBool::new(false));
+    let guarded = GuardedListener {
+        inner: listener,
+        control: Arc::clone(&control),
+        stopped: Arc::clone(&stopped),
+    };
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(guarded, router).await {
+            tracing::warn!(error = %e, "simulated server stopped");
+        }
+    });
+    Ok(SimServer {
+        addr,
+        control,
+        stopped,
+        task,
+    })
+}
+
+/// Accepts connections, closing them at once while the control refuses (or the server stopped).
+struct GuardedListener {
+    inner: TcpListener,
+    control: Arc<Control>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl axum::serve::Listener for GuardedListener {
+    type Io = GuardedIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    if self.control.refusing() || self.stopped.load(Ordering::SeqCst) {
+                        drop(stream);
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let io = GuardedIo {
+                        inner: stream,
+                        control: Arc::clone(&self.control),
+                        stopped: Arc::clone(&self.stopped),
+                    };
+                    return (io, addr);
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection that fails its next read once the control refuses or the server stopped, so
+/// that kept-alive connections are closed without an answer too.
+struct GuardedIo {
+    inner: TcpStream,
+    control: Arc<Control>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl AsyncRead for GuardedIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.control.refusing() || this.stopped.load(Ordering::SeqCst) {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "simulated server refuses connections",
+            )));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for GuardedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// A response with a body and a content type.
+pub(crate) fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    if !content_type.is_empty() {
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    resp
+}
+
+pub(crate) fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    respond(status, "application/json", body)
+}
+
+pub(crate) fn status_of(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The HTML answer of [`Fault::Malformed`].
+pub(crate) fn malformed_response() -> Response {
+    respond(StatusCode::OK, "text/html", b"<html>oops</html>".to_vec())
+}
+
+/// Serialize a successful data answer, applying [`Fault::HugeBody`] and [`Fault::Truncated`].
+pub(crate) fn data_response(control: &Control, mut value: serde_json::Value) -> Response {
+    let mut body = serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec());
+    if let Some(min) = control.huge_body() {
+        if body.len() < min {
+            if let Some(obj) = value.as_object_mut() {
+                let pad = "x".repeat(min - body.len());
+                obj.insert("_padding".to_string(), serde_json::Value::String(pad));
+                body = serde_json::to_vec(&value).unwrap_or(body);
+            }
+        }
+    }
+    if control.truncated() {
+        body.truncate(body.len() / 2);
+    }
+    respond(StatusCode::OK, "application/json", body)
+}
+
+/// Sleep for the configured latency (every request) plus [`Fault::Slow`] (data requests).
+pub(crate) async fn delay(control: &Control, data_request: bool) {
+    let mut d = control.latency();
+    if data_request {
+        d += control.slow_delay();
+    }
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// A JWT-looking token (`header.payload.signature`, base64url) with `sub` and `exp`.
+pub(crate) fn jwt_like(sub: &str, exp: i64, iat: i64) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "sim-1"});
+    let payload = serde_json::json!({
+        "sub": sub,
+        "exp": exp,
+        "iat": iat,
+        "iss": "https://auth.sim.invalid/",
+        "jti": uuid::Uuid::new_v4().to_string(),
+    });
+    let mut sig = Vec::with_capacity(64);
+    sig.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    sig.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    sig.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    sig.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        URL_SAFE_NO_PAD.encode(sig)
+    )
+}
+
+/// Issued bearer tokens with their expiry and the control's token generation.
+#[derive(Default)]
+pub(crate) struct TokenStore {
+    tokens: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u64)>>,
+}
+
+impl TokenStore {
+    pub(crate) fn insert(&self, token: String, lifetime: Duration, generation: u64) {
+        let now = std::time::Instant::now();
+        let mut map = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, (exp, g)| *exp > now && *g == generation);
+        }
+        map.insert(token, (now + lifetime, generation));
+    }
+
+    pub(crate) fn valid(&self, token: &str, generation: u64) -> bool {
+        let map = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        matches!(map.get(token), Some((exp, g)) if *g == generation && std::time::Instant::now() < *exp)
+    }
+}
+
+/// The bearer token of an `Authorization` header (scheme matched case-insensitively).
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
+}
