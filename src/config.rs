@@ -372,7 +372,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     // Second pass merges the environment. Only the scalar sections are overridable, so an
     // unrelated AWARENESS_* variable can never break start-up.
     let env_provider = Env::prefixed("AWARENESS_").split("__").filter(|k| {
-        let k = k.as_str();
+        // Depending on figment's order of map and filter the key may still hold `__`.
+        let k = k.as_str().to_ascii_lowercase().replace("__", ".");
         k.starts_with("server.") || k.starts_with("poll.") || k.starts_with("metrics.")
     });
     let raw: RawConfig = Figment::new()
@@ -390,12 +391,47 @@ fn syntax_error(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
         Some(span) => line_col(text, span.start),
         None => (0, 0),
     };
+    let mut message = strip_values(e.message());
+    if let Some(key) = key_at_line(text, line) {
+        if !message.contains(&key) {
+            message = format!("key `{key}`: {message}");
+        }
+    }
     ConfigError::Syntax {
         path: origin.to_string(),
         line,
         column,
-        message: strip_values(e.message()),
+        message,
     }
+}
+
+/// The dotted key defined on `line` (1-based), with its table: `poll.interval`. Only the key
+/// is read, never the value.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let mut table = String::new();
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            table = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        }
+        if i + 1 == line {
+            let (key, _) = t.split_once('=')?;
+            let key = key.trim();
+            if key.is_empty()
+                || !key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            {
+                return None;
+            }
+            return Some(if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            });
+        }
+    }
+    None
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

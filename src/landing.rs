@@ -1,7 +1,7 @@
 //! The HTML landing page: what this is, a link to `/metrics`, and every source's state.
 //! Everything shown comes from the store (no secrets live there) and is HTML-escaped.
 
-use std::fmt::Write;
+use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use crate::snapshot::SourceKey;
@@ -43,9 +43,9 @@ pub fn render(sources: &[(SourceKey, SourceStatus)], now: SystemTime) -> String 
         } else {
             "down"
         };
-        let _ = write!(
+        let _ = writeln!(
             rows,
-            "<tr class=\"{state}\"><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr class=\"{state}\"><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(key.platform.as_str()),
             escape(&key.account),
             escape(&when(s.last_success, now)),

@@ -282,6 +282,6 @@ mod tests {
         let body = merge([&a, &b]);
         assert_eq!(body.matches("# TYPE m gauge").count(), 1);
         assert!(body.contains("m{account=\"a\"} 1.0\nm{account=\"b\"} 2.0\n"));
-        assert!(body.ends_with("n 3.0\n# EOF\n"));
+        assert!(body.ends_with("n{} 3.0\n# EOF\n"), "{body}");
     }
 }

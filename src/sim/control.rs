@@ -75,6 +75,10 @@ pub struct Control {
     max_in_flight: AtomicU64,
     token_generation: AtomicU64,
     refuse: AtomicBool,
+    /// Where the server listens (set once it runs), to bind again after refusing.
+    listen_addr: Mutex<Option<std::net::SocketAddr>>,
+    /// A listener bound again by `set_refuse(false)`, picked up by the accept loop.
+    rebound: Mutex<Option<std::net::TcpListener>>,
 }
 
 impl std::fmt::Debug for Control {
@@ -129,8 +133,31 @@ impl Control {
 
     /// When on, new connections are closed right after being accepted, and established
     /// (keep-alive) connections are closed at their next read, without an answer.
+    ///
+    /// While refusing, the listening socket is closed, so connection attempts get "connection
+    /// refused" (within ~20 ms of the call). Turning it off binds the port again before
+    /// returning, so the very next request is accepted.
     pub fn set_refuse(&self, refuse: bool) {
-        self.refuse.store(refuse, Ordering::SeqCst);
+        let was = self.refuse.swap(refuse, Ordering::SeqCst);
+        if was && !refuse {
+            let addr = *lock(&self.listen_addr);
+            if let Some(addr) = addr {
+                // Fails while the accept loop still holds the old socket: it then keeps using it.
+                if let Ok(l) = std::net::TcpListener::bind(addr) {
+                    if l.set_nonblocking(true).is_ok() {
+                        *lock(&self.rebound) = Some(l);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn attach(&self, addr: std::net::SocketAddr) {
+        *lock(&self.listen_addr) = Some(addr);
+    }
+
+    pub(crate) fn take_rebound(&self) -> Option<std::net::TcpListener> {
+        lock(&self.rebound).take()
     }
 
     pub fn refusing(&self) -> bool {

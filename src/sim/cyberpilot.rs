@@ -195,24 +195,23 @@ fn users_summary(sim: &CyberPilotSim, path: &str, req: &Request) -> Response {
         Ok(Query(q)) => q,
         Err(_) => return message(StatusCode::BAD_REQUEST, "Invalid query string"),
     };
-    let parse = |key: &str, default: usize| -> Result<usize, Response> {
+    let parse = |key: &str, default: usize| -> Option<usize> {
         match query.get(key) {
-            None => Ok(default),
-            Some(v) => v.trim().parse::<usize>().map_err(|_| {
-                message(
-                    StatusCode::BAD_REQUEST,
-                    &format!("'{key}' must be a non-negative integer"),
-                )
-            }),
+            None => Some(default),
+            Some(v) => v.trim().parse::<usize>().ok(),
         }
     };
-    let take = match parse("take", 20) {
-        Ok(t) => t.min(sim.options.max_take),
-        Err(resp) => return resp,
+    let Some(take) = parse("take", 20).map(|t| t.min(sim.options.max_take)) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "'take' must be a non-negative integer",
+        );
     };
-    let skip = match parse("skip", 0) {
-        Ok(s) => s,
-        Err(resp) => return resp,
+    let Some(skip) = parse("skip", 0) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "'skip' must be a non-negative integer",
+        );
     };
     let page = u32::try_from(skip / take.max(1) + 1).unwrap_or(u32::MAX);
     if control.fails_page(path, page) {
@@ -478,7 +477,7 @@ mod tests {
         assert_eq!(get(&c, &bad_skip, "demo-static-token").await.status(), 400);
         let unknown = format!("{}/accounts/{ACCOUNT}/reports/other", s.base_url());
         assert_eq!(get(&c, &unknown, "demo-static-token").await.status(), 404);
-        assert_eq!(s.control.requests("users-summary"), 6);
+        assert_eq!(s.control.requests("users-summary"), 5);
     }
 
     #[tokio::test]
@@ -646,13 +645,21 @@ mod tests {
         let url = summary_url(&s, 10, 0);
         assert_eq!(get(&c, &url, "demo-static-token").await.status(), 200);
         s.control.set_refuse(true);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        // The kept-alive connection was closed and new ones are refused.
         let err = c
             .get(&url)
             .bearer_auth("demo-static-token")
             .send()
             .await
             .unwrap_err();
-        assert!(err.is_request() || err.is_connect(), "{err:?}");
+        assert!(err.is_connect(), "{err:?}");
+        let err = reqwest::Client::new().get(&url).send().await.unwrap_err();
+        assert!(err.is_connect(), "{err:?}");
+        s.control.set_refuse(false);
+        // No grace period needed after turning it off.
+        assert_eq!(get(&c, &url, "demo-static-token").await.status(), 200);
+        s.control.set_refuse(true);
         s.control.set_refuse(false);
         assert_eq!(get(&c, &url, "demo-static-token").await.status(), 200);
 

@@ -12,7 +12,7 @@ use axum::http::header::{HeaderMap, HeaderValue};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::{Form, Router};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
@@ -231,22 +231,28 @@ pub fn fail_envelope(status: u16, code: &str, message: &str, retryable: bool) ->
     })
 }
 
-fn fail(
+fn fail<R: From<Response>>(
     http: StatusCode,
     meta_status: u16,
     code: &str,
     message: &str,
     retryable: bool,
-) -> Response {
-    json_response(http, &fail_envelope(meta_status, code, message, retryable))
+) -> R {
+    R::from(json_response(
+        http,
+        &fail_envelope(meta_status, code, message, retryable),
+    ))
 }
 
-fn unauthorized(code: &str, message: &str) -> Response {
+/// An early answer (boxed: a `Response` is large).
+type Rejection = Box<Response>;
+
+fn unauthorized(code: &str, message: &str) -> Rejection {
     fail(StatusCode::UNAUTHORIZED, 401, code, message, false)
 }
 
 /// A validation error, delivered the Mimecast way: HTTP 200 with `fail[]`.
-fn validation(code: &str, message: &str) -> Response {
+fn validation(code: &str, message: &str) -> Rejection {
     fail(StatusCode::OK, 400, code, message, false)
 }
 
@@ -327,7 +333,8 @@ async fn handle(State(sim): State<Arc<MimecastSim>>, req: Request) -> Response {
         token(&sim, req).await
     } else if is_api {
         match api(&sim, &path, req).await {
-            Ok(resp) | Err(resp) => resp,
+            Ok(resp) => resp,
+            Err(resp) => *resp,
         }
     } else {
         fail(
@@ -411,7 +418,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn authenticate(sim: &MimecastSim, headers: &HeaderMap, path: &str) -> Result<(), Response> {
+fn authenticate(sim: &MimecastSim, headers: &HeaderMap, path: &str) -> Result<(), Rejection> {
     match &sim.options.auth {
         SimAuth::OAuth2 { .. } => match super::bearer(headers) {
             Some(t) if sim.tokens.valid(t, sim.control.token_generation()) => Ok(()),
@@ -498,8 +505,8 @@ struct McRequest {
     data0: Map<String, Value>,
 }
 
-fn parse_request(body: &Bytes, max_page_size: usize) -> Result<McRequest, Response> {
-    let invalid_json = || {
+fn parse_request(body: &Bytes, max_page_size: usize) -> Result<McRequest, Rejection> {
+    let invalid_json = || -> Rejection {
         fail(
             StatusCode::BAD_REQUEST,
             400,
@@ -573,7 +580,7 @@ impl MimecastSim {
         req: &McRequest,
         tag: &str,
         total: usize,
-    ) -> Result<Window, Response> {
+    ) -> Result<Window, Rejection> {
         let offset = match &req.page_token {
             None => 0,
             Some(t) => decode_page_token(t, tag).ok_or_else(|| {
@@ -629,7 +636,7 @@ fn ok_envelope(data: Value, pagination: Option<Value>) -> Value {
     json!({"meta": Value::Object(meta), "data": data, "fail": []})
 }
 
-async fn api(sim: &MimecastSim, path: &str, req: Request) -> Result<Response, Response> {
+async fn api(sim: &MimecastSim, path: &str, req: Request) -> Result<Response, Rejection> {
     let control = &sim.control;
     if let Some(code) = control.take_status() {
         return Err(fail(
@@ -654,7 +661,7 @@ async fn api(sim: &MimecastSim, path: &str, req: Request) -> Result<Response, Re
             remaining: 0,
             reset_ms,
         };
-        return Err(with_rate_headers(resp, &info));
+        return Err(Box::new(with_rate_headers(resp, &info)));
     }
     let Some(endpoint) = Endpoint::from_path(path) else {
         return Err(fail(
@@ -677,7 +684,7 @@ async fn api(sim: &MimecastSim, path: &str, req: Request) -> Result<Response, Re
     authenticate(sim, req.headers(), path)?;
     let body = axum::body::to_bytes(req.into_body(), 1 << 20)
         .await
-        .map_err(|_| {
+        .map_err(|_| -> Rejection {
             fail(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 413,
@@ -729,7 +736,7 @@ fn per_user(
     path: &str,
     endpoint: Endpoint,
     req: &McRequest,
-) -> Result<Value, Response> {
+) -> Result<Value, Rejection> {
     let users = &sim.population.users;
     let total = users.len();
     let w = sim.window(path, req, endpoint.tag(), total)?;
@@ -788,7 +795,7 @@ fn put_department(obj: &mut Map<String, Value>, u: &SimUser, index: usize) {
         Some(d) => {
             obj.insert("department".into(), json!(d));
         }
-        None if index % 2 == 0 => {
+        None if index.is_multiple_of(2) => {
             obj.insert("department".into(), json!(""));
         }
         None => {}
@@ -848,7 +855,7 @@ pub fn training_row(pop: &Population, index: usize) -> Value {
     } else {
         "watchedDate"
     };
-    let watchlist_key = if index % 3 == 0 {
+    let watchlist_key = if index.is_multiple_of(3) {
         "onWatchList"
     } else {
         "onWatchlist"
@@ -958,7 +965,7 @@ pub fn campaign_user_item(
     Value::Object(o)
 }
 
-fn campaign_user_data(sim: &MimecastSim, path: &str, req: &McRequest) -> Result<Value, Response> {
+fn campaign_user_data(sim: &MimecastSim, path: &str, req: &McRequest) -> Result<Value, Rejection> {
     let pop = &sim.population;
     let Some(id) = req
         .data0
@@ -1032,7 +1039,7 @@ pub fn phishing_row(c: &super::population::PhishingCampaign) -> Value {
     })
 }
 
-fn phishing(pop: &Population, req: &McRequest) -> Result<Value, Response> {
+fn phishing(pop: &Population, req: &McRequest) -> Result<Value, Rejection> {
     let rows: Vec<Value> = match req
         .data0
         .get("id")

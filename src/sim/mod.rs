@@ -14,6 +14,7 @@ pub use cyberpilot::{CyberPilotOptions, CyberPilotSim};
 pub use mimecast::{MimecastOptions, MimecastSim, SimAuth};
 pub use population::{Population, SimUser};
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -58,9 +59,11 @@ impl Drop for SimServer {
 pub(crate) async fn spawn(router: Router, control: Arc<Control>) -> io::Result<SimServer> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
+    control.attach(addr);
     let stopped = Arc::new(AtomicBool::new(false));
     let guarded = GuardedListener {
-        inner: listener,
+        inner: Some(listener),
+        addr,
         control: Arc::clone(&control),
         stopped: Arc::clone(&stopped),
     };
@@ -77,11 +80,22 @@ pub(crate) async fn spawn(router: Router, control: Arc<Control>) -> io::Result<S
     })
 }
 
-/// Accepts connections, closing them at once while the control refuses (or the server stopped).
+/// How often a refusing listener and idle connections look at the refuse flag again.
+const REFUSE_CHECK: Duration = Duration::from_millis(20);
+
+/// Accepts connections. While the control refuses, the listening socket is closed (new
+/// connections get "connection refused") and bound again to the same port afterwards.
 struct GuardedListener {
-    inner: TcpListener,
+    inner: Option<TcpListener>,
+    addr: SocketAddr,
     control: Arc<Control>,
     stopped: Arc<AtomicBool>,
+}
+
+impl GuardedListener {
+    fn refusing(&self) -> bool {
+        self.control.refusing() || self.stopped.load(Ordering::SeqCst)
+    }
 }
 
 impl axum::serve::Listener for GuardedListener {
@@ -90,10 +104,28 @@ impl axum::serve::Listener for GuardedListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    if self.control.refusing() || self.stopped.load(Ordering::SeqCst) {
-                        drop(stream);
+            if self.refusing() {
+                self.inner = None;
+                tokio::time::sleep(REFUSE_CHECK).await;
+                continue;
+            }
+            if let Some(std_listener) = self.control.take_rebound() {
+                if let Ok(l) = TcpListener::from_std(std_listener) {
+                    self.inner = Some(l);
+                }
+            }
+            let Some(listener) = &self.inner else {
+                match TcpListener::bind(self.addr).await {
+                    Ok(l) => self.inner = Some(l),
+                    Err(_) => tokio::time::sleep(REFUSE_CHECK).await,
+                }
+                continue;
+            };
+            // accept() is cancel safe: time out regularly to notice the refuse flag.
+            match tokio::time::timeout(REFUSE_CHECK, listener.accept()).await {
+                Err(_elapsed) => {}
+                Ok(Ok((stream, addr))) => {
+                    if self.refusing() {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
@@ -101,25 +133,33 @@ impl axum::serve::Listener for GuardedListener {
                         inner: stream,
                         control: Arc::clone(&self.control),
                         stopped: Arc::clone(&self.stopped),
+                        tick: Box::pin(tokio::time::sleep(REFUSE_CHECK)),
                     };
                     return (io, addr);
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(5)).await,
             }
         }
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
+        Ok(self.addr)
     }
 }
 
-/// A connection that fails its next read once the control refuses or the server stopped, so
-/// that kept-alive connections are closed without an answer too.
+/// A connection that fails (and so is closed without an answer) as soon as the control
+/// refuses or the server stopped, including kept-alive connections waiting for a request.
 struct GuardedIo {
     inner: TcpStream,
     control: Arc<Control>,
     stopped: Arc<AtomicBool>,
+    tick: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl GuardedIo {
+    fn refusing(&self) -> bool {
+        self.control.refusing() || self.stopped.load(Ordering::SeqCst)
+    }
 }
 
 impl AsyncRead for GuardedIo {
@@ -129,13 +169,25 @@ impl AsyncRead for GuardedIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.control.refusing() || this.stopped.load(Ordering::SeqCst) {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                "simulated server refuses connections",
-            )));
+        loop {
+            if this.refusing() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "simulated server refuses connections",
+                )));
+            }
+            if let Poll::Ready(r) = Pin::new(&mut this.inner).poll_read(cx, buf) {
+                return Poll::Ready(r);
+            }
+            // Waiting for data: wake up regularly to look at the flags again.
+            match this.tick.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    let next = tokio::time::Instant::now() + REFUSE_CHECK;
+                    this.tick.as_mut().reset(next);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 

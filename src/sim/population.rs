@@ -1,7 +1,7 @@
 //! A seeded, realistic population of users shared by the simulated CyberPilot and Mimecast
 //! tenants. Same seed and size give the same population, hence byte-identical answers.
 
-use chrono::DateTime;
+use chrono::{DateTime, Datelike, Timelike};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -257,14 +257,32 @@ fn secure_id(rng: &mut ChaCha8Rng) -> String {
 /// `2022-01-11T23:32:00+0000`, the Mimecast timestamp style.
 pub fn mimecast_timestamp(unix: i64) -> String {
     match DateTime::from_timestamp(unix, 0) {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%z").to_string(),
+        Some(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+0000",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
         None => String::from("1970-01-01T00:00:00+0000"),
     }
 }
 
+/// `2021-03-04T10:22:31.123Z`
 fn iso_millis(unix: i64, millis: u32) -> String {
-    match DateTime::from_timestamp(unix, millis.min(999) * 1_000_000) {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+    match DateTime::from_timestamp(unix, 0) {
+        Some(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            millis.min(999)
+        ),
         None => String::from("1970-01-01T00:00:00.000Z"),
     }
 }
@@ -408,9 +426,8 @@ impl Population {
             let groups = GROUPS
                 .iter()
                 .zip(&group_ids)
-                .filter_map(|((name, p), gid)| {
-                    rng.gen_bool(*p).then(|| (gid.clone(), (*name).to_string()))
-                })
+                .filter(|((_, p), _)| rng.gen_bool(*p))
+                .map(|((name, _), gid)| (gid.clone(), (*name).to_string()))
                 .collect();
 
             // CyberPilot figures.

@@ -60,9 +60,14 @@ impl TokenCache {
         Ok(value)
     }
 
-    /// Forgets the token (after a 401), so the next [`get`](Self::get) fetches a new one.
-    pub async fn invalidate(&self) {
-        *self.inner.lock().await = None;
+    /// Forgets `rejected` (after a 401), so the next [`get`](Self::get) fetches a new one.
+    /// A token already replaced by a concurrent request is left alone, so requests that were
+    /// refused together cause one renewal, not one each.
+    pub async fn invalidate(&self, rejected: &str) {
+        let mut guard = self.inner.lock().await;
+        if guard.as_ref().is_some_and(|c| c.value == rejected) {
+            *guard = None;
+        }
     }
 }
 

@@ -115,7 +115,7 @@ impl CyberPilotSource {
                         && matches!(self.config.auth, CyberPilotAuth::Login { .. }) =>
                 {
                     relogged = true;
-                    self.token.invalidate().await;
+                    self.token.invalidate(&token).await;
                 }
                 other => break other?,
             }
@@ -163,6 +163,8 @@ impl CyberPilotSource {
         let max_pages = self.ctx.poll.max_pages as u64;
         let mut fetched_pages = 0u64;
         let too_many = |_pages: u64| {
+            self.transport
+                .record_failure(ENDPOINT_USERS, FailureReason::Decode);
             FetchError::new(
                 FailureReason::Decode,
                 format!("users-summary paging exceeded poll.max_pages ({max_pages}); refusing to continue"),
@@ -191,25 +193,20 @@ impl CyberPilotSource {
             }
         }
 
-        // Fill gaps and any growth sequentially.
+        // Fill gaps left by short pages, then follow the total as the latest page reports it
+        // (it may have grown meanwhile), sequentially with `skip += fetched`.
         let mut next = 0u64;
-        let skips: Vec<u64> = pages.keys().copied().collect();
         let mut gaps = Vec::new();
-        for skip in skips {
-            if let Some(p) = pages.get(&skip) {
-                if skip > next {
-                    gaps.push((next, skip));
-                }
-                if p.len > 0 {
-                    next = next.max(skip + p.len);
-                }
-                if let Some(c) = p.count {
-                    total = total.max(c);
-                }
+        for (skip, p) in &pages {
+            if *skip > next {
+                gaps.push((next, *skip));
+            }
+            if p.len > 0 {
+                next = next.max(skip + p.len);
             }
         }
-        if next < total && step > 0 {
-            gaps.push((next, total));
+        if let Some(c) = pages.values().next_back().and_then(|p| p.count) {
+            total = c;
         }
         for (from, to) in gaps {
             let mut skip = from;
@@ -225,6 +222,20 @@ impl CyberPilotSource {
                 skip += page.len;
                 pages.insert(page.skip, page);
             }
+        }
+        let mut skip = next;
+        while step > 0 && skip < total {
+            if fetched_pages >= max_pages {
+                return Err(too_many(fetched_pages));
+            }
+            let page = self.fetch_page(skip).await?;
+            fetched_pages += 1;
+            if page.len == 0 {
+                break;
+            }
+            skip += page.len;
+            total = page.count.unwrap_or(total);
+            pages.insert(page.skip, page);
         }
 
         let mut seen = HashSet::new();

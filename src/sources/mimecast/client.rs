@@ -162,7 +162,7 @@ impl MimecastClient {
                     match result {
                         Err(e) if e.reason == FailureReason::Auth && !renewed => {
                             renewed = true;
-                            self.token.invalidate().await;
+                            self.token.invalidate(&token).await;
                         }
                         other => return other.map(|r| r.body),
                     }

@@ -1,0 +1,331 @@
+//! Performance figures (printed, never asserted): `cargo bench --bench perf`.
+//!
+//! - scrape: time and bytes of `/metrics` for 1k/10k/100k users, per_user off and on, and
+//!   requests/s under concurrent scrapes over HTTP;
+//! - poll: wall time of a full poll against simulated vendors with 20 ms latency per request,
+//!   compared with the lower bound (pages × latency / concurrency), and the requests made;
+//! - memory: peak RSS of the daemon (a child process) holding 100 accounts / 200k users.
+//!
+//! Set `PERF_QUICK=1` for a smaller, faster run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use awareness_exporter::app::{self, Exporter};
+use awareness_exporter::config::{self, Config, MetricsConfig};
+use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
+use awareness_exporter::sim::mimecast::{self, MimecastOptions, SimAuth};
+use awareness_exporter::sim::Population;
+use awareness_exporter::snapshot::{Platform, SourceKey};
+use awareness_exporter::sources::cyberpilot::metrics as cp_metrics;
+use awareness_exporter::sources::cyberpilot::models::UserSummary;
+use awareness_exporter::sources::{self, SourceContext};
+use awareness_exporter::stats::ApiStats;
+use awareness_exporter::store::{PollOutcome, SectionOutcome, Store};
+
+fn quick() -> bool {
+    std::env::var("PERF_QUICK").is_ok_and(|v| v == "1")
+}
+
+fn users_from(pop: &Population) -> Vec<UserSummary> {
+    pop.users
+        .iter()
+        .map(|u| serde_json::from_value(cyberpilot::users_summary_row(u)).expect("sim row parses"))
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn scrape_bench(rt: &tokio::runtime::Runtime) {
+    println!("\n## scrape: /metrics served from data prepared at poll time");
+    println!("| users | per_user | series | body bytes | render (median) | gzip body bytes |");
+    println!("|---:|:---:|---:|---:|---:|---:|");
+    let sizes: &[usize] = if quick() {
+        &[1_000, 10_000]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
+    for &n in sizes {
+        let pop = Population::generate(9, n);
+        let users = users_from(&pop);
+        for per_user in [false, true] {
+            let key = SourceKey::new(Platform::CyberPilot, "bench");
+            let metrics = MetricsConfig {
+                per_user,
+                max_users: 1_000_000,
+            };
+            let rendered = cp_metrics::render(&key, &users, &metrics);
+            let store = Store::new(Duration::from_secs(3600));
+            store.register(&key);
+            let series = rendered.series();
+            store.publish(
+                &key,
+                PollOutcome {
+                    sections: vec![SectionOutcome {
+                        name: "users-summary",
+                        result: Ok(rendered),
+                    }],
+                },
+                Duration::from_millis(1),
+                SystemTime::now(),
+            );
+            let iterations = if n >= 100_000 && per_user { 20 } else { 200 };
+            let mut times = Vec::new();
+            let mut bytes = 0;
+            for _ in 0..iterations {
+                let t = Instant::now();
+                let body = store.render(SystemTime::now());
+                times.push(t.elapsed().as_secs_f64());
+                bytes = body.len();
+            }
+            let body = store.render(SystemTime::now());
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut enc, body.as_bytes()).expect("gzip");
+            let gz = enc.finish().expect("gzip").len();
+            println!(
+                "| {n} | {} | {series} | {bytes} | {:.3} ms | {gz} |",
+                if per_user { "on" } else { "off" },
+                median(times) * 1e3
+            );
+        }
+    }
+
+    // Requests per second over HTTP with concurrent scrapers (10k users, per_user on ≈ 40k series).
+    rt.block_on(async {
+        let pop = Arc::new(Population::generate(9, 10_000));
+        let sim = cyberpilot::start(pop, CyberPilotOptions::default()).await.expect("sim");
+        let o = CyberPilotOptions::default();
+        for per_user in [false, true] {
+            let text = format!(
+                "[metrics]\nper_user = {per_user}\nmax_users = 100000\n[[cyberpilot]]\naccount = \"bench\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{}\"\n",
+                o.account_id,
+                sim.base_url(),
+                o.static_token.clone().unwrap_or_default()
+            );
+            let config = config::parse(&text, "bench").expect("config");
+            let server_config = config.server.clone();
+            let exporter = Exporter::start(config, None);
+            let handle = app::serve(exporter.clone(), "127.0.0.1:0", &server_config).await.expect("serve");
+            while !exporter.store.ready() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let url = format!("http://{}/metrics", handle.addr);
+            let client = reqwest::Client::new();
+            let duration = Duration::from_secs(if quick() { 1 } else { 3 });
+            for concurrency in [1usize, 8] {
+                let start = Instant::now();
+                let mut tasks = Vec::new();
+                for _ in 0..concurrency {
+                    let client = client.clone();
+                    let url = url.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let mut n = 0u64;
+                        while start.elapsed() < duration {
+                            let r = client.get(&url).send().await.expect("scrape");
+                            assert!(r.status().is_success());
+                            r.bytes().await.expect("body");
+                            n += 1;
+                        }
+                        n
+                    }));
+                }
+                let mut total = 0;
+                for t in tasks {
+                    total += t.await.expect("task");
+                }
+                println!(
+                    "HTTP scrapes, 10k users, per_user {}, {concurrency} concurrent: {:.0} requests/s",
+                    if per_user { "on" } else { "off" },
+                    total as f64 / start.elapsed().as_secs_f64()
+                );
+            }
+            exporter.poller.stop();
+            handle.shutdown().await;
+        }
+    });
+}
+
+async fn poll(config: &Config) -> (Duration, bool, u64) {
+    let stats = Arc::new(ApiStats::default());
+    let ctx = SourceContext {
+        client: awareness_exporter::http::client(),
+        stats: stats.clone(),
+        poll: config.poll.clone(),
+        metrics: config.metrics.clone(),
+    };
+    let source = sources::build(&config.sources[0], ctx);
+    let t = Instant::now();
+    let outcome = source.poll().await;
+    if let Some(e) = outcome.first_error() {
+        eprintln!("poll error: {e}");
+    }
+    (t.elapsed(), outcome.ok(), stats.total_requests())
+}
+
+fn poll_bench(rt: &tokio::runtime::Runtime) {
+    println!("\n## poll: wall time against simulated vendors with 20 ms latency per request");
+    println!("| source | users | concurrency | requests | lower bound | measured | ratio |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let latency = Duration::from_millis(20);
+    rt.block_on(async {
+        let cp_users = if quick() { 20_000 } else { 100_000 };
+        let pop = Arc::new(Population::generate(21, cp_users));
+        let sim = cyberpilot::start(pop, CyberPilotOptions::default()).await.expect("sim");
+        sim.control.set_latency(latency);
+        let o = CyberPilotOptions::default();
+        for concurrency in [4usize, 8] {
+            let text = format!(
+                "[poll]\nconcurrency = {concurrency}\n[[cyberpilot]]\naccount = \"bench\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{}\"\npage_size = 100\n",
+                o.account_id,
+                sim.base_url(),
+                o.static_token.clone().unwrap_or_default()
+            );
+            let config = config::parse(&text, "bench").expect("config");
+            sim.control.reset_counters();
+            let (took, ok, requests) = poll(&config).await;
+            // The first page must come alone (it tells the total), then pages in parallel.
+            let pages = cp_users.div_ceil(100) as f64;
+            let bound = latency.as_secs_f64() * (1.0 + ((pages - 1.0) / concurrency as f64).ceil());
+            println!(
+                "| cyberpilot{} | {cp_users} | {concurrency} | {requests} | {:.2} s | {:.2} s | {:.2} |",
+                if ok { "" } else { " (FAILED)" },
+                bound,
+                took.as_secs_f64(),
+                took.as_secs_f64() / bound
+            );
+        }
+
+        let mc_users = if quick() { 10_000 } else { 50_000 };
+        let pop = Arc::new(Population::generate(22, mc_users));
+        let campaigns = pop.campaigns.len();
+        let sim = mimecast::start(
+            pop.clone(),
+            MimecastOptions {
+                auth: SimAuth::demo_oauth2(),
+                rate_limit: 1_000_000,
+                ..MimecastOptions::default()
+            },
+        )
+        .await
+        .expect("sim");
+        sim.control.set_latency(latency);
+        let SimAuth::OAuth2 {
+            client_id,
+            client_secret,
+        } = SimAuth::demo_oauth2()
+        else {
+            unreachable!()
+        };
+        for concurrency in [4usize, 8] {
+            let text = format!(
+                "[poll]\nconcurrency = {concurrency}\n[[mimecast]]\naccount = \"bench\"\nbase_url = \"{}\"\nclient_id = \"{client_id}\"\nclient_secret = \"{client_secret}\"\npage_size = 500\n",
+                sim.base_url()
+            );
+            let config = config::parse(&text, "bench").expect("config");
+            sim.control.reset_counters();
+            let (took, ok, requests) = poll(&config).await;
+            // Token paging is sequential per endpoint: chains run in parallel. The bound is the
+            // larger of (all requests / concurrency) and the longest chain.
+            let per_endpoint = mc_users.div_ceil(500) as f64;
+            let campaign_pages: f64 = (0..campaigns)
+                .map(|c| (pop.campaign_members(c).len().max(1)).div_ceil(500) as f64)
+                .sum();
+            let longest = per_endpoint.max(1.0 + campaign_pages / concurrency as f64);
+            let total = 1.0 + 4.0 * per_endpoint + 1.0 + campaign_pages + 1.0;
+            let bound = latency.as_secs_f64() * (total / concurrency as f64).max(longest + 1.0);
+            println!(
+                "| mimecast{} | {mc_users} | {concurrency} | {requests} | {:.2} s | {:.2} s | {:.2} |",
+                if ok { "" } else { " (FAILED)" },
+                bound,
+                took.as_secs_f64(),
+                took.as_secs_f64() / bound
+            );
+        }
+    });
+}
+
+/// Peak RSS (VmHWM) of a child daemon polling 100 CyberPilot accounts of 2,000 users each.
+fn memory_bench(rt: &tokio::runtime::Runtime) {
+    println!("\n## memory: peak RSS of the daemon");
+    let accounts = if quick() { 20 } else { 100 };
+    let per_account = 2_000;
+    rt.block_on(async {
+        let pop = Arc::new(Population::generate(33, per_account));
+        let mut sims = Vec::new();
+        let mut text = String::from("[poll]\ninterval = \"1h\"\n");
+        let o = CyberPilotOptions::default();
+        for i in 0..accounts {
+            // One server per account, all sharing a population (the daemon cannot tell).
+            let sim = cyberpilot::start(pop.clone(), CyberPilotOptions::default()).await.expect("sim");
+            text.push_str(&format!(
+                "[[cyberpilot]]\naccount = \"customer-{i:03}\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{}\"\n",
+                o.account_id,
+                sim.base_url(),
+                o.static_token.clone().unwrap_or_default()
+            ));
+            sims.push(sim);
+        }
+        let dir = std::env::temp_dir().join(format!("awareness-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let path = dir.join("config.toml");
+        std::fs::write(&path, text).expect("write");
+        let bin = env!("CARGO_BIN_EXE_awareness-exporter");
+        for per_user in [false, true] {
+            let mut child = std::process::Command::new(bin)
+                .arg("--config.file")
+                .arg(&path)
+                .args(["--web.listen-address", "127.0.0.1:0", "--log.level", "warn"])
+                .env("AWARENESS_METRICS__PER_USER", per_user.to_string())
+                .spawn()
+                .expect("spawn daemon");
+            let pid = child.id();
+            // Wait until every account has been polled once: all sims have been asked.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while sims.iter().any(|s| s.control.requests("users-summary") < 20) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .map(|kb| kb / 1024.0)
+                    .unwrap_or(f64::NAN)
+            };
+            println!(
+                "daemon, {accounts} accounts x {per_account} users = {} users, per_user {}: peak RSS {:.1} MiB (current {:.1} MiB)",
+                accounts * per_account,
+                if per_user { "on (max_users 20000)" } else { "off" },
+                field("VmHWM:"),
+                field("VmRSS:")
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+            for s in &sims {
+                s.control.reset_counters();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else is ignored.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "# awareness-exporter performance ({} run)",
+        if quick() { "quick" } else { "full" }
+    );
+    scrape_bench(&rt);
+    poll_bench(&rt);
+    memory_bench(&rt);
+}

@@ -1,0 +1,347 @@
+//! The CyberPilot source against the simulated CyberPilot server: paging, auth, retries,
+//! malformed answers, and aggregates checked against sums computed here from the wire rows.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
+use awareness_exporter::sim::{Fault, Population, SimServer};
+use awareness_exporter::stats::FailureReason;
+use common::*;
+use serde_json::Value;
+
+async fn sim(users: usize, options: CyberPilotOptions) -> (SimServer, Arc<Population>) {
+    let pop = Arc::new(Population::generate(11, users));
+    let server = cyberpilot::start(pop.clone(), options).await.unwrap();
+    (server, pop)
+}
+
+fn static_config(server: &SimServer, page_size: usize, extra: &str) -> String {
+    let o = CyberPilotOptions::default();
+    format!(
+        "{extra}\n[[cyberpilot]]\naccount = \"acme\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{}\"\npage_size = {page_size}\n",
+        o.account_id,
+        server.base_url(),
+        o.static_token.unwrap_or_default()
+    )
+}
+
+fn login_config(server: &SimServer, password: &str) -> String {
+    let o = CyberPilotOptions::default();
+    format!(
+        "[[cyberpilot]]\naccount = \"acme\"\naccount_id = \"{}\"\nbase_url = \"{url}\"\npage_size = 100\n[cyberpilot.login]\ntoken_url = \"{url}/oauth/token\"\nclient_id = \"{}\"\nusername = \"{}\"\npassword = \"{password}\"\n",
+        o.account_id,
+        o.client_id,
+        o.username,
+        url = server.base_url(),
+    )
+}
+
+fn num(v: &Value, k: &str) -> f64 {
+    v.get(k).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+/// Per-branch sums computed straight from the simulator's wire rows.
+fn expected(pop: &Population) -> BTreeMap<String, BTreeMap<&'static str, f64>> {
+    let mut out: BTreeMap<String, BTreeMap<&'static str, f64>> = BTreeMap::new();
+    let mut scores: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for u in &pop.users {
+        let row = cyberpilot::users_summary_row(u);
+        let branch = row["user"]
+            .get("branch")
+            .and_then(|b| b.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let e = out.entry(branch.clone()).or_default();
+        *e.entry("users").or_default() += 1.0;
+        *e.entry("courses_enrolled").or_default() += num(&row, "enrolledCourses");
+        *e.entry("courses_not_completed").or_default() += num(&row, "notCompletedCourses");
+        *e.entry("courses_overdue").or_default() += num(&row, "overdueCourses");
+        *e.entry("users_overdue").or_default() += (num(&row, "overdueCourses") > 0.0) as u8 as f64;
+        *e.entry("materials_enrolled").or_default() += num(&row, "enrolledMaterials");
+        *e.entry("materials_not_completed").or_default() += num(&row, "notCompletedMaterials");
+        *e.entry("phishing_campaigns_active").or_default() += num(&row, "phishingCampaigns");
+        *e.entry("phishing_emails_sent").or_default() += num(&row, "emailsSent");
+        *e.entry("phishing_links_clicked").or_default() += num(&row, "linksClicked");
+        *e.entry("phishing_data_submitted").or_default() += num(&row, "dataSubmitted");
+        *e.entry("users_clicked").or_default() += (num(&row, "linksClicked") > 0.0) as u8 as f64;
+        if let Some(s) = row.get("averageScore").and_then(Value::as_f64) {
+            let acc = scores.entry(branch).or_default();
+            acc.0 += s;
+            acc.1 += 1.0;
+        }
+    }
+    for (branch, (sum, n)) in scores {
+        out.entry(branch)
+            .or_default()
+            .insert("average_score", sum / n);
+    }
+    out
+}
+
+#[tokio::test]
+async fn aggregates_match_sums_of_the_wire_rows_with_take_capped() {
+    // The server caps take at 100; we ask for 500 and must still read every row.
+    let (server, pop) = sim(730, CyberPilotOptions::default()).await;
+    let config = parse(&static_config(&server, 500, ""));
+    let (outcome, stats) = poll_once(&config).await;
+    let got = samples(&text_of(&outcome));
+    let want = expected(&pop);
+    assert!(want.len() > 3, "population has several branches");
+    for (branch, metrics) in &want {
+        for (metric, value) in metrics {
+            let key = series(
+                &format!("awareness_cyberpilot_{metric}"),
+                &[("account", "acme"), ("branch", branch)],
+            );
+            let v = got.get(&key).unwrap_or_else(|| panic!("missing {key}"));
+            assert!((v - value).abs() < 1e-9, "{key}: got {v}, want {value}");
+        }
+    }
+    let total: f64 = got
+        .iter()
+        .filter(|(k, _)| k.starts_with("awareness_cyberpilot_users{"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(total, 730.0);
+    // 730 rows at 100 per page: 8 pages, no more.
+    assert_eq!(server.control.requests("users-summary"), 8);
+    assert_eq!(stats.requests("users-summary"), 8);
+    assert!(
+        !got.keys().any(|k| k.contains("email=")),
+        "no per-user series by default"
+    );
+}
+
+#[tokio::test]
+async fn per_user_series_are_capped() {
+    let (server, _pop) = sim(120, CyberPilotOptions::default()).await;
+    let config = parse(&static_config(
+        &server,
+        100,
+        "[metrics]\nper_user = true\nmax_users = 50\n",
+    ));
+    let (outcome, _) = poll_once(&config).await;
+    let got = samples(&text_of(&outcome));
+    let per_user = got
+        .keys()
+        .filter(|k| k.starts_with("awareness_cyberpilot_user_courses_overdue{"))
+        .count();
+    assert_eq!(per_user, 50);
+}
+
+#[tokio::test]
+async fn paging_stops_on_an_empty_page_and_handles_small_pages() {
+    let options = CyberPilotOptions {
+        max_take: 7,
+        ..CyberPilotOptions::default()
+    };
+    let (server, _pop) = sim(50, options).await;
+    let config = parse(&static_config(&server, 20, ""));
+    let (outcome, _) = poll_once(&config).await;
+    let got = samples(&text_of(&outcome));
+    let total: f64 = got
+        .iter()
+        .filter(|(k, _)| k.starts_with("awareness_cyberpilot_users{"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(total, 50.0);
+    assert_eq!(server.control.requests("users-summary"), 8); // ceil(50 / 7)
+
+    let (empty, _) = sim(0, CyberPilotOptions::default()).await;
+    let config = parse(&static_config(&empty, 100, ""));
+    let (outcome, _) = poll_once(&config).await;
+    assert!(outcome.ok());
+    assert_eq!(empty.control.requests("users-summary"), 1);
+}
+
+#[tokio::test]
+async fn runaway_paging_is_stopped_by_max_pages() {
+    let (server, _pop) = sim(40, CyberPilotOptions::default()).await;
+    server.control.set_fault(Fault::EndlessPaging);
+    let config = parse(&static_config(&server, 10, "[poll]\nmax_pages = 25\n"));
+    let (outcome, _) = poll_once(&config).await;
+    let err = outcome.first_error().expect("must fail");
+    assert!(err.contains("max_pages"), "{err}");
+    assert!(server.control.requests("users-summary") <= 26);
+}
+
+#[tokio::test]
+async fn wrong_static_token_is_an_auth_failure() {
+    let (server, _pop) = sim(10, CyberPilotOptions::default()).await;
+    let mut text = static_config(&server, 100, "");
+    text = text.replace("demo-static-token", "wrong-token");
+    let config = parse(&text);
+    let (outcome, stats) = poll_once(&config).await;
+    assert!(!outcome.ok());
+    assert_eq!(stats.failures(FailureReason::Auth), 1);
+    // No retry storm on a refused credential.
+    assert_eq!(server.control.requests("users-summary"), 1);
+}
+
+#[tokio::test]
+async fn login_token_is_cached_and_renewed_once_after_401() {
+    let (server, _pop) = sim(250, CyberPilotOptions::default()).await;
+    let config = parse(&login_config(
+        &server,
+        &CyberPilotOptions::default().password,
+    ));
+    let stats = Arc::new(awareness_exporter::stats::ApiStats::default());
+    let ctx = awareness_exporter::sources::SourceContext {
+        client: awareness_exporter::http::client(),
+        stats: stats.clone(),
+        poll: config.poll.clone(),
+        metrics: config.metrics.clone(),
+    };
+    let source = awareness_exporter::sources::build(&config.sources[0], ctx);
+    assert!(source.poll().await.ok());
+    assert!(source.poll().await.ok());
+    assert_eq!(
+        server.control.token_requests(),
+        1,
+        "token cached across pages and polls"
+    );
+    server.control.expire_tokens();
+    assert!(source.poll().await.ok());
+    assert_eq!(
+        server.control.token_requests(),
+        2,
+        "one re-login after the 401"
+    );
+    assert_eq!(stats.failures(FailureReason::Auth), 1);
+
+    let bad = parse(&login_config(&server, "wrong-password"));
+    let (outcome, stats) = poll_once(&bad).await;
+    let err = outcome.first_error().unwrap();
+    assert!(err.contains("login failed"), "{err}");
+    assert!(!err.contains("wrong-password"));
+    assert_eq!(stats.failures(FailureReason::Auth), 1);
+}
+
+#[tokio::test]
+async fn rate_limit_and_server_errors_are_retried_within_budget() {
+    let (server, _pop) = sim(30, CyberPilotOptions::default()).await;
+    let config = parse(&static_config(&server, 100, ""));
+
+    server.control.set_fault(Fault::RateLimit {
+        times: 1,
+        reset_ms: 300,
+    });
+    let started = std::time::Instant::now();
+    let (outcome, stats) = poll_once(&config).await;
+    assert!(outcome.ok(), "{:?}", outcome.first_error());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "Retry-After (1 s) honoured"
+    );
+    assert_eq!(stats.failures(FailureReason::RateLimited), 1);
+
+    server.control.reset_counters();
+    server.control.set_fault(Fault::Status {
+        code: 502,
+        times: 2,
+    });
+    let (outcome, stats) = poll_once(&config).await;
+    assert!(outcome.ok());
+    assert_eq!(stats.failures(FailureReason::Http), 2);
+    assert_eq!(server.control.requests("users-summary"), 3);
+
+    server.control.reset_counters();
+    server.control.set_fault(Fault::Status {
+        code: 500,
+        times: 10,
+    });
+    let (outcome, _) = poll_once(&config).await;
+    assert!(!outcome.ok());
+    assert_eq!(
+        server.control.requests("users-summary"),
+        3,
+        "max_attempts = 3"
+    );
+}
+
+#[tokio::test]
+async fn malformed_answers_fail_the_poll_and_bad_rows_are_skipped() {
+    let (server, pop) = sim(60, CyberPilotOptions::default()).await;
+    let config = parse(&static_config(&server, 100, ""));
+    for fault in [Fault::Malformed, Fault::Truncated, Fault::ErrorIn200] {
+        server.control.set_fault(fault.clone());
+        let (outcome, stats) = poll_once(&config).await;
+        assert!(!outcome.ok(), "{fault:?} must fail the poll");
+        assert_eq!(stats.failures(FailureReason::Decode), 1, "{fault:?}");
+    }
+    server.control.set_fault(Fault::WrongTypes);
+    let (outcome, stats) = poll_once(&config).await;
+    assert!(outcome.ok());
+    let skipped = stats
+        .snapshot()
+        .rows_skipped
+        .get("users-summary")
+        .copied()
+        .unwrap_or(0);
+    let garbage = (0..pop.users.len())
+        .filter(|i| awareness_exporter::sim::control::is_garbage_row(*i))
+        .count() as u64;
+    assert!(
+        skipped > 0 && skipped == garbage,
+        "skipped {skipped}, garbage {garbage}"
+    );
+    let got = samples(&text_of(&outcome));
+    let total: f64 = got
+        .iter()
+        .filter(|(k, _)| k.starts_with("awareness_cyberpilot_users{"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(total as u64, 60 - skipped);
+}
+
+#[tokio::test]
+async fn a_failed_page_publishes_nothing_and_keeps_the_last_good_data() {
+    let (server, _pop) = sim(500, CyberPilotOptions::default()).await;
+    let config = parse(&static_config(&server, 100, "[poll]\nmax_age = \"1h\"\n"));
+    let store = store_with(&config);
+    let key = config.sources[0].key();
+    let (good, _) = poll_once(&config).await;
+    let t0 = SystemTime::now();
+    store.publish(&key, good, Duration::from_millis(5), t0);
+    let before = samples(&store.render(t0));
+
+    server.control.set_fault(Fault::FailPage {
+        endpoint: "users-summary".into(),
+        page: 3,
+    });
+    let (bad, _) = poll_once(&config).await;
+    assert!(!bad.ok());
+    store.publish(
+        &key,
+        bad,
+        Duration::from_millis(5),
+        t0 + Duration::from_secs(1),
+    );
+    let after = samples(&store.render(t0 + Duration::from_secs(1)));
+    let data = |m: &BTreeMap<String, f64>| -> BTreeMap<String, f64> {
+        m.iter()
+            .filter(|(k, _)| k.starts_with("awareness_cyberpilot_"))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    };
+    assert_eq!(data(&before), data(&after));
+    assert_eq!(
+        after[&series(
+            "awareness_up",
+            &[("platform", "cyberpilot"), ("account", "acme")]
+        )],
+        0.0
+    );
+    // Past max_age the data series go; up and last success stay.
+    let late = samples(&store.render(t0 + Duration::from_secs(3601)));
+    assert!(data(&late).is_empty());
+    assert!(late.contains_key(&series(
+        "awareness_last_success_timestamp_seconds",
+        &[("platform", "cyberpilot"), ("account", "acme")]
+    )));
+}

@@ -1,0 +1,102 @@
+//! Golden `/metrics`: the whole body for a fixed simulated population (one CyberPilot account,
+//! one Mimecast account of each auth mode, per-user series on), snapshotted with insta. Values
+//! that depend on the clock (timestamps, durations) are masked.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use awareness_exporter::app::Exporter;
+use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
+use awareness_exporter::sim::mimecast::{self, MimecastOptions, SimAuth};
+use awareness_exporter::sim::Population;
+use common::*;
+
+fn mask(body: &str) -> String {
+    body.lines()
+        .map(|l| {
+            if l.starts_with("awareness_last_success_timestamp_seconds{")
+                || l.starts_with("awareness_poll_duration_seconds{")
+            {
+                match l.rsplit_once(' ') {
+                    Some((series, _)) => format!("{series} <masked>"),
+                    None => l.to_string(),
+                }
+            } else if l.starts_with("awareness_build_info{") {
+                "awareness_build_info{version=\"<masked>\"} 1.0".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn whole_metrics_body_for_a_fixed_population() {
+    let cp = cyberpilot::start(
+        Arc::new(Population::generate(101, 40)),
+        CyberPilotOptions::default(),
+    )
+    .await
+    .unwrap();
+    let oauth = SimAuth::demo_oauth2();
+    let hmac = SimAuth::demo_hmac();
+    let mc1 = mimecast::start(
+        Arc::new(Population::generate(202, 25)),
+        MimecastOptions {
+            auth: oauth.clone(),
+            ..MimecastOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mc2 = mimecast::start(
+        Arc::new(Population::generate(303, 15)),
+        MimecastOptions {
+            auth: hmac.clone(),
+            ..MimecastOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let o = CyberPilotOptions::default();
+    let (
+        SimAuth::OAuth2 {
+            client_id,
+            client_secret,
+        },
+        SimAuth::Hmac {
+            app_id,
+            app_key,
+            access_key,
+            secret_key_b64,
+        },
+    ) = (&oauth, &hmac)
+    else {
+        panic!()
+    };
+    let text = format!(
+        "[metrics]\nper_user = true\n\
+         [[cyberpilot]]\naccount = \"cp\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{}\"\npage_size = 10\n\
+         [[mimecast]]\naccount = \"mc-oauth2\"\nbase_url = \"{}\"\nclient_id = \"{client_id}\"\nclient_secret = \"{client_secret}\"\npage_size = 10\n\
+         [[mimecast]]\naccount = \"mc-hmac\"\nbase_url = \"{}\"\nauth = \"hmac\"\napp_id = \"{app_id}\"\napp_key = \"{app_key}\"\naccess_key = \"{access_key}\"\nsecret_key = \"{secret_key_b64}\"\npage_size = 10\n",
+        o.account_id,
+        cp.base_url(),
+        o.static_token.clone().unwrap_or_default(),
+        mc1.base_url(),
+        mc2.base_url(),
+    );
+    let config = parse(&text);
+    let exporter = Exporter::start(config, None);
+    assert!(eventually(30, || exporter.store.ready()).await);
+    let statuses = exporter.store.statuses(SystemTime::now());
+    for (key, s) in &statuses {
+        assert!(s.up, "{key}: {:?}", s.last_error);
+    }
+    let body = exporter.store.render(SystemTime::now());
+    exporter.poller.stop();
+    insta::assert_snapshot!("metrics_body", mask(&body));
+    let _ = Duration::ZERO;
+}

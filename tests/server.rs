@@ -1,0 +1,387 @@
+//! The HTTP side, end to end: a real exporter polling a simulated CyberPilot account, scraped
+//! over HTTP. Covers OpenMetrics and gzip, readiness, the landing page, reload, basic auth,
+//! slow clients, and that a scrape never reaches the vendor.
+
+mod common;
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use awareness_exporter::app::{self, Exporter, ServerHandle};
+use awareness_exporter::config;
+use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
+use awareness_exporter::sim::{Fault, Population, SimServer};
+use common::*;
+use tokio::io::AsyncWriteExt;
+
+const SENTINEL: &str = "SENTINEL-SECRET-5b2e8d";
+
+async fn cyberpilot_sim(users: usize) -> SimServer {
+    cyberpilot::start(
+        Arc::new(Population::generate(3, users)),
+        CyberPilotOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+fn cp_block(server: &SimServer, account: &str, token: &str) -> String {
+    format!(
+        "[[cyberpilot]]\naccount = \"{account}\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{token}\"\n",
+        CyberPilotOptions::default().account_id,
+        server.base_url()
+    )
+}
+
+fn good_token() -> String {
+    CyberPilotOptions::default()
+        .static_token
+        .unwrap_or_default()
+}
+
+async fn start(
+    text: &str,
+    path: Option<std::path::PathBuf>,
+) -> (Arc<Exporter>, ServerHandle, String) {
+    let mut config = parse(text);
+    config.server.header_read_timeout = Duration::from_secs(1);
+    let server_config = config.server.clone();
+    let exporter = Exporter::start_with(config, path, |p| {
+        p.with_failure_backoff(Duration::from_secs(60))
+    });
+    let handle = app::serve(exporter.clone(), "127.0.0.1:0", &server_config)
+        .await
+        .unwrap();
+    let base = format!("http://{}", handle.addr);
+    (exporter, handle, base)
+}
+
+async fn wait_ready(base: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..250 {
+        if let Ok(r) = client.get(format!("{base}/-/ready")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never ready");
+}
+
+#[tokio::test]
+async fn metrics_are_openmetrics_gzip_when_asked_and_never_call_the_vendor() {
+    let sim = cyberpilot_sim(150).await;
+    let (_exporter, _handle, base) = start(&cp_block(&sim, "acme", &good_token()), None).await;
+    wait_ready(&base).await;
+    let client = reqwest::Client::new();
+    let r = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let plain = r.text().await.unwrap();
+    assert!(plain.ends_with("# EOF\n"));
+    assert!(plain.contains("awareness_up{platform=\"cyberpilot\",account=\"acme\"} 1"));
+    assert!(plain.contains("awareness_build_info{version=\""));
+    assert!(plain.contains("awareness_cyberpilot_users{account=\"acme\",branch="));
+    assert_eq!(
+        plain
+            .matches("# TYPE awareness_cyberpilot_users gauge")
+            .count(),
+        1
+    );
+
+    let r = client
+        .get(format!("{base}/metrics"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let zipped = r.bytes().await.unwrap();
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&zipped[..])
+        .read_to_string(&mut unzipped)
+        .unwrap();
+    assert_eq!(samples(&unzipped).len(), samples(&plain).len());
+
+    let before = sim.control.total_requests();
+    for _ in 0..50 {
+        client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        client
+            .get(format!("{base}/"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        sim.control.total_requests(),
+        before,
+        "scrapes must not reach the vendor"
+    );
+
+    assert_eq!(
+        client
+            .get(format!("{base}/-/healthy"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/nope"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/-/reload"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        405
+    );
+}
+
+#[tokio::test]
+async fn ready_only_after_the_first_poll() {
+    let sim = cyberpilot_sim(20).await;
+    sim.control
+        .set_fault(Fault::Slow(Duration::from_millis(700)));
+    let (_exporter, _handle, base) = start(&cp_block(&sim, "acme", &good_token()), None).await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{base}/-/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/-/healthy"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    wait_ready(&base).await;
+}
+
+#[tokio::test]
+async fn landing_page_shows_state_but_never_secrets() {
+    let sim = cyberpilot_sim(20).await;
+    let text = format!(
+        "{}{}",
+        cp_block(&sim, "good", &good_token()),
+        cp_block(&sim, "<b>bad</b>", SENTINEL)
+    );
+    let (_exporter, _handle, base) = start(&text, None).await;
+    wait_ready(&base).await;
+    let client = reqwest::Client::new();
+    let html = client
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<td>good</td>"));
+    assert!(html.contains("&lt;b&gt;bad&lt;/b&gt;"));
+    assert!(html.contains("HTTP 401"), "the last error is shown");
+    assert!(html.contains("href=\"/metrics\""));
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for body in [&html, &metrics] {
+        assert!(!body.contains(SENTINEL));
+    }
+    assert!(metrics.contains(
+        "awareness_api_request_failures_total{platform=\"cyberpilot\",account=\"<b>bad</b>\",endpoint=\"users-summary\",reason=\"auth\"} 1"
+    ));
+}
+
+#[tokio::test]
+async fn reload_adds_and_removes_accounts_and_refuses_bad_configs() {
+    let sim = cyberpilot_sim(30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, cp_block(&sim, "first", &good_token())).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (_exporter, _handle, base) = start(&text, Some(path.clone())).await;
+    wait_ready(&base).await;
+    let client = reqwest::Client::new();
+    let scrape = || async {
+        client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(scrape().await.contains("account=\"first\""));
+
+    std::fs::write(&path, cp_block(&sim, "second", &good_token())).unwrap();
+    let r = client
+        .post(format!("{base}/-/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    wait_ready(&base).await;
+    let body = scrape().await;
+    assert!(
+        !body.contains("account=\"first\""),
+        "removed account's series are gone"
+    );
+    assert!(body.contains("awareness_cyberpilot_users{account=\"second\""));
+
+    std::fs::write(
+        &path,
+        format!(
+            "{}\nbogus_key = 1\n",
+            cp_block(&sim, "third", &good_token())
+        ),
+    )
+    .unwrap();
+    let r = client
+        .post(format!("{base}/-/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let reason = r.text().await.unwrap();
+    assert!(reason.contains("bogus_key"), "{reason}");
+    let body = scrape().await;
+    assert!(body.contains("account=\"second\"") && !body.contains("account=\"third\""));
+}
+
+#[tokio::test]
+async fn basic_auth_from_the_web_config() {
+    let sim = cyberpilot_sim(10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    let hash = bcrypt::hash("scrape-pass", 4).unwrap();
+    std::fs::write(&web, format!("basic_auth_users:\n  prometheus: '{hash}'\n")).unwrap();
+    let text = format!(
+        "[server]\nweb_config_file = \"{}\"\n{}",
+        web.display(),
+        cp_block(&sim, "acme", &good_token())
+    );
+    let (_exporter, _handle, base) = start(&text, None).await;
+    let client = reqwest::Client::new();
+    let r = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    let r = client
+        .get(format!("{base}/metrics"))
+        .basic_auth("prometheus", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client
+        .get(format!("{base}/metrics"))
+        .basic_auth("prometheus", Some("scrape-pass"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn slow_clients_cannot_starve_scrapes() {
+    let sim = cyberpilot_sim(10).await;
+    let mut text = cp_block(&sim, "acme", &good_token());
+    text = format!("[server]\nmax_connections = 4\n{text}");
+    let (_exporter, _handle, base) = start(&text, None).await;
+    let addr = base.trim_start_matches("http://").to_string();
+    // Fill every connection slot with clients that never finish their headers.
+    let mut hogs = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        hogs.push(s);
+    }
+    // header_read_timeout is 1 s: the hogs are dropped and the scrape gets through.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let r = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    drop(hogs);
+}
+
+#[test]
+fn check_config_verdicts() {
+    let bin = env!("CARGO_BIN_EXE_awareness-exporter");
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        format!("[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"{SENTINEL}\"\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["--check-config", "--config.file"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("is valid") && stdout.contains("cyberpilot/a"));
+    assert!(!stdout.contains(SENTINEL) && !String::from_utf8_lossy(&out.stderr).contains(SENTINEL));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!("[poll]\nintervall = \"1m\"\n[[cyberpilot]]\ntoken = \"{SENTINEL}\"\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["--check-config", "--config.file"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout.contains("intervall") && stdout.contains("line 2"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(SENTINEL));
+    let _ = config::DEFAULT_LISTEN;
+}
