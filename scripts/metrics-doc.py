@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Writes docs/metrics.md from a live exposition: every metric with its type, labels and HELP.
+
+    AWARENESS_METRICS__PER_USER=true target/release/awareness-exporter --demo \
+        --web.listen-address 127.0.0.1:19100 &
+    curl -s localhost:19100/metrics | scripts/metrics-doc.py > docs/metrics.md
+"""
+import re
+import sys
+
+families = {}
+order = []
+for line in sys.stdin:
+    line = line.rstrip("\n")
+    m = re.match(r"# (HELP|TYPE) (\S+) (.*)", line)
+    if m:
+        kind, name, rest = m.groups()
+        fam = families.setdefault(name, {"help": "", "type": "", "labels": []})
+        if name not in order:
+            order.append(name)
+        fam["help" if kind == "HELP" else "type"] = rest
+        continue
+    if not line or line.startswith("#"):
+        continue
+    m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? ", line)
+    if not m:
+        continue
+    sample, _, labels = m.groups()
+    name = sample
+    if name not in families and name.endswith("_total"):
+        name = name[: -len("_total")]
+    fam = families.get(name)
+    if fam is None:
+        continue
+    for key in re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', labels or ""):
+        if key not in fam["labels"]:
+            fam["labels"].append(key)
+
+def section(title, names):
+    out = [f"## {title}", "", "| metric | type | labels | help |", "|---|---|---|---|"]
+    for n in names:
+        f = families[n]
+        shown = n + "_total" if f["type"] == "counter" else n
+        out.append(f"| `{shown}` | {f['type']} | {', '.join(f['labels'])} | {f['help'].rstrip('.')} |")
+    return "\n".join(out) + "\n"
+
+exporter = [n for n in sorted(families) if not n.startswith(("awareness_cyberpilot_", "awareness_mimecast_"))]
+cyberpilot = [n for n in sorted(families) if n.startswith("awareness_cyberpilot_")]
+mimecast = [n for n in sorted(families) if n.startswith("awareness_mimecast_")]
+
+print("""# Metrics
+
+Every metric awareness-exporter exposes, generated from a `--demo` run with `per_user = true`
+(`scripts/metrics-doc.py`). Names are part of the contract: they are never renamed.
+
+Conventions:
+- `platform` is `mimecast` or `cyberpilot`; `account` is the configured account name.
+- `branch` (CyberPilot) and `department` (Mimecast) are `""` for users without one.
+- Series named `*_user_*` (label `email`) exist only with `metrics.per_user = true`, at most
+  `metrics.max_users` users per source.
+- A failed poll keeps the last good data and sets `awareness_up` to 0; after `poll.max_age`
+  without success the data series disappear, `awareness_up` and
+  `awareness_last_success_timestamp_seconds` stay.
+- `awareness_api_request_failures_total` and `awareness_rows_skipped_total` appear with the first
+  failure or skipped row.
+""")
+print(section("Exporter and sources", exporter))
+print(section("CyberPilot (users-summary)", cyberpilot))
+print(section("Mimecast Awareness Training", mimecast))
