@@ -363,7 +363,24 @@ fn check_config_verdicts() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("is valid") && stdout.contains("cyberpilot/a"));
-    assert!(!stdout.contains(SENTINEL) && !String::from_utf8_lossy(&out.stderr).contains(SENTINEL));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stdout.contains(SENTINEL) && !stderr.contains(SENTINEL));
+    // Written with the default umask: readable by everyone, with an inline secret.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["--check-config", "--config.file"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("world-readable"));
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["--check-config", "--config.file"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("world-readable"));
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(
@@ -384,4 +401,42 @@ fn check_config_verdicts() {
     );
     assert!(!stdout.contains(SENTINEL));
     let _ = config::DEFAULT_LISTEN;
+}
+
+#[tokio::test]
+async fn tls_from_the_web_config() {
+    let sim = cyberpilot_sim(10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("tls.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("tls.key"), cert.key_pair.serialize_pem()).unwrap();
+    let web = dir.path().join("web.yml");
+    // Relative paths resolve against the web config's directory.
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[server]\nweb_config_file = \"{}\"\n{}",
+        web.display(),
+        cp_block(&sim, "acme", &good_token())
+    );
+    let (_exporter, handle, _) = start(&text, None).await;
+    let port = handle.addr.port();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("https://localhost:{port}/-/healthy"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Plain HTTP gets nowhere.
+    assert!(reqwest::get(format!("http://127.0.0.1:{port}/-/healthy"))
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true));
 }
