@@ -440,3 +440,59 @@ async fn tls_from_the_web_config() {
         .map(|r| r.status() != 200)
         .unwrap_or(true));
 }
+
+#[tokio::test]
+async fn logs_never_contain_secrets() {
+    let sim = cyberpilot_sim(10).await;
+    let mc = awareness_exporter::sim::mimecast::start(
+        Arc::new(Population::generate(3, 10)),
+        awareness_exporter::sim::mimecast::MimecastOptions::default(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    // Every secret is the sentinel; every request fails, so errors get logged.
+    std::fs::write(
+        &path,
+        format!(
+            "{}[cyberpilot.login]\ntoken_url = \"{}/oauth/token\"\nclient_id = \"c\"\nusername = \"u\"\npassword = \"{SENTINEL}\"\n\
+             [[mimecast]]\naccount = \"m\"\nbase_url = \"{}\"\nclient_id = \"c\"\nclient_secret = \"{SENTINEL}\"\n\
+             [[mimecast]]\naccount = \"h\"\nbase_url = \"{}\"\nauth = \"hmac\"\napp_id = \"a\"\napp_key = \"{SENTINEL}\"\naccess_key = \"{SENTINEL}\"\nsecret_key = \"U0VOVElORUw=\"\n",
+            format!(
+                "[[cyberpilot]]\naccount = \"cp\"\naccount_id = \"{}\"\nbase_url = \"{}\"\n",
+                CyberPilotOptions::default().account_id,
+                sim.base_url()
+            ),
+            sim.base_url(),
+            mc.base_url(),
+            mc.base_url(),
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
+        .arg("--config.file")
+        .arg(&path)
+        .args([
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--log.level",
+            "debug",
+            "--log.format",
+            "json",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pid = child.id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains("poll failed"), "errors were logged: {logs}");
+    assert!(!logs.contains(SENTINEL), "a secret reached the logs");
+    assert!(out.status.success(), "SIGTERM is a clean shutdown");
+}
