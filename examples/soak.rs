@@ -2,7 +2,7 @@
 //! faults are injected into the simulated vendors. Reports scrape errors (must be 0) and RSS
 //! growth after warm-up (must stay flat). Exit code 1 when either fails.
 //!
-//!     cargo run --release --example soak -- [SCRAPES]        (default 5000)
+//!     cargo run --release --example soak -- [SCRAPES]        (default 20000)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,10 +31,13 @@ async fn main() {
     let scrapes: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
-        .unwrap_or(5000);
-    let cp = cyberpilot::start(Arc::new(Population::generate(1, 3000)), CyberPilotOptions::default())
-        .await
-        .expect("cyberpilot sim");
+        .unwrap_or(20000);
+    let cp = cyberpilot::start(
+        Arc::new(Population::generate(1, 3000)),
+        CyberPilotOptions::default(),
+    )
+    .await
+    .expect("cyberpilot sim");
     let auth = SimAuth::demo_hmac();
     let mc = mimecast::start(
         Arc::new(Population::generate(2, 2000)),
@@ -66,7 +69,9 @@ async fn main() {
     );
     let config = config::parse(&text, "soak").expect("config");
     let server_config = config.server.clone();
-    let exporter = Exporter::start_with(config, None, |p| p.with_failure_backoff(Duration::from_millis(200)));
+    let exporter = Exporter::start_with(config, None, |p| {
+        p.with_failure_backoff(Duration::from_millis(200))
+    });
     let handle = app::serve(exporter.clone(), "127.0.0.1:0", &server_config)
         .await
         .expect("serve");
@@ -79,8 +84,14 @@ async fn main() {
     // Fault schedule: cycle through faults on both vendors while scraping.
     let faults = vec![
         None,
-        Some(Fault::Status { code: 500, times: 5 }),
-        Some(Fault::RateLimit { times: 3, reset_ms: 100 }),
+        Some(Fault::Status {
+            code: 500,
+            times: 5,
+        }),
+        Some(Fault::RateLimit {
+            times: 3,
+            reset_ms: 100,
+        }),
         Some(Fault::Malformed),
         None,
         Some(Fault::Truncated),
@@ -103,7 +114,7 @@ async fn main() {
         })
     };
 
-    let warmup = scrapes / 10;
+    let warmup = scrapes / 4;
     let started = Instant::now();
     let mut errors = 0usize;
     let mut rss_after_warmup = f64::NAN;
@@ -116,8 +127,15 @@ async fn main() {
                 let client = client.clone();
                 let url = url.clone();
                 tokio::spawn(async move {
-                    match client.get(&url).timeout(Duration::from_secs(5)).send().await {
-                        Ok(r) if r.status().is_success() => r.text().await.map(|t| t.len()).map_err(|_| ()),
+                    match client
+                        .get(&url)
+                        .timeout(Duration::from_secs(5))
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => {
+                            r.text().await.map(|t| t.len()).map_err(|_| ())
+                        }
                         _ => Err(()),
                     }
                 })
@@ -137,10 +155,16 @@ async fn main() {
     let rss_end = rss_mib();
     fault_task.abort();
     let statuses = exporter.store.statuses(std::time::SystemTime::now());
-    let polls: u64 = statuses.iter().map(|(_, s)| s.polls_ok + s.polls_failed).sum();
+    let polls: u64 = statuses
+        .iter()
+        .map(|(_, s)| s.polls_ok + s.polls_failed)
+        .sum();
     let failed: u64 = statuses.iter().map(|(_, s)| s.polls_failed).sum();
     let growth = rss_end - rss_after_warmup;
-    println!("soak: {scrapes} scrapes in {:.1} s, {errors} errors, last body {bytes} bytes", started.elapsed().as_secs_f64());
+    println!(
+        "soak: {scrapes} scrapes in {:.1} s, {errors} errors, last body {bytes} bytes",
+        started.elapsed().as_secs_f64()
+    );
     println!("soak: {polls} polls during the run ({failed} failed under injected faults)");
     println!("soak: RSS after warm-up {rss_after_warmup:.1} MiB, at end {rss_end:.1} MiB, growth {growth:+.1} MiB");
     exporter.poller.stop();
