@@ -142,6 +142,13 @@ fn expected(pop: &Population) -> BTreeMap<String, f64> {
             }
         }
         add("awareness_mimecast_campaign_users", &l, users);
+        let launched =
+            awareness_exporter::sources::mimecast::models::parse_timestamp(&c.launch_date).unwrap();
+        add(
+            "awareness_mimecast_campaign_launch_timestamp_seconds",
+            &l,
+            launched.timestamp() as f64,
+        );
         add("awareness_mimecast_campaign_acknowledged_users", &l, ack);
         if correct + incorrect > 0.0 {
             add(
@@ -158,6 +165,13 @@ fn expected(pop: &Population) -> BTreeMap<String, f64> {
             ("campaign", p.name.as_str()),
         ];
         add("awareness_mimecast_phishing_emails_sent", &l, p.sent as f64);
+        let launched =
+            awareness_exporter::sources::mimecast::models::parse_timestamp(&p.launch_date).unwrap();
+        add(
+            "awareness_mimecast_phishing_launch_timestamp_seconds",
+            &l,
+            launched.timestamp() as f64,
+        );
         add(
             "awareness_mimecast_phishing_emails_opened",
             &l,

@@ -222,6 +222,14 @@ pub fn campaigns(b: &mut MetricsBuilder, account: &str, all: &[(Campaign, Vec<Ca
             &l,
             rows.len() as f64,
         );
+        if let Some(t) = c.launch_date.as_deref().and_then(parse_timestamp) {
+            b.gauge(
+                "awareness_mimecast_campaign_launch_timestamp_seconds",
+                "Unix time the training campaign was launched",
+                &l,
+                t.timestamp() as f64,
+            );
+        }
         b.gauge(
             "awareness_mimecast_campaign_acknowledged_users",
             "Users who acknowledged the training campaign",
@@ -286,6 +294,14 @@ pub fn phishing(b: &mut MetricsBuilder, account: &str, rows: &[PhishingCampaign]
             &l,
             n(c.num_sent),
         );
+        if let Some(t) = c.launch_date.as_deref().and_then(parse_timestamp) {
+            b.gauge(
+                "awareness_mimecast_phishing_launch_timestamp_seconds",
+                "Unix time the phishing campaign was launched",
+                &l,
+                t.timestamp() as f64,
+            );
+        }
         b.gauge(
             "awareness_mimecast_phishing_emails_opened",
             "Phishing emails opened in the campaign",

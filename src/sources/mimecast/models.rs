@@ -123,6 +123,8 @@ pub struct Campaign {
     pub name: Option<String>,
     #[serde(default)]
     pub title: Option<CampaignTitle>,
+    #[serde(default, rename = "launchDate", deserialize_with = "lenient::text")]
+    pub launch_date: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -165,6 +167,8 @@ pub struct PhishingCampaign {
     pub id: Option<String>,
     #[serde(default, deserialize_with = "lenient::text")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub launch_date: Option<String>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub num_sent: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
