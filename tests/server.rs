@@ -453,23 +453,21 @@ async fn logs_never_contain_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
     // Every secret is the sentinel; every request fails, so errors get logged.
-    std::fs::write(
-        &path,
-        format!(
-            "{}[cyberpilot.login]\ntoken_url = \"{}/oauth/token\"\nclient_id = \"c\"\nusername = \"u\"\npassword = \"{SENTINEL}\"\n\
-             [[mimecast]]\naccount = \"m\"\nbase_url = \"{}\"\nclient_id = \"c\"\nclient_secret = \"{SENTINEL}\"\n\
-             [[mimecast]]\naccount = \"h\"\nbase_url = \"{}\"\nauth = \"hmac\"\napp_id = \"a\"\napp_key = \"{SENTINEL}\"\naccess_key = \"{SENTINEL}\"\nsecret_key = \"U0VOVElORUw=\"\n",
-            format!(
-                "[[cyberpilot]]\naccount = \"cp\"\naccount_id = \"{}\"\nbase_url = \"{}\"\n",
-                CyberPilotOptions::default().account_id,
-                sim.base_url()
-            ),
-            sim.base_url(),
-            mc.base_url(),
-            mc.base_url(),
-        ),
-    )
-    .unwrap();
+    let cp = format!(
+        "[[cyberpilot]]\naccount = \"cp\"\naccount_id = \"{}\"\nbase_url = \"{}\"\n",
+        CyberPilotOptions::default().account_id,
+        sim.base_url()
+    );
+    let login = format!(
+        "[cyberpilot.login]\ntoken_url = \"{}/oauth/token\"\nclient_id = \"c\"\nusername = \"u\"\npassword = \"{SENTINEL}\"\n",
+        sim.base_url()
+    );
+    let mimecast = format!(
+        "[[mimecast]]\naccount = \"m\"\nbase_url = \"{url}\"\nclient_id = \"c\"\nclient_secret = \"{SENTINEL}\"\n\
+         [[mimecast]]\naccount = \"h\"\nbase_url = \"{url}\"\nauth = \"hmac\"\napp_id = \"a\"\napp_key = \"{SENTINEL}\"\naccess_key = \"{SENTINEL}\"\nsecret_key = \"U0VOVElORUw=\"\n",
+        url = mc.base_url()
+    );
+    std::fs::write(&path, format!("{cp}{login}{mimecast}")).unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
         .arg("--config.file")
         .arg(&path)
