@@ -8,7 +8,7 @@ pub mod metrics;
 pub mod models;
 
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use serde_json::json;
 
 use crate::config::{MimecastConfig, MimecastEndpoint};
@@ -87,10 +87,12 @@ impl MimecastSource {
             }
             MimecastEndpoint::Campaigns => {
                 let campaigns = self.campaigns().await?;
-                // Every campaign's user data, a few at a time; one failure fails the section.
-                let concurrency = self.ctx.poll.concurrency.max(1);
-                let mut results =
-                    futures::stream::iter(campaigns.into_iter().map(|c| async move {
+                // Every campaign's user data. Token paging is sequential within a campaign, so
+                // all campaigns page side by side; the transport's per-account semaphore (fair,
+                // FIFO) keeps at most `poll.concurrency` requests in flight. One failure fails
+                // the section.
+                let all =
+                    futures::future::try_join_all(campaigns.into_iter().map(|c| async move {
                         let id = c.id.clone().unwrap_or_default();
                         let rows = self
                             .client
@@ -102,11 +104,7 @@ impl MimecastSource {
                             .await?;
                         Ok::<_, FetchError>((c, rows.rows))
                     }))
-                    .buffered(concurrency);
-                let mut all = Vec::new();
-                while let Some(r) = results.next().await {
-                    all.push(r?);
-                }
+                    .await?;
                 metrics::campaigns(&mut b, account, &all);
             }
             MimecastEndpoint::PhishingCampaigns => {
