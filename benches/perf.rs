@@ -238,7 +238,7 @@ fn poll_bench(rt: &tokio::runtime::Runtime) {
         else {
             unreachable!()
         };
-        for concurrency in [4usize, 8] {
+        for concurrency in [4usize, 8, 16] {
             let text = format!(
                 "[poll]\nconcurrency = {concurrency}\n[[mimecast]]\naccount = \"bench\"\nbase_url = \"{}\"\nclient_id = \"{client_id}\"\nclient_secret = \"{client_secret}\"\npage_size = 500\n",
                 sim.base_url()

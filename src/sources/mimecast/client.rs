@@ -13,6 +13,22 @@ use crate::snapshot::SourceKey;
 use crate::sources::token::{parse_token_response, TokenCache};
 use crate::stats::{ApiStats, FailureReason};
 
+/// The rows of a page: `data[]`, or with `nested` the `items[]` of each `data[]` entry
+/// (campaign/get-user-data; rows directly in `data[]`, as the seed's example shows, also work).
+fn rows_of<'a>(data: &[&'a RawValue], nested: bool) -> Vec<&'a RawValue> {
+    if !nested {
+        return data.to_vec();
+    }
+    let mut v = Vec::new();
+    for d in data {
+        match serde_json::from_str::<Items>(d.get()) {
+            Ok(items) => v.extend(items.items),
+            Err(_) => v.push(*d),
+        }
+    }
+    v
+}
+
 pub const API_PREFIX: &str = "/api/awareness-training/";
 pub const ENDPOINT_TOKEN: &str = "oauth/token";
 
@@ -184,13 +200,43 @@ impl MimecastClient {
         item: Option<serde_json::Value>,
         nested: bool,
     ) -> Result<Rows<T>, FetchError> {
-        let mut token: Option<String> = None;
+        let body_for = |token: Option<&str>| {
+            let mut pagination = json!({ "pageSize": self.config.page_size });
+            if let Some(t) = token {
+                pagination["pageToken"] = json!(t);
+            }
+            json!({
+                "meta": { "pagination": pagination },
+                "data": item.iter().collect::<Vec<_>>(),
+            })
+        };
         let mut out = Rows {
             rows: Vec::new(),
             skipped: 0,
         };
+        let mut token: Option<String> = None;
+        let mut bytes = self.post_once(endpoint, &body_for(None)).await?;
         for page in 1.. {
-            if page > self.max_pages {
+            let envelope: Envelope = serde_json::from_slice(&bytes).map_err(|e| {
+                self.decode_error(
+                    endpoint,
+                    format!("{endpoint}: page {page} is not valid JSON: {e}"),
+                )
+            })?;
+            self.check_envelope(endpoint, &envelope)?;
+            let next = envelope
+                .meta
+                .as_ref()
+                .and_then(|m| m.pagination.as_ref())
+                .and_then(|p| p.next.clone())
+                .filter(|n| !n.is_empty());
+            if next.is_some() && next == token {
+                return Err(self.decode_error(
+                    endpoint,
+                    format!("{endpoint}: the server returned the same page token twice"),
+                ));
+            }
+            if next.is_some() && page >= self.max_pages {
                 return Err(self.decode_error(
                     endpoint,
                     format!(
@@ -199,56 +245,32 @@ impl MimecastClient {
                     ),
                 ));
             }
-            let mut pagination = json!({ "pageSize": self.config.page_size });
-            if let Some(t) = &token {
-                pagination["pageToken"] = json!(t);
-            }
-            let body = json!({
-                "meta": { "pagination": pagination },
-                "data": item.iter().collect::<Vec<_>>(),
-            });
-            let bytes = self.post_once(endpoint, &body).await?;
-            let envelope: Envelope = serde_json::from_slice(&bytes).map_err(|e| {
-                self.decode_error(
-                    endpoint,
-                    format!("{endpoint}: page {page} is not valid JSON: {e}"),
-                )
-            })?;
-            self.check_envelope(endpoint, &envelope)?;
             let data = envelope.data.unwrap_or_default();
-            let raws: Vec<&RawValue> = if nested {
-                let mut v = Vec::new();
-                for d in &data {
-                    match serde_json::from_str::<Items>(d.get()) {
-                        Ok(items) => v.extend(items.items),
-                        // The seed's example shows rows directly in data[]: accept that too.
-                        Err(_) => v.push(*d),
+            let parse_rows = |out: &mut Rows<T>| {
+                for raw in rows_of(&data, nested) {
+                    match serde_json::from_str::<T>(raw.get()) {
+                        Ok(row) => out.rows.push(row),
+                        Err(_) => out.skipped += 1,
                     }
                 }
-                v
-            } else {
-                data
             };
-            for raw in raws {
-                match serde_json::from_str::<T>(raw.get()) {
-                    Ok(row) => out.rows.push(row),
-                    Err(_) => out.skipped += 1,
-                }
-            }
-            let next = envelope
-                .meta
-                .and_then(|m| m.pagination)
-                .and_then(|p| p.next)
-                .filter(|n| !n.is_empty());
             match next {
-                Some(n) if Some(&n) == token.as_ref() => {
-                    return Err(self.decode_error(
-                        endpoint,
-                        format!("{endpoint}: the server returned the same page token twice"),
-                    ));
+                None => {
+                    parse_rows(&mut out);
+                    break;
                 }
-                Some(n) => token = Some(n),
-                None => break,
+                Some(n) => {
+                    // Ask for the next page first, and parse this one while it is on its way:
+                    // token paging is sequential, so this takes the parsing off the chain.
+                    let body = body_for(Some(&n));
+                    let (reply, ()) = futures::join!(self.post_once(endpoint, &body), async {
+                        parse_rows(&mut out)
+                    });
+                    token = Some(n);
+                    let reply = reply?;
+                    drop(data);
+                    bytes = reply;
+                }
             }
         }
         if out.skipped > 0 {
