@@ -288,6 +288,9 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
         std::fs::create_dir_all(&dir).expect("tmp");
         let path = dir.join("config.toml");
         std::fs::write(&path, text).expect("write");
+        // Inline secrets: keep the file private, as the daemon asks.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let bin = env!("CARGO_BIN_EXE_awareness-exporter");
         for per_user in [false, true] {
             let mut child = std::process::Command::new(bin)
