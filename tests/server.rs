@@ -345,9 +345,16 @@ async fn slow_clients_cannot_starve_scrapes() {
     drop(hogs);
 }
 
+fn check_config(path: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
+        .args(["--check-config", "--config.file"])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn check_config_verdicts() {
-    let bin = env!("CARGO_BIN_EXE_awareness-exporter");
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
     std::fs::write(
@@ -355,11 +362,7 @@ fn check_config_verdicts() {
         format!("[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"{SENTINEL}\"\n"),
     )
     .unwrap();
-    let out = std::process::Command::new(bin)
-        .args(["--check-config", "--config.file"])
-        .arg(&good)
-        .output()
-        .unwrap();
+    let out = check_config(&good);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("is valid") && stdout.contains("cyberpilot/a"));
@@ -368,18 +371,10 @@ fn check_config_verdicts() {
     // Written with the default umask: readable by everyone, with an inline secret.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = std::process::Command::new(bin)
-        .args(["--check-config", "--config.file"])
-        .arg(&good)
-        .output()
-        .unwrap();
+    let out = check_config(&good);
     assert!(String::from_utf8_lossy(&out.stderr).contains("world-readable"));
     std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = std::process::Command::new(bin)
-        .args(["--check-config", "--config.file"])
-        .arg(&good)
-        .output()
-        .unwrap();
+    let out = check_config(&good);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("world-readable"));
 
     let bad = dir.path().join("bad.toml");
@@ -388,11 +383,7 @@ fn check_config_verdicts() {
         format!("[poll]\nintervall = \"1m\"\n[[cyberpilot]]\ntoken = \"{SENTINEL}\"\n"),
     )
     .unwrap();
-    let out = std::process::Command::new(bin)
-        .args(["--check-config", "--config.file"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = check_config(&bad);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -208,9 +208,17 @@ impl CyberPilotSource {
         if let Some(c) = pages.values().next_back().and_then(|p| p.count) {
             total = c;
         }
-        for (from, to) in gaps {
+        // `None` as the end: up to the total the latest page reports.
+        let mut ranges: Vec<(u64, Option<u64>)> = gaps
+            .into_iter()
+            .map(|(from, to)| (from, Some(to)))
+            .collect();
+        if step > 0 {
+            ranges.push((next, None));
+        }
+        for (from, to) in ranges {
             let mut skip = from;
-            while skip < to {
+            while skip < to.unwrap_or(total) {
                 if fetched_pages >= max_pages {
                     return Err(too_many(fetched_pages));
                 }
@@ -220,22 +228,11 @@ impl CyberPilotSource {
                     break;
                 }
                 skip += page.len;
+                if to.is_none() {
+                    total = page.count.unwrap_or(total);
+                }
                 pages.insert(page.skip, page);
             }
-        }
-        let mut skip = next;
-        while step > 0 && skip < total {
-            if fetched_pages >= max_pages {
-                return Err(too_many(fetched_pages));
-            }
-            let page = self.fetch_page(skip).await?;
-            fetched_pages += 1;
-            if page.len == 0 {
-                break;
-            }
-            skip += page.len;
-            total = page.count.unwrap_or(total);
-            pages.insert(page.skip, page);
         }
 
         let mut seen = HashSet::new();
