@@ -63,11 +63,13 @@ impl Demo {
         })
     }
 
-    /// The demo's config as TOML text (the CyberPilot tenant logs in with the password grant).
+    /// The demo's config as TOML text (the CyberPilot tenant logs in with the password grant;
+    /// per-user series are on so every metric of the contract shows).
     pub fn config_text(&self) -> String {
         let cp = &self.cyberpilot_options;
         let mut text = format!(
             "[server]\nlisten = \"127.0.0.1:10019\"\n\n[poll]\ninterval = \"5m\"\ntimeout = \"20s\"\n\n\
+             [metrics]\nper_user = true\nmax_users = 2000\n\n\
              [[cyberpilot]]\naccount = {account}\naccount_id = {id}\nbase_url = {url}\npage_size = 100\n\
              [cyberpilot.login]\ntoken_url = {token_url}\nclient_id = {client}\nusername = {user}\npassword = {password}\n\n",
             account = quote(CYBERPILOT_ACCOUNT),

@@ -485,3 +485,66 @@ async fn logs_never_contain_secrets() {
     assert!(!logs.contains(SENTINEL), "a secret reached the logs");
     assert!(out.status.success(), "SIGTERM is a clean shutdown");
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_config_file() {
+    use tokio::io::AsyncBufReadExt;
+    let sim = cyberpilot_sim(10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, cp_block(&sim, "before", &good_token())).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
+        .arg("--config.file")
+        .arg(&path)
+        .args([
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--log.format",
+            "json",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut addr = None;
+    while let Ok(Some(line)) = lines.next_line().await {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(a) = v["fields"]["address"].as_str() {
+            addr = Some(a.to_string());
+            break;
+        }
+    }
+    let base = format!("http://{}", addr.expect("the listening address is logged"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    wait_ready(&base).await;
+    std::fs::write(&path, cp_block(&sim, "after", &good_token())).unwrap();
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let client = reqwest::Client::new();
+    let mut body = String::new();
+    for _ in 0..200 {
+        body = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if body.contains("awareness_cyberpilot_users{account=\"after\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(body.contains("awareness_cyberpilot_users{account=\"after\""));
+    assert!(!body.contains("account=\"before\""));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(child.wait().await.unwrap().success());
+}
