@@ -140,3 +140,38 @@ fn example_config_is_valid() {
     let c = config::parse(&text, "config.example.toml").unwrap();
     assert_eq!(c.sources.len(), 3);
 }
+
+#[test]
+fn kubernetes_configmap_config_is_valid() {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/kubernetes/configmap.yaml"
+    ))
+    .unwrap();
+    // The TOML is the indented block under `awareness-exporter.toml: |`.
+    let mut lines = yaml
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("awareness-exporter.toml: |"));
+    lines.next();
+    let block: Vec<&str> = lines
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .collect();
+    let text = block
+        .iter()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(text.contains("[[cyberpilot]]"), "found the embedded config");
+    let dir = tempfile::tempdir().unwrap();
+    let text = text.replace(
+        "/etc/awareness-exporter/secrets/",
+        &format!("{}/", dir.path().display()),
+    );
+    for line in text.lines() {
+        if let Some((_, path)) = line.split_once("_file = ") {
+            std::fs::write(path.trim().trim_matches('"'), "c2VjcmV0").unwrap();
+        }
+    }
+    let c = config::parse(&text, "configmap.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.sources.is_empty());
+}
