@@ -345,3 +345,63 @@ async fn a_failed_page_publishes_nothing_and_keeps_the_last_good_data() {
         &[("platform", "cyberpilot"), ("account", "acme")]
     )));
 }
+
+/// A users-summary server whose total changes after the first page: `first` users are
+/// announced by page one, `later` exist (and are announced) from then on.
+async fn shifting_server(
+    first: usize,
+    later: usize,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::extract::Query;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = axum::Router::new().route(
+        "/accounts/{id}/reports/users-summary",
+        axum::routing::get(move |Query(q): Query<BTreeMap<String, usize>>| {
+            let counter = counter.clone();
+            async move {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let total = if n == 0 { first } else { later };
+                let (take, skip) = (q.get("take").copied().unwrap_or(20).min(50), q.get("skip").copied().unwrap_or(0));
+                let rows: Vec<Value> = (skip..(skip + take).min(total))
+                    .map(|i| serde_json::json!({"overdueCourses": 1, "user": {"id": format!("u{i}"), "email": format!("u{i}@x")}}))
+                    .collect();
+                axum::Json(serde_json::json!({"count": total, "fetched": rows.len(), "result": rows}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, calls)
+}
+
+fn overdue_total(outcome: &awareness_exporter::store::PollOutcome) -> f64 {
+    samples(&text_of(outcome))
+        .iter()
+        .filter(|(k, _)| k.starts_with("awareness_cyberpilot_courses_overdue{"))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+#[tokio::test]
+async fn count_changes_mid_poll() {
+    // Grows from 120 to 260: the tail is followed until the latest count.
+    let (url, calls) = shifting_server(120, 260).await;
+    let config = parse(&format!(
+        "[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\nbase_url = \"{url}\"\ntoken = \"t\"\npage_size = 100\n"
+    ));
+    let (outcome, _) = poll_once(&config).await;
+    assert_eq!(overdue_total(&outcome), 260.0);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 6); // 50 per page
+
+    // Shrinks from 300 to 130: pages past the end come back empty and are not an error.
+    let (url, _) = shifting_server(300, 130).await;
+    let config = parse(&format!(
+        "[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\nbase_url = \"{url}\"\ntoken = \"t\"\npage_size = 100\n"
+    ));
+    let (outcome, _) = poll_once(&config).await;
+    assert!(outcome.ok());
+    assert_eq!(overdue_total(&outcome), 130.0);
+}
