@@ -142,6 +142,9 @@ async fn run(args: Args) -> Result<(), String> {
         demo = args.demo,
         "starting"
     );
+    if config.sources.is_empty() {
+        tracing::warn!("no [[cyberpilot]] or [[mimecast]] accounts configured; only health metrics will be served");
+    }
     let exporter = Exporter::start(config, path);
     let server = app::serve(exporter.clone(), &listen, &server_config).await?;
     tracing::info!(address = %server.addr, "listening");
