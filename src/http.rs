@@ -316,7 +316,8 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Byte
             format!("response body larger than the {cap}-byte limit"),
         ));
     }
-    let mut buf = BytesMut::new();
+    // Announced lengths are capped above, so reserving them is bounded.
+    let mut buf = BytesMut::with_capacity(response.content_length().unwrap_or(0) as usize);
     while let Some(chunk) = response.chunk().await.map_err(classify)? {
         if buf.len() + chunk.len() > cap {
             return Err(FetchError::new(

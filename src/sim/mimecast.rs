@@ -1084,8 +1084,8 @@ fn campaign_user_data(
         });
     let empty = Vec::new();
     let all = sim.members.get(ci).unwrap_or(&empty);
-    let members: Vec<(usize, usize)> = match &status_filter {
-        None => all.clone(),
+    let members: std::borrow::Cow<'_, [(usize, usize)]> = match &status_filter {
+        None => std::borrow::Cow::Borrowed(all.as_slice()),
         Some(s) => all
             .iter()
             .copied()
