@@ -516,6 +516,10 @@ fn resolve(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
     check_duration("poll.interval", poll.interval)?;
     check_duration("poll.timeout", poll.timeout)?;
     check_duration("poll.max_age", poll.max_age)?;
+    // Upper bounds catch unit slips ("30d" for "30m") before they silence a source for weeks.
+    check_at_most("poll.interval", poll.interval, DAY * 7)?;
+    check_at_most("poll.timeout", poll.timeout, Duration::from_secs(600))?;
+    check_at_most("poll.max_age", poll.max_age, DAY * 90)?;
     check_range("poll.max_attempts", poll.max_attempts as usize, 1, 20)?;
     if poll.retry_backoff < Duration::from_millis(1)
         || poll.retry_backoff > Duration::from_secs(300)
@@ -584,6 +588,18 @@ fn resolve(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         sources,
         has_inline_secrets: inline,
     })
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn check_at_most(key: &str, d: Duration, max: Duration) -> Result<(), ConfigError> {
+    if d > max {
+        return Err(invalid(
+            key,
+            format!("must be at most {}", humantime::format_duration(max)),
+        ));
+    }
+    Ok(())
 }
 
 fn check_duration(key: &str, d: Duration) -> Result<(), ConfigError> {
@@ -784,6 +800,7 @@ fn resolve_cyberpilot(
     };
     if let Some(i) = c.interval {
         check_duration(&format!("{prefix}.interval"), i)?;
+        check_at_most(&format!("{prefix}.interval"), i, DAY * 7)?;
     }
     Ok((
         CyberPilotConfig {
@@ -914,6 +931,7 @@ fn resolve_mimecast(
     };
     if let Some(i) = m.interval {
         check_duration(&format!("{prefix}.interval"), i)?;
+        check_at_most(&format!("{prefix}.interval"), i, DAY * 7)?;
     }
     Ok((
         MimecastConfig {

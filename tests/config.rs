@@ -48,6 +48,8 @@ fn bad_values_name_the_key() {
     for (text, key) in [
         ("[poll]\ninterval = \"soon\"\n", "interval"),
         ("[poll]\ninterval = \"100ms\"\n", "poll.interval"),
+        ("[poll]\ninterval = \"30d\"\n", "poll.interval"),
+        ("[poll]\ntimeout = \"2h\"\n", "poll.timeout"),
         ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
         ("[metrics]\nper_user = \"yes\"\n", "per_user"),
         ("[[cyberpilot]]\naccount = \"a\"\ntoken = \"t\"\n", "cyberpilot[0].account_id"),
