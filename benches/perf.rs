@@ -150,12 +150,12 @@ fn scrape_bench(rt: &tokio::runtime::Runtime) {
 
 async fn poll(config: &Config) -> (Duration, bool, u64) {
     let stats = Arc::new(ApiStats::default());
-    let ctx = SourceContext {
-        client: awareness_exporter::http::client(),
-        stats: stats.clone(),
-        poll: config.poll.clone(),
-        metrics: config.metrics.clone(),
-    };
+    let ctx = SourceContext::standalone(
+        awareness_exporter::http::client(),
+        stats.clone(),
+        config.poll.clone(),
+        config.metrics.clone(),
+    );
     let source = sources::build(&config.sources[0], ctx);
     let t = Instant::now();
     let outcome = source.poll().await;

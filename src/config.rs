@@ -105,6 +105,7 @@ struct RawPoll {
     #[serde(default, with = "humantime_serde")]
     retry_backoff: Option<Duration>,
     concurrency: Option<usize>,
+    max_requests_in_flight: Option<usize>,
     max_pages: Option<usize>,
     max_body_bytes: Option<usize>,
 }
@@ -208,6 +209,8 @@ pub struct PollConfig {
     pub retry_backoff: Duration,
     /// Requests in flight at once per account.
     pub concurrency: usize,
+    /// Requests in flight at once across all accounts (many tenants often share one vendor host).
+    pub max_requests_in_flight: usize,
     /// Pages per endpoint before paging is declared runaway.
     pub max_pages: usize,
     /// Largest response body read, in bytes.
@@ -223,6 +226,7 @@ impl Default for PollConfig {
             max_attempts: 4,
             retry_backoff: Duration::from_secs(1),
             concurrency: 4,
+            max_requests_in_flight: 64,
             max_pages: 10_000,
             max_body_bytes: 64 * 1024 * 1024,
         }
@@ -510,6 +514,10 @@ fn resolve(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         max_attempts: raw.poll.max_attempts.unwrap_or(defaults.max_attempts),
         retry_backoff: raw.poll.retry_backoff.unwrap_or(defaults.retry_backoff),
         concurrency: raw.poll.concurrency.unwrap_or(defaults.concurrency),
+        max_requests_in_flight: raw
+            .poll
+            .max_requests_in_flight
+            .unwrap_or(defaults.max_requests_in_flight),
         max_pages: raw.poll.max_pages.unwrap_or(defaults.max_pages),
         max_body_bytes: raw.poll.max_body_bytes.unwrap_or(defaults.max_body_bytes),
     };
@@ -527,6 +535,12 @@ fn resolve(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         return Err(invalid("poll.retry_backoff", "must be between 1ms and 5m"));
     }
     check_range("poll.concurrency", poll.concurrency, 1, 64)?;
+    check_range(
+        "poll.max_requests_in_flight",
+        poll.max_requests_in_flight,
+        1,
+        4096,
+    )?;
     check_range("poll.max_pages", poll.max_pages, 1, 1_000_000)?;
     check_range("poll.max_body_bytes", poll.max_body_bytes, 1024, 1 << 32)?;
     if poll.interval < Duration::from_secs(300) {

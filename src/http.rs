@@ -86,6 +86,8 @@ pub struct Transport {
     stats: Arc<ApiStats>,
     settings: TransportSettings,
     permits: Semaphore,
+    /// Shared by every account's transport: the process-wide request limit.
+    global: Arc<Semaphore>,
     /// Set when the vendor said the quota is exhausted: nothing is sent before it.
     paused_until: Mutex<Option<Instant>>,
 }
@@ -97,9 +99,15 @@ enum Attempt {
 }
 
 impl Transport {
-    pub fn new(client: reqwest::Client, stats: Arc<ApiStats>, settings: TransportSettings) -> Self {
+    pub fn new(
+        client: reqwest::Client,
+        stats: Arc<ApiStats>,
+        settings: TransportSettings,
+        global: Arc<Semaphore>,
+    ) -> Self {
         let permits = Semaphore::new(settings.concurrency.max(1));
         Transport {
+            global,
             client,
             stats,
             settings,
@@ -164,6 +172,7 @@ impl Transport {
             self.wait_for_quota().await;
             let result = {
                 let _permit = self.permits.acquire().await;
+                let _global = self.global.acquire().await;
                 self.attempt(endpoint, token_request, build()).await
             };
             match result {

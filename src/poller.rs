@@ -29,6 +29,8 @@ pub struct Poller {
     client: reqwest::Client,
     running: Mutex<BTreeMap<SourceKey, Running>>,
     failure_backoff: Duration,
+    /// Process-wide request limit, replaced when `poll.max_requests_in_flight` changes.
+    global: Mutex<(usize, Arc<tokio::sync::Semaphore>)>,
 }
 
 impl Poller {
@@ -38,6 +40,7 @@ impl Poller {
             client,
             running: Mutex::new(BTreeMap::new()),
             failure_backoff: FAILURE_BACKOFF,
+            global: Mutex::new((0, Arc::new(tokio::sync::Semaphore::new(1)))),
         }
     }
 
@@ -51,6 +54,18 @@ impl Poller {
     /// ones (keeping their published data), stops removed ones and drops their series.
     pub fn apply(&self, config: &Config) {
         self.store.set_max_age(config.poll.max_age);
+        let global = {
+            let mut g = self.global.lock().unwrap_or_else(|e| e.into_inner());
+            if g.0 != config.poll.max_requests_in_flight {
+                *g = (
+                    config.poll.max_requests_in_flight,
+                    Arc::new(tokio::sync::Semaphore::new(
+                        config.poll.max_requests_in_flight.max(1),
+                    )),
+                );
+            }
+            g.1.clone()
+        };
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let wanted: BTreeMap<SourceKey, &SourceConfig> =
             config.sources.iter().map(|s| (s.key(), s)).collect();
@@ -84,6 +99,7 @@ impl Poller {
             let stats = self.store.register(&key);
             let ctx = SourceContext {
                 client: self.client.clone(),
+                global_permits: global.clone(),
                 stats,
                 poll: config.poll.clone(),
                 metrics: config.metrics.clone(),

@@ -191,12 +191,12 @@ async fn login_token_is_cached_and_renewed_once_after_401() {
         &CyberPilotOptions::default().password,
     ));
     let stats = Arc::new(awareness_exporter::stats::ApiStats::default());
-    let ctx = awareness_exporter::sources::SourceContext {
-        client: awareness_exporter::http::client(),
-        stats: stats.clone(),
-        poll: config.poll.clone(),
-        metrics: config.metrics.clone(),
-    };
+    let ctx = awareness_exporter::sources::SourceContext::standalone(
+        awareness_exporter::http::client(),
+        stats.clone(),
+        config.poll.clone(),
+        config.metrics.clone(),
+    );
     let source = awareness_exporter::sources::build(&config.sources[0], ctx);
     assert!(source.poll().await.ok());
     assert!(source.poll().await.ok());
@@ -404,4 +404,39 @@ async fn count_changes_mid_poll() {
     let (outcome, _) = poll_once(&config).await;
     assert!(outcome.ok());
     assert_eq!(overdue_total(&outcome), 130.0);
+}
+
+#[tokio::test]
+async fn requests_in_flight_are_bounded_per_account_and_in_total() {
+    let (server, _pop) = sim(900, CyberPilotOptions::default()).await;
+    server.control.set_latency(Duration::from_millis(20));
+    let o = CyberPilotOptions::default();
+    let block = |account: &str| {
+        format!(
+            "[[cyberpilot]]\naccount = \"{account}\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{}\"\n",
+            o.account_id,
+            server.base_url(),
+            o.static_token.clone().unwrap_or_default()
+        )
+    };
+    // One account: at most poll.concurrency (3) at once.
+    let config = parse(&format!("[poll]\nconcurrency = 3\n{}", block("one")));
+    let exporter = awareness_exporter::app::Exporter::start(config, None);
+    assert!(eventually(20, || exporter.store.ready()).await);
+    exporter.poller.stop();
+    assert_eq!(server.control.max_in_flight(), 3);
+
+    // Three accounts of 3 each, but 4 in flight in the whole process.
+    server.control.reset_counters();
+    let config = parse(&format!(
+        "[poll]\nconcurrency = 3\nmax_requests_in_flight = 4\n{}{}{}",
+        block("a"),
+        block("b"),
+        block("c")
+    ));
+    let exporter = awareness_exporter::app::Exporter::start(config, None);
+    assert!(eventually(20, || exporter.store.ready()).await);
+    exporter.poller.stop();
+    assert_eq!(server.control.max_in_flight(), 4);
+    assert_eq!(server.control.requests("users-summary"), 27);
 }

@@ -239,12 +239,12 @@ async fn oauth2_tenant_every_metric_matches_and_token_is_renewed_once() {
     let stats = Arc::new(awareness_exporter::stats::ApiStats::default());
     let source = awareness_exporter::sources::build(
         &config.sources[0],
-        awareness_exporter::sources::SourceContext {
-            client: awareness_exporter::http::client(),
-            stats: stats.clone(),
-            poll: config.poll.clone(),
-            metrics: config.metrics.clone(),
-        },
+        awareness_exporter::sources::SourceContext::standalone(
+            awareness_exporter::http::client(),
+            stats.clone(),
+            config.poll.clone(),
+            config.metrics.clone(),
+        ),
     );
     let outcome = source.poll().await;
     assert!(outcome.ok(), "{:?}", outcome.first_error());

@@ -26,17 +26,39 @@ pub trait Source: Send + Sync {
 #[derive(Clone)]
 pub struct SourceContext {
     pub client: reqwest::Client,
+    /// The process-wide limit of requests in flight (`poll.max_requests_in_flight`).
+    pub global_permits: Arc<tokio::sync::Semaphore>,
     pub stats: Arc<ApiStats>,
     pub poll: PollConfig,
     pub metrics: MetricsConfig,
 }
 
 impl SourceContext {
+    /// A context with its own global limit (tests and benchmarks polling one source).
+    pub fn standalone(
+        client: reqwest::Client,
+        stats: Arc<ApiStats>,
+        poll: PollConfig,
+        metrics: MetricsConfig,
+    ) -> Self {
+        let global_permits = Arc::new(tokio::sync::Semaphore::new(
+            poll.max_requests_in_flight.max(1),
+        ));
+        SourceContext {
+            client,
+            global_permits,
+            stats,
+            poll,
+            metrics,
+        }
+    }
+
     pub fn transport(&self) -> Transport {
         Transport::new(
             self.client.clone(),
             self.stats.clone(),
             TransportSettings::from(&self.poll),
+            self.global_permits.clone(),
         )
     }
 }

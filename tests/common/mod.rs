@@ -23,12 +23,12 @@ pub fn parse(text: &str) -> Config {
 /// Runs one poll of the first source of `config`.
 pub async fn poll_once(config: &Config) -> (PollOutcome, Arc<ApiStats>) {
     let stats = Arc::new(ApiStats::default());
-    let ctx = SourceContext {
-        client: awareness_exporter::http::client(),
-        stats: stats.clone(),
-        poll: config.poll.clone(),
-        metrics: config.metrics.clone(),
-    };
+    let ctx = SourceContext::standalone(
+        awareness_exporter::http::client(),
+        stats.clone(),
+        config.poll.clone(),
+        config.metrics.clone(),
+    );
     let source = sources::build(&config.sources[0], ctx);
     (source.poll().await, stats)
 }
