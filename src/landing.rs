@@ -50,7 +50,7 @@ pub fn render(sources: &[(SourceKey, SourceStatus)], now: SystemTime) -> String 
             escape(&key.account),
             escape(&when(s.last_success, now)),
             s.last_duration
-                .map(|d| format!("{:.1}s", d.as_secs_f64()))
+                .map(|d| format!("{:.2}s", d.as_secs_f64()))
                 .unwrap_or_else(|| "-".into()),
             s.series,
             escape(s.last_error.as_deref().unwrap_or("")),
