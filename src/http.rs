@@ -120,14 +120,6 @@ impl Transport {
         &self.client
     }
 
-    pub fn stats(&self) -> &ApiStats {
-        &self.stats
-    }
-
-    pub fn settings(&self) -> &TransportSettings {
-        &self.settings
-    }
-
     /// Counts a failure found after the transport succeeded (bad JSON, an API error in a 200).
     pub fn record_failure(&self, endpoint: &'static str, reason: FailureReason) {
         self.stats.failure(endpoint, reason);

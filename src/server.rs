@@ -6,7 +6,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -246,8 +245,4 @@ pub async fn serve(
             tracing::warn!("connections still open after 10s; closing");
         }
     }
-}
-
-pub fn local_addr(listener: &TcpListener) -> Option<SocketAddr> {
-    listener.local_addr().ok()
 }

@@ -83,12 +83,6 @@ impl Rendered {
     pub fn series(&self) -> usize {
         self.families.iter().map(|f| f.series).sum()
     }
-    pub fn bytes(&self) -> usize {
-        self.families
-            .iter()
-            .map(|f| f.header.len() + f.samples.len())
-            .sum()
-    }
 }
 
 enum Metric {
@@ -131,13 +125,6 @@ impl MetricsBuilder {
         }
     }
 
-    /// Declares a gauge family without samples, so its header is known even when empty.
-    pub fn declare_gauge(&mut self, name: &'static str, help: &'static str) {
-        self.metrics
-            .entry(name)
-            .or_insert_with(|| (help, Metric::Gauge(GaugeFamily::default())));
-    }
-
     /// Adds to a counter sample. `name` is given without `_total`; the encoder appends it.
     pub fn counter(
         &mut self,
@@ -153,10 +140,6 @@ impl MetricsBuilder {
         if let Metric::Counter(f) = &entry.1 {
             f.get_or_create(&to_labels(labels)).inc_by(v);
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.metrics.is_empty()
     }
 
     /// Encodes every family. Families without samples are left out.

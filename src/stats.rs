@@ -26,16 +26,6 @@ pub enum FailureReason {
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 7] = [
-        FailureReason::Auth,
-        FailureReason::RateLimited,
-        FailureReason::Timeout,
-        FailureReason::Connect,
-        FailureReason::Http,
-        FailureReason::Decode,
-        FailureReason::ApiError,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             FailureReason::Auth => "auth",

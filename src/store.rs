@@ -120,10 +120,6 @@ impl Store {
         self.write().remove(key);
     }
 
-    pub fn keys(&self) -> Vec<SourceKey> {
-        self.read().keys().cloned().collect()
-    }
-
     /// Publishes one finished poll. Sections that succeeded replace their predecessors; failed
     /// ones keep the last good data; sections no longer produced at all are dropped.
     pub fn publish(&self, key: &SourceKey, outcome: PollOutcome, took: Duration, now: SystemTime) {

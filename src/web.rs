@@ -171,10 +171,6 @@ impl Access {
         }
     }
 
-    pub fn open() -> Self {
-        Self::new(BTreeMap::new())
-    }
-
     pub fn required(&self) -> bool {
         !self.users.is_empty()
     }

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use awareness_exporter::config::{self, Config, SourceConfig};
+use awareness_exporter::config::{self, Config};
 use awareness_exporter::snapshot::Rendered;
 use awareness_exporter::sources::{self, SourceContext};
 use awareness_exporter::stats::ApiStats;
@@ -31,10 +31,6 @@ pub async fn poll_once(config: &Config) -> (PollOutcome, Arc<ApiStats>) {
     );
     let source = sources::build(&config.sources[0], ctx);
     (source.poll().await, stats)
-}
-
-pub fn source(config: &Config) -> &SourceConfig {
-    &config.sources[0]
 }
 
 /// The rendered text of a successful outcome (all sections).
@@ -85,10 +81,6 @@ pub fn store_with(config: &Config) -> Arc<Store> {
     let store = Arc::new(Store::new(config.poll.max_age));
     store.register(&config.sources[0].key());
     store
-}
-
-pub fn now() -> SystemTime {
-    SystemTime::now()
 }
 
 /// Waits until `cond` holds, polling every 20 ms, up to `secs` seconds.

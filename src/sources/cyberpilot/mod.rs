@@ -12,7 +12,7 @@ use futures::{FutureExt, StreamExt};
 use crate::config::{CyberPilotAuth, CyberPilotConfig};
 use crate::http::{FetchError, Transport};
 use crate::snapshot::SourceKey;
-use crate::sources::token::{parse_token_response, Issued, TokenCache};
+use crate::sources::token::{parse_token_response, TokenCache};
 use crate::sources::{Source, SourceContext};
 use crate::stats::FailureReason;
 use crate::store::{PollOutcome, SectionOutcome};
@@ -79,7 +79,6 @@ impl CyberPilotSource {
                                 ..e
                             })?;
                         parse_token_response(ENDPOINT_LOGIN, &self.transport, &reply)
-                            .map(|i| Issued { ..i })
                     })
                     .await
             }

@@ -142,13 +142,6 @@ impl Campaign {
     }
 }
 
-/// `data[0].campaigns[]`.
-#[derive(Debug, Deserialize)]
-pub struct CampaignList {
-    #[serde(default)]
-    pub campaigns: Vec<Box<RawValue>>,
-}
-
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CampaignUserRow {
