@@ -100,10 +100,9 @@ fn scrape_bench(rt: &tokio::runtime::Runtime) {
         let o = CyberPilotOptions::default();
         for per_user in [false, true] {
             let text = format!(
-                "[metrics]\nper_user = {per_user}\nmax_users = 100000\n[[cyberpilot]]\naccount = \"bench\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{}\"\n",
-                o.account_id,
-                sim.base_url(),
-                o.static_token.clone().unwrap_or_default()
+                "[metrics]\nper_user = {per_user}\nmax_users = 100000\n{}{}",
+                o.account_block(&sim, "bench"),
+                o.token_key()
             );
             let config = config::parse(&text, "bench").expect("config");
             let server_config = config.server.clone();
@@ -194,15 +193,16 @@ fn poll_bench(rt: &tokio::runtime::Runtime) {
     rt.block_on(async {
         let cp_users = if quick() { 20_000 } else { 100_000 };
         let pop = Arc::new(Population::generate(21, cp_users));
-        let sim = cyberpilot::start(pop, CyberPilotOptions::default()).await.expect("sim");
+        let sim = cyberpilot::start(pop, CyberPilotOptions::default())
+            .await
+            .expect("sim");
         sim.control.set_latency(latency);
         let o = CyberPilotOptions::default();
         for concurrency in [4usize, 8] {
             let text = format!(
-                "[poll]\nconcurrency = {concurrency}\n[[cyberpilot]]\naccount = \"bench\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{}\"\npage_size = 100\n",
-                o.account_id,
-                sim.base_url(),
-                o.static_token.clone().unwrap_or_default()
+                "[poll]\nconcurrency = {concurrency}\n{}{}page_size = 100\n",
+                o.account_block(&sim, "bench"),
+                o.token_key()
             );
             let config = config::parse(&text, "bench").expect("config");
             // CPU floor: the same poll without latency (simulator and exporter share 2 cores).
@@ -214,7 +214,16 @@ fn poll_bench(rt: &tokio::runtime::Runtime) {
             // The first page must come alone (it tells the total), then pages in parallel.
             let pages = cp_users.div_ceil(100) as f64;
             let bound = latency.as_secs_f64() * (1.0 + ((pages - 1.0) / concurrency as f64).ceil());
-            row("cyberpilot", ok, cp_users, concurrency, requests, bound, cpu, took);
+            row(
+                "cyberpilot",
+                ok,
+                cp_users,
+                concurrency,
+                requests,
+                bound,
+                cpu,
+                took,
+            );
         }
 
         let mc_users = if quick() { 10_000 } else { 50_000 };
@@ -231,17 +240,10 @@ fn poll_bench(rt: &tokio::runtime::Runtime) {
         .await
         .expect("sim");
         sim.control.set_latency(latency);
-        let SimAuth::OAuth2 {
-            client_id,
-            client_secret,
-        } = SimAuth::demo_oauth2()
-        else {
-            unreachable!()
-        };
         for concurrency in [4usize, 8, 16] {
             let text = format!(
-                "[poll]\nconcurrency = {concurrency}\n[[mimecast]]\naccount = \"bench\"\nbase_url = \"{}\"\nclient_id = \"{client_id}\"\nclient_secret = \"{client_secret}\"\npage_size = 500\n",
-                sim.base_url()
+                "[poll]\nconcurrency = {concurrency}\n{}page_size = 500\n",
+                mimecast::account_block(&sim, "bench", &SimAuth::demo_oauth2())
             );
             let config = config::parse(&text, "bench").expect("config");
             sim.control.set_latency(Duration::ZERO);
@@ -258,7 +260,16 @@ fn poll_bench(rt: &tokio::runtime::Runtime) {
             let longest = per_endpoint.max(1.0 + campaign_pages / concurrency as f64);
             let total = 1.0 + 4.0 * per_endpoint + 1.0 + campaign_pages + 1.0;
             let bound = latency.as_secs_f64() * (total / concurrency as f64).max(longest + 1.0);
-            row("mimecast", ok, mc_users, concurrency, requests, bound, cpu, took);
+            row(
+                "mimecast",
+                ok,
+                mc_users,
+                concurrency,
+                requests,
+                bound,
+                cpu,
+                took,
+            );
         }
     });
 }
@@ -276,12 +287,8 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
         for i in 0..accounts {
             // One server per account, all sharing a population (the daemon cannot tell).
             let sim = cyberpilot::start(pop.clone(), CyberPilotOptions::default()).await.expect("sim");
-            text.push_str(&format!(
-                "[[cyberpilot]]\naccount = \"customer-{i:03}\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{}\"\n",
-                o.account_id,
-                sim.base_url(),
-                o.static_token.clone().unwrap_or_default()
-            ));
+            text.push_str(&o.account_block(&sim, &format!("customer-{i:03}")));
+            text.push_str(&o.token_key());
             sims.push(sim);
         }
         let dir = std::env::temp_dir().join(format!("awareness-bench-{}", std::process::id()));

@@ -49,23 +49,11 @@ async fn main() {
     .await
     .expect("mimecast sim");
     let o = CyberPilotOptions::default();
-    let SimAuth::Hmac {
-        app_id,
-        app_key,
-        access_key,
-        secret_key_b64,
-    } = &auth
-    else {
-        unreachable!()
-    };
     let text = format!(
-        "[poll]\ninterval = \"1s\"\ntimeout = \"1s\"\nretry_backoff = \"10ms\"\nmax_attempts = 2\n[metrics]\nper_user = true\n\
-         [[cyberpilot]]\naccount = \"soak-cp\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{}\"\n\
-         [[mimecast]]\naccount = \"soak-mc\"\nbase_url = \"{}\"\nauth = \"hmac\"\napp_id = \"{app_id}\"\napp_key = \"{app_key}\"\naccess_key = \"{access_key}\"\nsecret_key = \"{secret_key_b64}\"\n",
-        o.account_id,
-        cp.base_url(),
-        o.static_token.clone().unwrap_or_default(),
-        mc.base_url()
+        "[poll]\ninterval = \"1s\"\ntimeout = \"1s\"\nretry_backoff = \"10ms\"\nmax_attempts = 2\n[metrics]\nper_user = true\n{}{}{}",
+        o.account_block(&cp, "soak-cp"),
+        o.token_key(),
+        mimecast::account_block(&mc, "soak-mc", &auth),
     );
     let config = config::parse(&text, "soak").expect("config");
     let server_config = config.server.clone();

@@ -22,11 +22,6 @@ pub struct Demo {
     hmac: SimAuth,
 }
 
-fn quote(s: &str) -> String {
-    // TOML basic strings use JSON-compatible escapes.
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
-}
-
 impl Demo {
     pub async fn start() -> std::io::Result<Demo> {
         let cyberpilot_options = CyberPilotOptions::default();
@@ -67,50 +62,15 @@ impl Demo {
     /// per-user series are on so every metric of the contract shows).
     pub fn config_text(&self) -> String {
         let cp = &self.cyberpilot_options;
-        let mut text = format!(
+        format!(
             "[server]\nlisten = \"127.0.0.1:10019\"\n\n[poll]\ninterval = \"5m\"\ntimeout = \"20s\"\n\n\
              [metrics]\nper_user = true\nmax_users = 2000\n\n\
-             [[cyberpilot]]\naccount = {account}\naccount_id = {id}\nbase_url = {url}\npage_size = 100\n\
-             [cyberpilot.login]\ntoken_url = {token_url}\nclient_id = {client}\nusername = {user}\npassword = {password}\n\n",
-            account = quote(CYBERPILOT_ACCOUNT),
-            id = quote(&cp.account_id),
-            url = quote(&self.cyberpilot.base_url()),
-            token_url = quote(&format!("{}/oauth/token", self.cyberpilot.base_url())),
-            client = quote(&cp.client_id),
-            user = quote(&cp.username),
-            password = quote(&cp.password),
-        );
-        if let SimAuth::OAuth2 {
-            client_id,
-            client_secret,
-        } = &self.oauth2
-        {
-            text.push_str(&format!(
-                "[[mimecast]]\naccount = {}\nbase_url = {}\nauth = \"oauth2\"\nclient_id = {}\nclient_secret = {}\npage_size = 100\n\n",
-                quote(MIMECAST_OAUTH2_ACCOUNT),
-                quote(&self.mimecast_oauth2.base_url()),
-                quote(client_id),
-                quote(client_secret),
-            ));
-        }
-        if let SimAuth::Hmac {
-            app_id,
-            app_key,
-            access_key,
-            secret_key_b64,
-        } = &self.hmac
-        {
-            text.push_str(&format!(
-                "[[mimecast]]\naccount = {}\nbase_url = {}\nauth = \"hmac\"\napp_id = {}\napp_key = {}\naccess_key = {}\nsecret_key = {}\npage_size = 100\n",
-                quote(MIMECAST_HMAC_ACCOUNT),
-                quote(&self.mimecast_hmac.base_url()),
-                quote(app_id),
-                quote(app_key),
-                quote(access_key),
-                quote(secret_key_b64),
-            ));
-        }
-        text
+             {}page_size = 100\n{}\n{}page_size = 100\n\n{}page_size = 100\n",
+            cp.account_block(&self.cyberpilot, CYBERPILOT_ACCOUNT),
+            cp.login_table(&self.cyberpilot),
+            mimecast::account_block(&self.mimecast_oauth2, MIMECAST_OAUTH2_ACCOUNT, &self.oauth2),
+            mimecast::account_block(&self.mimecast_hmac, MIMECAST_HMAC_ACCOUNT, &self.hmac),
+        )
     }
 
     /// The demo config, loaded and validated like a user's file.

@@ -22,21 +22,21 @@ async fn sim(users: usize, options: CyberPilotOptions) -> (SimServer, Arc<Popula
 fn static_config(server: &SimServer, page_size: usize, extra: &str) -> String {
     let o = CyberPilotOptions::default();
     format!(
-        "{extra}\n[[cyberpilot]]\naccount = \"acme\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{}\"\npage_size = {page_size}\n",
-        o.account_id,
-        server.base_url(),
-        o.static_token.unwrap_or_default()
+        "{extra}\n{}{}page_size = {page_size}\n",
+        o.account_block(server, "acme"),
+        o.token_key()
     )
 }
 
 fn login_config(server: &SimServer, password: &str) -> String {
-    let o = CyberPilotOptions::default();
+    let o = CyberPilotOptions {
+        password: password.to_string(),
+        ..CyberPilotOptions::default()
+    };
     format!(
-        "[[cyberpilot]]\naccount = \"acme\"\naccount_id = \"{}\"\nbase_url = \"{url}\"\npage_size = 100\n[cyberpilot.login]\ntoken_url = \"{url}/oauth/token\"\nclient_id = \"{}\"\nusername = \"{}\"\npassword = \"{password}\"\n",
-        o.account_id,
-        o.client_id,
-        o.username,
-        url = server.base_url(),
+        "{}page_size = 100\n{}",
+        o.account_block(server, "acme"),
+        o.login_table(server)
     )
 }
 
@@ -411,14 +411,7 @@ async fn requests_in_flight_are_bounded_per_account_and_in_total() {
     let (server, _pop) = sim(900, CyberPilotOptions::default()).await;
     server.control.set_latency(Duration::from_millis(20));
     let o = CyberPilotOptions::default();
-    let block = |account: &str| {
-        format!(
-            "[[cyberpilot]]\naccount = \"{account}\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{}\"\n",
-            o.account_id,
-            server.base_url(),
-            o.static_token.clone().unwrap_or_default()
-        )
-    };
+    let block = |account: &str| format!("{}{}", o.account_block(&server, account), o.token_key());
     // One account: at most poll.concurrency (3) at once.
     let config = parse(&format!("[poll]\nconcurrency = 3\n{}", block("one")));
     let exporter = awareness_exporter::app::Exporter::start(config, None);

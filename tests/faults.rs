@@ -20,23 +20,13 @@ const ATTEMPTS: u64 = 3;
 fn cp_config(server: &SimServer, login: bool, extra: &str) -> String {
     let o = CyberPilotOptions::default();
     let auth = if login {
-        format!(
-            "[cyberpilot.login]\ntoken_url = \"{}/oauth/token\"\nclient_id = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\n",
-            server.base_url(),
-            o.client_id,
-            o.username,
-            o.password
-        )
+        o.login_table(server)
     } else {
-        format!(
-            "token = \"{}\"\n",
-            o.static_token.clone().unwrap_or_default()
-        )
+        o.token_key()
     };
     format!(
-        "[poll]\ntimeout = \"1s\"\nmax_pages = 30\nmax_body_bytes = 1048576\n{extra}\n[[cyberpilot]]\naccount = \"acme\"\naccount_id = \"{}\"\nbase_url = \"{}\"\npage_size = 100\n{auth}",
-        o.account_id,
-        server.base_url()
+        "[poll]\ntimeout = \"1s\"\nmax_pages = 30\nmax_body_bytes = 1048576\n{extra}\n{}page_size = 100\n{auth}",
+        o.account_block(server, "acme")
     )
 }
 
@@ -192,17 +182,7 @@ async fn a_failing_token_endpoint_is_an_auth_failure() {
     .await
     .unwrap();
     mc.control.set_fault(Fault::TokenFailure);
-    let SimAuth::OAuth2 {
-        client_id,
-        client_secret,
-    } = auth
-    else {
-        panic!()
-    };
-    let config = parse(&format!(
-        "[[mimecast]]\naccount = \"m\"\nbase_url = \"{}\"\nclient_id = \"{client_id}\"\nclient_secret = \"{client_secret}\"\n",
-        mc.base_url()
-    ));
+    let config = parse(&mimecast::account_block(&mc, "m", &auth));
     let (outcome, stats) = poll_once(&config).await;
     assert!(outcome.sections.iter().all(|s| s.result.is_err()));
     assert!(stats.failures(FailureReason::Auth) >= 1);
@@ -226,18 +206,9 @@ async fn mimecast_faults_fail_truthfully_within_budget() {
     )
     .await
     .unwrap();
-    let SimAuth::Hmac {
-        app_id,
-        app_key,
-        access_key,
-        secret_key_b64,
-    } = &auth
-    else {
-        panic!()
-    };
     let config = fix_timeout(parse(&format!(
-        "[poll]\ntimeout = \"1s\"\nmax_pages = 20\nmax_body_bytes = 1048576\n[[mimecast]]\naccount = \"m\"\nbase_url = \"{}\"\nauth = \"hmac\"\napp_id = \"{app_id}\"\napp_key = \"{app_key}\"\naccess_key = \"{access_key}\"\nsecret_key = \"{secret_key_b64}\"\npage_size = 100\nendpoints = [\"watchlist-details\"]\n",
-        sim.base_url()
+        "[poll]\ntimeout = \"1s\"\nmax_pages = 20\nmax_body_bytes = 1048576\n{}page_size = 100\nendpoints = [\"watchlist-details\"]\n",
+        mimecast::account_block(&sim, "m", &auth)
     )));
     let cases = vec![
         (

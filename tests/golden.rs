@@ -62,31 +62,12 @@ async fn whole_metrics_body_for_a_fixed_population() {
     .await
     .unwrap();
     let o = CyberPilotOptions::default();
-    let (
-        SimAuth::OAuth2 {
-            client_id,
-            client_secret,
-        },
-        SimAuth::Hmac {
-            app_id,
-            app_key,
-            access_key,
-            secret_key_b64,
-        },
-    ) = (&oauth, &hmac)
-    else {
-        panic!()
-    };
     let text = format!(
-        "[metrics]\nper_user = true\n\
-         [[cyberpilot]]\naccount = \"cp\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{}\"\npage_size = 10\n\
-         [[mimecast]]\naccount = \"mc-oauth2\"\nbase_url = \"{}\"\nclient_id = \"{client_id}\"\nclient_secret = \"{client_secret}\"\npage_size = 10\n\
-         [[mimecast]]\naccount = \"mc-hmac\"\nbase_url = \"{}\"\nauth = \"hmac\"\napp_id = \"{app_id}\"\napp_key = \"{app_key}\"\naccess_key = \"{access_key}\"\nsecret_key = \"{secret_key_b64}\"\npage_size = 10\n",
-        o.account_id,
-        cp.base_url(),
-        o.static_token.clone().unwrap_or_default(),
-        mc1.base_url(),
-        mc2.base_url(),
+        "[metrics]\nper_user = true\n{}{}page_size = 10\n{}page_size = 10\n{}page_size = 10\n",
+        o.account_block(&cp, "cp"),
+        o.token_key(),
+        mimecast::account_block(&mc1, "mc-oauth2", &oauth),
+        mimecast::account_block(&mc2, "mc-hmac", &hmac),
     );
     let config = parse(&text);
     let exporter = Exporter::start(config, None);

@@ -28,23 +28,9 @@ async fn sim(users: usize, auth: SimAuth) -> (SimServer, Arc<Population>) {
 }
 
 fn config_text(server: &SimServer, auth: &SimAuth, extra: &str, page_size: usize) -> String {
-    let creds = match auth {
-        SimAuth::OAuth2 {
-            client_id,
-            client_secret,
-        } => format!("auth = \"oauth2\"\nclient_id = \"{client_id}\"\nclient_secret = \"{client_secret}\"\n"),
-        SimAuth::Hmac {
-            app_id,
-            app_key,
-            access_key,
-            secret_key_b64,
-        } => format!(
-            "auth = \"hmac\"\napp_id = \"{app_id}\"\napp_key = \"{app_key}\"\naccess_key = \"{access_key}\"\nsecret_key = \"{secret_key_b64}\"\n"
-        ),
-    };
     format!(
-        "[[mimecast]]\naccount = \"corp\"\nbase_url = \"{}\"\npage_size = {page_size}\n{creds}{extra}",
-        server.base_url()
+        "{}page_size = {page_size}\n{extra}",
+        mimecast::account_block(server, "corp", auth)
     )
 }
 

@@ -28,9 +28,9 @@ async fn cyberpilot_sim(users: usize) -> SimServer {
 
 fn cp_block(server: &SimServer, account: &str, token: &str) -> String {
     format!(
-        "[[cyberpilot]]\naccount = \"{account}\"\naccount_id = \"{}\"\nbase_url = \"{}\"\ntoken = \"{token}\"\n",
-        CyberPilotOptions::default().account_id,
-        server.base_url()
+        "{}token = {}\n",
+        CyberPilotOptions::default().account_block(server, account),
+        awareness_exporter::sim::toml_str(token)
     )
 }
 

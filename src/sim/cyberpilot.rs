@@ -34,6 +34,39 @@ pub struct CyberPilotOptions {
     pub seed: u64,
 }
 
+impl CyberPilotOptions {
+    /// A `[[cyberpilot]]` block of the exporter's config for `account` on `server`, without
+    /// credentials: add [`token_key`](Self::token_key) or [`login_table`](Self::login_table)
+    /// (last: it opens a sub-table).
+    pub fn account_block(&self, server: &SimServer, account: &str) -> String {
+        format!(
+            "[[cyberpilot]]\naccount = {}\naccount_id = {}\nbase_url = {}\n",
+            super::toml_str(account),
+            super::toml_str(&self.account_id),
+            super::toml_str(&server.base_url())
+        )
+    }
+
+    /// `token = ...` with the static token (empty when the tenant has none).
+    pub fn token_key(&self) -> String {
+        self.static_token
+            .as_deref()
+            .map(|t| format!("token = {}\n", super::toml_str(t)))
+            .unwrap_or_default()
+    }
+
+    /// The `[cyberpilot.login]` table for the password grant against `server`.
+    pub fn login_table(&self, server: &SimServer) -> String {
+        format!(
+            "[cyberpilot.login]\ntoken_url = {}\nclient_id = {}\nusername = {}\npassword = {}\n",
+            super::toml_str(&format!("{}/oauth/token", server.base_url())),
+            super::toml_str(&self.client_id),
+            super::toml_str(&self.username),
+            super::toml_str(&self.password)
+        )
+    }
+}
+
 impl Default for CyberPilotOptions {
     fn default() -> Self {
         Self {

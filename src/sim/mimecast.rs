@@ -50,7 +50,45 @@ pub enum SimAuth {
     },
 }
 
+/// A `[[mimecast]]` block of the exporter's config polling `server` as `account` with `auth`;
+/// more keys of the account may follow it.
+pub fn account_block(server: &SimServer, account: &str, auth: &SimAuth) -> String {
+    format!(
+        "[[mimecast]]\naccount = {}\nbase_url = {}\n{}",
+        super::toml_str(account),
+        super::toml_str(&server.base_url()),
+        auth.config_keys()
+    )
+}
+
 impl SimAuth {
+    /// The config keys that authenticate against a tenant using these credentials.
+    pub fn config_keys(&self) -> String {
+        use super::toml_str as q;
+        match self {
+            SimAuth::OAuth2 {
+                client_id,
+                client_secret,
+            } => format!(
+                "auth = \"oauth2\"\nclient_id = {}\nclient_secret = {}\n",
+                q(client_id),
+                q(client_secret)
+            ),
+            SimAuth::Hmac {
+                app_id,
+                app_key,
+                access_key,
+                secret_key_b64,
+            } => format!(
+                "auth = \"hmac\"\napp_id = {}\napp_key = {}\naccess_key = {}\nsecret_key = {}\n",
+                q(app_id),
+                q(app_key),
+                q(access_key),
+                q(secret_key_b64)
+            ),
+        }
+    }
+
     pub fn demo_oauth2() -> Self {
         SimAuth::OAuth2 {
             client_id: "demo-mimecast-client".to_string(),

@@ -48,6 +48,11 @@ impl SimServer {
     }
 }
 
+/// A TOML basic string (its escapes are JSON's), for config text pointing at a simulator.
+pub fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
 impl Drop for SimServer {
     fn drop(&mut self) {
         self.stopped.store(true, Ordering::SeqCst);
