@@ -120,11 +120,7 @@ pub async fn serve(
         let target = reload_target.clone();
         Box::pin(async move { target.reload().await })
     });
-    let app = App {
-        store: exporter.store.clone(),
-        reload,
-        access: Arc::new(web.access()),
-    };
+    let app = App::new(exporter.store.clone(), reload, Arc::new(web.access()));
     let settings = ServerSettings {
         max_connections: server_config.max_connections,
         header_read_timeout: server_config.header_read_timeout,

@@ -4,9 +4,11 @@
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod exposition;
 pub mod http;
 pub mod landing;
 pub mod poller;
+pub mod scrape_body;
 pub mod server;
 pub mod sim;
 pub mod snapshot;

@@ -3,16 +3,17 @@
 //! Every answer is built from the store; nothing here talks to a vendor. A header-read timeout
 //! and a connection limit keep slow or greedy clients from starving scrapes.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -21,10 +22,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::exposition::Format;
+use crate::scrape_body::ScrapeBodies;
 use crate::store::Store;
 use crate::web::{Access, WebConfig};
 
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub use crate::exposition::OPENMETRICS;
 
 /// Reloads the configuration; `Err` carries the reason the new one was refused.
 pub type ReloadFn =
@@ -41,17 +44,71 @@ pub struct App {
     pub store: Arc<Store>,
     pub reload: ReloadFn,
     pub access: Arc<Access>,
+    /// Shared `/metrics` bodies; [`App::new`] makes them from the store.
+    pub bodies: Arc<ScrapeBodies>,
 }
 
-type Body = Full<Bytes>;
+impl App {
+    pub fn new(store: Arc<Store>, reload: ReloadFn, access: Arc<Access>) -> App {
+        App {
+            bodies: Arc::new(ScrapeBodies::new(store.clone())),
+            store,
+            reload,
+            access,
+        }
+    }
+}
+
+/// A response body made of shared buffers (see [`crate::scrape_body`]): sending it never copies
+/// them.
+#[derive(Debug, Default)]
+pub struct Body {
+    chunks: VecDeque<Bytes>,
+}
+
+impl Body {
+    fn new(chunks: impl IntoIterator<Item = Bytes>) -> Body {
+        Body {
+            chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
+        }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.chunks.pop_front().map(|c| Ok(Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.chunks.iter().map(|c| c.len() as u64).sum())
+    }
+}
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(Body::new([body.into()]));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    r
+}
+
+/// 405 with the `Allow` header RFC 9110 requires.
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     r
 }
 
@@ -69,15 +126,6 @@ fn accepts_gzip(req: &Request<Incoming>) -> bool {
         })
 }
 
-fn gzip(data: &[u8]) -> Option<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 6),
-        flate2::Compression::fast(),
-    );
-    enc.write_all(data).ok()?;
-    enc.finish().ok()
-}
-
 impl App {
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         if self.access.required() && !self.authorized(&req).await {
@@ -90,7 +138,7 @@ impl App {
         }
         let path = req.uri().path().to_string();
         match (req.method(), path.as_str()) {
-            (&Method::GET | &Method::HEAD, "/metrics") => self.metrics(&req),
+            (&Method::GET | &Method::HEAD, "/metrics") => self.metrics(&req).await,
             (&Method::GET | &Method::HEAD, "/") => self.landing(),
             (&Method::GET | &Method::HEAD, "/-/healthy") => text(StatusCode::OK, "Healthy\n"),
             (&Method::GET | &Method::HEAD, "/-/ready") => {
@@ -114,9 +162,8 @@ impl App {
                     ),
                 }
             }
-            (_, "/metrics" | "/" | "/-/healthy" | "/-/ready" | "/-/reload") => {
-                text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n")
-            }
+            (_, "/metrics" | "/" | "/-/healthy" | "/-/ready") => method_not_allowed("GET, HEAD"),
+            (_, "/-/reload") => method_not_allowed("POST, PUT"),
             _ => text(StatusCode::NOT_FOUND, "Not found\n"),
         }
     }
@@ -131,24 +178,30 @@ impl App {
             .unwrap_or(false)
     }
 
-    fn metrics(&self, req: &Request<Incoming>) -> Response<Body> {
-        let body = self.store.render(SystemTime::now());
-        let (bytes, gzipped) = if accepts_gzip(req) {
-            match gzip(body.as_bytes()) {
-                Some(z) => (Bytes::from(z), true),
-                None => (Bytes::from(body), false),
-            }
-        } else {
-            (Bytes::from(body), false)
-        };
-        let mut r = Response::new(Full::new(bytes));
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
-        r.headers_mut()
-            .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    /// The shared body in the negotiated format, gzip if the client accepts it.
+    async fn metrics(&self, req: &Request<Incoming>) -> Response<Body> {
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let format = Format::negotiate(accept);
+        let body = self
+            .bodies
+            .body(format, accepts_gzip(req), SystemTime::now())
+            .await;
+        let gzipped = body.gzip;
+        let mut r = Response::new(Body::new(body.chunks));
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
+        h.insert(
+            header::VARY,
+            HeaderValue::from_static("Accept, Accept-Encoding"),
+        );
         if gzipped {
-            r.headers_mut()
-                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
         r
     }
@@ -156,7 +209,7 @@ impl App {
     fn landing(&self) -> Response<Body> {
         let now = SystemTime::now();
         let html = crate::landing::render(&self.store.statuses(now), now);
-        let mut r = Response::new(Full::new(Bytes::from(html)));
+        let mut r = Response::new(Body::new([Bytes::from(html)]));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),

@@ -15,6 +15,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::exposition::Format;
+
 /// The vendor platform a source talks to; the value of the `platform` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Platform {
@@ -209,8 +211,16 @@ pub fn split_families(text: &str) -> Rendered {
 /// Merges rendered parts into one OpenMetrics body: each family's header once, then the samples
 /// of every part in the order given, then `# EOF`.
 pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Rendered>) -> String {
+    let mut out = merge_families(parts, Format::OpenMetrics);
+    out.push_str(Format::OpenMetrics.trailer());
+    out
+}
+
+/// The families of `parts` in `format`, without the trailer: each family's header once (families
+/// sorted by name), then its samples from every part in the order given.
+pub fn merge_families<'a>(parts: impl IntoIterator<Item = &'a Rendered>, format: Format) -> String {
     let mut by_name: BTreeMap<&str, (&str, Vec<&str>)> = BTreeMap::new();
-    let mut size = 6;
+    let mut size = 0;
     for part in parts {
         for f in &part.families {
             let e = by_name
@@ -220,15 +230,14 @@ pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Rendered>) -> String {
             size += f.samples.len();
         }
     }
-    size += by_name.values().map(|(h, _)| h.len()).sum::<usize>();
-    let mut out = String::with_capacity(size);
+    size += by_name.values().map(|(h, _)| h.len() + 8).sum::<usize>();
+    let mut out = String::with_capacity(size + 8);
     for (header, samples) in by_name.values() {
-        out.push_str(header);
+        out.push_str(&format.header(header));
         for s in samples {
             out.push_str(s);
         }
     }
-    out.push_str("# EOF\n");
     out
 }
 

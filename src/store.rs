@@ -187,12 +187,21 @@ impl Store {
         self.read().values().all(|e| e.status.first_poll_done())
     }
 
-    /// The whole `/metrics` body: health series built now, data series as prepared at poll
-    /// time (minus sections older than `max_age`).
+    /// The whole `/metrics` body in OpenMetrics, sorted by family: health series built now,
+    /// data series as prepared at poll time (minus sections older than `max_age`). Scrapes are
+    /// served from [`crate::scrape_body`], which shares this work between scrapes.
     pub fn render(&self, now: SystemTime) -> String {
+        let health = self.render_health();
+        let parts = self.data_sections(now);
+        merge(std::iter::once(&health).chain(parts.iter().map(|p| p.as_ref())))
+    }
+
+    /// The published data sections not older than `max_age`, in a stable order (by source,
+    /// then section). A section's `Arc` is replaced on every publish, so pointer identity tells
+    /// whether anything changed.
+    pub fn data_sections(&self, now: SystemTime) -> Vec<Arc<Rendered>> {
         let max_age = self.max_age();
         let map = self.read();
-        let health = self.health(&map);
         let mut parts: Vec<Arc<Rendered>> = Vec::with_capacity(map.len() * 6);
         for entry in map.values() {
             for section in entry.sections.values() {
@@ -201,8 +210,13 @@ impl Store {
                 }
             }
         }
-        drop(map);
-        merge(std::iter::once(&health).chain(parts.iter().map(|p| p.as_ref())))
+        parts
+    }
+
+    /// The health series (build info, per-source status and request counters) as of now.
+    pub fn render_health(&self) -> Rendered {
+        let map = self.read();
+        self.health(&map)
     }
 
     fn health(&self, map: &BTreeMap<SourceKey, Entry>) -> Rendered {

@@ -76,7 +76,12 @@ async fn metrics_are_openmetrics_gzip_when_asked_and_never_call_the_vendor() {
     let (_exporter, _handle, base) = start(&cp_block(&sim, "acme", &good_token()), None).await;
     wait_ready(&base).await;
     let client = reqwest::Client::new();
-    let r = client.get(format!("{base}/metrics")).send().await.unwrap();
+    let r = client
+        .get(format!("{base}/metrics"))
+        .header("accept", "application/openmetrics-text")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers()["content-type"],
@@ -96,6 +101,7 @@ async fn metrics_are_openmetrics_gzip_when_asked_and_never_call_the_vendor() {
 
     let r = client
         .get(format!("{base}/metrics"))
+        .header("accept", "application/openmetrics-text")
         .header("accept-encoding", "gzip")
         .send()
         .await
@@ -151,15 +157,16 @@ async fn metrics_are_openmetrics_gzip_when_asked_and_never_call_the_vendor() {
             .status(),
         404
     );
-    assert_eq!(
-        client
-            .get(format!("{base}/-/reload"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        405
-    );
+    let r = client.get(format!("{base}/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST, PUT");
+    let r = client
+        .delete(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
 }
 
 #[tokio::test]
