@@ -65,6 +65,21 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:10019";
 pub const DEFAULT_CYBERPILOT_URL: &str = "https://api.app.cyberpilot.io";
 pub const DEFAULT_MIMECAST_URL: &str = "https://api.services.mimecast.com";
 
+/// API 1.0 regional hosts (`region` key). Offshore is `je-api` in Mimecast's API 1.0 samples
+/// (its SSO pages say `jer-api`; set `base_url` if your tenant differs).
+pub const MIMECAST_REGIONS: [(&str, &str); 10] = [
+    ("eu", "https://eu-api.mimecast.com"),
+    ("de", "https://de-api.mimecast.com"),
+    ("us", "https://us-api.mimecast.com"),
+    ("usb", "https://usb-api.mimecast.com"),
+    ("ca", "https://ca-api.mimecast.com"),
+    ("za", "https://za-api.mimecast.com"),
+    ("au", "https://au-api.mimecast.com"),
+    ("jer", "https://je-api.mimecast.com"),
+    ("je", "https://je-api.mimecast.com"),
+    ("offshore", "https://je-api.mimecast.com"),
+];
+
 // ---------------------------------------------------------------- raw file structure
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +172,7 @@ struct RawCyberPilotLogin {
 struct RawMimecast {
     account: Option<String>,
     base_url: Option<String>,
+    region: Option<String>,
     auth: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -829,6 +845,47 @@ fn resolve_cyberpilot(
     ))
 }
 
+/// `base_url`, or the API 1.0 host of `region`. API 1.0 (hmac) has no global host, so it needs
+/// one of the two; API 2.0 (oauth2) defaults to its global gateway.
+fn mimecast_base_url(
+    prefix: &str,
+    auth: &MimecastAuth,
+    base_url: Option<String>,
+    region: Option<String>,
+) -> Result<String, ConfigError> {
+    let hmac = matches!(auth, MimecastAuth::Hmac { .. });
+    match (base_url, region) {
+        (Some(_), Some(_)) => Err(invalid(
+            format!("{prefix}.region"),
+            "give either base_url or region, not both",
+        )),
+        (Some(url), None) => check_url(&format!("{prefix}.base_url"), &url),
+        (None, Some(region)) if hmac => MIMECAST_REGIONS
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(region.trim()))
+            .map(|(_, host)| host.to_string())
+            .ok_or_else(|| {
+                invalid(
+                    format!("{prefix}.region"),
+                    format!(
+                        "unknown region {region:?}; known: eu, de, us, usb, ca, za, au, jer (offshore)"
+                    ),
+                )
+            }),
+        (None, Some(_)) => Err(invalid(
+            format!("{prefix}.region"),
+            "selects an API 1.0 host and needs auth = \"hmac\"; API 2.0 (oauth2) uses base_url \
+             (default https://api.services.mimecast.com)",
+        )),
+        (None, None) if hmac => Err(invalid(
+            format!("{prefix}.region"),
+            "auth = \"hmac\" (API 1.0) needs region (eu, de, us, usb, ca, za, au, jer) or base_url; \
+             the default host is the API 2.0 gateway, which does not accept API 1.0 signatures",
+        )),
+        (None, None) => Ok(DEFAULT_MIMECAST_URL.to_string()),
+    }
+}
+
 fn resolve_mimecast(
     index: usize,
     m: RawMimecast,
@@ -836,10 +893,6 @@ fn resolve_mimecast(
 ) -> Result<(MimecastConfig, bool), ConfigError> {
     let prefix = format!("mimecast[{index}]");
     let account = check_account(format!("{prefix}.account"), m.account)?;
-    let base_url = check_url(
-        &format!("{prefix}.base_url"),
-        m.base_url.as_deref().unwrap_or(DEFAULT_MIMECAST_URL),
-    )?;
     let page_size = m.page_size.unwrap_or(500);
     check_range(&format!("{prefix}.page_size"), page_size, 1, 10_000)?;
     let mut inline = false;
@@ -915,6 +968,7 @@ fn resolve_mimecast(
             ))
         }
     };
+    let base_url = mimecast_base_url(&prefix, &auth, m.base_url, m.region)?;
     let endpoints = match m.endpoints {
         None => MimecastEndpoint::ALL.to_vec(),
         Some(names) => {

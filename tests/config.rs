@@ -96,7 +96,7 @@ fn secrets_from_files_and_environment() {
     std::fs::write(&path, format!("  {SENTINEL}\n")).unwrap();
     std::env::set_var("AWARENESS_TEST_APP_KEY", "appkey");
     let text = format!(
-        "[[mimecast]]\naccount = \"a\"\nauth = \"hmac\"\napp_id = \"i\"\napp_key_env = \"AWARENESS_TEST_APP_KEY\"\naccess_key_file = \"{p}\"\nsecret_key = \"c2VjcmV0\"\n",
+        "[[mimecast]]\naccount = \"a\"\nauth = \"hmac\"\nregion = \"eu\"\napp_id = \"i\"\napp_key_env = \"AWARENESS_TEST_APP_KEY\"\naccess_key_file = \"{p}\"\nsecret_key = \"c2VjcmV0\"\n",
         p = path.display()
     );
     let c = config::parse(&text, "t.toml").unwrap();
