@@ -8,6 +8,7 @@ pub mod cyberpilot;
 pub mod hmac;
 pub mod mimecast;
 pub mod population;
+pub mod replay;
 
 pub use control::{Control, Fault};
 pub use cyberpilot::{CyberPilotOptions, CyberPilotSim};
