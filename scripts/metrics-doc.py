@@ -36,6 +36,22 @@ for line in sys.stdin:
         if key not in fam["labels"]:
             fam["labels"].append(key)
 
+# Families a demo run does not show (they appear only with a failure, a skipped row, or a vendor
+# field the demo tenant does not send), documented here so a regenerated file keeps them.
+ABSENT_IN_DEMO = {
+    "awareness_api_request_failures": ("counter", ["platform", "account", "endpoint", "reason"],
+        "Failed HTTP requests to the vendor API, by reason (`auth`, `rate_limited`, `timeout`, "
+        "`connect`, `http`, `decode`, `api_error`); appears with the first failure"),
+    "awareness_rows_skipped": ("counter", ["platform", "account", "endpoint"],
+        "Malformed rows in vendor answers that were skipped (no identity, wrong types); appears "
+        "with the first skipped row"),
+    "awareness_mimecast_phishing_reported": ("gauge", ["account", "campaign_id", "campaign"],
+        "Phishing emails reported in the campaign (only where the vendor sends numReported, "
+        "which its documented answer does not)"),
+}
+for name, (kind, labels, help_text) in ABSENT_IN_DEMO.items():
+    families.setdefault(name, {"help": help_text, "type": kind, "labels": labels})
+
 def section(title, names):
     out = [f"## {title}", "", "| metric | type | labels | help |", "|---|---|---|---|"]
     for n in names:
@@ -67,3 +83,11 @@ Conventions:
 print(section("Exporter and sources", exporter))
 print(section("CyberPilot (users-summary)", cyberpilot))
 print(section("Mimecast Awareness Training", mimecast))
+print("""Mimecast notes:
+- `user/get-training-details` selects no user and its rows carry no identity: it is the API
+  (calling) user's own training record, not the company's. Its figures are published as
+  `awareness_mimecast_api_user_modules_*` and `awareness_mimecast_users_need_engagement` (0 or 1,
+  the API user's own flag; the name is kept for compatibility). Company-wide module figures
+  (`awareness_mimecast_module_assigned` / `_module_watched`) are the sums of `numSent` /
+  `numCompleted` over the campaigns of `campaign/get-campaigns`, per module (`title.title`).
+""")

@@ -45,7 +45,6 @@ fn expected(pop: &Population) -> BTreeMap<String, f64> {
         *out.entry(series(name, labels)).or_default() += v;
     };
     let a = ("account", "corp");
-    let mut need = 0.0;
     for u in &pop.users {
         let d = dept(u);
         let l = [a, ("department", d.as_str())];
@@ -71,7 +70,7 @@ fn expected(pop: &Population) -> BTreeMap<String, f64> {
             (u.watchlist_count > 0) as u8 as f64,
         );
         add(
-            "awareness_mimecast_watchlist_count",
+            "awareness_mimecast_watchlist_entries",
             &l,
             u.watchlist_count as f64,
         );
@@ -80,23 +79,32 @@ fn expected(pop: &Population) -> BTreeMap<String, f64> {
             &[a, ("grade", &u.risk.to_string())],
             1.0,
         );
-        for t in &u.training {
-            let m = [a, ("module", pop.modules[t.module].title.as_str())];
-            add("awareness_mimecast_module_assigned", &m, 1.0);
-            add(
-                "awareness_mimecast_module_watched",
-                &m,
-                t.watched as u8 as f64,
-            );
-            add(
-                "awareness_mimecast_module_on_watchlist",
-                &m,
-                t.on_watchlist as u8 as f64,
-            );
-        }
-        need += u.need_engagement as u8 as f64;
     }
-    add("awareness_mimecast_users_need_engagement", &[a], need);
+    // user/get-training-details: the API user's own record only.
+    let me = &pop.users[mimecast::API_USER];
+    let count = |f: &dyn Fn(&awareness_exporter::sim::population::ModuleProgress) -> bool| {
+        me.training.iter().filter(|t| f(t)).count() as f64
+    };
+    add(
+        "awareness_mimecast_users_need_engagement",
+        &[a],
+        me.need_engagement as u8 as f64,
+    );
+    add(
+        "awareness_mimecast_api_user_modules_assigned",
+        &[a],
+        count(&|_| true),
+    );
+    add(
+        "awareness_mimecast_api_user_modules_watched",
+        &[a],
+        count(&|t| t.watched),
+    );
+    add(
+        "awareness_mimecast_api_user_modules_on_watchlist",
+        &[a],
+        count(&|t| t.on_watchlist),
+    );
     for (ci, c) in pop.campaigns.iter().enumerate() {
         let l = [
             a,
@@ -128,6 +136,16 @@ fn expected(pop: &Population) -> BTreeMap<String, f64> {
             }
         }
         add("awareness_mimecast_campaign_users", &l, users);
+        let completed = pop
+            .users
+            .iter()
+            .flat_map(|u| u.campaign_results.iter().filter(|r| r.campaign == ci))
+            .filter(|r| r.results.iter().all(|x| x != "SENT"))
+            .count() as f64;
+        add("awareness_mimecast_campaign_completed_users", &l, completed);
+        let m = [a, ("module", pop.modules[c.module].title.as_str())];
+        add("awareness_mimecast_module_assigned", &m, users);
+        add("awareness_mimecast_module_watched", &m, completed);
         let launched =
             awareness_exporter::sources::mimecast::models::parse_timestamp(&c.launch_date).unwrap();
         add(
@@ -172,11 +190,6 @@ fn expected(pop: &Population) -> BTreeMap<String, f64> {
             "awareness_mimecast_phishing_data_submitted",
             &l,
             p.submitted as f64,
-        );
-        add(
-            "awareness_mimecast_phishing_reported",
-            &l,
-            p.reported as f64,
         );
     }
     out

@@ -24,6 +24,9 @@ use super::{
 
 pub use super::hmac::{mc_date_now, sign, verify};
 
+/// Population index of the user the API credentials belong to (user/get-training-details).
+pub const API_USER: usize = 0;
+
 /// Prefix of every data endpoint.
 pub const API_PREFIX: &str = "/api/awareness-training/";
 
@@ -493,11 +496,13 @@ fn authenticate(sim: &MimecastSim, headers: &HeaderMap, path: &str) -> Result<()
                 ));
             };
             if header(headers, "x-mc-app-id") != Some(app_id.as_str()) {
+                // As recorded from Mimecast: HTTP 200 and meta.status 200.
+                let got = header(headers, "x-mc-app-id").unwrap_or("");
                 return Err(fail(
                     StatusCode::OK,
-                    401,
+                    200,
                     "err_developer_key",
-                    "App ID is invalid",
+                    &format!("App ID is invalid: {got}"),
                     false,
                 ));
             }
@@ -765,9 +770,14 @@ async fn api(sim: &MimecastSim, path: &str, req: Request) -> Result<Response, Re
         ));
     }
     let payload = match endpoint {
-        Endpoint::Performance | Endpoint::Watchlist | Endpoint::SafeScore | Endpoint::Training => {
+        Endpoint::Performance | Endpoint::Watchlist | Endpoint::SafeScore => {
             per_user(sim, path, endpoint, &request)?
         }
+        // The request selects no user: the answer is the calling (API) user's own record.
+        Endpoint::Training => Payload::Value(ok_envelope(
+            json!([training_row(&sim.population, API_USER)]),
+            None,
+        )),
         Endpoint::SafeScoreSummary => Payload::Value(ok_envelope(
             json!([safe_score_summary(&sim.population)]),
             None,
@@ -1016,16 +1026,8 @@ pub fn safe_score_summary(pop: &Population) -> Value {
     json!({"scoreCounts": {"a": count('A'), "b": count('B'), "c": count('C'), "d": count('D'), "f": count('F')}})
 }
 
-fn round1(x: f64) -> Value {
-    let r = (x * 10.0).round() / 10.0;
-    if r.fract() == 0.0 {
-        json!(r as i64)
-    } else {
-        json!(r)
-    }
-}
-
-/// `campaign/get-campaigns` `data[0].campaigns`.
+/// `campaign/get-campaigns` `data[0].campaigns`, with the keys of the real recorded answer
+/// (tests/fixtures/mimecast/campaign-get-campaigns.json); percentages are whole numbers as there.
 pub fn campaigns(pop: &Population) -> Vec<Value> {
     pop.campaigns
         .iter()
@@ -1035,37 +1037,59 @@ pub fn campaigns(pop: &Population) -> Vec<Value> {
             let mut completed = 0u64;
             let mut correct = 0u64;
             let mut answered = 0u64;
+            let mut correct_per_question = vec![0u64; usize::from(c.questions)];
             for u in &pop.users {
                 for r in u.campaign_results.iter().filter(|r| r.campaign == ci) {
                     sent += 1;
                     if r.results.iter().all(|x| x != "SENT") {
                         completed += 1;
                     }
-                    correct += r.results.iter().filter(|x| *x == "CORRECT").count() as u64;
-                    answered += r.results.iter().filter(|x| *x != "SENT").count() as u64;
+                    for (q, x) in r.results.iter().enumerate() {
+                        if x == "CORRECT" {
+                            correct += 1;
+                            if let Some(n) = correct_per_question.get_mut(q) {
+                                *n += 1;
+                            }
+                        }
+                        if x != "SENT" {
+                            answered += 1;
+                        }
+                    }
                 }
             }
-            let pct = |a: u64, b: u64| {
-                if b == 0 {
-                    json!(0)
-                } else {
-                    round1(a as f64 * 100.0 / b as f64)
-                }
+            let pct = |a: u64, b: u64| (a * 100 + b / 2).checked_div(b).unwrap_or(0);
+            let per_question = |f: &dyn Fn(usize) -> u64| -> Value {
+                (0..usize::from(c.questions))
+                    .map(|q| (format!("forQuestion{}", q + 1), json!(f(q))))
+                    .collect::<Map<String, Value>>()
+                    .into()
             };
             let title = pop
                 .modules
                 .get(c.module)
-                .map(|m| json!({"id": m.id, "title": m.title}))
+                .map(|m| {
+                    json!({
+                        "id": m.id,
+                        "title": m.title,
+                        "titleForCustomModule": false,
+                        "correctAnswers": per_question(&|q| (q as u64 + c.module as u64) % 4 + 1),
+                    })
+                })
                 .unwrap_or(Value::Null);
             json!({
                 "id": c.id,
                 "name": c.name,
                 "title": title,
                 "launchDate": c.launch_date,
+                "createDate": c.launch_date,
+                "emailCustomized": false,
                 "numSent": sent,
                 "numCompleted": completed,
+                "allOtherCampaigns": {},
+                "locked": false,
                 "percentComplete": pct(completed, sent),
                 "percentCorrect": pct(correct, answered),
+                "numCorrectAnswers": per_question(&|q| correct_per_question.get(q).copied().unwrap_or(0)),
             })
         })
         .collect()
@@ -1177,7 +1201,7 @@ fn campaign_user_data(
     )))
 }
 
-/// `phishing/campaign/get-campaign` row.
+/// `phishing/campaign/get-campaign` row, with the keys the vendor documents (no `numReported`).
 pub fn phishing_row(c: &super::population::PhishingCampaign) -> Value {
     json!({
         "id": c.id,
@@ -1187,7 +1211,6 @@ pub fn phishing_row(c: &super::population::PhishingCampaign) -> Value {
         "numOpened": c.opened,
         "numClicked": c.clicked,
         "numSubmitted": c.submitted,
-        "numReported": c.reported,
     })
 }
 
@@ -1447,7 +1470,6 @@ mod tests {
             "company/get-performance-details",
             "company/get-watchlist-details",
             "company/get-safe-score-details",
-            "user/get-training-details",
         ] {
             let path = format!("{API_PREFIX}{ep}");
             let mut next: Option<String> = None;
@@ -1475,13 +1497,16 @@ mod tests {
                     assert_eq!(r, &performance_row(&pop.users[i], i));
                 }
             }
-            if ep.ends_with("training-details") {
-                assert_eq!(rows[1], training_row(&pop, 1));
-                let text = serde_json::to_string(&rows).unwrap();
-                assert!(text.contains("watchedData") && text.contains("watchedDate"));
-                assert!(text.contains("onWatchList") && text.contains("onWatchlist"));
-            }
         }
+        // Training details: the API user's own record, one entry, not paged.
+        let path = format!("{API_PREFIX}user/get-training-details");
+        let body: Value = post(&c, &s, &path, &token, page(500, None))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["data"], json!([training_row(&pop, API_USER)]));
+        assert!(body["meta"].get("pagination").is_none());
         // A page token of another endpoint is refused.
         let r = post(&c, &s, PERF, &token, page(40, None)).await;
         let t = r.json::<Value>().await.unwrap()["meta"]["pagination"]["next"]

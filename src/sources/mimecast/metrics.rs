@@ -98,8 +98,8 @@ pub fn watchlist(
             t[0],
         );
         b.gauge(
-            "awareness_mimecast_watchlist_count",
-            "Sum of the department's users' watchlist counts",
+            "awareness_mimecast_watchlist_entries",
+            "Sum of the department's users' watchlistCount (watchlist entries)",
             &l,
             t[1],
         );
@@ -111,8 +111,8 @@ pub fn watchlist(
             .collect();
         for (email, v) in cap_users(key, users, m.max_users) {
             b.gauge(
-                "awareness_mimecast_user_watchlist_count",
-                "The user's watchlist count",
+                "awareness_mimecast_user_watchlist_entries",
+                "The user's watchlistCount (watchlist entries)",
                 &[("account", account), ("email", &email)],
                 v,
             );
@@ -141,56 +141,51 @@ pub fn safe_score(b: &mut MetricsBuilder, account: &str, rows: &[SafeScoreRow]) 
     }
 }
 
+/// user/get-training-details: its request selects no user and its rows carry no identity, so
+/// it describes the calling (API) user's own training, not the company's. Published under
+/// names that say so; company-wide module figures come from campaign/get-campaigns.
 pub fn training(b: &mut MetricsBuilder, account: &str, rows: &[TrainingRow]) {
-    let mut by: BTreeMap<String, [f64; 3]> = BTreeMap::new();
-    let mut need = 0.0;
+    let (mut need, mut assigned, mut watched, mut on_watchlist) = (0.0, 0.0, 0.0, 0.0);
     for r in rows {
         if r.need_engagement == Some(true) {
             need += 1.0;
         }
         for t in r.training.iter().flatten() {
-            let title = t
-                .title
-                .clone()
-                .or_else(|| t.title_id.clone())
-                .unwrap_or_default();
-            let e = by.entry(title).or_default();
-            e[0] += 1.0;
+            assigned += 1.0;
             if t.watched == Some(true) {
-                e[1] += 1.0;
+                watched += 1.0;
             }
             if t.on_watchlist == Some(true) {
-                e[2] += 1.0;
+                on_watchlist += 1.0;
             }
         }
     }
+    let l = [("account", account)];
     b.gauge(
         "awareness_mimecast_users_need_engagement",
-        "Users whose training needs engagement",
-        &[("account", account)],
+        "1 when the API user's own training record (user/get-training-details) needs engagement; \
+         not a company-wide count (the endpoint describes the calling user)",
+        &l,
         need,
     );
-    for (module, t) in by {
-        let l = [("account", account), ("module", module.as_str())];
-        b.gauge(
-            "awareness_mimecast_module_assigned",
-            "Users the training module is assigned to",
-            &l,
-            t[0],
-        );
-        b.gauge(
-            "awareness_mimecast_module_watched",
-            "Users who watched the training module",
-            &l,
-            t[1],
-        );
-        b.gauge(
-            "awareness_mimecast_module_on_watchlist",
-            "Users on the watchlist for the training module",
-            &l,
-            t[2],
-        );
-    }
+    b.gauge(
+        "awareness_mimecast_api_user_modules_assigned",
+        "Training modules assigned to the API user itself (user/get-training-details)",
+        &l,
+        assigned,
+    );
+    b.gauge(
+        "awareness_mimecast_api_user_modules_watched",
+        "Training modules the API user itself has watched (user/get-training-details)",
+        &l,
+        watched,
+    );
+    b.gauge(
+        "awareness_mimecast_api_user_modules_on_watchlist",
+        "Training modules for which the API user itself is on the watchlist (user/get-training-details)",
+        &l,
+        on_watchlist,
+    );
 }
 
 /// `forQuestion2` → `2`.
@@ -203,7 +198,32 @@ fn question(key: &str) -> String {
     }
 }
 
+/// campaign/get-campaigns and campaign/get-user-data: per campaign, and company-wide per
+/// module (`title.title`) as the sums of the vendor's own numSent / numCompleted.
 pub fn campaigns(b: &mut MetricsBuilder, account: &str, all: &[(Campaign, Vec<CampaignUserRow>)]) {
+    let mut modules: BTreeMap<&str, [f64; 2]> = BTreeMap::new();
+    for (c, _) in all {
+        if let Some(module) = c.module() {
+            let m = modules.entry(module).or_default();
+            m[0] += n(c.num_sent);
+            m[1] += n(c.num_completed);
+        }
+    }
+    for (module, [sent, completed]) in modules {
+        let l = [("account", account), ("module", module)];
+        b.gauge(
+            "awareness_mimecast_module_assigned",
+            "Users the training module was sent to, over all its campaigns (sum of numSent)",
+            &l,
+            sent,
+        );
+        b.gauge(
+            "awareness_mimecast_module_watched",
+            "Users who completed the training module, over all its campaigns (sum of numCompleted)",
+            &l,
+            completed,
+        );
+    }
     for (c, rows) in all {
         let id = c.id.clone().unwrap_or_default();
         let name = c.label();
@@ -222,6 +242,14 @@ pub fn campaigns(b: &mut MetricsBuilder, account: &str, all: &[(Campaign, Vec<Ca
             &l,
             rows.len() as f64,
         );
+        if let Some(completed) = c.num_completed {
+            b.gauge(
+                "awareness_mimecast_campaign_completed_users",
+                "Users who completed the training campaign (the vendor's numCompleted)",
+                &l,
+                completed.max(0.0),
+            );
+        }
         if let Some(t) = c.launch_date.as_deref().and_then(parse_timestamp) {
             b.gauge(
                 "awareness_mimecast_campaign_launch_timestamp_seconds",
@@ -320,11 +348,14 @@ pub fn phishing(b: &mut MetricsBuilder, account: &str, rows: &[PhishingCampaign]
             &l,
             n(c.num_submitted),
         );
-        b.gauge(
-            "awareness_mimecast_phishing_reported",
-            "Phishing emails reported in the campaign",
-            &l,
-            n(c.num_reported),
-        );
+        // The vendor documents no numReported: publish it only where it was sent.
+        if let Some(reported) = c.num_reported {
+            b.gauge(
+                "awareness_mimecast_phishing_reported",
+                "Phishing emails reported in the campaign (only where the vendor sends numReported)",
+                &l,
+                reported.max(0.0),
+            );
+        }
     }
 }

@@ -125,6 +125,12 @@ pub struct Campaign {
     pub title: Option<CampaignTitle>,
     #[serde(default, rename = "launchDate", deserialize_with = "lenient::text")]
     pub launch_date: Option<String>,
+    /// Users the campaign was sent to.
+    #[serde(default, rename = "numSent", deserialize_with = "lenient::number")]
+    pub num_sent: Option<f64>,
+    /// Users who completed it (answered every question).
+    #[serde(default, rename = "numCompleted", deserialize_with = "lenient::number")]
+    pub num_completed: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -134,6 +140,14 @@ pub struct CampaignTitle {
 }
 
 impl Campaign {
+    /// The training module the campaign sends (`title.title`).
+    pub fn module(&self) -> Option<&str> {
+        self.title
+            .as_ref()
+            .and_then(|t| t.title.as_deref())
+            .filter(|t| !t.is_empty())
+    }
+
     pub fn label(&self) -> String {
         self.name
             .clone()
