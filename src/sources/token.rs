@@ -13,6 +13,18 @@ use crate::stats::FailureReason;
 
 /// Lifetime assumed when the server tells none.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// Longest lifetime believed: a vendor's "valid for a century" still gets refreshed daily.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// A vendor-given lifetime in seconds, within sane bounds: `None` for zero, negative or
+/// non-finite values, at most [`MAX_LIFETIME`]. Never panics (`Duration::from_secs_f64` does
+/// on huge or NaN values).
+pub fn clamp_lifetime(secs: f64) -> Option<Duration> {
+    if !secs.is_finite() || secs <= 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(secs).map_or(MAX_LIFETIME, |d| d.min(MAX_LIFETIME)))
+}
 
 #[derive(Debug)]
 struct Cached {
@@ -89,14 +101,25 @@ pub fn jwt_lifetime(token: &str, now: SystemTime) -> Option<Duration> {
         .duration_since(SystemTime::UNIX_EPOCH)
         .ok()?
         .as_secs_f64();
-    (exp > now).then(|| Duration::from_secs_f64(exp - now))
+    clamp_lifetime(exp - now)
 }
 
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: Option<String>,
-    #[serde(default, deserialize_with = "super::lenient::number")]
-    expires_in: Option<f64>,
+    /// Any JSON: an unreadable lifetime is no reason to refuse a token.
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+}
+
+/// `expires_in` as a number or numeric text; anything else means "not told".
+fn lifetime_of(value: &serde_json::Value) -> Option<Duration> {
+    let secs = match value {
+        serde_json::Value::Number(n) => n.as_f64()?,
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    clamp_lifetime(secs)
 }
 
 /// Reads an OAuth2 token response (`access_token`, optional `expires_in`).
@@ -119,10 +142,7 @@ pub fn parse_token_response(
             transport.record_failure(endpoint, FailureReason::Auth);
             FetchError::new(FailureReason::Auth, "token response has no access_token")
         })?;
-    let lifetime = parsed
-        .expires_in
-        .filter(|s| *s > 0.0 && *s < 1e9)
-        .map(Duration::from_secs_f64);
+    let lifetime = parsed.expires_in.as_ref().and_then(lifetime_of);
     Ok(Issued { value, lifetime })
 }
 
@@ -153,5 +173,59 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         assert_eq!(jwt_lifetime(&token, now), Some(Duration::from_secs(100)));
         assert_eq!(jwt_lifetime("opaque-token", now), None);
+    }
+
+    fn jwt_with(claims: &str) -> String {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.as_bytes());
+        format!("h.{payload}.s")
+    }
+
+    /// A vendor's absurd lifetime must neither panic nor pin a token for ever.
+    #[test]
+    fn absurd_lifetimes_are_clamped_not_panicking() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        assert_eq!(
+            jwt_lifetime(&jwt_with(r#"{"exp":1e30}"#), now),
+            Some(MAX_LIFETIME)
+        );
+        assert_eq!(
+            jwt_lifetime(&jwt_with(r#"{"exp":1.7976931348623157e308}"#), now),
+            Some(MAX_LIFETIME)
+        );
+        assert_eq!(jwt_lifetime(&jwt_with(r#"{"exp":-1e30}"#), now), None);
+        assert_eq!(jwt_lifetime(&jwt_with(r#"{"exp":500}"#), now), None);
+        for secs in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -5.0, 0.0, -1e300] {
+            assert_eq!(clamp_lifetime(secs), None, "{secs}");
+        }
+        assert_eq!(clamp_lifetime(1e30), Some(MAX_LIFETIME));
+        assert_eq!(clamp_lifetime(1e12), Some(MAX_LIFETIME));
+        assert_eq!(clamp_lifetime(3600.0), Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn absurd_expires_in_is_clamped() {
+        let transport = Transport::new(
+            reqwest::Client::new(),
+            std::sync::Arc::new(crate::stats::ApiStats::default()),
+            crate::http::TransportSettings::from(&crate::config::PollConfig::default()),
+            std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+        );
+        for (body, want) in [
+            (r#"{"access_token":"t","expires_in":1e30}"#, Some(MAX_LIFETIME)),
+            (r#"{"access_token":"t","expires_in":"1e300"}"#, Some(MAX_LIFETIME)),
+            (r#"{"access_token":"t","expires_in":-30}"#, None),
+            (r#"{"access_token":"t","expires_in":"NaN"}"#, None),
+            (r#"{"access_token":"t","expires_in":"-inf"}"#, None),
+            (r#"{"access_token":"t","expires_in":"3600"}"#, Some(Duration::from_secs(3600))),
+            (r#"{"access_token":"t","expires_in":{"s":1}}"#, None),
+        ] {
+            let reply = Reply {
+                status: reqwest::StatusCode::OK,
+                headers: Default::default(),
+                body: bytes::Bytes::from(body),
+            };
+            let issued = parse_token_response("login", &transport, &reply).unwrap();
+            assert_eq!(issued.lifetime, want, "{body}");
+        }
     }
 }
