@@ -116,6 +116,8 @@ struct RawPoll {
     timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     max_age: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    deadline: Option<Duration>,
     max_attempts: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     retry_backoff: Option<Duration>,
@@ -219,6 +221,9 @@ pub struct PollConfig {
     pub interval: Duration,
     pub timeout: Duration,
     pub max_age: Duration,
+    /// Longest a whole poll may run (all its requests, retries and pauses); a source's
+    /// interval caps it.
+    pub deadline: Duration,
     /// Attempts per request before a poll gives up (the first try included).
     pub max_attempts: u32,
     /// First retry delay; doubles per attempt (with jitter), capped at 30s.
@@ -239,6 +244,7 @@ impl Default for PollConfig {
             interval: Duration::from_secs(30 * 60),
             timeout: Duration::from_secs(60),
             max_age: Duration::from_secs(6 * 3600),
+            deadline: Duration::from_secs(10 * 60),
             max_attempts: 4,
             retry_backoff: Duration::from_secs(1),
             concurrency: 4,
@@ -527,6 +533,7 @@ fn resolve(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         interval: raw.poll.interval.unwrap_or(defaults.interval),
         timeout: raw.poll.timeout.unwrap_or(defaults.timeout),
         max_age: raw.poll.max_age.unwrap_or(defaults.max_age),
+        deadline: raw.poll.deadline.unwrap_or(defaults.deadline),
         max_attempts: raw.poll.max_attempts.unwrap_or(defaults.max_attempts),
         retry_backoff: raw.poll.retry_backoff.unwrap_or(defaults.retry_backoff),
         concurrency: raw.poll.concurrency.unwrap_or(defaults.concurrency),
@@ -540,10 +547,12 @@ fn resolve(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
     check_duration("poll.interval", poll.interval)?;
     check_duration("poll.timeout", poll.timeout)?;
     check_duration("poll.max_age", poll.max_age)?;
+    check_duration("poll.deadline", poll.deadline)?;
     // Upper bounds catch unit slips ("30d" for "30m") before they silence a source for weeks.
     check_at_most("poll.interval", poll.interval, DAY * 7)?;
     check_at_most("poll.timeout", poll.timeout, Duration::from_secs(600))?;
     check_at_most("poll.max_age", poll.max_age, DAY * 90)?;
+    check_at_most("poll.deadline", poll.deadline, DAY * 7)?;
     check_range("poll.max_attempts", poll.max_attempts as usize, 1, 20)?;
     if poll.retry_backoff < Duration::from_millis(1)
         || poll.retry_backoff > Duration::from_secs(300)
