@@ -56,6 +56,8 @@ pub struct StatsInner {
     pub requests: BTreeMap<&'static str, u64>,
     pub failures: BTreeMap<(&'static str, FailureReason), u64>,
     pub rows_skipped: BTreeMap<&'static str, u64>,
+    /// The latest failed request (the landing page shows it while a poll still runs).
+    pub last_failure: Option<(&'static str, FailureReason, std::time::SystemTime)>,
 }
 
 impl ApiStats {
@@ -69,7 +71,10 @@ impl ApiStats {
     }
 
     pub fn failure(&self, endpoint: &'static str, reason: FailureReason) {
-        self.with(|s| *s.failures.entry((endpoint, reason)).or_default() += 1);
+        self.with(|s| {
+            *s.failures.entry((endpoint, reason)).or_default() += 1;
+            s.last_failure = Some((endpoint, reason, std::time::SystemTime::now()));
+        });
     }
 
     pub fn rows_skipped(&self, endpoint: &'static str, n: u64) {
@@ -80,6 +85,10 @@ impl ApiStats {
 
     pub fn snapshot(&self) -> StatsInner {
         self.with(|s| s.clone())
+    }
+
+    pub fn last_failure(&self) -> Option<(&'static str, FailureReason, std::time::SystemTime)> {
+        self.with(|s| s.last_failure)
     }
 
     pub fn requests(&self, endpoint: &str) -> u64 {

@@ -15,11 +15,68 @@ use crate::snapshot::SourceKey;
 use crate::stats::ApiStats;
 use crate::store::PollOutcome;
 
-/// A vendor account that can be polled. A poll returns every section it covers, each either
-/// complete or failed; it never returns half a section.
+/// A vendor account that can be polled. A poll returns the sections it was asked for, each
+/// either complete or failed; it never returns half a section.
 pub trait Source: Send + Sync {
     fn key(&self) -> &SourceKey;
-    fn poll(&self) -> BoxFuture<'_, PollOutcome>;
+    /// Every section a full poll produces, in a stable order.
+    fn sections(&self) -> Vec<&'static str>;
+    /// Polls only the sections in `wanted` (names from [`sections`](Self::sections)), so a
+    /// failed section can be retried without re-polling the good ones. Credentials are
+    /// acquired once per poll and shared by its sections.
+    fn poll_sections(&self, wanted: Vec<&'static str>) -> BoxFuture<'_, PollOutcome>;
+    /// Polls every section.
+    fn poll(&self) -> BoxFuture<'_, PollOutcome> {
+        self.poll_sections(self.sections())
+    }
+}
+
+/// Where a source polls and how it authenticates, for the landing page: no credentials, no
+/// query string.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceInfo {
+    pub url: String,
+    pub auth: &'static str,
+}
+
+impl SourceInfo {
+    pub fn of(config: &SourceConfig) -> SourceInfo {
+        use crate::config::{CyberPilotAuth, MimecastAuth};
+        let (url, auth) = match config {
+            SourceConfig::CyberPilot(c) => (
+                &c.base_url,
+                match c.auth {
+                    CyberPilotAuth::Token(_) => "static token",
+                    CyberPilotAuth::Login { .. } => "OAuth2 password grant (login)",
+                },
+            ),
+            SourceConfig::Mimecast(c) => (
+                &c.base_url,
+                match c.auth {
+                    MimecastAuth::OAuth2 { .. } => "OAuth2 client credentials (API 2.0)",
+                    MimecastAuth::Hmac { .. } => "HMAC-signed requests (API 1.0)",
+                },
+            ),
+        };
+        SourceInfo {
+            url: public_url(url),
+            auth,
+        }
+    }
+}
+
+/// A URL fit to show: without user, password, query or fragment.
+pub fn public_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string().trim_end_matches('/').to_string()
+        }
+        Err(_) => "(invalid URL)".to_string(),
+    }
 }
 
 /// What every source needs besides its own config.

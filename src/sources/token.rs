@@ -33,10 +33,18 @@ struct Cached {
 }
 
 /// One cached bearer token. The lock is held while fetching, so concurrent requests that all
-/// find the token missing cause a single token request.
+/// find the token missing cause a single token request. A failed fetch is remembered until the
+/// next poll begins: the sections of a poll share one token acquisition, so an unreachable
+/// token endpoint fails the poll once instead of once per section.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    inner: Mutex<Option<Cached>>,
+    inner: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    cached: Option<Cached>,
+    failed: Option<FetchError>,
 }
 
 /// A token as issued: its value and how long it lives.
@@ -54,22 +62,36 @@ impl TokenCache {
         Fut: std::future::Future<Output = Result<Issued, FetchError>>,
     {
         let mut guard = self.inner.lock().await;
-        if let Some(c) = guard.as_ref() {
+        if let Some(e) = &guard.failed {
+            return Err(e.clone());
+        }
+        if let Some(c) = guard.cached.as_ref() {
             if Instant::now() < c.refresh_at {
                 return Ok(c.value.clone());
             }
         }
-        let issued = fetch().await?;
+        let issued = match fetch().await {
+            Ok(issued) => issued,
+            Err(e) => {
+                guard.failed = Some(e.clone());
+                return Err(e);
+            }
+        };
         let lifetime = issued
             .lifetime
             .or_else(|| jwt_lifetime(&issued.value, SystemTime::now()))
             .unwrap_or(DEFAULT_LIFETIME);
         let value = issued.value;
-        *guard = Some(Cached {
+        guard.cached = Some(Cached {
             value: value.clone(),
             refresh_at: Instant::now() + refresh_after(lifetime),
         });
         Ok(value)
+    }
+
+    /// A new poll begins: the last poll's token failure is forgotten, so this poll tries again.
+    pub async fn begin_poll(&self) {
+        self.inner.lock().await.failed = None;
     }
 
     /// Forgets `rejected` (after a 401), so the next [`get`](Self::get) fetches a new one.
@@ -77,8 +99,8 @@ impl TokenCache {
     /// refused together cause one renewal, not one each.
     pub async fn invalidate(&self, rejected: &str) {
         let mut guard = self.inner.lock().await;
-        if guard.as_ref().is_some_and(|c| c.value == rejected) {
-            *guard = None;
+        if guard.cached.as_ref().is_some_and(|c| c.value == rejected) {
+            guard.cached = None;
         }
     }
 }
@@ -175,6 +197,24 @@ mod tests {
         assert_eq!(jwt_lifetime("opaque-token", now), None);
     }
 
+    #[tokio::test]
+    async fn a_failed_fetch_is_not_repeated_within_a_poll() {
+        let cache = TokenCache::default();
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let fetch = || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err::<Issued, _>(FetchError::new(FailureReason::Timeout, "token timed out"))
+        };
+        for _ in 0..6 {
+            let e = cache.get(fetch).await.unwrap_err();
+            assert_eq!(e.message, "token timed out");
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        cache.begin_poll().await;
+        assert!(cache.get(fetch).await.is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
     fn jwt_with(claims: &str) -> String {
         let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.as_bytes());
         format!("h.{payload}.s")
@@ -194,7 +234,14 @@ mod tests {
         );
         assert_eq!(jwt_lifetime(&jwt_with(r#"{"exp":-1e30}"#), now), None);
         assert_eq!(jwt_lifetime(&jwt_with(r#"{"exp":500}"#), now), None);
-        for secs in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -5.0, 0.0, -1e300] {
+        for secs in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -5.0,
+            0.0,
+            -1e300,
+        ] {
             assert_eq!(clamp_lifetime(secs), None, "{secs}");
         }
         assert_eq!(clamp_lifetime(1e30), Some(MAX_LIFETIME));
@@ -211,12 +258,21 @@ mod tests {
             std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
         );
         for (body, want) in [
-            (r#"{"access_token":"t","expires_in":1e30}"#, Some(MAX_LIFETIME)),
-            (r#"{"access_token":"t","expires_in":"1e300"}"#, Some(MAX_LIFETIME)),
+            (
+                r#"{"access_token":"t","expires_in":1e30}"#,
+                Some(MAX_LIFETIME),
+            ),
+            (
+                r#"{"access_token":"t","expires_in":"1e300"}"#,
+                Some(MAX_LIFETIME),
+            ),
             (r#"{"access_token":"t","expires_in":-30}"#, None),
             (r#"{"access_token":"t","expires_in":"NaN"}"#, None),
             (r#"{"access_token":"t","expires_in":"-inf"}"#, None),
-            (r#"{"access_token":"t","expires_in":"3600"}"#, Some(Duration::from_secs(3600))),
+            (
+                r#"{"access_token":"t","expires_in":"3600"}"#,
+                Some(Duration::from_secs(3600)),
+            ),
             (r#"{"access_token":"t","expires_in":{"s":1}}"#, None),
         ] {
             let reply = Reply {

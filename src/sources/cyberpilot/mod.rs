@@ -253,8 +253,20 @@ impl Source for CyberPilotSource {
         &self.key
     }
 
-    fn poll(&self) -> BoxFuture<'_, PollOutcome> {
+    fn sections(&self) -> Vec<&'static str> {
+        vec![SECTION]
+    }
+
+    fn poll_sections(&self, wanted: Vec<&'static str>) -> BoxFuture<'_, PollOutcome> {
         async move {
+            if !wanted.contains(&SECTION) {
+                return PollOutcome::default();
+            }
+            // One login per poll: a failed one fails the poll at once.
+            self.token.begin_poll().await;
+            if let Err(e) = self.bearer().await {
+                return PollOutcome::all_failed(&[SECTION], &e.to_string());
+            }
             let result = self
                 .fetch_all()
                 .await

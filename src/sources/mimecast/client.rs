@@ -112,6 +112,16 @@ impl MimecastClient {
             .await
     }
 
+    /// Starts a poll: for OAuth2, forgets the last poll's token failure and acquires the token
+    /// the poll's sections share, so a failed token fails the whole poll at once.
+    pub async fn authenticate(&self) -> Result<(), FetchError> {
+        if let MimecastAuth::OAuth2 { .. } = &self.config.auth {
+            self.token.begin_poll().await;
+            self.bearer().await?;
+        }
+        Ok(())
+    }
+
     /// One POST, authenticated; for OAuth2 a refused token is replaced once.
     async fn post_once(
         &self,

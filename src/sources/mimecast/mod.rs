@@ -148,16 +148,33 @@ impl Source for MimecastSource {
         &self.key
     }
 
-    fn poll(&self) -> BoxFuture<'_, PollOutcome> {
+    fn sections(&self) -> Vec<&'static str> {
+        self.config.endpoints.iter().map(|e| e.name()).collect()
+    }
+
+    fn poll_sections(&self, wanted: Vec<&'static str>) -> BoxFuture<'_, PollOutcome> {
         async move {
-            let sections =
-                futures::future::join_all(self.config.endpoints.iter().map(|e| async move {
-                    SectionOutcome {
-                        name: e.name(),
-                        result: self.section(*e).await.map_err(|err| err.to_string()),
-                    }
-                }))
-                .await;
+            let endpoints: Vec<MimecastEndpoint> = self
+                .config
+                .endpoints
+                .iter()
+                .copied()
+                .filter(|e| wanted.contains(&e.name()))
+                .collect();
+            if endpoints.is_empty() {
+                return PollOutcome::default();
+            }
+            let names: Vec<&'static str> = endpoints.iter().map(|e| e.name()).collect();
+            if let Err(e) = self.client.authenticate().await {
+                return PollOutcome::all_failed(&names, &e.to_string());
+            }
+            let sections = futures::future::join_all(endpoints.into_iter().map(|e| async move {
+                SectionOutcome {
+                    name: e.name(),
+                    result: self.section(e).await.map_err(|err| err.to_string()),
+                }
+            }))
+            .await;
             PollOutcome { sections }
         }
         .boxed()
