@@ -27,7 +27,10 @@ impl Exporter {
     /// Starts polling every source of `config`. `config_path` is what reloads read (none in
     /// demo mode).
     pub fn start(config: Config, config_path: Option<PathBuf>) -> Arc<Exporter> {
-        Self::start_with(config, config_path, |p| p)
+        let demo = config_path.is_none();
+        let exporter = Self::start_with(config, config_path, |p| p);
+        exporter.store.set_demo_mode(demo);
+        exporter
     }
 
     /// Like [`start`](Self::start), letting tests tune the poller.

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use crate::snapshot::SourceKey;
-use crate::store::SourceStatus;
+use crate::store::{SourceStatus, Store};
 
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -33,21 +33,54 @@ fn when(t: Option<SystemTime>, now: SystemTime) -> String {
     }
 }
 
-pub fn render(sources: &[(SourceKey, SourceStatus)], now: SystemTime) -> String {
+/// The page for everything the store holds now.
+pub fn render(store: &Store, now: SystemTime) -> String {
+    page(&store.statuses(now), store.demo_mode(), now)
+}
+
+/// The state column: the last result, and the poll running now with its latest error.
+fn state_of(s: &SourceStatus, now: SystemTime) -> (&'static str, String) {
+    let class = if !s.first_poll_done() {
+        "polling"
+    } else if s.up {
+        "up"
+    } else {
+        "down"
+    };
+    let mut text = escape(class);
+    let down: Vec<&str> = s
+        .sections
+        .iter()
+        .filter(|sec| sec.up == Some(false))
+        .map(|sec| sec.name)
+        .collect();
+    if s.first_poll_done() && !down.is_empty() && down.len() < s.sections.len() {
+        let _ = write!(text, " (sections down: {})", escape(&down.join(", ")));
+    }
+    if let Some(since) = s.polling_since {
+        let _ = write!(
+            text,
+            "<br>polling since {}",
+            escape(&when(Some(since), now))
+        );
+        if let Some(e) = &s.current_error {
+            let _ = write!(text, "<br>latest error: {}", escape(e));
+        }
+    }
+    (class, text)
+}
+
+pub fn page(sources: &[(SourceKey, SourceStatus)], demo: bool, now: SystemTime) -> String {
     let mut rows = String::new();
     for (key, s) in sources {
-        let state = if !s.first_poll_done() {
-            "polling"
-        } else if s.up {
-            "up"
-        } else {
-            "down"
-        };
+        let (class, state) = state_of(s, now);
         let _ = writeln!(
             rows,
-            "<tr class=\"{state}\"><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(key.platform.as_str()),
             escape(&key.account),
+            escape(&s.info.url),
+            escape(s.info.auth),
             escape(&when(s.last_success, now)),
             s.last_duration
                 .map(|d| format!("{:.2}s", d.as_secs_f64()))
@@ -57,8 +90,13 @@ pub fn render(sources: &[(SourceKey, SourceStatus)], now: SystemTime) -> String 
         );
     }
     if sources.is_empty() {
-        rows.push_str("<tr><td colspan=\"7\">No sources configured.</td></tr>\n");
+        rows.push_str("<tr><td colspan=\"9\">No sources configured.</td></tr>\n");
     }
+    let mode = if demo {
+        "<p class=\"demo\"><strong>Demo mode</strong>: every source is a built-in simulator on loopback, not a vendor. Run with <code>--config.file</code> to poll real accounts.</p>\n"
+    } else {
+        ""
+    };
     format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -67,16 +105,17 @@ pub fn render(sources: &[(SourceKey, SourceStatus)], now: SystemTime) -> String 
 body {{ font-family: sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
-tr.up td:nth-child(3) {{ color: #1a7f37; }}
-tr.down td:nth-child(3) {{ color: #cf222e; font-weight: bold; }}
+tr.up td:nth-child(5) {{ color: #1a7f37; }}
+tr.down td:nth-child(5) {{ color: #cf222e; font-weight: bold; }}
+p.demo {{ background: #fff8c5; padding: 4px 8px; }}
 </style></head>
 <body>
 <h1>awareness-exporter</h1>
 <p>Prometheus exporter for security awareness training platforms, version {version}.</p>
-<p><a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
+{mode}<p><a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
 <h2>Sources</h2>
 <table>
-<tr><th>Platform</th><th>Account</th><th>State</th><th>Last success</th><th>Last poll took</th><th>Series</th><th>Last error</th></tr>
+<tr><th>Platform</th><th>Account</th><th>Vendor URL</th><th>Auth</th><th>State</th><th>Last success</th><th>Last poll took</th><th>Series</th><th>Last error</th></tr>
 {rows}</table>
 </body>
 </html>
@@ -98,10 +137,42 @@ mod tests {
             polls_failed: 1,
             ..Default::default()
         };
-        let html = render(&[(key, status)], SystemTime::now());
+        let html = page(&[(key, status)], false, SystemTime::now());
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains("bad &quot;thing&quot; &amp; &lt;b&gt;"));
         assert!(html.contains("<td>down</td>"));
+        assert!(!html.contains("Demo mode"));
+    }
+
+    #[test]
+    fn shows_vendor_auth_demo_mode_and_the_running_poll() {
+        let key = SourceKey::new(Platform::Mimecast, "acme");
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(100_000);
+        let status = SourceStatus {
+            info: crate::sources::SourceInfo {
+                url: crate::sources::public_url(
+                    "https://user:pw@api.services.mimecast.com/?k=SECRET#x",
+                ),
+                auth: "OAuth2 client credentials (API 2.0)",
+            },
+            polling_since: Some(now - std::time::Duration::from_secs(42)),
+            current_error: Some("oauth/token: timeout".into()),
+            ..Default::default()
+        };
+        let html = page(&[(key, status)], true, now);
+        assert!(
+            html.contains("<td>https://api.services.mimecast.com</td>"),
+            "{html}"
+        );
+        assert!(!html.contains("SECRET") && !html.contains("pw@"));
+        assert!(html.contains("OAuth2 client credentials (API 2.0)"));
+        assert!(html.contains("Demo mode"));
+        assert!(
+            html.contains("polling since 1970-01-02 03:45:58 UTC"),
+            "{html}"
+        );
+        assert!(html.contains("(42s ago)"));
+        assert!(html.contains("latest error: oauth/token: timeout"));
     }
 }

@@ -1,18 +1,22 @@
 //! Schedules the sources: one task per account, an immediate first poll, then the interval with
-//! jitter; after a failure, retries sooner with backoff (never later than the interval). Each
-//! finished poll is published whole into the store.
+//! jitter. Sections are scheduled on their own: a failed section is retried sooner, with
+//! backoff (never later than the interval), without re-polling the good ones. Every poll is
+//! supervised: it runs in its own task under `poll.deadline`, and a panic is caught, logged and
+//! counted while the source keeps its schedule.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use rand::Rng;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::config::{Config, MetricsConfig, PollConfig, SourceConfig};
 use crate::snapshot::SourceKey;
-use crate::sources::{self, Source, SourceContext};
-use crate::store::Store;
+use crate::sources::{self, Source, SourceContext, SourceInfo};
+use crate::store::{PollOutcome, Store};
 
 /// First delay after a failed poll; doubles per consecutive failure up to the interval.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(30);
@@ -106,12 +110,18 @@ impl Poller {
             };
             let source = sources::build(source_config, ctx);
             let interval = source_config.interval().unwrap_or(config.poll.interval);
-            let handle = tokio::spawn(run(
-                source,
-                self.store.clone(),
+            self.store.configure(
+                &key,
+                &source.sections(),
                 interval,
-                self.failure_backoff,
-            ));
+                SourceInfo::of(source_config),
+            );
+            let schedule = Schedule {
+                interval,
+                deadline: config.poll.deadline.min(interval),
+                failure_backoff: self.failure_backoff,
+            };
+            let handle = spawn(source, self.store.clone(), schedule);
             running.insert(
                 key,
                 Running {
@@ -139,42 +149,177 @@ impl Drop for Poller {
     }
 }
 
-/// Polls one source for ever.
-async fn run(
-    source: Arc<dyn Source>,
-    store: Arc<Store>,
-    interval: Duration,
-    failure_backoff: Duration,
-) {
-    let mut failures = 0u32;
-    loop {
-        let started = Instant::now();
-        let outcome = source.poll().await;
-        let took = started.elapsed();
-        let ok = outcome.ok();
-        if ok {
-            tracing::info!(source = %source.key(), took_ms = took.as_millis() as u64, "poll succeeded");
-        } else {
-            tracing::warn!(
-                source = %source.key(),
-                took_ms = took.as_millis() as u64,
-                error = outcome.first_error().unwrap_or_default(),
-                "poll failed; keeping the last good data"
-            );
-        }
-        let now = SystemTime::now();
-        store.publish(source.key(), outcome, took, now);
-        store.expire(now);
+/// How one source is polled.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub interval: Duration,
+    /// Longest a whole poll may run; never more than the interval.
+    pub deadline: Duration,
+    pub failure_backoff: Duration,
+}
 
-        let wait = if ok {
-            failures = 0;
-            jitter(interval)
-        } else {
-            failures = failures.saturating_add(1);
-            let backoff = failure_backoff.saturating_mul(1u32 << (failures - 1).min(16));
-            jitter(backoff.min(interval))
+/// When a section is next due, and how often in a row it failed.
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    at: Instant,
+    failures: u32,
+}
+
+/// Polls one source for ever in a task of its own. The source must be registered (and
+/// configured) in `store`.
+pub fn spawn(source: Arc<dyn Source>, store: Arc<Store>, schedule: Schedule) -> JoinHandle<()> {
+    tokio::spawn(run(source, store, schedule))
+}
+
+/// Polls one source for ever.
+async fn run(source: Arc<dyn Source>, store: Arc<Store>, schedule: Schedule) {
+    let key = source.key().clone();
+    let span = tracing::info_span!(
+        "poll",
+        platform = key.platform.as_str(),
+        account = key.account.as_str()
+    );
+    let start = Instant::now();
+    let mut due: BTreeMap<&'static str, Due> = source
+        .sections()
+        .into_iter()
+        .map(|name| {
+            (
+                name,
+                Due {
+                    at: start,
+                    failures: 0,
+                },
+            )
+        })
+        .collect();
+    loop {
+        let Some(next) = due.values().map(|d| d.at).min() else {
+            return; // a source without sections has nothing to poll
         };
-        tokio::time::sleep(wait).await;
+        tokio::time::sleep_until(next).await;
+        // Sections due within a second are polled together (one token, one log line).
+        let now = Instant::now() + Duration::from_secs(1);
+        let wanted: Vec<&'static str> = due
+            .iter()
+            .filter(|(_, d)| d.at <= now)
+            .map(|(name, _)| *name)
+            .collect();
+        let outcome = poll_supervised(&source, &store, wanted.clone(), schedule.deadline)
+            .instrument(span.clone())
+            .await;
+
+        // Good sections (re)join the next regular poll; failed ones retry on their own backoff,
+        // but never later than that regular poll.
+        let finished = Instant::now();
+        let group = due
+            .iter()
+            .filter(|(name, d)| !wanted.contains(name) && d.failures == 0 && d.at > finished)
+            .map(|(_, d)| d.at)
+            .min();
+        let any_ok = wanted.iter().any(|n| !outcome.failed.contains(n));
+        let regular = group.or(any_ok.then(|| finished + jitter(schedule.interval)));
+        for name in &wanted {
+            let Some(d) = due.get_mut(name) else { continue };
+            if outcome.failed.contains(name) {
+                d.failures = d.failures.saturating_add(1);
+                let backoff = schedule
+                    .failure_backoff
+                    .saturating_mul(1u32 << (d.failures - 1).min(16))
+                    .min(schedule.interval);
+                let retry = finished + jitter(backoff);
+                d.at = regular.map_or(retry, |r| retry.min(r));
+            } else {
+                d.failures = 0;
+                d.at = regular.unwrap_or_else(|| finished + jitter(schedule.interval));
+            }
+        }
+    }
+}
+
+/// What the scheduler needs to know of a finished poll.
+struct Finished {
+    failed: Vec<&'static str>,
+}
+
+/// Runs one poll in its own task, under the deadline, and publishes its outcome. A panic or
+/// the deadline fails every section polled, with a reason that says which.
+async fn poll_supervised(
+    source: &Arc<dyn Source>,
+    store: &Arc<Store>,
+    wanted: Vec<&'static str>,
+    deadline: Duration,
+) -> Finished {
+    let key = source.key().clone();
+    store.poll_started(&key, SystemTime::now());
+    let started = Instant::now();
+    let task = {
+        let source = source.clone();
+        let wanted = wanted.clone();
+        tokio::spawn(
+            async move { source.poll_sections(wanted).await }.instrument(tracing::Span::current()),
+        )
+    };
+    let abort = task.abort_handle();
+    let (outcome, panicked) = match tokio::time::timeout(deadline, task).await {
+        Ok(Ok(outcome)) => (outcome, false),
+        Ok(Err(e)) if e.is_panic() => {
+            let message = panic_message(e.into_panic());
+            tracing::error!(source = %key, panic = %message, "poll panicked; the source keeps its schedule");
+            (
+                PollOutcome::all_failed(&wanted, &format!("poll panicked: {message}")),
+                true,
+            )
+        }
+        Ok(Err(e)) => (
+            PollOutcome::all_failed(&wanted, &format!("poll task ended: {e}")),
+            false,
+        ),
+        Err(_) => {
+            abort.abort();
+            let reason = format!(
+                "poll deadline of {} exceeded (poll.deadline)",
+                humantime::format_duration(deadline)
+            );
+            (PollOutcome::all_failed(&wanted, &reason), false)
+        }
+    };
+    let took = started.elapsed();
+    let failed: Vec<&'static str> = outcome
+        .sections
+        .iter()
+        .filter(|s| s.result.is_err())
+        .map(|s| s.name)
+        .collect();
+    let now = SystemTime::now();
+    let took_ms = took.as_millis() as u64;
+    if failed.is_empty() && !panicked {
+        tracing::info!(source = %key, took_ms, sections = wanted.len(), "poll succeeded");
+    } else if !panicked {
+        let error = outcome.first_error().unwrap_or_default();
+        if store.has_data(&key, &failed, now) {
+            tracing::warn!(source = %key, took_ms, failed = ?failed, error, "poll failed; keeping the last good data");
+        } else {
+            tracing::warn!(source = %key, took_ms, failed = ?failed, error, "poll failed; no data to publish yet");
+        }
+    }
+    if panicked {
+        store.publish_panic(&key, outcome, took, now);
+    } else {
+        store.publish(&key, outcome, took, now);
+    }
+    store.expire(now);
+    Finished { failed }
+}
+
+/// The text of a panic payload (`panic!` gives a `&str` or a `String`).
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
     }
 }
 

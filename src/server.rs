@@ -208,7 +208,7 @@ impl App {
 
     fn landing(&self) -> Response<Body> {
         let now = SystemTime::now();
-        let html = crate::landing::render(&self.store.statuses(now), now);
+        let html = crate::landing::render(&self.store, now);
         let mut r = Response::new(Body::new([Bytes::from(html)]));
         r.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::snapshot::{merge, MetricsBuilder, Rendered, SourceKey};
+use crate::sources::SourceInfo;
 use crate::stats::ApiStats;
 
 /// The result of one section (an endpoint group) of a poll.
@@ -25,6 +26,18 @@ impl PollOutcome {
     pub fn ok(&self) -> bool {
         self.sections.iter().all(|s| s.result.is_ok())
     }
+    /// An outcome in which every section of `names` failed for the same `reason`.
+    pub fn all_failed(names: &[&'static str], reason: &str) -> Self {
+        PollOutcome {
+            sections: names
+                .iter()
+                .map(|name| SectionOutcome {
+                    name,
+                    result: Err(reason.to_string()),
+                })
+                .collect(),
+        }
+    }
     pub fn first_error(&self) -> Option<String> {
         self.sections.iter().find_map(|s| match &s.result {
             Err(e) => Some(format!("{}: {e}", s.name)),
@@ -38,21 +51,46 @@ impl PollOutcome {
 pub struct SourceStatus {
     pub polls_ok: u64,
     pub polls_failed: u64,
+    /// Polls that panicked (caught; the source kept its schedule).
+    pub polls_panicked: u64,
+    /// Every section's last attempt succeeded.
     pub up: bool,
     pub last_poll_end: Option<SystemTime>,
+    /// End of the last poll after which every section was up.
     pub last_success: Option<SystemTime>,
     pub last_duration: Option<Duration>,
     pub last_error: Option<String>,
+    /// Start of the poll running now, if one is.
+    pub polling_since: Option<SystemTime>,
+    /// The latest failed request of the poll running now (`endpoint: reason`).
+    pub current_error: Option<String>,
+    /// The source's poll interval (its own or `poll.interval`).
+    pub interval: Option<Duration>,
+    pub info: SourceInfo,
+    /// Each section's state, in name order.
+    pub sections: Vec<SectionStatus>,
     /// Data series currently published (after `max_age`).
     pub series: usize,
 }
 
+/// One section's health.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SectionStatus {
+    pub name: &'static str,
+    /// `None` until its first attempt ends.
+    pub up: Option<bool>,
+    pub last_success: Option<SystemTime>,
+    pub last_error: Option<String>,
+}
+
 impl SourceStatus {
+    /// True once the first poll attempt ended, whatever its result.
     pub fn first_poll_done(&self) -> bool {
-        self.polls_ok + self.polls_failed > 0
+        self.polls_ok + self.polls_failed + self.polls_panicked > 0
     }
 }
 
+/// The last good data of a section.
 #[derive(Debug)]
 struct Section {
     data: Arc<Rendered>,
@@ -63,6 +101,8 @@ struct Section {
 struct Entry {
     stats: Arc<ApiStats>,
     status: SourceStatus,
+    /// Health of every section, data or not.
+    health: BTreeMap<&'static str, SectionStatus>,
     sections: BTreeMap<&'static str, Section>,
 }
 
@@ -71,6 +111,8 @@ pub struct Store {
     sources: RwLock<BTreeMap<SourceKey, Entry>>,
     max_age: RwLock<Duration>,
     version: String,
+    /// The process polls built-in simulators (`--demo`), not vendors.
+    demo: std::sync::atomic::AtomicBool,
 }
 
 fn secs(t: SystemTime) -> f64 {
@@ -85,7 +127,16 @@ impl Store {
             sources: RwLock::new(BTreeMap::new()),
             max_age: RwLock::new(max_age),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            demo: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    pub fn set_demo_mode(&self, demo: bool) {
+        self.demo.store(demo, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn demo_mode(&self) -> bool {
+        self.demo.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<SourceKey, Entry>> {
@@ -110,9 +161,55 @@ impl Store {
         let entry = map.entry(key.clone()).or_insert_with(|| Entry {
             stats: Arc::new(ApiStats::default()),
             status: SourceStatus::default(),
+            health: BTreeMap::new(),
             sections: BTreeMap::new(),
         });
         entry.stats.clone()
+    }
+
+    /// Sets what a (re)started poller of `key` polls: its sections (others are forgotten, data
+    /// and health), interval and vendor.
+    pub fn configure(
+        &self,
+        key: &SourceKey,
+        sections: &[&'static str],
+        interval: Duration,
+        info: SourceInfo,
+    ) {
+        let mut map = self.write();
+        let Some(entry) = map.get_mut(key) else {
+            return;
+        };
+        entry.sections.retain(|name, _| sections.contains(name));
+        entry.health.retain(|name, _| sections.contains(name));
+        for name in sections {
+            entry.health.entry(name).or_insert_with(|| SectionStatus {
+                name,
+                ..SectionStatus::default()
+            });
+        }
+        entry.status.interval = Some(interval);
+        entry.status.info = info;
+        entry.status.up = all_up(&entry.health);
+    }
+
+    /// Marks a poll of `key` as running since `now` (the landing page shows it).
+    pub fn poll_started(&self, key: &SourceKey, now: SystemTime) {
+        if let Some(entry) = self.write().get_mut(key) {
+            entry.status.polling_since = Some(now);
+        }
+    }
+
+    /// True when one of `sections` of `key` has good data to keep (not yet expired).
+    pub fn has_data(&self, key: &SourceKey, sections: &[&'static str], now: SystemTime) -> bool {
+        let max_age = self.max_age();
+        self.read().get(key).is_some_and(|e| {
+            sections.iter().any(|name| {
+                e.sections
+                    .get(name)
+                    .is_some_and(|s| !expired(s, now, max_age))
+            })
+        })
     }
 
     /// Forgets a source: its data and health series disappear from the next scrape.
@@ -120,39 +217,93 @@ impl Store {
         self.write().remove(key);
     }
 
-    /// Publishes one finished poll. Sections that succeeded replace their predecessors; failed
-    /// ones keep the last good data; sections no longer produced at all are dropped.
+    /// Publishes one finished poll (of every section or of some). Sections that succeeded
+    /// replace their predecessors; failed ones keep the last good data; sections not polled keep
+    /// their state. The source is up when every section's last attempt succeeded.
     pub fn publish(&self, key: &SourceKey, outcome: PollOutcome, took: Duration, now: SystemTime) {
+        self.finish(key, outcome, took, now, false);
+    }
+
+    /// Publishes a poll that panicked: its sections failed, counted apart from failures.
+    pub fn publish_panic(
+        &self,
+        key: &SourceKey,
+        outcome: PollOutcome,
+        took: Duration,
+        now: SystemTime,
+    ) {
+        self.finish(key, outcome, took, now, true);
+    }
+
+    fn finish(
+        &self,
+        key: &SourceKey,
+        outcome: PollOutcome,
+        took: Duration,
+        now: SystemTime,
+        panicked: bool,
+    ) {
         let mut map = self.write();
         let Some(entry) = map.get_mut(key) else {
             return; // removed by a reload while it polled
         };
-        let ok = outcome.ok();
+        let ok = outcome.ok() && !panicked;
         let error = outcome.first_error();
-        let names: Vec<&'static str> = outcome.sections.iter().map(|s| s.name).collect();
-        entry.sections.retain(|name, _| names.contains(name));
         for section in outcome.sections {
-            if let Ok(data) = section.result {
-                entry.sections.insert(
-                    section.name,
-                    Section {
-                        data: Arc::new(data),
-                        success_at: now,
-                    },
-                );
+            let health = entry
+                .health
+                .entry(section.name)
+                .or_insert_with(|| SectionStatus {
+                    name: section.name,
+                    ..SectionStatus::default()
+                });
+            match section.result {
+                Ok(data) => {
+                    health.up = Some(true);
+                    health.last_success = Some(now);
+                    health.last_error = None;
+                    entry.sections.insert(
+                        section.name,
+                        Section {
+                            data: Arc::new(data),
+                            success_at: now,
+                        },
+                    );
+                }
+                Err(e) => {
+                    health.up = Some(false);
+                    health.last_error = Some(e);
+                }
             }
         }
+        let up = all_up(&entry.health);
         let status = &mut entry.status;
-        status.up = ok;
+        status.up = up;
+        status.polling_since = None;
+        status.current_error = None;
         status.last_poll_end = Some(now);
         status.last_duration = Some(took);
-        if ok {
+        if panicked {
+            status.polls_panicked += 1;
+        } else if ok {
             status.polls_ok += 1;
+        } else {
+            status.polls_failed += 1;
+        }
+        if up {
             status.last_success = Some(now);
             status.last_error = None;
         } else {
-            status.polls_failed += 1;
-            status.last_error = error;
+            // The error of this poll, else that of a section still down from an earlier one.
+            status.last_error = error.or_else(|| {
+                entry
+                    .health
+                    .values()
+                    .find_map(|h| match (&h.up, &h.last_error) {
+                        (Some(false), Some(e)) => Some(format!("{}: {e}", h.name)),
+                        _ => None,
+                    })
+            });
         }
     }
 
@@ -171,6 +322,14 @@ impl Store {
             .iter()
             .map(|(k, e)| {
                 let mut s = e.status.clone();
+                s.sections = e.health.values().cloned().collect();
+                if let Some(since) = s.polling_since {
+                    s.current_error = e
+                        .stats
+                        .last_failure()
+                        .filter(|(_, _, at)| *at >= since)
+                        .map(|(endpoint, reason, _)| format!("{endpoint}: {reason}"));
+                }
                 s.series = e
                     .sections
                     .values()
@@ -254,10 +413,45 @@ impl Store {
                     d.as_secs_f64(),
                 );
             }
-            for (result, n) in [("success", st.polls_ok), ("failure", st.polls_failed)] {
+            if let Some(d) = st.interval {
+                b.gauge(
+                    "awareness_poll_interval_seconds",
+                    "The source's poll interval (after a success; failures retry sooner)",
+                    &labels,
+                    d.as_secs_f64(),
+                );
+            }
+            for (name, h) in &entry.health {
+                let labels = [
+                    ("platform", platform),
+                    ("account", account),
+                    ("section", *name),
+                ];
+                if let Some(up) = h.up {
+                    b.gauge(
+                        "awareness_section_up",
+                        "1 when the last attempt at this section of the source succeeded, else 0",
+                        &labels,
+                        if up { 1.0 } else { 0.0 },
+                    );
+                }
+                if let Some(t) = h.last_success {
+                    b.gauge(
+                        "awareness_section_last_success_timestamp_seconds",
+                        "Unix time at the end of the last successful poll of this section",
+                        &labels,
+                        secs(t),
+                    );
+                }
+            }
+            for (result, n) in [
+                ("success", st.polls_ok),
+                ("failure", st.polls_failed),
+                ("panic", st.polls_panicked),
+            ] {
                 b.counter(
                     "awareness_polls",
-                    "Finished polls of the source, by result",
+                    "Finished polls of the source, by result (a panic is caught and counted)",
                     &[
                         ("platform", platform),
                         ("account", account),
@@ -307,6 +501,10 @@ impl Store {
         }
         b.finish()
     }
+}
+
+fn all_up(health: &BTreeMap<&'static str, SectionStatus>) -> bool {
+    !health.is_empty() && health.values().all(|h| h.up == Some(true))
 }
 
 fn expired(section: &Section, now: SystemTime, max_age: Duration) -> bool {

@@ -17,6 +17,7 @@ fn mask(body: &str) -> String {
     body.lines()
         .map(|l| {
             if l.starts_with("awareness_last_success_timestamp_seconds{")
+                || l.starts_with("awareness_section_last_success_timestamp_seconds{")
                 || l.starts_with("awareness_poll_duration_seconds{")
             {
                 match l.rsplit_once(' ') {

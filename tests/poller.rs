@@ -1,0 +1,484 @@
+//! The poller: sections scheduled on their own, supervised polls (panics caught, a deadline for
+//! the whole poll), one token per poll, the landing page while a poll runs, logs that name
+//! their source.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use awareness_exporter::app::Exporter;
+use awareness_exporter::config;
+use awareness_exporter::poller::{self, Schedule};
+use awareness_exporter::sim::mimecast::{self, MimecastOptions, SimAuth};
+use awareness_exporter::sim::{Fault, Population};
+use awareness_exporter::snapshot::{MetricsBuilder, Platform, SourceKey};
+use awareness_exporter::sources::{Source, SourceInfo};
+use awareness_exporter::store::{PollOutcome, SectionOutcome, Store};
+use common::*;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+/// What a fake section does when polled.
+#[derive(Clone, Copy, PartialEq)]
+enum Act {
+    Ok,
+    Fail,
+    Panic,
+    Hang,
+}
+
+/// A source whose sections behave as told, counting how often each is polled.
+struct Fake {
+    key: SourceKey,
+    sections: Vec<&'static str>,
+    /// What each section does on its n-th poll (the last entry repeats).
+    script: Box<dyn Fn(&'static str, u64) -> Act + Send + Sync>,
+    polls: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    calls: AtomicU64,
+}
+
+impl Fake {
+    fn new(
+        sections: Vec<&'static str>,
+        script: impl Fn(&'static str, u64) -> Act + Send + Sync + 'static,
+    ) -> Arc<Fake> {
+        Arc::new(Fake {
+            key: SourceKey::new(Platform::Mimecast, "fake"),
+            sections,
+            script: Box::new(script),
+            polls: Mutex::new(Default::default()),
+            calls: AtomicU64::new(0),
+        })
+    }
+    fn polls(&self, section: &str) -> u64 {
+        self.polls
+            .lock()
+            .unwrap()
+            .get(section)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Source for Fake {
+    fn key(&self) -> &SourceKey {
+        &self.key
+    }
+    fn sections(&self) -> Vec<&'static str> {
+        self.sections.clone()
+    }
+    fn poll_sections(&self, wanted: Vec<&'static str>) -> BoxFuture<'_, PollOutcome> {
+        async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            tracing::warn!("fake source polled");
+            let mut sections = Vec::new();
+            for name in wanted {
+                let n = {
+                    let mut p = self.polls.lock().unwrap();
+                    let n = p.entry(name).or_default();
+                    *n += 1;
+                    *n
+                };
+                match (self.script)(name, n) {
+                    Act::Ok => {
+                        let mut b = MetricsBuilder::new();
+                        b.gauge("awareness_fake", "Fake", &[("section", name)], n as f64);
+                        sections.push(SectionOutcome {
+                            name,
+                            result: Ok(b.finish()),
+                        });
+                    }
+                    Act::Fail => sections.push(SectionOutcome {
+                        name,
+                        result: Err("not licensed".into()),
+                    }),
+                    Act::Panic => panic!("injected panic in section {name}"),
+                    Act::Hang => futures::future::pending::<()>().await,
+                }
+            }
+            PollOutcome { sections }
+        }
+        .boxed()
+    }
+}
+
+fn start(fake: Arc<Fake>, schedule: Schedule) -> (Arc<Store>, tokio::task::JoinHandle<()>) {
+    let store = Arc::new(Store::new(Duration::from_secs(3600)));
+    store.register(&fake.key);
+    store.configure(
+        &fake.key,
+        &fake.sections,
+        schedule.interval,
+        SourceInfo::default(),
+    );
+    let handle = poller::spawn(fake, store.clone(), schedule);
+    (store, handle)
+}
+
+fn fast(interval: Duration) -> Schedule {
+    Schedule {
+        interval,
+        deadline: interval,
+        failure_backoff: Duration::from_millis(20),
+    }
+}
+
+fn value(body: &str, series_text: &str) -> Option<f64> {
+    samples(body).get(series_text).copied()
+}
+
+#[test]
+fn poll_deadline_is_configurable_with_a_default() {
+    let c = config::parse(
+        "[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(c.poll.deadline, Duration::from_secs(600));
+    let c = config::parse(
+        "[poll]\ndeadline = \"90s\"\n[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(c.poll.deadline, Duration::from_secs(90));
+    let e = config::parse("[poll]\ndeadline = \"10ms\"\n", "t.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("poll.deadline"), "{e}");
+}
+
+/// A failing section is retried on its own backoff; the good one is not re-polled.
+#[tokio::test]
+async fn a_failed_section_is_retried_alone() {
+    let fake = Fake::new(vec!["good", "unlicensed"], |name, _| {
+        if name == "good" {
+            Act::Ok
+        } else {
+            Act::Fail
+        }
+    });
+    let (store, handle) = start(fake.clone(), fast(Duration::from_secs(3600)));
+    assert!(eventually(10, || fake.polls("unlicensed") >= 4).await);
+    assert_eq!(fake.polls("good"), 1, "the good section keeps its interval");
+    let body = store.render(SystemTime::now());
+    let up = |section: &str| {
+        value(
+            &body,
+            &series(
+                "awareness_section_up",
+                &[
+                    ("platform", "mimecast"),
+                    ("account", "fake"),
+                    ("section", section),
+                ],
+            ),
+        )
+    };
+    assert_eq!(up("good"), Some(1.0));
+    assert_eq!(up("unlicensed"), Some(0.0));
+    assert!(body.contains(
+        "awareness_section_last_success_timestamp_seconds{platform=\"mimecast\",account=\"fake\",section=\"good\"}"
+    ));
+    assert!(!body.contains("section=\"unlicensed\"} 1") && !body.contains(
+        "awareness_section_last_success_timestamp_seconds{platform=\"mimecast\",account=\"fake\",section=\"unlicensed\"}"
+    ));
+    assert_eq!(
+        value(
+            &body,
+            "awareness_up{platform=\"mimecast\",account=\"fake\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &body,
+            "awareness_poll_interval_seconds{platform=\"mimecast\",account=\"fake\"}"
+        ),
+        Some(3600.0)
+    );
+    assert!(body.contains("awareness_fake{section=\"good\"} 1"));
+    handle.abort();
+}
+
+/// A section that recovers rejoins the regular schedule, and the source is up again.
+#[tokio::test]
+async fn a_recovered_section_makes_the_source_up() {
+    let fake = Fake::new(vec!["a", "b"], |name, n| {
+        if name == "b" && n < 3 {
+            Act::Fail
+        } else {
+            Act::Ok
+        }
+    });
+    let (store, handle) = start(fake.clone(), fast(Duration::from_secs(3600)));
+    assert!(eventually(10, || fake.polls("b") >= 3).await);
+    assert!(
+        eventually(5, || store
+            .statuses(SystemTime::now())
+            .iter()
+            .all(|(_, s)| s.up && s.last_success.is_some()))
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.polls("a"), 1);
+    assert_eq!(fake.polls("b"), 3);
+    handle.abort();
+}
+
+/// A panicking poll is caught, counted and logged; the source keeps polling.
+#[tokio::test]
+async fn a_panic_is_caught_counted_and_the_source_keeps_its_schedule() {
+    let fake = Fake::new(vec!["s"], |_, n| if n <= 2 { Act::Panic } else { Act::Ok });
+    let (store, handle) = start(fake.clone(), fast(Duration::from_secs(3600)));
+    assert!(eventually(10, || fake.polls("s") >= 3).await);
+    assert!(
+        eventually(5, || store
+            .statuses(SystemTime::now())
+            .iter()
+            .all(|(_, s)| s.up))
+        .await
+    );
+    let body = store.render(SystemTime::now());
+    assert_eq!(
+        value(
+            &body,
+            "awareness_polls_total{platform=\"mimecast\",account=\"fake\",result=\"panic\"}"
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &body,
+            "awareness_polls_total{platform=\"mimecast\",account=\"fake\",result=\"success\"}"
+        ),
+        Some(1.0)
+    );
+    assert!(store.ready());
+    handle.abort();
+}
+
+/// `poll.deadline` ends a hanging poll with a reason that says so.
+#[tokio::test]
+async fn the_deadline_ends_a_whole_poll() {
+    let fake = Fake::new(vec!["s"], |_, _| Act::Hang);
+    let schedule = Schedule {
+        interval: Duration::from_secs(3600),
+        deadline: Duration::from_millis(200),
+        failure_backoff: Duration::from_secs(3600),
+    };
+    let (store, handle) = start(fake.clone(), schedule);
+    assert!(eventually(10, || store.ready()).await);
+    let statuses = store.statuses(SystemTime::now());
+    let error = statuses[0].1.last_error.clone().unwrap_or_default();
+    assert!(error.contains("deadline"), "{error}");
+    assert!(!statuses[0].1.up);
+    let html = awareness_exporter::landing::render(&store, SystemTime::now());
+    assert!(html.contains("poll deadline of 200ms exceeded"), "{html}");
+    handle.abort();
+}
+
+/// A writer that collects log output in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Every log line of a poll names its source; "keeping the last good data" only when there is
+/// some to keep.
+#[tokio::test]
+async fn poll_logs_name_their_source_and_tell_the_truth_about_kept_data() {
+    let out = Captured::default();
+    let writer = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let fake = Fake::new(vec!["s"], |_, n| match n {
+        1 => Act::Fail,
+        2 => Act::Ok,
+        _ => Act::Fail,
+    });
+    let (_store, handle) = start(fake.clone(), fast(Duration::from_millis(300)));
+    assert!(eventually(10, || fake.polls("s") >= 3).await);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    handle.abort();
+    let text = out.text();
+    let lines: Vec<&str> = text.lines().collect();
+    let polled: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("fake source polled"))
+        .collect();
+    assert!(!polled.is_empty(), "{text}");
+    for l in polled {
+        assert!(
+            l.contains("platform=\"mimecast\"") || l.contains("platform=mimecast"),
+            "{l}"
+        );
+        assert!(
+            l.contains("account=\"fake\"") || l.contains("account=fake"),
+            "{l}"
+        );
+    }
+    let failed: Vec<&&str> = lines.iter().filter(|l| l.contains("poll failed")).collect();
+    assert!(failed.len() >= 2, "{text}");
+    assert!(
+        !failed[0].contains("keeping the last good data"),
+        "first failure has no data to keep: {}",
+        failed[0]
+    );
+    assert!(
+        failed[1].contains("keeping the last good data"),
+        "{}",
+        failed[1]
+    );
+}
+
+/// A TCP port that accepts connections and never answers (an egress firewall that drops).
+async fn blackhole() -> (String, Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (format!("http://{addr}"), accepted, task)
+}
+
+/// A config with a short request timeout and `attempts` tries per request.
+fn load(text: &str, timeout_ms: u64, attempts: u32) -> config::Config {
+    let mut c = config::parse(text, "test.toml").unwrap_or_else(|e| panic!("config: {e}"));
+    c.poll.timeout = Duration::from_millis(timeout_ms);
+    c.poll.max_attempts = attempts;
+    c.poll.retry_backoff = Duration::from_millis(10);
+    c
+}
+
+/// Mimecast OAuth2 with a blackholed token endpoint: one token acquisition (one request budget)
+/// fails the whole poll, not one per endpoint group.
+#[tokio::test]
+async fn a_blackholed_mimecast_token_endpoint_fails_the_poll_within_one_request_budget() {
+    let (url, accepted, _bh) = blackhole().await;
+    let config = load(&format!(
+        "[[mimecast]]\naccount = \"corp\"\nbase_url = \"{url}\"\nauth = \"oauth2\"\nclient_id = \"c\"\nclient_secret = \"s\"\n"
+    ), 300, 2);
+    let (outcome, stats) = poll_once(&config).await;
+    assert_eq!(outcome.sections.len(), 6);
+    for s in &outcome.sections {
+        let e = s.result.as_ref().unwrap_err();
+        assert!(e.contains("token request failed"), "{}: {e}", s.name);
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "max_attempts token requests"
+    );
+    assert_eq!(stats.total_requests(), 2);
+}
+
+/// CyberPilot login against a blackhole: one login per poll.
+#[tokio::test]
+async fn a_blackholed_cyberpilot_login_fails_the_poll_within_one_request_budget() {
+    let (url, accepted, _bh) = blackhole().await;
+    let config = load(&format!(
+        "[[cyberpilot]]\naccount = \"acme\"\naccount_id = \"x\"\nbase_url = \"{url}\"\n[cyberpilot.login]\ntoken_url = \"{url}/oauth/token\"\nclient_id = \"c\"\nusername = \"u\"\npassword = \"p\"\n"
+    ), 300, 2);
+    let (outcome, _) = poll_once(&config).await;
+    let e = outcome.sections[0].result.as_ref().unwrap_err();
+    assert!(e.contains("login failed"), "{e}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+/// While the first poll hangs on a blackholed token endpoint, the landing page says since when
+/// it polls and the latest error; once that attempt ends the exporter is ready (failure or not).
+#[tokio::test]
+async fn the_landing_page_shows_the_running_attempt_and_readiness_follows_the_first_attempt() {
+    let (url, _accepted, _bh) = blackhole().await;
+    let config = load(&format!(
+        "[[mimecast]]\naccount = \"corp\"\nbase_url = \"{url}/x?key=SECRET\"\nauth = \"oauth2\"\nclient_id = \"c\"\nclient_secret = \"s\"\n"
+    ), 200, 8);
+    let exporter = Exporter::start_with(config, None, |p| {
+        p.with_failure_backoff(Duration::from_secs(3600))
+    });
+    let page = || awareness_exporter::landing::render(&exporter.store, SystemTime::now());
+    assert!(
+        eventually(10, || page().contains("latest error: oauth/token: timeout")).await,
+        "{}",
+        page()
+    );
+    let html = page();
+    assert!(html.contains("polling since"), "{html}");
+    assert!(html.contains(&format!("<td>{url}/x</td>")), "{html}");
+    assert!(!html.contains("SECRET"));
+    assert!(html.contains("OAuth2 client credentials (API 2.0)"));
+    assert!(!exporter.store.ready(), "the first attempt still runs");
+    assert!(eventually(10, || exporter.store.ready()).await);
+    let html = page();
+    assert!(!html.contains("polling since"), "{html}");
+    assert!(html.contains("token request failed"), "{html}");
+    exporter.poller.stop();
+}
+
+/// An unlicensed Mimecast endpoint: only it is retried, the others are polled once.
+#[tokio::test]
+async fn an_unlicensed_mimecast_endpoint_is_retried_without_the_others() {
+    let auth = SimAuth::demo_oauth2();
+    let server = mimecast::start(
+        Arc::new(Population::generate(5, 30)),
+        MimecastOptions {
+            auth: auth.clone(),
+            ..MimecastOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    server.control.set_fault(Fault::NotLicensed {
+        endpoint: "phishing/campaign/get-campaign".into(),
+    });
+    let config = parse(&mimecast::account_block(&server, "corp", &auth));
+    let exporter = Exporter::start_with(config, None, |p| {
+        p.with_failure_backoff(Duration::from_millis(20))
+    });
+    assert!(
+        eventually(10, || server
+            .control
+            .requests("phishing/campaign/get-campaign")
+            >= 4)
+        .await
+    );
+    assert_eq!(
+        server.control.requests("company/get-performance-details"),
+        1
+    );
+    assert_eq!(server.control.token_requests(), 1, "the token is reused");
+    let body = exporter.store.render(SystemTime::now());
+    assert!(body.contains(
+        "awareness_section_up{platform=\"mimecast\",account=\"corp\",section=\"phishing-campaigns\"} 0"
+    ));
+    assert!(body.contains(
+        "awareness_section_up{platform=\"mimecast\",account=\"corp\",section=\"performance-details\"} 1"
+    ));
+    exporter.poller.stop();
+}
