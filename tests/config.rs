@@ -177,3 +177,248 @@ fn kubernetes_configmap_config_is_valid() {
     let c = config::parse(&text, "configmap.yaml").unwrap_or_else(|e| panic!("{e}"));
     assert!(!c.sources.is_empty());
 }
+
+/// Every message a set of broken configs produces, one string.
+fn all_errors(texts: &[&str]) -> String {
+    texts.iter().map(|t| err(t)).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn every_error_is_reported_in_one_pass() {
+    let text = "[poll]\nintervall = \"5m\"\ntimeout = 5\n[metrics]\nmax_users = -1\n\
+                [server]\nlisten = \"nowhere\"\n\
+                [[cyberpilot]]\naccount = \"a\"\ntoken = \"t\"\n\
+                [[mimecast]]\naccount = \"m\"\nauth = \"hmac\"\napp_id = \"i\"\n";
+    let e = config::parse(text, "t.toml").unwrap_err();
+    let problems: Vec<String> = e.problems().iter().map(|p| p.to_string()).collect();
+    for key in [
+        "poll.intervall",
+        "poll.timeout",
+        "metrics.max_users",
+        "server.listen",
+        "cyberpilot[0].account_id",
+        "mimecast[0].app_key",
+        "mimecast[0].access_key",
+        "mimecast[0].secret_key",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(&format!("`{key}`"))),
+            "{key} missing from {problems:#?}"
+        );
+    }
+    // Each names its line.
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("`poll.intervall` (line 2)")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("`poll.timeout` (line 3)")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn errors_speak_the_users_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let latin1 = dir.path().join("latin1");
+    std::fs::write(&latin1, [0xe9, 0xff]).unwrap();
+    let e = all_errors(&[
+        "[metrics]\nmax_users = \"many\"\n",
+        "[poll]\nmax_attempts = 2.5\n",
+        "[poll]\ninterval = 300\n",
+        "[metrics]\nper_user = \"yes\"\n",
+        "[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\nbase_url = \"api.app.cyberpilot.io\"\n",
+        "[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret_file = \"/nonexistent/secret\"\n",
+        &format!(
+            "[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret_file = \"{}\"\n",
+            latin1.display()
+        ),
+        "[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret = \"s\"\nendpoints = \"campaigns\"\n",
+    ]);
+    for rust in [
+        "usize",
+        "u32",
+        "expected",
+        "entity not found",
+        "invalid data",
+        "relative URL without a base",
+        "``",
+        "os error",
+    ] {
+        assert!(!e.contains(rust), "{rust:?} in:\n{e}");
+    }
+    assert!(e.contains("whole number"), "{e}");
+    assert!(e.contains("duration in quotes"), "{e}");
+    assert!(e.contains("true or false"), "{e}");
+    assert!(e.contains("https://"), "{e}");
+    assert!(e.contains("no such file"), "{e}");
+    assert!(e.contains("not UTF-8"), "{e}");
+}
+
+#[test]
+fn a_secret_in_the_wrong_field_is_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    for text in [
+        // The token pasted where an environment variable's name belongs.
+        format!("[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken_env = \"{SENTINEL}\"\n"),
+        format!("[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken_env = \"eyJ{SENTINEL}.x-y\"\n"),
+        // ... or where a path belongs.
+        format!("[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken_file = \"{SENTINEL}\"\n"),
+        format!("[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\n[cyberpilot.login]\ntoken_url = \"https://x\"\nclient_id = \"c\"\nusername = \"u\"\npassword_env = \"{SENTINEL}\"\n"),
+        // A valid-looking variable name that is not set is not echoed either.
+        "[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret_env = \"SENTINEL_SECRET_7f3a9c\"\n".to_string(),
+        // Type errors never quote the value.
+        format!("[metrics]\nmax_users = \"{SENTINEL}\"\n"),
+        format!("[poll]\ninterval = \"{SENTINEL}\"\n"),
+        format!("[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\npage_size = \"{SENTINEL}\"\n"),
+        format!("[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret = \"s\"\nendpoints = [\"{SENTINEL}\", 1]\n"),
+        format!("[[mimecast]]\naccount = \"a\"\nauth = \"{SENTINEL}\"\n"),
+        format!("[[mimecast]]\naccount = \"a\"\nauth = \"hmac\"\napp_id = \"i\"\napp_key = \"k\"\naccess_key = \"a\"\nsecret_key = \"{SENTINEL}!\"\n"),
+        format!("[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret = \"s\"\nbase_url = \"{SENTINEL}\"\n"),
+        // Figment's old path quoted environment values; a bad override must not either.
+    ] {
+        let e = config::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(!e.contains("SENTINEL"), "echoed:\n{e}\nfor:\n{text}");
+        let report = config::check_text(&text, "t.toml", dir.path());
+        for w in &report.warnings {
+            assert!(!w.contains("SENTINEL"), "warning echoed: {w}");
+        }
+    }
+    let e = err(&format!(
+        "[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken_env = \"{SENTINEL}\"\n"
+    ));
+    assert!(
+        e.contains("cyberpilot[0].token_env") && e.contains("not an environment variable name"),
+        "{e}"
+    );
+}
+
+#[test]
+fn errors_name_the_key_the_user_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("secret_key");
+    std::fs::write(&key, "not base64!").unwrap();
+    let e = err(&format!(
+        "[[mimecast]]\naccount = \"a\"\nauth = \"hmac\"\napp_id = \"i\"\napp_key = \"k\"\naccess_key = \"a\"\nsecret_key_file = \"{}\"\n",
+        key.display()
+    ));
+    assert!(e.contains("`mimecast[0].secret_key_file` (line 7)"), "{e}");
+    std::env::set_var("AWARENESS_TEST_EMPTY_SECRET", " ");
+    let e = err("[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret_env = \"AWARENESS_TEST_EMPTY_SECRET\"\n");
+    assert!(
+        e.contains("`mimecast[0].client_secret_env`") && e.contains("empty"),
+        "{e}"
+    );
+}
+
+#[test]
+fn relative_secret_paths_resolve_against_the_config_files_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("secrets")).unwrap();
+    std::fs::write(dir.path().join("secrets/token"), "from-the-folder\n").unwrap();
+    let path = dir.path().join("exporter.toml");
+    std::fs::write(
+        &path,
+        "[server]\nweb_config_file = \"web.yml\"\n\
+         [[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken_file = \"secrets/token\"\n",
+    )
+    .unwrap();
+    // The test's working directory is the crate root, not the config's folder.
+    let c = config::load(&path).unwrap();
+    let SourceConfig::CyberPilot(cp) = &c.sources[0] else {
+        panic!()
+    };
+    assert!(matches!(&cp.auth, CyberPilotAuth::Token(t) if t.expose() == "from-the-folder"));
+    assert_eq!(c.server.web_config_file, Some(dir.path().join("web.yml")));
+}
+
+#[test]
+fn a_missing_config_file_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = config::load(&dir.path().join("awareness-exporter.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not exist"), "{e}");
+    assert!(
+        e.contains("config.example.toml") && e.contains("--demo"),
+        "{e}"
+    );
+    assert!(!e.contains("invalid") && !e.contains("entity"), "{e}");
+}
+
+#[test]
+fn empty_files_and_configs_without_accounts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    for text in [
+        "",
+        "\n  \n",
+        "# only comments\n[poll]\ninterval = \"10m\"\n",
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let e = config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("empty") || e.contains("names no account"), "{e}");
+        assert!(e.contains("--demo"), "{e}");
+    }
+    // Text (the demo's, the tests') may still have no accounts.
+    assert!(config::parse("", "t.toml").is_ok());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_that_changes_while_it_is_read_is_refused() {
+    // /proc files announce a size of 0 and then deliver content: exactly what a file being
+    // rewritten in place looks like to a reader.
+    let e = config::load(std::path::Path::new("/proc/self/status"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("changed while it was read") && e.contains("rename"),
+        "{e}"
+    );
+}
+
+#[test]
+fn suspicious_values_are_warned_about() {
+    let text = "[poll]\ninterval = \"2h\"\nmax_age = \"1h\"\n\
+                [[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\nbase_url = \"http://cyberpilot.example.com\"\n\
+                [[cyberpilot]]\naccount = \"b\"\naccount_id = \"x\"\ntoken = \"t\"\nbase_url = \"http://127.0.0.1:8080\"\n\
+                [[mimecast]]\naccount = \"m\"\nclient_id = \"...\"\nclient_secret = \"s\"\n";
+    let report = config::check_text(text, "t.toml", std::path::Path::new("."));
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let w = report.warnings.join("\n");
+    assert!(
+        w.contains("poll.max_age") && w.contains("poll.interval"),
+        "{w}"
+    );
+    assert!(
+        w.contains("`cyberpilot[0].base_url`") && w.contains("http://"),
+        "{w}"
+    );
+    assert!(
+        !w.contains("cyberpilot[1].base_url"),
+        "loopback is fine: {w}"
+    );
+    assert!(
+        w.contains("`mimecast[0].client_id` (line 16)") && w.contains("placeholder"),
+        "{w}"
+    );
+}
+
+#[test]
+fn secrets_are_held_in_zeroizing_types() {
+    // `Secret` wraps secrecy's SecretString (zeroized on drop); the API stays new/expose.
+    fn is_zeroize_on_drop<T: secrecy::zeroize::ZeroizeOnDrop>() {}
+    is_zeroize_on_drop::<secrecy::SecretString>();
+    let s = config::Secret::new("x");
+    assert_eq!(s.expose(), "x");
+    assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+    assert_eq!(
+        std::mem::size_of::<config::Secret>(),
+        std::mem::size_of::<secrecy::SecretString>()
+    );
+}

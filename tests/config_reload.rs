@@ -1,0 +1,60 @@
+//! Reloading a config that is empty, has no accounts, or is half written is refused, and the
+//! running accounts keep polling and keep their data.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use awareness_exporter::app::Exporter;
+use awareness_exporter::config;
+use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
+use awareness_exporter::sim::{toml_str, Population};
+
+#[tokio::test]
+async fn an_empty_or_accountless_reload_is_refused_and_the_old_sources_kept() {
+    let sim = cyberpilot::start(
+        Arc::new(Population::generate(3, 20)),
+        CyberPilotOptions::default(),
+    )
+    .await
+    .unwrap();
+    let options = CyberPilotOptions::default();
+    let text = format!(
+        "{}token = {}\n",
+        options.account_block(&sim, "acme"),
+        toml_str(&options.static_token.clone().unwrap_or_default())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exporter.toml");
+    std::fs::write(&path, &text).unwrap();
+    let exporter = Exporter::start(config::load(&path).unwrap(), Some(path.clone()));
+    let series = |e: &Exporter| -> usize {
+        e.store
+            .statuses(SystemTime::now())
+            .iter()
+            .map(|(_, s)| s.series)
+            .sum()
+    };
+    assert!(
+        common::eventually(20, || series(&exporter) > 0).await,
+        "first poll published data"
+    );
+    let before = series(&exporter);
+
+    for refused in ["", "# truncated by an in-place rewrite\n[poll]\n"] {
+        std::fs::write(&path, refused).unwrap();
+        let e = exporter.reload().await.unwrap_err();
+        assert!(e.contains("empty") || e.contains("names no account"), "{e}");
+        let statuses = exporter.store.statuses(SystemTime::now());
+        assert_eq!(statuses.len(), 1, "the running source is kept");
+        assert_eq!(statuses[0].0.account, "acme");
+        assert_eq!(series(&exporter), before, "its data is kept");
+    }
+
+    // A good file is taken again.
+    std::fs::write(&path, &text).unwrap();
+    assert!(exporter.reload().await.is_ok());
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    exporter.poller.stop();
+}
