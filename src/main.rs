@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use awareness_exporter::app::{self, Exporter};
-use awareness_exporter::config::{self, Config, SourceConfig};
+use awareness_exporter::config::{self, Config, ConfigError, SourceConfig};
+use awareness_exporter::web::WebConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,10 +29,11 @@ struct Args {
     /// Serve metrics from built-in simulated Mimecast and CyberPilot tenants (no credentials).
     #[arg(long)]
     demo: bool,
-    /// Validate the configuration without contacting anything, print a verdict, and exit.
+    /// Check the configuration as start-up would (web config file and listen address included)
+    /// without contacting anything; print every problem and exit 0 (valid) or 1.
     #[arg(long = "check-config")]
     check_config: bool,
-    /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
+    /// Log level: error, warn, info, debug or trace (or target=level directives, comma-separated).
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
     log_level: String,
     /// Log format.
@@ -39,11 +41,43 @@ struct Args {
     log_format: String,
 }
 
+/// The levels `--log.level` accepts, alone or as `target=level` directives.
+const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+/// Refuses an unknown level: tracing would read `warning` as a target name and silently log
+/// nothing at all, errors included.
+fn check_log_level(level: &str) -> Result<(), String> {
+    for directive in level.split(',').map(str::trim) {
+        let name = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        if !LOG_LEVELS.contains(&name.to_ascii_lowercase().as_str()) {
+            let hint = match name.to_ascii_lowercase().as_str() {
+                "warning" => " (did you mean `warn`?)",
+                "err" | "fatal" | "critical" => " (did you mean `error`?)",
+                "information" | "notice" => " (did you mean `info`?)",
+                _ => "",
+            };
+            return Err(format!(
+                "invalid --log.level `{level}`: use one of {}{hint}",
+                LOG_LEVELS.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn init_logging(level: &str, format: &str) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .map_err(|e| format!("invalid --log.level `{level}`: {e}"))?;
+    check_log_level(level)?;
+    let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|_| {
+        format!(
+            "invalid --log.level `{level}`: use one of {}",
+            LOG_LEVELS.join(", ")
+        )
+    })?;
+    // Colour codes only for a person at a terminal, never into files or journald.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let result = if format == "json" {
         builder.json().try_init()
@@ -51,6 +85,47 @@ fn init_logging(level: &str, format: &str) -> Result<(), String> {
         builder.try_init()
     };
     result.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// `--check-config`: everything start-up checks, every problem at once, nothing contacted.
+fn check_config(args: &Args) -> ExitCode {
+    let path = args.config_file.display();
+    let mut report = config::check_file(&args.config_file);
+    if let Some(addr) = &args.listen_address {
+        if let Err(message) = config::check_listen_address(addr) {
+            report.errors.push(ConfigError::Flag {
+                flag: "--web.listen-address".into(),
+                message,
+            });
+        }
+    }
+    if let Some(web) = &report.web_config_file {
+        if let Err(message) = WebConfig::load(web) {
+            report.errors.push(ConfigError::WebConfig {
+                path: web.display().to_string(),
+                message,
+            });
+        }
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    match (&report.config, report.errors.len()) {
+        (Some(c), 0) => {
+            println!("config {path} is valid; {}", describe(c));
+            ExitCode::SUCCESS
+        }
+        (_, n) => {
+            println!(
+                "config {path} is invalid ({n} problem{}):",
+                if n == 1 { "" } else { "s" }
+            );
+            for e in report.errors.iter().flat_map(|e| e.problems()) {
+                println!("  - {e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn describe(config: &Config) -> String {
@@ -84,20 +159,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     if args.check_config {
-        return match config::load(&args.config_file) {
-            Ok(c) => {
-                println!(
-                    "config {} is valid; {}",
-                    args.config_file.display(),
-                    describe(&c)
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                println!("config {} is invalid: {e}", args.config_file.display());
-                ExitCode::FAILURE
-            }
-        };
+        return check_config(&args);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -112,8 +174,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Logged once (the log goes to stderr already).
             tracing::error!("{e}");
-            eprintln!("awareness-exporter: {e}");
             ExitCode::FAILURE
         }
     }
@@ -135,6 +197,7 @@ async fn run(args: Args) -> Result<(), String> {
         .listen_address
         .clone()
         .unwrap_or_else(|| config.server.listen.clone());
+    config::check_listen_address(&listen).map_err(|e| format!("--web.listen-address: {e}"))?;
     let server_config = config.server.clone();
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -142,9 +205,6 @@ async fn run(args: Args) -> Result<(), String> {
         demo = args.demo,
         "starting"
     );
-    if config.sources.is_empty() {
-        tracing::warn!("no [[cyberpilot]] or [[mimecast]] accounts configured; only health metrics will be served");
-    }
     let exporter = Exporter::start(config, path);
     let server = app::serve(exporter.clone(), &listen, &server_config).await?;
     tracing::info!(address = %server.addr, "listening");

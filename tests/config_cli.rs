@@ -1,0 +1,199 @@
+//! The binary's first hour: `--check-config` checks everything start-up checks and reports all
+//! problems at once; logging refuses unknown levels, prints fatal errors once, and writes no
+//! colour codes into a pipe.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const SENTINEL: &str = "SENTINEL-SECRET-7f3a9c";
+
+fn exporter(args: &[&str], config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
+        .args(args)
+        .arg("--config.file")
+        .arg(config)
+        .env_remove("MIMECAST_ACME_CLIENT_SECRET")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn good_config(dir: &Path, extra_server: &str) -> std::path::PathBuf {
+    let path = dir.join("c.toml");
+    std::fs::write(
+        &path,
+        format!("[server]\n{extra_server}\n[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\n"),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn the_shipped_example_gives_all_its_errors_in_one_run() {
+    let example = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"));
+    let out = exporter(&["--check-config"], example);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    // Every secret the example points at is missing on a fresh machine: all of them at once.
+    for key in [
+        "cyberpilot[0].token_file",
+        "mimecast[0].client_secret_env",
+        "mimecast[1].app_key_file",
+        "mimecast[1].access_key_file",
+        "mimecast[1].secret_key_file",
+    ] {
+        assert!(
+            stdout.contains(&format!("`{key}`")),
+            "{key} not reported:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("5 problems"), "{stdout}");
+    // The example's placeholders are pointed out.
+    assert!(
+        stderr.contains("`mimecast[0].client_id`") && stderr.contains("placeholder"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`mimecast[1].app_id`"), "{stderr}");
+}
+
+#[test]
+fn check_config_checks_the_web_config_and_the_listen_address() {
+    let dir = tempfile::tempdir().unwrap();
+    // A web config file that does not exist.
+    let path = good_config(dir.path(), "web_config_file = \"web.yml\"");
+    let out = exporter(&["--check-config"], &path);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("web.yml") && stdout.contains("server.web_config_file"),
+        "{stdout}"
+    );
+
+    // A malformed one, and certificate files that do not exist.
+    std::fs::write(dir.path().join("web.yml"), "tls_server_config: [\n").unwrap();
+    let (stdout, _) = text(&exporter(&["--check-config"], &path));
+    assert!(stdout.contains("is invalid"), "{stdout}");
+    std::fs::write(
+        dir.path().join("web.yml"),
+        "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n",
+    )
+    .unwrap();
+    let out = exporter(&["--check-config"], &path);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("cert_file"), "{stdout}");
+
+    // An invalid --web.listen-address, reported together with the web config problem.
+    let out = exporter(
+        &["--check-config", "--web.listen-address", "localhost:http"],
+        &path,
+    );
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("--web.listen-address") && stdout.contains("cert_file"),
+        "{stdout}"
+    );
+
+    let path = good_config(dir.path(), "");
+    let out = exporter(
+        &["--check-config", "--web.listen-address", "127.0.0.1:0"],
+        &path,
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+}
+
+#[test]
+fn check_config_refuses_an_empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "").unwrap();
+    let out = exporter(&["--check-config"], &path);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("empty"), "{stdout}");
+}
+
+#[test]
+fn unknown_log_levels_are_refused_with_the_valid_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = good_config(dir.path(), "");
+    for level in ["warning", "inf", "awareness_exporter=verbose"] {
+        let out = exporter(&["--check-config", "--log.level", level], &path);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{level}: {stdout}{stderr}");
+        assert!(
+            stderr.contains("error, warn, info, debug, trace"),
+            "{level}: {stderr}"
+        );
+    }
+    let (_, stderr) = text(&exporter(
+        &["--check-config", "--log.level", "warning"],
+        &path,
+    ));
+    assert!(stderr.contains("did you mean `warn`"), "{stderr}");
+    for level in ["warn", "DEBUG", "info,awareness_exporter=debug"] {
+        let out = exporter(&["--check-config", "--log.level", level], &path);
+        assert!(out.status.success(), "{level}: {:?}", text(&out));
+    }
+}
+
+#[test]
+fn fatal_errors_are_printed_once_without_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = exporter(&[], &dir.path().join("missing.toml"));
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(
+        stderr.matches("does not exist").count(),
+        1,
+        "printed once: {stderr}"
+    );
+    assert!(
+        stderr.contains("config.example.toml") && stderr.contains("--demo"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a pipe: {stderr:?}"
+    );
+}
+
+#[test]
+fn a_config_without_accounts_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[poll]\ninterval = \"10m\"\n").unwrap();
+    let out = exporter(&["--web.listen-address", "127.0.0.1:0"], &path);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("names no account"), "{stderr}");
+}
+
+#[test]
+fn check_config_never_echoes_a_misplaced_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[metrics]\nmax_users = \"{SENTINEL}\"\n[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken_env = \"{SENTINEL}\"\n\
+             [[mimecast]]\naccount = \"m\"\nclient_id = \"c\"\nclient_secret_file = \"{SENTINEL}\"\n"
+        ),
+    )
+    .unwrap();
+    let out = exporter(&["--check-config"], &path);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.contains("3 problems"), "{stdout}");
+    assert!(
+        !stdout.contains(SENTINEL) && !stderr.contains(SENTINEL),
+        "{stdout}{stderr}"
+    );
+}
