@@ -2,9 +2,11 @@
 //! handling, a body size cap and a per-account concurrency limit.
 //!
 //! Errors carry a [`FailureReason`] and a message that never contains a URL, a header or a
-//! body, so nothing secret can leak through them.
+//! body, so nothing secret can leak through them. Credentials never leave the vendor's host:
+//! redirects are followed only within one origin (scheme, host and port), and token requests,
+//! which carry a password or client secret in their body, follow none at all.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -69,14 +71,58 @@ impl From<&PollConfig> for TransportSettings {
     }
 }
 
-/// Builds the shared HTTP client (rustls, connection pooling).
-pub fn client() -> reqwest::Client {
+/// Redirects followed within one origin before calling it a loop.
+const MAX_REDIRECTS: usize = 5;
+
+/// Why a redirect was not followed; the text reaches logs, so it names no URL.
+#[derive(Debug, thiserror::Error)]
+enum RedirectRefused {
+    #[error("redirect to another host refused (credentials never leave the vendor's host)")]
+    CrossHost,
+    #[error("redirect loop (more than {MAX_REDIRECTS} redirects)")]
+    Loop,
+}
+
+fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(concat!("awareness-exporter/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(90))
+        // No Referer to leak a path (with its query) to wherever a redirect points.
+        .referer(false)
+}
+
+/// Builds the shared HTTP client (rustls, connection pooling). It follows a redirect only
+/// within the same origin (scheme, host, port) and at most [`MAX_REDIRECTS`] times.
+pub fn client() -> reqwest::Client {
+    builder()
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let same_origin = attempt
+                .previous()
+                .first()
+                .is_some_and(|first| first.origin() == attempt.url().origin());
+            if !same_origin {
+                attempt.error(RedirectRefused::CrossHost)
+            } else if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error(RedirectRefused::Loop)
+            } else {
+                attempt.follow()
+            }
+        }))
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// The client for token requests: it follows no redirect at all, since the request body holds
+/// the password or client secret. Shared by every account.
+fn token_client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new())
+    })
 }
 
 /// One account's view of the network.
@@ -123,6 +169,7 @@ impl Transport {
     /// Counts a failure found after the transport succeeded (bad JSON, an API error in a 200).
     pub fn record_failure(&self, endpoint: &'static str, reason: FailureReason) {
         self.stats.failure(endpoint, reason);
+        tracing::warn!(endpoint, reason = %reason, "vendor answer refused");
     }
 
     /// Sends a request, retrying 5xx, timeouts, connection errors and 429s up to
@@ -171,15 +218,18 @@ impl Transport {
                 Attempt::Done(reply) => return Ok(reply),
                 Attempt::Fail(e) => {
                     self.stats.failure(endpoint, e.reason);
+                    log_failure(endpoint, &e);
                     return Err(e);
                 }
                 Attempt::Retry(e, wait) => {
                     self.stats.failure(endpoint, e.reason);
                     if attempt >= self.settings.max_attempts {
-                        return Err(FetchError {
+                        let e = FetchError {
                             message: format!("{} (after {attempt} attempts)", e.message),
                             ..e
-                        });
+                        };
+                        log_failure(endpoint, &e);
+                        return Err(e);
                     }
                     let wait = wait.unwrap_or_else(|| self.backoff(attempt));
                     tracing::debug!(endpoint, attempt, reason = %e.reason, wait_ms = wait.as_millis() as u64, "retrying");
@@ -219,7 +269,15 @@ impl Transport {
         self.stats.request(endpoint);
         let timeout = self.settings.timeout;
         let fut = async {
-            let response = request.timeout(timeout).send().await.map_err(classify)?;
+            let (client, request) = request.timeout(timeout).build_split();
+            let request = request.map_err(classify)?;
+            // Token requests go through the client that follows no redirect.
+            let client = if token_request {
+                token_client()
+            } else {
+                &client
+            };
+            let response = client.execute(request).await.map_err(classify)?;
             let status = response.status();
             let headers = response.headers().clone();
             let body = read_capped(response, self.settings.max_body_bytes).await?;
@@ -264,6 +322,16 @@ impl Transport {
                 headers,
                 body,
             })
+        } else if status.is_redirection() {
+            // Only a redirect the client refused to follow gets here (a token request's, or
+            // one without a usable Location).
+            let mut e = http_error(FailureReason::Redirect);
+            e.message = format!("{}: redirect not followed", e.message);
+            if token_request {
+                e.message
+                    .push_str(" (token requests never follow redirects)");
+            }
+            Attempt::Fail(e)
         } else if status == StatusCode::TOO_MANY_REQUESTS {
             let wait = retry_after(&headers)
                 .or(reset)
@@ -291,15 +359,31 @@ impl Transport {
     }
 }
 
+/// Logs a request that failed for good, at warn: the poll's span adds platform and account.
+/// Endpoint, reason, status and the URL-free message only; never a URL, header or body.
+fn log_failure(endpoint: &'static str, e: &FetchError) {
+    tracing::warn!(
+        endpoint,
+        reason = %e.reason,
+        status = e.status,
+        error = %e.message,
+        "vendor request failed"
+    );
+}
+
 /// Maps a reqwest error to a reason and a URL-free message (with its cause chain, which
 /// names things like "connection refused" but never the URL).
 fn classify(e: reqwest::Error) -> FetchError {
-    let reason = if e.is_timeout() {
+    let e = e.without_url();
+    let reason = if e.is_redirect() {
+        FailureReason::Redirect
+    } else if is_tls_failure(&e) {
+        FailureReason::Tls
+    } else if e.is_timeout() {
         FailureReason::Timeout
     } else {
         FailureReason::Connect
     };
-    let e = e.without_url();
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
@@ -308,6 +392,28 @@ fn classify(e: reqwest::Error) -> FetchError {
         source = s.source();
     }
     FetchError::new(reason, message)
+}
+
+/// Whether a rustls error (a refused certificate, a failed handshake) is in the error's cause
+/// chain. rustls errors travel inside `io::Error`s, whose `source()` skips the wrapped error,
+/// so both links are looked at.
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if err.is::<tokio_rustls::rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if is_tls_failure(inner) {
+                return true;
+            }
+        }
+        next = err.source();
+    }
+    false
 }
 
 async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Bytes, FetchError> {

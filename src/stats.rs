@@ -23,6 +23,12 @@ pub enum FailureReason {
     Decode,
     /// The API reported an error inside a successful HTTP answer.
     ApiError,
+    /// A redirect that was refused: to another host, any redirect of a token request, or a
+    /// redirect loop. Never followed, never retried: credentials stay with the vendor's host.
+    Redirect,
+    /// The vendor's TLS certificate was refused (expired, wrong host, unknown issuer): an
+    /// interception proxy or a misconfigured host, not a passing fault, so never retried.
+    Tls,
 }
 
 impl FailureReason {
@@ -35,6 +41,8 @@ impl FailureReason {
             FailureReason::Http => "http",
             FailureReason::Decode => "decode",
             FailureReason::ApiError => "api_error",
+            FailureReason::Redirect => "redirect",
+            FailureReason::Tls => "tls",
         }
     }
 }
