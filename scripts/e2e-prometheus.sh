@@ -19,7 +19,9 @@ if [ -n "${AWARENESS_BIN:-}" ]; then
         exit 2
     fi
 else
-    bin="$root/target/release/awareness-exporter"
+    target_dir="${CARGO_TARGET_DIR:-target}"
+    case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
+    bin="$target_dir/release/awareness-exporter"
     echo "e2e-prometheus: building $bin (set AWARENESS_BIN to skip)"
     cargo build --release --locked --bin awareness-exporter
 fi

@@ -1,35 +1,41 @@
 #!/usr/bin/env bash
-# Install the tools the rule/dashboard checks and the Prometheus end-to-end test need:
-# Debian's `prometheus` package (which ships both `prometheus` and `promtool`).
+# Install the tools the test scripts need, from Debian's packages:
+#   - `prometheus` (ships both `prometheus` and `promtool`): rule checks and the end-to-end test
+#   - `python3`: scripts/check-rules.sh, scripts/e2e_prometheus.py, scripts/metrics-used.py
 #
-# Idempotent and non-interactive: does nothing when both tools are already on PATH;
-# runs `apt-get update` only when it actually has to install something. Works as root,
-# or through sudo when run as an ordinary user.
+# Idempotent and non-interactive: does nothing when every tool is already on PATH; runs
+# `apt-get update` only when it actually has to install something. Works as root, or through
+# sudo (without a password prompt) when run as an ordinary user; otherwise it prints the
+# command for an administrator to run.
 #
-# The package's maintainer scripts would normally start a system Prometheus on :9090.
-# We block service starts during the install (policy-rc.d) and stop anything that
-# started anyway, so nothing squats on ports the tests may want. Tests always pick
-# their own free ports regardless.
+# The prometheus package's maintainer scripts would normally start a system Prometheus on
+# :9090. We block service starts during the install (policy-rc.d) and stop anything that
+# started anyway, so nothing squats on ports the tests may want. Tests always pick their own
+# free ports regardless.
 set -euo pipefail
 
-need_install=0
-for tool in prometheus promtool; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        need_install=1
-    fi
-done
+packages=()
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    packages+=(prometheus)
+fi
+if ! command -v python3 >/dev/null 2>&1; then
+    packages+=(python3)
+fi
 
-if [ "$need_install" -eq 0 ]; then
-    echo "install-test-deps: prometheus and promtool already present ($(command -v promtool))"
+if [ "${#packages[@]}" -eq 0 ]; then
+    echo "install-test-deps: prometheus, promtool and python3 already present"
     exit 0
 fi
 
+command_line="apt-get update && apt-get install -y --no-install-recommends ${packages[*]}"
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=()
-elif command -v sudo >/dev/null 2>&1; then
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
     SUDO=(sudo -n)
 else
-    echo "install-test-deps: need root or sudo to install the 'prometheus' package" >&2
+    echo "install-test-deps: installing ${packages[*]} needs root. Ask an administrator to run:" >&2
+    echo "    sudo sh -c '$command_line'" >&2
+    echo "(or run it yourself as root), then run the tests again." >&2
     exit 1
 fi
 
@@ -52,11 +58,11 @@ if [ ! -e "$POLICY" ]; then
     created_policy=1
 fi
 
-echo "install-test-deps: installing Debian package 'prometheus' (brings promtool)"
+echo "install-test-deps: installing Debian packages: ${packages[*]}"
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    prometheus >/dev/null
+    "${packages[@]}" >/dev/null
 
 # If a service started regardless (e.g. a real systemd honoured no policy-rc.d), stop it:
 # the tests never use a system Prometheus.
@@ -67,10 +73,10 @@ elif [ -x /etc/init.d/prometheus ]; then
     "${SUDO[@]}" /etc/init.d/prometheus stop >/dev/null 2>&1 || true
 fi
 
-for tool in prometheus promtool; do
+for tool in prometheus promtool python3; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "install-test-deps: '$tool' still missing after install" >&2
         exit 1
     fi
 done
-echo "install-test-deps: $(promtool --version 2>&1 | head -n1)"
+echo "install-test-deps: $(promtool --version 2>&1 | head -n1); $(python3 --version 2>&1)"

@@ -12,8 +12,8 @@ Without --check it prints one line per metric name with where it is used.
 With --check it exits 1, naming each problem, when
   - a metric name is not exposed by the exporter: compared against a live exposition
     (`--exposition FILE`, the text of /metrics) when given, else against the names written
-    in backticks in the contract (../shared/docs/contract.md) and docs/metrics.md (those
-    that exist, or the --contract files) plus the exporter's documented extra metrics;
+    in backticks in docs/metrics.md (or the --contract files) plus the exporter's
+    documented extra metrics;
   - an `awareness:...` name is used but no rule file records it.
 
 Python standard library only.
@@ -47,10 +47,10 @@ OPTIONAL_RECORDS = {
     "awareness:completion_threshold:override",
 }
 
-# Where the exposed metric names are written down: the binding contract (beside the
-# repository) and the project's own metric reference.
-DEFAULT_CONTRACTS = [os.path.join(ROOT, "..", "shared", "docs", "contract.md"),
-                     os.path.join(ROOT, "docs", "metrics.md")]
+# Where the exposed metric names are written down: the project's own metric reference,
+# generated from a live exposition (scripts/metrics-doc.py). Only files inside the
+# repository: a user's clone has nothing beside it.
+DEFAULT_CONTRACTS = [os.path.join(ROOT, "docs", "metrics.md")]
 
 KEYWORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
@@ -294,8 +294,7 @@ def main():
                     help="the text of a live /metrics to check against")
     ap.add_argument("--contract", metavar="FILE", action="append",
                     help="a Markdown file naming the exposed metrics in backticks (repeatable;"
-                         " default: ../shared/docs/contract.md and docs/metrics.md, those that"
-                         " exist)")
+                         " default: docs/metrics.md)")
     ap.add_argument("--names", action="store_true",
                     help="print only the metric names, one a line")
     args = ap.parse_args()
@@ -320,8 +319,10 @@ def main():
         docs = args.contract or [p for p in DEFAULT_CONTRACTS if os.path.exists(p)]
         missing = [p for p in docs if not os.path.exists(p)]
         if not docs or missing:
-            print(f"metrics-used: no list of exposed metrics: {missing or DEFAULT_CONTRACTS} "
-                  f"not found (give --contract FILE or --exposition FILE)", file=sys.stderr)
+            shown = [os.path.relpath(p, ROOT) for p in (missing or DEFAULT_CONTRACTS)]
+            print(f"metrics-used: no list of exposed metrics: {', '.join(shown)} not found "
+                  f"(regenerate docs/metrics.md with scripts/metrics-doc.py, or give "
+                  f"--exposition FILE)", file=sys.stderr)
             return 2
         known = set(EXTRA_METRICS)
         for p in docs:

@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this). Safe to run repeatedly.
-#   1. installs what the tests need (Debian's prometheus package: prometheus + promtool)
+#   1. installs what the tests need (Debian's prometheus package: prometheus + promtool; python3)
 #   2. formatting and lints
 #   3. cargo test (unit, integration, golden /metrics, fault and property tests)
 #   4. Prometheus rules: promtool check/test, and no dashboard or rule names an unknown metric
 #   5. end to end: the exporter in --demo scraped by a real Prometheus with the shipped rules
+#
+# Honours CARGO_TARGET_DIR (as cargo does: a relative path is taken from the repository root).
+#   scripts/test.sh --print-binary   prints the release binary the end-to-end step runs, and exits
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in
+    /*) ;;
+    *) target_dir="$PWD/$target_dir" ;;
+esac
+binary="$target_dir/release/awareness-exporter"
+if [ "${1:-}" = "--print-binary" ]; then
+    echo "$binary"
+    exit 0
+fi
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -27,6 +41,6 @@ step "rules, dashboards and promtool"
 
 step "end to end with Prometheus"
 cargo build --release --locked
-AWARENESS_BIN="$PWD/target/release/awareness-exporter" ./scripts/e2e-prometheus.sh
+AWARENESS_BIN="$binary" ./scripts/e2e-prometheus.sh
 
 step "all tests passed"
