@@ -22,10 +22,37 @@ use crate::store::{PollOutcome, Store};
 const FAILURE_BACKOFF: Duration = Duration::from_secs(30);
 
 struct Running {
-    config: SourceConfig,
+    settings: Settings,
+    handle: JoinHandle<()>,
+}
+
+/// Everything a source's poller depends on. A reload restarts a source only when these
+/// changed: `poll.max_age` (applied by the store) and another source's `interval` do not.
+#[derive(Debug, Clone, PartialEq)]
+struct Settings {
+    source: SourceConfig,
+    interval: Duration,
+    /// `poll` with the keys that do not concern the source's task (`max_age`, `interval`)
+    /// neutralised.
     poll: PollConfig,
     metrics: MetricsConfig,
-    handle: JoinHandle<()>,
+}
+
+impl Settings {
+    fn of(source: &SourceConfig, config: &Config) -> Settings {
+        let interval = source.interval().unwrap_or(config.poll.interval);
+        let poll = PollConfig {
+            max_age: Duration::ZERO,
+            interval: Duration::ZERO,
+            ..config.poll.clone()
+        };
+        Settings {
+            source: source.clone(),
+            interval,
+            poll,
+            metrics: config.metrics.clone(),
+        }
+    }
 }
 
 pub struct Poller {
@@ -54,8 +81,9 @@ impl Poller {
         self
     }
 
-    /// Brings the running pollers in line with `config`: starts new accounts, restarts changed
-    /// ones (keeping their published data), stops removed ones and drops their series.
+    /// Brings the running pollers in line with `config` as a diff: unchanged sources keep
+    /// running (tokens, schedules, data), changed ones are restarted (keeping their published
+    /// data), new ones started, removed ones stopped and their series dropped.
     pub fn apply(&self, config: &Config) {
         self.store.set_max_age(config.poll.max_age);
         let global = {
@@ -88,12 +116,10 @@ impl Poller {
         }
 
         for (key, source_config) in wanted {
+            let settings = Settings::of(source_config, config);
             if let Some(r) = running.get(&key) {
-                if r.config == *source_config
-                    && r.poll == config.poll
-                    && r.metrics == config.metrics
-                {
-                    continue;
+                if r.settings == settings {
+                    continue; // unchanged: keeps its token, its schedule and its data
                 }
                 r.handle.abort();
                 tracing::info!(source = %key, "source changed; restarting its poller");
@@ -109,7 +135,7 @@ impl Poller {
                 metrics: config.metrics.clone(),
             };
             let source = sources::build(source_config, ctx);
-            let interval = source_config.interval().unwrap_or(config.poll.interval);
+            let interval = settings.interval;
             self.store.configure(
                 &key,
                 &source.sections(),
@@ -122,15 +148,7 @@ impl Poller {
                 failure_backoff: self.failure_backoff,
             };
             let handle = spawn(source, self.store.clone(), schedule);
-            running.insert(
-                key,
-                Running {
-                    config: source_config.clone(),
-                    poll: config.poll.clone(),
-                    metrics: config.metrics.clone(),
-                    handle,
-                },
-            );
+            running.insert(key, Running { settings, handle });
         }
     }
 

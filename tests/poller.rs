@@ -482,3 +482,92 @@ async fn an_unlicensed_mimecast_endpoint_is_retried_without_the_others() {
     ));
     exporter.poller.stop();
 }
+
+/// A reload applies a diff: a `max_age`-only change restarts nothing (no new token, no new
+/// poll), a changed account is restarted alone, a removed one stopped, an added one started.
+#[tokio::test]
+async fn a_reload_touches_only_what_changed() {
+    use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
+    let cp_options = CyberPilotOptions::default();
+    let cp = cyberpilot::start(Arc::new(Population::generate(3, 20)), cp_options.clone())
+        .await
+        .unwrap();
+    let auth = SimAuth::demo_oauth2();
+    let mc = mimecast::start(
+        Arc::new(Population::generate(4, 20)),
+        MimecastOptions {
+            auth: auth.clone(),
+            ..MimecastOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let text = |max_age: &str, mc_interval: &str, with_cp: bool| {
+        let cp_block = if with_cp {
+            format!(
+                "{}{}",
+                cp_options.account_block(&cp, "acme"),
+                cp_options.login_table(&cp)
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "[poll]\nmax_age = \"{max_age}\"\ntimeout = \"5s\"\n\n{}interval = \"{mc_interval}\"\n\n{cp_block}",
+            mimecast::account_block(&mc, "corp", &auth)
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text("6h", "30m", true)).unwrap();
+    let config = config::load(&path).unwrap();
+    let exporter = Exporter::start_with(config, Some(path.clone()), |p| p);
+    assert!(eventually(10, || exporter.store.ready()).await);
+    let polls = |account: &str| {
+        exporter
+            .store
+            .statuses(SystemTime::now())
+            .into_iter()
+            .find(|(k, _)| k.account == account)
+            .map(|(_, s)| s.polls_ok + s.polls_failed)
+    };
+    assert_eq!(
+        (mc.control.token_requests(), cp.control.token_requests()),
+        (1, 1)
+    );
+
+    // max_age only: nothing restarts, but the store takes the new max_age.
+    std::fs::write(&path, text("2h", "30m", true)).unwrap();
+    exporter.reload().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(mc.control.token_requests(), 1, "no new Mimecast token");
+    assert_eq!(cp.control.token_requests(), 1, "no new CyberPilot login");
+    assert_eq!((polls("corp"), polls("acme")), (Some(1), Some(1)));
+    assert_eq!(exporter.store.max_age(), Duration::from_secs(7200));
+
+    // The Mimecast account changes: it alone restarts (a new token, a new poll).
+    std::fs::write(&path, text("2h", "45m", true)).unwrap();
+    exporter.reload().await.unwrap();
+    assert!(eventually(10, || polls("corp") == Some(2)).await);
+    assert_eq!(mc.control.token_requests(), 2);
+    assert_eq!(cp.control.token_requests(), 1);
+    assert_eq!(polls("acme"), Some(1));
+    let body = exporter.store.render(SystemTime::now());
+    assert!(body
+        .contains("awareness_poll_interval_seconds{platform=\"mimecast\",account=\"corp\"} 2700"));
+
+    // CyberPilot removed: its series go; added back: it starts again.
+    std::fs::write(&path, text("2h", "45m", false)).unwrap();
+    exporter.reload().await.unwrap();
+    assert_eq!(polls("acme"), None);
+    assert!(!exporter
+        .store
+        .render(SystemTime::now())
+        .contains("account=\"acme\""));
+    std::fs::write(&path, text("2h", "45m", true)).unwrap();
+    exporter.reload().await.unwrap();
+    assert!(eventually(10, || polls("acme") == Some(1)).await);
+    assert_eq!(cp.control.token_requests(), 2);
+    assert_eq!(mc.control.token_requests(), 2);
+    exporter.poller.stop();
+}
