@@ -39,6 +39,11 @@ RULE_FILES = [os.path.join(ROOT, "deploy", "prometheus", "awareness.rules.yml"),
 DEMO_SOURCES = {("cyberpilot", "demo-cyberpilot"), ("mimecast", "demo-mimecast-oauth2"),
                 ("mimecast", "demo-mimecast-hmac")}
 
+# The sections every demo source polls (awareness_section_up{section}).
+MIMECAST_SECTIONS = {"performance-details", "watchlist-details", "safe-score-details",
+                     "training-details", "campaigns", "phishing-campaigns"}
+DEMO_SECTIONS = {"cyberpilot": {"users-summary"}, "mimecast": MIMECAST_SECTIONS}
+
 # Grafana's built-in interval variables, replaced by values that work with a 1s scrape.
 BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__interval_ms": "15000",
             "__range": "5m", "__range_s": "300", "__range_ms": "300000"}
@@ -206,6 +211,32 @@ def dashboard_checks(mu):
     return checks
 
 
+def exposition_names(text):
+    """Every sample name of a text exposition (`_total` included for counters)."""
+    names = set()
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            m = re.match(r"[A-Za-z_:][A-Za-z0-9_:]*", line)
+            if m:
+                names.add(m.group(0))
+    return names
+
+
+def used_metric_names(mu):
+    """{metric name: where} for every metric (not recording rule) a dashboard or rule uses."""
+    used = {}
+    exprs = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "dashboards", "*.json"))):
+        exprs.extend(mu.dashboard_exprs(path))
+    for path in mu.rule_files():
+        exprs.extend(mu.rule_exprs(path))
+    for where, expr in exprs:
+        for name in mu.promql_names(expr):
+            if ":" not in name:
+                used.setdefault(name, set()).add(where)
+    return used
+
+
 def run(args, rep, procs, tmp):
     mu = load_metrics_used()
 
@@ -236,6 +267,12 @@ def run(args, rep, procs, tmp):
                             capture_output=True, text=True)
     rep.check(mu_run.returncode == 0, "every metric used by dashboards and rules is exposed",
               (mu_run.stdout + mu_run.stderr).strip().replace("\n", " | "))
+    # Stricter than metrics-used.py: no metric may be "absent until its first event" in the
+    # demo, so that a dashboard's `or ... 0 *` fallback cannot hide a renamed metric.
+    exposed = exposition_names(body.decode("utf-8", "replace"))
+    for name, wheres in sorted(used_metric_names(mu).items()):
+        rep.check(name in exposed, f"metric {name} present in the demo's exposition",
+                  "" if name in exposed else f"used in: {'; '.join(sorted(wheres)[:3])}")
 
     # ------------------------------------------------------------------ prometheus config
     prom_port = free_port()
@@ -330,9 +367,17 @@ def run(args, rep, procs, tmp):
                for s in (result or [])}
     for platform, account in sorted(DEMO_SOURCES):
         value = sources.get((platform, account))
-        rep.check(value is not None, f"demo source {platform}/{account} present",
+        rep.check(value == "1", f"demo source {platform}/{account} up",
                   f"awareness_up = {value}" if value is not None else
-                  f"sources seen: {sorted(sources)}")
+                  f"absent; sources seen: {sorted(sources)}")
+    result, err = prom_query(prom_url, "awareness_section_up")
+    sections = {(s["metric"].get("platform"), s["metric"].get("account"),
+                 s["metric"].get("section")): s["value"][1] for s in (result or [])}
+    for platform, account in sorted(DEMO_SOURCES):
+        for section in sorted(DEMO_SECTIONS[platform]):
+            value = sections.get((platform, account, section))
+            rep.check(value == "1", f"demo section {platform}/{account}/{section} up",
+                      f"awareness_section_up = {value}")
 
     checks = dashboard_checks(mu)
     for name in sorted({r["record"] for r in expected if "record" in r}):

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::config::{self, Config};
 use crate::sim::cyberpilot::{self, CyberPilotOptions};
 use crate::sim::mimecast::{self, MimecastOptions, SimAuth};
-use crate::sim::{Population, SimServer};
+use crate::sim::{Fault, Population, SimServer};
 
 pub const CYBERPILOT_ACCOUNT: &str = "demo-cyberpilot";
 pub const MIMECAST_OAUTH2_ACCOUNT: &str = "demo-mimecast-oauth2";
@@ -48,6 +48,14 @@ impl Demo {
             },
         )
         .await?;
+        // Like real tenants, the demo is not perfect: the first CyberPilot data request fails
+        // once (503, retried) and the HMAC tenant sends some rows of the wrong types (skipped
+        // and counted). So every metric the dashboards and rules use shows in the demo.
+        cyberpilot.control.add_fault(Fault::Status {
+            code: 503,
+            times: 1,
+        });
+        mimecast_hmac.control.add_fault(Fault::WrongTypes);
         Ok(Demo {
             cyberpilot,
             mimecast_oauth2,

@@ -571,3 +571,38 @@ async fn a_reload_touches_only_what_changed() {
     assert_eq!(mc.control.token_requests(), 2);
     exporter.poller.stop();
 }
+
+/// The demo shows every health signal: all sources and sections up, and the counters that only
+/// appear with their first event (a retried failure, a skipped row) are there.
+#[tokio::test]
+async fn the_demo_exposes_every_health_signal_with_every_section_up() {
+    let demo = awareness_exporter::demo::Demo::start().await.unwrap();
+    let exporter = Exporter::start(demo.config().unwrap(), None);
+    assert!(eventually(60, || exporter.store.ready()).await);
+    exporter.poller.stop();
+    assert!(exporter.store.demo_mode());
+    let body = exporter.store.render(SystemTime::now());
+    let s = samples(&body);
+    let ups: Vec<(&String, &f64)> = s
+        .iter()
+        .filter(|(k, _)| k.starts_with("awareness_up{"))
+        .collect();
+    assert_eq!(ups.len(), 3, "{ups:?}");
+    assert!(ups.iter().all(|(_, v)| **v == 1.0), "{ups:?}");
+    let sections: Vec<(&String, &f64)> = s
+        .iter()
+        .filter(|(k, _)| k.starts_with("awareness_section_up{"))
+        .collect();
+    assert_eq!(sections.len(), 1 + 6 + 6, "{sections:?}");
+    assert!(sections.iter().all(|(_, v)| **v == 1.0), "{sections:?}");
+    for name in [
+        "awareness_rows_skipped_total{",
+        "awareness_api_request_failures_total{",
+        "awareness_poll_interval_seconds{",
+        "awareness_section_last_success_timestamp_seconds{",
+    ] {
+        assert!(s.keys().any(|k| k.starts_with(name)), "{name} missing");
+    }
+    let html = awareness_exporter::landing::render(&exporter.store, SystemTime::now());
+    assert!(html.contains("Demo mode"));
+}
