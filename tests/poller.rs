@@ -310,6 +310,9 @@ async fn poll_logs_name_their_source_and_tell_the_truth_about_kept_data() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary may have hit the same callsites first, with no subscriber,
+    // and cached "never interested": recompute with this one in place.
+    tracing::callsite::rebuild_interest_cache();
 
     let fake = Fake::new(vec!["s"], |_, n| match n {
         1 => Act::Fail,
