@@ -225,7 +225,11 @@ impl Transport {
                     self.stats.failure(endpoint, e.reason);
                     if attempt >= self.settings.max_attempts {
                         let e = FetchError {
-                            message: format!("{} (after {attempt} attempts)", e.message),
+                            message: format!(
+                                "{} (after {attempt} attempt{})",
+                                e.message,
+                                if attempt == 1 { "" } else { "s" }
+                            ),
                             ..e
                         };
                         log_failure(endpoint, &e);
@@ -288,7 +292,10 @@ impl Transport {
                 return Attempt::Retry(
                     FetchError::new(
                         FailureReason::Timeout,
-                        format!("no answer within {timeout:?}"),
+                        format!(
+                            "no answer within {} (poll.timeout)",
+                            humantime::format_duration(timeout)
+                        ),
                     ),
                     None,
                 )
@@ -371,8 +378,10 @@ fn log_failure(endpoint: &'static str, e: &FetchError) {
     );
 }
 
-/// Maps a reqwest error to a reason and a URL-free message (with its cause chain, which
-/// names things like "connection refused" but never the URL).
+/// Maps a reqwest error to a reason and a short, URL-free message in plain words: the
+/// innermost cause ("connection refused", "invalid peer certificate: UnknownIssuer") rather
+/// than the library's chain ("error sending request: client error (Connect): tcp connect
+/// error: Connection refused (os error 111)").
 fn classify(e: reqwest::Error) -> FetchError {
     let e = e.without_url();
     let reason = if e.is_redirect() {
@@ -384,14 +393,33 @@ fn classify(e: reqwest::Error) -> FetchError {
     } else {
         FailureReason::Connect
     };
-    let mut message = e.to_string();
+    let mut chain = vec![e.to_string()];
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
+        chain.push(s.to_string());
         source = s.source();
     }
+    let innermost = chain.last().map(|m| plain(m)).unwrap_or_default();
+    let dns = chain.iter().any(|m| m.contains("dns error"));
+    let message = match reason {
+        FailureReason::Redirect => innermost,
+        FailureReason::Tls => format!("TLS handshake failed: {innermost}"),
+        FailureReason::Timeout => format!("timed out: {innermost}"),
+        _ if dns => format!("cannot resolve the host name: {innermost}"),
+        _ if e.is_connect() => format!("cannot connect: {innermost}"),
+        _ => format!("request failed: {innermost}"),
+    };
     FetchError::new(reason, message)
+}
+
+/// An error text without Rust's " (os error 111)" and with a lower-case start.
+fn plain(message: &str) -> String {
+    let m = message.split(" (os error").next().unwrap_or(message).trim();
+    let mut chars = m.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// Whether a rustls error (a refused certificate, a failed handshake) is in the error's cause

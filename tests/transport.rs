@@ -287,3 +287,36 @@ async fn a_refused_certificate_is_a_tls_failure_and_not_retried() {
     assert_eq!(stats.total_requests(), 1, "not retried");
     assert_eq!(stats.failures(FailureReason::Tls), 1);
 }
+
+#[tokio::test]
+async fn network_errors_are_told_in_plain_words() {
+    // A port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let stats = Arc::new(ApiStats::default());
+    let t = Transport::new(
+        http::client(),
+        stats,
+        TransportSettings {
+            timeout: Duration::from_secs(5),
+            max_attempts: 1,
+            retry_backoff: Duration::from_millis(1),
+            max_body_bytes: 1 << 20,
+            concurrency: 2,
+        },
+        Arc::new(Semaphore::new(8)),
+    );
+    let e = t
+        .send("users", || {
+            t.client().get(format!("http://127.0.0.1:{port}/"))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason, FailureReason::Connect);
+    assert_eq!(
+        e.message,
+        "cannot connect: connection refused (after 1 attempt)"
+    );
+}
