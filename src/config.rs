@@ -1108,9 +1108,11 @@ fn mimecast_base_url(s: &mut Section<'_>, hmac: bool) -> Option<String> {
 
 fn resolve_mimecast(mut s: Section<'_>, secrets: &Secrets<'_>) -> Option<(MimecastConfig, bool)> {
     let account = check_account(&mut s);
+    // 500 is both the default and the most any public client asks for (Azure Sentinel's
+    // MAX_PAGE_SIZE); larger Mimecast pages are unconfirmed.
     let page_size = match s.uint("page_size") {
-        Some(p) if !(1..=10_000).contains(&p) => {
-            s.error("page_size", "must be between 1 and 10000");
+        Some(p) if !(1..=500).contains(&p) => {
+            s.error("page_size", "must be between 1 and 500");
             None
         }
         Some(p) => Some(p),

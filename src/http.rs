@@ -125,6 +125,18 @@ fn token_client() -> &'static reqwest::Client {
     })
 }
 
+/// What a vendor says in the body of an error answer (4xx or 5xx but 429): a short detail
+/// for the message (codes and the vendor's text, never a URL or a header) and, optionally,
+/// the reason it really means (Mimecast's HTTP 418 is an expired key binding: `auth`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VendorError {
+    pub detail: String,
+    pub reason: Option<FailureReason>,
+}
+
+/// Reads a vendor's error body: `(HTTP status, body) -> VendorError`. Set per source.
+pub type ErrorReader = fn(u16, &[u8]) -> Option<VendorError>;
+
 /// One account's view of the network.
 #[derive(Debug)]
 pub struct Transport {
@@ -136,6 +148,8 @@ pub struct Transport {
     global: Arc<Semaphore>,
     /// Set when the vendor said the quota is exhausted: nothing is sent before it.
     paused_until: Mutex<Option<Instant>>,
+    /// The source's reader of error bodies, if it has one.
+    error_reader: Option<ErrorReader>,
 }
 
 enum Attempt {
@@ -159,7 +173,18 @@ impl Transport {
             settings,
             permits,
             paused_until: Mutex::new(None),
+            error_reader: None,
         }
+    }
+
+    /// Lets the source read the bodies of error answers (its own error format).
+    pub fn with_error_reader(mut self, reader: ErrorReader) -> Self {
+        self.error_reader = Some(reader);
+        self
+    }
+
+    pub fn settings(&self) -> &TransportSettings {
+        &self.settings
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -323,6 +348,34 @@ impl Transport {
                 .to_string(),
             status: Some(code),
         };
+        let vendor = match self.error_reader {
+            Some(read)
+                if (status.is_client_error() || status.is_server_error())
+                    && status != StatusCode::TOO_MANY_REQUESTS =>
+            {
+                read(code, &body)
+            }
+            _ => None,
+        };
+        if let Some(v) = vendor {
+            let reason = v.reason.unwrap_or(
+                if status == StatusCode::UNAUTHORIZED
+                    || status == StatusCode::FORBIDDEN
+                    || (token_request && status.is_client_error())
+                {
+                    FailureReason::Auth
+                } else {
+                    FailureReason::Http
+                },
+            );
+            let mut e = http_error(reason);
+            e.message = format!("{}: {}", e.message, v.detail);
+            return if status.is_server_error() && v.reason.is_none() {
+                Attempt::Retry(e, None)
+            } else {
+                Attempt::Fail(e)
+            };
+        }
         if status.is_success() {
             Attempt::Done(Reply {
                 status,

@@ -162,6 +162,24 @@ fn expected(pop: &Population) -> BTreeMap<String, f64> {
             );
         }
     }
+    for u in &pop.users {
+        let d = dept(u);
+        for r in &u.phishing_results {
+            for (outcome, hit) in [
+                ("sent", true),
+                ("opened", r.opened),
+                ("clicked", r.clicked),
+                ("submitted", r.submitted),
+                ("reported", r.reported),
+            ] {
+                add(
+                    "awareness_mimecast_phishing_department_recipients",
+                    &[a, ("department", d.as_str()), ("outcome", outcome)],
+                    hit as u8 as f64,
+                );
+            }
+        }
+    }
     for p in &pop.phishing {
         let l = [
             a,

@@ -329,6 +329,7 @@ enum Endpoint {
     Campaigns,
     CampaignUserData,
     Phishing,
+    PhishingUserData,
 }
 
 impl Endpoint {
@@ -342,6 +343,7 @@ impl Endpoint {
             "campaign/get-campaigns" => Endpoint::Campaigns,
             "campaign/get-user-data" => Endpoint::CampaignUserData,
             "phishing/campaign/get-campaign" => Endpoint::Phishing,
+            "phishing/campaign/get-user-data" => Endpoint::PhishingUserData,
             _ => return None,
         })
     }
@@ -356,6 +358,7 @@ impl Endpoint {
             Endpoint::Campaigns => "camps",
             Endpoint::CampaignUserData => "cud",
             Endpoint::Phishing => "phish",
+            Endpoint::PhishingUserData => "pud",
         }
     }
 }
@@ -788,6 +791,7 @@ async fn api(sim: &MimecastSim, path: &str, req: Request) -> Result<Response, Re
         )),
         Endpoint::CampaignUserData => campaign_user_data(sim, path, &request)?,
         Endpoint::Phishing => Payload::Value(phishing(&sim.population, &request)?),
+        Endpoint::PhishingUserData => phishing_user_data(sim, path, &request)?,
     };
     if control.malformed() {
         return Ok(malformed_response());
@@ -1212,6 +1216,104 @@ pub fn phishing_row(c: &super::population::PhishingCampaign) -> Value {
         "numClicked": c.clicked,
         "numSubmitted": c.submitted,
     })
+}
+
+/// `phishing/campaign/get-user-data` item: one recipient of one phishing campaign, with the
+/// fields Azure Sentinel's Awareness_User_Data table stores (and `timeSubmitted`); times of
+/// steps not taken are null.
+pub fn phishing_user_item(
+    pop: &Population,
+    u: &SimUser,
+    index: usize,
+    result: &super::population::PhishingResult,
+) -> Value {
+    let campaign = pop.phishing.get(result.campaign);
+    let launched = campaign.map(|c| c.launch_date.clone());
+    let at = |done: bool| if done { json!(launched) } else { Value::Null };
+    let status = if result.submitted {
+        "SUBMITTED"
+    } else if result.clicked {
+        "CLICKED"
+    } else if result.opened {
+        "OPENED"
+    } else {
+        "SENT"
+    };
+    let mut o = Map::new();
+    o.insert("name".into(), json!(u.name));
+    o.insert("email".into(), json!(u.email));
+    o.insert(
+        "templateName".into(),
+        json!(campaign.map(|c| format!("{} template", c.name))),
+    );
+    put_department(&mut o, u, index);
+    o.insert("status".into(), json!(status));
+    o.insert("numCampaignsSent".into(), json!(u.phishing_results.len()));
+    o.insert(
+        "numCampaignsClicked".into(),
+        json!(u.phishing_results.iter().filter(|r| r.clicked).count()),
+    );
+    o.insert("numTrainingModulesAssigned".into(), json!(u.training.len()));
+    o.insert("numCorrectAnswers".into(), json!(u.num_correct));
+    o.insert("numIncorrectAnswers".into(), json!(u.num_incorrect));
+    o.insert("userState".into(), json!(u.user_state));
+    o.insert("timeScheduled".into(), json!(launched));
+    o.insert("timeOpened".into(), at(result.opened));
+    o.insert("timeClicked".into(), at(result.clicked));
+    o.insert("timeSubmitted".into(), at(result.submitted));
+    o.insert("timeReported".into(), at(result.reported));
+    o.insert(
+        "clickedIp".into(),
+        if result.clicked {
+            json!(format!("192.0.2.{}", index % 250 + 1))
+        } else {
+            Value::Null
+        },
+    );
+    o.insert(
+        "reactionTime".into(),
+        if result.clicked {
+            json!(60 + (index % 50) * 30)
+        } else {
+            Value::Null
+        },
+    );
+    Value::Object(o)
+}
+
+fn phishing_user_data(
+    sim: &MimecastSim,
+    path: &str,
+    req: &McRequest,
+) -> Result<Payload, Rejection> {
+    let pop = &sim.population;
+    let Some(id) = req
+        .data0
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    else {
+        return Err(validation("err_validation_null", "id must not be null"));
+    };
+    let Some(ci) = pop.phishing.iter().position(|c| c.id == id) else {
+        return Err(validation("err_campaign_not_found", "Campaign not found"));
+    };
+    let members = pop.phishing_members(ci);
+    let total = members.len();
+    let w = sim.window(path, req, &format!("pud-{ci}"), total)?;
+    let items: Vec<Value> = w
+        .positions
+        .iter()
+        .filter_map(|&p| members.get(p % total.max(1)))
+        .map(|&(ui, ri)| {
+            let u = &pop.users[ui];
+            phishing_user_item(pop, u, ui, &u.phishing_results[ri])
+        })
+        .collect();
+    Ok(Payload::Value(ok_envelope(
+        json!([{"items": items}]),
+        Some(w.pagination),
+    )))
 }
 
 fn phishing(pop: &Population, req: &McRequest) -> Result<Value, Rejection> {

@@ -70,6 +70,17 @@ pub struct CampaignResult {
     pub results: Vec<String>,
 }
 
+/// One user's outcome in one Mimecast phishing campaign (each step implies the ones before).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhishingResult {
+    /// Index into [`Population::phishing`].
+    pub campaign: usize,
+    pub opened: bool,
+    pub clicked: bool,
+    pub submitted: bool,
+    pub reported: bool,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimUser {
     /// UUID-like, derived from the seed.
@@ -114,6 +125,7 @@ pub struct SimUser {
     pub training: Vec<ModuleProgress>,
     pub need_engagement: bool,
     pub campaign_results: Vec<CampaignResult>,
+    pub phishing_results: Vec<PhishingResult>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -558,7 +570,8 @@ impl Population {
                 });
             }
 
-            for (pc, plan) in phishing.iter_mut().zip(&plans) {
+            let mut phishing_results = Vec::new();
+            for (pi, (pc, plan)) in phishing.iter_mut().zip(&plans).enumerate() {
                 if !rng.gen_bool(plan.target) {
                     continue;
                 }
@@ -571,6 +584,13 @@ impl Population {
                 pc.clicked += u64::from(clicked);
                 pc.submitted += u64::from(submitted);
                 pc.reported += u64::from(reported);
+                phishing_results.push(PhishingResult {
+                    campaign: pi,
+                    opened,
+                    clicked,
+                    submitted,
+                    reported,
+                });
             }
 
             out.push(SimUser {
@@ -607,6 +627,7 @@ impl Population {
                 training,
                 need_engagement,
                 campaign_results,
+                phishing_results,
             });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -648,6 +669,20 @@ impl Population {
         d.sort();
         d.dedup();
         d
+    }
+
+    /// Users that were sent phishing campaign `campaign` (index): `(user index, result index)`.
+    pub fn phishing_members(&self, campaign: usize) -> Vec<(usize, usize)> {
+        self.users
+            .iter()
+            .enumerate()
+            .filter_map(|(ui, u)| {
+                u.phishing_results
+                    .iter()
+                    .position(|r| r.campaign == campaign)
+                    .map(|ri| (ui, ri))
+            })
+            .collect()
     }
 
     /// Users that have a result in campaign `campaign` (index), in listing order.

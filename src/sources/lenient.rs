@@ -130,6 +130,12 @@ pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     d.deserialize_any(FlagVisitor)
 }
 
+/// True when most rows of an answer were skipped (malformed or without identity): the answer
+/// is garbage, and publishing the few good rows would present it as the truth.
+pub fn mostly_skipped(good: u64, skipped: u64) -> bool {
+    skipped > good
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
@@ -142,6 +148,15 @@ mod tests {
         t: Option<String>,
         #[serde(default, deserialize_with = "super::flag")]
         f: Option<bool>,
+    }
+
+    #[test]
+    fn mostly_skipped_means_more_bad_rows_than_good() {
+        assert!(!super::mostly_skipped(0, 0));
+        assert!(!super::mostly_skipped(9, 1));
+        assert!(!super::mostly_skipped(5, 5));
+        assert!(super::mostly_skipped(4, 5));
+        assert!(super::mostly_skipped(0, 10_000));
     }
 
     #[test]

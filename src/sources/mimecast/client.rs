@@ -6,15 +6,18 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::auth::{decode_secret_key, mc_date, sign};
-use super::models::{Envelope, Items};
+use super::errors::{describe, errors_of, reason_of, should_retry};
+use super::models::{Envelope, Identified, Items, UserLike};
 use crate::config::{MimecastAuth, MimecastConfig};
 use crate::http::{FetchError, Transport};
 use crate::snapshot::SourceKey;
+use crate::sources::lenient;
 use crate::sources::token::{parse_token_response, TokenCache};
 use crate::stats::{ApiStats, FailureReason};
 
 /// The rows of a page: `data[]`, or with `nested` the `items[]` of each `data[]` entry
-/// (campaign/get-user-data; rows directly in `data[]`, as the seed's example shows, also work).
+/// (campaign/get-user-data). An entry without `items` is no row, unless it is itself a user
+/// row with an email (the shape of the seed's example): never a phantom user.
 fn rows_of<'a>(data: &[&'a RawValue], nested: bool) -> Vec<&'a RawValue> {
     if !nested {
         return data.to_vec();
@@ -23,7 +26,11 @@ fn rows_of<'a>(data: &[&'a RawValue], nested: bool) -> Vec<&'a RawValue> {
     for d in data {
         match serde_json::from_str::<Items>(d.get()) {
             Ok(items) => v.extend(items.items),
-            Err(_) => v.push(*d),
+            Err(_) => {
+                if serde_json::from_str::<UserLike>(d.get()).is_ok_and(|u| u.email.is_some()) {
+                    v.push(*d);
+                }
+            }
         }
     }
     v
@@ -31,14 +38,6 @@ fn rows_of<'a>(data: &[&'a RawValue], nested: bool) -> Vec<&'a RawValue> {
 
 pub const API_PREFIX: &str = "/api/awareness-training/";
 pub const ENDPOINT_TOKEN: &str = "oauth/token";
-
-/// Vendor error codes that mean the credentials (not the request) are wrong.
-fn is_auth_code(code: &str) -> bool {
-    code.starts_with("err_xdk_")
-        || code == "err_developer_key"
-        || code.contains("unauthorized")
-        || code.contains("authentication")
-}
 
 pub struct MimecastClient {
     pub key: SourceKey,
@@ -71,7 +70,7 @@ impl MimecastClient {
         MimecastClient {
             key,
             config,
-            transport,
+            transport: transport.with_error_reader(super::errors::read_error_body),
             stats,
             token: TokenCache::default(),
             secret_key,
@@ -203,8 +202,10 @@ impl MimecastClient {
     }
 
     /// Every page of `endpoint` for the request item `item`. With `nested`, rows are read from
-    /// `data[0].items[]` (campaign/get-user-data), else from `data[]`.
-    pub async fn fetch_rows<T: DeserializeOwned>(
+    /// `data[0].items[]` (campaign/get-user-data), else from `data[]`. Rows that do not parse
+    /// or carry no identity are skipped and counted; when most rows are, the endpoint fails
+    /// with reason `decode`.
+    pub async fn fetch_rows<T: DeserializeOwned + Identified>(
         &self,
         endpoint: &'static str,
         item: Option<serde_json::Value>,
@@ -224,16 +225,38 @@ impl MimecastClient {
             rows: Vec::new(),
             skipped: 0,
         };
+        // The page token of the request that `bytes` answers.
         let mut token: Option<String> = None;
+        let mut attempt = 1u32;
+        let mut page = 1usize;
         let mut bytes = self.post_once(endpoint, &body_for(None)).await?;
-        for page in 1.. {
+        loop {
             let envelope: Envelope = serde_json::from_slice(&bytes).map_err(|e| {
                 self.decode_error(
                     endpoint,
                     format!("{endpoint}: page {page} is not valid JSON: {e}"),
                 )
             })?;
-            self.check_envelope(endpoint, &envelope)?;
+            if let Err(refused) = self.check_envelope(endpoint, &envelope) {
+                // err_developer_key and `retryable` errors get the request budget before
+                // they count as what they say.
+                if refused.retry && attempt < self.transport.settings().max_attempts {
+                    drop(envelope);
+                    tokio::time::sleep(self.retry_wait(attempt)).await;
+                    attempt += 1;
+                    tracing::debug!(source = %self.key, endpoint, attempt, "retrying a retryable Mimecast error");
+                    bytes = self
+                        .post_once(endpoint, &body_for(token.as_deref()))
+                        .await?;
+                    continue;
+                }
+                let mut e = refused.error;
+                if attempt > 1 {
+                    e.message = format!("{} (after {attempt} attempts)", e.message);
+                }
+                return Err(e);
+            }
+            attempt = 1;
             let next = envelope
                 .meta
                 .as_ref()
@@ -259,8 +282,8 @@ impl MimecastClient {
             let parse_rows = |out: &mut Rows<T>| {
                 for raw in rows_of(&data, nested) {
                     match serde_json::from_str::<T>(raw.get()) {
-                        Ok(row) => out.rows.push(row),
-                        Err(_) => out.skipped += 1,
+                        Ok(row) if row.has_identity() => out.rows.push(row),
+                        _ => out.skipped += 1,
                     }
                 }
             };
@@ -277,6 +300,7 @@ impl MimecastClient {
                         parse_rows(&mut out)
                     });
                     token = Some(n);
+                    page += 1;
                     let reply = reply?;
                     drop(data);
                     bytes = reply;
@@ -287,51 +311,64 @@ impl MimecastClient {
             self.stats.rows_skipped(endpoint, out.skipped);
             tracing::warn!(source = %self.key, endpoint, skipped = out.skipped, "skipped malformed rows");
         }
+        if lenient::mostly_skipped(out.rows.len() as u64, out.skipped) {
+            return Err(self.decode_error(
+                endpoint,
+                format!(
+                    "{endpoint}: {} of {} rows are malformed or have no identity; refusing to \
+                     publish the rest",
+                    out.skipped,
+                    out.skipped + out.rows.len() as u64
+                ),
+            ));
+        }
         Ok(out)
     }
 
-    /// Errors can arrive inside HTTP 200: a non-empty `fail[]` or a `meta.status` other than 200.
-    fn check_envelope(&self, endpoint: &'static str, env: &Envelope) -> Result<(), FetchError> {
-        let errors: Vec<(String, String)> = env
-            .fail
-            .iter()
-            .flatten()
-            .flat_map(|f| f.errors.iter())
-            .map(|e| {
-                (
-                    e.code.clone().unwrap_or_default(),
-                    e.message.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
-        let has_fail = env.fail.as_ref().is_some_and(|f| !f.is_empty());
-        if has_fail {
-            let reason = if errors.iter().any(|(c, _)| is_auth_code(c)) {
-                FailureReason::Auth
-            } else {
-                FailureReason::ApiError
-            };
+    /// Backoff before retrying a retryable vendor error: `poll.retry_backoff`, doubling, ≤ 30 s.
+    fn retry_wait(&self, attempt: u32) -> std::time::Duration {
+        let base = self.transport.settings().retry_backoff;
+        base.saturating_mul(1 << attempt.saturating_sub(1).min(8))
+            .min(std::time::Duration::from_secs(30))
+    }
+
+    /// Errors can arrive inside HTTP 200: a non-empty `fail[]` (API 1.0 or 2.0 shape) or a
+    /// `meta.status` other than 200.
+    fn check_envelope(&self, endpoint: &'static str, env: &Envelope) -> Result<(), Refused> {
+        let fail = env.fail.as_deref().unwrap_or_default();
+        if !fail.is_empty() {
+            let errors = errors_of(fail);
+            let reason = reason_of(&errors);
             self.stats.failure(endpoint, reason);
-            let detail = errors
-                .iter()
-                .map(|(c, m)| format!("{c} {m}").trim().to_string())
-                .collect::<Vec<_>>()
-                .join("; ");
-            let detail: String = detail.chars().take(300).collect();
-            return Err(FetchError::new(
-                reason,
-                format!("{endpoint}: API error: {detail}"),
-            ));
+            let detail = describe(&errors);
+            let detail = if detail.is_empty() {
+                "fail[] without details".to_string()
+            } else {
+                detail
+            };
+            return Err(Refused {
+                error: FetchError::new(reason, format!("{endpoint}: API error: {detail}")),
+                retry: should_retry(&errors),
+            });
         }
         if let Some(status) = env.meta.as_ref().and_then(|m| m.status) {
             if status != 200.0 {
                 self.stats.failure(endpoint, FailureReason::ApiError);
-                return Err(FetchError::new(
-                    FailureReason::ApiError,
-                    format!("{endpoint}: API answered meta.status {status}"),
-                ));
+                return Err(Refused {
+                    error: FetchError::new(
+                        FailureReason::ApiError,
+                        format!("{endpoint}: API answered meta.status {status}"),
+                    ),
+                    retry: false,
+                });
             }
         }
         Ok(())
     }
+}
+
+/// An answer that carried an error, and whether the vendor lets us try again.
+struct Refused {
+    error: FetchError,
+    retry: bool,
 }

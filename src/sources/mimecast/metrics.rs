@@ -24,7 +24,18 @@ pub fn performance(
     m: &MetricsConfig,
 ) {
     let mut by: BTreeMap<&str, [f64; 4]> = BTreeMap::new();
+    let mut excluded: BTreeMap<(&str, String), f64> = BTreeMap::new();
     for r in rows {
+        if !counts_as_user(&r.user_state) {
+            let state = r
+                .user_state
+                .as_deref()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            *excluded.entry((dept(&r.department), state)).or_default() += 1.0;
+            continue;
+        }
         let t = by.entry(dept(&r.department)).or_default();
         t[0] += 1.0;
         t[1] += n(r.num_not_watched);
@@ -58,9 +69,23 @@ pub fn performance(
             t[3],
         );
     }
+    for ((d, state), v) in excluded {
+        b.gauge(
+            "awareness_mimecast_users_excluded",
+            "Users of the department left out of the Mimecast user figures because their \
+             userState is not ACTIVE, by state (performance details)",
+            &[
+                ("account", account),
+                ("department", d),
+                ("state", state.as_str()),
+            ],
+            v,
+        );
+    }
     if m.per_user {
         let users: Vec<(String, f64)> = rows
             .iter()
+            .filter(|r| counts_as_user(&r.user_state))
             .filter_map(|r| Some((r.email.clone()?, n(r.num_not_watched))))
             .collect();
         for (email, v) in cap_users(key, users, m.max_users) {
@@ -82,7 +107,7 @@ pub fn watchlist(
     m: &MetricsConfig,
 ) {
     let mut by: BTreeMap<&str, [f64; 2]> = BTreeMap::new();
-    for r in rows {
+    for r in rows.iter().filter(|r| counts_as_user(&r.user_state)) {
         let t = by.entry(dept(&r.department)).or_default();
         if n(r.watchlist_count) > 0.0 {
             t[0] += 1.0;
@@ -107,6 +132,7 @@ pub fn watchlist(
     if m.per_user {
         let users: Vec<(String, f64)> = rows
             .iter()
+            .filter(|r| counts_as_user(&r.user_state))
             .filter_map(|r| Some((r.email.clone()?, n(r.watchlist_count))))
             .collect();
         for (email, v) in cap_users(key, users, m.max_users) {
@@ -122,7 +148,7 @@ pub fn watchlist(
 
 pub fn safe_score(b: &mut MetricsBuilder, account: &str, rows: &[SafeScoreRow]) {
     let mut by: BTreeMap<String, f64> = BTreeMap::new();
-    for r in rows {
+    for r in rows.iter().filter(|r| counts_as_user(&r.user_state)) {
         let grade = r
             .risk
             .as_deref()
@@ -355,6 +381,71 @@ pub fn phishing(b: &mut MetricsBuilder, account: &str, rows: &[PhishingCampaign]
                 "Phishing emails reported in the campaign (only where the vendor sends numReported)",
                 &l,
                 reported.max(0.0),
+            );
+        }
+    }
+}
+
+/// phishing/campaign/get-user-data over all phishing campaigns, by department: recipients
+/// (one per recipient and campaign) and how far they went. Per recipient only with `per_user`.
+pub fn phishing_departments(
+    b: &mut MetricsBuilder,
+    key: &SourceKey,
+    account: &str,
+    rows: &[PhishingUserRow],
+    m: &MetricsConfig,
+) {
+    let mut by: BTreeMap<&str, [f64; 5]> = BTreeMap::new();
+    let mut users: BTreeMap<&str, [f64; 2]> = BTreeMap::new();
+    for r in rows {
+        let step = r.step();
+        let t = by.entry(dept(&r.department)).or_default();
+        t[0] += 1.0;
+        t[1] += f64::from(u8::from(step >= PhishingStep::Opened));
+        t[2] += f64::from(u8::from(step >= PhishingStep::Clicked));
+        t[3] += f64::from(u8::from(step >= PhishingStep::Submitted));
+        t[4] += f64::from(u8::from(r.reported()));
+        if let Some(email) = r.email.as_deref() {
+            let u = users.entry(email).or_default();
+            u[0] += f64::from(u8::from(step >= PhishingStep::Clicked));
+            u[1] += f64::from(u8::from(r.reported()));
+        }
+    }
+    for (d, t) in by {
+        for (outcome, v) in ["sent", "opened", "clicked", "submitted", "reported"]
+            .iter()
+            .zip(t)
+        {
+            b.gauge(
+                "awareness_mimecast_phishing_department_recipients",
+                "Phishing recipients of the department over all phishing campaigns (one per \
+                 recipient and campaign) by outcome: sent (all), opened, clicked, submitted \
+                 (each implies the ones before), reported",
+                &[
+                    ("account", account),
+                    ("department", d),
+                    ("outcome", outcome),
+                ],
+                v,
+            );
+        }
+    }
+    if m.per_user {
+        let list: Vec<(String, [f64; 2])> =
+            users.into_iter().map(|(e, v)| (e.to_string(), v)).collect();
+        for (email, [clicked, reported]) in cap_users(key, list, m.max_users) {
+            let l = [("account", account), ("email", email.as_str())];
+            b.gauge(
+                "awareness_mimecast_user_phishing_clicked",
+                "Phishing campaigns in which the user clicked a link (or submitted data)",
+                &l,
+                clicked,
+            );
+            b.gauge(
+                "awareness_mimecast_user_phishing_reported",
+                "Phishing campaigns in which the user reported the email",
+                &l,
+                reported,
             );
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod errors;
 pub mod metrics;
 pub mod models;
 
@@ -26,6 +27,7 @@ pub const TRAINING: &str = "user/get-training-details";
 pub const CAMPAIGNS: &str = "campaign/get-campaigns";
 pub const CAMPAIGN_USERS: &str = "campaign/get-user-data";
 pub const PHISHING: &str = "phishing/campaign/get-campaign";
+pub const PHISHING_USERS: &str = "phishing/campaign/get-user-data";
 
 pub struct MimecastSource {
     key: SourceKey,
@@ -60,7 +62,12 @@ impl MimecastSource {
             MimecastEndpoint::PerformanceDetails => {
                 let rows = self
                     .client
-                    .fetch_rows::<PerformanceRow>(PERFORMANCE, None, false)
+                    .fetch_rows::<PerformanceRow>(
+                        PERFORMANCE,
+                        // As the production clients (Azure Sentinel's connector) ask.
+                        Some(json!({ "includeUserDetails": true })),
+                        false,
+                    )
                     .await?;
                 metrics::performance(&mut b, &self.key, account, &rows.rows, m);
             }
@@ -112,7 +119,24 @@ impl MimecastSource {
                     .client
                     .fetch_rows::<PhishingCampaign>(PHISHING, None, false)
                     .await?;
+                // Every campaign's recipients, for the figures by department.
+                let recipients = futures::future::try_join_all(rows.rows.iter().map(|c| {
+                    let id = c.id.clone().unwrap_or_default();
+                    async move {
+                        self.client
+                            .fetch_rows::<PhishingUserRow>(
+                                PHISHING_USERS,
+                                Some(json!({ "id": id })),
+                                true,
+                            )
+                            .await
+                    }
+                }))
+                .await?;
+                let recipients: Vec<PhishingUserRow> =
+                    recipients.into_iter().flat_map(|r| r.rows).collect();
                 metrics::phishing(&mut b, account, &rows.rows);
+                metrics::phishing_departments(&mut b, &self.key, account, &recipients, m);
             }
         }
         Ok(b.finish())

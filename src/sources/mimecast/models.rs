@@ -34,10 +34,18 @@ pub struct Pagination {
     pub next: Option<String>,
 }
 
+/// One `fail[]` entry: API 1.0 wraps its errors in `errors[]`, API 2.0 puts `code` and
+/// `message` directly in the entry.
 #[derive(Debug, Deserialize)]
 pub struct Fail {
     #[serde(default)]
     pub errors: Vec<FailError>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub code: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub message: Option<String>,
+    #[serde(default, deserialize_with = "lenient::flag")]
+    pub retryable: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +54,25 @@ pub struct FailError {
     pub code: Option<String>,
     #[serde(default, deserialize_with = "lenient::text")]
     pub message: Option<String>,
+    #[serde(default, deserialize_with = "lenient::flag")]
+    pub retryable: Option<bool>,
+}
+
+/// A row is only a row when it says whose it is: rows without one are skipped and counted
+/// (10 M `{}` rows must not become 10 M users).
+pub trait Identified {
+    fn has_identity(&self) -> bool;
+}
+
+fn present(s: &Option<String>) -> bool {
+    s.as_deref().is_some_and(|s| !s.trim().is_empty())
+}
+
+/// Just enough of a row to tell a user row (with an email) from anything else.
+#[derive(Debug, Deserialize)]
+pub struct UserLike {
+    #[serde(default, alias = "emailAddress", deserialize_with = "lenient::text")]
+    pub email: Option<String>,
 }
 
 /// `data[0].items[]` as campaign/get-user-data documents it.
@@ -68,6 +95,8 @@ pub struct PerformanceRow {
     pub num_incorrect: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub num_not_watched: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub user_state: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -79,6 +108,8 @@ pub struct WatchlistRow {
     pub department: Option<String>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub watchlist_count: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub user_state: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -90,6 +121,8 @@ pub struct SafeScoreRow {
     pub department: Option<String>,
     #[serde(default, deserialize_with = "lenient::text")]
     pub risk: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub user_state: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -186,6 +219,135 @@ pub struct PhishingCampaign {
     pub num_submitted: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub num_reported: Option<f64>,
+}
+
+impl Identified for PerformanceRow {
+    fn has_identity(&self) -> bool {
+        present(&self.email)
+    }
+}
+
+impl Identified for WatchlistRow {
+    fn has_identity(&self) -> bool {
+        present(&self.email)
+    }
+}
+
+impl Identified for SafeScoreRow {
+    fn has_identity(&self) -> bool {
+        present(&self.email_address)
+    }
+}
+
+impl Identified for CampaignUserRow {
+    fn has_identity(&self) -> bool {
+        present(&self.email)
+    }
+}
+
+impl Identified for PhishingCampaign {
+    fn has_identity(&self) -> bool {
+        present(&self.id)
+    }
+}
+
+/// The training record carries no user (it is the API user's own): it must at least be one.
+impl Identified for TrainingRow {
+    fn has_identity(&self) -> bool {
+        self.training.is_some() || self.need_engagement.is_some()
+    }
+}
+
+/// campaign/get-campaigns entries: `{campaigns: [...]}`, or a campaign with an id.
+impl Identified for serde_json::Value {
+    fn has_identity(&self) -> bool {
+        self.get("campaigns").is_some_and(|c| c.is_array())
+            || self
+                .get("id")
+                .is_some_and(|id| id.as_str().is_some_and(|s| !s.is_empty()) || id.is_number())
+    }
+}
+
+/// `userState` values that count toward the user totals: `ACTIVE` (as recorded), in any
+/// case, or no state at all. Every other state is counted apart.
+pub fn counts_as_user(state: &Option<String>) -> bool {
+    match state.as_deref().map(str::trim) {
+        None | Some("") => true,
+        Some(s) => s.eq_ignore_ascii_case("active"),
+    }
+}
+
+/// One recipient of one phishing campaign (phishing/campaign/get-user-data `data[0].items[]`;
+/// field names as Azure Sentinel's Awareness_User_Data table stores them, plus the documented
+/// `timeSubmitted`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PhishingUserRow {
+    #[serde(default, alias = "emailAddress", deserialize_with = "lenient::text")]
+    pub email: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub department: Option<String>,
+    /// How far the recipient went: sent, opened, clicked or submitted (any case).
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub time_opened: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub time_clicked: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub time_submitted: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub time_reported: Option<String>,
+}
+
+impl Identified for PhishingUserRow {
+    fn has_identity(&self) -> bool {
+        present(&self.email)
+    }
+}
+
+/// How far a phishing recipient went; each step implies the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PhishingStep {
+    Sent,
+    Opened,
+    Clicked,
+    Submitted,
+}
+
+impl PhishingUserRow {
+    /// The furthest step, from `status` and the time stamps (whichever says more).
+    pub fn step(&self) -> PhishingStep {
+        let by_status = match self
+            .status
+            .as_deref()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("submitted") => PhishingStep::Submitted,
+            Some("clicked") => PhishingStep::Clicked,
+            Some("opened") => PhishingStep::Opened,
+            _ => PhishingStep::Sent,
+        };
+        let by_time = if present(&self.time_submitted) {
+            PhishingStep::Submitted
+        } else if present(&self.time_clicked) {
+            PhishingStep::Clicked
+        } else if present(&self.time_opened) {
+            PhishingStep::Opened
+        } else {
+            PhishingStep::Sent
+        };
+        by_status.max(by_time)
+    }
+
+    pub fn reported(&self) -> bool {
+        present(&self.time_reported)
+            || self
+                .status
+                .as_deref()
+                .is_some_and(|s| s.trim().eq_ignore_ascii_case("reported"))
+    }
 }
 
 /// Mimecast timestamps look like `2022-01-11T23:32:00+0000` (no colon in the offset).
