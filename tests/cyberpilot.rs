@@ -69,7 +69,13 @@ fn expected(pop: &Population) -> BTreeMap<String, BTreeMap<&'static str, f64>> {
         *e.entry("phishing_links_clicked").or_default() += num(&row, "linksClicked");
         *e.entry("phishing_data_submitted").or_default() += num(&row, "dataSubmitted");
         *e.entry("users_clicked").or_default() += (num(&row, "linksClicked") > 0.0) as u8 as f64;
-        if let Some(s) = row.get("averageScore").and_then(Value::as_f64) {
+        // Users with no completed course send averageScore 0: not a score.
+        let trained = num(&row, "enrolledCourses") - num(&row, "notCompletedCourses") > 0.0;
+        if let Some(s) = row
+            .get("averageScore")
+            .and_then(Value::as_f64)
+            .filter(|s| *s > 0.0 || trained)
+        {
             let acc = scores.entry(branch).or_default();
             acc.0 += s;
             acc.1 += 1.0;
@@ -432,4 +438,75 @@ async fn requests_in_flight_are_bounded_per_account_and_in_total() {
     exporter.poller.stop();
     assert_eq!(server.control.max_in_flight(), 4);
     assert_eq!(server.control.requests("users-summary"), 27);
+}
+
+// ---------------------------------------------------------------- answers replayed exactly
+
+use awareness_exporter::sim::replay::{self, Recorded, Replay};
+
+/// A tenant that answers users-summary with `result` (once per request, repeated).
+async fn replayed(result: Vec<Value>) -> (SimServer, String) {
+    let replay = Arc::new(Replay::default());
+    let n = result.len();
+    let body = serde_json::json!({"count": n, "fetched": n, "result": result});
+    replay.route(
+        "/accounts/acme-id/reports/users-summary",
+        vec![Recorded::json(200, body.to_string())],
+    );
+    let server = replay::start(replay).await.unwrap();
+    let text = format!(
+        "[[cyberpilot]]\naccount = \"acme\"\naccount_id = \"acme-id\"\nbase_url = \"{}\"\ntoken = \"t\"\npage_size = 100\n",
+        server.base_url()
+    );
+    (server, text)
+}
+
+#[tokio::test]
+async fn users_without_training_do_not_drag_the_branch_average_down() {
+    let user = |id: &str, enrolled: u32, open: u32, score: u32| {
+        serde_json::json!({
+            "enrolledCourses": enrolled, "notCompletedCourses": open, "overdueCourses": open,
+            "averageScore": score, "enrolledMaterials": 0, "notCompletedMaterials": 0,
+            "user": {"id": id, "email": format!("{id}@x.example"), "branch": {"id": "b", "name": "Sales"}}
+        })
+    };
+    let (_server, text) = replayed(vec![
+        user("trained", 4, 1, 80),
+        user("new", 0, 0, 0),
+        user("enrolled-not-started", 2, 2, 0),
+    ])
+    .await;
+    let config = parse(&format!("[metrics]\nper_user = true\n{text}"));
+    let (outcome, _) = poll_once(&config).await;
+    let body = text_of(&outcome);
+    let got = samples(&body);
+    let l = [("account", "acme"), ("branch", "Sales")];
+    assert_eq!(got[&series("awareness_cyberpilot_average_score", &l)], 80.0);
+    assert_eq!(got[&series("awareness_cyberpilot_users", &l)], 3.0);
+    assert!(!got.contains_key(&series(
+        "awareness_cyberpilot_user_average_score",
+        &[("account", "acme"), ("email", "new@x.example")]
+    )));
+    // The vendor's definition of overdueCourses, in the help text.
+    assert!(body.contains(
+        "# HELP awareness_cyberpilot_courses_overdue Overdue or incomplete courses or materials"
+    ));
+}
+
+#[tokio::test]
+async fn ten_thousand_empty_rows_are_a_decode_failure_not_an_empty_report() {
+    let (_server, text) = replayed((0..10_000).map(|_| serde_json::json!({})).collect()).await;
+    let config = parse(&text);
+    let (outcome, stats) = poll_once(&config).await;
+    assert!(!outcome.ok(), "garbage must not be a success");
+    assert!(
+        outcome
+            .first_error()
+            .unwrap_or_default()
+            .contains("10000 of 10000 rows"),
+        "{:?}",
+        outcome.first_error()
+    );
+    assert_eq!(stats.failures(FailureReason::Decode), 1);
+    assert_eq!(stats.snapshot().rows_skipped.values().sum::<u64>(), 10_000);
 }

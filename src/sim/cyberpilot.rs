@@ -369,7 +369,8 @@ pub fn users_summary_row(u: &SimUser) -> Value {
         "enrolledCourses": u.enrolled_courses,
         "notCompletedCourses": u.not_completed_courses,
         "overdueCourses": u.overdue_courses,
-        "averageScore": u.average_score.map(number),
+        // Documented as an int: a user with no training yet gets 0, not null.
+        "averageScore": u.average_score.map(number).unwrap_or(json!(0)),
         "enrolledMaterials": u.enrolled_materials,
         "notCompletedMaterials": u.not_completed_materials,
         "phishingCampaigns": u.phishing_campaigns,
@@ -582,10 +583,14 @@ mod tests {
         assert_eq!(seen.len(), 250);
         let expected: Vec<String> = pop.users.iter().map(|u| u.id.clone()).collect();
         assert_eq!(seen, expected);
-        // Some rows without a branch, null average scores when nothing is enrolled.
+        // Some rows without a branch; averageScore 0 (an int, as documented) when nothing is
+        // enrolled.
         let rows: Vec<Value> = pop.users.iter().map(users_summary_row).collect();
         assert!(rows.iter().any(|r| r["user"].get("branch").is_none()));
-        assert!(rows.iter().any(|r| r["averageScore"].is_null()));
+        assert!(rows
+            .iter()
+            .any(|r| r["averageScore"] == 0 && r["enrolledCourses"] == 0));
+        assert!(rows.iter().all(|r| !r["averageScore"].is_null()));
         assert!(rows.iter().any(|r| r["lastAction"].is_string()));
         assert!(rows.iter().any(|r| r["lastAction"].is_i64()));
     }

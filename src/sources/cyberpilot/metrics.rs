@@ -48,7 +48,7 @@ pub fn totals_by_branch(users: &[UserSummary]) -> BTreeMap<String, BranchTotals>
         if n(u.links_clicked) > 0.0 {
             t.users_clicked += 1.0;
         }
-        if let Some(s) = u.average_score {
+        if let Some(s) = u.score() {
             t.score_sum += s;
             t.scored_users += 1.0;
         }
@@ -75,12 +75,14 @@ pub fn render(key: &SourceKey, users: &[UserSummary], metrics: &MetricsConfig) -
             ),
             (
                 "awareness_cyberpilot_courses_overdue",
-                "Enrolled courses past their deadline",
+                "Overdue or incomplete courses or materials of the branch's users (CyberPilot's \
+                 overdueCourses: it counts materials too)",
                 t.courses_overdue,
             ),
             (
                 "awareness_cyberpilot_users_overdue",
-                "Users with at least one overdue course",
+                "Users with at least one overdue or incomplete course or material \
+                 (overdueCourses > 0)",
                 t.users_overdue,
             ),
             (
@@ -125,7 +127,8 @@ pub fn render(key: &SourceKey, users: &[UserSummary], metrics: &MetricsConfig) -
         if t.scored_users > 0.0 {
             b.gauge(
                 "awareness_cyberpilot_average_score",
-                "Mean averageScore of the branch's users that have a score",
+                "Mean averageScore of the branch's users that have completed a course; users \
+                 with no training yet (CyberPilot sends them averageScore 0) are left out",
                 &l,
                 t.score_sum / t.scored_users,
             );
@@ -140,7 +143,7 @@ pub fn render(key: &SourceKey, users: &[UserSummary], metrics: &MetricsConfig) -
             let l = [("account", account), ("email", email.as_str())];
             b.gauge(
                 "awareness_cyberpilot_user_courses_overdue",
-                "Overdue courses of the user",
+                "Overdue or incomplete courses or materials of the user (overdueCourses)",
                 &l,
                 u.overdue_courses.unwrap_or(0.0),
             );
@@ -156,10 +159,10 @@ pub fn render(key: &SourceKey, users: &[UserSummary], metrics: &MetricsConfig) -
                 &l,
                 u.links_clicked.unwrap_or(0.0),
             );
-            if let Some(s) = u.average_score {
+            if let Some(s) = u.score() {
                 b.gauge(
                     "awareness_cyberpilot_user_average_score",
-                    "The user's averageScore",
+                    "The user's averageScore, absent while the user has no training",
                     &l,
                     s,
                 );

@@ -234,6 +234,21 @@ impl CyberPilotSource {
             }
         }
 
+        // Mostly garbage (rows without identity or of the wrong types) is not a report.
+        let good: u64 = pages.values().map(|p| p.users.len() as u64).sum();
+        let rows: u64 = pages.values().map(|p| p.len).sum();
+        if crate::sources::lenient::mostly_skipped(good, rows.saturating_sub(good)) {
+            self.transport
+                .record_failure(ENDPOINT_USERS, FailureReason::Decode);
+            return Err(FetchError::new(
+                FailureReason::Decode,
+                format!(
+                    "users-summary: {} of {rows} rows are malformed or have no identity; \
+                     refusing to publish the rest",
+                    rows.saturating_sub(good)
+                ),
+            ));
+        }
         let mut seen = HashSet::new();
         let mut users = Vec::new();
         for page in pages.into_values() {

@@ -66,6 +66,16 @@ impl UserSummary {
         self.user.id.as_deref().or(self.user.email.as_deref())
     }
 
+    /// The user's averageScore when it means something. CyberPilot documents it as an int (never
+    /// null), so a user with no training yet sends 0: a 0 counts only when the user has
+    /// completed at least one course (the scored part of the training).
+    pub fn score(&self) -> Option<f64> {
+        let s = self.average_score?;
+        let completed =
+            self.enrolled_courses.unwrap_or(0.0) - self.not_completed_courses.unwrap_or(0.0);
+        (s > 0.0 || completed > 0.0).then_some(s)
+    }
+
     pub fn branch(&self) -> &str {
         self.user
             .branch
@@ -99,6 +109,28 @@ mod tests {
         assert_eq!(b.overdue_courses, Some(2.0));
         assert_eq!(b.user.id.as_deref(), Some("7"));
         assert_eq!(b.branch(), "");
+    }
+
+    #[test]
+    fn users_without_training_have_no_score() {
+        let fresh = row(r#"{"enrolledCourses":0,"notCompletedCourses":0,"enrolledMaterials":0,"notCompletedMaterials":0,"averageScore":0,"user":{"id":"u"}}"#).unwrap();
+        assert_eq!(fresh.score(), None);
+        let waiting = row(
+            r#"{"enrolledCourses":3,"notCompletedCourses":3,"averageScore":0,"user":{"id":"u"}}"#,
+        )
+        .unwrap();
+        assert_eq!(waiting.score(), None);
+        let failed = row(
+            r#"{"enrolledCourses":3,"notCompletedCourses":2,"averageScore":0,"user":{"id":"u"}}"#,
+        )
+        .unwrap();
+        assert_eq!(failed.score(), Some(0.0), "a real 0 after training counts");
+        let materials_only = row(r#"{"enrolledMaterials":2,"notCompletedMaterials":1,"averageScore":0,"user":{"id":"u"}}"#).unwrap();
+        assert_eq!(materials_only.score(), None);
+        let good = row(r#"{"enrolledMaterials":2,"notCompletedMaterials":1,"averageScore":"87","user":{"id":"u"}}"#).unwrap();
+        assert_eq!(good.score(), Some(87.0));
+        let null = row(r#"{"enrolledCourses":3,"notCompletedCourses":0,"averageScore":null,"user":{"id":"u"}}"#).unwrap();
+        assert_eq!(null.score(), None);
     }
 
     #[test]
