@@ -3,7 +3,8 @@
 
     AWARENESS_METRICS__PER_USER=true target/release/awareness-exporter --demo \
         --web.listen-address 127.0.0.1:19100 &
-    curl -s localhost:19100/metrics | scripts/metrics-doc.py > docs/metrics.md
+    curl -s -H 'Accept: application/openmetrics-text; version=1.0.0' localhost:19100/metrics \
+        | scripts/metrics-doc.py > docs/metrics.md
 """
 import re
 import sys
@@ -45,6 +46,9 @@ ABSENT_IN_DEMO = {
     "awareness_rows_skipped": ("counter", ["platform", "account", "endpoint"],
         "Malformed rows in vendor answers that were skipped (no identity, wrong types); appears "
         "with the first skipped row"),
+    "awareness_mimecast_users_excluded": ("gauge", ["account", "department", "state"],
+        "Users of the department left out of the Mimecast user figures because their userState "
+        "is not ACTIVE, by state (performance details)"),
     "awareness_mimecast_phishing_reported": ("gauge", ["account", "campaign_id", "campaign"],
         "Phishing emails reported in the campaign (only where the vendor sends numReported, "
         "which its documented answer does not)"),
@@ -90,4 +94,21 @@ print("""Mimecast notes:
   the API user's own flag; the name is kept for compatibility). Company-wide module figures
   (`awareness_mimecast_module_assigned` / `_module_watched`) are the sums of `numSent` /
   `numCompleted` over the campaigns of `campaign/get-campaigns`, per module (`title.title`).
+- `userState`: rows whose state is `ACTIVE` (any case) or absent count toward the department
+  figures (`awareness_mimecast_users`, answers, modules not watched, watchlist, SAFE score);
+  every other state is left out of them and counted in `awareness_mimecast_users_excluded`
+  (performance details) by department and state.
+- Phishing by department (`awareness_mimecast_phishing_department_recipients`) comes from
+  `phishing/campaign/get-user-data`, one row per recipient and campaign, over all campaigns;
+  an outcome counts a recipient once per campaign, and each step implies the ones before
+  (a submitter also clicked and opened).
+- Rows without an identity (no email; for campaigns no id) are skipped and counted in
+  `awareness_rows_skipped_total`; when most rows of an answer are, the section fails with
+  reason `decode` and keeps its last good data.
+
+CyberPilot notes:
+- `overdueCourses` is, in CyberPilot's words, "overdue or incomplete courses or materials";
+  `awareness_cyberpilot_courses_overdue` and `_users_overdue` carry that meaning.
+- `averageScore` is documented as an int, so users with no training yet send 0: only users
+  with a completed course (or a score above 0) count toward `awareness_cyberpilot_average_score`.
 """)
