@@ -42,7 +42,8 @@ for line in sys.stdin:
 ABSENT_IN_DEMO = {
     "awareness_api_request_failures": ("counter", ["platform", "account", "endpoint", "reason"],
         "Failed HTTP requests to the vendor API, by reason (`auth`, `rate_limited`, `timeout`, "
-        "`connect`, `http`, `decode`, `api_error`); appears with the first failure"),
+        "`connect`, `http`, `decode`, `api_error`, `redirect`, `tls`); appears with the first "
+        "failure"),
     "awareness_rows_skipped": ("counter", ["platform", "account", "endpoint"],
         "Malformed rows in vendor answers that were skipped (no identity, wrong types); appears "
         "with the first skipped row"),
@@ -81,6 +82,13 @@ Conventions:
 - A failed poll keeps the last good data and sets `awareness_up` to 0; after `poll.max_age`
   without success the data series disappear, `awareness_up` and
   `awareness_last_success_timestamp_seconds` stay.
+- Each source polls sections (Mimecast: one per endpoint group of `endpoints`; CyberPilot:
+  `users-summary`). A failed section keeps its last good data and is retried on its own, on the
+  failure backoff, without re-polling the good ones; `awareness_section_up` and
+  `awareness_section_last_success_timestamp_seconds` tell each section's health, and
+  `awareness_up` is 1 when every section's last attempt succeeded.
+- `awareness_polls_total{result}`: `success`, `failure` (a section failed, the token failed or
+  `poll.deadline` ended the poll) or `panic` (caught; the source keeps its schedule).
 - `awareness_api_request_failures_total` and `awareness_rows_skipped_total` appear with the first
   failure or skipped row.
 """)
