@@ -187,6 +187,11 @@ fn expected(pop: &Population) -> BTreeMap<String, f64> {
             ("campaign", p.name.as_str()),
         ];
         add("awareness_mimecast_phishing_emails_sent", &l, p.sent as f64);
+        add(
+            "awareness_mimecast_phishing_reported_recipients",
+            &l,
+            p.reported as f64,
+        );
         let launched =
             awareness_exporter::sources::mimecast::models::parse_timestamp(&p.launch_date).unwrap();
         add(

@@ -426,6 +426,13 @@ async fn phishing_reported_only_where_sent_and_clicks_by_department() {
         got[&series("awareness_mimecast_phishing_emails_sent", &p1)],
         4.0
     );
+    // Reports every campaign has: its recipients' timeReported.
+    for l in [&p1, &p2] {
+        assert_eq!(
+            got[&series("awareness_mimecast_phishing_reported_recipients", l)],
+            1.0
+        );
+    }
 
     let dep = |d: &str, outcome: &str| {
         got.get(&series(

@@ -333,8 +333,14 @@ pub fn campaigns(b: &mut MetricsBuilder, account: &str, all: &[(Campaign, Vec<Ca
     }
 }
 
-pub fn phishing(b: &mut MetricsBuilder, account: &str, rows: &[PhishingCampaign]) {
-    for c in rows {
+/// phishing/campaign/get-campaign, with each campaign's recipients
+/// (phishing/campaign/get-user-data).
+pub fn phishing(
+    b: &mut MetricsBuilder,
+    account: &str,
+    all: &[(PhishingCampaign, Vec<PhishingUserRow>)],
+) {
+    for (c, recipients) in all {
         let id = c.id.clone().unwrap_or_default();
         let name = c.name.clone().unwrap_or_default();
         let l = [
@@ -374,6 +380,14 @@ pub fn phishing(b: &mut MetricsBuilder, account: &str, rows: &[PhishingCampaign]
             &l,
             n(c.num_submitted),
         );
+        // Counted from the recipients' timeReported: the report figure every campaign has.
+        b.gauge(
+            "awareness_mimecast_phishing_reported_recipients",
+            "Recipients of the campaign who reported the phishing email (phishing/campaign/\
+             get-user-data timeReported)",
+            &l,
+            recipients.iter().filter(|r| r.reported()).count() as f64,
+        );
         // The vendor documents no numReported: publish it only where it was sent.
         if let Some(reported) = c.num_reported {
             b.gauge(
@@ -392,9 +406,10 @@ pub fn phishing_departments(
     b: &mut MetricsBuilder,
     key: &SourceKey,
     account: &str,
-    rows: &[PhishingUserRow],
+    all: &[(PhishingCampaign, Vec<PhishingUserRow>)],
     m: &MetricsConfig,
 ) {
+    let rows = all.iter().flat_map(|(_, r)| r.iter());
     let mut by: BTreeMap<&str, [f64; 5]> = BTreeMap::new();
     let mut users: BTreeMap<&str, [f64; 2]> = BTreeMap::new();
     for r in rows {

@@ -119,24 +119,22 @@ impl MimecastSource {
                     .client
                     .fetch_rows::<PhishingCampaign>(PHISHING, None, false)
                     .await?;
-                // Every campaign's recipients, for the figures by department.
-                let recipients = futures::future::try_join_all(rows.rows.iter().map(|c| {
+                // Every campaign's recipients: reports per campaign, results by department.
+                let all = futures::future::try_join_all(rows.rows.into_iter().map(|c| async {
                     let id = c.id.clone().unwrap_or_default();
-                    async move {
-                        self.client
-                            .fetch_rows::<PhishingUserRow>(
-                                PHISHING_USERS,
-                                Some(json!({ "id": id })),
-                                true,
-                            )
-                            .await
-                    }
+                    let users = self
+                        .client
+                        .fetch_rows::<PhishingUserRow>(
+                            PHISHING_USERS,
+                            Some(json!({ "id": id })),
+                            true,
+                        )
+                        .await?;
+                    Ok::<_, FetchError>((c, users.rows))
                 }))
                 .await?;
-                let recipients: Vec<PhishingUserRow> =
-                    recipients.into_iter().flat_map(|r| r.rows).collect();
-                metrics::phishing(&mut b, account, &rows.rows);
-                metrics::phishing_departments(&mut b, &self.key, account, &recipients, m);
+                metrics::phishing(&mut b, account, &all);
+                metrics::phishing_departments(&mut b, &self.key, account, &all, m);
             }
         }
         Ok(b.finish())
