@@ -365,3 +365,82 @@ fn hmac_needs_a_region_or_base_url_and_regions_map_to_api_1_hosts() {
     let e = mimecast_base_url(&format!("{oauth}region = \"eu\"\n")).unwrap_err();
     assert!(e.contains("mimecast[0].region"), "{e}");
 }
+
+/// Phishing answers: campaign rows with the fields Mimecast's endpoint page documents (and no
+/// `numReported`, which it does not), recipients with the fields Azure Sentinel's
+/// Awareness_User_Data table stores from real tenants.
+#[tokio::test]
+async fn the_simulator_phishing_answers_have_the_documented_fields() {
+    let pop = Arc::new(Population::generate(11, 60));
+    let server = mimecast::start(pop.clone(), MimecastOptions::default())
+        .await
+        .unwrap();
+    let token = sim_token(&server).await;
+    let (_, campaigns) = sim_post(
+        &server,
+        &token,
+        "/api/awareness-training/phishing/campaign/get-campaign",
+        json!({"data": []}),
+    )
+    .await;
+    let rows = campaigns["data"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    for r in rows {
+        for k in [
+            "id",
+            "name",
+            "launchDate",
+            "numSent",
+            "numOpened",
+            "numClicked",
+            "numSubmitted",
+        ] {
+            assert!(r.get(k).is_some(), "{k} missing in {r}");
+        }
+        assert!(
+            r.get("numReported").is_none(),
+            "undocumented numReported: {r}"
+        );
+    }
+    let id = rows[0]["id"].as_str().unwrap();
+    let (_, users) = sim_post(
+        &server,
+        &token,
+        "/api/awareness-training/phishing/campaign/get-user-data",
+        json!({"meta": {"pagination": {"pageSize": 500}}, "data": [{"id": id}]}),
+    )
+    .await;
+    let Shape::Array(Some(data)) = shape(&users["data"]) else {
+        panic!("no data[]: {users}")
+    };
+    let Shape::Object(entry) = *data else {
+        panic!()
+    };
+    let Some(Shape::Array(Some(items))) = entry.get("items") else {
+        panic!("no data[0].items: {users}")
+    };
+    let Shape::Object(fields) = &**items else {
+        panic!()
+    };
+    for k in [
+        "name",
+        "email",
+        "templateName",
+        "department",
+        "status",
+        "numCampaignsSent",
+        "numCampaignsClicked",
+        "numTrainingModulesAssigned",
+        "numCorrectAnswers",
+        "numIncorrectAnswers",
+        "userState",
+        "timeScheduled",
+        "clickedIp",
+        "reactionTime",
+        "timeOpened",
+        "timeClicked",
+        "timeReported",
+    ] {
+        assert!(fields.contains_key(k), "{k} missing in get-user-data items");
+    }
+}

@@ -623,7 +623,7 @@ impl Population {
                 sentiment,
                 engagement,
                 knowledge,
-                user_state: "active".to_string(),
+                user_state: "ACTIVE".to_string(), // as recorded from Mimecast
                 training,
                 need_engagement,
                 campaign_results,
