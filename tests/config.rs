@@ -422,3 +422,52 @@ fn secrets_are_held_in_zeroizing_types() {
         std::mem::size_of::<secrecy::SecretString>()
     );
 }
+
+#[test]
+fn no_secret_key_in_any_form_echoes_its_value() {
+    let block = |name: &str, line: &str| -> String {
+        match name {
+            "token" => format!("[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\n{line}\n"),
+            "password" => format!(
+                "[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\n[cyberpilot.login]\n\
+                 token_url = \"https://x\"\nclient_id = \"c\"\nusername = \"u\"\n{line}\n"
+            ),
+            "client_secret" => {
+                format!("[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\n{line}\n")
+            }
+            _ => {
+                let mut text = String::from(
+                    "[[mimecast]]\naccount = \"a\"\nauth = \"hmac\"\nregion = \"eu\"\napp_id = \"i\"\n",
+                );
+                for other in ["app_key", "access_key", "secret_key"] {
+                    if other != name {
+                        text.push_str(&format!("{other} = \"c2VjcmV0\"\n"));
+                    }
+                }
+                text.push_str(line);
+                text.push('\n');
+                text
+            }
+        }
+    };
+    for name in config::SECRET_KEYS {
+        for line in [
+            format!("{name} = [\"{SENTINEL}\"]"),
+            format!("{name} = {{ v = \"{SENTINEL}\" }}"),
+            format!("{name} = \"{SENTINEL}!\"\n{name}_file = \"{SENTINEL}\""),
+            format!("{name}_file = \"{SENTINEL}\""),
+            format!("{name}_file = [\"{SENTINEL}\"]"),
+            format!("{name}_env = \"{SENTINEL}\""),
+            format!("{name}_env = \"{SENTINEL}!\""),
+            format!("{name}_env = 7"),
+        ] {
+            let text = block(name, &line);
+            let e = config::parse(&text, "t.toml").unwrap_err().to_string();
+            assert!(
+                !e.contains("SENTINEL"),
+                "{name}: echoed in\n{e}\nfor\n{text}"
+            );
+            assert!(e.contains(name), "{name}: the key is named: {e}");
+        }
+    }
+}
