@@ -13,7 +13,7 @@ use crate::config::{self, Config};
 use crate::poller::Poller;
 use crate::server::{self, App, ReloadFn, ServerSettings};
 use crate::store::Store;
-use crate::web::WebConfig;
+use crate::web::WebSettings;
 
 /// The pollers and the data they publish, plus what is needed to reload.
 pub struct Exporter {
@@ -82,6 +82,8 @@ impl Exporter {
 /// A running HTTP server.
 pub struct ServerHandle {
     pub addr: SocketAddr,
+    /// The web config in force; [`WebSettings::reload`] re-reads it (SIGHUP).
+    pub web: Arc<WebSettings>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -108,10 +110,7 @@ pub async fn serve(
     listen: &str,
     server_config: &config::ServerConfig,
 ) -> Result<ServerHandle, String> {
-    let web = match &server_config.web_config_file {
-        None => WebConfig::default(),
-        Some(path) => WebConfig::load(path)?,
-    };
+    let web = Arc::new(WebSettings::load(server_config.web_config_file.clone())?);
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -123,11 +122,17 @@ pub async fn serve(
         let target = reload_target.clone();
         Box::pin(async move { target.reload().await })
     });
-    let app = App::new(exporter.store.clone(), reload, Arc::new(web.access()));
+    let app = App::new(
+        exporter.store.clone(),
+        reload,
+        server_config.enable_lifecycle,
+    );
     let settings = ServerSettings {
         max_connections: server_config.max_connections,
         header_read_timeout: server_config.header_read_timeout,
-        web,
+        idle_timeout: server_config.idle_timeout,
+        send_timeout: server_config.send_timeout,
+        web: web.clone(),
     };
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server::serve(listener, app, settings, async move {
@@ -135,6 +140,7 @@ pub async fn serve(
     }));
     Ok(ServerHandle {
         addr,
+        web,
         shutdown: Some(tx),
         task,
     })

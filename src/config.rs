@@ -178,6 +178,14 @@ pub struct ServerConfig {
     pub web_config_file: Option<PathBuf>,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    /// A connection with no request in flight is closed after this long.
+    pub idle_timeout: Duration,
+    /// A connection with a request in flight that makes no progress (reading the request body
+    /// or sending the answer) for this long is dropped.
+    pub send_timeout: Duration,
+    /// `--web.enable-lifecycle`: allow `POST`/`PUT /-/reload` over HTTP. Set from the command
+    /// line only, never from the file.
+    pub enable_lifecycle: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -782,12 +790,19 @@ fn resolve_server(mut s: Section<'_>, base: &Path) -> Option<ServerConfig> {
     let max_connections = uint_in(&mut s, "max_connections", 1, 100_000).unwrap_or(512);
     let header_read_timeout = duration_in(&mut s, "header_read_timeout", Duration::from_secs(3600))
         .unwrap_or(Duration::from_secs(10));
+    let idle_timeout = duration_in(&mut s, "idle_timeout", Duration::from_secs(24 * 3600))
+        .unwrap_or(Duration::from_secs(120));
+    let send_timeout = duration_in(&mut s, "send_timeout", Duration::from_secs(3600))
+        .unwrap_or(Duration::from_secs(30));
     s.finish();
     Some(ServerConfig {
         listen,
         web_config_file,
         max_connections,
         header_read_timeout,
+        idle_timeout,
+        send_timeout,
+        enable_lifecycle: false,
     })
 }
 

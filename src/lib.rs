@@ -3,8 +3,10 @@
 
 pub mod app;
 pub mod config;
+pub mod connections;
 pub mod demo;
 pub mod exposition;
+pub mod hardening;
 pub mod http;
 pub mod landing;
 pub mod poller;

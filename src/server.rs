@@ -1,12 +1,15 @@
 //! The HTTP server: `/metrics`, the landing page, health, readiness and reload.
 //!
-//! Every answer is built from the store; nothing here talks to a vendor. A header-read timeout
-//! and a connection limit keep slow or greedy clients from starving scrapes.
+//! Every answer is built from the store; nothing here talks to a vendor. Connections are timed
+//! from accept and shed when the server is full ([`crate::connections`]); `/metrics` bodies are
+//! shared buffers ([`crate::scrape_body`]); basic auth never queues bcrypt work
+//! ([`crate::web::Access`]).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -18,14 +21,16 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 
+use crate::connections::{
+    Connections, InFlight, Metered, Order, Registration, Timeouts, CHUNK, STALLED,
+};
 use crate::exposition::Format;
 use crate::scrape_body::ScrapeBodies;
 use crate::store::Store;
-use crate::web::{Access, WebConfig};
+use crate::web::{Access, Verdict, WebSettings};
 
 pub use crate::exposition::OPENMETRICS;
 
@@ -33,43 +38,60 @@ pub use crate::exposition::OPENMETRICS;
 pub type ReloadFn =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
 
+/// New connections that may wait for a slot when every connection is busy.
+const WAITING_ROOM: usize = 64;
+
+/// Concurrent HTTP/2 streams per connection.
+pub const MAX_CONCURRENT_STREAMS: u32 = 32;
+
 pub struct ServerSettings {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
-    pub web: WebConfig,
+    pub idle_timeout: Duration,
+    pub send_timeout: Duration,
+    pub web: Arc<WebSettings>,
 }
 
 #[derive(Clone)]
 pub struct App {
     pub store: Arc<Store>,
     pub reload: ReloadFn,
-    pub access: Arc<Access>,
     /// Shared `/metrics` bodies; [`App::new`] makes them from the store.
     pub bodies: Arc<ScrapeBodies>,
+    /// `--web.enable-lifecycle`: `/-/reload` over HTTP.
+    pub lifecycle: bool,
+    /// How long a request body (of `/-/reload`) may take to arrive.
+    pub body_timeout: Duration,
 }
 
 impl App {
-    pub fn new(store: Arc<Store>, reload: ReloadFn, access: Arc<Access>) -> App {
+    pub fn new(store: Arc<Store>, reload: ReloadFn, lifecycle: bool) -> App {
         App {
             bodies: Arc::new(ScrapeBodies::new(store.clone())),
             store,
             reload,
-            access,
+            lifecycle,
+            body_timeout: Duration::from_secs(10),
         }
     }
 }
 
 /// A response body made of shared buffers (see [`crate::scrape_body`]): sending it never copies
 /// them.
+/// Handed to hyper in pieces of at most [`CHUNK`] bytes (slices of the same buffers), so that
+/// the connection sees progress as the client reads.
 #[derive(Debug, Default)]
 pub struct Body {
     chunks: VecDeque<Bytes>,
+    /// Marks the request in flight until the answer is sent (or dropped).
+    in_flight: Option<InFlight>,
 }
 
 impl Body {
     fn new(chunks: impl IntoIterator<Item = Bytes>) -> Body {
         Body {
             chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
+            in_flight: None,
         }
     }
 }
@@ -82,7 +104,18 @@ impl hyper::body::Body for Body {
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.chunks.pop_front().map(|c| Ok(Frame::data(c))))
+        if let Some(f) = &self.in_flight {
+            f.touch();
+        }
+        let Some(mut chunk) = self.chunks.pop_front() else {
+            self.in_flight = None;
+            return Poll::Ready(None);
+        };
+        if chunk.len() > CHUNK {
+            let rest = chunk.split_off(CHUNK);
+            self.chunks.push_front(rest);
+        }
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -127,14 +160,27 @@ fn accepts_gzip(req: &Request<Incoming>) -> bool {
 }
 
 impl App {
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        if self.access.required() && !self.authorized(&req).await {
-            let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"awareness-exporter\""),
-            );
-            return r;
+    /// Answers one request, checked against `access` (the web config the connection got).
+    pub async fn handle(&self, req: Request<Incoming>, access: &Arc<Access>) -> Response<Body> {
+        match access.check(req.headers()).await {
+            Verdict::Allowed => {}
+            Verdict::Denied => {
+                let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"awareness-exporter\""),
+                );
+                return r;
+            }
+            Verdict::Busy => {
+                let mut r = text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many password checks at once; retry\n",
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            }
         }
         let path = req.uri().path().to_string();
         match (req.method(), path.as_str()) {
@@ -151,9 +197,17 @@ impl App {
                     )
                 }
             }
+            (&Method::POST | &Method::PUT, "/-/reload") if !self.lifecycle => text(
+                StatusCode::FORBIDDEN,
+                "Lifecycle API is not enabled (start with --web.enable-lifecycle, or send SIGHUP)\n",
+            ),
             (&Method::POST | &Method::PUT, "/-/reload") => {
-                // The body is ignored, but read (bounded) so keep-alive stays healthy.
-                let _ = Limited::new(req.into_body(), 64 * 1024).collect().await;
+                // The body is ignored, but read (bounded in size and time) so keep-alive stays
+                // healthy.
+                let body = Limited::new(req.into_body(), 64 * 1024).collect();
+                if tokio::time::timeout(self.body_timeout, body).await.is_err() {
+                    return text(StatusCode::REQUEST_TIMEOUT, "Request body too slow\n");
+                }
                 match (self.reload)().await {
                     Ok(msg) => text(StatusCode::OK, format!("{msg}\n")),
                     Err(reason) => text(
@@ -166,16 +220,6 @@ impl App {
             (_, "/-/reload") => method_not_allowed("POST, PUT"),
             _ => text(StatusCode::NOT_FOUND, "Not found\n"),
         }
-    }
-
-    /// bcrypt is slow by design: check off the async workers so a flood of wrong passwords
-    /// cannot stall scrapes.
-    async fn authorized(&self, req: &Request<Incoming>) -> bool {
-        let access = self.access.clone();
-        let headers = req.headers().clone();
-        tokio::task::spawn_blocking(move || access.allows(&headers))
-            .await
-            .unwrap_or(false)
     }
 
     /// The shared body in the negotiated format, gzip if the client accepts it.
@@ -231,23 +275,37 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        // A peer that does not answer a ping within header_read_timeout is gone.
+        .keep_alive_interval(settings.header_read_timeout)
+        .keep_alive_timeout(settings.header_read_timeout);
     let builder = Arc::new(builder);
-    let limit = Arc::new(Semaphore::new(settings.max_connections));
-    let graceful = GracefulShutdown::new();
-    let tls = settings.web.tls_acceptor();
+    let conns = Connections::new(
+        settings.max_connections,
+        Timeouts {
+            header_read: settings.header_read_timeout,
+            idle: settings.idle_timeout,
+            send: settings.send_timeout,
+        },
+    );
+    let sweeper = tokio::spawn(conns.clone().sweep());
+    let waiting = Arc::new(AtomicUsize::new(0));
+    let app = App {
+        body_timeout: settings.header_read_timeout,
+        ..app
+    };
     tokio::pin!(shutdown);
 
     loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
+                    // Out of file descriptors, most likely: wait instead of spinning.
                     tracing::debug!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -255,47 +313,141 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let registration = match conns.admit() {
+            Some(r) => Some(r),
+            None if waiting.load(Ordering::Relaxed) < WAITING_ROOM => None,
+            None => {
+                tracing::debug!(peer = %peer, "connection limit reached and every connection busy; closing the new one");
+                continue;
+            }
+        };
         let app = app.clone();
         let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        let header_timeout = settings.header_read_timeout;
+        let web = settings.web.clone();
+        let conns = conns.clone();
+        let waiting = waiting.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            let service = hyper::service::service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(app.handle(req).await) }
-            });
-            match tls {
+            let registration = match registration {
+                Some(r) => r,
                 None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                    // Every connection is busy and progressing: wait for one to stall or end.
+                    waiting.fetch_add(1, Ordering::Relaxed);
+                    let mut admitted = None;
+                    for _ in 0..4 {
+                        tokio::time::sleep(STALLED / 2).await;
+                        admitted = conns.admit();
+                        if admitted.is_some() {
+                            break;
+                        }
+                    }
+                    waiting.fetch_sub(1, Ordering::Relaxed);
+                    match admitted {
+                        Some(r) => r,
+                        None => {
+                            tracing::debug!(peer = %peer, "connection limit reached; closing the new one");
+                            return;
+                        }
                     }
                 }
-                Some(acceptor) => {
-                    // The handshake is bounded by the same timeout as request headers.
-                    let stream =
-                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                            Ok(Ok(s)) => s,
-                            _ => {
-                                tracing::debug!(peer = %peer, "TLS handshake failed or timed out");
-                                return;
-                            }
-                        };
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-                    }
-                }
-            }
+            };
+            connection(stream, registration, app, builder, web).await;
+            tracing::trace!(peer = %peer, "connection closed");
         });
     }
     drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(10)) => {
-            tracing::warn!("connections still open after 10s; closing");
+    conns.close_all(Order::Close);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !conns.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if !conns.is_empty() {
+        tracing::warn!("connections still open after 10s; closing");
+        conns.close_all(Order::Drop);
+    }
+    sweeper.abort();
+}
+
+/// One connection, from accept to close: TLS handshake (if configured), then HTTP/1.1 or
+/// HTTP/2, until it ends or is ordered to close.
+async fn connection(
+    stream: TcpStream,
+    registration: Registration,
+    app: App,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    web: Arc<WebSettings>,
+) {
+    let conn = registration.conn.clone();
+    let active = web.current();
+    match &active.tls {
+        None => drive(stream, &registration, app, &builder, active.access.clone()).await,
+        Some(acceptor) => {
+            let handshake = acceptor.accept(stream);
+            let tls = tokio::select! {
+                r = handshake => match r {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                },
+                // The sweeper's "no request since accept" rule covers the handshake.
+                _ = conn.ordered() => return,
+            };
+            drive(tls, &registration, app, &builder, active.access.clone()).await
+        }
+    }
+}
+
+async fn drive<I>(
+    io: I,
+    registration: &Registration,
+    app: App,
+    builder: &auto::Builder<TokioExecutor>,
+    access: Arc<Access>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = registration.conn.clone();
+    let service_conn = conn.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let in_flight = InFlight::start(&service_conn);
+        let app = app.clone();
+        let access = access.clone();
+        async move {
+            let mut response = app.handle(req, &access).await;
+            response.body_mut().in_flight = Some(in_flight);
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let io = Metered::new(io, conn.clone());
+    let http = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(http);
+    let mut hard_stop: Option<tokio::time::Instant> = None;
+    loop {
+        if conn.order() == Order::Drop {
+            return;
+        }
+        let grace = async {
+            match hard_stop {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = http.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = conn.ordered() => {
+                if conn.order() == Order::Close && hard_stop.is_none() {
+                    http.as_mut().graceful_shutdown();
+                    // What is in flight gets the send timeout's worth of time to finish.
+                    hard_stop = Some(tokio::time::Instant::now() + Duration::from_secs(10));
+                }
+            }
+            _ = grace => return,
         }
     }
 }

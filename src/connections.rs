@@ -1,0 +1,466 @@
+//! Every open HTTP connection, timed from accept, and who goes when the server is full.
+//!
+//! hyper times request headers only from their first byte, and HTTP/2 not at all, so a client
+//! that connects and says nothing (or only an HTTP/2 preface, or half of one, or finishes a TLS
+//! handshake and stops) would hold its slot for ever. A sweeper looks at every connection a
+//! few times per timeout and applies three rules:
+//!
+//! 1. no request within `header_read_timeout` of accept (TLS handshake included): dropped;
+//! 2. no request in flight for `idle_timeout`: closed gracefully (HTTP/2 GOAWAY);
+//! 3. requests in flight but no progress for `send_timeout` (a request body that never comes,
+//!    an answer the client does not read, HTTP/2 streams at window 0): dropped;
+//! 4. the socket refusing writes for `send_timeout` (answers already handed to hyper that the
+//!    client does not read): dropped.
+//!
+//! "Progress" is a request starting or finishing, or a response handing the next chunk (at
+//! most [`CHUNK`] bytes) to hyper, which happens only as the client reads; HTTP/2 pings do not
+//! count, so a client that answers pings but reads nothing still goes.
+//!
+//! At `max_connections`, a new connection sheds an old one instead of waiting: first one that
+//! never sent a request, then one without a request in flight, then one whose requests have
+//! made no progress for a second, the longest-quiet first. Only when every connection is busy
+//! making progress does the newcomer wait (briefly, in a bounded waiting room) for one to stall
+//! or finish, and is turned away if none does. So scrapes and probes stay answerable while
+//! any number of silent or stalled clients hold connections.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Largest piece of a response handed to hyper at once (progress is seen per piece).
+pub const CHUNK: usize = 64 * 1024;
+
+/// A connection whose requests made no progress for this long may be shed for a newcomer.
+pub const STALLED: Duration = Duration::from_secs(1);
+
+/// What a connection's task is told to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Order {
+    Serve = 0,
+    /// Finish what is in flight, then close (HTTP/2: GOAWAY).
+    Close = 1,
+    /// Close now.
+    Drop = 2,
+}
+
+/// The timeouts the sweeper applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub header_read: Duration,
+    pub idle: Duration,
+    pub send: Duration,
+}
+
+impl Timeouts {
+    /// How often the sweeper looks: a quarter of the shortest timeout, within 50 ms..1 s.
+    fn tick(&self) -> Duration {
+        (self.header_read.min(self.idle).min(self.send) / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1))
+    }
+}
+
+/// One open connection.
+#[derive(Debug)]
+pub struct Conn {
+    id: u64,
+    accepted: Instant,
+    /// Milliseconds after `accepted` of the last progress.
+    progress_ms: AtomicU64,
+    requests: AtomicU64,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `accepted` (plus one) since which the socket refuses writes; 0 when
+    /// it does not.
+    write_blocked_ms: AtomicU64,
+    order: AtomicU8,
+    wake: Notify,
+}
+
+impl Conn {
+    fn new(id: u64) -> Conn {
+        Conn {
+            id,
+            accepted: Instant::now(),
+            progress_ms: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            write_blocked_ms: AtomicU64::new(0),
+            order: AtomicU8::new(Order::Serve as u8),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Records progress now.
+    pub fn touch(&self) {
+        let ms = self.accepted.elapsed().as_millis() as u64;
+        self.progress_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// The socket took bytes.
+    fn wrote(&self) {
+        self.write_blocked_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// The socket refused bytes (its buffer is full: the client does not read).
+    fn write_blocked(&self) {
+        let ms = self.accepted.elapsed().as_millis() as u64 + 1;
+        let _ = self
+            .write_blocked_ms
+            .compare_exchange(0, ms, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    fn write_blocked_since(&self) -> Option<Instant> {
+        match self.write_blocked_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(self.accepted + Duration::from_millis(ms - 1)),
+        }
+    }
+
+    fn last_progress(&self) -> Instant {
+        self.accepted + Duration::from_millis(self.progress_ms.load(Ordering::Relaxed))
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The order in force.
+    pub fn order(&self) -> Order {
+        match self.order.load(Ordering::Acquire) {
+            0 => Order::Serve,
+            1 => Order::Close,
+            _ => Order::Drop,
+        }
+    }
+
+    /// Raises the order (never lowers it) and wakes the connection's task.
+    pub fn command(&self, order: Order) {
+        if self.order.fetch_max(order as u8, Ordering::AcqRel) < order as u8 {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Resolves when an order is given (check [`Conn::order`]).
+    pub async fn ordered(&self) {
+        self.wake.notified().await
+    }
+
+    /// What the sweeper rules say about this connection now.
+    fn verdict(&self, now: Instant, t: &Timeouts) -> Order {
+        if let Some(since) = self.write_blocked_since() {
+            // Answers handed to hyper but stuck in the socket: in flight for our purposes.
+            if now.duration_since(since) > t.send {
+                return Order::Drop;
+            }
+        }
+        if self.requests() == 0 {
+            if now.duration_since(self.accepted) > t.header_read {
+                return Order::Drop;
+            }
+        } else if self.in_flight() == 0 {
+            if now.duration_since(self.last_progress()) > t.idle {
+                return Order::Close;
+            }
+        } else if now.duration_since(self.last_progress()) > t.send {
+            return Order::Drop;
+        }
+        Order::Serve
+    }
+}
+
+/// The connection's socket, watched for writes that do not go through. Reads and pings do
+/// not count as progress; only the socket taking bytes clears a write stall.
+pub struct Metered<I> {
+    io: I,
+    conn: Arc<Conn>,
+}
+
+impl<I> Metered<I> {
+    pub fn new(io: I, conn: Arc<Conn>) -> Self {
+        Metered { io, conn }
+    }
+
+    fn note<T>(&self, r: &Poll<std::io::Result<T>>) {
+        match r {
+            Poll::Pending => self.conn.write_blocked(),
+            Poll::Ready(_) => self.conn.wrote(),
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Metered<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Metered<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.note(&r);
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.note(&r);
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        self.note(&r);
+        r
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Held by a request from when hyper hands it over until its answer is sent or dropped.
+#[derive(Debug)]
+pub struct InFlight(Arc<Conn>);
+
+impl InFlight {
+    pub fn start(conn: &Arc<Conn>) -> InFlight {
+        conn.requests.fetch_add(1, Ordering::Relaxed);
+        conn.in_flight.fetch_add(1, Ordering::Relaxed);
+        conn.touch();
+        InFlight(conn.clone())
+    }
+
+    pub fn touch(&self) {
+        self.0.touch();
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Removes a connection from the table when its task ends, however it ends.
+pub struct Registration {
+    conns: Arc<Connections>,
+    pub conn: Arc<Conn>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.conns.lock().remove(&self.conn.id);
+    }
+}
+
+/// The table of open connections.
+#[derive(Debug)]
+pub struct Connections {
+    map: Mutex<HashMap<u64, Arc<Conn>>>,
+    next_id: AtomicU64,
+    max: usize,
+    timeouts: Timeouts,
+    shed: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl Connections {
+    pub fn new(max: usize, timeouts: Timeouts) -> Arc<Connections> {
+        Arc::new(Connections {
+            map: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            max: max.max(1),
+            timeouts,
+            shed: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Connections shed for newcomers, and newcomers turned away.
+    pub fn shed_and_refused(&self) -> (u64, u64) {
+        (
+            self.shed.load(Ordering::Relaxed),
+            self.refused.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Registers a just-accepted connection, shedding an old one if the table is full.
+    /// `None`: every connection is busy making progress; close the newcomer.
+    pub fn admit(self: &Arc<Self>) -> Option<Registration> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        let serving = map.values().filter(|c| c.order() == Order::Serve).count();
+        if serving >= self.max {
+            let victim = map
+                .values()
+                .filter(|c| c.order() == Order::Serve)
+                .filter(|c| {
+                    c.requests() == 0
+                        || c.in_flight() == 0
+                        || now.duration_since(c.last_progress()) >= STALLED
+                })
+                .min_by_key(|c| (c.requests() > 0, c.in_flight() > 0, c.last_progress()));
+            match victim {
+                Some(v) => {
+                    v.command(Order::Drop);
+                    self.shed.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn::new(id));
+        map.insert(id, conn.clone());
+        Some(Registration {
+            conns: self.clone(),
+            conn,
+        })
+    }
+
+    /// Orders every connection to close (server shutdown).
+    pub fn close_all(&self, order: Order) {
+        for c in self.lock().values() {
+            c.command(order);
+        }
+    }
+
+    /// Applies the timeout rules to every connection, until the table is dropped.
+    pub async fn sweep(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.timeouts.tick());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            for c in self.lock().values() {
+                let verdict = c.verdict(now, &self.timeouts);
+                if verdict != Order::Serve {
+                    c.command(verdict);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeouts() -> Timeouts {
+        Timeouts {
+            header_read: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            send: Duration::from_secs(30),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rules_apply_from_accept() {
+        let t = timeouts();
+        let silent = Conn::new(0);
+        assert_eq!(silent.verdict(Instant::now(), &t), Order::Serve);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(
+            silent.verdict(Instant::now(), &t),
+            Order::Drop,
+            "no request since accept"
+        );
+
+        let conn = Arc::new(Conn::new(1));
+        let req = InFlight::start(&conn);
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert_eq!(conn.verdict(Instant::now(), &t), Order::Serve);
+        req.touch();
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert_eq!(
+            conn.verdict(Instant::now(), &t),
+            Order::Serve,
+            "progress resets"
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            conn.verdict(Instant::now(), &t),
+            Order::Drop,
+            "stalled answer"
+        );
+        drop(req);
+        assert_eq!(conn.verdict(Instant::now(), &t), Order::Serve);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(conn.verdict(Instant::now(), &t), Order::Close, "idle");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_table_sheds_the_quietest_connection_never_a_busy_one() {
+        let conns = Connections::new(3, timeouts());
+        let busy = conns.admit().unwrap();
+        let _busy_req = InFlight::start(&busy.conn);
+        let used = conns.admit().unwrap();
+        drop(InFlight::start(&used.conn));
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let silent = conns.admit().unwrap();
+        // Full: the silent one goes first, although it is the newest.
+        let fourth = conns.admit().unwrap();
+        assert_eq!(silent.conn.order(), Order::Drop);
+        assert_eq!(used.conn.order(), Order::Serve);
+        drop(silent);
+        let fifth = conns.admit().unwrap();
+        assert_eq!(fourth.conn.order(), Order::Drop, "never sent a request");
+        assert_eq!(used.conn.order(), Order::Serve);
+        drop(fourth);
+        // Then the one without a request in flight.
+        let _r5 = InFlight::start(&fifth.conn);
+        let sixth = conns.admit().unwrap();
+        assert_eq!(used.conn.order(), Order::Drop);
+        assert_eq!(busy.conn.order(), Order::Serve);
+        drop(used);
+        let _r6 = InFlight::start(&sixth.conn);
+        assert!(
+            conns.admit().is_none(),
+            "all busy and progressing: the newcomer is turned away"
+        );
+        tokio::time::advance(STALLED).await;
+        assert!(conns.admit().is_some(), "a stalled one is shed");
+        assert_eq!(conns.shed_and_refused(), (4, 1));
+    }
+}
