@@ -26,6 +26,10 @@ struct Args {
     /// Address to listen on; overrides `server.listen`.
     #[arg(long = "web.listen-address", value_name = "ADDR")]
     listen_address: Option<String>,
+    /// Allow `POST`/`PUT /-/reload` over HTTP (off by default, as in Prometheus; SIGHUP always
+    /// reloads).
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
     /// Serve metrics from built-in simulated Mimecast and CyberPilot tenants (no credentials).
     #[arg(long)]
     demo: bool,
@@ -161,6 +165,9 @@ fn main() -> ExitCode {
     if args.check_config {
         return check_config(&args);
     }
+    for problem in awareness_exporter::hardening::disable_core_dumps() {
+        tracing::warn!("{problem}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -198,7 +205,8 @@ async fn run(args: Args) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| config.server.listen.clone());
     config::check_listen_address(&listen).map_err(|e| format!("--web.listen-address: {e}"))?;
-    let server_config = config.server.clone();
+    let mut server_config = config.server.clone();
+    server_config.enable_lifecycle = args.enable_lifecycle;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         sources = config.sources.len(),
@@ -209,7 +217,7 @@ async fn run(args: Args) -> Result<(), String> {
     let server = app::serve(exporter.clone(), &listen, &server_config).await?;
     tracing::info!(address = %server.addr, "listening");
 
-    wait_for_signals(&exporter).await;
+    wait_for_signals(&exporter, &server.web).await;
     tracing::info!("shutting down");
     exporter.poller.stop();
     server.shutdown().await;
@@ -217,7 +225,7 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 #[cfg(unix)]
-async fn wait_for_signals(exporter: &Exporter) {
+async fn wait_for_signals(exporter: &Exporter, web: &awareness_exporter::web::WebSettings) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::hangup()),
@@ -233,6 +241,7 @@ async fn wait_for_signals(exporter: &Exporter) {
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading config");
                 let _ = exporter.reload().await;
+                let _ = web.reload();
             }
             _ = term.recv() => return,
             _ = int.recv() => return,
@@ -241,6 +250,6 @@ async fn wait_for_signals(exporter: &Exporter) {
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signals(_exporter: &Exporter) {
+async fn wait_for_signals(_exporter: &Exporter, _web: &awareness_exporter::web::WebSettings) {
     let _ = tokio::signal::ctrl_c().await;
 }

@@ -44,8 +44,17 @@ async fn start(
     text: &str,
     path: Option<std::path::PathBuf>,
 ) -> (Arc<Exporter>, ServerHandle, String) {
+    start_tuned(text, path, |_| {}).await
+}
+
+async fn start_tuned(
+    text: &str,
+    path: Option<std::path::PathBuf>,
+    tune: fn(&mut config::Config),
+) -> (Arc<Exporter>, ServerHandle, String) {
     let mut config = parse(text);
     config.server.header_read_timeout = Duration::from_secs(1);
+    tune(&mut config);
     let server_config = config.server.clone();
     let exporter = Exporter::start_with(config, path, |p| {
         p.with_failure_backoff(Duration::from_secs(60))
@@ -243,7 +252,10 @@ async fn reload_adds_and_removes_accounts_and_refuses_bad_configs() {
     let path = dir.path().join("config.toml");
     std::fs::write(&path, cp_block(&sim, "first", &good_token())).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    let (_exporter, _handle, base) = start(&text, Some(path.clone())).await;
+    let (_exporter, _handle, base) = start_tuned(&text, Some(path.clone()), |c| {
+        c.server.enable_lifecycle = true
+    })
+    .await;
     wait_ready(&base).await;
     let client = reqwest::Client::new();
     let scrape = || async {
@@ -291,6 +303,46 @@ async fn reload_adds_and_removes_accounts_and_refuses_bad_configs() {
     assert!(reason.contains("bogus_key"), "{reason}");
     let body = scrape().await;
     assert!(body.contains("account=\"second\"") && !body.contains("account=\"third\""));
+}
+
+#[tokio::test]
+async fn reload_over_http_only_with_the_lifecycle_flag() {
+    let sim = cyberpilot_sim(10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, cp_block(&sim, "first", &good_token())).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (_exporter, _handle, base) = start(&text, Some(path.clone())).await;
+    wait_ready(&base).await;
+    std::fs::write(&path, cp_block(&sim, "second", &good_token())).unwrap();
+    let client = reqwest::Client::new();
+    for method in [reqwest::Method::POST, reqwest::Method::PUT] {
+        let r = client
+            .request(method, format!("{base}/-/reload"))
+            .header("origin", "https://elsewhere.example")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("x=1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        assert!(r.text().await.unwrap().contains("--web.enable-lifecycle"));
+    }
+    let body = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("account=\"first\"") && !body.contains("account=\"second\""));
+    // The flag exists on the command line, as in Prometheus.
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--web.enable-lifecycle"));
 }
 
 #[tokio::test]
@@ -439,6 +491,100 @@ async fn tls_from_the_web_config() {
         .unwrap_or(true));
 }
 
+fn tls_client(cert: &rcgen::CertifiedKey) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+fn write_web(dir: &std::path::Path, cert: &rcgen::CertifiedKey, password: &str) {
+    // Written elsewhere and renamed into place, as cert-manager and careful operators do.
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::write(tmp.join("tls.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(tmp.join("tls.key"), cert.key_pair.serialize_pem()).unwrap();
+    let hash = bcrypt::hash(password, 4).unwrap();
+    std::fs::write(
+        tmp.join("web.yml"),
+        format!("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\nbasic_auth_users:\n  prometheus: '{hash}'\n"),
+    )
+    .unwrap();
+    for f in ["tls.crt", "tls.key", "web.yml"] {
+        std::fs::rename(tmp.join(f), dir.join(f)).unwrap();
+    }
+}
+
+async fn status_with(client: &reqwest::Client, port: u16, password: &str) -> Option<u16> {
+    client
+        .get(format!("https://localhost:{port}/-/healthy"))
+        .basic_auth("prometheus", Some(password))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+#[tokio::test]
+async fn web_config_changes_apply_to_new_connections_and_bad_ones_are_refused() {
+    let sim = cyberpilot_sim(10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    write_web(dir.path(), &first, "first-pass");
+    let text = format!(
+        "[server]\nweb_config_file = \"{}\"\n{}",
+        dir.path().join("web.yml").display(),
+        cp_block(&sim, "acme", &good_token())
+    );
+    let (_exporter, handle, _) = start(&text, None).await;
+    let port = handle.addr.port();
+    assert_eq!(
+        status_with(&tls_client(&first), port, "first-pass").await,
+        Some(200)
+    );
+
+    // A rotated certificate and a new password: new connections get both, without a restart.
+    let second = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    write_web(dir.path(), &second, "second-pass");
+    let mut switched = false;
+    for _ in 0..100 {
+        if status_with(&tls_client(&second), port, "second-pass").await == Some(200) {
+            switched = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(switched, "the new certificate and users are served");
+    assert_eq!(
+        status_with(&tls_client(&first), port, "first-pass").await,
+        None,
+        "old certificate gone"
+    );
+    assert_eq!(
+        status_with(&tls_client(&second), port, "first-pass").await,
+        Some(401),
+        "old password gone"
+    );
+
+    // A broken file is refused (on the next check and on SIGHUP); the one in force stays.
+    std::fs::write(dir.path().join("web.yml"), "tls_server_config: [broken\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..3 {
+        assert_eq!(
+            status_with(&tls_client(&second), port, "second-pass").await,
+            Some(200)
+        );
+    }
+    let refused = handle.web.reload().unwrap_err();
+    assert!(refused.contains("web config"), "{refused}");
+    assert_eq!(
+        status_with(&tls_client(&second), port, "second-pass").await,
+        Some(200)
+    );
+}
+
 #[tokio::test]
 async fn logs_never_contain_secrets() {
     let sim = cyberpilot_sim(10).await;
@@ -525,6 +671,15 @@ async fn sighup_reloads_the_config_file() {
     let base = format!("http://{}", addr.expect("the listening address is logged"));
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     wait_ready(&base).await;
+    // Core dumps are off: a dump would hold every secret in plain memory.
+    let pid = child.id().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
+    assert_eq!(core.split_whitespace().nth(5), Some("0"), "{core}");
     std::fs::write(&path, cp_block(&sim, "after", &good_token())).unwrap();
     let pid = child.id().unwrap().to_string();
     assert!(std::process::Command::new("kill")
