@@ -125,24 +125,8 @@ async fn promtool_accepts_the_demo_text_0_0_4_body() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    // TODO(issue 11.3): the `vendor` branch renames these two gauges to `_entries`; drop this
-    // allowance once it has landed.
-    let known = [
-        "awareness_mimecast_watchlist_count ",
-        "awareness_mimecast_user_watchlist_count ",
-    ];
-    let remarks: Vec<&str> = report
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !known.iter().any(|k| l.starts_with(k)))
-        .collect();
-    assert!(remarks.is_empty(), "promtool check metrics:\n{report}");
-    assert!(
-        out.status.success()
-            || report
-                .lines()
-                .any(|l| known.iter().any(|k| l.starts_with(k))),
-        "promtool check metrics failed:\n{report}"
-    );
+    assert!(out.status.success(), "promtool check metrics:\n{report}");
+    assert!(report.trim().is_empty(), "promtool has remarks:\n{report}");
 }
 
 #[tokio::test]
