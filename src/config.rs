@@ -499,7 +499,12 @@ fn check_with_env(
     };
     let ctx = Ctx::new(text, vars);
     let resolved = resolve(&ctx, doc.as_table(), base, env);
-    let found: Findings = ctx.into_findings();
+    let mut found: Findings = ctx.into_findings();
+    // In the order of the file, so they read top to bottom; problems without a line last.
+    found.errors.sort_by_key(|e| match e {
+        ConfigError::Invalid { line: Some(l), .. } => *l,
+        _ => usize::MAX,
+    });
     let (config, web_config_file) = match resolved {
         Some((c, web)) => (Some(c), web),
         None => (None, None),

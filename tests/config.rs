@@ -219,6 +219,15 @@ fn every_error_is_reported_in_one_pass() {
             .any(|p| p.contains("`poll.timeout` (line 3)")),
         "{problems:#?}"
     );
+    // In the order of the file.
+    let lines: Vec<usize> = problems
+        .iter()
+        .filter_map(|p| p.split("(line ").nth(1)?.split(')').next()?.parse().ok())
+        .collect();
+    assert!(
+        lines.len() >= 8 && lines.windows(2).all(|w| w[0] <= w[1]),
+        "{problems:#?}"
+    );
 }
 
 #[test]
