@@ -217,10 +217,10 @@ async fn run(source: Arc<dyn Source>, store: Arc<Store>, schedule: Schedule) {
         };
         tokio::time::sleep_until(next).await;
         // Sections due within a second are polled together (one token, one log line).
-        let now = Instant::now() + Duration::from_secs(1);
+        let horizon = Instant::now() + Duration::from_secs(1);
         let wanted: Vec<&'static str> = due
             .iter()
-            .filter(|(_, d)| d.at <= now)
+            .filter(|(_, d)| d.at <= horizon)
             .map(|(name, _)| *name)
             .collect();
         let outcome = poll_supervised(&source, &store, wanted.clone(), schedule.deadline)
@@ -278,7 +278,9 @@ async fn poll_supervised(
             async move { source.poll_sections(wanted).await }.instrument(tracing::Span::current()),
         )
     };
-    let abort = task.abort_handle();
+    // Stopping this poller (reload, shutdown) or the deadline must stop the poll too: a
+    // dropped JoinHandle would leave it running detached.
+    let _abort = AbortOnDrop(task.abort_handle());
     let (outcome, panicked) = match tokio::time::timeout(deadline, task).await {
         Ok(Ok(outcome)) => (outcome, false),
         Ok(Err(e)) if e.is_panic() => {
@@ -294,7 +296,6 @@ async fn poll_supervised(
             false,
         ),
         Err(_) => {
-            abort.abort();
             let reason = format!(
                 "poll deadline of {} exceeded (poll.deadline)",
                 humantime::format_duration(deadline)
@@ -328,6 +329,15 @@ async fn poll_supervised(
     }
     store.expire(now);
     Finished { failed }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The text of a panic payload (`panic!` gives a `&str` or a `String`).

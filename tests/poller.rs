@@ -609,3 +609,24 @@ async fn the_demo_exposes_every_health_signal_with_every_section_up() {
     let html = awareness_exporter::landing::render(&exporter.store, SystemTime::now());
     assert!(html.contains("Demo mode"));
 }
+
+/// Stopping a poller (shutdown, or a reload that removes or restarts its source) stops the
+/// poll it is running: no request is sent afterwards.
+#[tokio::test]
+async fn a_stopped_poller_stops_its_running_poll() {
+    let (url, accepted, _bh) = blackhole().await;
+    let config = load(
+        &format!(
+            "[[mimecast]]\naccount = \"corp\"\nbase_url = \"{url}\"\nauth = \"oauth2\"\nclient_id = \"c\"\nclient_secret = \"s\"\n"
+        ),
+        100,
+        20,
+    );
+    let exporter = Exporter::start_with(config, None, |p| p);
+    assert!(eventually(10, || accepted.load(Ordering::SeqCst) >= 2).await);
+    exporter.poller.stop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after_stop = accepted.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), after_stop);
+}
