@@ -1,19 +1,14 @@
 //! Immutable per-source data, rendered to OpenMetrics text once per poll.
 //!
-//! A source's poll produces [`Rendered`] sections (one per endpoint group). Each section is
-//! encoded with prometheus-client at poll time (which escapes label values) and split into
-//! families, so a scrape only concatenates prepared bytes: it never re-encodes data and never
-//! calls a vendor.
+//! A source's poll produces [`Rendered`] sections (one per endpoint group). Each section's
+//! gauges and counters are written straight to exposition text at poll time (label values
+//! escaped, numbers formatted as prometheus-client formats them), one family at a time, so a
+//! scrape only concatenates prepared bytes: it never re-encodes data and never calls a vendor.
+//! Merging sections checks that every family is declared alike everywhere (same type, same
+//! help): a clash is an error, not a silently mislabelled body.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::atomic::AtomicU64;
-
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 
 use crate::exposition::Format;
 
@@ -61,14 +56,29 @@ impl fmt::Display for SourceKey {
     }
 }
 
-type Labels = Vec<(String, String)>;
-type GaugeFamily = Family<Labels, Gauge<f64, AtomicU64>>;
-type CounterFamily = Family<Labels, Counter<f64, AtomicU64>>;
+/// The metric types a section can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricType {
+    Gauge,
+    Counter,
+}
+
+impl MetricType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Gauge => "gauge",
+            MetricType::Counter => "counter",
+        }
+    }
+}
 
 /// One metric family's encoded text: its `# HELP`/`# TYPE` header and its sample lines.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderedFamily {
     pub name: String,
+    pub metric_type: MetricType,
+    /// The help text as written after the name on the `# HELP` line.
+    pub help: String,
     pub header: String,
     pub samples: String,
     pub series: usize,
@@ -87,15 +97,44 @@ impl Rendered {
     }
 }
 
-enum Metric {
-    Gauge(GaugeFamily),
-    Counter(CounterFamily),
+/// The same family name declared twice with a different type or help text, within one section
+/// or across the sections being merged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("metric family {name} declared as {first} and as {second}")]
+pub struct FamilyClash {
+    pub name: String,
+    /// The first declaration: type and help.
+    pub first: String,
+    /// The clashing one.
+    pub second: String,
+}
+
+impl FamilyClash {
+    fn new(name: &str, first: (MetricType, &str), second: (MetricType, &str)) -> Self {
+        let show = |(t, h): (MetricType, &str)| format!("{} {h:?}", t.as_str());
+        FamilyClash {
+            name: name.to_string(),
+            first: show(first),
+            second: show(second),
+        }
+    }
+}
+
+type Labels = Vec<(String, String)>;
+
+struct FamilyBuilder {
+    help: &'static str,
+    metric_type: MetricType,
+    /// Gauges keep the last value set, counters the sum of what was added (as prometheus-client
+    /// families did).
+    values: HashMap<Labels, f64>,
 }
 
 /// Collects metric values of one section, then encodes them once.
 #[derive(Default)]
 pub struct MetricsBuilder {
-    metrics: BTreeMap<&'static str, (&'static str, Metric)>,
+    families: BTreeMap<&'static str, FamilyBuilder>,
+    clashes: Vec<FamilyClash>,
 }
 
 fn to_labels(labels: &[(&str, &str)]) -> Labels {
@@ -118,12 +157,8 @@ impl MetricsBuilder {
         labels: &[(&str, &str)],
         v: f64,
     ) {
-        let entry = self
-            .metrics
-            .entry(name)
-            .or_insert_with(|| (help, Metric::Gauge(GaugeFamily::default())));
-        if let Metric::Gauge(f) = &entry.1 {
-            f.get_or_create(&to_labels(labels)).set(v);
+        if let Some(values) = self.family(name, help, MetricType::Gauge) {
+            values.insert(to_labels(labels), v);
         }
     }
 
@@ -135,110 +170,208 @@ impl MetricsBuilder {
         labels: &[(&str, &str)],
         v: f64,
     ) {
-        let entry = self
-            .metrics
-            .entry(name)
-            .or_insert_with(|| (help, Metric::Counter(CounterFamily::default())));
-        if let Metric::Counter(f) = &entry.1 {
-            f.get_or_create(&to_labels(labels)).inc_by(v);
+        if let Some(values) = self.family(name, help, MetricType::Counter) {
+            *values.entry(to_labels(labels)).or_insert(0.0) += v;
         }
     }
 
-    /// Encodes every family. Families without samples are left out.
-    pub fn finish(self) -> Rendered {
-        let mut registry = Registry::default();
-        for (name, (help, metric)) in self.metrics {
-            match metric {
-                Metric::Gauge(f) => registry.register(name, help, f),
-                Metric::Counter(f) => registry.register(name, help, f),
+    /// The values of family `name`, declared on first use; `None` (and a recorded clash) when
+    /// it was declared with another type or help.
+    fn family(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        metric_type: MetricType,
+    ) -> Option<&mut HashMap<Labels, f64>> {
+        let family = self.families.entry(name).or_insert_with(|| FamilyBuilder {
+            help,
+            metric_type,
+            values: HashMap::new(),
+        });
+        if family.metric_type != metric_type || family.help != help {
+            let clash =
+                FamilyClash::new(name, (family.metric_type, family.help), (metric_type, help));
+            if !self.clashes.contains(&clash) {
+                self.clashes.push(clash);
             }
+            return None;
         }
-        let mut text = String::new();
-        if encode(&mut text, &registry).is_err() {
-            // Encoding into a String cannot fail; an empty section is the safe answer anyway.
-            return Rendered::default();
+        Some(&mut family.values)
+    }
+
+    /// Encodes every family, or names the first family declared twice differently.
+    pub fn try_finish(self) -> Result<Rendered, FamilyClash> {
+        match self.clashes.into_iter().next() {
+            Some(clash) => Err(clash),
+            None => Ok(encode_families(self.families)),
         }
-        split_families(&text)
+    }
+
+    /// Encodes every family. Families without samples are left out. A family declared twice
+    /// differently keeps its first declaration; the clash is logged (and
+    /// [`MetricsBuilder::try_finish`] reports it, for tests).
+    pub fn finish(self) -> Rendered {
+        for clash in &self.clashes {
+            tracing::error!(%clash, "metric family declared twice; later samples dropped");
+        }
+        encode_families(self.families)
     }
 }
 
-/// Splits an OpenMetrics exposition into families. Header lines are the `#` lines before a
-/// family's samples; `# EOF` is dropped.
-pub fn split_families(text: &str) -> Rendered {
-    let mut families: Vec<RenderedFamily> = Vec::new();
-    let mut current: Option<(String, String, Vec<&str>)> = None;
-    let flush = |cur: Option<(String, String, Vec<&str>)>, out: &mut Vec<RenderedFamily>| {
-        if let Some((name, header, mut samples)) = cur {
-            if samples.is_empty() {
-                return;
-            }
-            samples.sort_unstable();
-            let mut joined = String::with_capacity(samples.iter().map(|s| s.len() + 1).sum());
-            for s in &samples {
-                joined.push_str(s);
-                joined.push('\n');
-            }
-            out.push(RenderedFamily {
-                name,
-                header,
-                series: samples.len(),
-                samples: joined,
-            });
-        }
-    };
-    for line in text.lines() {
-        if line == "# EOF" || line.is_empty() {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            flush(current.take(), &mut families);
-            let name = rest.split(' ').next().unwrap_or_default().to_string();
-            current = Some((name, format!("{line}\n"), Vec::new()));
-        } else if line.starts_with('#') {
-            if let Some((_, header, _)) = current.as_mut() {
-                header.push_str(line);
-                header.push('\n');
-            }
-        } else if let Some((_, _, samples)) = current.as_mut() {
-            samples.push(line);
-        }
-    }
-    flush(current.take(), &mut families);
-    families.sort_by(|a, b| a.name.cmp(&b.name));
+fn encode_families(families: BTreeMap<&'static str, FamilyBuilder>) -> Rendered {
+    let families = families
+        .into_iter()
+        .filter(|(_, f)| !f.values.is_empty())
+        .map(|(name, f)| encode_family(name, f))
+        .collect();
     Rendered { families }
 }
 
+fn encode_family(name: &str, f: FamilyBuilder) -> RenderedFamily {
+    let help = format!("{}.", escape_help(f.help));
+    let header = format!(
+        "# HELP {name} {help}\n# TYPE {name} {}\n",
+        f.metric_type.as_str()
+    );
+    let suffix = match f.metric_type {
+        MetricType::Gauge => "",
+        MetricType::Counter => "_total",
+    };
+    let mut lines: Vec<String> = f
+        .values
+        .iter()
+        .map(|(labels, v)| sample_line(name, suffix, labels, *v))
+        .collect();
+    // Sorted as text, so equal data always gives equal bytes.
+    lines.sort_unstable();
+    let mut samples = String::with_capacity(lines.iter().map(|l| l.len()).sum());
+    for l in &lines {
+        samples.push_str(l);
+    }
+    RenderedFamily {
+        name: name.to_string(),
+        metric_type: f.metric_type,
+        help,
+        header,
+        series: lines.len(),
+        samples,
+    }
+}
+
+/// `name{k="v",...} value\n`. Braces even without labels and values as `dtoa` writes them
+/// (`1.0`, `0.25`, `1e20`, `NaN`, `inf`): byte for byte what prometheus-client wrote.
+fn sample_line(name: &str, suffix: &str, labels: &[(String, String)], v: f64) -> String {
+    let mut line = String::with_capacity(name.len() + 32 + labels.len() * 24);
+    line.push_str(name);
+    line.push_str(suffix);
+    line.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        line.push_str(k);
+        line.push_str("=\"");
+        push_escaped_label_value(&mut line, v);
+        line.push('"');
+    }
+    line.push_str("} ");
+    line.push_str(dtoa::Buffer::new().format(v));
+    line.push('\n');
+    line
+}
+
+/// Label values escape `\`, `"` and newline, the same in OpenMetrics and text 0.0.4; every
+/// other character (tabs, carriage returns, any unicode) is written as is.
+fn push_escaped_label_value(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Help texts are ours, but a backslash or newline would still break the line: escape both
+/// (the two formats agree on these).
+fn escape_help(help: &str) -> String {
+    help.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
 /// Merges rendered parts into one OpenMetrics body: each family's header once, then the samples
-/// of every part in the order given, then `# EOF`.
+/// of every part in the order given, then `# EOF`. A clashing family keeps its first
+/// declaration (see [`merge_families`]).
 pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Rendered>) -> String {
     let mut out = merge_families(parts, Format::OpenMetrics);
     out.push_str(Format::OpenMetrics.trailer());
     out
 }
 
+/// [`merge`], but a family declared with a different type or help in two parts is an error.
+pub fn try_merge<'a>(parts: impl IntoIterator<Item = &'a Rendered>) -> Result<String, FamilyClash> {
+    let mut out = try_merge_families(parts, Format::OpenMetrics)?;
+    out.push_str(Format::OpenMetrics.trailer());
+    Ok(out)
+}
+
 /// The families of `parts` in `format`, without the trailer: each family's header once (families
-/// sorted by name), then its samples from every part in the order given.
+/// sorted by name), then its samples from every part in the order given. A family that a later
+/// part declares with another type or help is left out of that part and the clash is logged:
+/// the body stays valid, and [`try_merge_families`] (which tests use) reports it.
 pub fn merge_families<'a>(parts: impl IntoIterator<Item = &'a Rendered>, format: Format) -> String {
-    let mut by_name: BTreeMap<&str, (&str, Vec<&str>)> = BTreeMap::new();
+    merge_checked(parts, format, |clash| {
+        tracing::error!(%clash, "metric family declared differently by two sections; the later one's samples are left out");
+        Ok(())
+    })
+    .unwrap_or_default()
+}
+
+/// [`merge_families`], but the first clash is an error.
+pub fn try_merge_families<'a>(
+    parts: impl IntoIterator<Item = &'a Rendered>,
+    format: Format,
+) -> Result<String, FamilyClash> {
+    merge_checked(parts, format, Err)
+}
+
+fn merge_checked<'a>(
+    parts: impl IntoIterator<Item = &'a Rendered>,
+    format: Format,
+    mut on_clash: impl FnMut(FamilyClash) -> Result<(), FamilyClash>,
+) -> Result<String, FamilyClash> {
+    let mut by_name: BTreeMap<&str, (&RenderedFamily, Vec<&str>)> = BTreeMap::new();
     let mut size = 0;
     for part in parts {
         for f in &part.families {
             let e = by_name
                 .entry(f.name.as_str())
-                .or_insert_with(|| (f.header.as_str(), Vec::new()));
+                .or_insert_with(|| (f, Vec::new()));
+            let first = e.0;
+            if first.metric_type != f.metric_type || first.help != f.help {
+                on_clash(FamilyClash::new(
+                    &f.name,
+                    (first.metric_type, &first.help),
+                    (f.metric_type, &f.help),
+                ))?;
+                continue;
+            }
             e.1.push(f.samples.as_str());
             size += f.samples.len();
         }
     }
-    size += by_name.values().map(|(h, _)| h.len() + 8).sum::<usize>();
+    size += by_name
+        .values()
+        .map(|(f, _)| f.header.len() + 8)
+        .sum::<usize>();
     let mut out = String::with_capacity(size + 8);
-    for (header, samples) in by_name.values() {
-        out.push_str(&format.header(header));
+    for (family, samples) in by_name.values() {
+        out.push_str(&format.header(&family.header));
         for s in samples {
             out.push_str(s);
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -275,5 +408,156 @@ mod tests {
         assert_eq!(body.matches("# TYPE m gauge").count(), 1);
         assert!(body.contains("m{account=\"a\"} 1.0\nm{account=\"b\"} 2.0\n"));
         assert!(body.ends_with("n{} 3.0\n# EOF\n"), "{body}");
+    }
+
+    /// What prometheus-client 0.25 writes for the same gauges and counters: our encoder must
+    /// match it byte for byte (the golden snapshot was made with it).
+    fn via_prometheus_client(gauges: &[(&[(&str, &str)], f64)], counter: f64) -> String {
+        use prometheus_client::encoding::text::encode;
+        use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+        use std::sync::atomic::AtomicU64;
+        let g = Family::<Vec<(String, String)>, Gauge<f64, AtomicU64>>::default();
+        for (labels, v) in gauges {
+            g.get_or_create(&to_labels(labels)).set(*v);
+        }
+        let c = Family::<Vec<(String, String)>, Counter<f64, AtomicU64>>::default();
+        c.get_or_create(&vec![("k".to_string(), "v".to_string())])
+            .inc_by(counter);
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("g", "G help", g);
+        registry.register("c", "C help", c);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        text
+    }
+
+    #[test]
+    fn escaping_and_numbers_match_prometheus_client() {
+        let values = [
+            "plain",
+            "quote \" in",
+            "back\\slash",
+            "new\nline",
+            "\\\"\n",
+            "carriage\rreturn\ttab",
+            "unicode λ ✓ 🦀 ø",
+            "",
+            "a\"} evil{x=\"1\\line\nnext",
+        ];
+        let numbers = [
+            0.0,
+            1.0,
+            -2.5,
+            0.1,
+            1e20,
+            1.5e-7,
+            123456789.0,
+            f64::NAN,
+            f64::INFINITY,
+        ];
+        for (i, v) in values.iter().enumerate() {
+            let n = numbers[i % numbers.len()];
+            let labels: &[(&str, &str)] = &[("account", v), ("user", "u")];
+            let empty: &[(&str, &str)] = &[];
+            let expected = via_prometheus_client(&[(labels, n), (empty, -n)], n.abs());
+            let mut b = MetricsBuilder::new();
+            b.gauge("g", "G help", labels, n);
+            b.gauge("g", "G help", empty, -n);
+            b.counter("c", "C help", &[("k", "v")], n.abs());
+            let ours = merge([&b.finish()]);
+            // prometheus-client writes families in registration order, samples unordered: compare
+            // families as sorted line sets, and our sample order separately.
+            let mut a: Vec<&str> = ours.lines().collect();
+            let mut e: Vec<&str> = expected.lines().collect();
+            a.sort_unstable();
+            e.sort_unstable();
+            assert_eq!(a, e, "label value {v:?}, number {n}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped_exactly() {
+        let mut b = MetricsBuilder::new();
+        b.gauge("x", "X", &[("a", "q\"b\\s\nn\rλ🦀")], 1.0);
+        let r = b.finish();
+        assert_eq!(r.families[0].samples, "x{a=\"q\\\"b\\\\s\\nn\rλ🦀\"} 1.0\n");
+        assert_eq!(r.families[0].header, "# HELP x X.\n# TYPE x gauge\n");
+    }
+
+    #[test]
+    fn gauges_keep_the_last_value_and_counters_add_up() {
+        let mut b = MetricsBuilder::new();
+        b.gauge("g", "G", &[("a", "1")], 1.0);
+        b.gauge("g", "G", &[("a", "1")], 4.0);
+        b.counter("c", "C", &[("a", "1")], 1.5);
+        b.counter("c", "C", &[("a", "1")], 2.0);
+        b.gauge("empty", "E", &[], 0.0);
+        let r = b.finish();
+        let by_name: BTreeMap<&str, &str> = r
+            .families
+            .iter()
+            .map(|f| (f.name.as_str(), f.samples.as_str()))
+            .collect();
+        assert_eq!(by_name["g"], "g{a=\"1\"} 4.0\n");
+        assert_eq!(by_name["c"], "c_total{a=\"1\"} 3.5\n");
+        assert_eq!(by_name["empty"], "empty{} 0.0\n");
+        assert_eq!(r.series(), 3);
+    }
+
+    #[test]
+    fn a_family_declared_twice_differently_in_one_section_is_an_error() {
+        let mut b = MetricsBuilder::new();
+        b.gauge("x", "X", &[("a", "1")], 1.0);
+        b.counter("x", "X", &[("a", "2")], 1.0);
+        let err = b.try_finish().unwrap_err();
+        assert_eq!(err.name, "x");
+        assert_eq!(err.first, "gauge \"X\"");
+        assert_eq!(err.second, "counter \"X\"");
+
+        let mut b = MetricsBuilder::new();
+        b.gauge("x", "X", &[("a", "1")], 1.0);
+        b.gauge("x", "Other", &[("a", "2")], 1.0);
+        assert!(b.try_finish().is_err());
+
+        // The lenient path keeps the first declaration and its samples only.
+        let mut b = MetricsBuilder::new();
+        b.gauge("x", "X", &[("a", "1")], 1.0);
+        b.counter("x", "X", &[("a", "2")], 1.0);
+        let r = b.finish();
+        assert_eq!(r.families[0].samples, "x{a=\"1\"} 1.0\n");
+    }
+
+    #[test]
+    fn merging_sections_that_declare_a_family_differently_is_an_error() {
+        let section = |f: fn(&mut MetricsBuilder)| {
+            let mut b = MetricsBuilder::new();
+            f(&mut b);
+            b.try_finish().unwrap()
+        };
+        let gauge = section(|b| b.gauge("m", "M", &[("account", "a")], 1.0));
+        let same = section(|b| b.gauge("m", "M", &[("account", "b")], 2.0));
+        let counter = section(|b| b.counter("m", "M", &[("account", "b")], 2.0));
+        let other_help = section(|b| b.gauge("m", "Another text", &[("account", "b")], 2.0));
+
+        assert!(try_merge([&gauge, &same]).is_ok());
+        for format in Format::ALL {
+            assert!(try_merge_families([&gauge, &same], format).is_ok());
+        }
+        let err = try_merge([&gauge, &counter]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "metric family m declared as gauge \"M.\" and as counter \"M.\""
+        );
+        let err = try_merge_families([&gauge, &other_help], Format::Text004).unwrap_err();
+        assert_eq!(err.second, "gauge \"Another text.\"");
+
+        // Served bodies stay valid: the first declaration wins, the clashing samples are left out.
+        let body = merge([&gauge, &counter]);
+        assert_eq!(body.matches("# TYPE m ").count(), 1);
+        assert!(
+            body.contains("# TYPE m gauge\nm{account=\"a\"} 1.0\n# EOF\n"),
+            "{body}"
+        );
+        assert!(!body.contains("m_total"), "{body}");
     }
 }

@@ -77,7 +77,16 @@ async fn whole_metrics_body_for_a_fixed_population() {
     for (key, s) in &statuses {
         assert!(s.up, "{key}: {:?}", s.last_error);
     }
-    let body = exporter.store.render(SystemTime::now());
+    let now = SystemTime::now();
+    // Every vendor and section declares each shared family alike (type and help).
+    let health = exporter.store.render_health();
+    let sections = exporter.store.data_sections(now);
+    if let Err(clash) = awareness_exporter::snapshot::try_merge(
+        std::iter::once(&health).chain(sections.iter().map(|s| s.as_ref())),
+    ) {
+        panic!("{clash}");
+    }
+    let body = exporter.store.render(now);
     exporter.poller.stop();
     insta::assert_snapshot!("metrics_body", mask(&body));
     let _ = Duration::ZERO;

@@ -43,7 +43,7 @@ pub fn text_of(outcome: &PollOutcome) -> String {
             Err(e) => panic!("section {} failed: {e}", s.name),
         })
         .collect();
-    awareness_exporter::snapshot::merge(parts)
+    awareness_exporter::snapshot::try_merge(parts).unwrap_or_else(|clash| panic!("{clash}"))
 }
 
 /// Sample lines of an exposition: `name{labels}` → value.
