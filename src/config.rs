@@ -208,6 +208,9 @@ pub struct PollConfig {
     pub max_pages: usize,
     /// Largest response body read, in bytes.
     pub max_body_bytes: usize,
+    /// Rows a source may read in one poll (all its pages and sections); more fails the poll
+    /// with reason `decode` and keeps the last good data.
+    pub max_rows: usize,
 }
 
 impl Default for PollConfig {
@@ -223,6 +226,7 @@ impl Default for PollConfig {
             max_requests_in_flight: 64,
             max_pages: 10_000,
             max_body_bytes: 64 * 1024 * 1024,
+            max_rows: 2_000_000,
         }
     }
 }
@@ -727,6 +731,7 @@ fn resolve_poll(mut s: Section<'_>) -> Option<PollConfig> {
     let max_pages = uint_in(&mut s, "max_pages", 1, 1_000_000).unwrap_or(d.max_pages);
     let max_body_bytes =
         uint_in(&mut s, "max_body_bytes", 1024, 1 << 32).unwrap_or(d.max_body_bytes);
+    let max_rows = uint_in(&mut s, "max_rows", 1, 1_000_000_000).unwrap_or(d.max_rows);
     s.finish();
     Some(PollConfig {
         interval,
@@ -739,6 +744,7 @@ fn resolve_poll(mut s: Section<'_>) -> Option<PollConfig> {
         max_requests_in_flight,
         max_pages,
         max_body_bytes,
+        max_rows,
     })
 }
 
@@ -1019,7 +1025,8 @@ fn resolve_cyberpilot(
             None
         }
         Some(p) => Some(p),
-        None => Some(100),
+        // Asked for, not assumed: the server's own cap (seen in `fetched`) sets the paging.
+        None => Some(1000),
     };
     let token = secrets.resolve(&mut s, ["token", "token_file", "token_env"]);
     let token_given = ["token", "token_file", "token_env"]

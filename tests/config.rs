@@ -30,7 +30,7 @@ fn minimal_config_gets_contract_defaults() {
         panic!("not cyberpilot")
     };
     assert_eq!(cp.base_url, "https://api.app.cyberpilot.io");
-    assert_eq!(cp.page_size, 100);
+    assert_eq!(cp.page_size, 1000);
     assert!(matches!(&cp.auth, CyberPilotAuth::Token(t) if t.expose() == "t"));
 }
 

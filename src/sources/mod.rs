@@ -1,6 +1,7 @@
 //! Sources: one per configured account, each behind the same small interface.
 
 pub mod cyberpilot;
+pub mod decode;
 pub mod lenient;
 pub mod mimecast;
 pub mod token;

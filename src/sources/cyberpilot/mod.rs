@@ -3,6 +3,7 @@
 
 pub mod metrics;
 pub mod models;
+pub mod page;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -12,11 +13,13 @@ use futures::{FutureExt, StreamExt};
 use crate::config::{CyberPilotAuth, CyberPilotConfig};
 use crate::http::{FetchError, Transport};
 use crate::snapshot::SourceKey;
+use crate::sources::decode::{too_many_rows, Decoder, RowBudget};
 use crate::sources::token::{parse_token_response, TokenCache};
 use crate::sources::{Source, SourceContext};
 use crate::stats::FailureReason;
 use crate::store::{PollOutcome, SectionOutcome};
-use models::{RawPage, UserSummary};
+use models::UserSummary;
+use page::PageError;
 
 pub const ENDPOINT_USERS: &str = "users-summary";
 pub const ENDPOINT_LOGIN: &str = "login";
@@ -28,6 +31,9 @@ pub struct CyberPilotSource {
     ctx: SourceContext,
     transport: Transport,
     token: TokenCache,
+    decoder: Decoder,
+    /// `poll.max_rows`, counted over the poll.
+    rows: std::sync::Arc<RowBudget>,
 }
 
 /// One page as read: how many rows it held (good or bad), what the server said the total is,
@@ -43,12 +49,16 @@ impl CyberPilotSource {
     pub fn new(config: CyberPilotConfig, ctx: SourceContext) -> Self {
         let key = SourceKey::new(crate::snapshot::Platform::CyberPilot, &config.account);
         let transport = ctx.transport();
+        let decoder = Decoder::new(ctx.poll.concurrency);
+        let rows = RowBudget::new(ctx.poll.max_rows as u64);
         CyberPilotSource {
             key,
             config,
             ctx,
             transport,
             token: TokenCache::default(),
+            decoder,
+            rows,
         }
     }
 
@@ -119,39 +129,44 @@ impl CyberPilotSource {
                 other => break other?,
             }
         };
-        let page: RawPage = serde_json::from_slice(&reply.body).map_err(|e| {
-            self.transport
-                .record_failure(ENDPOINT_USERS, FailureReason::Decode);
-            FetchError::new(
-                FailureReason::Decode,
-                format!("users-summary page at skip {skip} is not valid JSON: {e}"),
-            )
-        })?;
-        let Some(rows) = page.result else {
+        // Decoded on the blocking pool; the raw page is dropped as soon as it is read.
+        let budget = self.rows.clone();
+        let body = reply.body;
+        let decoded = self
+            .decoder
+            .run(move || page::decode(&body, &budget))
+            .await?;
+        let decoded = match decoded {
+            Ok(p) => p,
+            Err(e) => {
+                self.transport
+                    .record_failure(ENDPOINT_USERS, FailureReason::Decode);
+                return Err(match e {
+                    PageError::TooManyRows => too_many_rows(ENDPOINT_USERS, &self.rows),
+                    PageError::Json(e) => FetchError::new(
+                        FailureReason::Decode,
+                        format!("users-summary page at skip {skip} is not valid JSON: {e}"),
+                    ),
+                });
+            }
+        };
+        if !decoded.has_result {
             self.transport
                 .record_failure(ENDPOINT_USERS, FailureReason::Decode);
             return Err(FetchError::new(
                 FailureReason::Decode,
                 format!("users-summary page at skip {skip} has no `result` array"),
             ));
-        };
-        let mut users = Vec::with_capacity(rows.len());
-        let mut skipped = 0u64;
-        for raw in &rows {
-            match models::parse_row(raw) {
-                Some(u) => users.push(u),
-                None => skipped += 1,
-            }
         }
-        if skipped > 0 {
-            self.ctx.stats.rows_skipped(ENDPOINT_USERS, skipped);
-            tracing::warn!(source = %self.key, skip, skipped, "skipped malformed users-summary rows");
+        if decoded.skipped > 0 {
+            self.ctx.stats.rows_skipped(ENDPOINT_USERS, decoded.skipped);
+            tracing::warn!(source = %self.key, skip, skipped = decoded.skipped, "skipped malformed users-summary rows");
         }
         Ok(Page {
             skip,
-            len: rows.len() as u64,
-            count: page.count.filter(|c| *c >= 0.0).map(|c| c as u64),
-            users,
+            len: decoded.len,
+            count: decoded.count.filter(|c| *c >= 0.0).map(|c| c as u64),
+            users: decoded.users,
         })
     }
 
@@ -171,6 +186,9 @@ impl CyberPilotSource {
         };
         let first = self.fetch_page(0).await?;
         fetched_pages += 1;
+        // The server's cap on `take`, learned from the first page (its `fetched`, which is the
+        // rows it held): we ask for `page_size` (an upper bound, large by default) and then
+        // page by what the server really sends, so the requests are ceil(rows / cap).
         let step = first.len;
         let mut total = first.count.unwrap_or(first.len);
         let mut pages: BTreeMap<u64, Page> = BTreeMap::new();
@@ -279,14 +297,21 @@ impl Source for CyberPilotSource {
             }
             // One login per poll: a failed one fails the poll at once.
             self.token.begin_poll().await;
+            self.rows.reset();
             if let Err(e) = self.bearer().await {
                 return PollOutcome::all_failed(&[SECTION], &e.to_string());
             }
-            let result = self
-                .fetch_all()
-                .await
-                .map(|users| metrics::render(&self.key, &users, &self.ctx.metrics))
-                .map_err(|e| e.to_string());
+            let result = match self.fetch_all().await {
+                // Summing a large report is CPU work too: off the serving threads as well.
+                Ok(users) => {
+                    let (key, config) = (self.key.clone(), self.ctx.metrics.clone());
+                    self.decoder
+                        .run(move || metrics::render(&key, &users, &config))
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
             PollOutcome {
                 sections: vec![SectionOutcome {
                     name: SECTION,

@@ -3,38 +3,18 @@
 
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use serde_json::value::RawValue;
 
 use super::auth::{decode_secret_key, mc_date, sign};
 use super::errors::{describe, errors_of, reason_of, should_retry};
-use super::models::{Envelope, Identified, Items, UserLike};
-use crate::config::{MimecastAuth, MimecastConfig};
+use super::models::{Envelope, Identified};
+use super::page::{self, PageError};
+use crate::config::{MimecastAuth, MimecastConfig, PollConfig};
 use crate::http::{FetchError, Transport};
 use crate::snapshot::SourceKey;
+use crate::sources::decode::{too_many_rows, Decoder, RowBudget};
 use crate::sources::lenient;
 use crate::sources::token::{parse_token_response, TokenCache};
 use crate::stats::{ApiStats, FailureReason};
-
-/// The rows of a page: `data[]`, or with `nested` the `items[]` of each `data[]` entry
-/// (campaign/get-user-data). An entry without `items` is no row, unless it is itself a user
-/// row with an email (the shape of the seed's example): never a phantom user.
-fn rows_of<'a>(data: &[&'a RawValue], nested: bool) -> Vec<&'a RawValue> {
-    if !nested {
-        return data.to_vec();
-    }
-    let mut v = Vec::new();
-    for d in data {
-        match serde_json::from_str::<Items>(d.get()) {
-            Ok(items) => v.extend(items.items),
-            Err(_) => {
-                if serde_json::from_str::<UserLike>(d.get()).is_ok_and(|u| u.email.is_some()) {
-                    v.push(*d);
-                }
-            }
-        }
-    }
-    v
-}
 
 pub const API_PREFIX: &str = "/api/awareness-training/";
 pub const ENDPOINT_TOKEN: &str = "oauth/token";
@@ -47,6 +27,9 @@ pub struct MimecastClient {
     token: TokenCache,
     secret_key: Option<Vec<u8>>,
     max_pages: usize,
+    decoder: Decoder,
+    /// `poll.max_rows`, counted over the poll (all sections).
+    rows: std::sync::Arc<RowBudget>,
 }
 
 /// Rows of every page of one endpoint, parsed; `skipped` counts rows that did not parse.
@@ -61,7 +44,7 @@ impl MimecastClient {
         config: MimecastConfig,
         transport: Transport,
         stats: std::sync::Arc<ApiStats>,
-        max_pages: usize,
+        poll: &PollConfig,
     ) -> Self {
         let secret_key = match &config.auth {
             MimecastAuth::Hmac { secret_key, .. } => decode_secret_key(secret_key.expose()),
@@ -74,7 +57,9 @@ impl MimecastClient {
             stats,
             token: TokenCache::default(),
             secret_key,
-            max_pages,
+            max_pages: poll.max_pages,
+            decoder: Decoder::new(poll.concurrency),
+            rows: RowBudget::new(poll.max_rows as u64),
         }
     }
 
@@ -111,9 +96,10 @@ impl MimecastClient {
             .await
     }
 
-    /// Starts a poll: for OAuth2, forgets the last poll's token failure and acquires the token
+    /// Starts a poll: counts `poll.max_rows` afresh and, for OAuth2, forgets the last poll's token failure and acquires the token
     /// the poll's sections share, so a failed token fails the whole poll at once.
     pub async fn authenticate(&self) -> Result<(), FetchError> {
+        self.rows.reset();
         if let MimecastAuth::OAuth2 { .. } = &self.config.auth {
             self.token.begin_poll().await;
             self.bearer().await?;
@@ -205,7 +191,7 @@ impl MimecastClient {
     /// `data[0].items[]` (campaign/get-user-data), else from `data[]`. Rows that do not parse
     /// or carry no identity are skipped and counted; when most rows are, the endpoint fails
     /// with reason `decode`.
-    pub async fn fetch_rows<T: DeserializeOwned + Identified>(
+    pub async fn fetch_rows<T: DeserializeOwned + Identified + Send + 'static>(
         &self,
         endpoint: &'static str,
         item: Option<serde_json::Value>,
@@ -231,17 +217,37 @@ impl MimecastClient {
         let mut page = 1usize;
         let mut bytes = self.post_once(endpoint, &body_for(None)).await?;
         loop {
-            let envelope: Envelope = serde_json::from_slice(&bytes).map_err(|e| {
-                self.decode_error(
-                    endpoint,
-                    format!("{endpoint}: page {page} is not valid JSON: {e}"),
-                )
-            })?;
+            // Decoded on the blocking pool, the raw page dropped as soon as it is read. (The
+            // next request waits for the whole page: asking for it as soon as `meta` is read
+            // would spend a request on every truncated or malformed page.)
+            let budget = self.rows.clone();
+            let body = std::mem::take(&mut bytes);
+            let decoded = self
+                .decoder
+                .run(move || page::decode::<T>(&body, nested, &budget))
+                .await;
+            let decoded = match decoded? {
+                Ok(p) => p,
+                Err(PageError::TooManyRows) => {
+                    self.stats.failure(endpoint, FailureReason::Decode);
+                    return Err(too_many_rows(endpoint, &self.rows));
+                }
+                Err(PageError::Json(e)) => {
+                    return Err(self.decode_error(
+                        endpoint,
+                        format!("{endpoint}: page {page} is not valid JSON: {e}"),
+                    ))
+                }
+            };
+            let envelope = Envelope {
+                meta: decoded.meta,
+                data: None,
+                fail: decoded.fail,
+            };
             if let Err(refused) = self.check_envelope(endpoint, &envelope) {
                 // err_developer_key and `retryable` errors get the request budget before
                 // they count as what they say.
                 if refused.retry && attempt < self.transport.settings().max_attempts {
-                    drop(envelope);
                     tokio::time::sleep(self.retry_wait(attempt)).await;
                     attempt += 1;
                     tracing::debug!(source = %self.key, endpoint, attempt, "retrying a retryable Mimecast error");
@@ -257,11 +263,12 @@ impl MimecastClient {
                 return Err(e);
             }
             attempt = 1;
+            out.rows.extend(decoded.rows);
+            out.skipped += decoded.skipped;
             let next = envelope
                 .meta
-                .as_ref()
-                .and_then(|m| m.pagination.as_ref())
-                .and_then(|p| p.next.clone())
+                .and_then(|m| m.pagination)
+                .and_then(|p| p.next)
                 .filter(|n| !n.is_empty());
             if next.is_some() && next == token {
                 return Err(self.decode_error(
@@ -278,34 +285,10 @@ impl MimecastClient {
                     ),
                 ));
             }
-            let data = envelope.data.unwrap_or_default();
-            let parse_rows = |out: &mut Rows<T>| {
-                for raw in rows_of(&data, nested) {
-                    match serde_json::from_str::<T>(raw.get()) {
-                        Ok(row) if row.has_identity() => out.rows.push(row),
-                        _ => out.skipped += 1,
-                    }
-                }
-            };
-            match next {
-                None => {
-                    parse_rows(&mut out);
-                    break;
-                }
-                Some(n) => {
-                    // Ask for the next page first, and parse this one while it is on its way:
-                    // token paging is sequential, so this takes the parsing off the chain.
-                    let body = body_for(Some(&n));
-                    let (reply, ()) = futures::join!(self.post_once(endpoint, &body), async {
-                        parse_rows(&mut out)
-                    });
-                    token = Some(n);
-                    page += 1;
-                    let reply = reply?;
-                    drop(data);
-                    bytes = reply;
-                }
-            }
+            let Some(n) = next else { break };
+            bytes = self.post_once(endpoint, &body_for(Some(&n))).await?;
+            token = Some(n);
+            page += 1;
         }
         if out.skipped > 0 {
             self.stats.rows_skipped(endpoint, out.skipped);

@@ -7,6 +7,7 @@ pub mod client;
 pub mod errors;
 pub mod metrics;
 pub mod models;
+pub mod page;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -44,7 +45,7 @@ impl MimecastSource {
             config.clone(),
             ctx.transport(),
             ctx.stats.clone(),
-            ctx.poll.max_pages,
+            &ctx.poll,
         );
         MimecastSource {
             key,

@@ -1,0 +1,223 @@
+//! Decoding vendor pages off the serving threads and within a row budget.
+//!
+//! A 60 MB page takes seconds to parse: on an async worker that stalls `/-/healthy` and
+//! `/metrics`, and it leaves one account's pages parsing one after another on one core. So
+//! every page is decoded on tokio's blocking pool, at most `poll.concurrency` at once per
+//! source. Rows are read one array element at a time into their compact form (the raw JSON of
+//! a page is never held as a list of rows), and each counts against the source's
+//! `poll.max_rows` for the poll.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use tokio::sync::Semaphore;
+
+use crate::http::FetchError;
+use crate::stats::FailureReason;
+
+/// Runs page decoding on the blocking pool, a bounded number at a time.
+#[derive(Clone)]
+pub struct Decoder {
+    permits: Arc<Semaphore>,
+}
+
+impl Decoder {
+    /// At most `concurrency` pages of this source are decoded at once.
+    pub fn new(concurrency: usize) -> Self {
+        Decoder {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        }
+    }
+
+    /// Runs `decode` on the blocking pool. The permit travels with the work, so a poll that is
+    /// cancelled meanwhile does not let more decodes start than the bound allows.
+    pub async fn run<T, F>(&self, decode: F) -> Result<T, FetchError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| FetchError::new(FailureReason::Decode, "the decoder is shut down"))?;
+        tokio::task::spawn_blocking(move || {
+            let out = decode();
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| {
+            FetchError::new(
+                FailureReason::Decode,
+                format!("decoding a page failed unexpectedly: {e}"),
+            )
+        })
+    }
+}
+
+/// Rows a source may read in one poll (`poll.max_rows`), shared by all its pages and sections.
+#[derive(Debug)]
+pub struct RowBudget {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl RowBudget {
+    pub fn new(limit: u64) -> Arc<Self> {
+        Arc::new(RowBudget {
+            limit,
+            used: AtomicU64::new(0),
+        })
+    }
+
+    /// Starts a poll's count.
+    pub fn reset(&self) {
+        self.used.store(0, Ordering::Relaxed);
+    }
+
+    /// Counts `n` more rows; false once the poll has read more than the limit.
+    pub fn charge(&self, n: u64) -> bool {
+        self.used.fetch_add(n, Ordering::Relaxed).saturating_add(n) <= self.limit
+    }
+
+    pub fn exceeded(&self) -> bool {
+        self.used() > self.limit
+    }
+
+    /// Rows read so far in this poll.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+}
+
+/// The error a page fails with when the budget is spent (the caller checks
+/// [`RowBudget::exceeded`] to tell it from malformed JSON).
+pub fn too_many_rows(what: &str, budget: &RowBudget) -> FetchError {
+    FetchError::new(
+        FailureReason::Decode,
+        format!(
+            "{what}: more than poll.max_rows ({}) rows in one poll; refusing to read further \
+             (raise poll.max_rows if the account is really this large)",
+            budget.limit()
+        ),
+    )
+}
+
+/// Reads a JSON array one element at a time: `on_row` turns each element into compact rows
+/// and says how many rows it found; the budget is charged as they arrive, and the array is
+/// abandoned as soon as it is spent. `null` reads as no array.
+pub struct EachRow<'b, F> {
+    pub budget: &'b RowBudget,
+    pub on_row: F,
+}
+
+impl<'de, F> DeserializeSeed<'de> for EachRow<'_, F>
+where
+    F: FnMut(&'de RawValue) -> u64,
+{
+    /// Whether an array was there.
+    type Value = bool;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, F> Visitor<'de> for EachRow<'_, F>
+where
+    F: FnMut(&'de RawValue) -> u64,
+{
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of rows")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<bool, A::Error> {
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            let n = (self.on_row)(raw);
+            if !self.budget.charge(n) {
+                return Err(de::Error::custom("more rows than poll.max_rows"));
+            }
+        }
+        Ok(true)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: u64,
+    }
+
+    fn read(json: &str, budget: &RowBudget) -> Result<(bool, Vec<u64>, u64), serde_json::Error> {
+        let mut rows = Vec::new();
+        let mut skipped = 0;
+        let mut de = serde_json::Deserializer::from_str(json);
+        let present = EachRow {
+            budget,
+            on_row: |raw: &RawValue| {
+                match serde_json::from_str::<Id>(raw.get()) {
+                    Ok(r) => rows.push(r.id),
+                    Err(_) => skipped += 1,
+                }
+                1
+            },
+        }
+        .deserialize(&mut de)?;
+        Ok((present, rows, skipped))
+    }
+
+    #[test]
+    fn rows_arrive_one_by_one_and_bad_ones_are_counted() {
+        let b = RowBudget::new(10);
+        let (present, rows, skipped) = read(r#"[{"id":1},{},{"id":3},"x"]"#, &b).unwrap();
+        assert!(present);
+        assert_eq!(rows, vec![1, 3]);
+        assert_eq!(skipped, 2);
+        assert_eq!(b.used(), 4);
+        assert!(!read("null", &RowBudget::new(1)).unwrap().0);
+    }
+
+    #[test]
+    fn the_budget_stops_the_array() {
+        let b = RowBudget::new(2);
+        assert!(read(r#"[{"id":1},{"id":2},{"id":3},{"id":4}]"#, &b).is_err());
+        assert!(b.exceeded());
+        assert_eq!(
+            b.used(),
+            3,
+            "reading stopped at the first row over the budget"
+        );
+        b.reset();
+        assert!(read(r#"[{"id":1},{"id":2}]"#, &b).is_ok());
+        assert!(!b.exceeded());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn decoding_runs_off_the_async_thread() {
+        let d = Decoder::new(1);
+        let here = std::thread::current().id();
+        let there = d.run(|| std::thread::current().id()).await.unwrap();
+        assert_ne!(here, there);
+    }
+}
