@@ -21,6 +21,8 @@ use serde::Deserialize;
 use sha1::Sha1;
 use tokio::sync::Semaphore;
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
 #[derive(Debug, Default, Deserialize)]
@@ -299,7 +301,7 @@ fn load_tls(t: &RawTls, base: &Path) -> Result<rustls::ServerConfig, String> {
             format!("{}: {e}", cert_path.display()),
         )
     })?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| err("tls_server_config.cert_file", e))?;
     if certs.is_empty() {
@@ -314,9 +316,16 @@ fn load_tls(t: &RawTls, base: &Path) -> Result<rustls::ServerConfig, String> {
             format!("{}: {e}", key_path.display()),
         )
     })?;
-    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| err("tls_server_config.key_file", e))?
-        .ok_or_else(|| err("tls_server_config.key_file", "holds no PEM private key"))?;
+    let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+        Ok(key) => key,
+        Err(pem::Error::NoItemsFound) => {
+            return Err(err(
+                "tls_server_config.key_file",
+                "holds no PEM private key",
+            ))
+        }
+        Err(e) => return Err(err("tls_server_config.key_file", e)),
+    };
     let versions: &[&rustls::SupportedProtocolVersion] = match t.min_version.as_deref() {
         None | Some("TLS12") => &[&rustls::version::TLS13, &rustls::version::TLS12],
         Some("TLS13") => &[&rustls::version::TLS13],
@@ -573,6 +582,45 @@ mod tests {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         let cfg = WebConfig::parse(text, dir.path()).unwrap();
         assert!(cfg.warnings().is_empty());
+    }
+
+    #[test]
+    fn pem_files_are_read_with_pki_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        let text = "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n";
+        let parse = || WebConfig::parse(text, dir.path());
+        // A key file that also holds the certificate (a combined PEM) still gives its key.
+        std::fs::write(&crt, cert.cert.pem()).unwrap();
+        let combined = format!("{}{}", cert.cert.pem(), cert.key_pair.serialize_pem());
+        std::fs::write(&key, combined).unwrap();
+        assert!(parse().is_ok());
+        // A key file with no key, a certificate file with no certificate, a cut-off PEM.
+        std::fs::write(&key, cert.cert.pem()).unwrap();
+        let e = parse().unwrap_err();
+        assert!(
+            e.contains("tls_server_config.key_file") && e.contains("holds no PEM private key"),
+            "{e}"
+        );
+        std::fs::write(&key, cert.key_pair.serialize_pem()).unwrap();
+        std::fs::write(&crt, "").unwrap();
+        let e = parse().unwrap_err();
+        assert!(
+            e.contains("tls_server_config.cert_file") && e.contains("holds no PEM certificate"),
+            "{e}"
+        );
+        let pem = cert.cert.pem();
+        std::fs::write(&crt, &pem[..pem.len() - 30]).unwrap();
+        let e = parse().unwrap_err();
+        assert!(e.contains("tls_server_config.cert_file"), "{e}");
+    }
+
+    /// RUSTSEC-2025-0134: rustls-pemfile is unmaintained; PEM comes from rustls-pki-types.
+    #[test]
+    fn rustls_pemfile_is_not_a_dependency() {
+        let lock = include_str!("../Cargo.lock");
+        assert!(!lock.contains("name = \"rustls-pemfile\""));
     }
 
     #[test]
