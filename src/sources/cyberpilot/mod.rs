@@ -97,10 +97,7 @@ impl CyberPilotSource {
 
     /// Fetches one page, logging in again once if the token was refused.
     async fn fetch_page(&self, skip: u64) -> Result<Page, FetchError> {
-        let url = format!(
-            "{}/accounts/{}/reports/users-summary",
-            self.config.base_url, self.config.account_id
-        );
+        let url = users_summary_url(&self.config.base_url, &self.config.account_id)?;
         let take = self.config.page_size.to_string();
         let skip_s = skip.to_string();
         let mut relogged = false;
@@ -320,5 +317,51 @@ impl Source for CyberPilotSource {
             }
         }
         .boxed()
+    }
+}
+
+/// `{base_url}/accounts/{account_id}/reports/users-summary`, the account id percent-encoded as
+/// one path segment (a `/`, `?`, `#` or space in it cannot change the path, query or fragment).
+pub fn users_summary_url(base_url: &str, account_id: &str) -> Result<String, FetchError> {
+    let mut url = url::Url::parse(base_url.trim())
+        .map_err(|e| FetchError::new(FailureReason::Http, format!("base_url is not a URL: {e}")))?;
+    match url.path_segments_mut() {
+        Ok(mut path) => {
+            path.pop_if_empty()
+                .extend(["accounts", account_id, "reports", "users-summary"]);
+        }
+        Err(()) => {
+            return Err(FetchError::new(
+                FailureReason::Http,
+                "base_url cannot hold a path".to_string(),
+            ))
+        }
+    }
+    Ok(url.into())
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::users_summary_url;
+
+    #[test]
+    fn account_id_is_one_percent_encoded_path_segment() {
+        let url = |base, id| users_summary_url(base, id).unwrap();
+        assert_eq!(
+            url("https://api.example.com", "acme"),
+            "https://api.example.com/accounts/acme/reports/users-summary"
+        );
+        assert_eq!(
+            url("https://api.example.com/v2/", "a/b?c#d e"),
+            "https://api.example.com/v2/accounts/a%2Fb%3Fc%23d%20e/reports/users-summary"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8080/api", "../x"),
+            "http://127.0.0.1:8080/api/accounts/..%2Fx/reports/users-summary"
+        );
+        let parsed = url::Url::parse(&url("https://h", "a/b?c#d e")).unwrap();
+        assert_eq!(parsed.query(), None);
+        assert_eq!(parsed.fragment(), None);
+        assert_eq!(parsed.path_segments().unwrap().count(), 4);
     }
 }
