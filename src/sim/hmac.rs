@@ -8,28 +8,21 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-type HmacSha1 = Hmac<Sha1>;
+use crate::sources::mimecast::auth::signature_mac;
 
 /// The `x-mc-date` format: `Tue, 24 Nov 2015 12:50:11 UTC`.
 pub const MC_DATE_FORMAT: &str = "%a, %d %b %Y %H:%M:%S UTC";
 
+/// The client's signature definition, keyed with the base64 secret as configured.
 fn mac(
     secret_key_b64: &str,
     date: &str,
     req_id: &str,
     path: &str,
     app_key: &str,
-) -> Option<HmacSha1> {
+) -> Option<Hmac<Sha1>> {
     let key = STANDARD.decode(secret_key_b64.trim()).ok()?;
-    let mut mac = HmacSha1::new_from_slice(&key).ok()?;
-    mac.update(date.as_bytes());
-    mac.update(b":");
-    mac.update(req_id.as_bytes());
-    mac.update(b":");
-    mac.update(path.as_bytes());
-    mac.update(b":");
-    mac.update(app_key.as_bytes());
-    Some(mac)
+    signature_mac(&key, date, req_id, path, app_key)
 }
 
 /// The request signature; `None` when the secret key is not valid base64.
@@ -118,6 +111,19 @@ mod tests {
             &sig
         ));
         assert!(sign("not base64!!", &v.date, &v.req_id, &v.path, &v.app_key).is_none());
+        // The client signs with the same function: what it sends, the simulator accepts.
+        let key = STANDARD.decode(&v.secret_key_b64).unwrap();
+        let client =
+            crate::sources::mimecast::auth::sign(&key, &v.date, &v.req_id, &v.path, &v.app_key);
+        assert_eq!(client, v.signature);
+        assert!(verify(
+            &v.secret_key_b64,
+            &v.date,
+            &v.req_id,
+            &v.path,
+            &v.app_key,
+            &client
+        ));
     }
 
     #[test]

@@ -13,10 +13,23 @@ pub fn mc_date(now: chrono::DateTime<chrono::Utc>) -> String {
 /// The API 1.0 signature: base64(HMAC-SHA1(key = base64-decoded secret key,
 /// message = `date:req_id:path:app_key`)), `path` being the URI path without host or query.
 pub fn sign(secret_key: &[u8], date: &str, req_id: &str, path: &str, app_key: &str) -> String {
-    // HMAC accepts keys of any length, so this cannot fail; an empty tag is never valid anyway.
-    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(secret_key) else {
-        return String::new();
-    };
+    match signature_mac(secret_key, date, req_id, path, app_key) {
+        Some(mac) => base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()),
+        // HMAC accepts keys of any length, so this cannot happen; an empty tag is never valid.
+        None => String::new(),
+    }
+}
+
+/// The HMAC of an API 1.0 request, before encoding: the one definition of the signature, which
+/// the client signs with and the simulator verifies with (in constant time).
+pub fn signature_mac(
+    secret_key: &[u8],
+    date: &str,
+    req_id: &str,
+    path: &str,
+    app_key: &str,
+) -> Option<Hmac<Sha1>> {
+    let mut mac = Hmac::<Sha1>::new_from_slice(secret_key).ok()?;
     mac.update(date.as_bytes());
     mac.update(b":");
     mac.update(req_id.as_bytes());
@@ -24,7 +37,7 @@ pub fn sign(secret_key: &[u8], date: &str, req_id: &str, path: &str, app_key: &s
     mac.update(path.as_bytes());
     mac.update(b":");
     mac.update(app_key.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    Some(mac)
 }
 
 /// Decodes the configured secret key (standard base64, as Mimecast issues it).
