@@ -320,8 +320,10 @@ async fn poll_logs_name_their_source_and_tell_the_truth_about_kept_data() {
         _ => Act::Fail,
     });
     let (_store, handle) = start(fake.clone(), fast(Duration::from_millis(300)));
-    assert!(eventually(10, || fake.polls("s") >= 3).await);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Wait for the log lines themselves, not for the poll count: the third poll is counted
+    // when it starts, and on a loaded machine its "poll failed" line can come much later.
+    let failures = |text: &str| text.lines().filter(|l| l.contains("poll failed")).count();
+    assert!(eventually(30, || failures(&out.text()) >= 2).await, "{}", out.text());
     handle.abort();
     let text = out.text();
     let lines: Vec<&str> = text.lines().collect();
