@@ -56,6 +56,7 @@ fn scrape_bench(rt: &tokio::runtime::Runtime) {
             let metrics = MetricsConfig {
                 per_user,
                 max_users: 1_000_000,
+                ..Default::default()
             };
             let rendered = cp_metrics::render(&key, &users, &metrics);
             let store = Store::new(Duration::from_secs(3600));

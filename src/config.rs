@@ -235,6 +235,9 @@ impl Default for PollConfig {
 pub struct MetricsConfig {
     pub per_user: bool,
     pub max_users: usize,
+    /// Distinct values per vendor-controlled label (branch, department) per source; the rest
+    /// are folded into `__other__`.
+    pub max_label_values: usize,
 }
 
 impl Default for MetricsConfig {
@@ -242,6 +245,7 @@ impl Default for MetricsConfig {
         MetricsConfig {
             per_user: false,
             max_users: 20_000,
+            max_label_values: 1_000,
         }
     }
 }
@@ -780,10 +784,13 @@ fn resolve_metrics(mut s: Section<'_>) -> Option<MetricsConfig> {
     let d = MetricsConfig::default();
     let per_user = s.boolean("per_user").unwrap_or(d.per_user);
     let max_users = uint_in(&mut s, "max_users", 0, 10_000_000).unwrap_or(d.max_users);
+    let max_label_values =
+        uint_in(&mut s, "max_label_values", 1, 1_000_000).unwrap_or(d.max_label_values);
     s.finish();
     Some(MetricsConfig {
         per_user,
         max_users,
+        max_label_values,
     })
 }
 

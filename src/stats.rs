@@ -64,6 +64,10 @@ pub struct StatsInner {
     pub requests: BTreeMap<&'static str, u64>,
     pub failures: BTreeMap<(&'static str, FailureReason), u64>,
     pub rows_skipped: BTreeMap<&'static str, u64>,
+    /// Distinct label values folded into `__other__`, by label (`metrics.max_label_values`).
+    pub labels_folded: BTreeMap<&'static str, u64>,
+    /// Rows read from the vendor by the latest poll (`poll.max_rows` bounds it).
+    pub rows_read: Option<u64>,
     /// The latest failed request (the landing page shows it while a poll still runs).
     pub last_failure: Option<(&'static str, FailureReason, std::time::SystemTime)>,
 }
@@ -89,6 +93,16 @@ impl ApiStats {
         if n > 0 {
             self.with(|s| *s.rows_skipped.entry(endpoint).or_default() += n);
         }
+    }
+
+    pub fn labels_folded(&self, label: &'static str, n: u64) {
+        if n > 0 {
+            self.with(|s| *s.labels_folded.entry(label).or_default() += n);
+        }
+    }
+
+    pub fn rows_read(&self, n: u64) {
+        self.with(|s| s.rows_read = Some(n));
     }
 
     pub fn snapshot(&self) -> StatsInner {

@@ -498,6 +498,28 @@ impl Store {
                     *n as f64,
                 );
             }
+            if let Some(n) = stats.rows_read {
+                b.gauge(
+                    "awareness_source_rows",
+                    "Rows read from the vendor by the source's latest poll, all pages and sections \
+                     (what its memory grows with; poll.max_rows bounds it)",
+                    &[("platform", platform), ("account", account)],
+                    n as f64,
+                );
+            }
+            for (label, n) in &stats.labels_folded {
+                b.counter(
+                    "awareness_label_values_folded",
+                    "Distinct vendor label values folded into __other__ by \
+                     metrics.max_label_values, summed over polls",
+                    &[
+                        ("platform", platform),
+                        ("account", account),
+                        ("label", label),
+                    ],
+                    *n as f64,
+                );
+            }
         }
         b.finish()
     }

@@ -267,3 +267,85 @@ async fn cyberpilot_pages_by_the_servers_cap() {
     assert!(outcome.sections[0].result.is_ok());
     assert_eq!(sim.control.requests("users-summary"), 10);
 }
+
+/// `n` users at skip 0, each in a branch of its own.
+fn distinct_branches(n: u64, skip: u64) -> Vec<u8> {
+    if skip > 0 {
+        return format!("{{\"count\":{n},\"fetched\":0,\"result\":[]}}").into_bytes();
+    }
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{{\"overdueCourses\":1,\"user\":{{\"id\":\"u{i}\",\"email\":\"u{i}@x\",\"branch\":{{\"name\":\"branch-{i:06}\"}}}}}}"
+            )
+        })
+        .collect();
+    format!(
+        "{{\"count\":{n},\"fetched\":{n},\"result\":[{}]}}",
+        rows.join(",")
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn branch_names_beyond_max_label_values_fold_into_other() {
+    const USERS: u64 = 100_000;
+    let vendor = page_server(|skip| distinct_branches(USERS, skip));
+    let config = parse(&cp_config(&format!("http://{}", vendor.addr), ""));
+    assert_eq!(config.metrics.max_label_values, 1000, "the default");
+    let (outcome, stats) = poll_once(&config).await;
+    let text = text_of(&outcome);
+    let users: Vec<(String, f64)> = samples(&text)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("awareness_cyberpilot_users{"))
+        .collect();
+    assert_eq!(users.len(), 1001, "1,000 branches and __other__");
+    assert_eq!(users.iter().map(|(_, v)| v).sum::<f64>(), USERS as f64);
+    let other = series(
+        "awareness_cyberpilot_users",
+        &[("account", "big"), ("branch", "__other__")],
+    );
+    assert_eq!(samples(&text).get(&other), Some(&99_000.0));
+    let snapshot = stats.snapshot();
+    assert_eq!(snapshot.labels_folded.get("branch"), Some(&99_000));
+    assert_eq!(snapshot.rows_read, Some(USERS));
+}
+
+#[tokio::test]
+async fn mimecast_departments_fold_and_sums_stay() {
+    use awareness_exporter::sim::mimecast::{self, MimecastOptions};
+    let pop = Arc::new(Population::generate(5, 300));
+    let departments = pop.departments().len() as u64;
+    let sim = mimecast::start(pop, MimecastOptions::default())
+        .await
+        .unwrap();
+    let block = mimecast::account_block(&sim, "mc", &MimecastOptions::default().auth);
+    let text = |extra: &str| {
+        format!(
+            "[metrics]\n{extra}\n{block}page_size = 100\nendpoints = [\"performance-details\"]\n"
+        )
+    };
+    let users = |text: &str| -> Vec<(String, f64)> {
+        samples(text)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("awareness_mimecast_users{"))
+            .collect()
+    };
+    let (whole, _) = poll_once(&parse(&text(""))).await;
+    let whole = users(&text_of(&whole));
+    assert!(departments > 3, "the simulator has several departments");
+    let (capped, stats) = poll_once(&parse(&text("max_label_values = 2"))).await;
+    let capped = users(&text_of(&capped));
+    let named = capped
+        .iter()
+        .filter(|(k, _)| !k.contains("department=\"\""))
+        .count();
+    assert_eq!(named, 3, "two departments and __other__: {capped:?}");
+    assert!(capped.iter().any(|(k, _)| k.contains("__other__")));
+    let sum = |v: &[(String, f64)]| v.iter().map(|(_, n)| n).sum::<f64>();
+    assert_eq!(sum(&capped), sum(&whole));
+    // Every department name beyond the two kept (the rows' own spellings, "" included).
+    let folded = stats.snapshot().labels_folded.get("department").copied();
+    assert!(folded.is_some_and(|n| n >= departments - 2), "{folded:?}");
+    assert_eq!(stats.snapshot().rows_read, Some(300));
+}

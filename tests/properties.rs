@@ -82,6 +82,7 @@ fn exercise_cyberpilot(text: &str) {
         let metrics = config::MetricsConfig {
             per_user: true,
             max_users: 5,
+            ..Default::default()
         };
         let rendered = cp_metrics::render(&key, &users, &metrics);
         let _ = awareness_exporter::snapshot::merge([&rendered]);

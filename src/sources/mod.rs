@@ -2,6 +2,7 @@
 
 pub mod cyberpilot;
 pub mod decode;
+pub mod labels;
 pub mod lenient;
 pub mod mimecast;
 pub mod token;

@@ -300,15 +300,27 @@ impl Source for CyberPilotSource {
             }
             let result = match self.fetch_all().await {
                 // Summing a large report is CPU work too: off the serving threads as well.
-                Ok(users) => {
+                Ok(mut users) => {
                     let (key, config) = (self.key.clone(), self.ctx.metrics.clone());
+                    let stats = self.ctx.stats.clone();
                     self.decoder
-                        .run(move || metrics::render(&key, &users, &config))
+                        .run(move || {
+                            let branches = users
+                                .iter_mut()
+                                .filter_map(|u| u.user.branch.as_mut()?.name.as_mut())
+                                .collect();
+                            let max = config.max_label_values;
+                            crate::sources::labels::fold_rare(
+                                &key, "branch", branches, max, &stats,
+                            );
+                            metrics::render(&key, &users, &config)
+                        })
                         .await
                         .map_err(|e| e.to_string())
                 }
                 Err(e) => Err(e.to_string()),
             };
+            self.ctx.stats.rows_read(self.rows.used());
             PollOutcome {
                 sections: vec![SectionOutcome {
                     name: SECTION,

@@ -308,6 +308,11 @@ impl MimecastClient {
         Ok(out)
     }
 
+    /// Rows read so far in this poll, over all sections.
+    pub fn rows_read(&self) -> u64 {
+        self.rows.used()
+    }
+
     /// Backoff before retrying a retryable vendor error: `poll.retry_backoff`, doubling, ≤ 30 s.
     fn retry_wait(&self, attempt: u32) -> std::time::Duration {
         let base = self.transport.settings().retry_backoff;

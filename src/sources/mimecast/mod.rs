@@ -61,7 +61,7 @@ impl MimecastSource {
         let mut b = MetricsBuilder::new();
         match endpoint {
             MimecastEndpoint::PerformanceDetails => {
-                let rows = self
+                let mut rows = self
                     .client
                     .fetch_rows::<PerformanceRow>(
                         PERFORMANCE,
@@ -70,13 +70,15 @@ impl MimecastSource {
                         false,
                     )
                     .await?;
+                self.fold_departments(&mut rows.rows, |r| r.department.as_mut());
                 metrics::performance(&mut b, &self.key, account, &rows.rows, m);
             }
             MimecastEndpoint::WatchlistDetails => {
-                let rows = self
+                let mut rows = self
                     .client
                     .fetch_rows::<WatchlistRow>(WATCHLIST, None, false)
                     .await?;
+                self.fold_departments(&mut rows.rows, |r| r.department.as_mut());
                 metrics::watchlist(&mut b, &self.key, account, &rows.rows, m);
             }
             MimecastEndpoint::SafeScoreDetails => {
@@ -121,7 +123,7 @@ impl MimecastSource {
                     .fetch_rows::<PhishingCampaign>(PHISHING, None, false)
                     .await?;
                 // Every campaign's recipients: reports per campaign, results by department.
-                let all = futures::future::try_join_all(rows.rows.into_iter().map(|c| async {
+                let mut all = futures::future::try_join_all(rows.rows.into_iter().map(|c| async {
                     let id = c.id.clone().unwrap_or_default();
                     let users = self
                         .client
@@ -134,11 +136,36 @@ impl MimecastSource {
                     Ok::<_, FetchError>((c, users.rows))
                 }))
                 .await?;
+                let departments = all
+                    .iter_mut()
+                    .flat_map(|(_, users)| users.iter_mut())
+                    .filter_map(|u| u.department.as_mut())
+                    .collect();
+                crate::sources::labels::fold_rare(
+                    &self.key,
+                    "department",
+                    departments,
+                    m.max_label_values,
+                    &self.ctx.stats,
+                );
                 metrics::phishing(&mut b, account, &all);
                 metrics::phishing_departments(&mut b, &self.key, account, &all, m);
             }
         }
         Ok(b.finish())
+    }
+
+    /// Department names come from the vendor: at most `metrics.max_label_values` of them keep
+    /// their own series.
+    fn fold_departments<T>(&self, rows: &mut [T], department: fn(&mut T) -> Option<&mut String>) {
+        let values = rows.iter_mut().filter_map(department).collect();
+        crate::sources::labels::fold_rare(
+            &self.key,
+            "department",
+            values,
+            self.ctx.metrics.max_label_values,
+            &self.ctx.stats,
+        );
     }
 
     /// campaign/get-campaigns: `data[0].campaigns[]` (or campaigns directly in `data[]`).
@@ -198,6 +225,7 @@ impl Source for MimecastSource {
                 }
             }))
             .await;
+            self.ctx.stats.rows_read(self.client.rows_read());
             PollOutcome { sections }
         }
         .boxed()
