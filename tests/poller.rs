@@ -323,7 +323,11 @@ async fn poll_logs_name_their_source_and_tell_the_truth_about_kept_data() {
     // Wait for the log lines themselves, not for the poll count: the third poll is counted
     // when it starts, and on a loaded machine its "poll failed" line can come much later.
     let failures = |text: &str| text.lines().filter(|l| l.contains("poll failed")).count();
-    assert!(eventually(30, || failures(&out.text()) >= 2).await, "{}", out.text());
+    assert!(
+        eventually(30, || failures(&out.text()) >= 2).await,
+        "{}",
+        out.text()
+    );
     handle.abort();
     let text = out.text();
     let lines: Vec<&str> = text.lines().collect();
