@@ -52,7 +52,7 @@ fn scrape_bench(rt: &tokio::runtime::Runtime) {
         let pop = Population::generate(9, n);
         let users = users_from(&pop);
         for per_user in [false, true] {
-            let key = SourceKey::new(Platform::CyberPilot, "bench");
+            let key = SourceKey::new(Platform::new("cyberpilot"), "bench");
             let metrics = MetricsConfig {
                 per_user,
                 max_users: 1_000_000,

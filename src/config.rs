@@ -9,15 +9,19 @@
 
 mod reader;
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::snapshot::{Platform, SourceKey};
+use crate::model::{Platform, SourceKey};
+use crate::sources::registry::{self, AccountConfig, Vendor};
+use crate::sources::SourceInfo;
 use reader::{at_line, Ctx, Findings, Origin, Section};
 
 /// A secret value, zeroized when dropped (`secrecy`). It can be compared and used, never
@@ -64,10 +68,14 @@ pub enum ConfigError {
     )]
     Empty { path: String },
     #[error(
-        "config file {path} names no account: add a [[cyberpilot]] or [[mimecast]] block \
+        "config file {path} names no account: add a {tables} block \
          (see config.example.toml), or run with --demo"
     )]
-    NoSources { path: String },
+    NoSources {
+        path: String,
+        /// Every registered platform's table: `[[cyberpilot]] or [[mimecast]]`.
+        tables: String,
+    },
     #[error(
         "config file {path} changed while it was read; it was not used. Replace it atomically \
          (write a new file beside it, then rename it over the old one)"
@@ -131,34 +139,28 @@ pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigErro
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:10019";
-pub const DEFAULT_CYBERPILOT_URL: &str = "https://api.app.cyberpilot.io";
-pub const DEFAULT_MIMECAST_URL: &str = "https://api.services.mimecast.com";
 
-/// API 1.0 regional hosts (`region` key). Offshore is `je-api` in Mimecast's API 1.0 samples
-/// (its SSO pages say `jer-api`; set `base_url` if your tenant differs).
-pub const MIMECAST_REGIONS: [(&str, &str); 10] = [
-    ("eu", "https://eu-api.mimecast.com"),
-    ("de", "https://de-api.mimecast.com"),
-    ("us", "https://us-api.mimecast.com"),
-    ("usb", "https://usb-api.mimecast.com"),
-    ("ca", "https://ca-api.mimecast.com"),
-    ("za", "https://za-api.mimecast.com"),
-    ("au", "https://au-api.mimecast.com"),
-    ("jer", "https://je-api.mimecast.com"),
-    ("je", "https://je-api.mimecast.com"),
-    ("offshore", "https://je-api.mimecast.com"),
-];
+/// Every registered vendor's secret keys (each also accepted as `<name>_file` and
+/// `<name>_env`): their values are never shown in a message.
+pub fn secret_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = registry::VENDORS
+        .iter()
+        .flat_map(|v| v.secret_keys().iter().copied())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
 
-/// The keys whose values are secrets, with their `_file` and `_env` forms: their values are
-/// never shown in a message.
-pub const SECRET_KEYS: [&str; 6] = [
-    "token",
-    "password",
-    "client_secret",
-    "app_key",
-    "access_key",
-    "secret_key",
-];
+/// `[[a]], [[b]] or [[c]]`: every registered platform's table, for messages.
+fn vendor_tables() -> String {
+    let tables: Vec<String> = registry::platforms().map(|p| format!("[[{p}]]")).collect();
+    match tables.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
 
 // ---------------------------------------------------------------- validated configuration
 
@@ -250,107 +252,61 @@ impl Default for MetricsConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceConfig {
-    CyberPilot(CyberPilotConfig),
-    Mimecast(MimecastConfig),
+/// One configured account of one registered vendor: its registration and its validated
+/// config (see [`crate::sources::registry`]).
+#[derive(Clone)]
+pub struct SourceConfig {
+    vendor: &'static dyn Vendor,
+    account: Arc<dyn AccountConfig>,
 }
 
 impl SourceConfig {
+    pub fn new(vendor: &'static dyn Vendor, account: Arc<dyn AccountConfig>) -> Self {
+        SourceConfig { vendor, account }
+    }
     pub fn key(&self) -> SourceKey {
-        match self {
-            SourceConfig::CyberPilot(c) => SourceKey::new(Platform::CyberPilot, &c.account),
-            SourceConfig::Mimecast(c) => SourceKey::new(Platform::Mimecast, &c.account),
-        }
+        SourceKey::new(self.vendor.platform(), self.account.account())
+    }
+    pub fn platform(&self) -> Platform {
+        self.vendor.platform()
     }
     pub fn interval(&self) -> Option<Duration> {
-        match self {
-            SourceConfig::CyberPilot(c) => c.interval,
-            SourceConfig::Mimecast(c) => c.interval,
-        }
+        self.account.interval()
+    }
+    /// The vendor's registration.
+    pub fn vendor(&self) -> &'static dyn Vendor {
+        self.vendor
+    }
+    /// The vendor's own config of this account.
+    pub fn account(&self) -> &dyn AccountConfig {
+        self.account.as_ref()
+    }
+    /// The vendor's own config type, when it is `T`.
+    pub fn get<T: AccountConfig>(&self) -> Option<&T> {
+        self.account.as_ref().as_any().downcast_ref::<T>()
+    }
+    /// What `--check-config` says of the source after its key.
+    pub fn describe(&self) -> String {
+        self.account.describe()
+    }
+    /// What the landing page shows of the source.
+    pub fn info(&self) -> SourceInfo {
+        self.account.info()
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct CyberPilotConfig {
-    pub account: String,
-    pub account_id: String,
-    pub base_url: String,
-    pub auth: CyberPilotAuth,
-    pub page_size: usize,
-    pub interval: Option<Duration>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum CyberPilotAuth {
-    Token(Secret),
-    Login {
-        token_url: String,
-        client_id: String,
-        username: String,
-        password: Secret,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct MimecastConfig {
-    pub account: String,
-    pub base_url: String,
-    pub auth: MimecastAuth,
-    pub page_size: usize,
-    pub endpoints: Vec<MimecastEndpoint>,
-    pub interval: Option<Duration>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum MimecastAuth {
-    OAuth2 {
-        client_id: String,
-        client_secret: Secret,
-    },
-    Hmac {
-        app_id: String,
-        app_key: Secret,
-        access_key: Secret,
-        secret_key: Secret,
-    },
-}
-
-/// The Mimecast endpoint groups that can be switched on or off per account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum MimecastEndpoint {
-    PerformanceDetails,
-    WatchlistDetails,
-    SafeScoreDetails,
-    TrainingDetails,
-    Campaigns,
-    PhishingCampaigns,
-}
-
-impl MimecastEndpoint {
-    pub const ALL: [MimecastEndpoint; 6] = [
-        MimecastEndpoint::PerformanceDetails,
-        MimecastEndpoint::WatchlistDetails,
-        MimecastEndpoint::SafeScoreDetails,
-        MimecastEndpoint::TrainingDetails,
-        MimecastEndpoint::Campaigns,
-        MimecastEndpoint::PhishingCampaigns,
-    ];
-
-    /// The name used in the config file and in the `endpoint` label's group.
-    pub fn name(self) -> &'static str {
-        match self {
-            MimecastEndpoint::PerformanceDetails => "performance-details",
-            MimecastEndpoint::WatchlistDetails => "watchlist-details",
-            MimecastEndpoint::SafeScoreDetails => "safe-score-details",
-            MimecastEndpoint::TrainingDetails => "training-details",
-            MimecastEndpoint::Campaigns => "campaigns",
-            MimecastEndpoint::PhishingCampaigns => "phishing-campaigns",
-        }
+impl PartialEq for SourceConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.platform() == other.platform() && self.account.dyn_eq(other.account.as_ref().as_any())
     }
+}
 
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.name() == name)
+impl fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceConfig")
+            .field("platform", &self.platform())
+            .field("account", &self.account)
+            .finish()
     }
 }
 
@@ -411,7 +367,10 @@ pub fn check_file(path: &Path) -> Report {
     let mut report = check_text(&text, &origin, base);
     if let Some(c) = &report.config {
         if c.sources.is_empty() {
-            report.errors.push(ConfigError::NoSources { path: origin });
+            report.errors.push(ConfigError::NoSources {
+                path: origin,
+                tables: vendor_tables(),
+            });
             report.config = None;
         } else if c.has_inline_secrets && world_readable(path) {
             report.warnings.push(format!(
@@ -491,7 +450,14 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
 pub fn check_text(text: &str, origin: &str, base: &Path) -> Report {
     let vars = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-    check_with_env(text, origin, base, vars, &|name| std::env::var(name).ok())
+    check_with_env(
+        text,
+        origin,
+        base,
+        vars,
+        &|name| std::env::var(name).ok(),
+        registry::VENDORS,
+    )
 }
 
 fn check_with_env(
@@ -500,13 +466,14 @@ fn check_with_env(
     base: &Path,
     vars: impl IntoIterator<Item = (String, String)>,
     env: &dyn Fn(&str) -> Option<String>,
+    vendors: &[&'static dyn Vendor],
 ) -> Report {
     let doc = match toml_edit::ImDocument::parse(text) {
         Ok(d) => d,
         Err(e) => return Report::failed(syntax_error(text, origin, &e)),
     };
     let ctx = Ctx::new(text, vars);
-    let resolved = resolve(&ctx, doc.as_table(), base, env);
+    let resolved = resolve(&ctx, doc.as_table(), base, env, vendors);
     let mut found: Findings = ctx.into_findings();
     // In the order of the file, so they read top to bottom; problems without a line last.
     found.errors.sort_by_key(|e| match e {
@@ -631,28 +598,33 @@ fn resolve(
     root: &dyn toml_edit::TableLike,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
+    vendors: &[&'static dyn Vendor],
 ) -> Option<(Config, Option<PathBuf>)> {
     let mut root = Section::root(ctx, root);
     let poll = resolve_poll(root.optional_table("poll"));
     let metrics = resolve_metrics(root.optional_table("metrics"));
     let server = resolve_server(root.optional_table("server"), base);
-    let secrets = Secrets { ctx, base, env };
+    let secrets = Secrets {
+        ctx,
+        base,
+        env,
+        inline: Cell::new(false),
+    };
 
     let mut sources = Vec::new();
-    let mut inline = false;
-    for s in root.tables("cyberpilot") {
-        if let Some((cfg, has_inline)) = resolve_cyberpilot(s, &secrets) {
-            inline |= has_inline;
-            sources.push(SourceConfig::CyberPilot(cfg));
-        }
-    }
-    for s in root.tables("mimecast") {
-        if let Some((cfg, has_inline)) = resolve_mimecast(s, &secrets) {
-            inline |= has_inline;
-            sources.push(SourceConfig::Mimecast(cfg));
+    for vendor in vendors.iter().copied() {
+        for section in root.tables(vendor.platform().as_str()) {
+            let block = Block {
+                section,
+                secrets: &secrets,
+            };
+            if let Some(account) = vendor.read_account(block) {
+                sources.push(SourceConfig::new(vendor, account));
+            }
         }
     }
     root.finish();
+    let inline = secrets.inline.get();
 
     let mut seen = BTreeSet::new();
     for s in &sources {
@@ -907,13 +879,16 @@ struct Secrets<'a> {
     ctx: &'a Ctx<'a>,
     base: &'a Path,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// Set once any secret is written inline in the file (the permission warning).
+    inline: Cell<bool>,
 }
 
-/// A resolved secret, whether it was written inline, and the key the user wrote it with.
-struct Resolved {
-    secret: Secret,
-    inline: bool,
-    key: &'static str,
+/// A resolved secret and the key the user wrote it with (`secret_key_file`), for messages
+/// about its content.
+#[derive(Debug)]
+pub struct Resolved {
+    pub secret: Secret,
+    pub key: &'static str,
 }
 
 /// Whether `name` can be an environment variable's name: letters, digits and `_`, not starting
@@ -995,9 +970,11 @@ impl Secrets<'_> {
             origin.error(self.ctx, "the secret is empty");
             return None;
         }
+        if inline {
+            self.inline.set(true);
+        }
         Some(Resolved {
             secret: Secret::new(value.as_str()),
-            inline,
             key,
         })
     }
@@ -1013,310 +990,197 @@ impl Secrets<'_> {
     }
 }
 
-fn resolve_cyberpilot(
-    mut s: Section<'_>,
-    secrets: &Secrets<'_>,
-) -> Option<(CyberPilotConfig, bool)> {
-    let account = check_account(&mut s);
-    let account_id = required(&mut s, "account_id");
-    if account_id
-        .as_ref()
-        .is_some_and(|a| a.contains(['/', '?', '#']))
-    {
-        s.error("account_id", "must not contain '/', '?' or '#'");
-    }
-    let base_url = check_url(&mut s, "base_url", Some(DEFAULT_CYBERPILOT_URL));
-    let page_size = match s.uint("page_size") {
-        Some(p) if !(1..=10_000).contains(&p) => {
-            s.error("page_size", "must be between 1 and 10000");
-            None
-        }
-        Some(p) => Some(p),
-        // Asked for, not assumed: the server's own cap (seen in `fetched`) sets the paging.
-        None => Some(1000),
-    };
-    let token = secrets.resolve(&mut s, ["token", "token_file", "token_env"]);
-    let token_given = ["token", "token_file", "token_env"]
-        .iter()
-        .any(|k| s.has(k));
-    let login = s.table("login");
-    let auth = match (token_given, login) {
-        (true, Some(_)) => {
-            s.error(
-                "login",
-                "give either a token or a [login] section, not both",
-            );
-            None
-        }
-        (true, None) => token.map(|t| (CyberPilotAuth::Token(t.secret), t.inline)),
-        (false, Some(mut login)) => {
-            let token_url = check_url(&mut login, "token_url", None);
-            let client_id = required(&mut login, "client_id");
-            let username = required(&mut login, "username");
-            let password =
-                secrets.require(&mut login, ["password", "password_file", "password_env"]);
-            login.finish();
-            match (token_url, client_id, username, password) {
-                (Some(token_url), Some(client_id), Some(username), Some(p)) => Some((
-                    CyberPilotAuth::Login {
-                        token_url,
-                        client_id,
-                        username,
-                        password: p.secret,
-                    },
-                    p.inline,
-                )),
-                _ => None,
-            }
-        }
-        (false, None) => {
-            s.error(
-                "token",
-                "is required (or `token_file`, `token_env`, or a [cyberpilot.login] section)",
-            );
-            None
-        }
-    };
-    let interval = source_interval(&mut s);
-    s.finish();
-    let (auth, inline) = auth?;
-    Some((
-        CyberPilotConfig {
-            account: account?,
-            account_id: account_id?,
-            base_url: base_url?,
-            auth,
-            page_size: page_size?,
-            interval,
-        },
-        inline,
-    ))
+// ---------------------------------------------------------------- vendor blocks
+
+/// One `[[<platform>]]` block (or a table inside it) as a vendor reads it
+/// ([`crate::sources::registry::Vendor::read_account`]). Every getter records the key as known
+/// and reports a problem with the key's full name (`mimecast[1].page_size`) and line, in the
+/// user's words, never showing a value. [`finish`](Self::finish) reports every key nothing
+/// read, with a "did you mean" hint.
+pub struct Block<'a> {
+    section: Section<'a>,
+    secrets: &'a Secrets<'a>,
 }
 
-/// `base_url`, or the API 1.0 host of `region`. API 1.0 (hmac) has no global host, so it needs
-/// one of the two; API 2.0 (oauth2) defaults to its global gateway.
-fn mimecast_base_url(s: &mut Section<'_>, hmac: bool) -> Option<String> {
-    let region = s.string("region");
-    match (s.has("base_url"), region) {
-        (true, Some(_)) => {
-            s.error("region", "give either base_url or region, not both");
-            s.mark_read("base_url");
-            None
-        }
-        (true, None) => check_url(s, "base_url", None),
-        (false, Some(region)) if hmac => {
-            let host = MIMECAST_REGIONS
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(region.trim()))
-                .map(|(_, host)| host.to_string());
-            if host.is_none() {
-                s.error(
-                    "region",
-                    format!(
-                        "unknown region {region:?}; known: eu, de, us, usb, ca, za, au, jer (offshore)"
-                    ),
-                );
-            }
-            host
-        }
-        (false, Some(_)) => {
-            s.error(
-                "region",
-                "selects an API 1.0 host and needs auth = \"hmac\"; API 2.0 (oauth2) uses base_url \
-                 (default https://api.services.mimecast.com)",
-            );
-            None
-        }
-        (false, None) if hmac && !s.has("region") => {
-            s.error(
-                "region",
-                "auth = \"hmac\" (API 1.0) needs region (eu, de, us, usb, ca, za, au, jer) or base_url; \
-                 the default host is the API 2.0 gateway, which does not accept API 1.0 signatures",
-            );
-            None
-        }
-        (false, None) if s.has("region") => None,
-        (false, None) => Some(DEFAULT_MIMECAST_URL.to_string()),
+impl<'a> Block<'a> {
+    /// Optional text in quotes.
+    pub fn string(&mut self, key: &'static str) -> Option<String> {
+        self.section.string(key)
+    }
+    /// Required, non-empty text.
+    pub fn required(&mut self, key: &'static str) -> Option<String> {
+        required(&mut self.section, key)
+    }
+    /// A whole number ≥ 0.
+    pub fn uint(&mut self, key: &'static str) -> Option<usize> {
+        self.section.uint(key)
+    }
+    pub fn boolean(&mut self, key: &'static str) -> Option<bool> {
+        self.section.boolean(key)
+    }
+    /// A duration in quotes ("90s", "15m").
+    pub fn duration(&mut self, key: &'static str) -> Option<Duration> {
+        self.section.duration(key)
+    }
+    /// A list of texts.
+    pub fn strings(&mut self, key: &'static str) -> Option<Vec<String>> {
+        self.section.strings(key)
+    }
+    /// Whether `key` is set at all.
+    pub fn has(&self, key: &str) -> bool {
+        self.section.has(key)
+    }
+    /// Marks `key` as known without reading it (it belongs to another mode and is reported on
+    /// its own).
+    pub fn mark_read(&mut self, key: &'static str) {
+        self.section.mark_read(key)
+    }
+    /// Reports a problem with `key` (its line if it is written, else the block's).
+    pub fn error(&self, key: &str, message: impl Into<String>) {
+        self.section.error(key, message)
+    }
+    /// A warning (printed by `--check-config`, logged at start-up); never show a value in it.
+    pub fn warn(&self, message: impl Into<String>) {
+        self.section.ctx().warn(message)
+    }
+    /// The `account` label's value: required, at most 128 characters, no control characters.
+    pub fn account(&mut self) -> Option<String> {
+        check_account(&mut self.section)
+    }
+    /// The account's own `interval` (1s to 7 days), if set.
+    pub fn interval(&mut self) -> Option<Duration> {
+        source_interval(&mut self.section)
+    }
+    /// An absolute http(s) URL without credentials, its trailing `/` removed; `default` when
+    /// the key is absent (`None`: required). Plain http:// to another host is warned about.
+    pub fn url(&mut self, key: &'static str, default: Option<&str>) -> Option<String> {
+        check_url(&mut self.section, key, default)
+    }
+    /// A secret given as `<name>`, `<name>_file` or `<name>_env` (`keys` in that order); at
+    /// most one of them. `None` when none is set or it is unusable (reported).
+    pub fn secret(&mut self, keys: [&'static str; 3]) -> Option<Resolved> {
+        self.secrets.resolve(&mut self.section, keys)
+    }
+    /// Like [`secret`](Self::secret), reporting a missing one as required.
+    pub fn require_secret(&mut self, keys: [&'static str; 3]) -> Option<Resolved> {
+        self.secrets.require(&mut self.section, keys)
+    }
+    /// A table inside the block (`[cyberpilot.login]`), read the same way.
+    pub fn table(&mut self, key: &'static str) -> Option<Block<'a>> {
+        let section = self.section.table(key)?;
+        Some(Block {
+            section,
+            secrets: self.secrets,
+        })
+    }
+    /// Ends the block: every key nothing read is reported as unknown.
+    pub fn finish(self) {
+        self.section.finish()
     }
 }
 
-fn resolve_mimecast(mut s: Section<'_>, secrets: &Secrets<'_>) -> Option<(MimecastConfig, bool)> {
-    let account = check_account(&mut s);
-    // 500 is both the default and the most any public client asks for (Azure Sentinel's
-    // MAX_PAGE_SIZE); larger Mimecast pages are unconfirmed.
-    let page_size = match s.uint("page_size") {
-        Some(p) if !(1..=500).contains(&p) => {
-            s.error("page_size", "must be between 1 and 500");
+#[cfg(test)]
+mod tests {
+    //! A vendor plugs in through its registration alone: a toy vendor, unknown to the rest of
+    //! the program, gets strict keys with lines, `_file`/`_env` secrets and the reload diff.
+
+    use super::*;
+    use crate::sources::{Source, SourceContext};
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct ToyConfig {
+        account: String,
+        token: Secret,
+        page_size: usize,
+    }
+
+    impl AccountConfig for ToyConfig {
+        fn account(&self) -> &str {
+            &self.account
+        }
+        fn interval(&self) -> Option<Duration> {
             None
         }
-        Some(p) => Some(p),
-        None => Some(500),
-    };
-    let mut inline = false;
-    let auth_mode = if s.has("auth") {
-        s.string("auth")
-    } else {
-        Some("oauth2".to_string())
-    };
-    let auth = match auth_mode.as_deref() {
-        Some("oauth2") => {
-            let client_id = required(&mut s, "client_id");
-            let secret = secrets.require(
-                &mut s,
-                ["client_secret", "client_secret_file", "client_secret_env"],
-            );
-            match (client_id, secret) {
-                (Some(client_id), Some(r)) => {
-                    inline |= r.inline;
-                    Some(MimecastAuth::OAuth2 {
-                        client_id,
-                        client_secret: r.secret,
-                    })
-                }
-                _ => None,
-            }
+        fn describe(&self) -> String {
+            format!("page size {}", self.page_size)
         }
-        Some("hmac") => {
-            let app_id = required(&mut s, "app_id");
-            let app_key = secrets.require(&mut s, ["app_key", "app_key_file", "app_key_env"]);
-            let access_key =
-                secrets.require(&mut s, ["access_key", "access_key_file", "access_key_env"]);
-            let secret_key =
-                secrets.require(&mut s, ["secret_key", "secret_key_file", "secret_key_env"]);
-            let secret_key = secret_key.filter(|r| {
-                use base64::Engine as _;
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(r.secret.expose())
-                    .map(Zeroizing::new);
-                if decoded.is_err() {
-                    // Name the key the user wrote: `secret_key_file`, not `secret_key`.
-                    s.error(
-                        r.key,
-                        "does not hold valid base64 (Mimecast issues secret keys in base64)",
-                    );
-                }
-                decoded.is_ok()
-            });
-            match (app_id, app_key, access_key, secret_key) {
-                (Some(app_id), Some(app_key), Some(access_key), Some(secret_key)) => {
-                    inline |= app_key.inline || access_key.inline || secret_key.inline;
-                    Some(MimecastAuth::Hmac {
-                        app_id,
-                        app_key: app_key.secret,
-                        access_key: access_key.secret,
-                        secret_key: secret_key.secret,
-                    })
-                }
-                _ => None,
-            }
+        fn info(&self) -> SourceInfo {
+            SourceInfo::default()
         }
-        Some(_) => {
-            s.error("auth", "must be \"oauth2\" or \"hmac\"");
-            // Read the other keys so they are not also reported as unknown.
-            for k in [
-                "client_id",
-                "client_secret",
-                "client_secret_file",
-                "client_secret_env",
-                "app_id",
-                "app_key",
-                "app_key_file",
-                "app_key_env",
-                "access_key",
-                "access_key_file",
-                "access_key_env",
-                "secret_key",
-                "secret_key_file",
-                "secret_key_env",
-            ] {
-                s.mark_read(k);
-            }
-            None
-        }
-        None => None,
-    };
-    if auth_mode.as_deref() == Some("oauth2") {
-        for k in [
-            "app_id",
-            "app_key",
-            "app_key_file",
-            "app_key_env",
-            "access_key",
-            "access_key_file",
-            "access_key_env",
-            "secret_key",
-            "secret_key_file",
-            "secret_key_env",
-        ] {
-            if s.has(k) {
-                s.mark_read(k);
-                s.error(
-                    k,
-                    "belongs to auth = \"hmac\" (API 1.0); this account uses auth = \"oauth2\"",
-                );
-            }
-        }
-    } else if auth_mode.as_deref() == Some("hmac") {
-        for k in [
-            "client_id",
-            "client_secret",
-            "client_secret_file",
-            "client_secret_env",
-        ] {
-            if s.has(k) {
-                s.mark_read(k);
-                s.error(
-                    k,
-                    "belongs to auth = \"oauth2\" (API 2.0); this account uses auth = \"hmac\"",
-                );
-            }
+        fn build(&self, _ctx: SourceContext) -> Arc<dyn Source> {
+            unimplemented!("not polled in this test")
         }
     }
-    let base_url = mimecast_base_url(&mut s, auth_mode.as_deref() == Some("hmac"));
-    let endpoints = match s.strings("endpoints") {
-        None if s.has("endpoints") => None,
-        None => Some(MimecastEndpoint::ALL.to_vec()),
-        Some(names) => {
-            let mut out = Vec::new();
-            let mut ok = true;
-            for name in names {
-                match MimecastEndpoint::parse(&name) {
-                    Some(e) => {
-                        if !out.contains(&e) {
-                            out.push(e);
-                        }
-                    }
-                    None => {
-                        ok = false;
-                        s.error(
-                            "endpoints",
-                            format!(
-                                "unknown endpoint {name:?}; known: {}",
-                                MimecastEndpoint::ALL.map(|e| e.name()).join(", ")
-                            ),
-                        );
-                    }
-                }
-            }
-            if ok && out.is_empty() {
-                s.error("endpoints", "must name at least one endpoint");
-                ok = false;
-            }
-            out.sort();
-            ok.then_some(out)
+
+    struct Toy;
+
+    impl Vendor for Toy {
+        fn platform(&self) -> Platform {
+            Platform::new("toy")
         }
-    };
-    let interval = source_interval(&mut s);
-    s.finish();
-    Some((
-        MimecastConfig {
-            account: account?,
-            base_url: base_url?,
-            auth: auth?,
-            page_size: page_size?,
-            endpoints: endpoints?,
-            interval,
-        },
-        inline,
-    ))
+        fn title(&self) -> &'static str {
+            "Toy"
+        }
+        fn read_account(&self, mut b: Block<'_>) -> Option<Arc<dyn AccountConfig>> {
+            let account = b.account();
+            let token = b.require_secret(["token", "token_file", "token_env"]);
+            let page_size = b.uint("page_size").unwrap_or(10);
+            b.finish();
+            Some(Arc::new(ToyConfig {
+                account: account?,
+                token: token?.secret,
+                page_size,
+            }))
+        }
+        fn secret_keys(&self) -> &'static [&'static str] {
+            &["token"]
+        }
+    }
+
+    static TOY: Toy = Toy;
+
+    fn check(text: &str) -> Report {
+        let env = |name: &str| (name == "TOY_TOKEN").then(|| "from-env".to_string());
+        check_with_env(text, "t.toml", Path::new("."), [], &env, &[&TOY])
+    }
+
+    #[test]
+    fn a_registered_vendor_gets_strict_keys_secrets_and_equality() {
+        let r = check("[[toy]]\naccount = \"a\"\ntoken_env = \"TOY_TOKEN\"\npage_size = 5\n");
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let c = r.config.unwrap();
+        let toy = c.sources[0].get::<ToyConfig>().unwrap();
+        assert_eq!(toy.token.expose(), "from-env");
+        assert_eq!(c.sources[0].key().to_string(), "toy/a");
+        assert_eq!(c.sources[0].describe(), "page size 5");
+        assert!(!c.has_inline_secrets);
+
+        let again = check("[[toy]]\naccount = \"a\"\ntoken_env = \"TOY_TOKEN\"\npage_size = 5\n");
+        assert_eq!(again.config.unwrap().sources, c.sources);
+        let other = check("[[toy]]\naccount = \"a\"\ntoken = \"inline\"\npage_size = 6\n");
+        let other = other.config.unwrap();
+        assert_ne!(other.sources, c.sources);
+        assert!(other.has_inline_secrets);
+
+        let bad = check(
+            "[[toy]]\naccount = \"a\"\ntoken = \"SECRET-VALUE\"\ntoken_file = \"x\"\npagesize = 5\n",
+        );
+        let text: Vec<String> = bad.errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            text,
+            [
+                "config key `toy[0].token_file` (line 4): give only one of `token`, `token_file`, `token_env`",
+                "config key `toy[0].pagesize` (line 5): unknown key; did you mean `page_size`?",
+            ]
+        );
+        assert!(!text.concat().contains("SECRET-VALUE"));
+    }
+
+    #[test]
+    fn no_account_names_every_registered_table() {
+        let tables = vendor_tables();
+        for p in registry::platforms() {
+            assert!(tables.contains(&format!("[[{p}]]")), "{tables}");
+        }
+    }
 }

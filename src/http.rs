@@ -134,8 +134,37 @@ pub struct VendorError {
     pub reason: Option<FailureReason>,
 }
 
-/// Reads a vendor's error body: `(HTTP status, body) -> VendorError`. Set per source.
-pub type ErrorReader = fn(u16, &[u8]) -> Option<VendorError>;
+/// A vendor's HTTP semantics, as hooks the transport calls on every answer. A vendor
+/// registration (`crate::sources::registry::Vendor::http`) supplies them; the defaults are plain
+/// HTTP: no quota headers, error bodies not read, 401 and 403 mean the credentials were refused.
+pub trait VendorHttp: Send + Sync + std::fmt::Debug {
+    /// How long until the vendor's quota window reopens, from an answer's headers (a 429 waits
+    /// this long when it has no `Retry-After`).
+    fn rate_limit_reset(&self, _headers: &HeaderMap) -> Option<Duration> {
+        None
+    }
+    /// Whether an answer's headers say the quota is used up, so the transport pauses (for
+    /// [`rate_limit_reset`](Self::rate_limit_reset)) before the vendor has to answer 429.
+    fn quota_exhausted(&self, _headers: &HeaderMap) -> bool {
+        false
+    }
+    /// Reads the body of an error answer (every 4xx and 5xx but 429): `None` when it says
+    /// nothing the vendor documents.
+    fn read_error(&self, _status: u16, _body: &[u8]) -> Option<VendorError> {
+        None
+    }
+    /// Whether `status` means the credentials were refused (reason `auth`). Token requests
+    /// also treat every other 4xx but 429 as `auth`.
+    fn is_auth(&self, status: StatusCode) -> bool {
+        status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
+    }
+}
+
+/// Plain HTTP semantics (every [`VendorHttp`] default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlainHttp;
+
+impl VendorHttp for PlainHttp {}
 
 /// One account's view of the network.
 #[derive(Debug)]
@@ -148,8 +177,8 @@ pub struct Transport {
     global: Arc<Semaphore>,
     /// Set when the vendor said the quota is exhausted: nothing is sent before it.
     paused_until: Mutex<Option<Instant>>,
-    /// The source's reader of error bodies, if it has one.
-    error_reader: Option<ErrorReader>,
+    /// The vendor's HTTP semantics (quota headers, error bodies, auth statuses).
+    vendor: &'static dyn VendorHttp,
 }
 
 enum Attempt {
@@ -173,13 +202,13 @@ impl Transport {
             settings,
             permits,
             paused_until: Mutex::new(None),
-            error_reader: None,
+            vendor: &PlainHttp,
         }
     }
 
-    /// Lets the source read the bodies of error answers (its own error format).
-    pub fn with_error_reader(mut self, reader: ErrorReader) -> Self {
-        self.error_reader = Some(reader);
+    /// Uses the vendor's HTTP semantics instead of plain HTTP's.
+    pub fn with_vendor(mut self, vendor: &'static dyn VendorHttp) -> Self {
+        self.vendor = vendor;
         self
     }
 
@@ -333,8 +362,8 @@ impl Transport {
         };
 
         // Quota headers on every answer: stop before the vendor has to say 429.
-        let reset = rate_limit_reset(&headers);
-        if header_u64(&headers, "x-ratelimit-remaining") == Some(0) {
+        let reset = self.vendor.rate_limit_reset(&headers);
+        if self.vendor.quota_exhausted(&headers) {
             if let Some(reset) = reset {
                 self.pause(reset).await;
             }
@@ -348,26 +377,23 @@ impl Transport {
                 .to_string(),
             status: Some(code),
         };
-        let vendor = match self.error_reader {
-            Some(read)
-                if (status.is_client_error() || status.is_server_error())
-                    && status != StatusCode::TOO_MANY_REQUESTS =>
-            {
-                read(code, &body)
-            }
-            _ => None,
+        let is_auth = self.vendor.is_auth(status)
+            || (token_request
+                && status.is_client_error()
+                && status != StatusCode::TOO_MANY_REQUESTS);
+        let vendor = if (status.is_client_error() || status.is_server_error())
+            && status != StatusCode::TOO_MANY_REQUESTS
+        {
+            self.vendor.read_error(code, &body)
+        } else {
+            None
         };
         if let Some(v) = vendor {
-            let reason = v.reason.unwrap_or(
-                if status == StatusCode::UNAUTHORIZED
-                    || status == StatusCode::FORBIDDEN
-                    || (token_request && status.is_client_error())
-                {
-                    FailureReason::Auth
-                } else {
-                    FailureReason::Http
-                },
-            );
+            let reason = v.reason.unwrap_or(if is_auth {
+                FailureReason::Auth
+            } else {
+                FailureReason::Http
+            });
             let mut e = http_error(reason);
             e.message = format!("{}: {}", e.message, v.detail);
             return if status.is_server_error() && v.reason.is_none() {
@@ -398,23 +424,12 @@ impl Transport {
                 .unwrap_or_else(|| self.backoff(1));
             self.pause(wait).await;
             Attempt::Retry(http_error(FailureReason::RateLimited), Some(Duration::ZERO))
-        } else if status == StatusCode::UNAUTHORIZED
-            || status == StatusCode::FORBIDDEN
-            || (token_request && status.is_client_error())
-        {
-            let mut e = http_error(FailureReason::Auth);
-            if let Some(code) = api_error_code(&body) {
-                e.message = format!("{} ({code})", e.message);
-            }
-            Attempt::Fail(e)
+        } else if is_auth {
+            Attempt::Fail(http_error(FailureReason::Auth))
         } else if status.is_server_error() {
             Attempt::Retry(http_error(FailureReason::Http), None)
         } else {
-            let mut e = http_error(FailureReason::Http);
-            if let Some(code) = api_error_code(&body) {
-                e.message = format!("{} ({code})", e.message);
-            }
-            Attempt::Fail(e)
+            Attempt::Fail(http_error(FailureReason::Http))
         }
     }
 }
@@ -518,15 +533,6 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Byte
     Ok(buf.freeze())
 }
 
-fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
-    headers.get(name)?.to_str().ok()?.trim().parse().ok()
-}
-
-/// `X-RateLimit-Reset` is milliseconds until a call is added back (Mimecast).
-fn rate_limit_reset(headers: &HeaderMap) -> Option<Duration> {
-    header_u64(headers, "x-ratelimit-reset").map(Duration::from_millis)
-}
-
 /// `Retry-After` in seconds (the HTTP-date form is rare for APIs; treated as absent).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
@@ -534,22 +540,4 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(|s| Duration::from_secs_f64(s.min(MAX_RATE_LIMIT_WAIT.as_secs_f64())))
-}
-
-/// The first vendor error code in a JSON error body (`fail[].errors[].code`), if any. Codes are
-/// short identifiers like `err_xdk_invalid_signature`, safe to log.
-pub fn api_error_code(body: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let code = v
-        .get("fail")?
-        .as_array()?
-        .iter()
-        .filter_map(|f| f.get("errors")?.as_array()?.first()?.get("code")?.as_str())
-        .next()?;
-    Some(
-        code.chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .take(80)
-            .collect(),
-    )
 }

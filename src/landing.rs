@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use crate::snapshot::SourceKey;
+use crate::model::SourceKey;
 use crate::store::{SourceStatus, Store};
 
 pub fn escape(s: &str) -> String {
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn escapes_everything_shown() {
-        let key = SourceKey::new(Platform::Mimecast, "<script>alert(1)</script>");
+        let key = SourceKey::new(Platform::new("mimecast"), "<script>alert(1)</script>");
         let status = SourceStatus {
             last_error: Some("bad \"thing\" & <b>".into()),
             polls_failed: 1,
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn shows_vendor_auth_demo_mode_and_the_running_poll() {
-        let key = SourceKey::new(Platform::Mimecast, "acme");
+        let key = SourceKey::new(Platform::new("mimecast"), "acme");
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(100_000);
         let status = SourceStatus {
             info: crate::sources::SourceInfo {

@@ -9,6 +9,7 @@ pub mod exposition;
 pub mod hardening;
 pub mod http;
 pub mod landing;
+pub mod model;
 pub mod poller;
 pub mod scrape_body;
 pub mod server;

@@ -6,15 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use awareness_exporter::app::{self, Exporter};
-use awareness_exporter::config::{self, Config, ConfigError, SourceConfig};
+use awareness_exporter::config::{self, Config, ConfigError};
+use awareness_exporter::sources::registry;
 use awareness_exporter::web::WebConfig;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "awareness-exporter",
-    version,
-    about = "Prometheus exporter for security awareness training platforms (Mimecast Awareness Training, CyberPilot)"
-)]
+#[command(name = "awareness-exporter", version)]
 struct Args {
     /// Path of the TOML configuration file.
     #[arg(
@@ -30,7 +27,7 @@ struct Args {
     /// reloads).
     #[arg(long = "web.enable-lifecycle")]
     enable_lifecycle: bool,
-    /// Serve metrics from built-in simulated Mimecast and CyberPilot tenants (no credentials).
+    /// Serve metrics from built-in simulated tenants of every platform (no credentials).
     #[arg(long)]
     demo: bool,
     /// Check the configuration as start-up would (web config file and listen address included)
@@ -43,6 +40,20 @@ struct Args {
     /// Log format.
     #[arg(long = "log.format", value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Print the registered platforms, one per line, and exit (read by scripts/*.py).
+    #[arg(long = "list-platforms", hide = true)]
+    list_platforms: bool,
+}
+
+/// The command line, its description naming every registered platform.
+fn parse_args() -> Args {
+    use clap::{CommandFactory, FromArgMatches};
+    let titles: Vec<&str> = registry::VENDORS.iter().map(|v| v.title()).collect();
+    let command = Args::command().about(format!(
+        "Prometheus exporter for security awareness training platforms ({})",
+        titles.join(", ")
+    ));
+    Args::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 /// The levels `--log.level` accepts, alone or as `target=level` directives.
@@ -135,29 +146,19 @@ fn check_config(args: &Args) -> ExitCode {
 fn describe(config: &Config) -> String {
     let mut out = format!("{} source(s):\n", config.sources.len());
     for s in &config.sources {
-        let detail = match s {
-            SourceConfig::CyberPilot(c) => format!("{} (account id {})", c.base_url, c.account_id),
-            SourceConfig::Mimecast(m) => format!(
-                "{} ({}, endpoints: {})",
-                m.base_url,
-                match m.auth {
-                    config::MimecastAuth::OAuth2 { .. } => "oauth2",
-                    config::MimecastAuth::Hmac { .. } => "hmac",
-                },
-                m.endpoints
-                    .iter()
-                    .map(|e| e.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        out.push_str(&format!("  - {} {}\n", s.key(), detail));
+        out.push_str(&format!("  - {} {}\n", s.key(), s.describe()));
     }
     out
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = parse_args();
+    if args.list_platforms {
+        for platform in registry::platforms() {
+            println!("{platform}");
+        }
+        return ExitCode::SUCCESS;
+    }
     if let Err(e) = init_logging(&args.log_level, &args.log_format) {
         eprintln!("awareness-exporter: {e}");
         return ExitCode::FAILURE;

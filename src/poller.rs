@@ -14,9 +14,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::config::{Config, MetricsConfig, PollConfig, SourceConfig};
-use crate::snapshot::SourceKey;
-use crate::sources::{self, Source, SourceContext, SourceInfo};
-use crate::store::{PollOutcome, Store};
+use crate::http::PlainHttp;
+use crate::model::{PollOutcome, SourceKey};
+use crate::sources::{self, Source, SourceContext};
+use crate::store::Store;
 
 /// First delay after a failed poll; doubles per consecutive failure up to the interval.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(30);
@@ -133,15 +134,12 @@ impl Poller {
                 stats,
                 poll: config.poll.clone(),
                 metrics: config.metrics.clone(),
+                http: &PlainHttp,
             };
             let source = sources::build(source_config, ctx);
             let interval = settings.interval;
-            self.store.configure(
-                &key,
-                &source.sections(),
-                interval,
-                SourceInfo::of(source_config),
-            );
+            self.store
+                .configure(&key, &source.sections(), interval, source_config.info());
             let schedule = Schedule {
                 interval,
                 deadline: config.poll.deadline.min(interval),

@@ -370,7 +370,7 @@ mod tests {
         let store = Arc::new(Store::new(Duration::from_secs(3600)));
         let now = SystemTime::now();
         for account in ["a", "b"] {
-            let key = SourceKey::new(Platform::CyberPilot, account);
+            let key = SourceKey::new(Platform::new("cyberpilot"), account);
             store.register(&key);
             publish(&store, &key, 2.0, now);
         }
@@ -401,7 +401,7 @@ mod tests {
     #[tokio::test]
     async fn data_is_built_once_per_publish_and_health_once_per_burst() {
         let store = Arc::new(Store::new(Duration::from_secs(3600)));
-        let key = SourceKey::new(Platform::Mimecast, "m");
+        let key = SourceKey::new(Platform::new("mimecast"), "m");
         let stats = store.register(&key);
         let now = SystemTime::now();
         publish(&store, &key, 1.0, now);

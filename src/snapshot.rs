@@ -8,53 +8,11 @@
 //! help): a clash is an error, not a silently mislabelled body.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
 use crate::exposition::Format;
 
-/// The vendor platform a source talks to; the value of the `platform` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Platform {
-    CyberPilot,
-    Mimecast,
-}
-
-impl Platform {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::CyberPilot => "cyberpilot",
-            Platform::Mimecast => "mimecast",
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Identifies one configured account of one platform.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SourceKey {
-    pub platform: Platform,
-    pub account: String,
-}
-
-impl SourceKey {
-    pub fn new(platform: Platform, account: &str) -> Self {
-        SourceKey {
-            platform,
-            account: account.to_string(),
-        }
-    }
-}
-
-impl fmt::Display for SourceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.platform, self.account)
-    }
-}
+// Identity types live in `crate::model`; re-exported here for older import paths.
+pub use crate::model::{Platform, SourceKey};
 
 /// The metric types a section can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,55 +3,9 @@
 //! Kept per source (not in a global registry) so removing a source on reload removes its series.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Mutex;
 
-/// Why a request to a vendor failed; the value of the `reason` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum FailureReason {
-    /// 401/403, a rejected signature or a failed token request.
-    Auth,
-    /// 429 or an exhausted quota.
-    RateLimited,
-    /// No answer within `poll.timeout`.
-    Timeout,
-    /// The connection could not be made or broke.
-    Connect,
-    /// Any other non-success HTTP status.
-    Http,
-    /// The body was not what the API documents (bad JSON, too large, wrong shape).
-    Decode,
-    /// The API reported an error inside a successful HTTP answer.
-    ApiError,
-    /// A redirect that was refused: to another host, any redirect of a token request, or a
-    /// redirect loop. Never followed, never retried: credentials stay with the vendor's host.
-    Redirect,
-    /// The vendor's TLS certificate was refused (expired, wrong host, unknown issuer): an
-    /// interception proxy or a misconfigured host, not a passing fault, so never retried.
-    Tls,
-}
-
-impl FailureReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureReason::Auth => "auth",
-            FailureReason::RateLimited => "rate_limited",
-            FailureReason::Timeout => "timeout",
-            FailureReason::Connect => "connect",
-            FailureReason::Http => "http",
-            FailureReason::Decode => "decode",
-            FailureReason::ApiError => "api_error",
-            FailureReason::Redirect => "redirect",
-            FailureReason::Tls => "tls",
-        }
-    }
-}
-
-impl fmt::Display for FailureReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::model::FailureReason;
 
 /// Monotonic counters of one source, by endpoint.
 #[derive(Debug, Default)]

@@ -5,46 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::snapshot::{merge, MetricsBuilder, Rendered, SourceKey};
+use crate::model::SourceKey;
+use crate::snapshot::{merge, MetricsBuilder, Rendered};
 use crate::sources::SourceInfo;
 use crate::stats::ApiStats;
 
-/// The result of one section (an endpoint group) of a poll.
-#[derive(Debug)]
-pub struct SectionOutcome {
-    pub name: &'static str,
-    pub result: Result<Rendered, String>,
-}
-
-/// Everything one poll of one source produced. A section is published whole or not at all.
-#[derive(Debug, Default)]
-pub struct PollOutcome {
-    pub sections: Vec<SectionOutcome>,
-}
-
-impl PollOutcome {
-    pub fn ok(&self) -> bool {
-        self.sections.iter().all(|s| s.result.is_ok())
-    }
-    /// An outcome in which every section of `names` failed for the same `reason`.
-    pub fn all_failed(names: &[&'static str], reason: &str) -> Self {
-        PollOutcome {
-            sections: names
-                .iter()
-                .map(|name| SectionOutcome {
-                    name,
-                    result: Err(reason.to_string()),
-                })
-                .collect(),
-        }
-    }
-    pub fn first_error(&self) -> Option<String> {
-        self.sections.iter().find_map(|s| match &s.result {
-            Err(e) => Some(format!("{}: {e}", s.name)),
-            Ok(_) => None,
-        })
-    }
-}
+pub use crate::model::{PollOutcome, SectionOutcome};
 
 /// What the landing page and the health metrics show about a source.
 #[derive(Debug, Clone, Default)]
@@ -549,7 +515,7 @@ mod tests {
     #[test]
     fn failed_section_keeps_last_good_data_until_max_age() {
         let store = Store::new(Duration::from_secs(60));
-        let key = SourceKey::new(Platform::CyberPilot, "a");
+        let key = SourceKey::new(Platform::new("cyberpilot"), "a");
         store.register(&key);
         assert!(!store.ready());
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use awareness_exporter::config::{
-    self, CyberPilotAuth, MimecastAuth, MimecastEndpoint, SourceConfig,
-};
+use awareness_exporter::config;
+use awareness_exporter::sources::cyberpilot::{CyberPilotAuth, CyberPilotConfig};
+use awareness_exporter::sources::mimecast::{MimecastAuth, MimecastConfig, MimecastEndpoint};
 
 const SENTINEL: &str = "SENTINEL-SECRET-7f3a9c";
 
@@ -26,7 +26,7 @@ fn minimal_config_gets_contract_defaults() {
     assert_eq!(c.poll.max_age, Duration::from_secs(6 * 3600));
     assert!(!c.metrics.per_user);
     assert_eq!(c.metrics.max_users, 20000);
-    let SourceConfig::CyberPilot(cp) = &c.sources[0] else {
+    let Some(cp) = c.sources[0].get::<CyberPilotConfig>() else {
         panic!("not cyberpilot")
     };
     assert_eq!(cp.base_url, "https://api.app.cyberpilot.io");
@@ -100,7 +100,7 @@ fn secrets_from_files_and_environment() {
         p = path.display()
     );
     let c = config::parse(&text, "t.toml").unwrap();
-    let SourceConfig::Mimecast(m) = &c.sources[0] else {
+    let Some(m) = c.sources[0].get::<MimecastConfig>() else {
         panic!()
     };
     let MimecastAuth::Hmac {
@@ -338,7 +338,7 @@ fn relative_secret_paths_resolve_against_the_config_files_folder() {
     .unwrap();
     // The test's working directory is the crate root, not the config's folder.
     let c = config::load(&path).unwrap();
-    let SourceConfig::CyberPilot(cp) = &c.sources[0] else {
+    let Some(cp) = c.sources[0].get::<CyberPilotConfig>() else {
         panic!()
     };
     assert!(matches!(&cp.auth, CyberPilotAuth::Token(t) if t.expose() == "from-the-folder"));
@@ -459,7 +459,7 @@ fn no_secret_key_in_any_form_echoes_its_value() {
             }
         }
     };
-    for name in config::SECRET_KEYS {
+    for name in config::secret_keys() {
         for line in [
             format!("{name} = [\"{SENTINEL}\"]"),
             format!("{name} = {{ v = \"{SENTINEL}\" }}"),

@@ -311,7 +311,8 @@ async fn performance_details_asks_for_user_details_with_pages_of_500() {
         auth.config_keys()
     );
     let config = parse(&text);
-    let awareness_exporter::config::SourceConfig::Mimecast(m) = &config.sources[0] else {
+    let Some(m) = config.sources[0].get::<awareness_exporter::sources::mimecast::MimecastConfig>()
+    else {
         unreachable!()
     };
     assert_eq!(m.page_size, 500, "default page size");

@@ -312,10 +312,12 @@ fn hmac_text(extra: &str) -> String {
 
 fn mimecast_base_url(text: &str) -> Result<String, String> {
     match awareness_exporter::config::parse(text, "t.toml") {
-        Ok(c) => match &c.sources[0] {
-            awareness_exporter::config::SourceConfig::Mimecast(m) => Ok(m.base_url.clone()),
-            _ => unreachable!(),
-        },
+        Ok(c) => {
+            match c.sources[0].get::<awareness_exporter::sources::mimecast::MimecastConfig>() {
+                Some(m) => Ok(m.base_url.clone()),
+                None => unreachable!(),
+            }
+        }
         Err(e) => Err(e.to_string()),
     }
 }

@@ -45,7 +45,7 @@ impl Fake {
         script: impl Fn(&'static str, u64) -> Act + Send + Sync + 'static,
     ) -> Arc<Fake> {
         Arc::new(Fake {
-            key: SourceKey::new(Platform::Mimecast, "fake"),
+            key: SourceKey::new(Platform::new("mimecast"), "fake"),
             sections,
             script: Box::new(script),
             polls: Mutex::new(Default::default()),

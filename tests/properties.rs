@@ -78,7 +78,7 @@ fn exercise_cyberpilot(text: &str) {
             .iter()
             .filter_map(|r| cp::parse_row(r))
             .collect();
-        let key = SourceKey::new(Platform::CyberPilot, "p");
+        let key = SourceKey::new(Platform::new("cyberpilot"), "p");
         let metrics = config::MetricsConfig {
             per_user: true,
             max_users: 5,

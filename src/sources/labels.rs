@@ -56,7 +56,7 @@ mod tests {
 
     #[test]
     fn the_most_common_values_stay_and_the_rest_fold() {
-        let key = SourceKey::new(Platform::CyberPilot, "a");
+        let key = SourceKey::new(Platform::new("cyberpilot"), "a");
         let stats = ApiStats::default();
         let mut v: Vec<String> = ["x", "y", "y", "z", "z", "z", "w"]
             .iter()

@@ -1,10 +1,12 @@
-//! Sources: one per configured account, each behind the same small interface.
+//! Sources: one per configured account, each behind the same small interface. Vendors are
+//! registered in [`registry`]; nothing else here names one.
 
 pub mod cyberpilot;
 pub mod decode;
 pub mod labels;
 pub mod lenient;
 pub mod mimecast;
+pub mod registry;
 pub mod token;
 
 use std::sync::Arc;
@@ -12,10 +14,9 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::config::{MetricsConfig, PollConfig, SourceConfig};
-use crate::http::{Transport, TransportSettings};
-use crate::snapshot::SourceKey;
+use crate::http::{PlainHttp, Transport, TransportSettings, VendorHttp};
+use crate::model::{PollOutcome, SourceKey};
 use crate::stats::ApiStats;
-use crate::store::PollOutcome;
 
 /// A vendor account that can be polled. A poll returns the sections it was asked for, each
 /// either complete or failed; it never returns half a section.
@@ -41,32 +42,6 @@ pub struct SourceInfo {
     pub auth: &'static str,
 }
 
-impl SourceInfo {
-    pub fn of(config: &SourceConfig) -> SourceInfo {
-        use crate::config::{CyberPilotAuth, MimecastAuth};
-        let (url, auth) = match config {
-            SourceConfig::CyberPilot(c) => (
-                &c.base_url,
-                match c.auth {
-                    CyberPilotAuth::Token(_) => "static token",
-                    CyberPilotAuth::Login { .. } => "OAuth2 password grant (login)",
-                },
-            ),
-            SourceConfig::Mimecast(c) => (
-                &c.base_url,
-                match c.auth {
-                    MimecastAuth::OAuth2 { .. } => "OAuth2 client credentials (API 2.0)",
-                    MimecastAuth::Hmac { .. } => "HMAC-signed requests (API 1.0)",
-                },
-            ),
-        };
-        SourceInfo {
-            url: public_url(url),
-            auth,
-        }
-    }
-}
-
 /// A URL fit to show: without user, password, query or fragment.
 pub fn public_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
@@ -90,6 +65,9 @@ pub struct SourceContext {
     pub stats: Arc<ApiStats>,
     pub poll: PollConfig,
     pub metrics: MetricsConfig,
+    /// The vendor's HTTP semantics, which [`transport`](Self::transport) hands to the
+    /// transport; [`build`] sets them from the vendor's registration.
+    pub http: &'static dyn VendorHttp,
 }
 
 impl SourceContext {
@@ -109,6 +87,7 @@ impl SourceContext {
             stats,
             poll,
             metrics,
+            http: &PlainHttp,
         }
     }
 
@@ -119,15 +98,18 @@ impl SourceContext {
             TransportSettings::from(&self.poll),
             self.global_permits.clone(),
         )
+        .with_vendor(self.http)
     }
 }
 
-/// Builds the source for one configured account.
+/// Builds the source for one configured account, its transport speaking the vendor's HTTP
+/// semantics.
 pub fn build(config: &SourceConfig, ctx: SourceContext) -> Arc<dyn Source> {
-    match config {
-        SourceConfig::CyberPilot(c) => Arc::new(cyberpilot::CyberPilotSource::new(c.clone(), ctx)),
-        SourceConfig::Mimecast(c) => Arc::new(mimecast::MimecastSource::new(c.clone(), ctx)),
-    }
+    let ctx = SourceContext {
+        http: config.vendor().http(),
+        ..ctx
+    };
+    config.account().build(ctx)
 }
 
 /// Keeps at most `max` per-user rows (sorted by email for stability) and warns when it cut.

@@ -1,25 +1,50 @@
 //! CyberPilot: the users-summary report, bearer token (static or OAuth2 password grant),
 //! take/skip paging.
 
+pub mod config;
 pub mod metrics;
 pub mod models;
 pub mod page;
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
-use crate::config::{CyberPilotAuth, CyberPilotConfig};
 use crate::http::{FetchError, Transport};
-use crate::snapshot::SourceKey;
+use crate::model::{FailureReason, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::sources::decode::{too_many_rows, Decoder, RowBudget};
+use crate::sources::registry::{AccountConfig, Vendor};
 use crate::sources::token::{parse_token_response, TokenCache};
 use crate::sources::{Source, SourceContext};
-use crate::stats::FailureReason;
-use crate::store::{PollOutcome, SectionOutcome};
+pub use config::{CyberPilotAuth, CyberPilotConfig};
 use models::UserSummary;
 use page::PageError;
+
+/// The `platform` label's value and the config's `[[cyberpilot]]` table.
+pub const PLATFORM: Platform = Platform::new("cyberpilot");
+
+/// CyberPilot's registration (`crate::sources::registry::VENDORS`). Plain HTTP semantics:
+/// 429 with `Retry-After`, 401 for a refused token.
+pub static VENDOR: CyberPilotVendor = CyberPilotVendor;
+
+pub struct CyberPilotVendor;
+
+impl Vendor for CyberPilotVendor {
+    fn platform(&self) -> Platform {
+        PLATFORM
+    }
+    fn title(&self) -> &'static str {
+        "CyberPilot"
+    }
+    fn read_account(&self, block: crate::config::Block<'_>) -> Option<Arc<dyn AccountConfig>> {
+        Some(Arc::new(config::read(block)?))
+    }
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &["token", "password"]
+    }
+}
 
 pub const ENDPOINT_USERS: &str = "users-summary";
 pub const ENDPOINT_LOGIN: &str = "login";
@@ -47,7 +72,7 @@ struct Page {
 
 impl CyberPilotSource {
     pub fn new(config: CyberPilotConfig, ctx: SourceContext) -> Self {
-        let key = SourceKey::new(crate::snapshot::Platform::CyberPilot, &config.account);
+        let key = SourceKey::new(PLATFORM, &config.account);
         let transport = ctx.transport();
         let decoder = Decoder::new(ctx.poll.concurrency);
         let rows = RowBudget::new(ctx.poll.max_rows as u64);

@@ -5,10 +5,11 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::auth::{decode_secret_key, mc_date, sign};
+use super::config::{MimecastAuth, MimecastConfig};
 use super::errors::{describe, errors_of, reason_of, should_retry};
 use super::models::{Envelope, Identified};
 use super::page::{self, PageError};
-use crate::config::{MimecastAuth, MimecastConfig, PollConfig};
+use crate::config::PollConfig;
 use crate::http::{FetchError, Transport};
 use crate::snapshot::SourceKey;
 use crate::sources::decode::{too_many_rows, Decoder, RowBudget};
@@ -53,7 +54,7 @@ impl MimecastClient {
         MimecastClient {
             key,
             config,
-            transport: transport.with_error_reader(super::errors::read_error_body),
+            transport,
             stats,
             token: TokenCache::default(),
             secret_key,

@@ -4,22 +4,53 @@
 
 pub mod auth;
 pub mod client;
+pub mod config;
 pub mod errors;
+pub mod http;
 pub mod metrics;
 pub mod models;
 pub mod page;
+
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::json;
 
-use crate::config::{MimecastConfig, MimecastEndpoint};
-use crate::http::FetchError;
-use crate::snapshot::{MetricsBuilder, Platform, Rendered, SourceKey};
+use crate::http::{FetchError, VendorHttp};
+use crate::model::{Platform, PollOutcome, SectionOutcome, SourceKey};
+use crate::snapshot::{MetricsBuilder, Rendered};
+use crate::sources::registry::{AccountConfig, Vendor};
 use crate::sources::{Source, SourceContext};
-use crate::store::{PollOutcome, SectionOutcome};
 use client::MimecastClient;
+pub use config::{MimecastAuth, MimecastConfig, MimecastEndpoint};
 use models::*;
+
+/// The `platform` label's value and the config's `[[mimecast]]` table.
+pub const PLATFORM: Platform = Platform::new("mimecast");
+
+/// Mimecast's registration (`crate::sources::registry::VENDORS`).
+pub static VENDOR: MimecastVendor = MimecastVendor;
+
+pub struct MimecastVendor;
+
+impl Vendor for MimecastVendor {
+    fn platform(&self) -> Platform {
+        PLATFORM
+    }
+    fn title(&self) -> &'static str {
+        "Mimecast Awareness Training"
+    }
+    fn read_account(&self, block: crate::config::Block<'_>) -> Option<Arc<dyn AccountConfig>> {
+        Some(Arc::new(config::read(block)?))
+    }
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &["client_secret", "app_key", "access_key", "secret_key"]
+    }
+    fn http(&self) -> &'static dyn VendorHttp {
+        &http::MimecastHttp
+    }
+}
 
 pub const PERFORMANCE: &str = "company/get-performance-details";
 pub const WATCHLIST: &str = "company/get-watchlist-details";
@@ -39,7 +70,7 @@ pub struct MimecastSource {
 
 impl MimecastSource {
     pub fn new(config: MimecastConfig, ctx: SourceContext) -> Self {
-        let key = SourceKey::new(Platform::Mimecast, &config.account);
+        let key = SourceKey::new(PLATFORM, &config.account);
         let client = MimecastClient::new(
             key.clone(),
             config.clone(),

@@ -1,0 +1,137 @@
+//! The identity and outcome types every layer shares: which source ([`Platform`], [`SourceKey`]),
+//! why a request or a poll failed ([`FailureReason`]), and what a poll produced
+//! ([`PollOutcome`]). Config, sources, store and server all import them from here, so no layer
+//! reaches into another for a type, and none of them names a vendor.
+
+use std::fmt;
+
+use crate::snapshot::Rendered;
+
+/// The vendor platform a source talks to: the value of the `platform` label and the name of
+/// its `[[table]]` in the config. A name owned by the vendor's registration
+/// (`crate::sources::registry`), not a closed list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Platform(&'static str);
+
+impl Platform {
+    /// A platform name: lower case, as it appears in the `platform` label.
+    pub const fn new(name: &'static str) -> Self {
+        Platform(name)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Identifies one configured account of one platform.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceKey {
+    pub platform: Platform,
+    pub account: String,
+}
+
+impl SourceKey {
+    pub fn new(platform: Platform, account: &str) -> Self {
+        SourceKey {
+            platform,
+            account: account.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for SourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.platform, self.account)
+    }
+}
+
+/// Why a request to a vendor failed; the value of the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FailureReason {
+    /// 401/403, a rejected signature or a failed token request.
+    Auth,
+    /// 429 or an exhausted quota.
+    RateLimited,
+    /// No answer within `poll.timeout`.
+    Timeout,
+    /// The connection could not be made or broke.
+    Connect,
+    /// Any other non-success HTTP status.
+    Http,
+    /// The body was not what the API documents (bad JSON, too large, wrong shape).
+    Decode,
+    /// The API reported an error inside a successful HTTP answer.
+    ApiError,
+    /// A redirect that was refused: to another host, any redirect of a token request, or a
+    /// redirect loop. Never followed, never retried: credentials stay with the vendor's host.
+    Redirect,
+    /// The vendor's TLS certificate was refused (expired, wrong host, unknown issuer): an
+    /// interception proxy or a misconfigured host, not a passing fault, so never retried.
+    Tls,
+}
+
+impl FailureReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Auth => "auth",
+            FailureReason::RateLimited => "rate_limited",
+            FailureReason::Timeout => "timeout",
+            FailureReason::Connect => "connect",
+            FailureReason::Http => "http",
+            FailureReason::Decode => "decode",
+            FailureReason::ApiError => "api_error",
+            FailureReason::Redirect => "redirect",
+            FailureReason::Tls => "tls",
+        }
+    }
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result of one section (an endpoint group) of a poll.
+#[derive(Debug)]
+pub struct SectionOutcome {
+    pub name: &'static str,
+    pub result: Result<Rendered, String>,
+}
+
+/// Everything one poll of one source produced. A section is published whole or not at all.
+#[derive(Debug, Default)]
+pub struct PollOutcome {
+    pub sections: Vec<SectionOutcome>,
+}
+
+impl PollOutcome {
+    pub fn ok(&self) -> bool {
+        self.sections.iter().all(|s| s.result.is_ok())
+    }
+    /// An outcome in which every section of `names` failed for the same `reason`.
+    pub fn all_failed(names: &[&'static str], reason: &str) -> Self {
+        PollOutcome {
+            sections: names
+                .iter()
+                .map(|name| SectionOutcome {
+                    name,
+                    result: Err(reason.to_string()),
+                })
+                .collect(),
+        }
+    }
+    pub fn first_error(&self) -> Option<String> {
+        self.sections.iter().find_map(|s| match &s.result {
+            Err(e) => Some(format!("{}: {e}", s.name)),
+            Ok(_) => None,
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! The transport's vendor hooks (`http::VendorHttp`): which statuses mean auth, how an error
+//! body is read, and the quota headers, come from the vendor's registration and nowhere else.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use awareness_exporter::http::{self, Transport, TransportSettings, VendorError, VendorHttp};
+use awareness_exporter::sources::registry;
+use awareness_exporter::stats::{ApiStats, FailureReason};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
+
+/// Answers every request with `status`, a Mimecast-shaped error body and exhausted-quota headers.
+async fn vendor(status: u16) -> SocketAddr {
+    let app = axum::Router::new().fallback(move || async move {
+        let r: Response = (
+            axum::http::StatusCode::from_u16(status).unwrap(),
+            [("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1")],
+            r#"{"fail":[{"errors":[{"code":"err_toy","message":"toy says no"}]}]}"#,
+        )
+            .into_response();
+        r
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+fn transport(hooks: Option<&'static dyn VendorHttp>) -> Transport {
+    let t = Transport::new(
+        http::client(),
+        Arc::new(ApiStats::default()),
+        TransportSettings {
+            timeout: Duration::from_secs(5),
+            max_attempts: 2,
+            retry_backoff: Duration::from_millis(1),
+            max_body_bytes: 1 << 20,
+            concurrency: 2,
+        },
+        Arc::new(Semaphore::new(8)),
+    );
+    match hooks {
+        Some(h) => t.with_vendor(h),
+        None => t,
+    }
+}
+
+/// A vendor for which 409 means "your key was revoked" and whose bodies say why.
+#[derive(Debug)]
+struct Toy;
+
+impl VendorHttp for Toy {
+    fn is_auth(&self, status: reqwest::StatusCode) -> bool {
+        status.as_u16() == 409 || status.as_u16() == 401
+    }
+    fn read_error(&self, _status: u16, body: &[u8]) -> Option<VendorError> {
+        let text = String::from_utf8_lossy(body);
+        text.contains("toy says no").then(|| VendorError {
+            detail: "toy says no".into(),
+            reason: None,
+        })
+    }
+}
+
+static TOY: Toy = Toy;
+
+async fn fetch(t: &Transport, addr: SocketAddr) -> http::FetchError {
+    let url = format!("http://{addr}/x");
+    t.send("x", || t.client().get(&url)).await.unwrap_err()
+}
+
+#[tokio::test]
+async fn statuses_and_error_bodies_mean_what_the_vendor_says() {
+    let addr = vendor(409).await;
+    let plain = fetch(&transport(None), addr).await;
+    assert_eq!(plain.reason, FailureReason::Http);
+    assert_eq!(
+        plain.message, "HTTP 409 Conflict",
+        "plain HTTP reads no body"
+    );
+
+    let toy = fetch(&transport(Some(&TOY)), addr).await;
+    assert_eq!(toy.reason, FailureReason::Auth);
+    assert_eq!(toy.message, "HTTP 409 Conflict: toy says no");
+}
+
+#[tokio::test]
+async fn each_registered_vendor_reads_only_its_own_error_format() {
+    let addr = vendor(400).await;
+    for v in registry::VENDORS {
+        let e = fetch(&transport(Some(v.http())), addr).await;
+        assert_eq!(e.reason, FailureReason::Http, "{}", v.platform());
+        // Mimecast's fail[].errors[] shape is read by Mimecast's hooks only.
+        assert_eq!(
+            e.message.contains("err_toy"),
+            v.platform().as_str() == "mimecast",
+            "{}: {}",
+            v.platform(),
+            e.message
+        );
+    }
+}
