@@ -159,6 +159,33 @@ async fn a_retryable_error_in_http_200_is_retried() {
     assert_eq!(stats.failures(FailureReason::ApiError), 1);
 }
 
+/// Rows are folded as pages arrive: the rows of an answer that carries an error are not, so
+/// the retried page is counted once.
+#[tokio::test]
+async fn rows_of_a_refused_answer_are_not_counted() {
+    let refused = json!({"meta": {"status": 500}, "data": watchlist_rows(), "fail": [{"errors": [{"code": "err_internal", "message": "try again", "retryable": true}]}]});
+    let (server, _replay) = replay_server(&[(
+        "company/get-watchlist-details",
+        vec![
+            Recorded::json(200, refused.to_string()),
+            ok_page(watchlist_rows()),
+        ],
+    )])
+    .await;
+    let auth = SimAuth::demo_hmac();
+    let config = parse(&config_for(&server, &auth, "\"watchlist-details\"", ""));
+    let (outcome, _stats) = poll_once(&config).await;
+    assert!(outcome.ok(), "{}", error_of(&outcome));
+    let got = samples(&text_of(&outcome));
+    assert_eq!(
+        got[&series(
+            "awareness_mimecast_watchlist_entries",
+            &[("account", "m"), ("department", "IT")]
+        )],
+        2.0
+    );
+}
+
 #[tokio::test]
 async fn http_418_means_the_key_binding_expired() {
     let body = json!({"meta": {"status": 418}, "data": [], "fail": [{"errors": [{"code": "err_xdk_binding_expired", "message": "Binding expired", "retryable": false}]}]});

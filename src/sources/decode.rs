@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 
@@ -111,6 +111,110 @@ pub fn too_many_rows(what: &str, budget: &RowBudget) -> FetchError {
     )
 }
 
+/// Why a page could not be read.
+#[derive(Debug)]
+pub enum PageError {
+    Json(serde_json::Error),
+    /// `poll.max_rows` was spent while reading it.
+    TooManyRows,
+}
+
+/// A vendor's page envelope: the fields around its row array (`{count, fetched, result[]}`,
+/// `{meta, data[], fail[]}`). Only these differ between vendors; the element loop, the row
+/// budget and the error mapping are [`decode_page`]'s.
+pub trait Envelope: Default {
+    /// The key of the row array.
+    const ROWS: &'static str;
+    /// What the page is, for the error of a body that is not an object.
+    const WHAT: &'static str;
+    /// Reads the value of `key` with exactly one `next_value*` call (unknown keys:
+    /// `next_value::<IgnoredAny>()`).
+    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error>;
+}
+
+/// A page as read: its envelope, and whether the row array was there (`null` is not).
+#[derive(Debug, Default)]
+pub struct Page<E> {
+    pub envelope: E,
+    pub has_rows: bool,
+}
+
+/// Decodes one page, handing each element of its row array to `on_row` as it is read (which
+/// says how many rows the element held, charged to `budget`); nothing of the page is kept but
+/// its envelope. Trailing bytes after the object are an error.
+pub fn decode_page<E, F>(body: &[u8], budget: &RowBudget, on_row: F) -> Result<Page<E>, PageError>
+where
+    E: Envelope,
+    F: FnMut(&RawValue) -> u64,
+{
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let page = PageSeed::<E, F> {
+        budget,
+        on_row,
+        envelope: std::marker::PhantomData,
+    }
+    .deserialize(&mut de)
+    .and_then(|p| de.end().map(|()| p));
+    page.map_err(|e| page_error(e, budget))
+}
+
+/// Decodes a page that is a bare JSON array of rows (no envelope); `null` reads as no array.
+pub fn decode_array<F>(body: &[u8], budget: &RowBudget, on_row: F) -> Result<bool, PageError>
+where
+    F: FnMut(&RawValue) -> u64,
+{
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let present = EachRow { budget, on_row }
+        .deserialize(&mut de)
+        .and_then(|p| de.end().map(|()| p));
+    present.map_err(|e| page_error(e, budget))
+}
+
+fn page_error(e: serde_json::Error, budget: &RowBudget) -> PageError {
+    if budget.exceeded() {
+        PageError::TooManyRows
+    } else {
+        PageError::Json(e)
+    }
+}
+
+struct PageSeed<'b, E, F> {
+    budget: &'b RowBudget,
+    on_row: F,
+    envelope: std::marker::PhantomData<E>,
+}
+
+impl<'de, E: Envelope, F: FnMut(&RawValue) -> u64> DeserializeSeed<'de> for PageSeed<'_, E, F> {
+    type Value = Page<E>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Page<E>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, E: Envelope, F: FnMut(&RawValue) -> u64> Visitor<'de> for PageSeed<'_, E, F> {
+    type Value = Page<E>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(E::WHAT)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Page<E>, A::Error> {
+        let mut page = Page::<E>::default();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == E::ROWS {
+                page.has_rows = map.next_value_seed(EachRow {
+                    budget: self.budget,
+                    on_row: &mut self.on_row,
+                })?;
+            } else {
+                page.envelope.field(&key, &mut map)?;
+            }
+        }
+        Ok(page)
+    }
+}
+
 /// Reads a JSON array one element at a time: `on_row` turns each element into compact rows
 /// and says how many rows it found; the budget is charged as they arrive, and the array is
 /// abandoned as soon as it is spent. `null` reads as no array.
@@ -121,7 +225,7 @@ pub struct EachRow<'b, F> {
 
 impl<'de, F> DeserializeSeed<'de> for EachRow<'_, F>
 where
-    F: FnMut(&'de RawValue) -> u64,
+    F: FnMut(&RawValue) -> u64,
 {
     /// Whether an array was there.
     type Value = bool;
@@ -133,7 +237,7 @@ where
 
 impl<'de, F> Visitor<'de> for EachRow<'_, F>
 where
-    F: FnMut(&'de RawValue) -> u64,
+    F: FnMut(&RawValue) -> u64,
 {
     type Value = bool;
 

@@ -1,6 +1,7 @@
 //! Sources: one per configured account, each behind the same small interface. Vendors are
 //! registered in [`registry`]; nothing else here names one.
 
+pub mod aggregate;
 pub mod cyberpilot;
 pub mod decode;
 pub mod labels;

@@ -1,12 +1,15 @@
 //! Turns CyberPilot user summaries into the contract's metrics: sums per branch, optional
-//! per-user series.
+//! per-user series. Users are folded into a [`Report`] page by page as they arrive; the report
+//! holds sums per branch, 8 bytes per user to drop duplicates, and per-user rows only with
+//! `per_user` (at most `max_users`).
 
 use std::collections::BTreeMap;
 
 use super::models::UserSummary;
 use crate::config::MetricsConfig;
 use crate::snapshot::{MetricsBuilder, Rendered, SourceKey};
-use crate::sources::cap_users;
+use crate::sources::aggregate::{ByLabel, Merge, SeenIds, UserRows};
+use crate::stats::ApiStats;
 
 /// Sums over the users of one branch.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -27,39 +30,140 @@ pub struct BranchTotals {
     pub scored_users: f64,
 }
 
-pub fn totals_by_branch(users: &[UserSummary]) -> BTreeMap<String, BranchTotals> {
-    let mut out: BTreeMap<String, BranchTotals> = BTreeMap::new();
-    for u in users {
-        let t = out.entry(u.branch().to_string()).or_default();
+impl BranchTotals {
+    fn add(&mut self, u: &UserSummary) {
         let n = |v: Option<f64>| v.unwrap_or(0.0).max(0.0);
-        t.users += 1.0;
-        t.courses_enrolled += n(u.enrolled_courses);
-        t.courses_not_completed += n(u.not_completed_courses);
-        t.courses_overdue += n(u.overdue_courses);
+        self.users += 1.0;
+        self.courses_enrolled += n(u.enrolled_courses);
+        self.courses_not_completed += n(u.not_completed_courses);
+        self.courses_overdue += n(u.overdue_courses);
         if n(u.overdue_courses) > 0.0 {
-            t.users_overdue += 1.0;
+            self.users_overdue += 1.0;
         }
-        t.materials_enrolled += n(u.enrolled_materials);
-        t.materials_not_completed += n(u.not_completed_materials);
-        t.phishing_campaigns_active += n(u.phishing_campaigns);
-        t.phishing_emails_sent += n(u.emails_sent);
-        t.phishing_links_clicked += n(u.links_clicked);
-        t.phishing_data_submitted += n(u.data_submitted);
+        self.materials_enrolled += n(u.enrolled_materials);
+        self.materials_not_completed += n(u.not_completed_materials);
+        self.phishing_campaigns_active += n(u.phishing_campaigns);
+        self.phishing_emails_sent += n(u.emails_sent);
+        self.phishing_links_clicked += n(u.links_clicked);
+        self.phishing_data_submitted += n(u.data_submitted);
         if n(u.links_clicked) > 0.0 {
-            t.users_clicked += 1.0;
+            self.users_clicked += 1.0;
         }
         if let Some(s) = u.score() {
-            t.score_sum += s;
-            t.scored_users += 1.0;
+            self.score_sum += s;
+            self.scored_users += 1.0;
         }
     }
-    out
 }
 
+impl Merge for BranchTotals {
+    fn absorb(&mut self, o: Self) {
+        self.users += o.users;
+        self.courses_enrolled += o.courses_enrolled;
+        self.courses_not_completed += o.courses_not_completed;
+        self.courses_overdue += o.courses_overdue;
+        self.users_overdue += o.users_overdue;
+        self.materials_enrolled += o.materials_enrolled;
+        self.materials_not_completed += o.materials_not_completed;
+        self.phishing_campaigns_active += o.phishing_campaigns_active;
+        self.phishing_emails_sent += o.phishing_emails_sent;
+        self.phishing_links_clicked += o.phishing_links_clicked;
+        self.phishing_data_submitted += o.phishing_data_submitted;
+        self.users_clicked += o.users_clicked;
+        self.score_sum += o.score_sum;
+        self.scored_users += o.scored_users;
+    }
+}
+
+/// What a per-user series needs of one user.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct UserLine {
+    pub courses_overdue: f64,
+    pub courses_not_completed: f64,
+    pub links_clicked: f64,
+    pub score: Option<f64>,
+}
+
+/// A users-summary report folded as its pages arrive.
+#[derive(Default)]
+pub struct Report {
+    seen: SeenIds,
+    branches: ByLabel<BranchTotals>,
+    /// Only with `per_user`.
+    users: Option<UserRows<UserLine>>,
+}
+
+impl Report {
+    pub fn new(metrics: &MetricsConfig) -> Self {
+        Report {
+            users: metrics.per_user.then(|| UserRows::new(metrics.max_users)),
+            ..Report::default()
+        }
+    }
+
+    /// Folds one user in; false when the user was already counted (the same id or email on
+    /// two pages, as when the report shifts while it is paged).
+    pub fn add(&mut self, u: &UserSummary) -> bool {
+        if !self.seen.first_time(u.identity().unwrap_or_default()) {
+            return false;
+        }
+        let branch = u.user.branch.as_ref().and_then(|b| b.name.as_deref());
+        self.branches.row(branch).add(u);
+        if let (Some(users), Some(email)) = (self.users.as_mut(), u.user.email.as_deref()) {
+            if let Some(line) = users.entry(email) {
+                *line = UserLine {
+                    courses_overdue: u.overdue_courses.unwrap_or(0.0),
+                    courses_not_completed: u.not_completed_courses.unwrap_or(0.0),
+                    links_clicked: u.links_clicked.unwrap_or(0.0),
+                    score: u.score(),
+                };
+            }
+        }
+        true
+    }
+
+    /// Distinct users folded in.
+    pub fn users(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// The sums per branch, `metrics.max_label_values` applied (rare branches folded into
+    /// `__other__`, counted in `stats`).
+    pub fn branches(
+        self,
+        key: &SourceKey,
+        metrics: &MetricsConfig,
+        stats: &ApiStats,
+    ) -> (BTreeMap<String, BranchTotals>, Option<UserRows<UserLine>>) {
+        let branches = self
+            .branches
+            .finish(key, "branch", metrics.max_label_values, stats);
+        (branches, self.users)
+    }
+
+    pub fn render(self, key: &SourceKey, metrics: &MetricsConfig, stats: &ApiStats) -> Rendered {
+        let (branches, users) = self.branches(key, metrics, stats);
+        render_totals(key, &branches, users.map(|u| u.finish(key)))
+    }
+}
+
+/// Renders a list of users (tests and benchmarks): [`Report`] folds them, duplicates dropped.
 pub fn render(key: &SourceKey, users: &[UserSummary], metrics: &MetricsConfig) -> Rendered {
+    let mut report = Report::new(metrics);
+    for u in users {
+        report.add(u);
+    }
+    report.render(key, metrics, &ApiStats::default())
+}
+
+fn render_totals(
+    key: &SourceKey,
+    branches: &BTreeMap<String, BranchTotals>,
+    users: Option<BTreeMap<Box<str>, UserLine>>,
+) -> Rendered {
     let mut b = MetricsBuilder::new();
     let account = key.account.as_str();
-    for (branch, t) in totals_by_branch(users) {
+    for (branch, t) in branches {
         let l = [("account", account), ("branch", branch.as_str())];
         let series: [(&'static str, &'static str, f64); 12] = [
             ("awareness_cyberpilot_users", "Users in the branch", t.users),
@@ -134,40 +238,104 @@ pub fn render(key: &SourceKey, users: &[UserSummary], metrics: &MetricsConfig) -
             );
         }
     }
-    if metrics.per_user {
-        let rows: Vec<(String, &UserSummary)> = users
-            .iter()
-            .filter_map(|u| Some((u.user.email.clone()?, u)))
-            .collect();
-        for (email, u) in cap_users(key, rows, metrics.max_users) {
-            let l = [("account", account), ("email", email.as_str())];
+    for (email, u) in users.iter().flatten() {
+        let l = [("account", account), ("email", &**email)];
+        b.gauge(
+            "awareness_cyberpilot_user_courses_overdue",
+            "Overdue or incomplete courses or materials of the user (overdueCourses)",
+            &l,
+            u.courses_overdue,
+        );
+        b.gauge(
+            "awareness_cyberpilot_user_courses_not_completed",
+            "Courses the user has not completed",
+            &l,
+            u.courses_not_completed,
+        );
+        b.gauge(
+            "awareness_cyberpilot_user_phishing_links_clicked",
+            "Phishing campaigns in which the user clicked a link",
+            &l,
+            u.links_clicked,
+        );
+        if let Some(s) = u.score {
             b.gauge(
-                "awareness_cyberpilot_user_courses_overdue",
-                "Overdue or incomplete courses or materials of the user (overdueCourses)",
+                "awareness_cyberpilot_user_average_score",
+                "The user's averageScore, absent while the user has no training",
                 &l,
-                u.overdue_courses.unwrap_or(0.0),
+                s,
             );
-            b.gauge(
-                "awareness_cyberpilot_user_courses_not_completed",
-                "Courses the user has not completed",
-                &l,
-                u.not_completed_courses.unwrap_or(0.0),
-            );
-            b.gauge(
-                "awareness_cyberpilot_user_phishing_links_clicked",
-                "Phishing campaigns in which the user clicked a link",
-                &l,
-                u.links_clicked.unwrap_or(0.0),
-            );
-            if let Some(s) = u.score() {
-                b.gauge(
-                    "awareness_cyberpilot_user_average_score",
-                    "The user's averageScore, absent while the user has no training",
-                    &l,
-                    s,
-                );
-            }
         }
     }
     b.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{merge, Platform};
+    use crate::sources::cyberpilot::models::{Branch, UserInfo};
+
+    fn user(id: &str, branch: &str, overdue: f64) -> UserSummary {
+        UserSummary {
+            overdue_courses: Some(overdue),
+            user: UserInfo {
+                id: Some(id.to_string()),
+                email: Some(format!("{id}@x")),
+                branch: Some(Branch {
+                    name: Some(branch.to_string()),
+                }),
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_report_holds_sums_not_users() {
+        let m = MetricsConfig {
+            per_user: true,
+            max_users: 3,
+            ..Default::default()
+        };
+        let mut report = Report::new(&m);
+        for i in 0..10_000 {
+            assert!(report.add(&user(&format!("u{i:05}"), ["A", "B"][i % 2], 1.0)));
+        }
+        assert!(
+            !report.add(&user("u00000", "A", 1.0)),
+            "a duplicate is dropped"
+        );
+        assert_eq!(report.users(), 10_000);
+        assert_eq!(report.branches.len(), 2);
+        assert_eq!(report.users.as_ref().map(|u| u.len()), Some(3));
+        let key = SourceKey::new(Platform::new("cyberpilot"), "a");
+        let text = merge([&report.render(&key, &m, &ApiStats::default())]);
+        assert!(text.contains("awareness_cyberpilot_users{account=\"a\",branch=\"A\"} 5000"));
+        assert!(
+            text.contains("awareness_cyberpilot_courses_overdue{account=\"a\",branch=\"B\"} 5000")
+        );
+        assert_eq!(
+            text.matches("awareness_cyberpilot_user_courses_overdue{")
+                .count(),
+            3
+        );
+    }
+
+    #[test]
+    fn rare_branches_fold_when_the_report_renders() {
+        let m = MetricsConfig {
+            max_label_values: 1,
+            ..Default::default()
+        };
+        let mut report = Report::new(&m);
+        for (i, b) in ["big", "big", "small", "tiny"].iter().enumerate() {
+            report.add(&user(&i.to_string(), b, 0.0));
+        }
+        let stats = ApiStats::default();
+        let key = SourceKey::new(Platform::new("cyberpilot"), "a");
+        let text = merge([&report.render(&key, &m, &stats)]);
+        assert!(text.contains("awareness_cyberpilot_users{account=\"a\",branch=\"big\"} 2"));
+        assert!(text.contains("awareness_cyberpilot_users{account=\"a\",branch=\"__other__\"} 2"));
+        assert_eq!(stats.snapshot().labels_folded.get("branch"), Some(&2));
+    }
 }

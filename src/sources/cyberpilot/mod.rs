@@ -6,7 +6,7 @@ pub mod metrics;
 pub mod models;
 pub mod page;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -14,13 +14,14 @@ use futures::{FutureExt, StreamExt};
 
 use crate::http::{FetchError, Transport};
 use crate::model::{FailureReason, Platform, PollOutcome, SectionOutcome, SourceKey};
+use crate::sources::aggregate::{self, Shared};
+use crate::sources::decode::PageError;
 use crate::sources::decode::{too_many_rows, Decoder, RowBudget};
 use crate::sources::registry::{AccountConfig, Vendor};
 use crate::sources::token::{parse_token_response, TokenCache};
 use crate::sources::{Source, SourceContext};
 pub use config::{CyberPilotAuth, CyberPilotConfig};
-use models::UserSummary;
-use page::PageError;
+use metrics::Report;
 
 /// The `platform` label's value and the config's `[[cyberpilot]]` table.
 pub const PLATFORM: Platform = Platform::new("cyberpilot");
@@ -62,12 +63,12 @@ pub struct CyberPilotSource {
 }
 
 /// One page as read: how many rows it held (good or bad), what the server said the total is,
-/// and the rows that parsed.
+/// and how many rows parsed. Its users are already folded into the poll's [`Report`].
 struct Page {
     skip: u64,
     len: u64,
     count: Option<u64>,
-    users: Vec<UserSummary>,
+    good: u64,
 }
 
 impl CyberPilotSource {
@@ -120,8 +121,9 @@ impl CyberPilotSource {
         }
     }
 
-    /// Fetches one page, logging in again once if the token was refused.
-    async fn fetch_page(&self, skip: u64) -> Result<Page, FetchError> {
+    /// Fetches one page and folds its users into `report`, logging in again once if the token
+    /// was refused.
+    async fn fetch_page(&self, skip: u64, report: &Shared<Report>) -> Result<Page, FetchError> {
         let url = users_summary_url(&self.config.base_url, &self.config.account_id)?;
         let take = self.config.page_size.to_string();
         let skip_s = skip.to_string();
@@ -151,12 +153,22 @@ impl CyberPilotSource {
                 other => break other?,
             }
         };
-        // Decoded on the blocking pool; the raw page is dropped as soon as it is read.
+        // Decoded on the blocking pool and folded into the report there (one lock per page);
+        // the raw page and its parsed rows are dropped as soon as they are folded.
         let budget = self.rows.clone();
         let body = reply.body;
+        let report = report.clone();
         let decoded = self
             .decoder
-            .run(move || page::decode(&body, &budget))
+            .run(move || {
+                let mut page = page::decode(&body, &budget)?;
+                drop(body);
+                let mut report = aggregate::lock(&report);
+                for u in std::mem::take(&mut page.users) {
+                    report.add(&u);
+                }
+                Ok(page)
+            })
             .await?;
         let decoded = match decoded {
             Ok(p) => p,
@@ -188,14 +200,16 @@ impl CyberPilotSource {
             skip,
             len: decoded.len,
             count: decoded.count.filter(|c| *c >= 0.0).map(|c| c as u64),
-            users: decoded.users,
+            good: decoded.len - decoded.skipped,
         })
     }
 
-    /// Reads the whole report. After the first page tells the total and the page size the
-    /// server really uses, the remaining pages are fetched concurrently; any gap left by a short
-    /// page (or a total that grew meanwhile) is then filled sequentially with `skip += fetched`.
-    pub async fn fetch_all(&self) -> Result<Vec<UserSummary>, FetchError> {
+    /// Reads the whole report, folding each page as it arrives. After the first page tells the
+    /// total and the page size the server really uses, the remaining pages are fetched
+    /// concurrently; any gap left by a short page (or a total that grew meanwhile) is then
+    /// filled sequentially with `skip += fetched`. A user on two pages counts once.
+    pub async fn fetch_all(&self) -> Result<Report, FetchError> {
+        let report = aggregate::shared(Report::new(&self.ctx.metrics));
         let max_pages = self.ctx.poll.max_pages as u64;
         let mut fetched_pages = 0u64;
         let too_many = |_pages: u64| {
@@ -206,7 +220,7 @@ impl CyberPilotSource {
                 format!("users-summary paging exceeded poll.max_pages ({max_pages}); refusing to continue"),
             )
         };
-        let first = self.fetch_page(0).await?;
+        let first = self.fetch_page(0, &report).await?;
         fetched_pages += 1;
         // The server's cap on `take`, learned from the first page (its `fetched`, which is the
         // rows it held): we ask for `page_size` (an upper bound, large by default) and then
@@ -223,7 +237,7 @@ impl CyberPilotSource {
             }
             let concurrency = self.ctx.poll.concurrency.max(1);
             let mut stream =
-                futures::stream::iter((1..=planned).map(|i| self.fetch_page(i * step)))
+                futures::stream::iter((1..=planned).map(|i| self.fetch_page(i * step, &report)))
                     .buffer_unordered(concurrency);
             while let Some(page) = stream.next().await {
                 let page = page?;
@@ -261,7 +275,7 @@ impl CyberPilotSource {
                 if fetched_pages >= max_pages {
                     return Err(too_many(fetched_pages));
                 }
-                let page = self.fetch_page(skip).await?;
+                let page = self.fetch_page(skip, &report).await?;
                 fetched_pages += 1;
                 if page.len == 0 {
                     break;
@@ -275,7 +289,7 @@ impl CyberPilotSource {
         }
 
         // Mostly garbage (rows without identity or of the wrong types) is not a report.
-        let good: u64 = pages.values().map(|p| p.users.len() as u64).sum();
+        let good: u64 = pages.values().map(|p| p.good).sum();
         let rows: u64 = pages.values().map(|p| p.len).sum();
         if crate::sources::lenient::mostly_skipped(good, rows.saturating_sub(good)) {
             self.transport
@@ -289,17 +303,7 @@ impl CyberPilotSource {
                 ),
             ));
         }
-        let mut seen = HashSet::new();
-        let mut users = Vec::new();
-        for page in pages.into_values() {
-            for u in page.users {
-                let id = u.identity().unwrap_or_default().to_string();
-                if seen.insert(id) {
-                    users.push(u);
-                }
-            }
-        }
-        Ok(users)
+        Ok(aggregate::take(&report))
     }
 }
 
@@ -324,22 +328,12 @@ impl Source for CyberPilotSource {
                 return PollOutcome::all_failed(&[SECTION], &e.to_string());
             }
             let result = match self.fetch_all().await {
-                // Summing a large report is CPU work too: off the serving threads as well.
-                Ok(mut users) => {
+                // Rendering and folding rare branches: off the serving threads as well.
+                Ok(report) => {
                     let (key, config) = (self.key.clone(), self.ctx.metrics.clone());
                     let stats = self.ctx.stats.clone();
                     self.decoder
-                        .run(move || {
-                            let branches = users
-                                .iter_mut()
-                                .filter_map(|u| u.user.branch.as_mut()?.name.as_mut())
-                                .collect();
-                            let max = config.max_label_values;
-                            crate::sources::labels::fold_rare(
-                                &key, "branch", branches, max, &stats,
-                            );
-                            metrics::render(&key, &users, &config)
-                        })
+                        .run(move || report.render(&key, &config, &stats))
                         .await
                         .map_err(|e| e.to_string())
                 }

@@ -1,14 +1,12 @@
-//! One users-summary page, `{count, fetched, result[]}`, decoded straight into compact rows:
-//! each `result[]` element is parsed as it is read and the raw JSON is never kept, so a page
-//! costs its parsed users, not a list of borrowed rows as long as the page.
+//! One users-summary page, `{count, fetched, result[]}`: the envelope of the shared page
+//! decoder ([`decode_page`]). Each `result[]` element is parsed as it is read and the raw JSON
+//! is never kept, so a page costs its parsed users (then folded and dropped by the caller).
 
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::de::{IgnoredAny, MapAccess};
 use serde_json::value::RawValue;
 
 use super::models::{parse_row, UserSummary};
-use crate::sources::decode::{EachRow, RowBudget};
+use crate::sources::decode::{decode_page, Envelope, PageError, RowBudget};
 use crate::sources::lenient;
 
 /// What one page said, with the rows that parsed.
@@ -24,83 +22,57 @@ pub struct DecodedPage {
     pub users: Vec<UserSummary>,
 }
 
-/// Why a page could not be read.
-#[derive(Debug)]
-pub enum PageError {
-    Json(serde_json::Error),
-    TooManyRows,
-}
-
-/// Decodes a page, charging its rows to `budget`.
-pub fn decode(body: &[u8], budget: &RowBudget) -> Result<DecodedPage, PageError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let page = PageSeed { budget }
-        .deserialize(&mut de)
-        .and_then(|p| de.end().map(|()| p));
-    page.map_err(|e| {
-        if budget.exceeded() {
-            PageError::TooManyRows
-        } else {
-            PageError::Json(e)
-        }
-    })
-}
-
-struct PageSeed<'b> {
-    budget: &'b RowBudget,
-}
-
-impl<'de> DeserializeSeed<'de> for PageSeed<'_> {
-    type Value = DecodedPage;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<DecodedPage, D::Error> {
-        d.deserialize_map(self)
-    }
+/// `count` and `fetched`, the fields around `result[]`.
+#[derive(Debug, Default)]
+struct Counts {
+    count: Option<f64>,
+    fetched: Option<f64>,
 }
 
 /// `lenient::number` as a value of its own, for `next_value`.
 struct Number(Option<f64>);
 
 impl<'de> serde::Deserialize<'de> for Number {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         lenient::number(d).map(Number)
     }
 }
 
-impl<'de> Visitor<'de> for PageSeed<'_> {
-    type Value = DecodedPage;
+impl Envelope for Counts {
+    const ROWS: &'static str = "result";
+    const WHAT: &'static str = "a users-summary page object";
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a users-summary page object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DecodedPage, A::Error> {
-        let mut page = DecodedPage::default();
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "count" => page.count = map.next_value::<Number>()?.0,
-                "fetched" => page.fetched = map.next_value::<Number>()?.0,
-                "result" => {
-                    let (users, len, skipped) = (&mut page.users, &mut page.len, &mut page.skipped);
-                    page.has_result = map.next_value_seed(EachRow {
-                        budget: self.budget,
-                        on_row: |raw: &RawValue| {
-                            *len += 1;
-                            match parse_row(raw) {
-                                Some(u) => users.push(u),
-                                None => *skipped += 1,
-                            }
-                            1
-                        },
-                    })?;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "count" => self.count = map.next_value::<Number>()?.0,
+            "fetched" => self.fetched = map.next_value::<Number>()?.0,
+            _ => {
+                map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(page)
+        Ok(())
     }
+}
+
+/// Decodes a page, charging its rows to `budget`.
+pub fn decode(body: &[u8], budget: &RowBudget) -> Result<DecodedPage, PageError> {
+    let (mut users, mut len, mut skipped) = (Vec::new(), 0u64, 0u64);
+    let page = decode_page::<Counts, _>(body, budget, |raw: &RawValue| {
+        len += 1;
+        match parse_row(raw) {
+            Some(u) => users.push(u),
+            None => skipped += 1,
+        }
+        1
+    })?;
+    Ok(DecodedPage {
+        count: page.envelope.count,
+        fetched: page.envelope.fetched,
+        has_result: page.has_rows,
+        len,
+        skipped,
+        users,
+    })
 }
 
 #[cfg(test)]

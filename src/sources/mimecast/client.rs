@@ -12,6 +12,7 @@ use super::page::{self, PageError};
 use crate::config::PollConfig;
 use crate::http::{FetchError, Transport};
 use crate::snapshot::SourceKey;
+use crate::sources::aggregate;
 use crate::sources::decode::{too_many_rows, Decoder, RowBudget};
 use crate::sources::lenient;
 use crate::sources::token::{parse_token_response, TokenCache};
@@ -36,6 +37,13 @@ pub struct MimecastClient {
 /// Rows of every page of one endpoint, parsed; `skipped` counts rows that did not parse.
 pub struct Rows<T> {
     pub rows: Vec<T>,
+    pub skipped: u64,
+}
+
+/// What folding every page of one endpoint saw: rows that parsed and rows that did not.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Folded {
+    pub good: u64,
     pub skipped: u64,
 }
 
@@ -188,16 +196,45 @@ impl MimecastClient {
         FetchError::new(FailureReason::Decode, message)
     }
 
-    /// Every page of `endpoint` for the request item `item`. With `nested`, rows are read from
-    /// `data[0].items[]` (campaign/get-user-data), else from `data[]`. Rows that do not parse
-    /// or carry no identity are skipped and counted; when most rows are, the endpoint fails
-    /// with reason `decode`.
+    /// Every row of `endpoint` for the request item `item`, collected (for the short lists:
+    /// campaigns, the API user's training record). See [`fetch_fold`](Self::fetch_fold).
     pub async fn fetch_rows<T: DeserializeOwned + Identified + Send + 'static>(
         &self,
         endpoint: &'static str,
         item: Option<serde_json::Value>,
         nested: bool,
     ) -> Result<Rows<T>, FetchError> {
+        let rows = aggregate::shared(Vec::new());
+        let sink = rows.clone();
+        let folded = self
+            .fetch_fold(endpoint, item, nested, move |page: Vec<T>| {
+                aggregate::lock(&sink).extend(page)
+            })
+            .await?;
+        Ok(Rows {
+            rows: aggregate::take(&rows),
+            skipped: folded.skipped,
+        })
+    }
+
+    /// Every page of `endpoint` for the request item `item`, each page's rows handed to `fold`
+    /// on the blocking pool as soon as it is parsed and then dropped. With `nested`, rows are
+    /// read from `data[0].items[]` (campaign/get-user-data), else from `data[]`. Rows that do
+    /// not parse or carry no identity are skipped and counted; when most rows are, the endpoint
+    /// fails with reason `decode`. A page that carries an error is never folded, so a retried
+    /// page is not counted twice.
+    pub async fn fetch_fold<T, F>(
+        &self,
+        endpoint: &'static str,
+        item: Option<serde_json::Value>,
+        nested: bool,
+        fold: F,
+    ) -> Result<Folded, FetchError>
+    where
+        T: DeserializeOwned + Identified + Send + 'static,
+        F: Fn(Vec<T>) + Send + Sync + 'static,
+    {
+        let fold = std::sync::Arc::new(fold);
         let body_for = |token: Option<&str>| {
             let mut pagination = json!({ "pageSize": self.config.page_size });
             if let Some(t) = token {
@@ -208,10 +245,7 @@ impl MimecastClient {
                 "data": item.iter().collect::<Vec<_>>(),
             })
         };
-        let mut out = Rows {
-            rows: Vec::new(),
-            skipped: 0,
-        };
+        let mut out = Folded::default();
         // The page token of the request that `bytes` answers.
         let mut token: Option<String> = None;
         let mut attempt = 1u32;
@@ -223,11 +257,20 @@ impl MimecastClient {
             // would spend a request on every truncated or malformed page.)
             let budget = self.rows.clone();
             let body = std::mem::take(&mut bytes);
+            let fold_page = fold.clone();
             let decoded = self
                 .decoder
-                .run(move || page::decode::<T>(&body, nested, &budget))
+                .run(move || {
+                    let mut page = page::decode::<T>(&body, nested, &budget)?;
+                    drop(body);
+                    let good = page.rows.len() as u64;
+                    if answered(&page.meta, &page.fail) {
+                        fold_page(std::mem::take(&mut page.rows));
+                    }
+                    Ok((page, good))
+                })
                 .await;
-            let decoded = match decoded? {
+            let (decoded, good) = match decoded? {
                 Ok(p) => p,
                 Err(PageError::TooManyRows) => {
                     self.stats.failure(endpoint, FailureReason::Decode);
@@ -264,7 +307,7 @@ impl MimecastClient {
                 return Err(e);
             }
             attempt = 1;
-            out.rows.extend(decoded.rows);
+            out.good += good;
             out.skipped += decoded.skipped;
             let next = envelope
                 .meta
@@ -295,14 +338,14 @@ impl MimecastClient {
             self.stats.rows_skipped(endpoint, out.skipped);
             tracing::warn!(source = %self.key, endpoint, skipped = out.skipped, "skipped malformed rows");
         }
-        if lenient::mostly_skipped(out.rows.len() as u64, out.skipped) {
+        if lenient::mostly_skipped(out.good, out.skipped) {
             return Err(self.decode_error(
                 endpoint,
                 format!(
                     "{endpoint}: {} of {} rows are malformed or have no identity; refusing to \
                      publish the rest",
                     out.skipped,
-                    out.skipped + out.rows.len() as u64
+                    out.skipped + out.good
                 ),
             ));
         }
@@ -354,6 +397,16 @@ impl MimecastClient {
         }
         Ok(())
     }
+}
+
+/// True when an answer carries no error (no `fail[]` entry, `meta.status` 200 or absent): its
+/// rows can be folded. [`MimecastClient::check_envelope`] says why when not.
+fn answered(meta: &Option<super::models::Meta>, fail: &Option<Vec<super::models::Fail>>) -> bool {
+    fail.as_deref().unwrap_or_default().is_empty()
+        && meta
+            .as_ref()
+            .and_then(|m| m.status)
+            .is_none_or(|s| s == 200.0)
 }
 
 /// An answer that carried an error, and whether the vendor lets us try again.

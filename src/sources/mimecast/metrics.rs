@@ -1,48 +1,98 @@
 //! Turns Mimecast rows into the contract's metrics: by department, grade, module or campaign,
-//! and per user only with `per_user`.
+//! and per user only with `per_user`. Rows are folded into an accumulator per section as their
+//! pages arrive (see [`aggregate`](crate::sources::aggregate)); a section renders from its
+//! accumulator when every page has been read.
 
 use std::collections::BTreeMap;
 
 use super::models::*;
 use crate::config::MetricsConfig;
 use crate::snapshot::{MetricsBuilder, SourceKey};
-use crate::sources::cap_users;
+use crate::sources::aggregate::{ByLabel, Merge, SeenIds, UserRows};
+use crate::stats::ApiStats;
 
 fn n(v: Option<f64>) -> f64 {
     v.unwrap_or(0.0).max(0.0)
 }
 
-fn dept(d: &Option<String>) -> &str {
-    d.as_deref().unwrap_or("")
+/// A user's state in lower case, for `awareness_mimecast_users_excluded{state}`.
+fn state_label(state: &Option<String>) -> String {
+    state
+        .as_deref()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Per-user rows of a section: only with `per_user`, at most `max_users`.
+fn user_rows<T: Default>(m: &MetricsConfig) -> Option<UserRows<T>> {
+    m.per_user.then(|| UserRows::new(m.max_users))
+}
+
+/// One department's performance figures: users, not watched, correct, incorrect (ACTIVE users
+/// only; `None` while the department has none) and the users left out, by state.
+#[derive(Debug, Default)]
+pub struct PerformanceTotals {
+    active: Option<[f64; 4]>,
+    excluded: BTreeMap<String, f64>,
+}
+
+impl Merge for PerformanceTotals {
+    fn absorb(&mut self, other: Self) {
+        self.active.absorb(other.active);
+        self.excluded.absorb(other.excluded);
+    }
+}
+
+/// company/get-performance-details, folded.
+#[derive(Default)]
+pub struct Performance {
+    seen: SeenIds,
+    by: ByLabel<PerformanceTotals>,
+    users: Option<UserRows<f64>>,
+}
+
+impl Performance {
+    pub fn new(m: &MetricsConfig) -> Self {
+        Performance {
+            users: user_rows(m),
+            ..Performance::default()
+        }
+    }
+
+    /// Folds one user's row in; a user already counted (the same email) is not counted again.
+    pub fn add(&mut self, r: &PerformanceRow) {
+        if !self.seen.first_time(r.email.as_deref().unwrap_or_default()) {
+            return;
+        }
+        let t = self.by.row(r.department.as_deref());
+        if !counts_as_user(&r.user_state) {
+            *t.excluded.entry(state_label(&r.user_state)).or_default() += 1.0;
+            return;
+        }
+        let a = t.active.get_or_insert_default();
+        a[0] += 1.0;
+        a[1] += n(r.num_not_watched);
+        a[2] += n(r.num_correct);
+        a[3] += n(r.num_incorrect);
+        if let (Some(users), Some(email)) = (self.users.as_mut(), r.email.as_deref()) {
+            if let Some(u) = users.entry(email) {
+                *u = n(r.num_not_watched);
+            }
+        }
+    }
 }
 
 pub fn performance(
     b: &mut MetricsBuilder,
     key: &SourceKey,
     account: &str,
-    rows: &[PerformanceRow],
+    acc: Performance,
     m: &MetricsConfig,
+    stats: &ApiStats,
 ) {
-    let mut by: BTreeMap<&str, [f64; 4]> = BTreeMap::new();
-    let mut excluded: BTreeMap<(&str, String), f64> = BTreeMap::new();
-    for r in rows {
-        if !counts_as_user(&r.user_state) {
-            let state = r
-                .user_state
-                .as_deref()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase();
-            *excluded.entry((dept(&r.department), state)).or_default() += 1.0;
-            continue;
-        }
-        let t = by.entry(dept(&r.department)).or_default();
-        t[0] += 1.0;
-        t[1] += n(r.num_not_watched);
-        t[2] += n(r.num_correct);
-        t[3] += n(r.num_incorrect);
-    }
-    for (d, t) in by {
+    let by = acc.by.finish(key, "department", m.max_label_values, stats);
+    for (d, t) in by.iter().filter_map(|(d, t)| Some((d.as_str(), t.active?))) {
         let l = [("account", account), ("department", d)];
         b.gauge(
             "awareness_mimecast_users",
@@ -69,7 +119,10 @@ pub fn performance(
             t[3],
         );
     }
-    for ((d, state), v) in excluded {
+    for (d, state, v) in by
+        .iter()
+        .flat_map(|(d, t)| t.excluded.iter().map(move |(s, v)| (d.as_str(), s, *v)))
+    {
         b.gauge(
             "awareness_mimecast_users_excluded",
             "Users of the department left out of the Mimecast user figures because their \
@@ -82,19 +135,50 @@ pub fn performance(
             v,
         );
     }
-    if m.per_user {
-        let users: Vec<(String, f64)> = rows
-            .iter()
-            .filter(|r| counts_as_user(&r.user_state))
-            .filter_map(|r| Some((r.email.clone()?, n(r.num_not_watched))))
-            .collect();
-        for (email, v) in cap_users(key, users, m.max_users) {
-            b.gauge(
-                "awareness_mimecast_user_modules_not_watched",
-                "Training modules the user has not watched",
-                &[("account", account), ("email", &email)],
-                v,
-            );
+    for (email, v) in acc.users.map(|u| u.finish(key)).into_iter().flatten() {
+        b.gauge(
+            "awareness_mimecast_user_modules_not_watched",
+            "Training modules the user has not watched",
+            &[("account", account), ("email", &*email)],
+            v,
+        );
+    }
+}
+
+/// company/get-watchlist-details, folded: per department, users on the watchlist and entries
+/// (ACTIVE users only; `None` while the department has none).
+#[derive(Default)]
+pub struct Watchlist {
+    seen: SeenIds,
+    by: ByLabel<Option<[f64; 2]>>,
+    users: Option<UserRows<f64>>,
+}
+
+impl Watchlist {
+    pub fn new(m: &MetricsConfig) -> Self {
+        Watchlist {
+            users: user_rows(m),
+            ..Watchlist::default()
+        }
+    }
+
+    pub fn add(&mut self, r: &WatchlistRow) {
+        if !self.seen.first_time(r.email.as_deref().unwrap_or_default()) {
+            return;
+        }
+        let slot = self.by.row(r.department.as_deref());
+        if !counts_as_user(&r.user_state) {
+            return;
+        }
+        let t = slot.get_or_insert_default();
+        if n(r.watchlist_count) > 0.0 {
+            t[0] += 1.0;
+        }
+        t[1] += n(r.watchlist_count);
+        if let (Some(users), Some(email)) = (self.users.as_mut(), r.email.as_deref()) {
+            if let Some(u) = users.entry(email) {
+                *u = n(r.watchlist_count);
+            }
         }
     }
 }
@@ -103,18 +187,12 @@ pub fn watchlist(
     b: &mut MetricsBuilder,
     key: &SourceKey,
     account: &str,
-    rows: &[WatchlistRow],
+    acc: Watchlist,
     m: &MetricsConfig,
+    stats: &ApiStats,
 ) {
-    let mut by: BTreeMap<&str, [f64; 2]> = BTreeMap::new();
-    for r in rows.iter().filter(|r| counts_as_user(&r.user_state)) {
-        let t = by.entry(dept(&r.department)).or_default();
-        if n(r.watchlist_count) > 0.0 {
-            t[0] += 1.0;
-        }
-        t[1] += n(r.watchlist_count);
-    }
-    for (d, t) in by {
+    let by = acc.by.finish(key, "department", m.max_label_values, stats);
+    for (d, t) in by.iter().filter_map(|(d, t)| Some((d.as_str(), (*t)?))) {
         let l = [("account", account), ("department", d)];
         b.gauge(
             "awareness_mimecast_watchlist_users",
@@ -129,35 +207,44 @@ pub fn watchlist(
             t[1],
         );
     }
-    if m.per_user {
-        let users: Vec<(String, f64)> = rows
-            .iter()
-            .filter(|r| counts_as_user(&r.user_state))
-            .filter_map(|r| Some((r.email.clone()?, n(r.watchlist_count))))
-            .collect();
-        for (email, v) in cap_users(key, users, m.max_users) {
-            b.gauge(
-                "awareness_mimecast_user_watchlist_entries",
-                "The user's watchlistCount (watchlist entries)",
-                &[("account", account), ("email", &email)],
-                v,
-            );
-        }
+    for (email, v) in acc.users.map(|u| u.finish(key)).into_iter().flatten() {
+        b.gauge(
+            "awareness_mimecast_user_watchlist_entries",
+            "The user's watchlistCount (watchlist entries)",
+            &[("account", account), ("email", &*email)],
+            v,
+        );
     }
 }
 
-pub fn safe_score(b: &mut MetricsBuilder, account: &str, rows: &[SafeScoreRow]) {
-    let mut by: BTreeMap<String, f64> = BTreeMap::new();
-    for r in rows.iter().filter(|r| counts_as_user(&r.user_state)) {
-        let grade = r
-            .risk
-            .as_deref()
-            .map(|g| g.trim().to_uppercase())
-            .filter(|g| !g.is_empty())
-            .unwrap_or_else(|| "unknown".to_string());
-        *by.entry(grade).or_default() += 1.0;
+/// company/get-safe-score-details, folded: ACTIVE users per risk grade.
+#[derive(Default)]
+pub struct SafeScore {
+    seen: SeenIds,
+    by: BTreeMap<String, f64>,
+}
+
+impl SafeScore {
+    pub fn add(&mut self, r: &SafeScoreRow) {
+        if !self
+            .seen
+            .first_time(r.email_address.as_deref().unwrap_or_default())
+            || !counts_as_user(&r.user_state)
+        {
+            return;
+        }
+        let grade = r.risk.as_deref().map(str::trim).unwrap_or_default();
+        let grade = if grade.is_empty() {
+            "unknown".to_string()
+        } else {
+            grade.to_uppercase()
+        };
+        *self.by.entry(grade).or_default() += 1.0;
     }
-    for (grade, v) in by {
+}
+
+pub fn safe_score(b: &mut MetricsBuilder, account: &str, acc: SafeScore) {
+    for (grade, v) in acc.by {
         b.gauge(
             "awareness_mimecast_safe_score_users",
             "Users per SAFE score risk grade",
@@ -224,9 +311,42 @@ fn question(key: &str) -> String {
     }
 }
 
+/// One training campaign's users (campaign/get-user-data), folded.
+#[derive(Debug, Default)]
+pub struct CampaignUsers {
+    users: f64,
+    acknowledged: f64,
+    answers: BTreeMap<(String, &'static str), f64>,
+    correct: f64,
+    incorrect: f64,
+}
+
+impl CampaignUsers {
+    pub fn add(&mut self, r: &CampaignUserRow) {
+        self.users += 1.0;
+        if r.acknowledgement == Some(true) {
+            self.acknowledged += 1.0;
+        }
+        for (q, result) in r.results.iter().flatten() {
+            let result = match result.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
+                Some(s) if s == "correct" => "correct",
+                Some(s) if s == "incorrect" => "incorrect",
+                Some(s) if s == "sent" => "sent",
+                _ => continue,
+            };
+            match result {
+                "correct" => self.correct += 1.0,
+                "incorrect" => self.incorrect += 1.0,
+                _ => {}
+            }
+            *self.answers.entry((question(q), result)).or_default() += 1.0;
+        }
+    }
+}
+
 /// campaign/get-campaigns and campaign/get-user-data: per campaign, and company-wide per
 /// module (`title.title`) as the sums of the vendor's own numSent / numCompleted.
-pub fn campaigns(b: &mut MetricsBuilder, account: &str, all: &[(Campaign, Vec<CampaignUserRow>)]) {
+pub fn campaigns(b: &mut MetricsBuilder, account: &str, all: &[(Campaign, CampaignUsers)]) {
     let mut modules: BTreeMap<&str, [f64; 2]> = BTreeMap::new();
     for (c, _) in all {
         if let Some(module) = c.module() {
@@ -258,15 +378,11 @@ pub fn campaigns(b: &mut MetricsBuilder, account: &str, all: &[(Campaign, Vec<Ca
             ("campaign_id", id.as_str()),
             ("campaign", name.as_str()),
         ];
-        let acknowledged = rows
-            .iter()
-            .filter(|r| r.acknowledgement == Some(true))
-            .count();
         b.gauge(
             "awareness_mimecast_campaign_users",
             "Users in the training campaign",
             &l,
-            rows.len() as f64,
+            rows.users,
         );
         if let Some(completed) = c.num_completed {
             b.gauge(
@@ -288,27 +404,9 @@ pub fn campaigns(b: &mut MetricsBuilder, account: &str, all: &[(Campaign, Vec<Ca
             "awareness_mimecast_campaign_acknowledged_users",
             "Users who acknowledged the training campaign",
             &l,
-            acknowledged as f64,
+            rows.acknowledged,
         );
-        let mut answers: BTreeMap<(String, &'static str), f64> = BTreeMap::new();
-        let (mut correct, mut incorrect) = (0.0, 0.0);
-        for r in rows {
-            for (q, result) in r.results.iter().flatten() {
-                let result = match result.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
-                    Some(s) if s == "correct" => "correct",
-                    Some(s) if s == "incorrect" => "incorrect",
-                    Some(s) if s == "sent" => "sent",
-                    _ => continue,
-                };
-                match result {
-                    "correct" => correct += 1.0,
-                    "incorrect" => incorrect += 1.0,
-                    _ => {}
-                }
-                *answers.entry((question(q), result)).or_default() += 1.0;
-            }
-        }
-        for ((q, result), v) in answers {
+        for ((q, result), v) in &rows.answers {
             b.gauge(
                 "awareness_mimecast_campaign_answers",
                 "Answers per question and result in the training campaign",
@@ -319,9 +417,10 @@ pub fn campaigns(b: &mut MetricsBuilder, account: &str, all: &[(Campaign, Vec<Ca
                     ("question", q.as_str()),
                     ("result", result),
                 ],
-                v,
+                *v,
             );
         }
+        let (correct, incorrect) = (rows.correct, rows.incorrect);
         if correct + incorrect > 0.0 {
             b.gauge(
                 "awareness_mimecast_campaign_correct_ratio",
@@ -333,14 +432,60 @@ pub fn campaigns(b: &mut MetricsBuilder, account: &str, all: &[(Campaign, Vec<Ca
     }
 }
 
+/// phishing/campaign/get-user-data over all phishing campaigns, folded: reports per campaign,
+/// recipients by department and outcome, and per recipient only with `per_user`.
+#[derive(Default)]
+pub struct Phishing {
+    /// Recipients who reported, by campaign (index in the campaign list).
+    reported: Vec<f64>,
+    /// sent, opened, clicked, submitted, reported.
+    departments: ByLabel<[f64; 5]>,
+    /// clicked, reported.
+    users: Option<UserRows<[f64; 2]>>,
+}
+
+impl Phishing {
+    pub fn new(campaigns: usize, m: &MetricsConfig) -> Self {
+        Phishing {
+            reported: vec![0.0; campaigns],
+            departments: ByLabel::default(),
+            users: user_rows(m),
+        }
+    }
+
+    /// Folds one recipient of campaign number `campaign` in.
+    pub fn add(&mut self, campaign: usize, r: &PhishingUserRow) {
+        let step = r.step();
+        let reported = r.reported();
+        if reported {
+            if let Some(c) = self.reported.get_mut(campaign) {
+                *c += 1.0;
+            }
+        }
+        let t = self.departments.row(r.department.as_deref());
+        t[0] += 1.0;
+        t[1] += f64::from(u8::from(step >= PhishingStep::Opened));
+        t[2] += f64::from(u8::from(step >= PhishingStep::Clicked));
+        t[3] += f64::from(u8::from(step >= PhishingStep::Submitted));
+        t[4] += f64::from(u8::from(reported));
+        if let (Some(users), Some(email)) = (self.users.as_mut(), r.email.as_deref()) {
+            if let Some(u) = users.entry(email) {
+                u[0] += f64::from(u8::from(step >= PhishingStep::Clicked));
+                u[1] += f64::from(u8::from(reported));
+            }
+        }
+    }
+}
+
 /// phishing/campaign/get-campaign, with each campaign's recipients
 /// (phishing/campaign/get-user-data).
 pub fn phishing(
     b: &mut MetricsBuilder,
     account: &str,
-    all: &[(PhishingCampaign, Vec<PhishingUserRow>)],
+    campaigns: &[PhishingCampaign],
+    acc: &Phishing,
 ) {
-    for (c, recipients) in all {
+    for (i, c) in campaigns.iter().enumerate() {
         let id = c.id.clone().unwrap_or_default();
         let name = c.name.clone().unwrap_or_default();
         let l = [
@@ -386,7 +531,7 @@ pub fn phishing(
             "Recipients of the campaign who reported the phishing email (phishing/campaign/\
              get-user-data timeReported)",
             &l,
-            recipients.iter().filter(|r| r.reported()).count() as f64,
+            acc.reported.get(i).copied().unwrap_or(0.0),
         );
         // The vendor documents no numReported: publish it only where it was sent.
         if let Some(reported) = c.num_reported {
@@ -406,26 +551,13 @@ pub fn phishing_departments(
     b: &mut MetricsBuilder,
     key: &SourceKey,
     account: &str,
-    all: &[(PhishingCampaign, Vec<PhishingUserRow>)],
+    acc: Phishing,
     m: &MetricsConfig,
+    stats: &ApiStats,
 ) {
-    let rows = all.iter().flat_map(|(_, r)| r.iter());
-    let mut by: BTreeMap<&str, [f64; 5]> = BTreeMap::new();
-    let mut users: BTreeMap<&str, [f64; 2]> = BTreeMap::new();
-    for r in rows {
-        let step = r.step();
-        let t = by.entry(dept(&r.department)).or_default();
-        t[0] += 1.0;
-        t[1] += f64::from(u8::from(step >= PhishingStep::Opened));
-        t[2] += f64::from(u8::from(step >= PhishingStep::Clicked));
-        t[3] += f64::from(u8::from(step >= PhishingStep::Submitted));
-        t[4] += f64::from(u8::from(r.reported()));
-        if let Some(email) = r.email.as_deref() {
-            let u = users.entry(email).or_default();
-            u[0] += f64::from(u8::from(step >= PhishingStep::Clicked));
-            u[1] += f64::from(u8::from(r.reported()));
-        }
-    }
+    let by = acc
+        .departments
+        .finish(key, "department", m.max_label_values, stats);
     for (d, t) in by {
         for (outcome, v) in ["sent", "opened", "clicked", "submitted", "reported"]
             .iter()
@@ -438,30 +570,100 @@ pub fn phishing_departments(
                  (each implies the ones before), reported",
                 &[
                     ("account", account),
-                    ("department", d),
+                    ("department", d.as_str()),
                     ("outcome", outcome),
                 ],
                 v,
             );
         }
     }
-    if m.per_user {
-        let list: Vec<(String, [f64; 2])> =
-            users.into_iter().map(|(e, v)| (e.to_string(), v)).collect();
-        for (email, [clicked, reported]) in cap_users(key, list, m.max_users) {
-            let l = [("account", account), ("email", email.as_str())];
-            b.gauge(
-                "awareness_mimecast_user_phishing_clicked",
-                "Phishing campaigns in which the user clicked a link (or submitted data)",
-                &l,
-                clicked,
-            );
-            b.gauge(
-                "awareness_mimecast_user_phishing_reported",
-                "Phishing campaigns in which the user reported the email",
-                &l,
-                reported,
+    for (email, [clicked, reported]) in acc.users.map(|u| u.finish(key)).into_iter().flatten() {
+        let l = [("account", account), ("email", &*email)];
+        b.gauge(
+            "awareness_mimecast_user_phishing_clicked",
+            "Phishing campaigns in which the user clicked a link (or submitted data)",
+            &l,
+            clicked,
+        );
+        b.gauge(
+            "awareness_mimecast_user_phishing_reported",
+            "Phishing campaigns in which the user reported the email",
+            &l,
+            reported,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{merge, Platform};
+
+    fn row(email: &str, department: &str, not_watched: f64, state: &str) -> PerformanceRow {
+        PerformanceRow {
+            email: Some(email.to_string()),
+            department: Some(department.to_string()),
+            num_not_watched: Some(not_watched),
+            user_state: Some(state.to_string()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn performance_counts_a_user_once_and_keeps_only_max_users_rows() {
+        let m = MetricsConfig {
+            per_user: true,
+            max_users: 2,
+            ..Default::default()
+        };
+        let mut acc = Performance::new(&m);
+        for i in 0..1_000 {
+            acc.add(&row(&format!("u{i:04}@x"), "Sales", 1.0, "ACTIVE"));
+            // The same user again (a page the vendor repeated): not counted twice.
+            acc.add(&row(&format!("u{i:04}@x"), "Sales", 1.0, "ACTIVE"));
+        }
+        acc.add(&row("gone@x", "Ops", 0.0, "DELETED"));
+        assert_eq!(
+            acc.users.as_ref().map(|u| u.len()),
+            Some(2),
+            "bounded by max_users"
+        );
+        let key = SourceKey::new(Platform::new("mimecast"), "a");
+        let mut b = MetricsBuilder::new();
+        performance(&mut b, &key, "a", acc, &m, &ApiStats::default());
+        let text = merge([&b.finish()]);
+        assert!(text.contains("awareness_mimecast_users{account=\"a\",department=\"Sales\"} 1000"));
+        assert!(text.contains(
+            "awareness_mimecast_modules_not_watched{account=\"a\",department=\"Sales\"} 1000"
+        ));
+        assert!(text.contains(
+            "awareness_mimecast_users_excluded{account=\"a\",department=\"Ops\",state=\"deleted\"} 1"
+        ));
+        assert!(
+            !text.contains("awareness_mimecast_users{account=\"a\",department=\"Ops\"}"),
+            "a department with only excluded users has no user figure"
+        );
+        assert!(text.contains("email=\"u0000@x\""));
+        assert!(text.contains("email=\"u0001@x\""));
+        assert!(!text.contains("email=\"u0002@x\""));
+    }
+
+    #[test]
+    fn without_per_user_no_user_rows_are_held() {
+        let m = MetricsConfig::default();
+        let mut acc = Phishing::new(1, &m);
+        for i in 0..100 {
+            acc.add(
+                0,
+                &PhishingUserRow {
+                    email: Some(format!("u{i}@x")),
+                    department: Some("D".into()),
+                    status: Some("clicked".into()),
+                    ..Default::default()
+                },
             );
         }
+        assert!(acc.users.is_none());
+        assert_eq!(acc.departments.len(), 1);
     }
 }

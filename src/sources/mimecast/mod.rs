@@ -20,6 +20,7 @@ use serde_json::json;
 use crate::http::{FetchError, VendorHttp};
 use crate::model::{Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
+use crate::sources::aggregate::{lock, shared, take};
 use crate::sources::registry::{AccountConfig, Vendor};
 use crate::sources::{Source, SourceContext};
 use client::MimecastClient;
@@ -89,35 +90,45 @@ impl MimecastSource {
     async fn section(&self, endpoint: MimecastEndpoint) -> Result<Rendered, FetchError> {
         let account = self.key.account.as_str();
         let m = &self.ctx.metrics;
+        let stats = &self.ctx.stats;
         let mut b = MetricsBuilder::new();
         match endpoint {
             MimecastEndpoint::PerformanceDetails => {
-                let mut rows = self
-                    .client
-                    .fetch_rows::<PerformanceRow>(
+                let acc = self
+                    .fold(
                         PERFORMANCE,
                         // As the production clients (Azure Sentinel's connector) ask.
                         Some(json!({ "includeUserDetails": true })),
                         false,
+                        metrics::Performance::new(m),
+                        |acc, r: &PerformanceRow| acc.add(r),
                     )
                     .await?;
-                self.fold_departments(&mut rows.rows, |r| r.department.as_mut());
-                metrics::performance(&mut b, &self.key, account, &rows.rows, m);
+                metrics::performance(&mut b, &self.key, account, acc, m, stats);
             }
             MimecastEndpoint::WatchlistDetails => {
-                let mut rows = self
-                    .client
-                    .fetch_rows::<WatchlistRow>(WATCHLIST, None, false)
+                let acc = self
+                    .fold(
+                        WATCHLIST,
+                        None,
+                        false,
+                        metrics::Watchlist::new(m),
+                        |acc, r: &WatchlistRow| acc.add(r),
+                    )
                     .await?;
-                self.fold_departments(&mut rows.rows, |r| r.department.as_mut());
-                metrics::watchlist(&mut b, &self.key, account, &rows.rows, m);
+                metrics::watchlist(&mut b, &self.key, account, acc, m, stats);
             }
             MimecastEndpoint::SafeScoreDetails => {
-                let rows = self
-                    .client
-                    .fetch_rows::<SafeScoreRow>(SAFE_SCORE, None, false)
+                let acc = self
+                    .fold(
+                        SAFE_SCORE,
+                        None,
+                        false,
+                        metrics::SafeScore::default(),
+                        |acc, r: &SafeScoreRow| acc.add(r),
+                    )
                     .await?;
-                metrics::safe_score(&mut b, account, &rows.rows);
+                metrics::safe_score(&mut b, account, acc);
             }
             MimecastEndpoint::TrainingDetails => {
                 let rows = self
@@ -135,68 +146,78 @@ impl MimecastSource {
                 let all =
                     futures::future::try_join_all(campaigns.into_iter().map(|c| async move {
                         let id = c.id.clone().unwrap_or_default();
-                        let rows = self
-                            .client
-                            .fetch_rows::<CampaignUserRow>(
+                        let users = self
+                            .fold(
                                 CAMPAIGN_USERS,
                                 Some(json!({ "id": id })),
                                 true,
+                                metrics::CampaignUsers::default(),
+                                |acc, r: &CampaignUserRow| acc.add(r),
                             )
                             .await?;
-                        Ok::<_, FetchError>((c, rows.rows))
+                        Ok::<_, FetchError>((c, users))
                     }))
                     .await?;
                 metrics::campaigns(&mut b, account, &all);
             }
             MimecastEndpoint::PhishingCampaigns => {
-                let rows = self
+                let campaigns = self
                     .client
                     .fetch_rows::<PhishingCampaign>(PHISHING, None, false)
-                    .await?;
-                // Every campaign's recipients: reports per campaign, results by department.
-                let mut all = futures::future::try_join_all(rows.rows.into_iter().map(|c| async {
+                    .await?
+                    .rows;
+                // Every campaign's recipients, folded into one accumulator: reports per
+                // campaign, results by department.
+                let acc = shared(metrics::Phishing::new(campaigns.len(), m));
+                futures::future::try_join_all(campaigns.iter().enumerate().map(|(i, c)| {
                     let id = c.id.clone().unwrap_or_default();
-                    let users = self
-                        .client
-                        .fetch_rows::<PhishingUserRow>(
-                            PHISHING_USERS,
-                            Some(json!({ "id": id })),
-                            true,
-                        )
-                        .await?;
-                    Ok::<_, FetchError>((c, users.rows))
+                    let acc = acc.clone();
+                    self.client.fetch_fold(
+                        PHISHING_USERS,
+                        Some(json!({ "id": id })),
+                        true,
+                        move |rows: Vec<PhishingUserRow>| {
+                            let mut acc = lock(&acc);
+                            for r in &rows {
+                                acc.add(i, r);
+                            }
+                        },
+                    )
                 }))
                 .await?;
-                let departments = all
-                    .iter_mut()
-                    .flat_map(|(_, users)| users.iter_mut())
-                    .filter_map(|u| u.department.as_mut())
-                    .collect();
-                crate::sources::labels::fold_rare(
-                    &self.key,
-                    "department",
-                    departments,
-                    m.max_label_values,
-                    &self.ctx.stats,
-                );
-                metrics::phishing(&mut b, account, &all);
-                metrics::phishing_departments(&mut b, &self.key, account, &all, m);
+                let acc = take(&acc);
+                metrics::phishing(&mut b, account, &campaigns, &acc);
+                metrics::phishing_departments(&mut b, &self.key, account, acc, m, stats);
             }
         }
         Ok(b.finish())
     }
 
-    /// Department names come from the vendor: at most `metrics.max_label_values` of them keep
-    /// their own series.
-    fn fold_departments<T>(&self, rows: &mut [T], department: fn(&mut T) -> Option<&mut String>) {
-        let values = rows.iter_mut().filter_map(department).collect();
-        crate::sources::labels::fold_rare(
-            &self.key,
-            "department",
-            values,
-            self.ctx.metrics.max_label_values,
-            &self.ctx.stats,
-        );
+    /// Every page of `endpoint` folded into `acc` by `add` as the pages arrive (rows from
+    /// `data[].items[]` when `nested`).
+    async fn fold<T, A>(
+        &self,
+        endpoint: &'static str,
+        item: Option<serde_json::Value>,
+        nested: bool,
+        acc: A,
+        add: fn(&mut A, &T),
+    ) -> Result<A, FetchError>
+    where
+        T: serde::de::DeserializeOwned + Identified + Send + 'static,
+        A: Default + Send + 'static,
+    {
+        let acc = shared(acc);
+        let sink = acc.clone();
+        self.client
+            .fetch_fold(endpoint, item, nested, move |rows: Vec<T>| {
+                let mut acc = lock(&sink);
+                for r in &rows {
+                    add(&mut acc, r);
+                }
+            })
+            .await?;
+        Ok(take(&acc))
     }
 
     /// campaign/get-campaigns: `data[0].campaigns[]` (or campaigns directly in `data[]`).

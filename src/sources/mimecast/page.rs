@@ -1,15 +1,14 @@
-//! One Mimecast answer, `{meta, data[], fail[]}`, decoded straight into compact rows: each
-//! `data[]` element is parsed as it is read and the raw JSON is never kept, so a page costs its
-//! parsed rows, not a list of borrowed rows as long as the page.
+//! One Mimecast answer, `{meta, data[], fail[]}`: the envelope of the shared page decoder
+//! ([`decode_page`]). Each `data[]` element is parsed as it is read and the raw JSON is never
+//! kept, so a page costs its parsed rows (then folded and dropped by the caller).
 
-use std::fmt;
-use std::marker::PhantomData;
-
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess};
 use serde_json::value::RawValue;
 
 use super::models::{Fail, Identified, Items, Meta, UserLike};
-use crate::sources::decode::{EachRow, RowBudget};
+use crate::sources::decode::{decode_page, Envelope, RowBudget};
+
+pub use crate::sources::decode::PageError;
 
 /// What one answer said, with the rows that parsed.
 #[derive(Debug)]
@@ -20,11 +19,27 @@ pub struct DecodedPage<T> {
     pub skipped: u64,
 }
 
-/// Why an answer could not be read.
-#[derive(Debug)]
-pub enum PageError {
-    Json(serde_json::Error),
-    TooManyRows,
+/// `meta` and `fail`, the fields around `data[]`.
+#[derive(Debug, Default)]
+struct MetaFail {
+    meta: Option<Meta>,
+    fail: Option<Vec<Fail>>,
+}
+
+impl Envelope for MetaFail {
+    const ROWS: &'static str = "data";
+    const WHAT: &'static str = "a Mimecast response object";
+
+    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "meta" => self.meta = map.next_value()?,
+            "fail" => self.fail = map.next_value()?,
+            _ => {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Decodes an answer, charging its rows to `budget`. With `nested`, rows are the `items[]` of
@@ -35,34 +50,41 @@ pub fn decode<T: DeserializeOwned + Identified>(
     nested: bool,
     budget: &RowBudget,
 ) -> Result<DecodedPage<T>, PageError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let seed = PageSeed {
-        nested,
-        budget,
-        rows: PhantomData,
-    };
-    let page = seed.deserialize(&mut de).and_then(|p| de.end().map(|()| p));
-    page.map_err(|e| {
-        if budget.exceeded() {
-            PageError::TooManyRows
-        } else {
-            PageError::Json(e)
+    let (mut rows, mut skipped) = (Vec::new(), 0u64);
+    let page = decode_page::<MetaFail, _>(body, budget, |raw: &RawValue| {
+        let mut push = |raw: &RawValue| {
+            if !push_row(raw, &mut rows) {
+                skipped += 1;
+            }
+        };
+        if !nested {
+            push(raw);
+            return 1;
         }
+        match serde_json::from_str::<Items>(raw.get()) {
+            Ok(items) => {
+                for item in &items.items {
+                    push(item);
+                }
+                items.items.len() as u64
+            }
+            Err(_) => {
+                let user = serde_json::from_str::<UserLike>(raw.get());
+                if user.is_ok_and(|u| u.email.is_some()) {
+                    push(raw);
+                    1
+                } else {
+                    0
+                }
+            }
+        }
+    })?;
+    Ok(DecodedPage {
+        meta: page.envelope.meta,
+        fail: page.envelope.fail,
+        rows,
+        skipped,
     })
-}
-
-struct PageSeed<'b, T> {
-    nested: bool,
-    budget: &'b RowBudget,
-    rows: PhantomData<T>,
-}
-
-impl<'de, T: DeserializeOwned + Identified> DeserializeSeed<'de> for PageSeed<'_, T> {
-    type Value = DecodedPage<T>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
 }
 
 /// Parses one row into `out`; false when it is malformed or says whose it is not.
@@ -73,69 +95,6 @@ fn push_row<T: DeserializeOwned + Identified>(raw: &RawValue, out: &mut Vec<T>) 
             true
         }
         _ => false,
-    }
-}
-
-impl<'de, T: DeserializeOwned + Identified> Visitor<'de> for PageSeed<'_, T> {
-    type Value = DecodedPage<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a Mimecast response object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut page = DecodedPage {
-            meta: None,
-            fail: None,
-            rows: Vec::new(),
-            skipped: 0,
-        };
-        let nested = self.nested;
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "meta" => page.meta = map.next_value()?,
-                "fail" => page.fail = map.next_value()?,
-                "data" => {
-                    let (rows, skipped) = (&mut page.rows, &mut page.skipped);
-                    map.next_value_seed(EachRow {
-                        budget: self.budget,
-                        on_row: |raw: &RawValue| {
-                            if !nested {
-                                if !push_row(raw, rows) {
-                                    *skipped += 1;
-                                }
-                                return 1;
-                            }
-                            match serde_json::from_str::<Items>(raw.get()) {
-                                Ok(items) => {
-                                    for item in &items.items {
-                                        if !push_row(item, rows) {
-                                            *skipped += 1;
-                                        }
-                                    }
-                                    items.items.len() as u64
-                                }
-                                Err(_) => {
-                                    let user = serde_json::from_str::<UserLike>(raw.get());
-                                    if user.is_ok_and(|u| u.email.is_some()) {
-                                        if !push_row(raw, rows) {
-                                            *skipped += 1;
-                                        }
-                                        1
-                                    } else {
-                                        0
-                                    }
-                                }
-                            }
-                        },
-                    })?;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(page)
     }
 }
 

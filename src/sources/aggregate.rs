@@ -1,0 +1,383 @@
+//! Folding rows into aggregates as pages arrive, so a poll holds per-label sums, not its rows.
+//!
+//! A poll of 1M users keeps ~150 series; holding the rows until the end cost as much memory as
+//! the JSON received. Each page is now parsed, folded into these accumulators and dropped:
+//! - [`SeenIds`]: which users were already counted (8 bytes a user, not the id's text);
+//! - [`ByLabel`]: sums per branch or department, with `metrics.max_label_values` applied when
+//!   the poll ends (the rarest values folded into `__other__`, as [`labels`](super::labels)
+//!   always did);
+//! - [`UserRows`]: per-user rows, only with `per_user`, never more than `max_users`;
+//! - [`Shared`]: an accumulator the pages of one poll fold into from the blocking pool.
+//!
+//! A failed page fails the poll before anything is published, so an accumulator is either
+//! rendered whole or dropped: whole-or-nothing publishing is unchanged.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::snapshot::SourceKey;
+use crate::sources::labels::OTHER;
+use crate::stats::ApiStats;
+
+/// User ids already counted in this poll, kept as 64-bit keyed hashes (SipHash-1-3 with a
+/// random key per set): 8 bytes a user instead of the id's text and its allocation.
+///
+/// What a collision costs: two different users with the same hash count as one, so one user
+/// is missing from that poll's sums. With n users the chance is about n² / 2⁶⁵: 3·10⁻⁸ per
+/// poll at 1M users, 3·10⁻¹² at 10k. The key is random and new for every poll, so a vendor
+/// cannot choose ids that collide, and a collision does not repeat on the next poll. A 128-bit
+/// hash would make it impossible in practice but doubles the set (16 MiB more at 1M users,
+/// against a budget of 96 MiB for the whole poll); one user off for one poll once in tens of
+/// millions of polls is well inside what these gauges mean.
+pub struct SeenIds {
+    key: RandomState,
+    set: HashSet<u64, BuildHasherDefault<PassThrough>>,
+}
+
+impl Default for SeenIds {
+    fn default() -> Self {
+        SeenIds {
+            key: RandomState::new(),
+            set: HashSet::default(),
+        }
+    }
+}
+
+impl SeenIds {
+    /// True the first time `id` is offered in this set.
+    pub fn first_time(&mut self, id: &str) -> bool {
+        self.set.insert(self.key.hash_one(id))
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
+/// The set's values are already keyed hashes: hashing them again would only cost time.
+#[derive(Default)]
+pub struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; anything else still hashes correctly (if slowly).
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// Partial sums that can be added together (the rare label values folded into one).
+pub trait Merge {
+    fn absorb(&mut self, other: Self);
+}
+
+impl Merge for f64 {
+    fn absorb(&mut self, other: Self) {
+        *self += other;
+    }
+}
+
+impl Merge for u64 {
+    fn absorb(&mut self, other: Self) {
+        *self += other;
+    }
+}
+
+impl<const N: usize> Merge for [f64; N] {
+    fn absorb(&mut self, other: Self) {
+        for (a, b) in self.iter_mut().zip(other) {
+            *a += b;
+        }
+    }
+}
+
+/// `None` is "no row of this kind": it stays absent unless one side has some.
+impl<T: Merge> Merge for Option<T> {
+    fn absorb(&mut self, other: Self) {
+        match (self.as_mut(), other) {
+            (Some(a), Some(b)) => a.absorb(b),
+            (None, Some(b)) => *self = Some(b),
+            (_, None) => {}
+        }
+    }
+}
+
+impl<K: Ord, V: Merge> Merge for BTreeMap<K, V> {
+    fn absorb(&mut self, other: Self) {
+        for (k, v) in other {
+            match self.entry(k) {
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().absorb(v),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+            }
+        }
+    }
+}
+
+/// Sums per value of one vendor-controlled label (branch, department). Values are ranked by the
+/// rows that named them; rows without the label sum under `""` and are never folded.
+pub struct ByLabel<T> {
+    named: HashMap<Box<str>, (u64, T)>,
+    unnamed: Option<T>,
+}
+
+impl<T> Default for ByLabel<T> {
+    fn default() -> Self {
+        ByLabel {
+            named: HashMap::new(),
+            unnamed: None,
+        }
+    }
+}
+
+impl<T: Default + Merge> ByLabel<T> {
+    /// The sums of `label`'s value, counting one more row for it. Looked up by `&str`: the
+    /// value's text is copied only the first time it is seen.
+    pub fn row(&mut self, label: Option<&str>) -> &mut T {
+        let Some(label) = label else {
+            return self.unnamed.get_or_insert_with(T::default);
+        };
+        if !self.named.contains_key(label) {
+            self.named.insert(label.into(), (0, T::default()));
+        }
+        match self.named.get_mut(label) {
+            Some(slot) => {
+                slot.0 += 1;
+                &mut slot.1
+            }
+            // Inserted just above; kept total without a panic path.
+            None => self.unnamed.get_or_insert_with(T::default),
+        }
+    }
+
+    /// Distinct named values so far.
+    pub fn len(&self) -> usize {
+        self.named.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.named.is_empty() && self.unnamed.is_none()
+    }
+
+    /// The sums by value, at most `max` named values keeping their own (those named by the most
+    /// rows, ties by name so the choice is stable), the rest merged into [`OTHER`], with a
+    /// warning and `awareness_label_values_folded_total{label}`.
+    pub fn finish(
+        self,
+        key: &SourceKey,
+        label: &'static str,
+        max: usize,
+        stats: &ApiStats,
+    ) -> BTreeMap<String, T> {
+        let mut ranked: Vec<(Box<str>, (u64, T))> = self.named.into_iter().collect();
+        let mut out: BTreeMap<String, T> = BTreeMap::new();
+        let add = |out: &mut BTreeMap<String, T>, name: &str, t: T| match out.get_mut(name) {
+            Some(have) => have.absorb(t),
+            None => {
+                out.insert(name.to_string(), t);
+            }
+        };
+        if ranked.len() > max {
+            ranked.sort_unstable_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
+            let folded = ranked.len() - max;
+            for (i, (name, (_, t))) in ranked.into_iter().enumerate() {
+                add(&mut out, if i < max { &name } else { OTHER }, t);
+            }
+            stats.labels_folded(label, folded as u64);
+            tracing::warn!(
+                source = %key,
+                label,
+                folded,
+                max_label_values = max,
+                "label values beyond metrics.max_label_values folded into {OTHER}"
+            );
+        } else {
+            for (name, (_, t)) in ranked {
+                add(&mut out, &name, t);
+            }
+        }
+        if let Some(t) = self.unnamed {
+            add(&mut out, "", t);
+        }
+        out
+    }
+}
+
+/// Per-user rows by email, at most `max` of them: those with the smallest emails, as a sort
+/// and a cut of every row would keep, without ever holding more than `max`. A row for an
+/// email that was cut can never come back (every kept email sorts before it), so the sums of
+/// the kept users are complete.
+pub struct UserRows<T> {
+    max: usize,
+    rows: BTreeMap<Box<str>, T>,
+    cut: u64,
+}
+
+impl<T: Default> UserRows<T> {
+    pub fn new(max: usize) -> Self {
+        UserRows {
+            max,
+            rows: BTreeMap::new(),
+            cut: 0,
+        }
+    }
+
+    /// The row of `email`, or `None` when it falls beyond the cap.
+    pub fn entry(&mut self, email: &str) -> Option<&mut T> {
+        if !self.rows.contains_key(email) {
+            if self.rows.len() >= self.max {
+                self.cut += 1;
+                let last = self.rows.last_key_value().map(|(k, _)| k.clone())?;
+                if email >= &*last {
+                    return None;
+                }
+                self.rows.remove(&last);
+            }
+            self.rows.insert(email.into(), T::default());
+        }
+        self.rows.get_mut(email)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The kept rows in email order; warns when the cap cut some.
+    pub fn finish(self, key: &SourceKey) -> BTreeMap<Box<str>, T> {
+        if self.cut > 0 {
+            tracing::warn!(
+                source = %key,
+                max_users = self.max,
+                cut = self.cut,
+                "per-user series capped by metrics.max_users"
+            );
+        }
+        self.rows
+    }
+}
+
+/// An accumulator that the pages of one poll fold into, from whichever blocking thread
+/// decoded them. The lock is taken once per page, after the page is parsed.
+pub type Shared<A> = Arc<Mutex<A>>;
+
+pub fn shared<A>(acc: A) -> Shared<A> {
+    Arc::new(Mutex::new(acc))
+}
+
+/// The accumulator, even if a fold panicked while holding it (that poll fails anyway: the
+/// panic is reported by the decoder and nothing is published).
+pub fn lock<A>(acc: &Mutex<A>) -> MutexGuard<'_, A> {
+    acc.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Takes the finished accumulator out of its lock.
+pub fn take<A: Default>(acc: &Mutex<A>) -> A {
+    std::mem::take(&mut *lock(acc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Platform;
+
+    #[test]
+    fn seen_ids_drop_repeats_only() {
+        let mut s = SeenIds::default();
+        assert!(s.first_time("a"));
+        assert!(s.first_time("b"));
+        assert!(!s.first_time("a"));
+        assert_eq!(s.len(), 2);
+        let mut many = SeenIds::default();
+        let fresh = (0..100_000)
+            .filter(|i| many.first_time(&format!("user{i}@example.com")))
+            .count();
+        assert_eq!(fresh, 100_000, "no collision among 100k distinct ids");
+    }
+
+    #[test]
+    fn by_label_folds_as_labels_fold_rare_does() {
+        let key = SourceKey::new(Platform::new("cyberpilot"), "a");
+        let stats = ApiStats::default();
+        let mut by: ByLabel<f64> = ByLabel::default();
+        // Same values and order as labels::tests: x y y z z z w, each row worth 1.
+        for v in ["x", "y", "y", "z", "z", "z", "w"] {
+            *by.row(Some(v)) += 1.0;
+        }
+        *by.row(None) += 10.0;
+        let out = by.finish(&key, "branch", 2, &stats);
+        let want: BTreeMap<String, f64> = [("", 10.0), ("__other__", 2.0), ("y", 2.0), ("z", 3.0)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(out, want);
+        assert_eq!(stats.snapshot().labels_folded.get("branch"), Some(&2));
+    }
+
+    #[test]
+    fn by_label_keeps_everything_within_the_cap() {
+        let key = SourceKey::new(Platform::new("cyberpilot"), "a");
+        let stats = ApiStats::default();
+        let mut by: ByLabel<[f64; 2]> = ByLabel::default();
+        by.row(Some("a"))[0] += 1.0;
+        by.row(Some("b"))[1] += 2.0;
+        by.row(Some(""))[0] += 3.0;
+        by.row(None)[0] += 4.0;
+        let out = by.finish(&key, "department", 3, &stats);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[""], [7.0, 0.0], "unnamed rows sum with an empty name");
+        assert!(stats.snapshot().labels_folded.is_empty());
+    }
+
+    #[test]
+    fn user_rows_keep_the_smallest_emails_and_complete_sums() {
+        let key = SourceKey::new(Platform::new("mimecast"), "a");
+        let mut rows: UserRows<f64> = UserRows::new(2);
+        for (email, v) in [("d", 1.0), ("b", 1.0), ("c", 1.0), ("b", 1.0), ("a", 1.0)] {
+            if let Some(r) = rows.entry(email) {
+                *r += v;
+            }
+        }
+        // "d" came back after being cut? It cannot: it sorts after every kept email.
+        assert!(rows.entry("d").is_none());
+        let kept: Vec<(String, f64)> = rows
+            .finish(&key)
+            .into_iter()
+            .map(|(k, v)| (k.into(), v))
+            .collect();
+        assert_eq!(kept, vec![("a".into(), 1.0), ("b".into(), 2.0)]);
+        let mut none: UserRows<f64> = UserRows::new(0);
+        assert!(none.entry("a").is_none());
+    }
+
+    #[test]
+    fn merge_of_options_and_maps() {
+        let mut a: Option<[f64; 2]> = None;
+        a.absorb(Some([1.0, 2.0]));
+        a.absorb(None);
+        a.absorb(Some([1.0, 1.0]));
+        assert_eq!(a, Some([2.0, 3.0]));
+        let mut m: BTreeMap<&str, f64> = [("x", 1.0)].into_iter().collect();
+        m.absorb([("x", 1.0), ("y", 5.0)].into_iter().collect());
+        assert_eq!(m, [("x", 2.0), ("y", 5.0)].into_iter().collect());
+    }
+}
