@@ -17,30 +17,14 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::PollConfig;
-use crate::stats::{ApiStats, FailureReason};
+use crate::model::FailureReason;
+use crate::stats::ApiStats;
 
 /// Longest we wait for a rate-limit window to reopen before giving the attempt up.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(120);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// A failed request (after retries), safe to log and show.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct FetchError {
-    pub reason: FailureReason,
-    pub message: String,
-    pub status: Option<u16>,
-}
-
-impl FetchError {
-    pub fn new(reason: FailureReason, message: impl Into<String>) -> Self {
-        FetchError {
-            reason,
-            message: message.into(),
-            status: None,
-        }
-    }
-}
+pub use crate::model::FetchError;
 
 /// A successful (2xx) answer with its body read in full.
 #[derive(Debug)]

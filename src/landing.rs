@@ -63,8 +63,13 @@ fn state_of(s: &SourceStatus, now: SystemTime) -> (&'static str, String) {
             "<br>polling since {}",
             escape(&when(Some(since), now))
         );
-        if let Some(e) = &s.current_error {
-            let _ = write!(text, "<br>latest error: {}", escape(e));
+        if let Some((endpoint, reason)) = &s.current_error {
+            let _ = write!(
+                text,
+                "<br>latest error: {}: {}",
+                escape(endpoint),
+                escape(reason.as_str())
+            );
         }
     }
     (class, text)
@@ -74,9 +79,10 @@ pub fn page(sources: &[(SourceKey, SourceStatus)], demo: bool, now: SystemTime) 
     let mut rows = String::new();
     for (key, s) in sources {
         let (class, state) = state_of(s, now);
+        let error = s.last_error.as_ref();
         let _ = writeln!(
             rows,
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(key.platform.as_str()),
             escape(&key.account),
             escape(&s.info.url),
@@ -86,11 +92,12 @@ pub fn page(sources: &[(SourceKey, SourceStatus)], demo: bool, now: SystemTime) 
                 .map(|d| format!("{:.2}s", d.as_secs_f64()))
                 .unwrap_or_else(|| "-".into()),
             s.series,
-            escape(s.last_error.as_deref().unwrap_or("")),
+            escape(&error.map(|e| e.to_string()).unwrap_or_default()),
+            escape(error.and_then(|e| e.reason()).map_or("", |r| r.as_str())),
         );
     }
     if sources.is_empty() {
-        rows.push_str("<tr><td colspan=\"9\">No sources configured.</td></tr>\n");
+        rows.push_str("<tr><td colspan=\"10\">No sources configured.</td></tr>\n");
     }
     let mode = if demo {
         "<p class=\"demo\"><strong>Demo mode</strong>: every source is a built-in simulator on loopback, not a vendor. Run with <code>--config.file</code> to poll real accounts.</p>\n"
@@ -115,7 +122,7 @@ p.demo {{ background: #fff8c5; padding: 4px 8px; }}
 {mode}<p><a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
 <h2>Sources</h2>
 <table>
-<tr><th>Platform</th><th>Account</th><th>Vendor URL</th><th>Auth</th><th>State</th><th>Last success</th><th>Last poll took</th><th>Series</th><th>Last error</th></tr>
+<tr><th>Platform</th><th>Account</th><th>Vendor URL</th><th>Auth</th><th>State</th><th>Last success</th><th>Last poll took</th><th>Series</th><th>Last error</th><th>Reason</th></tr>
 {rows}</table>
 </body>
 </html>
@@ -133,14 +140,21 @@ mod tests {
     fn escapes_everything_shown() {
         let key = SourceKey::new(Platform::new("mimecast"), "<script>alert(1)</script>");
         let status = SourceStatus {
-            last_error: Some("bad \"thing\" & <b>".into()),
+            last_error: Some(crate::model::SectionError {
+                section: "s",
+                error: crate::model::FetchError::new(
+                    crate::model::FailureReason::Auth,
+                    "bad \"thing\" & <b>",
+                )
+                .into(),
+            }),
             polls_failed: 1,
             ..Default::default()
         };
         let html = page(&[(key, status)], false, SystemTime::now());
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;script&gt;"));
-        assert!(html.contains("bad &quot;thing&quot; &amp; &lt;b&gt;"));
+        assert!(html.contains("s: bad &quot;thing&quot; &amp; &lt;b&gt;</td><td>auth</td>"));
         assert!(html.contains("<td>down</td>"));
         assert!(!html.contains("Demo mode"));
     }
@@ -157,7 +171,7 @@ mod tests {
                 auth: "OAuth2 client credentials (API 2.0)",
             },
             polling_since: Some(now - std::time::Duration::from_secs(42)),
-            current_error: Some("oauth/token: timeout".into()),
+            current_error: Some(("oauth/token", crate::model::FailureReason::Timeout)),
             ..Default::default()
         };
         let html = page(&[(key, status)], true, now);

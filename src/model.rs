@@ -4,6 +4,7 @@
 //! reaches into another for a type, and none of them names a vendor.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::snapshot::Rendered;
 
@@ -99,11 +100,73 @@ impl fmt::Display for FailureReason {
     }
 }
 
+/// A failed request to a vendor (after retries), or a vendor answer refused: the reason and a
+/// message that never holds a URL, a header or a body, so nothing secret leaks through it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct FetchError {
+    pub reason: FailureReason,
+    pub message: String,
+    pub status: Option<u16>,
+}
+
+impl FetchError {
+    pub fn new(reason: FailureReason, message: impl Into<String>) -> Self {
+        FetchError {
+            reason,
+            message: message.into(),
+            status: None,
+        }
+    }
+}
+
+/// Why a section of a poll failed, as the poller, the store and the landing page see it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PollError {
+    /// A vendor request failed or its answer was refused.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The poll panicked (caught; the source keeps its schedule).
+    #[error("poll panicked: {0}")]
+    Panicked(String),
+    /// The whole poll ran longer than `poll.deadline`.
+    #[error("poll deadline of {} exceeded (poll.deadline)", humantime::format_duration(*.0))]
+    Deadline(Duration),
+    /// The poll's task ended without an answer (cancelled at shutdown or reload).
+    #[error("poll task ended: {0}")]
+    Ended(String),
+    /// A failure known only in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl PollError {
+    /// The request failure reason behind it, when a vendor request is the cause.
+    pub fn reason(&self) -> Option<FailureReason> {
+        match self {
+            PollError::Fetch(e) => Some(e.reason),
+            _ => None,
+        }
+    }
+}
+
+impl From<String> for PollError {
+    fn from(message: String) -> Self {
+        PollError::Other(message)
+    }
+}
+
+impl From<&str> for PollError {
+    fn from(message: &str) -> Self {
+        PollError::Other(message.to_string())
+    }
+}
+
 /// The result of one section (an endpoint group) of a poll.
 #[derive(Debug)]
 pub struct SectionOutcome {
     pub name: &'static str,
-    pub result: Result<Rendered, String>,
+    pub result: Result<Rendered, PollError>,
 }
 
 /// Everything one poll of one source produced. A section is published whole or not at all.
@@ -116,22 +179,45 @@ impl PollOutcome {
     pub fn ok(&self) -> bool {
         self.sections.iter().all(|s| s.result.is_ok())
     }
-    /// An outcome in which every section of `names` failed for the same `reason`.
-    pub fn all_failed(names: &[&'static str], reason: &str) -> Self {
+    /// An outcome in which every section of `names` failed with the same `error`.
+    pub fn all_failed(names: &[&'static str], error: impl Into<PollError>) -> Self {
+        let error = error.into();
         PollOutcome {
             sections: names
                 .iter()
                 .map(|name| SectionOutcome {
                     name,
-                    result: Err(reason.to_string()),
+                    result: Err(error.clone()),
                 })
                 .collect(),
         }
     }
-    pub fn first_error(&self) -> Option<String> {
+    /// The first failed section and why.
+    pub fn first_failure(&self) -> Option<SectionError> {
         self.sections.iter().find_map(|s| match &s.result {
-            Err(e) => Some(format!("{}: {e}", s.name)),
+            Err(e) => Some(SectionError {
+                section: s.name,
+                error: e.clone(),
+            }),
             Ok(_) => None,
         })
+    }
+    /// [`first_failure`](Self::first_failure) as text: `section: message`.
+    pub fn first_error(&self) -> Option<String> {
+        self.first_failure().map(|e| e.to_string())
+    }
+}
+
+/// A section's failure, named: what the landing page shows as a source's last error.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{section}: {error}")]
+pub struct SectionError {
+    pub section: &'static str,
+    pub error: PollError,
+}
+
+impl SectionError {
+    pub fn reason(&self) -> Option<FailureReason> {
+        self.error.reason()
     }
 }

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::config::{Config, MetricsConfig, PollConfig, SourceConfig};
 use crate::http::PlainHttp;
-use crate::model::{PollOutcome, SourceKey};
+use crate::model::{PollError, PollOutcome, SourceKey};
 use crate::sources::{self, Source, SourceContext};
 use crate::store::Store;
 
@@ -285,21 +285,18 @@ async fn poll_supervised(
             let message = panic_message(e.into_panic());
             tracing::error!(source = %key, panic = %message, "poll panicked; the source keeps its schedule");
             (
-                PollOutcome::all_failed(&wanted, &format!("poll panicked: {message}")),
+                PollOutcome::all_failed(&wanted, PollError::Panicked(message)),
                 true,
             )
         }
         Ok(Err(e)) => (
-            PollOutcome::all_failed(&wanted, &format!("poll task ended: {e}")),
+            PollOutcome::all_failed(&wanted, PollError::Ended(e.to_string())),
             false,
         ),
-        Err(_) => {
-            let reason = format!(
-                "poll deadline of {} exceeded (poll.deadline)",
-                humantime::format_duration(deadline)
-            );
-            (PollOutcome::all_failed(&wanted, &reason), false)
-        }
+        Err(_) => (
+            PollOutcome::all_failed(&wanted, PollError::Deadline(deadline)),
+            false,
+        ),
     };
     let took = started.elapsed();
     let failed: Vec<&'static str> = outcome

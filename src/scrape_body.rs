@@ -329,8 +329,8 @@ fn gzip_tail(trailer: &[u8], mut crc: Crc) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{MetricsBuilder, Platform, SourceKey};
-    use crate::store::{PollOutcome, SectionOutcome};
+    use crate::model::{Platform, PollOutcome, SectionOutcome, SourceKey};
+    use crate::snapshot::MetricsBuilder;
     use std::io::Read;
     use std::time::Duration;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::model::SourceKey;
+use crate::model::{FailureReason, PollError, SectionError, SourceKey};
 use crate::snapshot::{merge, MetricsBuilder, Rendered};
 use crate::sources::SourceInfo;
 use crate::stats::ApiStats;
@@ -25,11 +25,12 @@ pub struct SourceStatus {
     /// End of the last poll after which every section was up.
     pub last_success: Option<SystemTime>,
     pub last_duration: Option<Duration>,
-    pub last_error: Option<String>,
+    /// Why the source is down: the failed section and its typed error.
+    pub last_error: Option<SectionError>,
     /// Start of the poll running now, if one is.
     pub polling_since: Option<SystemTime>,
-    /// The latest failed request of the poll running now (`endpoint: reason`).
-    pub current_error: Option<String>,
+    /// The latest failed request of the poll running now: endpoint and reason.
+    pub current_error: Option<(&'static str, FailureReason)>,
     /// The source's poll interval (its own or `poll.interval`).
     pub interval: Option<Duration>,
     pub info: SourceInfo,
@@ -46,7 +47,7 @@ pub struct SectionStatus {
     /// `None` until its first attempt ends.
     pub up: Option<bool>,
     pub last_success: Option<SystemTime>,
-    pub last_error: Option<String>,
+    pub last_error: Option<PollError>,
 }
 
 impl SourceStatus {
@@ -214,7 +215,7 @@ impl Store {
             return; // removed by a reload while it polled
         };
         let ok = outcome.ok() && !panicked;
-        let error = outcome.first_error();
+        let error = outcome.first_failure();
         for section in outcome.sections {
             let health = entry
                 .health
@@ -266,7 +267,10 @@ impl Store {
                     .health
                     .values()
                     .find_map(|h| match (&h.up, &h.last_error) {
-                        (Some(false), Some(e)) => Some(format!("{}: {e}", h.name)),
+                        (Some(false), Some(e)) => Some(SectionError {
+                            section: h.name,
+                            error: e.clone(),
+                        }),
                         _ => None,
                     })
             });
@@ -294,7 +298,7 @@ impl Store {
                         .stats
                         .last_failure()
                         .filter(|(_, _, at)| *at >= since)
-                        .map(|(endpoint, reason, _)| format!("{endpoint}: {reason}"));
+                        .map(|(endpoint, reason, _)| (endpoint, reason));
                 }
                 s.series = e
                     .sections
@@ -547,5 +551,52 @@ mod tests {
         assert!(later.contains("awareness_last_success_timestamp_seconds{"));
         store.remove(&key);
         assert!(!store.render(t0).contains("account=\"a\""));
+    }
+
+    #[test]
+    fn the_status_keeps_the_reason_of_a_failure_not_just_its_text() {
+        use crate::model::FetchError;
+        let store = Store::new(Duration::from_secs(60));
+        let key = SourceKey::new(Platform::new("cyberpilot"), "a");
+        store.register(&key);
+        store.configure(
+            &key,
+            &["s", "t"],
+            Duration::from_secs(60),
+            Default::default(),
+        );
+        let refused = FetchError::new(FailureReason::Auth, "HTTP 401 Unauthorized");
+        let outcome = PollOutcome {
+            sections: vec![
+                SectionOutcome {
+                    name: "s",
+                    result: Err(refused.clone().into()),
+                },
+                SectionOutcome {
+                    name: "t",
+                    result: Ok(data(1.0)),
+                },
+            ],
+        };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        store.publish(&key, outcome, Duration::from_secs(1), now);
+        let status = &store.statuses(now)[0].1;
+        let last = status.last_error.clone().unwrap();
+        assert_eq!(last.reason(), Some(FailureReason::Auth));
+        assert_eq!(last.to_string(), "s: HTTP 401 Unauthorized");
+        assert_eq!(
+            status.sections[0].last_error,
+            Some(PollError::Fetch(refused))
+        );
+
+        let deadline = PollOutcome::all_failed(&["t"], PollError::Deadline(Duration::from_secs(5)));
+        store.publish(&key, deadline, Duration::from_secs(5), now);
+        let status = &store.statuses(now)[0].1;
+        let last = status.last_error.clone().unwrap();
+        assert_eq!(last.reason(), None);
+        assert_eq!(
+            last.to_string(),
+            "t: poll deadline of 5s exceeded (poll.deadline)"
+        );
     }
 }

@@ -172,6 +172,8 @@ async fn rows_beyond_max_rows_fail_the_poll_as_decode() {
     let config = parse(&cp_config(&url, "[poll]\nmax_rows = 1000\n"));
     let (outcome, stats) = poll_once(&config).await;
     let err = outcome.sections[0].result.as_ref().unwrap_err();
+    assert_eq!(err.reason(), Some(FailureReason::Decode), "a typed reason");
+    let err = err.to_string();
     assert!(err.contains("poll.max_rows (1000)"), "{err}");
     assert!(stats.failures(FailureReason::Decode) >= 1);
 
@@ -195,7 +197,7 @@ async fn a_page_of_empty_rows_stops_at_max_rows() {
         "[poll]\nmax_rows = 10000\n",
     ));
     let (outcome, stats) = poll_once(&config).await;
-    let err = outcome.sections[0].result.as_ref().unwrap_err();
+    let err = outcome.sections[0].result.as_ref().unwrap_err().to_string();
     assert!(err.contains("max_rows"), "{err}");
     assert!(stats.failures(FailureReason::Decode) >= 1);
 }
@@ -215,10 +217,10 @@ async fn mimecast_rows_count_against_max_rows_across_sections() {
     };
     // Each endpoint alone fits (300 rows), both together do not.
     let (outcome, _) = poll_once(&parse(&text(450))).await;
-    let failed: Vec<&String> = outcome
+    let failed: Vec<String> = outcome
         .sections
         .iter()
-        .filter_map(|s| s.result.as_ref().err())
+        .filter_map(|s| s.result.as_ref().err().map(|e| e.to_string()))
         .collect();
     assert!(!failed.is_empty(), "600 rows read under max_rows = 450");
     assert!(failed.iter().all(|e| e.contains("poll.max_rows (450)")));

@@ -261,7 +261,7 @@ async fn api_2_error_bodies_are_read_whatever_the_status() {
     let errors: Vec<String> = outcome
         .sections
         .iter()
-        .filter_map(|s| s.result.as_ref().err().cloned())
+        .filter_map(|s| s.result.as_ref().err().map(|e| e.to_string()))
         .collect();
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(

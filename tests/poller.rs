@@ -271,7 +271,12 @@ async fn the_deadline_ends_a_whole_poll() {
     let (store, handle) = start(fake.clone(), schedule);
     assert!(eventually(10, || store.ready()).await);
     let statuses = store.statuses(SystemTime::now());
-    let error = statuses[0].1.last_error.clone().unwrap_or_default();
+    let error = statuses[0]
+        .1
+        .last_error
+        .as_ref()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(error.contains("deadline"), "{error}");
     assert!(!statuses[0].1.up);
     let html = awareness_exporter::landing::render(&store, SystemTime::now());
@@ -396,7 +401,7 @@ async fn a_blackholed_mimecast_token_endpoint_fails_the_poll_within_one_request_
     let (outcome, stats) = poll_once(&config).await;
     assert_eq!(outcome.sections.len(), 6);
     for s in &outcome.sections {
-        let e = s.result.as_ref().unwrap_err();
+        let e = s.result.as_ref().unwrap_err().to_string();
         assert!(e.contains("token request failed"), "{}: {e}", s.name);
     }
     assert_eq!(
@@ -415,7 +420,7 @@ async fn a_blackholed_cyberpilot_login_fails_the_poll_within_one_request_budget(
         "[[cyberpilot]]\naccount = \"acme\"\naccount_id = \"x\"\nbase_url = \"{url}\"\n[cyberpilot.login]\ntoken_url = \"{url}/oauth/token\"\nclient_id = \"c\"\nusername = \"u\"\npassword = \"p\"\n"
     ), 300, 2);
     let (outcome, _) = poll_once(&config).await;
-    let e = outcome.sections[0].result.as_ref().unwrap_err();
+    let e = outcome.sections[0].result.as_ref().unwrap_err().to_string();
     assert!(e.contains("login failed"), "{e}");
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }

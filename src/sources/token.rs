@@ -8,8 +8,9 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::http::{FetchError, Reply, Transport};
-use crate::stats::FailureReason;
+use crate::http::{Reply, Transport};
+use crate::model::FailureReason;
+use crate::model::FetchError;
 
 /// Lifetime assumed when the server tells none.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(15 * 60);

@@ -325,7 +325,7 @@ impl Source for CyberPilotSource {
             self.token.begin_poll().await;
             self.rows.reset();
             if let Err(e) = self.bearer().await {
-                return PollOutcome::all_failed(&[SECTION], &e.to_string());
+                return PollOutcome::all_failed(&[SECTION], e);
             }
             let result = match self.fetch_all().await {
                 // Rendering and folding rare branches: off the serving threads as well.
@@ -335,9 +335,9 @@ impl Source for CyberPilotSource {
                     self.decoder
                         .run(move || report.render(&key, &config, &stats))
                         .await
-                        .map_err(|e| e.to_string())
+                        .map_err(Into::into)
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.into()),
             };
             self.ctx.stats.rows_read(self.rows.used());
             PollOutcome {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::models::Fail;
 use crate::http::VendorError;
-use crate::stats::FailureReason;
+use crate::model::FailureReason;
 
 /// One vendor error, from either API generation.
 #[derive(Debug, Clone, PartialEq)]

@@ -268,12 +268,12 @@ impl Source for MimecastSource {
             }
             let names: Vec<&'static str> = endpoints.iter().map(|e| e.name()).collect();
             if let Err(e) = self.client.authenticate().await {
-                return PollOutcome::all_failed(&names, &e.to_string());
+                return PollOutcome::all_failed(&names, e);
             }
             let sections = futures::future::join_all(endpoints.into_iter().map(|e| async move {
                 SectionOutcome {
                     name: e.name(),
-                    result: self.section(e).await.map_err(|err| err.to_string()),
+                    result: self.section(e).await.map_err(Into::into),
                 }
             }))
             .await;
