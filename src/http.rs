@@ -221,6 +221,38 @@ impl Transport {
         self.send_inner(endpoint, false, build).await
     }
 
+    /// Sends a request with `Authorization: Bearer <token>`, the token from `token` (cached or
+    /// fetched). When the vendor refuses it (reason `auth`), `refused` is told which token
+    /// failed; if it can get another (it forgot the cached one: `true`), the request is sent
+    /// once more with a fresh token. A static token cannot be renewed (`false`): the refusal
+    /// stands. `build` makes the request without the header, for every attempt.
+    pub async fn send_with_bearer<T, TF, R, RF, B>(
+        &self,
+        endpoint: &'static str,
+        token: T,
+        refused: R,
+        build: B,
+    ) -> Result<Reply, FetchError>
+    where
+        T: Fn() -> TF,
+        TF: std::future::Future<Output = Result<String, FetchError>>,
+        R: FnOnce(String) -> RF,
+        RF: std::future::Future<Output = bool>,
+        B: Fn() -> reqwest::RequestBuilder,
+    {
+        let first = token().await?;
+        match self.send(endpoint, || build().bearer_auth(&first)).await {
+            Err(e) if e.reason == FailureReason::Auth => {
+                if !refused(first).await {
+                    return Err(e);
+                }
+                let fresh = token().await?;
+                self.send(endpoint, || build().bearer_auth(&fresh)).await
+            }
+            other => other,
+        }
+    }
+
     /// Like [`send`](Self::send) for a token endpoint: every 4xx but 429 is an auth failure
     /// (OAuth2 servers answer a bad credential with 400 `invalid_grant`/`invalid_client`).
     pub async fn send_token_request<F>(

@@ -104,3 +104,105 @@ async fn each_registered_vendor_reads_only_its_own_error_format() {
         );
     }
 }
+
+/// Answers 200 only to `Bearer fresh`, 401 to anything else; counts requests.
+async fn bearer_vendor() -> (SocketAddr, Arc<std::sync::atomic::AtomicU32>) {
+    let count = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = count.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let seen = seen.clone();
+        async move {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let ok = headers
+                .get("authorization")
+                .is_some_and(|v| v == "Bearer fresh");
+            let status = if ok { 200 } else { 401 };
+            axum::http::StatusCode::from_u16(status).unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, count)
+}
+
+#[tokio::test]
+async fn a_refused_bearer_token_is_renewed_once_and_only_once() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Mutex;
+    let t = transport(None);
+    let requests = |n: &Arc<std::sync::atomic::AtomicU32>| n.load(Ordering::SeqCst);
+
+    // A stale cached token, then a fresh one: one retry, success.
+    let (addr, count) = bearer_vendor().await;
+    let url = format!("http://{addr}/x");
+    let tokens = Mutex::new(vec!["fresh", "stale"]);
+    let refused = Mutex::new(Vec::new());
+    let reply = t
+        .send_with_bearer(
+            "x",
+            || async { Ok(tokens.lock().unwrap().pop().unwrap().to_string()) },
+            |token| async {
+                refused.lock().unwrap().push(token);
+                true
+            },
+            || t.client().get(&url),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(requests(&count), 2);
+    assert_eq!(*refused.lock().unwrap(), ["stale"]);
+
+    // Refused again after renewal: the second refusal stands (two requests, no loop).
+    let (addr, count) = bearer_vendor().await;
+    let url = format!("http://{addr}/x");
+    let e = t
+        .send_with_bearer(
+            "x",
+            || async { Ok("revoked".to_string()) },
+            |_| async { true },
+            || t.client().get(&url),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason, FailureReason::Auth);
+    assert_eq!(requests(&count), 2);
+
+    // A static token cannot be renewed: one request.
+    let (addr, count) = bearer_vendor().await;
+    let url = format!("http://{addr}/x");
+    let e = t
+        .send_with_bearer(
+            "x",
+            || async { Ok("static".to_string()) },
+            |_| async { false },
+            || t.client().get(&url),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason, FailureReason::Auth);
+    assert_eq!(requests(&count), 1);
+
+    // A failed token fetch sends nothing.
+    let (addr, count) = bearer_vendor().await;
+    let url = format!("http://{addr}/x");
+    let e = t
+        .send_with_bearer(
+            "x",
+            || async {
+                Err(http::FetchError::new(
+                    FailureReason::Timeout,
+                    "token timed out",
+                ))
+            },
+            |_| async { true },
+            || t.client().get(&url),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason, FailureReason::Timeout);
+    assert_eq!(requests(&count), 0);
+}

@@ -127,32 +127,28 @@ impl CyberPilotSource {
         let url = users_summary_url(&self.config.base_url, &self.config.account_id)?;
         let take = self.config.page_size.to_string();
         let skip_s = skip.to_string();
-        let mut relogged = false;
-        let reply = loop {
-            let token = self.bearer().await?;
-            let result = self
-                .transport
-                .send(ENDPOINT_USERS, || {
+        // A refused login token is renewed once; a static token's refusal stands.
+        let reply = self
+            .transport
+            .send_with_bearer(
+                ENDPOINT_USERS,
+                || self.bearer(),
+                |token| async move {
+                    let renewable = matches!(self.config.auth, CyberPilotAuth::Login { .. });
+                    if renewable {
+                        self.token.invalidate(&token).await;
+                    }
+                    renewable
+                },
+                || {
                     self.transport
                         .client()
                         .get(&url)
                         .query(&[("take", take.as_str()), ("skip", skip_s.as_str())])
-                        .bearer_auth(&token)
                         .header("accept", "application/json")
-                })
-                .await;
-            match result {
-                Err(e)
-                    if e.reason == FailureReason::Auth
-                        && !relogged
-                        && matches!(self.config.auth, CyberPilotAuth::Login { .. }) =>
-                {
-                    relogged = true;
-                    self.token.invalidate(&token).await;
-                }
-                other => break other?,
-            }
-        };
+                },
+            )
+            .await?;
         // Decoded on the blocking pool and folded into the report there (one lock per page);
         // the raw page and its parsed rows are dropped as soon as they are folded.
         let budget = self.rows.clone();

@@ -164,29 +164,27 @@ impl MimecastClient {
                 Ok(reply.body)
             }
             MimecastAuth::OAuth2 { .. } => {
-                let mut renewed = false;
-                loop {
-                    let token = self.bearer().await?;
-                    let result = self
-                        .transport
-                        .send(endpoint, || {
+                // A refused token is replaced once.
+                let reply = self
+                    .transport
+                    .send_with_bearer(
+                        endpoint,
+                        || self.bearer(),
+                        |token| async move {
+                            self.token.invalidate(&token).await;
+                            true
+                        },
+                        || {
                             self.transport
                                 .client()
                                 .post(&url)
-                                .bearer_auth(&token)
                                 .header("content-type", "application/json")
                                 .header("accept", "application/json")
                                 .body(body.clone())
-                        })
-                        .await;
-                    match result {
-                        Err(e) if e.reason == FailureReason::Auth && !renewed => {
-                            renewed = true;
-                            self.token.invalidate(&token).await;
-                        }
-                        other => return other.map(|r| r.body),
-                    }
-                }
+                        },
+                    )
+                    .await?;
+                Ok(reply.body)
             }
         }
     }
