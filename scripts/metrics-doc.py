@@ -47,6 +47,11 @@ ABSENT_IN_DEMO = {
     "awareness_rows_skipped": ("counter", ["platform", "account", "endpoint"],
         "Malformed rows in vendor answers that were skipped (no identity, wrong types); appears "
         "with the first skipped row"),
+    "awareness_shard_ordinal": ("gauge", ["shard"],
+        "This replica's shard (--shard or the StatefulSet ordinal): it polls the accounts whose "
+        "hash of (platform, account) falls on it; only when sharded (--total-shards > 1)"),
+    "awareness_total_shards": ("gauge", ["shard"],
+        "The number of shards the accounts are spread over (--total-shards); only when sharded"),
     "awareness_mimecast_users_excluded": ("gauge", ["account", "department", "state"],
         "Users of the department left out of the Mimecast user figures because their userState "
         "is not ACTIVE, by state (performance details)"),

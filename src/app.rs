@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::config::{self, Config};
 use crate::poller::Poller;
 use crate::server::{self, App, ReloadFn, ServerSettings};
+use crate::shard::Shard;
 use crate::store::Store;
 use crate::web::WebSettings;
 
@@ -27,8 +28,17 @@ impl Exporter {
     /// Starts polling every source of `config`. `config_path` is what reloads read (none in
     /// demo mode).
     pub fn start(config: Config, config_path: Option<PathBuf>) -> Arc<Exporter> {
+        Self::start_shard(config, config_path, Shard::ALL)
+    }
+
+    /// Like [`start`](Self::start), polling only the accounts of `shard` (also after reloads).
+    pub fn start_shard(
+        config: Config,
+        config_path: Option<PathBuf>,
+        shard: Shard,
+    ) -> Arc<Exporter> {
         let demo = config_path.is_none();
-        let exporter = Self::start_with(config, config_path, |p| p);
+        let exporter = Self::start_with(config, config_path, |p| p.with_shard(shard));
         exporter.store.set_demo_mode(demo);
         exporter
     }

@@ -35,7 +35,17 @@ fn when(t: Option<SystemTime>, now: SystemTime) -> String {
 
 /// The page for everything the store holds now.
 pub fn render(store: &Store, now: SystemTime) -> String {
-    page(&store.statuses(now), store.demo_mode(), now)
+    let html = page(&store.statuses(now), store.demo_mode(), now);
+    let shard = store.shard();
+    if !shard.is_sharded() {
+        return html;
+    }
+    let note = format!(
+        "<p class=\"shard\">{}: this replica polls only the accounts whose hash of (platform, \
+         account) falls on its shard; the other replicas poll the rest.</p>\n<h2>Sources</h2>",
+        escape(&shard.to_string()).replacen("shard", "Shard", 1)
+    );
+    html.replacen("<h2>Sources</h2>", &note, 1)
 }
 
 /// The state column: the last result, and the poll running now with its latest error.

@@ -13,6 +13,7 @@ pub mod model;
 pub mod poller;
 pub mod scrape_body;
 pub mod server;
+pub mod shard;
 pub mod sim;
 pub mod snapshot;
 pub mod sources;

@@ -7,6 +7,7 @@ use clap::Parser;
 
 use awareness_exporter::app::{self, Exporter};
 use awareness_exporter::config::{self, Config, ConfigError};
+use awareness_exporter::shard::Shard;
 use awareness_exporter::sources::registry;
 use awareness_exporter::web::WebConfig;
 
@@ -40,6 +41,21 @@ struct Args {
     /// Log format.
     #[arg(long = "log.format", value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// This replica's shard, from 0 to --total-shards - 1: it polls only the accounts whose
+    /// hash of (platform, account) falls on it (as kube-state-metrics shards).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    shard: u32,
+    /// The number of replicas the accounts are spread over; every replica reads the same config.
+    #[arg(long = "total-shards", value_name = "N", default_value_t = 1)]
+    total_shards: u32,
+    /// The pod name of a StatefulSet replica (e.g. `--pod=$(POD_NAME)` from the downward API):
+    /// its ordinal is the shard, overriding --shard.
+    #[arg(long, value_name = "NAME")]
+    pod: Option<String>,
+    /// Take the shard from the hostname's StatefulSet ordinal (a StatefulSet pod's hostname is its
+    /// name), overriding --shard.
+    #[arg(long = "shard.from-hostname")]
+    shard_from_hostname: bool,
     /// Print the registered platforms, one per line, and exit (read by scripts/*.py).
     #[arg(long = "list-platforms", hide = true)]
     list_platforms: bool,
@@ -102,6 +118,25 @@ fn init_logging(level: &str, format: &str) -> Result<(), String> {
     result.map_err(|e| format!("cannot set up logging: {e}"))
 }
 
+/// This replica's shard from `--shard`/`--total-shards`, or from the StatefulSet ordinal in
+/// `--pod` or the hostname.
+/// An error names the flag it is about.
+fn shard_of(args: &Args) -> Result<Shard, (&'static str, String)> {
+    if let Some(pod) = &args.pod {
+        return Shard::from_pod_name(pod, args.total_shards).map_err(|e| ("--pod", e));
+    }
+    if args.shard_from_hostname {
+        let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+            .iter()
+            .find_map(|p| std::fs::read_to_string(p).ok())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .ok_or(("--shard.from-hostname", "cannot read the hostname".into()))?;
+        return Shard::from_pod_name(&host, args.total_shards)
+            .map_err(|e| ("--shard.from-hostname", e));
+    }
+    Shard::new(args.shard, args.total_shards).map_err(|e| ("--shard", e))
+}
+
 /// `--check-config`: everything start-up checks, every problem at once, nothing contacted.
 fn check_config(args: &Args) -> ExitCode {
     let path = args.config_file.display();
@@ -122,12 +157,22 @@ fn check_config(args: &Args) -> ExitCode {
             });
         }
     }
+    let shard = match shard_of(args) {
+        Ok(s) => s,
+        Err((flag, message)) => {
+            report.errors.push(ConfigError::Flag {
+                flag: flag.into(),
+                message,
+            });
+            Shard::ALL
+        }
+    };
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
     match (&report.config, report.errors.len()) {
         (Some(c), 0) => {
-            println!("config {path} is valid; {}", describe(c));
+            println!("config {path} is valid; {}", describe(c, shard));
             ExitCode::SUCCESS
         }
         (_, n) => {
@@ -143,10 +188,20 @@ fn check_config(args: &Args) -> ExitCode {
     }
 }
 
-fn describe(config: &Config) -> String {
+fn describe(config: &Config, shard: Shard) -> String {
     let mut out = format!("{} source(s):\n", config.sources.len());
     for s in &config.sources {
-        out.push_str(&format!("  - {} {}\n", s.key(), s.describe()));
+        out.push_str(&format!("  - {} {}", s.key(), s.describe()));
+        if shard.is_sharded() {
+            let of = Shard::of(&s.key(), shard.total());
+            let mine = if of == shard.ordinal() {
+                ", polled here"
+            } else {
+                ""
+            };
+            out.push_str(&format!(" (shard {of}{mine})"));
+        }
+        out.push('\n');
     }
     out
 }
@@ -206,6 +261,7 @@ async fn run(args: Args) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| config.server.listen.clone());
     config::check_listen_address(&listen).map_err(|e| format!("--web.listen-address: {e}"))?;
+    let shard = shard_of(&args).map_err(|(flag, e)| format!("{flag}: {e}"))?;
     let mut server_config = config.server.clone();
     server_config.enable_lifecycle = args.enable_lifecycle;
     tracing::info!(
@@ -214,7 +270,14 @@ async fn run(args: Args) -> Result<(), String> {
         demo = args.demo,
         "starting"
     );
-    let exporter = Exporter::start(config, path);
+    if shard.is_sharded() {
+        tracing::info!(
+            shard = shard.ordinal(),
+            total_shards = shard.total(),
+            "sharded: polling only this shard's accounts"
+        );
+    }
+    let exporter = Exporter::start_shard(config, path, shard);
     let server = app::serve(exporter.clone(), &listen, &server_config).await?;
     tracing::info!(address = %server.addr, "listening");
 

@@ -16,6 +16,7 @@ use tracing::Instrument;
 use crate::config::{Config, MetricsConfig, PollConfig, SourceConfig};
 use crate::http::PlainHttp;
 use crate::model::{PollError, PollOutcome, SourceKey};
+use crate::shard::Shard;
 use crate::sources::{self, Source, SourceContext};
 use crate::store::Store;
 
@@ -63,6 +64,9 @@ pub struct Poller {
     failure_backoff: Duration,
     /// Process-wide request limit, replaced when `poll.max_requests_in_flight` changes.
     global: Mutex<(usize, Arc<tokio::sync::Semaphore>)>,
+    /// The accounts this replica polls (`--shard` / `--total-shards`); the others are skipped
+    /// on every apply, start and reload alike.
+    shard: Shard,
 }
 
 impl Poller {
@@ -73,7 +77,15 @@ impl Poller {
             running: Mutex::new(BTreeMap::new()),
             failure_backoff: FAILURE_BACKOFF,
             global: Mutex::new((0, Arc::new(tokio::sync::Semaphore::new(1)))),
+            shard: Shard::ALL,
         }
+    }
+
+    /// Polls only the accounts of `shard` (see [`crate::shard`]).
+    pub fn with_shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self.store.set_shard(shard);
+        self
     }
 
     /// Changes the first retry delay after a failed poll (tests use short ones).
@@ -100,8 +112,21 @@ impl Poller {
             g.1.clone()
         };
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let wanted: BTreeMap<SourceKey, &SourceConfig> =
-            config.sources.iter().map(|s| (s.key(), s)).collect();
+        let wanted: BTreeMap<SourceKey, &SourceConfig> = config
+            .sources
+            .iter()
+            .map(|s| (s.key(), s))
+            .filter(|(key, _)| self.shard.owns(key))
+            .collect();
+        if self.shard.is_sharded() {
+            tracing::info!(
+                shard = self.shard.ordinal(),
+                total_shards = self.shard.total(),
+                accounts = wanted.len(),
+                configured = config.sources.len(),
+                "polling the accounts of this shard"
+            );
+        }
 
         let removed: Vec<SourceKey> = running
             .keys()

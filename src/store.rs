@@ -80,6 +80,8 @@ pub struct Store {
     version: String,
     /// The process polls built-in simulators (`--demo`), not vendors.
     demo: std::sync::atomic::AtomicBool,
+    /// The accounts this replica polls, shown on the landing page and as series when sharded.
+    shard: std::sync::OnceLock<crate::shard::Shard>,
 }
 
 fn secs(t: SystemTime) -> f64 {
@@ -95,7 +97,17 @@ impl Store {
             max_age: RwLock::new(max_age),
             version: env!("CARGO_PKG_VERSION").to_string(),
             demo: std::sync::atomic::AtomicBool::new(false),
+            shard: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Records this replica's shard (set once, at start).
+    pub fn set_shard(&self, shard: crate::shard::Shard) {
+        let _ = self.shard.set(shard);
+    }
+
+    pub fn shard(&self) -> crate::shard::Shard {
+        self.shard.get().copied().unwrap_or_default()
     }
 
     pub fn set_demo_mode(&self, demo: bool) {
@@ -356,6 +368,25 @@ impl Store {
             &[("version", &self.version)],
             1.0,
         );
+        // As kube-state-metrics shows its sharding; absent when not sharded.
+        let shard = self.shard();
+        if shard.is_sharded() {
+            let ordinal = shard.ordinal().to_string();
+            let labels = [("shard", ordinal.as_str())];
+            b.gauge(
+                "awareness_shard_ordinal",
+                "This replica's shard (--shard or the StatefulSet ordinal): it polls the accounts \
+                 whose hash of (platform, account) falls on it",
+                &labels,
+                f64::from(shard.ordinal()),
+            );
+            b.gauge(
+                "awareness_total_shards",
+                "The number of shards the accounts are spread over (--total-shards)",
+                &labels,
+                f64::from(shard.total()),
+            );
+        }
         for (key, entry) in map {
             let platform = key.platform.as_str();
             let account = key.account.as_str();

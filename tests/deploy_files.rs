@@ -37,6 +37,7 @@ fn systemd_unit_forbids_core_dumps() {
 fn no_shipped_deployment_opens_the_lifecycle_api() {
     for path in [
         "deploy/kubernetes/deployment.yaml",
+        "deploy/kubernetes/statefulset-sharded.yaml",
         "deploy/systemd/awareness-exporter.service",
     ] {
         assert!(!read(path).contains("--web.enable-lifecycle"), "{path}");
@@ -45,4 +46,58 @@ fn no_shipped_deployment_opens_the_lifecycle_api() {
         serde_yaml_ng::from_str(&read("deploy/compose/docker-compose.yml")).unwrap();
     let exporter = &compose["services"]["awareness-exporter"]["command"];
     assert!(!format!("{exporter:?}").contains("lifecycle"));
+}
+
+/// The sharded StatefulSet: its pods take their shard from their own name, and the number of
+/// shards is the number of replicas (a mismatch would leave accounts unpolled or refuse to start).
+#[test]
+fn the_sharded_statefulset_gives_each_pod_its_shard() {
+    let text = read("deploy/kubernetes/statefulset-sharded.yaml");
+    let docs: Vec<serde_yaml_ng::Value> = text
+        .split("\n---\n")
+        .map(|d| serde_yaml_ng::from_str(d).unwrap())
+        .collect();
+    let set = docs
+        .iter()
+        .find(|d| d["kind"] == "StatefulSet")
+        .expect("a StatefulSet");
+    let service = docs
+        .iter()
+        .find(|d| d["kind"] == "Service")
+        .expect("its Service");
+    assert_eq!(set["spec"]["serviceName"], service["metadata"]["name"]);
+    assert_eq!(
+        service["spec"]["clusterIP"], "None",
+        "a headless governing Service"
+    );
+    let pod = &set["spec"]["template"];
+    assert_eq!(
+        pod["metadata"]["labels"],
+        set["spec"]["selector"]["matchLabels"]
+    );
+    let container = &pod["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"--pod=$(POD_NAME)"), "{args:?}");
+    let env = container["env"].as_sequence().unwrap();
+    assert!(env
+        .iter()
+        .any(|e| e["name"] == "POD_NAME"
+            && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"));
+    let replicas = set["spec"]["replicas"].as_u64().unwrap();
+    assert!(replicas > 1);
+    assert!(
+        args.contains(&format!("--total-shards={replicas}").as_str()),
+        "--total-shards must equal spec.replicas ({replicas}): {args:?}"
+    );
+    // The Service of service.yaml (which the ServiceMonitor scrapes) selects every shard.
+    let scraped: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&read("deploy/kubernetes/service.yaml")).unwrap();
+    for (k, v) in scraped["spec"]["selector"].as_mapping().unwrap() {
+        assert_eq!(&pod["metadata"]["labels"][k.as_str().unwrap()], v);
+    }
 }
