@@ -47,6 +47,9 @@ ABSENT_IN_DEMO = {
     "awareness_rows_skipped": ("counter", ["platform", "account", "endpoint"],
         "Malformed rows in vendor answers that were skipped (no identity, wrong types); appears "
         "with the first skipped row"),
+    "awareness_label_values_folded": ("counter", ["platform", "account", "label"],
+        "Distinct vendor label values folded into __other__ by metrics.max_label_values, summed "
+        "over polls"),
     "awareness_shard_ordinal": ("gauge", ["shard"],
         "This replica's shard (--shard or the StatefulSet ordinal): it polls the accounts whose "
         "hash of (platform, account) falls on it; only when sharded (--total-shards > 1)"),
