@@ -611,12 +611,16 @@ fn resolve(
         inline: Cell::new(false),
     };
 
+    let poll_interval = poll
+        .as_ref()
+        .map_or(PollConfig::default().interval, |p| p.interval);
     let mut sources = Vec::new();
     for vendor in vendors.iter().copied() {
         for section in root.tables(vendor.platform().as_str()) {
             let block = Block {
                 section,
                 secrets: &secrets,
+                poll_interval,
             };
             if let Some(account) = vendor.read_account(block) {
                 sources.push(SourceConfig::new(vendor, account));
@@ -1000,6 +1004,8 @@ impl Secrets<'_> {
 pub struct Block<'a> {
     section: Section<'a>,
     secrets: &'a Secrets<'a>,
+    /// `poll.interval`, the interval of every block that sets none of its own.
+    poll_interval: Duration,
 }
 
 impl<'a> Block<'a> {
@@ -1047,6 +1053,11 @@ impl<'a> Block<'a> {
     pub fn account(&mut self) -> Option<String> {
         check_account(&mut self.section)
     }
+    /// `poll.interval`: how often the account is polled when it sets no `interval` of its own
+    /// (a vendor with a request quota checks that its polls fit).
+    pub fn poll_interval(&self) -> Duration {
+        self.poll_interval
+    }
     /// The account's own `interval` (1s to 7 days), if set.
     pub fn interval(&mut self) -> Option<Duration> {
         source_interval(&mut self.section)
@@ -1071,6 +1082,7 @@ impl<'a> Block<'a> {
         Some(Block {
             section,
             secrets: self.secrets,
+            poll_interval: self.poll_interval,
         })
     }
     /// Ends the block: every key nothing read is reported as unknown.

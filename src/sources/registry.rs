@@ -17,11 +17,11 @@ use std::time::Duration;
 use crate::config::Block;
 use crate::http::{PlainHttp, VendorHttp};
 use crate::model::Platform;
-use crate::sources::{cyberpilot, mimecast, Source, SourceContext, SourceInfo};
+use crate::sources::{cyberpilot, knowbe4, mimecast, Source, SourceContext, SourceInfo};
 
 /// Every vendor the exporter can poll, in the order their `[[table]]` blocks are read. Adding a
 /// platform adds one line here.
-pub static VENDORS: &[&dyn Vendor] = &[&cyberpilot::VENDOR, &mimecast::VENDOR];
+pub static VENDORS: &[&dyn Vendor] = &[&cyberpilot::VENDOR, &knowbe4::VENDOR, &mimecast::VENDOR];
 
 /// A platform's registration.
 pub trait Vendor: Send + Sync {

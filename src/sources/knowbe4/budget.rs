@@ -1,0 +1,280 @@
+//! The KnowBe4 request budget. The vendor allows "2,000 requests per day plus the number of
+//! licensed users", "four times per second" and "50 requests per minute" (burst), and sends
+//! no rate-limit headers: so we count ourselves.
+//!
+//! - [`DailyCount`]: requests in the last 24 h (minute buckets, fixed memory), the quota they
+//!   are counted against, and what is left. A sliding 24 h window never counts fewer requests
+//!   than the vendor's window anchored at the first request, so it errs on the safe side.
+//! - [`Pacer`]: at most `per_second` requests in any second and `per_minute` in any minute.
+//! - [`plan`]: the requests one poll needs for an account of a given size, and whether the
+//!   polls of a day fit the quota (`--check-config` refuses an interval that cannot fit).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The part of the daily quota every account has, whatever its size.
+pub const BASE_DAILY_QUOTA: u64 = 2_000;
+/// The share of the quota our polls plan to use: the rest is for restarts (the count starts
+/// again at 0) and for other tools using the same key. A third-party page even says 1,000.
+pub const PLANNED_SHARE: f64 = 0.9;
+/// Enrollments per user assumed when planning (the vendor's research example: 20 each).
+pub const ENROLLMENTS_PER_USER: u64 = 20;
+/// The vendor's documented limits.
+pub const PER_SECOND: u32 = 4;
+pub const PER_MINUTE: u32 = 50;
+
+const DAY_MINUTES: usize = 24 * 60;
+/// The pacing windows: a second and a minute, plus room for latency that varies.
+pub const SECOND: Duration = Duration::from_millis(1_250);
+pub const MINUTE: Duration = Duration::from_secs(61);
+
+/// The daily quota of an account with `seats` licensed users (unknown: the base only).
+pub fn daily_quota(seats: Option<u64>) -> u64 {
+    BASE_DAILY_QUOTA + seats.unwrap_or(0)
+}
+
+/// Requests counted over the last 24 hours, in one-minute buckets.
+#[derive(Debug)]
+pub struct DailyCount {
+    origin: Instant,
+    inner: Mutex<Buckets>,
+}
+
+#[derive(Debug)]
+struct Buckets {
+    /// `(minute since origin, requests)` per slot; a slot holds the minute `m % 1440`.
+    slots: Vec<(u64, u64)>,
+}
+
+impl Default for DailyCount {
+    fn default() -> Self {
+        DailyCount {
+            origin: Instant::now(),
+            inner: Mutex::new(Buckets {
+                slots: vec![(u64::MAX, 0); DAY_MINUTES],
+            }),
+        }
+    }
+}
+
+impl DailyCount {
+    fn minute(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.origin).as_secs() / 60
+    }
+
+    /// Counts one request sent now.
+    pub fn record(&self) {
+        self.record_at(Instant::now());
+    }
+
+    pub fn record_at(&self, now: Instant) {
+        let m = self.minute(now);
+        let mut b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = &mut b.slots[(m % DAY_MINUTES as u64) as usize];
+        if slot.0 != m {
+            *slot = (m, 0);
+        }
+        slot.1 += 1;
+    }
+
+    /// Requests sent in the last 24 hours.
+    pub fn used(&self) -> u64 {
+        self.used_at(Instant::now())
+    }
+
+    pub fn used_at(&self, now: Instant) -> u64 {
+        let m = self.minute(now);
+        let b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        b.slots
+            .iter()
+            .filter(|(minute, _)| *minute != u64::MAX && *minute + (DAY_MINUTES as u64) > m)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// Keeps requests under `per_second` in any second and `per_minute` in any minute, as the
+/// vendor sees them: requests leave when we send them but arrive after varying latency, so the
+/// windows are counted a little longer ([`SECOND`], [`MINUTE`]). Waiters are served in order
+/// (the lock is fair), so pages keep their order under load.
+#[derive(Debug)]
+pub struct Pacer {
+    per_second: usize,
+    per_minute: usize,
+    sent: tokio::sync::Mutex<VecDeque<Instant>>,
+}
+
+impl Pacer {
+    pub fn new(per_second: u32, per_minute: u32) -> Self {
+        Pacer {
+            per_second: per_second.max(1) as usize,
+            per_minute: per_minute.max(1) as usize,
+            sent: tokio::sync::Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Waits until one more request fits both windows, and counts it as sent.
+    pub async fn acquire(&self) {
+        let mut sent = self.sent.lock().await;
+        loop {
+            let now = Instant::now();
+            while sent
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) >= MINUTE)
+            {
+                sent.pop_front();
+            }
+            let in_second = sent
+                .iter()
+                .rev()
+                .take_while(|t| now.saturating_duration_since(**t) < SECOND)
+                .count();
+            let wait_until = if sent.len() >= self.per_minute {
+                sent.front().map(|t| *t + MINUTE)
+            } else if in_second >= self.per_second {
+                // The oldest of the last second's requests leaves the window first.
+                sent.iter()
+                    .rev()
+                    .nth(self.per_second - 1)
+                    .map(|t| *t + SECOND)
+            } else {
+                None
+            };
+            match wait_until {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => {
+                    sent.push_back(now);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The sections of a poll, for planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanSections {
+    pub users: bool,
+    pub training: bool,
+    pub phishing: bool,
+}
+
+/// The requests one poll makes for an account of `users` licensed users at `page_size` rows a
+/// page: each list needs `floor(rows / page_size) + 1` pages (the last page is short or empty).
+/// Groups are assumed one per ten users, enrollments [`ENROLLMENTS_PER_USER`] per user,
+/// training campaigns and security tests one page.
+pub fn requests_per_poll(users: u64, page_size: u64, sections: PlanSections) -> u64 {
+    let pages = |rows: u64| rows / page_size.max(1) + 1;
+    let mut n = 1; // the account
+    if sections.users {
+        n += pages(users) + pages(users / 10);
+    }
+    if sections.training {
+        n += pages(users.saturating_mul(ENROLLMENTS_PER_USER)) + 1;
+    }
+    if sections.phishing {
+        n += 1;
+    }
+    n
+}
+
+/// How a poll interval fits the daily quota.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub quota: u64,
+    pub per_poll: u64,
+    pub polls_per_day: f64,
+    /// Requests one poll may use so that a day of polls stays within the planned share.
+    pub poll_budget: u64,
+    /// The shortest interval that fits.
+    pub shortest_interval: Duration,
+}
+
+impl Plan {
+    pub fn new(quota: u64, per_poll: u64, interval: Duration) -> Self {
+        let polls_per_day = 86_400.0 / interval.as_secs_f64().max(1.0);
+        let usable = quota as f64 * PLANNED_SHARE;
+        Plan {
+            quota,
+            per_poll,
+            polls_per_day,
+            poll_budget: (usable / polls_per_day).floor() as u64,
+            shortest_interval: Duration::from_secs(
+                (86_400.0 * per_poll as f64 / usable.max(1.0)).ceil() as u64,
+            ),
+        }
+    }
+
+    pub fn fits(&self) -> bool {
+        self.per_poll <= self.poll_budget
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daily_count_forgets_after_24_hours() {
+        let c = DailyCount::default();
+        let t0 = c.origin;
+        for i in 0..5 {
+            c.record_at(t0 + Duration::from_secs(i * 30));
+        }
+        c.record_at(t0 + Duration::from_secs(3600));
+        assert_eq!(c.used_at(t0 + Duration::from_secs(3600)), 6);
+        // Minutes 0 and 1 (four requests) have left the window; minute 2 and the hour stay.
+        assert_eq!(c.used_at(t0 + Duration::from_secs(86_400 + 60)), 2);
+        assert_eq!(c.used_at(t0 + Duration::from_secs(86_400 + 3660)), 0);
+        // A slot reused a day later starts from 0.
+        c.record_at(t0 + Duration::from_secs(86_400 * 2));
+        assert_eq!(c.used_at(t0 + Duration::from_secs(86_400 * 2)), 1);
+    }
+
+    #[test]
+    fn the_research_example_needs_a_long_interval() {
+        // 2,000 users, 500 a page: 1 + (5 + 1) + (81 + 1) + 1 = 90 requests a poll.
+        let all = PlanSections {
+            users: true,
+            training: true,
+            phishing: true,
+        };
+        assert_eq!(requests_per_poll(2_000, 500, all), 90);
+        let quota = daily_quota(Some(2_000));
+        assert_eq!(quota, 4_000);
+        let half_hour = Plan::new(quota, 90, Duration::from_secs(1800));
+        assert!(!half_hour.fits(), "48 polls x 90 = 4,320 > 3,600");
+        assert_eq!(half_hour.poll_budget, 75);
+        let hour = Plan::new(quota, 90, Duration::from_secs(3600));
+        assert!(hour.fits());
+        assert_eq!(hour.shortest_interval, Duration::from_secs(2160));
+        // A small account fits the default interval.
+        let small = requests_per_poll(0, 500, all);
+        assert_eq!(small, 6);
+        assert!(Plan::new(daily_quota(None), small, Duration::from_secs(1800)).fits());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_keeps_both_windows() {
+        let p = Pacer::new(4, 10);
+        let start = Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..12 {
+            p.acquire().await;
+            at.push(Instant::now() - start);
+        }
+        // 4 at once, 4 a (long) second later, 2 more after another (10 a minute), then the
+        // (long) minute has to pass.
+        assert_eq!(at[3], Duration::ZERO);
+        assert_eq!(at[4], SECOND);
+        assert_eq!(at[8], SECOND * 2);
+        assert_eq!(at[9], SECOND * 2);
+        assert_eq!(at[10], MINUTE);
+        for w in at.windows(5) {
+            assert!(w[4] - w[0] >= Duration::from_secs(1), "{at:?}");
+        }
+    }
+}

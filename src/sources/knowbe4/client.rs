@@ -1,0 +1,293 @@
+//! KnowBe4 requests: the bearer key, the request budget (pace and daily quota), `page` /
+//! `per_page` paging over bare arrays, and errors explained in the vendor's terms.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use super::budget::{daily_quota, DailyCount, Pacer};
+use super::config::{KnowBe4Config, MAX_PAGE_SIZE};
+use super::models::{Account, Row};
+use super::page::{self, PageError};
+use crate::config::PollConfig;
+use crate::http::{FetchError, Transport};
+use crate::snapshot::SourceKey;
+use crate::sources::decode::{too_many_rows, Decoder, RowBudget};
+use crate::stats::{ApiStats, FailureReason};
+
+/// The endpoint label of each request, as the path under `/v1/`.
+pub const ACCOUNT: &str = "account";
+pub const USERS: &str = "users";
+pub const GROUPS: &str = "groups";
+pub const ENROLLMENTS: &str = "training/enrollments";
+pub const TRAINING_CAMPAIGNS: &str = "training/campaigns";
+pub const SECURITY_TESTS: &str = "phishing/security_tests";
+
+/// One list endpoint and its query (besides `page` and `per_page`).
+#[derive(Debug, Clone, Copy)]
+pub struct List {
+    pub endpoint: &'static str,
+    pub query: &'static [(&'static str, &'static str)],
+}
+
+pub const ACTIVE_USERS: List = List {
+    endpoint: USERS,
+    query: &[("status", "active")],
+};
+pub const ACTIVE_GROUPS: List = List {
+    endpoint: GROUPS,
+    query: &[("status", "active")],
+};
+pub const ENROLLMENT_LIST: List = List {
+    endpoint: ENROLLMENTS,
+    query: &[
+        ("include_campaign_id", "true"),
+        ("exclude_archived_users", "true"),
+    ],
+};
+/// Without `exclude_percentages=true` the vendor answers only 10 campaigns a page.
+pub const TRAINING_CAMPAIGN_LIST: List = List {
+    endpoint: TRAINING_CAMPAIGNS,
+    query: &[("exclude_percentages", "true")],
+};
+pub const SECURITY_TEST_LIST: List = List {
+    endpoint: SECURITY_TESTS,
+    query: &[],
+};
+
+/// The rows of a list seen so far, by a 64-bit hash of their key (8 bytes a row, not a copy of
+/// the key): rows that shift between pages while the data changes arrive twice.
+#[derive(Debug, Default)]
+pub struct Seen(HashSet<u64>);
+
+impl Seen {
+    /// True the first time a row with this key is seen.
+    pub fn first<T: Row>(&mut self, row: &T) -> bool {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        row.key().hash(&mut h);
+        self.0.insert(h.finish())
+    }
+}
+
+pub struct KnowBe4Client {
+    key: SourceKey,
+    config: KnowBe4Config,
+    transport: Transport,
+    stats: Arc<ApiStats>,
+    decoder: Decoder,
+    max_pages: usize,
+    /// `poll.max_rows`, counted over the poll (all sections).
+    rows: Arc<RowBudget>,
+    daily: DailyCount,
+    pacer: Pacer,
+    /// Seats from the latest good `/v1/account` (the quota is 2,000 plus these).
+    seats: std::sync::Mutex<Option<u64>>,
+}
+
+impl KnowBe4Client {
+    pub fn new(
+        key: SourceKey,
+        config: KnowBe4Config,
+        transport: Transport,
+        stats: Arc<ApiStats>,
+        poll: &PollConfig,
+    ) -> Self {
+        let pacer = Pacer::new(config.requests_per_second, config.requests_per_minute);
+        let seats = std::sync::Mutex::new(config.licensed_users);
+        KnowBe4Client {
+            key,
+            config,
+            transport,
+            stats,
+            decoder: Decoder::new(poll.concurrency),
+            max_pages: poll.max_pages,
+            rows: RowBudget::new(poll.max_rows as u64),
+            daily: DailyCount::default(),
+            pacer,
+            seats,
+        }
+    }
+
+    pub fn key(&self) -> &SourceKey {
+        &self.key
+    }
+
+    /// Starts a poll's row count.
+    pub fn begin_poll(&self) {
+        self.rows.reset();
+    }
+
+    pub fn rows_read(&self) -> u64 {
+        self.rows.used()
+    }
+
+    /// The daily quota as known now: 2,000 plus the seats of the latest account answer (or
+    /// the configured `licensed_users`).
+    pub fn quota(&self) -> u64 {
+        daily_quota(*self.seats.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// This account's count of requests over the last 24 hours.
+    pub fn daily_count(&self) -> &DailyCount {
+        &self.daily
+    }
+
+    /// Requests sent in the last 24 hours.
+    pub fn used_today(&self) -> u64 {
+        self.daily.used()
+    }
+
+    /// One GET under `/v1/`, paced, counted against the daily quota, with the key as bearer.
+    async fn get(
+        &self,
+        endpoint: &'static str,
+        query: &[(&str, &str)],
+    ) -> Result<bytes::Bytes, FetchError> {
+        let url = format!("{}/v1/{endpoint}", self.config.base_url);
+        let quota = self.quota();
+        if self.daily.used() >= quota {
+            self.stats.failure(endpoint, FailureReason::RateLimited);
+            return Err(FetchError::new(
+                FailureReason::RateLimited,
+                format!(
+                    "daily quota spent: {quota} requests (2,000 + licensed users) in the last 24 \
+                     hours; no request sent"
+                ),
+            ));
+        }
+        self.pacer.acquire().await;
+        let reply = self
+            .transport
+            .send(endpoint, || {
+                // Every attempt, retries included, counts against the quota.
+                self.daily.record();
+                self.transport
+                    .client()
+                    .get(&url)
+                    .query(query)
+                    .bearer_auth(self.config.token.expose())
+                    .header("accept", "application/json")
+            })
+            .await
+            .map_err(|e| self.explain(e))?;
+        Ok(reply.body)
+    }
+
+    /// The transport's error, said in KnowBe4's terms: a 401 names the host and the region
+    /// hint, because a key of an account on another region's host is refused like a wrong key.
+    fn explain(&self, e: FetchError) -> FetchError {
+        let host = crate::sources::public_url(&self.config.base_url);
+        let hint = match e.status {
+            Some(401) => format!(
+                "KnowBe4 refused the Reporting API key: the key is wrong or disabled, or the \
+                 account lives in another region than {host}{} (regions: us, eu, ca, uk, de; \
+                 the console at training.knowbe4.com is us, eu.knowbe4.com is eu, and so on)",
+                match &self.config.region {
+                    Some(r) => format!(" (region = \"{r}\")"),
+                    None => String::new(),
+                }
+            ),
+            Some(403) => "the key may not read this endpoint (the Reporting API needs a Platinum \
+                          or Diamond subscription)"
+                .to_string(),
+            Some(404) => "not found on this host".to_string(),
+            Some(406) => "KnowBe4 wants Accept: application/json".to_string(),
+            Some(429) => "KnowBe4's rate limit was hit (4 a second, 50 a minute, 2,000 + \
+                          licensed users a day); the last good data is kept"
+                .to_string(),
+            Some(503) => "KnowBe4 is offline for maintenance".to_string(),
+            _ => return e,
+        };
+        FetchError {
+            message: format!("{}: {hint}", e.message),
+            ..e
+        }
+    }
+
+    /// `GET /v1/account`; remembers the seat count for the quota.
+    pub async fn account(&self) -> Result<Account, FetchError> {
+        let body = self.get(ACCOUNT, &[]).await?;
+        let account: Account = match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(serde_json::Value::Object(o)) => {
+                serde_json::from_value(serde_json::Value::Object(o))
+                    .map_err(|e| self.refused(ACCOUNT, format!("the account is malformed: {e}")))?
+            }
+            Ok(_) => return Err(self.refused(ACCOUNT, "the account is not a JSON object".into())),
+            Err(e) => return Err(self.refused(ACCOUNT, format!("not valid JSON: {e}"))),
+        };
+        if let Some(seats) = account.number_of_seats.filter(|s| *s >= 0.0) {
+            *self.seats.lock().unwrap_or_else(|e| e.into_inner()) = Some(seats as u64);
+        }
+        Ok(account)
+    }
+
+    fn refused(&self, endpoint: &'static str, message: String) -> FetchError {
+        self.transport
+            .record_failure(endpoint, FailureReason::Decode);
+        FetchError::new(FailureReason::Decode, format!("{endpoint}: {message}"))
+    }
+
+    /// Every row of a list: `page=1, 2, …` with `per_page` = `page_size` (never more than
+    /// 500), until a page holds fewer elements than asked for (short or empty). Rows seen
+    /// twice (pages shift while the data changes) are kept once.
+    pub async fn list<T: Row>(&self, list: List) -> Result<Vec<T>, FetchError> {
+        let per_page = self.config.page_size.clamp(1, MAX_PAGE_SIZE);
+        let per_page_s = per_page.to_string();
+        let endpoint = list.endpoint;
+        let mut seen = Seen::default();
+        let mut rows = Vec::new();
+        let (mut elements, mut skipped) = (0u64, 0u64);
+        for page in 1.. {
+            if page > self.max_pages {
+                return Err(self.refused(
+                    endpoint,
+                    format!(
+                        "paging exceeded poll.max_pages ({}); refusing to continue",
+                        self.max_pages
+                    ),
+                ));
+            }
+            let page_s = page.to_string();
+            let mut query: Vec<(&str, &str)> = list.query.to_vec();
+            query.push(("page", &page_s));
+            query.push(("per_page", &per_page_s));
+            let body = self.get(endpoint, &query).await?;
+            let budget = self.rows.clone();
+            let decoded = self
+                .decoder
+                .run(move || page::decode::<T>(&body, &budget))
+                .await?;
+            let decoded = match decoded {
+                Ok(p) => p,
+                Err(PageError::TooManyRows) => {
+                    self.transport
+                        .record_failure(endpoint, FailureReason::Decode);
+                    return Err(too_many_rows(endpoint, &self.rows));
+                }
+                Err(PageError::Json(e)) => {
+                    return Err(self.refused(endpoint, format!("page {page}: {e}")));
+                }
+            };
+            elements += decoded.len;
+            skipped += decoded.skipped;
+            rows.extend(decoded.rows.into_iter().filter(|r| seen.first(r)));
+            if decoded.len < per_page as u64 {
+                break;
+            }
+        }
+        if skipped > 0 {
+            self.stats.rows_skipped(endpoint, skipped);
+            tracing::warn!(source = %self.key, endpoint, skipped, "skipped malformed KnowBe4 rows");
+        }
+        if crate::sources::lenient::mostly_skipped(elements - skipped, skipped) {
+            return Err(self.refused(
+                endpoint,
+                format!(
+                    "{skipped} of {elements} rows are malformed or have no id; refusing to \
+                     publish the rest"
+                ),
+            ));
+        }
+        Ok(rows)
+    }
+}

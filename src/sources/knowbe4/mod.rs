@@ -1,0 +1,331 @@
+//! KnowBe4 (KSAT Reporting API): a static bearer key on a regional host, bare-array paging,
+//! a daily request quota we count ourselves. One section per endpoint group (`account`,
+//! `users`, `training`, `phishing`), each published whole or kept from the last good poll.
+
+pub mod budget;
+pub mod client;
+pub mod config;
+pub mod metrics;
+pub mod models;
+pub mod page;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use crate::http::FetchError;
+use crate::model::{FailureReason, Platform, PollOutcome, SectionOutcome, SourceKey};
+use crate::snapshot::{MetricsBuilder, Rendered};
+use crate::sources::registry::{AccountConfig, Vendor};
+use crate::sources::{Source, SourceContext};
+use budget::{requests_per_poll, Plan, PlanSections};
+use client::KnowBe4Client;
+use config::{Endpoint, KnowBe4Config};
+use models::{Enrollment, Group, SecurityTest, TrainingCampaign, User};
+
+/// The `platform` label's value and the config's `[[knowbe4]]` table.
+pub const PLATFORM: Platform = Platform::new("knowbe4");
+
+/// KnowBe4's registration (`crate::sources::registry::VENDORS`). Plain HTTP semantics: no
+/// rate-limit headers and no documented error body; 401/403 are auth.
+pub static VENDOR: KnowBe4Vendor = KnowBe4Vendor;
+
+pub struct KnowBe4Vendor;
+
+impl Vendor for KnowBe4Vendor {
+    fn platform(&self) -> Platform {
+        PLATFORM
+    }
+    fn title(&self) -> &'static str {
+        "KnowBe4 (KSAT Reporting API)"
+    }
+    fn read_account(&self, block: crate::config::Block<'_>) -> Option<Arc<dyn AccountConfig>> {
+        Some(Arc::new(config::read(block)?))
+    }
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &["token"]
+    }
+}
+
+pub struct KnowBe4Source {
+    key: SourceKey,
+    config: KnowBe4Config,
+    ctx: SourceContext,
+    client: KnowBe4Client,
+    /// Requests the latest poll made (0 before the first): what the next one will need.
+    last_poll_requests: AtomicU64,
+}
+
+impl KnowBe4Source {
+    pub fn new(config: KnowBe4Config, ctx: SourceContext) -> Self {
+        let key = SourceKey::new(PLATFORM, &config.account);
+        let client = KnowBe4Client::new(
+            key.clone(),
+            config.clone(),
+            ctx.transport(),
+            ctx.stats.clone(),
+            &ctx.poll,
+        );
+        KnowBe4Source {
+            key,
+            config,
+            ctx,
+            client,
+            last_poll_requests: AtomicU64::new(0),
+        }
+    }
+
+    fn interval(&self) -> std::time::Duration {
+        self.config.interval.unwrap_or(self.ctx.poll.interval)
+    }
+
+    /// The plan for this account at its interval: the latest poll's requests, or an estimate
+    /// from its size before the first poll.
+    pub fn plan(&self) -> Plan {
+        let last = self.last_poll_requests.load(Ordering::Relaxed);
+        let per_poll = if last > 0 {
+            last
+        } else {
+            let users = self.client.quota() - budget::BASE_DAILY_QUOTA;
+            requests_per_poll(users, self.config.page_size as u64, self.plan_sections())
+        };
+        Plan::new(self.client.quota(), per_poll, self.interval())
+    }
+
+    fn plan_sections(&self) -> PlanSections {
+        PlanSections {
+            users: self.config.has(Endpoint::Users),
+            training: self.config.has(Endpoint::Training),
+            phishing: self.config.has(Endpoint::Phishing),
+        }
+    }
+
+    async fn users(&self) -> Result<Rendered, FetchError> {
+        let (mut users, groups) = futures::future::try_join(
+            self.client.list::<User>(client::ACTIVE_USERS),
+            self.client.list::<Group>(client::ACTIVE_GROUPS),
+        )
+        .await?;
+        // The server is asked for active users only; archived ones are dropped if sent anyway.
+        users.retain(User::is_active);
+        let groups: Vec<Group> = groups
+            .into_iter()
+            .filter(|g| {
+                g.status
+                    .as_deref()
+                    .is_none_or(|s| s.eq_ignore_ascii_case("active"))
+            })
+            .collect();
+        if users.is_empty() && self.client.quota() > budget::BASE_DAILY_QUOTA {
+            tracing::warn!(
+                source = %self.key,
+                "KnowBe4 sent no active users for an account with licensed seats: is the region right?"
+            );
+        }
+        let mut departments: Vec<String> = users
+            .iter_mut()
+            .map(|u| u.department.take().unwrap_or_default())
+            .collect();
+        self.fold("department", departments.iter_mut().collect());
+        for (u, d) in users.iter_mut().zip(departments) {
+            u.department = Some(d);
+        }
+        let mut b = MetricsBuilder::new();
+        metrics::users(&mut b, &self.key, &users, &groups, &self.ctx.metrics);
+        Ok(b.finish())
+    }
+
+    async fn training(&self) -> Result<Rendered, FetchError> {
+        let (mut enrollments, campaigns) = futures::future::try_join(
+            self.client.list::<Enrollment>(client::ENROLLMENT_LIST),
+            self.client
+                .list::<TrainingCampaign>(client::TRAINING_CAMPAIGN_LIST),
+        )
+        .await?;
+        let campaign_names = enrollments
+            .iter_mut()
+            .map(|e| e.campaign_name.get_or_insert_with(String::new))
+            .collect();
+        self.fold("campaign", campaign_names);
+        let modules = enrollments
+            .iter_mut()
+            .map(|e| e.module_name.get_or_insert_with(String::new))
+            .collect();
+        self.fold("module", modules);
+        let mut b = MetricsBuilder::new();
+        metrics::training(&mut b, &self.key.account, &enrollments, &campaigns);
+        Ok(b.finish())
+    }
+
+    async fn phishing(&self) -> Result<Rendered, FetchError> {
+        let tests = self
+            .client
+            .list::<SecurityTest>(client::SECURITY_TEST_LIST)
+            .await?;
+        let mut b = MetricsBuilder::new();
+        metrics::phishing(
+            &mut b,
+            &self.key.account,
+            &tests,
+            self.ctx.metrics.max_label_values,
+        );
+        Ok(b.finish())
+    }
+
+    fn fold(&self, label: &'static str, values: Vec<&mut String>) {
+        crate::sources::labels::fold_rare(
+            &self.key,
+            label,
+            values,
+            self.ctx.metrics.max_label_values,
+            &self.ctx.stats,
+        );
+    }
+
+    async fn section(&self, e: Endpoint) -> Result<Rendered, FetchError> {
+        match e {
+            Endpoint::Users => self.users().await,
+            Endpoint::Training => self.training().await,
+            Endpoint::Phishing => self.phishing().await,
+            // Polled first, rendered last (see poll_sections).
+            Endpoint::Account => Ok(Rendered::default()),
+        }
+    }
+}
+
+impl Source for KnowBe4Source {
+    fn key(&self) -> &SourceKey {
+        &self.key
+    }
+
+    fn sections(&self) -> Vec<&'static str> {
+        self.config.endpoints.iter().map(|e| e.name()).collect()
+    }
+
+    fn poll_sections(&self, wanted: Vec<&'static str>) -> BoxFuture<'_, PollOutcome> {
+        async move {
+            let endpoints: Vec<Endpoint> = self
+                .config
+                .endpoints
+                .iter()
+                .copied()
+                .filter(|e| wanted.contains(&e.name()))
+                .collect();
+            if endpoints.is_empty() {
+                return PollOutcome::default();
+            }
+            let names: Vec<&'static str> = endpoints.iter().map(|e| e.name()).collect();
+            self.client.begin_poll();
+            let used_before = self.client.used_today();
+
+            // A poll the day's quota cannot carry is not started: the last good data stays.
+            let plan = self.plan();
+            let left = plan.quota.saturating_sub(used_before);
+            if plan.per_poll > left {
+                let e = format!(
+                    "KnowBe4 daily quota: {left} of {} requests left in the last 24 hours and a \
+                     poll needs about {}; not polling (the last good data is kept)",
+                    plan.quota, plan.per_poll
+                );
+                self.ctx.stats.failure(client::ACCOUNT, FailureReason::RateLimited);
+                return PollOutcome::all_failed(&names, &e);
+            }
+
+            // The account first: its seats set the quota, and a refused key fails the poll at
+            // once instead of on every endpoint.
+            let account = if endpoints.contains(&Endpoint::Account) {
+                match self.client.account().await {
+                    Err(e) if e.reason == FailureReason::Auth => {
+                        return PollOutcome::all_failed(&names, &e.to_string());
+                    }
+                    other => Some(other),
+                }
+            } else {
+                None
+            };
+
+            let mut sections = futures::future::join_all(
+                endpoints
+                    .iter()
+                    .filter(|e| **e != Endpoint::Account)
+                    .map(|e| async move {
+                        SectionOutcome {
+                            name: e.name(),
+                            result: self.section(*e).await.map_err(|err| err.to_string()),
+                        }
+                    }),
+            )
+            .await;
+
+            let poll_requests = self.client.used_today().saturating_sub(used_before);
+            if sections.iter().all(|s| s.result.is_ok()) && account.as_ref().is_none_or(|a| a.is_ok())
+            {
+                self.last_poll_requests
+                    .store(poll_requests, Ordering::Relaxed);
+            }
+            if let Some(account) = account {
+                let result = account.map_err(|e| e.to_string()).map(|a| {
+                    let quota = metrics::QuotaState {
+                        plan: self.plan(),
+                        used: self.client.used_today(),
+                        poll_requests,
+                    };
+                    let mut b = MetricsBuilder::new();
+                    metrics::account(&mut b, &self.key.account, &a, &quota);
+                    b.finish()
+                });
+                sections.insert(
+                    0,
+                    SectionOutcome {
+                        name: Endpoint::Account.name(),
+                        result,
+                    },
+                );
+            }
+            let plan = self.plan();
+            if !plan.fits() {
+                tracing::warn!(
+                    source = %self.key,
+                    per_poll = plan.per_poll,
+                    poll_budget = plan.poll_budget,
+                    shortest_interval = %humantime::format_duration(plan.shortest_interval),
+                    "KnowBe4 polls at this interval do not fit the daily quota; set a longer interval"
+                );
+            }
+            self.ctx.stats.rows_read(self.client.rows_read());
+            PollOutcome { sections }
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{MetricsConfig, PollConfig};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_poll_the_days_quota_cannot_carry_sends_nothing() {
+        let stats = Arc::new(crate::stats::ApiStats::default());
+        let ctx = SourceContext::standalone(
+            crate::http::client(),
+            stats.clone(),
+            PollConfig::default(),
+            MetricsConfig::default(),
+        );
+        // Nothing listens there: a request would fail with `connect`.
+        let source = KnowBe4Source::new(KnowBe4Config::new("acme", "http://127.0.0.1:9", "k"), ctx);
+        for _ in 0..budget::BASE_DAILY_QUOTA - 3 {
+            source.client.daily_count().record();
+        }
+        let outcome = source.poll().await;
+        assert_eq!(outcome.sections.len(), 4);
+        let e = outcome.first_error().unwrap_or_default();
+        assert!(e.contains("3 of 2000 requests left"), "{e}");
+        assert_eq!(stats.total_requests(), 0, "not one request sent");
+        assert_eq!(stats.failures(FailureReason::RateLimited), 1);
+    }
+}
