@@ -1,8 +1,6 @@
 //! KnowBe4 requests: the bearer key, the request budget (pace and daily quota), `page` /
 //! `per_page` paging over bare arrays, and errors explained in the vendor's terms.
 
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use super::budget::{daily_quota, DailyCount, Pacer};
@@ -12,6 +10,7 @@ use super::page::{self, PageError};
 use crate::config::PollConfig;
 use crate::http::{FetchError, Transport};
 use crate::snapshot::SourceKey;
+use crate::sources::aggregate::SeenIds;
 use crate::sources::decode::{too_many_rows, Decoder, RowBudget};
 use crate::stats::{ApiStats, FailureReason};
 
@@ -55,18 +54,10 @@ pub const SECURITY_TEST_LIST: List = List {
     query: &[],
 };
 
-/// The rows of a list seen so far, by a 64-bit hash of their key (8 bytes a row, not a copy of
-/// the key): rows that shift between pages while the data changes arrive twice.
-#[derive(Debug, Default)]
-pub struct Seen(HashSet<u64>);
-
-impl Seen {
-    /// True the first time a row with this key is seen.
-    pub fn first<T: Row>(&mut self, row: &T) -> bool {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        row.key().hash(&mut h);
-        self.0.insert(h.finish())
-    }
+/// True the first time a row with this key is seen: rows that shift between pages while the
+/// data changes arrive twice.
+pub fn first_time<T: Row>(seen: &mut SeenIds, row: &T) -> bool {
+    row.key().is_some_and(|k| seen.first_time(&k))
 }
 
 pub struct KnowBe4Client {
@@ -234,7 +225,7 @@ impl KnowBe4Client {
         let per_page = self.config.page_size.clamp(1, MAX_PAGE_SIZE);
         let per_page_s = per_page.to_string();
         let endpoint = list.endpoint;
-        let mut seen = Seen::default();
+        let mut seen = SeenIds::default();
         let mut rows = Vec::new();
         let (mut elements, mut skipped) = (0u64, 0u64);
         for page in 1.. {
@@ -270,7 +261,12 @@ impl KnowBe4Client {
             };
             elements += decoded.len;
             skipped += decoded.skipped;
-            rows.extend(decoded.rows.into_iter().filter(|r| seen.first(r)));
+            rows.extend(
+                decoded
+                    .rows
+                    .into_iter()
+                    .filter(|r| first_time(&mut seen, r)),
+            );
             if decoded.len < per_page as u64 {
                 break;
             }

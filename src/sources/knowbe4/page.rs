@@ -3,11 +3,12 @@
 //! client's test data wraps rows in `{"data": [...]}`. Arrays are read one element at a time
 //! (never held as a list of raw rows); the other two shapes are small and read whole.
 
-use serde::de::DeserializeSeed;
+use serde::de::Error as _;
 use serde_json::value::RawValue;
 
 use super::models::Row;
-use crate::sources::decode::{EachRow, RowBudget};
+pub use crate::sources::decode::PageError;
+use crate::sources::decode::{decode_array, RowBudget};
 
 /// What one page held.
 #[derive(Debug)]
@@ -29,14 +30,6 @@ impl<T> Default for DecodedPage<T> {
     }
 }
 
-/// Why a page could not be read.
-#[derive(Debug)]
-pub enum PageError {
-    /// Not JSON, or JSON that is neither an array nor an object.
-    Json(String),
-    TooManyRows,
-}
-
 /// Parses one element; `None` when it is not a usable row.
 pub fn parse_row<T: Row>(raw: &str) -> Option<T> {
     let row: T = serde_json::from_str(raw).ok()?;
@@ -50,31 +43,18 @@ pub fn decode<T: Row>(body: &[u8], budget: &RowBudget) -> Result<DecodedPage<T>,
     let mut page = DecodedPage::default();
     match first {
         Some(b'[') => {
-            let mut de = serde_json::Deserializer::from_slice(body);
-            let read = EachRow {
-                budget,
-                on_row: |raw: &RawValue| {
-                    page.len += 1;
-                    match parse_row::<T>(raw.get()) {
-                        Some(r) => page.rows.push(r),
-                        None => page.skipped += 1,
-                    }
-                    1
-                },
-            }
-            .deserialize(&mut de)
-            .and_then(|_| de.end());
-            if let Err(e) = read {
-                return Err(if budget.exceeded() {
-                    PageError::TooManyRows
-                } else {
-                    PageError::Json(e.to_string())
-                });
-            }
+            decode_array(body, budget, |raw: &RawValue| {
+                page.len += 1;
+                match parse_row::<T>(raw.get()) {
+                    Some(r) => page.rows.push(r),
+                    None => page.skipped += 1,
+                }
+                1
+            })?;
         }
         Some(b'{') => {
             let object: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
+                serde_json::from_slice(body).map_err(PageError::Json)?;
             // `{"data": [...]}` (an envelope) or a lone row as the documentation shows it.
             let elements = match object.get("data") {
                 Some(serde_json::Value::Array(rows)) if object.len() <= 2 => rows.clone(),
@@ -95,9 +75,9 @@ pub fn decode<T: Row>(body: &[u8], budget: &RowBudget) -> Result<DecodedPage<T>,
             }
         }
         _ => {
-            return Err(PageError::Json(
-                "the answer is not a JSON array or object".to_string(),
-            ))
+            return Err(PageError::Json(serde_json::Error::custom(
+                "the answer is not a JSON array or object",
+            )))
         }
     }
     Ok(page)
