@@ -230,7 +230,7 @@ impl Source for KnowBe4Source {
                     plan.quota, plan.per_poll
                 );
                 self.ctx.stats.failure(client::ACCOUNT, FailureReason::RateLimited);
-                return PollOutcome::all_failed(&names, &e);
+                return PollOutcome::all_failed(&names, FetchError::new(FailureReason::RateLimited, e));
             }
 
             // The account first: its seats set the quota, and a refused key fails the poll at
@@ -238,7 +238,7 @@ impl Source for KnowBe4Source {
             let account = if endpoints.contains(&Endpoint::Account) {
                 match self.client.account().await {
                     Err(e) if e.reason == FailureReason::Auth => {
-                        return PollOutcome::all_failed(&names, &e.to_string());
+                        return PollOutcome::all_failed(&names, e);
                     }
                     other => Some(other),
                 }
@@ -253,7 +253,7 @@ impl Source for KnowBe4Source {
                     .map(|e| async move {
                         SectionOutcome {
                             name: e.name(),
-                            result: self.section(*e).await.map_err(|err| err.to_string()),
+                            result: self.section(*e).await.map_err(Into::into),
                         }
                     }),
             )
@@ -266,7 +266,7 @@ impl Source for KnowBe4Source {
                     .store(poll_requests, Ordering::Relaxed);
             }
             if let Some(account) = account {
-                let result = account.map_err(|e| e.to_string()).map(|a| {
+                let result = account.map_err(Into::into).map(|a| {
                     let quota = metrics::QuotaState {
                         plan: self.plan(),
                         used: self.client.used_today(),
