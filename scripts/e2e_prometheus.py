@@ -35,14 +35,28 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RULE_FILES = [os.path.join(ROOT, "deploy", "prometheus", "awareness.rules.yml"),
               os.path.join(ROOT, "deploy", "prometheus", "awareness.alerts.yml")]
 
-# The simulated tenants of --demo (platform, account).
-DEMO_SOURCES = {("cyberpilot", "demo-cyberpilot"), ("mimecast", "demo-mimecast-oauth2"),
-                ("mimecast", "demo-mimecast-hmac")}
+# No vendor is named here: the registered platforms come from `awareness-exporter
+# --list-platforms`, and the demo's sources and sections from its own exposition
+# (awareness_section_up{platform,account,section}) once it is ready.
+SECTION_UP = re.compile(r'^awareness_section_up\{([^}]*)\}')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
-# The sections every demo source polls (awareness_section_up{section}).
-MIMECAST_SECTIONS = {"performance-details", "watchlist-details", "safe-score-details",
-                     "training-details", "campaigns", "phishing-campaigns"}
-DEMO_SECTIONS = {"cyberpilot": {"users-summary"}, "mimecast": MIMECAST_SECTIONS}
+
+def registered_platforms(binary):
+    out = subprocess.run([binary, "--list-platforms"], capture_output=True, text=True,
+                         timeout=30)
+    return {line.strip() for line in out.stdout.splitlines() if line.strip()}
+
+
+def demo_sections(exposition):
+    """(platform, account, section) of every awareness_section_up series in the text."""
+    found = set()
+    for line in exposition.splitlines():
+        m = SECTION_UP.match(line)
+        if m:
+            labels = dict(LABEL.findall(m.group(1)))
+            found.add((labels.get("platform"), labels.get("account"), labels.get("section")))
+    return found
 
 # Grafana's built-in interval variables, replaced by values that work with a 1s scrape.
 BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__interval_ms": "15000",
@@ -262,6 +276,15 @@ def run(args, rep, procs, tmp):
     if not rep.check(status == 200 and body, "exporter /metrics answers",
                      f"HTTP {status}, {len(body)} bytes"):
         return
+    platforms = registered_platforms(args.bin)
+    rep.check(bool(platforms), "awareness-exporter --list-platforms names the platforms",
+              ", ".join(sorted(platforms)))
+    expected_sections = demo_sections(body.decode("utf-8", "replace"))
+    demo_sources = {(p, a) for p, a, _ in expected_sections}
+    for platform in sorted(platforms):
+        accounts = sorted(a for p, a in demo_sources if p == platform)
+        rep.check(bool(accounts), f"the demo has a {platform} tenant",
+                  ", ".join(accounts) or f"sources seen: {sorted(demo_sources)}")
     mu_run = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "metrics-used.py"),
                              "--check", "--exposition", metrics_file],
                             capture_output=True, text=True)
@@ -365,7 +388,7 @@ def run(args, rep, procs, tmp):
     result, err = prom_query(prom_url, "awareness_up")
     sources = {(s["metric"].get("platform"), s["metric"].get("account")): s["value"][1]
                for s in (result or [])}
-    for platform, account in sorted(DEMO_SOURCES):
+    for platform, account in sorted(demo_sources):
         value = sources.get((platform, account))
         rep.check(value == "1", f"demo source {platform}/{account} up",
                   f"awareness_up = {value}" if value is not None else
@@ -373,11 +396,10 @@ def run(args, rep, procs, tmp):
     result, err = prom_query(prom_url, "awareness_section_up")
     sections = {(s["metric"].get("platform"), s["metric"].get("account"),
                  s["metric"].get("section")): s["value"][1] for s in (result or [])}
-    for platform, account in sorted(DEMO_SOURCES):
-        for section in sorted(DEMO_SECTIONS[platform]):
-            value = sections.get((platform, account, section))
-            rep.check(value == "1", f"demo section {platform}/{account}/{section} up",
-                      f"awareness_section_up = {value}")
+    for platform, account, section in sorted(expected_sections):
+        value = sections.get((platform, account, section))
+        rep.check(value == "1", f"demo section {platform}/{account}/{section} up",
+                  f"awareness_section_up = {value}")
 
     checks = dashboard_checks(mu)
     for name in sorted({r["record"] for r in expected if "record" in r}):

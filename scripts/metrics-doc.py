@@ -5,12 +5,21 @@
         --web.listen-address 127.0.0.1:19100 &
     curl -s -H 'Accept: application/openmetrics-text; version=1.0.0' localhost:19100/metrics \
         | scripts/metrics-doc.py > docs/metrics.md
+
+No vendor is named here: the platforms are the `platform` label values of the exposition (the
+demo runs a tenant of every registered platform), a platform's metrics are those named
+`awareness_<platform>_*`, and its section title and notes come from
+docs/vendors/<platform>-metrics.md (first line `# Title`, the rest printed after its table).
 """
+import os
 import re
 import sys
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 families = {}
 order = []
+platforms = set()
 for line in sys.stdin:
     line = line.rstrip("\n")
     m = re.match(r"# (HELP|TYPE) (\S+) (.*)", line)
@@ -27,6 +36,8 @@ for line in sys.stdin:
     if not m:
         continue
     sample, _, labels = m.groups()
+    for platform in re.findall(r'(?:^|,)platform="([^"]*)"', labels or ""):
+        platforms.add(platform)
     name = sample
     if name not in families and name.endswith("_total"):
         name = name[: -len("_total")]
@@ -73,58 +84,48 @@ def section(title, names):
         out.append(f"| `{shown}` | {f['type']} | {', '.join(f['labels'])} | {f['help'].rstrip('.')} |")
     return "\n".join(out) + "\n"
 
-exporter = [n for n in sorted(families) if not n.startswith(("awareness_cyberpilot_", "awareness_mimecast_"))]
-cyberpilot = [n for n in sorted(families) if n.startswith("awareness_cyberpilot_")]
-mimecast = [n for n in sorted(families) if n.startswith("awareness_mimecast_")]
+def vendor_notes(platform):
+    """(title, notes) from docs/vendors/<platform>-metrics.md, if there is one."""
+    path = os.path.join(ROOT, "docs", "vendors", f"{platform}-metrics.md")
+    if not os.path.isfile(path):
+        return platform, ""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    first, _, rest = text.partition("\n")
+    return first.lstrip("#").strip() or platform, rest.strip()
 
-print("""# Metrics
+
+platforms = sorted(platforms)
+prefixes = tuple(f"awareness_{p}_" for p in platforms)
+exporter = [n for n in sorted(families) if not n.startswith(prefixes)]
+listed = ", ".join(f"`{p}`" for p in platforms)
+
+print(f"""# Metrics
 
 Every metric awareness-exporter exposes, generated from a `--demo` run with `per_user = true`
 (`scripts/metrics-doc.py`). Names are part of the contract: they are never renamed.
 
 Conventions:
-- `platform` is `mimecast` or `cyberpilot`; `account` is the configured account name.
-- `branch` (CyberPilot) and `department` (Mimecast) are `""` for users without one.
+- `platform` is one of {listed}; `account` is the configured account name.
+- Vendor grouping labels (`branch`, `department`, ...) are `""` for users without one.
 - Series named `*_user_*` (label `email`) exist only with `metrics.per_user = true`, at most
   `metrics.max_users` users per source.
 - A failed poll keeps the last good data and sets `awareness_up` to 0; after `poll.max_age`
   without success the data series disappear, `awareness_up` and
   `awareness_last_success_timestamp_seconds` stay.
-- Each source polls sections (Mimecast: one per endpoint group of `endpoints`; CyberPilot:
-  `users-summary`). A failed section keeps its last good data and is retried on its own, on the
-  failure backoff, without re-polling the good ones; `awareness_section_up` and
-  `awareness_section_last_success_timestamp_seconds` tell each section's health, and
-  `awareness_up` is 1 when every section's last attempt succeeded.
-- `awareness_polls_total{result}`: `success`, `failure` (a section failed, the token failed or
+- Each source polls sections (each platform's notes below name them). A failed section keeps
+  its last good data and is retried on its own, on the failure backoff, without re-polling the
+  good ones; `awareness_section_up` and `awareness_section_last_success_timestamp_seconds` tell
+  each section's health, and `awareness_up` is 1 when every section's last attempt succeeded.
+- `awareness_polls_total{{result}}`: `success`, `failure` (a section failed, the token failed or
   `poll.deadline` ended the poll) or `panic` (caught; the source keeps its schedule).
 - `awareness_api_request_failures_total` and `awareness_rows_skipped_total` appear with the first
   failure or skipped row.
 """)
 print(section("Exporter and sources", exporter))
-print(section("CyberPilot (users-summary)", cyberpilot))
-print(section("Mimecast Awareness Training", mimecast))
-print("""Mimecast notes:
-- `user/get-training-details` selects no user and its rows carry no identity: it is the API
-  (calling) user's own training record, not the company's. Its figures are published as
-  `awareness_mimecast_api_user_modules_*` and `awareness_mimecast_users_need_engagement` (0 or 1,
-  the API user's own flag; the name is kept for compatibility). Company-wide module figures
-  (`awareness_mimecast_module_assigned` / `_module_watched`) are the sums of `numSent` /
-  `numCompleted` over the campaigns of `campaign/get-campaigns`, per module (`title.title`).
-- `userState`: rows whose state is `ACTIVE` (any case) or absent count toward the department
-  figures (`awareness_mimecast_users`, answers, modules not watched, watchlist, SAFE score);
-  every other state is left out of them and counted in `awareness_mimecast_users_excluded`
-  (performance details) by department and state.
-- Phishing by department (`awareness_mimecast_phishing_department_recipients`) comes from
-  `phishing/campaign/get-user-data`, one row per recipient and campaign, over all campaigns;
-  an outcome counts a recipient once per campaign, and each step implies the ones before
-  (a submitter also clicked and opened).
-- Rows without an identity (no email; for campaigns no id) are skipped and counted in
-  `awareness_rows_skipped_total`; when most rows of an answer are, the section fails with
-  reason `decode` and keeps its last good data.
-
-CyberPilot notes:
-- `overdueCourses` is, in CyberPilot's words, "overdue or incomplete courses or materials";
-  `awareness_cyberpilot_courses_overdue` and `_users_overdue` carry that meaning.
-- `averageScore` is documented as an int, so users with no training yet send 0: only users
-  with a completed course (or a score above 0) count toward `awareness_cyberpilot_average_score`.
-""")
+for platform in platforms:
+    title, notes = vendor_notes(platform)
+    names = [n for n in sorted(families) if n.startswith(f"awareness_{platform}_")]
+    print(section(title, names))
+    if notes:
+        print(notes + "\n")

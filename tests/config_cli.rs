@@ -197,3 +197,31 @@ fn check_config_never_echoes_a_misplaced_secret() {
         "{stdout}{stderr}"
     );
 }
+
+/// The scripts (metrics-doc.py, e2e_prometheus.py) learn the platforms from the binary, and
+/// `--help` names every registered product.
+#[test]
+fn the_binary_lists_every_registered_platform() {
+    use awareness_exporter::sources::registry;
+    let out = Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
+        .arg("--list-platforms")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let registered: Vec<String> = registry::platforms().map(str::to_string).collect();
+    assert_eq!(listed, registered);
+
+    let help = Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(!help.contains("list-platforms"), "a hidden flag: {help}");
+    for v in registry::VENDORS {
+        assert!(help.contains(v.title()), "{}: {help}", v.title());
+    }
+}
