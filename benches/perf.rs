@@ -13,15 +13,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use awareness_exporter::app::{self, Exporter};
 use awareness_exporter::config::{self, Config, MetricsConfig};
-use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
-use awareness_exporter::sim::mimecast::{self, MimecastOptions, SimAuth};
-use awareness_exporter::sim::Population;
 use awareness_exporter::snapshot::{Platform, SourceKey};
 use awareness_exporter::sources::cyberpilot::metrics as cp_metrics;
 use awareness_exporter::sources::cyberpilot::models::UserSummary;
 use awareness_exporter::sources::{self, SourceContext};
 use awareness_exporter::stats::ApiStats;
 use awareness_exporter::store::{PollOutcome, SectionOutcome, Store};
+use awareness_sim::cyberpilot::{self, CyberPilotOptions};
+use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
+use awareness_sim::Population;
 
 fn quick() -> bool {
     std::env::var("PERF_QUICK").is_ok_and(|v| v == "1")

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use awareness_exporter::app::{self, Exporter};
 use awareness_exporter::config;
-use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
-use awareness_exporter::sim::mimecast::{self, MimecastOptions, SimAuth};
-use awareness_exporter::sim::{Fault, Population};
+use awareness_sim::cyberpilot::{self, CyberPilotOptions};
+use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
+use awareness_sim::{Fault, Population};
 
 fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")

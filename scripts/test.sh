@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it (.ci/run calls this). Safe to run repeatedly.
 #   1. installs what the tests need (Debian's prometheus package: prometheus + promtool; python3)
 #   2. formatting and lints
-#   3. cargo test (unit, integration, golden /metrics, fault and property tests)
+#   3. cargo test (unit, integration, golden /metrics, fault and property tests; every workspace
+#      crate), and the build without the default `demo` feature
 #   4. Prometheus rules: promtool check/test, and no dashboard or rule names an unknown metric
 #   5. end to end: the exporter in --demo scraped by a real Prometheus with the shipped rules
 #
@@ -31,10 +32,19 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test --locked
+cargo test --workspace --locked
+
+step "without the demo feature: no simulator, no axum, and --demo refused"
+# `cargo build --no-default-features` must give an exporter without the simulator crate (and the
+# axum it brings); only the one test binary is rebuilt, the dependencies are the ones above.
+if cargo tree --locked --no-default-features -e normal --prefix none | grep -E '^(axum|awareness-sim) '; then
+    echo "the exporter without default features still depends on the above" >&2
+    exit 1
+fi
+cargo test --locked --no-default-features --test demo_feature
 
 step "rules, dashboards and promtool"
 ./scripts/check-rules.sh

@@ -14,7 +14,6 @@ pub mod poller;
 pub mod scrape_body;
 pub mod server;
 pub mod shard;
-pub mod sim;
 pub mod snapshot;
 pub mod sources;
 pub mod stats;

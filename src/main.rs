@@ -28,7 +28,8 @@ struct Args {
     /// reloads).
     #[arg(long = "web.enable-lifecycle")]
     enable_lifecycle: bool,
-    /// Serve metrics from built-in simulated tenants of every platform (no credentials).
+    /// Serve metrics from built-in simulated tenants of every platform (no credentials; needs
+    /// the default `demo` feature).
     #[arg(long)]
     demo: bool,
     /// Check the configuration as start-up would (web config file and listen address included)
@@ -247,10 +248,7 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), String> {
     // Demo tenants live as long as the process.
     let (config, path, _demo) = if args.demo {
-        let demo = awareness_exporter::demo::Demo::start()
-            .await
-            .map_err(|e| format!("cannot start the demo tenants: {e}"))?;
-        let config = demo.config().map_err(|e| e.to_string())?;
+        let (demo, config) = awareness_exporter::demo::start().await?;
         (config, None, Some(demo))
     } else {
         let config = config::load(&args.config_file).map_err(|e| e.to_string())?;

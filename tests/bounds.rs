@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use awareness_exporter::app::{self, Exporter};
-use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
-use awareness_exporter::sim::{Population, SimServer};
 use awareness_exporter::stats::FailureReason;
+use awareness_sim::cyberpilot::{self, CyberPilotOptions};
+use awareness_sim::{Population, SimServer};
 use common::*;
 
 /// A loopback CyberPilot that answers every users-summary request with `body(skip)`, from a
@@ -204,7 +204,7 @@ async fn a_page_of_empty_rows_stops_at_max_rows() {
 
 #[tokio::test]
 async fn mimecast_rows_count_against_max_rows_across_sections() {
-    use awareness_exporter::sim::mimecast::{self, MimecastOptions};
+    use awareness_sim::mimecast::{self, MimecastOptions};
     let pop = Arc::new(Population::generate(5, 300));
     let sim = mimecast::start(pop, MimecastOptions::default())
         .await
@@ -315,7 +315,7 @@ async fn branch_names_beyond_max_label_values_fold_into_other() {
 
 #[tokio::test]
 async fn mimecast_departments_fold_and_sums_stay() {
-    use awareness_exporter::sim::mimecast::{self, MimecastOptions};
+    use awareness_sim::mimecast::{self, MimecastOptions};
     let pop = Arc::new(Population::generate(5, 300));
     let departments = pop.departments().len() as u64;
     let sim = mimecast::start(pop, MimecastOptions::default())

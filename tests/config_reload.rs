@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use awareness_exporter::app::Exporter;
 use awareness_exporter::config;
-use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
-use awareness_exporter::sim::{toml_str, Population};
+use awareness_sim::cyberpilot::{self, CyberPilotOptions};
+use awareness_sim::{toml_str, Population};
 
 #[tokio::test]
 async fn an_empty_or_accountless_reload_is_refused_and_the_old_sources_kept() {

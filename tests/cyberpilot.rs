@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
-use awareness_exporter::sim::{Fault, Population, SimServer};
 use awareness_exporter::stats::FailureReason;
+use awareness_sim::cyberpilot::{self, CyberPilotOptions};
+use awareness_sim::{Fault, Population, SimServer};
 use common::*;
 use serde_json::Value;
 
@@ -290,7 +290,7 @@ async fn malformed_answers_fail_the_poll_and_bad_rows_are_skipped() {
         .copied()
         .unwrap_or(0);
     let garbage = (0..pop.users.len())
-        .filter(|i| awareness_exporter::sim::control::is_garbage_row(*i))
+        .filter(|i| awareness_sim::control::is_garbage_row(*i))
         .count() as u64;
     assert!(
         skipped > 0 && skipped == garbage,
@@ -442,7 +442,7 @@ async fn requests_in_flight_are_bounded_per_account_and_in_total() {
 
 // ---------------------------------------------------------------- answers replayed exactly
 
-use awareness_exporter::sim::replay::{self, Recorded, Replay};
+use awareness_sim::replay::{self, Recorded, Replay};
 
 /// A tenant that answers users-summary with `result` (once per request, repeated).
 async fn replayed(result: Vec<Value>) -> (SimServer, String) {

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use awareness_exporter::app::{self, Exporter};
-use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
-use awareness_exporter::sim::mimecast::{self, MimecastOptions, SimAuth};
-use awareness_exporter::sim::{Fault, Population, SimServer};
 use awareness_exporter::stats::FailureReason;
+use awareness_sim::cyberpilot::{self, CyberPilotOptions};
+use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
+use awareness_sim::{Fault, Population, SimServer};
 use common::*;
 
 const ATTEMPTS: u64 = 3;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use awareness_exporter::app::Exporter;
-use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
-use awareness_exporter::sim::mimecast::{self, MimecastOptions, SimAuth};
-use awareness_exporter::sim::Population;
+use awareness_sim::cyberpilot::{self, CyberPilotOptions};
+use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
+use awareness_sim::Population;
 use common::*;
 
 fn mask(body: &str) -> String {

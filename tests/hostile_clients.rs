@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use awareness_exporter::app::{self, Exporter, ServerHandle};
 use awareness_exporter::config::Config;
-use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
-use awareness_exporter::sim::{Population, SimServer};
+use awareness_sim::cyberpilot::{self, CyberPilotOptions};
+use awareness_sim::{Population, SimServer};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use awareness_exporter::sim::mimecast::{self, MimecastOptions, SimAuth};
-use awareness_exporter::sim::{Fault, Population, SimServer};
 use awareness_exporter::stats::FailureReason;
+use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
+use awareness_sim::{Fault, Population, SimServer};
 use common::*;
 
 async fn sim(users: usize, auth: SimAuth) -> (SimServer, Arc<Population>) {
@@ -34,7 +34,7 @@ fn config_text(server: &SimServer, auth: &SimAuth, extra: &str, page_size: usize
     )
 }
 
-fn dept(u: &awareness_exporter::sim::SimUser) -> String {
+fn dept(u: &awareness_sim::SimUser) -> String {
     u.department.clone().unwrap_or_default()
 }
 
@@ -82,7 +82,7 @@ fn expected(pop: &Population) -> BTreeMap<String, f64> {
     }
     // user/get-training-details: the API user's own record only.
     let me = &pop.users[mimecast::API_USER];
-    let count = |f: &dyn Fn(&awareness_exporter::sim::population::ModuleProgress) -> bool| {
+    let count = |f: &dyn Fn(&awareness_sim::population::ModuleProgress) -> bool| {
         me.training.iter().filter(|t| f(t)).count() as f64
     };
     add(

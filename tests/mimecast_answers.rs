@@ -7,10 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use awareness_exporter::sim::mimecast::{self, SimAuth};
-use awareness_exporter::sim::replay::{self, Recorded, Replay};
-use awareness_exporter::sim::SimServer;
 use awareness_exporter::stats::FailureReason;
+use awareness_sim::mimecast::{self, SimAuth};
+use awareness_sim::replay::{self, Recorded, Replay};
+use awareness_sim::SimServer;
 use serde_json::{json, Value};
 
 use common::*;

@@ -7,9 +7,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use awareness_exporter::sim::mimecast::{self, MimecastOptions, SimAuth};
-use awareness_exporter::sim::replay::{self, Recorded, Replay};
-use awareness_exporter::sim::{Population, SimServer};
+use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
+use awareness_sim::replay::{self, Recorded, Replay};
+use awareness_sim::{Population, SimServer};
 use serde_json::{json, Value};
 
 use common::*;

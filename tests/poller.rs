@@ -11,11 +11,11 @@ use std::time::{Duration, SystemTime};
 use awareness_exporter::app::Exporter;
 use awareness_exporter::config;
 use awareness_exporter::poller::{self, Schedule};
-use awareness_exporter::sim::mimecast::{self, MimecastOptions, SimAuth};
-use awareness_exporter::sim::{Fault, Population};
 use awareness_exporter::snapshot::{MetricsBuilder, Platform, SourceKey};
 use awareness_exporter::sources::{Source, SourceInfo};
 use awareness_exporter::store::{PollOutcome, SectionOutcome, Store};
+use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
+use awareness_sim::{Fault, Population};
 use common::*;
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -501,7 +501,7 @@ async fn an_unlicensed_mimecast_endpoint_is_retried_without_the_others() {
 /// poll), a changed account is restarted alone, a removed one stopped, an added one started.
 #[tokio::test]
 async fn a_reload_touches_only_what_changed() {
-    use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
+    use awareness_sim::cyberpilot::{self, CyberPilotOptions};
     let cp_options = CyberPilotOptions::default();
     let cp = cyberpilot::start(Arc::new(Population::generate(3, 20)), cp_options.clone())
         .await

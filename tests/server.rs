@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use awareness_exporter::app::{self, Exporter, ServerHandle};
 use awareness_exporter::config;
-use awareness_exporter::sim::cyberpilot::{self, CyberPilotOptions};
-use awareness_exporter::sim::{Fault, Population, SimServer};
+use awareness_sim::cyberpilot::{self, CyberPilotOptions};
+use awareness_sim::{Fault, Population, SimServer};
 use common::*;
 use tokio::io::AsyncWriteExt;
 
@@ -30,7 +30,7 @@ fn cp_block(server: &SimServer, account: &str, token: &str) -> String {
     format!(
         "{}token = {}\n",
         CyberPilotOptions::default().account_block(server, account),
-        awareness_exporter::sim::toml_str(token)
+        awareness_sim::toml_str(token)
     )
 }
 
@@ -588,9 +588,9 @@ async fn web_config_changes_apply_to_new_connections_and_bad_ones_are_refused() 
 #[tokio::test]
 async fn logs_never_contain_secrets() {
     let sim = cyberpilot_sim(10).await;
-    let mc = awareness_exporter::sim::mimecast::start(
+    let mc = awareness_sim::mimecast::start(
         Arc::new(Population::generate(3, 10)),
-        awareness_exporter::sim::mimecast::MimecastOptions::default(),
+        awareness_sim::mimecast::MimecastOptions::default(),
     )
     .await
     .unwrap();

@@ -100,25 +100,9 @@ impl Control {
         Self::default()
     }
 
-    /// Replace every active fault with `f`.
-    pub fn set_fault(&self, f: Fault) {
-        let mut faults = lock(&self.faults);
-        faults.clear();
-        faults.push(f);
-    }
-
-    /// Add `f` to the active faults (several can be active at once).
-    pub fn add_fault(&self, f: Fault) {
+    /// Adds `f` inside the crate (the demo's scripted imperfections), whatever the features.
+    pub(crate) fn push_fault(&self, f: Fault) {
         lock(&self.faults).push(f);
-    }
-
-    pub fn clear_faults(&self) {
-        lock(&self.faults).clear();
-    }
-
-    /// The currently active faults (counting faults show their remaining `times`).
-    pub fn faults(&self) -> Vec<Fault> {
-        lock(&self.faults).clone()
     }
 
     /// Latency added to every request, token endpoints included.
@@ -129,27 +113,6 @@ impl Control {
 
     pub fn latency(&self) -> Duration {
         Duration::from_micros(self.latency_us.load(Ordering::Relaxed))
-    }
-
-    /// When on, new connections are closed right after being accepted, and established
-    /// (keep-alive) connections are closed at their next read, without an answer.
-    ///
-    /// While refusing, the listening socket is closed, so connection attempts get "connection
-    /// refused" (within ~20 ms of the call). Turning it off binds the port again before
-    /// returning, so the very next request is accepted.
-    pub fn set_refuse(&self, refuse: bool) {
-        let was = self.refuse.swap(refuse, Ordering::SeqCst);
-        if was && !refuse {
-            let addr = *lock(&self.listen_addr);
-            if let Some(addr) = addr {
-                // Fails while the accept loop still holds the old socket: it then keeps using it.
-                if let Ok(l) = std::net::TcpListener::bind(addr) {
-                    if l.set_nonblocking(true).is_ok() {
-                        *lock(&self.rebound) = Some(l);
-                    }
-                }
-            }
-        }
     }
 
     pub(crate) fn attach(&self, addr: std::net::SocketAddr) {
@@ -194,11 +157,6 @@ impl Control {
         self.tokens.store(0, Ordering::SeqCst);
         self.max_in_flight
             .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
-    }
-
-    /// Invalidate every token issued so far: the next request bearing one gets 401.
-    pub fn expire_tokens(&self) {
-        self.token_generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Generation stamped on issued tokens; a token is valid only while it matches.
@@ -324,6 +282,58 @@ impl Control {
         self.any(
             |f| matches!(f, Fault::NotLicensed { endpoint } if path.ends_with(endpoint.as_str())),
         )
+    }
+}
+
+/// The fault-injection API: for tests (feature `faults`, which only the exporter's
+/// dev-dependency enables), never for the shipped demo.
+#[cfg(any(test, feature = "faults"))]
+impl Control {
+    /// Replace every active fault with `f`.
+    pub fn set_fault(&self, f: Fault) {
+        let mut faults = lock(&self.faults);
+        faults.clear();
+        faults.push(f);
+    }
+
+    /// Add `f` to the active faults (several can be active at once).
+    pub fn add_fault(&self, f: Fault) {
+        self.push_fault(f);
+    }
+
+    pub fn clear_faults(&self) {
+        lock(&self.faults).clear();
+    }
+
+    /// The currently active faults (counting faults show their remaining `times`).
+    pub fn faults(&self) -> Vec<Fault> {
+        lock(&self.faults).clone()
+    }
+
+    /// When on, new connections are closed right after being accepted, and established
+    /// (keep-alive) connections are closed at their next read, without an answer.
+    ///
+    /// While refusing, the listening socket is closed, so connection attempts get "connection
+    /// refused" (within ~20 ms of the call). Turning it off binds the port again before
+    /// returning, so the very next request is accepted.
+    pub fn set_refuse(&self, refuse: bool) {
+        let was = self.refuse.swap(refuse, Ordering::SeqCst);
+        if was && !refuse {
+            let addr = *lock(&self.listen_addr);
+            if let Some(addr) = addr {
+                // Fails while the accept loop still holds the old socket: it then keeps using it.
+                if let Ok(l) = std::net::TcpListener::bind(addr) {
+                    if l.set_nonblocking(true).is_ok() {
+                        *lock(&self.rebound) = Some(l);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Invalidate every token issued so far: the next request bearing one gets 401.
+    pub fn expire_tokens(&self) {
+        self.token_generation.fetch_add(1, Ordering::SeqCst);
     }
 }
 

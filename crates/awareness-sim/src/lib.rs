@@ -1,14 +1,23 @@
 //! Simulated vendor servers (CyberPilot and Mimecast Awareness Training) speaking the vendors'
-//! wire protocols, backed by a seeded [`Population`]. Used by `--demo`, the tests and the
-//! benchmarks. Every server listens on `127.0.0.1:<random port>` and stops when its
-//! [`SimServer`] is dropped.
+//! wire protocols, backed by a seeded [`Population`]. Used by awareness-exporter's `--demo`
+//! (feature `demo`), its tests and its benchmarks. Every server listens on
+//! `127.0.0.1:<random port>` and stops when its [`SimServer`] is dropped.
+//!
+//! A vendor is one module here (`pub mod <vendor>;` below) with a `start` function and a
+//! `demo_tenant` function, plus one line in [`demo::Demo::start`]. The shared machinery: the
+//! listener with connection refusal ([`spawn`]), responses, bearer tokens, fault control
+//! ([`control`], its injection API behind the `faults` feature) and recorded answers
+//! ([`replay`]).
 
 pub mod control;
+pub mod demo;
+pub mod population;
+pub mod replay;
+
+// The vendors.
 pub mod cyberpilot;
 pub mod hmac;
 pub mod mimecast;
-pub mod population;
-pub mod replay;
 
 pub use control::{Control, Fault};
 pub use cyberpilot::{CyberPilotOptions, CyberPilotSim};

@@ -125,6 +125,28 @@ pub async fn start(
     super::spawn(router, control).await
 }
 
+/// The demo's CyberPilot tenant: 1,200 users, logging in with the password grant. Its first data
+/// request fails once (503, retried), so the retry counters show in the demo.
+pub async fn demo_tenant(account: &'static str) -> std::io::Result<crate::demo::Tenant> {
+    let options = CyberPilotOptions::default();
+    let server = start(Arc::new(Population::generate(42, 1200)), options.clone()).await?;
+    server.control.push_fault(super::Fault::Status {
+        code: 503,
+        times: 1,
+    });
+    let config = format!(
+        "{}page_size = 100\n{}",
+        options.account_block(&server, account),
+        options.login_table(&server)
+    );
+    Ok(crate::demo::Tenant {
+        platform: "cyberpilot",
+        account,
+        server,
+        config,
+    })
+}
+
 fn message(status: StatusCode, text: &str) -> Response {
     json_response(status, &json!({ "message": text }))
 }
@@ -386,7 +408,7 @@ pub fn users_summary_row(u: &SimUser) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::Fault;
+    use crate::Fault;
 
     const ACCOUNT: &str = "c36a9951-a630-4f5a-b874-160d4fe00d6f";
 

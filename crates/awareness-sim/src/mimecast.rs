@@ -273,6 +273,45 @@ pub async fn start(
     super::spawn(router, control).await
 }
 
+/// The demo's Mimecast API 2.0 tenant (OAuth2), 800 users.
+pub async fn demo_tenant_oauth2(account: &'static str) -> std::io::Result<crate::demo::Tenant> {
+    demo_tenant(account, SimAuth::demo_oauth2(), 7, 800).await
+}
+
+/// The demo's Mimecast API 1.0 tenant (HMAC), 300 users. It sends some rows of the wrong types
+/// (skipped and counted), so the decode counters show in the demo.
+pub async fn demo_tenant_hmac(account: &'static str) -> std::io::Result<crate::demo::Tenant> {
+    let tenant = demo_tenant(account, SimAuth::demo_hmac(), 1337, 300).await?;
+    tenant.server.control.push_fault(super::Fault::WrongTypes);
+    Ok(tenant)
+}
+
+async fn demo_tenant(
+    account: &'static str,
+    auth: SimAuth,
+    seed: u64,
+    users: usize,
+) -> std::io::Result<crate::demo::Tenant> {
+    let server = start(
+        Arc::new(Population::generate(seed, users)),
+        MimecastOptions {
+            auth: auth.clone(),
+            ..MimecastOptions::default()
+        },
+    )
+    .await?;
+    let config = format!(
+        "{}page_size = 100\n",
+        account_block(&server, account, &auth)
+    );
+    Ok(crate::demo::Tenant {
+        platform: "mimecast",
+        account,
+        server,
+        config,
+    })
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -1335,7 +1374,7 @@ fn phishing(pop: &Population, req: &McRequest) -> Result<Value, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::Fault;
+    use crate::Fault;
 
     const PERF: &str = "/api/awareness-training/company/get-performance-details";
 

@@ -1,0 +1,78 @@
+//! The demo: one simulated tenant per line of [`Demo::start`], each started by its vendor's
+//! module (`<vendor>::demo_tenant`), and the exporter config that polls them all.
+
+use crate::SimServer;
+
+/// A running simulated tenant and the part of the exporter's config that polls it.
+#[derive(Debug)]
+pub struct Tenant {
+    /// The exporter's `platform` label (and `[[table]]` name) for this vendor.
+    pub platform: &'static str,
+    pub account: &'static str,
+    pub server: SimServer,
+    /// The tenant's `[[<platform>]]` table (sub-tables last), ending in a newline.
+    pub config: String,
+}
+
+/// The running demo tenants; they stop when this is dropped.
+#[derive(Debug)]
+pub struct Demo {
+    tenants: Vec<Tenant>,
+}
+
+/// The exporter settings of the demo, before the tenants' tables: per-user series are on so that
+/// every metric of the contract shows.
+const SETTINGS: &str = "[server]\nlisten = \"127.0.0.1:10019\"\n\n\
+     [poll]\ninterval = \"5m\"\ntimeout = \"20s\"\n\n\
+     [metrics]\nper_user = true\nmax_users = 2000\n";
+
+impl Demo {
+    /// Starts every demo tenant on loopback. Like real tenants, the demo is not perfect (see
+    /// each `demo_tenant`): every metric the dashboards and rules use shows in it.
+    pub async fn start() -> std::io::Result<Demo> {
+        let tenants = vec![
+            crate::cyberpilot::demo_tenant("demo-cyberpilot").await?,
+            crate::mimecast::demo_tenant_oauth2("demo-mimecast-oauth2").await?,
+            crate::mimecast::demo_tenant_hmac("demo-mimecast-hmac").await?,
+        ];
+        Ok(Demo { tenants })
+    }
+
+    pub fn tenants(&self) -> &[Tenant] {
+        &self.tenants
+    }
+
+    /// The tenant named `account`.
+    pub fn tenant(&self, account: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| t.account == account)
+    }
+
+    /// The demo's config as TOML text for the exporter's loader.
+    pub fn config_text(&self) -> String {
+        let mut text = SETTINGS.to_string();
+        for tenant in &self.tenants {
+            text.push('\n');
+            text.push_str(&tenant.config);
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_tenant_has_its_table_in_the_config() {
+        let demo = Demo::start().await.unwrap();
+        let text = demo.config_text();
+        assert_eq!(demo.tenants().len(), 3);
+        for t in demo.tenants() {
+            assert!(text.contains(&format!("account = \"{}\"", t.account)));
+            assert!(text.contains(&t.server.base_url()));
+            assert!(t.config.starts_with(&format!("[[{}]]\n", t.platform)));
+        }
+        assert!(demo.tenant("demo-mimecast-hmac").is_some());
+        assert!(demo.tenant("nope").is_none());
+    }
+}
