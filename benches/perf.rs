@@ -12,16 +12,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use awareness_exporter::app::{self, Exporter};
-use awareness_exporter::config::{self, Config, MetricsConfig};
+use awareness_exporter::config::{Config, MetricsConfig};
 use awareness_exporter::snapshot::{Platform, SourceKey};
 use awareness_exporter::sources::cyberpilot::metrics as cp_metrics;
 use awareness_exporter::sources::cyberpilot::models::UserSummary;
-use awareness_exporter::sources::{self, SourceContext};
-use awareness_exporter::stats::ApiStats;
 use awareness_exporter::store::{PollOutcome, SectionOutcome, Store};
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
 use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
 use awareness_sim::Population;
+
+/// The source-polling harness the tests use.
+#[path = "../tests/common/harness.rs"]
+mod harness;
 
 fn quick() -> bool {
     std::env::var("PERF_QUICK").is_ok_and(|v| v == "1")
@@ -97,15 +99,10 @@ fn scrape_bench(rt: &tokio::runtime::Runtime) {
     // Requests per second over HTTP with concurrent scrapers (10k users, per_user on ≈ 40k series).
     rt.block_on(async {
         let pop = Arc::new(Population::generate(9, 10_000));
-        let sim = cyberpilot::start(pop, CyberPilotOptions::default()).await.expect("sim");
-        let o = CyberPilotOptions::default();
+        let tenant = cyberpilot::tenant(pop, CyberPilotOptions::default(), "bench").await.expect("sim");
         for per_user in [false, true] {
-            let text = format!(
-                "[metrics]\nper_user = {per_user}\nmax_users = 100000\n{}{}",
-                o.account_block(&sim, "bench"),
-                o.token_key()
-            );
-            let config = config::parse(&text, "bench").expect("config");
+            let settings = format!("[metrics]\nper_user = {per_user}\nmax_users = 100000\n");
+            let config = harness::load(&harness::config_text(&settings, &tenant, ""));
             let server_config = config.server.clone();
             let exporter = Exporter::start(config, None);
             let handle = app::serve(exporter.clone(), "127.0.0.1:0", &server_config).await.expect("serve");
@@ -149,20 +146,15 @@ fn scrape_bench(rt: &tokio::runtime::Runtime) {
 }
 
 async fn poll(config: &Config) -> (Duration, bool, u64) {
-    let stats = Arc::new(ApiStats::default());
-    let ctx = SourceContext::standalone(
-        awareness_exporter::http::client(),
-        stats.clone(),
-        config.poll.clone(),
-        config.metrics.clone(),
-    );
-    let source = sources::build(&config.sources[0], ctx);
-    let t = Instant::now();
-    let outcome = source.poll().await;
-    if let Some(e) = outcome.first_error() {
+    let polled = harness::poll(config).await;
+    if let Some(e) = polled.outcome.first_error() {
         eprintln!("poll error: {e}");
     }
-    (t.elapsed(), outcome.ok(), stats.total_requests())
+    (
+        polled.took,
+        polled.outcome.ok(),
+        polled.stats.total_requests(),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -194,18 +186,18 @@ fn poll_bench(rt: &tokio::runtime::Runtime) {
     rt.block_on(async {
         let cp_users = if quick() { 20_000 } else { 100_000 };
         let pop = Arc::new(Population::generate(21, cp_users));
-        let sim = cyberpilot::start(pop, CyberPilotOptions::default())
+        let tenant = cyberpilot::tenant(pop, CyberPilotOptions::default(), "bench")
             .await
             .expect("sim");
+        let sim = &tenant.server;
         sim.control.set_latency(latency);
-        let o = CyberPilotOptions::default();
         for concurrency in [4usize, 8] {
-            let text = format!(
-                "[poll]\nconcurrency = {concurrency}\n{}{}page_size = 100\n",
-                o.account_block(&sim, "bench"),
-                o.token_key()
-            );
-            let config = config::parse(&text, "bench").expect("config");
+            let settings = format!("[poll]\nconcurrency = {concurrency}\n");
+            let config = harness::load(&harness::config_text(
+                &settings,
+                &tenant,
+                "page_size = 100\n",
+            ));
             // CPU floor: the same poll without latency (simulator and exporter share 2 cores).
             sim.control.set_latency(Duration::ZERO);
             let (cpu, _, _) = poll(&config).await;
@@ -230,23 +222,26 @@ fn poll_bench(rt: &tokio::runtime::Runtime) {
         let mc_users = if quick() { 10_000 } else { 50_000 };
         let pop = Arc::new(Population::generate(22, mc_users));
         let campaigns = pop.campaigns.len();
-        let sim = mimecast::start(
+        let tenant = mimecast::tenant(
             pop.clone(),
             MimecastOptions {
                 auth: SimAuth::demo_oauth2(),
                 rate_limit: 1_000_000,
                 ..MimecastOptions::default()
             },
+            "bench",
         )
         .await
         .expect("sim");
+        let sim = &tenant.server;
         sim.control.set_latency(latency);
         for concurrency in [4usize, 8, 16] {
-            let text = format!(
-                "[poll]\nconcurrency = {concurrency}\n{}page_size = 500\n",
-                mimecast::account_block(&sim, "bench", &SimAuth::demo_oauth2())
-            );
-            let config = config::parse(&text, "bench").expect("config");
+            let settings = format!("[poll]\nconcurrency = {concurrency}\n");
+            let config = harness::load(&harness::config_text(
+                &settings,
+                &tenant,
+                "page_size = 500\n",
+            ));
             sim.control.set_latency(Duration::ZERO);
             let (cpu, _, _) = poll(&config).await;
             sim.control.set_latency(latency);
@@ -284,13 +279,12 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
         let pop = Arc::new(Population::generate(33, per_account));
         let mut sims = Vec::new();
         let mut text = String::from("[poll]\ninterval = \"1h\"\n");
-        let o = CyberPilotOptions::default();
         for i in 0..accounts {
             // One server per account, all sharing a population (the daemon cannot tell).
-            let sim = cyberpilot::start(pop.clone(), CyberPilotOptions::default()).await.expect("sim");
-            text.push_str(&o.account_block(&sim, &format!("customer-{i:03}")));
-            text.push_str(&o.token_key());
-            sims.push(sim);
+            let account = format!("customer-{i:03}");
+            let tenant = cyberpilot::tenant(pop.clone(), CyberPilotOptions::default(), &account).await.expect("sim");
+            text.push_str(&tenant.table(""));
+            sims.push(tenant.server);
         }
         let dir = std::env::temp_dir().join(format!("awareness-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp");

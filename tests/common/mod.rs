@@ -1,15 +1,20 @@
-//! Shared test helpers: configs pointing at the simulators, one-shot polls, exposition parsing.
+//! Shared test helpers: configs pointing at the simulators, one-shot polls (the harness shared
+//! with the benchmarks), exposition parsing.
 #![allow(dead_code)]
+
+pub mod harness;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use awareness_exporter::config::{self, Config};
-use awareness_exporter::snapshot::Rendered;
-use awareness_exporter::sources::{self, SourceContext};
 use awareness_exporter::stats::ApiStats;
 use awareness_exporter::store::{PollOutcome, Store};
+
+// Not every test binary uses it.
+#[allow(unused_imports)]
+pub use harness::text_of;
 
 /// Parses a config and overrides the poll settings to test-friendly ones.
 pub fn parse(text: &str) -> Config {
@@ -22,28 +27,8 @@ pub fn parse(text: &str) -> Config {
 
 /// Runs one poll of the first source of `config`.
 pub async fn poll_once(config: &Config) -> (PollOutcome, Arc<ApiStats>) {
-    let stats = Arc::new(ApiStats::default());
-    let ctx = SourceContext::standalone(
-        awareness_exporter::http::client(),
-        stats.clone(),
-        config.poll.clone(),
-        config.metrics.clone(),
-    );
-    let source = sources::build(&config.sources[0], ctx);
-    (source.poll().await, stats)
-}
-
-/// The rendered text of a successful outcome (all sections).
-pub fn text_of(outcome: &PollOutcome) -> String {
-    let parts: Vec<&Rendered> = outcome
-        .sections
-        .iter()
-        .map(|s| match &s.result {
-            Ok(r) => r,
-            Err(e) => panic!("section {} failed: {e}", s.name),
-        })
-        .collect();
-    awareness_exporter::snapshot::try_merge(parts).unwrap_or_else(|clash| panic!("{clash}"))
+    let polled = harness::poll(config).await;
+    (polled.outcome, polled.stats)
 }
 
 /// Sample lines of an exposition: `name{labels}` → value.

@@ -15,9 +15,12 @@ use serde_json::{json, Map, Value};
 use super::control::{is_garbage_row, Control};
 use super::population::{LastAction, Population, SimUser};
 use super::{
-    data_response, delay, json_response, malformed_response, respond, status_of, SimServer,
+    data_response, delay, json_response, malformed_response, respond, status_of, SimServer, Tenant,
     TokenStore,
 };
+
+/// The exporter's `platform` label and `[[table]]` for this vendor.
+pub const PLATFORM: &str = "cyberpilot";
 
 /// Configuration of a simulated CyberPilot tenant.
 #[derive(Debug, Clone)]
@@ -125,26 +128,48 @@ pub async fn start(
     super::spawn(router, control).await
 }
 
+/// A tenant polled with the static token of `options` (`token = ...`).
+pub async fn tenant(
+    population: Arc<Population>,
+    options: CyberPilotOptions,
+    account: &str,
+) -> std::io::Result<Tenant> {
+    let server = start(Arc::clone(&population), options.clone()).await?;
+    let head = options.account_block(&server, account) + &options.token_key();
+    Ok(Tenant::new(
+        PLATFORM,
+        account,
+        server,
+        population,
+        head,
+        String::new(),
+    ))
+}
+
+/// A tenant polled through the OAuth2 password grant (`[cyberpilot.login]`).
+pub async fn login_tenant(
+    population: Arc<Population>,
+    options: CyberPilotOptions,
+    account: &str,
+) -> std::io::Result<Tenant> {
+    let server = start(Arc::clone(&population), options.clone()).await?;
+    let head = options.account_block(&server, account);
+    let login = options.login_table(&server);
+    Ok(Tenant::new(
+        PLATFORM, account, server, population, head, login,
+    ))
+}
+
 /// The demo's CyberPilot tenant: 1,200 users, logging in with the password grant. Its first data
 /// request fails once (503, retried), so the retry counters show in the demo.
-pub async fn demo_tenant(account: &'static str) -> std::io::Result<crate::demo::Tenant> {
-    let options = CyberPilotOptions::default();
-    let server = start(Arc::new(Population::generate(42, 1200)), options.clone()).await?;
-    server.control.push_fault(super::Fault::Status {
+pub async fn demo_tenant(account: &str) -> std::io::Result<Tenant> {
+    let population = Arc::new(Population::generate(42, 1200));
+    let tenant = login_tenant(population, CyberPilotOptions::default(), account).await?;
+    tenant.control().push_fault(super::Fault::Status {
         code: 503,
         times: 1,
     });
-    let config = format!(
-        "{}page_size = 100\n{}",
-        options.account_block(&server, account),
-        options.login_table(&server)
-    );
-    Ok(crate::demo::Tenant {
-        platform: "cyberpilot",
-        account,
-        server,
-        config,
-    })
+    Ok(tenant)
 }
 
 fn message(status: StatusCode, text: &str) -> Response {

@@ -1,18 +1,7 @@
 //! The demo: one simulated tenant per line of [`Demo::start`], each started by its vendor's
 //! module (`<vendor>::demo_tenant`), and the exporter config that polls them all.
 
-use crate::SimServer;
-
-/// A running simulated tenant and the part of the exporter's config that polls it.
-#[derive(Debug)]
-pub struct Tenant {
-    /// The exporter's `platform` label (and `[[table]]` name) for this vendor.
-    pub platform: &'static str,
-    pub account: &'static str,
-    pub server: SimServer,
-    /// The tenant's `[[<platform>]]` table (sub-tables last), ending in a newline.
-    pub config: String,
-}
+use crate::Tenant;
 
 /// The running demo tenants; they stop when this is dropped.
 #[derive(Debug)]
@@ -25,6 +14,9 @@ pub struct Demo {
 const SETTINGS: &str = "[server]\nlisten = \"127.0.0.1:10019\"\n\n\
      [poll]\ninterval = \"5m\"\ntimeout = \"20s\"\n\n\
      [metrics]\nper_user = true\nmax_users = 2000\n";
+
+/// Keys every demo account gets.
+const ACCOUNT_KEYS: &str = "page_size = 100\n";
 
 impl Demo {
     /// Starts every demo tenant on loopback. Like real tenants, the demo is not perfect (see
@@ -52,7 +44,7 @@ impl Demo {
         let mut text = SETTINGS.to_string();
         for tenant in &self.tenants {
             text.push('\n');
-            text.push_str(&tenant.config);
+            text.push_str(&tenant.table(ACCOUNT_KEYS));
         }
         text
     }
@@ -69,8 +61,8 @@ mod tests {
         assert_eq!(demo.tenants().len(), 3);
         for t in demo.tenants() {
             assert!(text.contains(&format!("account = \"{}\"", t.account)));
-            assert!(text.contains(&t.server.base_url()));
-            assert!(t.config.starts_with(&format!("[[{}]]\n", t.platform)));
+            assert!(text.contains(&t.base_url()));
+            assert!(t.table("").starts_with(&format!("[[{}]]\n", t.platform)));
         }
         assert!(demo.tenant("demo-mimecast-hmac").is_some());
         assert!(demo.tenant("nope").is_none());

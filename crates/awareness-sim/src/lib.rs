@@ -3,8 +3,9 @@
 //! (feature `demo`), its tests and its benchmarks. Every server listens on
 //! `127.0.0.1:<random port>` and stops when its [`SimServer`] is dropped.
 //!
-//! A vendor is one module here (`pub mod <vendor>;` below) with a `start` function and a
-//! `demo_tenant` function, plus one line in [`demo::Demo::start`]. The shared machinery: the
+//! A vendor is one module here (`pub mod <vendor>;` below) with `start` (the server), `tenant`
+//! (the server and its exporter config table, a [`Tenant`]) and `demo_tenant`, plus one line
+//! in [`demo::Demo::start`]. The shared machinery: the
 //! listener with connection refusal ([`spawn`]), responses, bearer tokens, fault control
 //! ([`control`], its injection API behind the `faults` feature) and recorded answers
 //! ([`replay`]).
@@ -13,6 +14,7 @@ pub mod control;
 pub mod demo;
 pub mod population;
 pub mod replay;
+pub mod tenant;
 
 // The vendors.
 pub mod cyberpilot;
@@ -23,6 +25,7 @@ pub use control::{Control, Fault};
 pub use cyberpilot::{CyberPilotOptions, CyberPilotSim};
 pub use mimecast::{MimecastOptions, MimecastSim, SimAuth};
 pub use population::{Population, SimUser};
+pub use tenant::Tenant;
 
 use std::future::Future;
 use std::io;

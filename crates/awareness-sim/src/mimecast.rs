@@ -19,8 +19,11 @@ use serde_json::{json, Map, Value};
 use super::control::{is_garbage_row, Control};
 use super::population::{Population, SimUser};
 use super::{
-    data_response, delay, json_response, malformed_response, respond, SimServer, TokenStore,
+    data_response, delay, json_response, malformed_response, respond, SimServer, Tenant, TokenStore,
 };
+
+/// The exporter's `platform` label and `[[table]]` for this vendor.
+pub const PLATFORM: &str = "mimecast";
 
 pub use super::hmac::{mc_date_now, sign, verify};
 
@@ -273,43 +276,54 @@ pub async fn start(
     super::spawn(router, control).await
 }
 
+/// A tenant polled with the credentials of `options.auth`.
+pub async fn tenant(
+    population: Arc<Population>,
+    options: MimecastOptions,
+    account: &str,
+) -> std::io::Result<Tenant> {
+    let auth = options.auth.clone();
+    let server = start(Arc::clone(&population), options).await?;
+    let head = account_block(&server, account, &auth);
+    Ok(Tenant::new(
+        PLATFORM,
+        account,
+        server,
+        population,
+        head,
+        String::new(),
+    ))
+}
+
 /// The demo's Mimecast API 2.0 tenant (OAuth2), 800 users.
-pub async fn demo_tenant_oauth2(account: &'static str) -> std::io::Result<crate::demo::Tenant> {
+pub async fn demo_tenant_oauth2(account: &str) -> std::io::Result<Tenant> {
     demo_tenant(account, SimAuth::demo_oauth2(), 7, 800).await
 }
 
 /// The demo's Mimecast API 1.0 tenant (HMAC), 300 users. It sends some rows of the wrong types
 /// (skipped and counted), so the decode counters show in the demo.
-pub async fn demo_tenant_hmac(account: &'static str) -> std::io::Result<crate::demo::Tenant> {
+pub async fn demo_tenant_hmac(account: &str) -> std::io::Result<Tenant> {
     let tenant = demo_tenant(account, SimAuth::demo_hmac(), 1337, 300).await?;
-    tenant.server.control.push_fault(super::Fault::WrongTypes);
+    tenant.control().push_fault(super::Fault::WrongTypes);
     Ok(tenant)
 }
 
 async fn demo_tenant(
-    account: &'static str,
+    account: &str,
     auth: SimAuth,
     seed: u64,
     users: usize,
-) -> std::io::Result<crate::demo::Tenant> {
-    let server = start(
+) -> std::io::Result<Tenant> {
+    let options = MimecastOptions {
+        auth,
+        ..MimecastOptions::default()
+    };
+    tenant(
         Arc::new(Population::generate(seed, users)),
-        MimecastOptions {
-            auth: auth.clone(),
-            ..MimecastOptions::default()
-        },
-    )
-    .await?;
-    let config = format!(
-        "{}page_size = 100\n",
-        account_block(&server, account, &auth)
-    );
-    Ok(crate::demo::Tenant {
-        platform: "mimecast",
+        options,
         account,
-        server,
-        config,
-    })
+    )
+    .await
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

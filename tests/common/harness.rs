@@ -1,0 +1,88 @@
+//! The one source-polling harness of the tests and the benchmarks: take a simulated tenant
+//! (`awareness_sim::<vendor>::tenant`, any vendor), write the exporter config that polls it,
+//! build its source as the exporter does, poll it once and read the rendered text.
+//!
+//! It needs the exporter's types, so it cannot live in the simulator crate (the exporter
+//! depends on that one): tests/common/mod.rs includes it as a module, benches/perf.rs with
+//! `#[path]`.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use awareness_exporter::config::{self, Config};
+use awareness_exporter::snapshot::Rendered;
+use awareness_exporter::sources::{self, SourceContext};
+use awareness_exporter::stats::ApiStats;
+use awareness_exporter::store::PollOutcome;
+use awareness_sim::Tenant;
+
+/// The config text polling `tenant`: `settings` first (e.g. `[poll]` or `[metrics]` tables),
+/// then the tenant's table with `account_keys` (e.g. `"page_size = 100\n"`) added.
+pub fn config_text(settings: &str, tenant: &Tenant, account_keys: &str) -> String {
+    let mut text = settings.to_string();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&tenant.table(account_keys));
+    text
+}
+
+/// Loads config text as the exporter does; panics with the loader's message.
+pub fn load(text: &str) -> Config {
+    config::parse(text, "harness.toml").unwrap_or_else(|e| panic!("config: {e}\n{text}"))
+}
+
+/// What one poll gave.
+pub struct Polled {
+    pub outcome: PollOutcome,
+    pub stats: Arc<ApiStats>,
+    /// Wall time of the poll (building the source excluded).
+    pub took: Duration,
+}
+
+impl Polled {
+    /// The rendered text of every section; panics if one failed.
+    pub fn text(&self) -> String {
+        text_of(&self.outcome)
+    }
+}
+
+/// Builds the first source of `config` as the exporter does (with its own HTTP client and
+/// request statistics) and polls it once.
+pub async fn poll(config: &Config) -> Polled {
+    let stats = Arc::new(ApiStats::default());
+    let ctx = SourceContext::standalone(
+        awareness_exporter::http::client(),
+        stats.clone(),
+        config.poll.clone(),
+        config.metrics.clone(),
+    );
+    let source = sources::build(&config.sources[0], ctx);
+    let started = Instant::now();
+    let outcome = source.poll().await;
+    Polled {
+        outcome,
+        stats,
+        took: started.elapsed(),
+    }
+}
+
+/// Polls `tenant` once with `settings` and `account_keys` (see [`config_text`]).
+pub async fn poll_tenant(tenant: &Tenant, settings: &str, account_keys: &str) -> Polled {
+    poll(&load(&config_text(settings, tenant, account_keys))).await
+}
+
+/// The rendered text of a successful outcome (all sections, merged as a scrape does, a family
+/// declared differently by two sections being an error).
+pub fn text_of(outcome: &PollOutcome) -> String {
+    let parts: Vec<&Rendered> = outcome
+        .sections
+        .iter()
+        .map(|s| match &s.result {
+            Ok(r) => r,
+            Err(e) => panic!("section {} failed: {e}", s.name),
+        })
+        .collect();
+    awareness_exporter::snapshot::try_merge(parts).unwrap_or_else(|clash| panic!("{clash}"))
+}

@@ -1,0 +1,36 @@
+//! The shared source-polling harness (tests/common/harness.rs, also used by the benchmarks)
+//! polls every vendor's simulated tenant the same way: whatever the demo starts, one call gives
+//! its rendered text.
+
+mod common;
+
+use awareness_sim::demo::Demo;
+use common::harness;
+
+#[tokio::test]
+async fn every_demo_tenant_polls_through_the_one_harness() {
+    let demo = Demo::start().await.unwrap();
+    assert!(!demo.tenants().is_empty());
+    for tenant in demo.tenants() {
+        let polled = harness::poll_tenant(tenant, "", "page_size = 100\n").await;
+        assert!(
+            polled.outcome.ok(),
+            "{}: {:?}",
+            tenant.account,
+            polled.outcome.first_error()
+        );
+        let text = polled.text();
+        let prefix = format!("awareness_{}_", tenant.platform);
+        assert!(
+            text.contains(&prefix),
+            "{}: no {prefix} series",
+            tenant.account
+        );
+        assert!(
+            text.contains(&format!("account=\"{}\"", tenant.account)),
+            "{}",
+            tenant.account
+        );
+        assert!(polled.stats.total_requests() > 0);
+    }
+}
