@@ -1,6 +1,13 @@
 //! awareness-exporter: polls security awareness training platforms and serves what it learns
 //! as Prometheus metrics. Data flows one way: source → snapshot → store → scrape.
 
+// Production code never panics on a value it could not get; tests may (clippy.toml). Here and
+// not in Cargo.toml's [lints]: clippy counts only `#[test]` functions and `#[cfg(test)]` modules
+// as tests, so a package-wide deny would also hit every helper of tests/, benches/, examples/.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+// Every `pub` item is reachable from the crate root (else it is `pub(crate)`/`pub(super)`).
+#![deny(unreachable_pub)]
+
 pub mod app;
 pub mod config;
 pub mod connections;

@@ -1,5 +1,9 @@
 //! awareness-exporter: command line, start-up, signals.
 
+// As in the library (src/lib.rs): no `unwrap`/`expect` outside tests.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![deny(unreachable_pub)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -19,8 +19,8 @@ use super::ConfigError;
 /// The errors and warnings found in one pass over a config.
 #[derive(Debug, Default)]
 pub(super) struct Findings {
-    pub errors: Vec<ConfigError>,
-    pub warnings: Vec<String>,
+    pub(super) errors: Vec<ConfigError>,
+    pub(super) warnings: Vec<String>,
 }
 
 /// What every section reader shares: the text (for line numbers), the environment overrides
@@ -36,7 +36,7 @@ pub(super) struct Ctx<'a> {
 pub(super) const OVERRIDABLE: [&str; 3] = ["server", "poll", "metrics"];
 
 impl<'a> Ctx<'a> {
-    pub fn new(text: &'a str, env_vars: impl IntoIterator<Item = (String, String)>) -> Self {
+    pub(super) fn new(text: &'a str, env_vars: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut overrides = BTreeMap::new();
         for (name, value) in env_vars {
             let Some(rest) = name
@@ -61,16 +61,16 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub fn into_findings(self) -> Findings {
+    pub(super) fn into_findings(self) -> Findings {
         self.found.into_inner()
     }
 
-    pub fn line_of(&self, span: Option<Range<usize>>) -> Option<usize> {
+    pub(super) fn line_of(&self, span: Option<Range<usize>>) -> Option<usize> {
         span.map(|s| line_col(self.text, s.start).0)
     }
 
     /// Records a problem with `key`; `line` is where the user wrote it.
-    pub fn error(&self, key: &str, line: Option<usize>, message: impl Into<String>) {
+    pub(super) fn error(&self, key: &str, line: Option<usize>, message: impl Into<String>) {
         self.found.borrow_mut().errors.push(ConfigError::Invalid {
             key: key.to_string(),
             line,
@@ -78,7 +78,7 @@ impl<'a> Ctx<'a> {
         });
     }
 
-    pub fn warn(&self, message: impl Into<String>) {
+    pub(super) fn warn(&self, message: impl Into<String>) {
         self.found.borrow_mut().warnings.push(message.into());
     }
 }
@@ -86,14 +86,14 @@ impl<'a> Ctx<'a> {
 /// Where a value came from, for messages: the line of the file or an environment variable.
 #[derive(Debug, Clone)]
 pub(super) struct Origin {
-    pub key: String,
-    pub line: Option<usize>,
-    pub env_var: Option<String>,
+    pub(super) key: String,
+    pub(super) line: Option<usize>,
+    pub(super) env_var: Option<String>,
 }
 
 impl Origin {
     /// A key as the user sees it: `poll.interval`, `mimecast[1].client_secret_file`.
-    pub fn error(&self, ctx: &Ctx<'_>, message: impl Into<String>) {
+    pub(super) fn error(&self, ctx: &Ctx<'_>, message: impl Into<String>) {
         let mut message = message.into();
         if let Some(var) = &self.env_var {
             message.push_str(&format!(" (set by environment variable {var})"));
@@ -107,12 +107,12 @@ pub(super) struct Section<'a> {
     ctx: &'a Ctx<'a>,
     path: String,
     table: Option<&'a dyn TableLike>,
-    pub line: Option<usize>,
+    pub(super) line: Option<usize>,
     used: Vec<&'a str>,
 }
 
 impl<'a> Section<'a> {
-    pub fn root(ctx: &'a Ctx<'a>, table: &'a dyn TableLike) -> Self {
+    pub(super) fn root(ctx: &'a Ctx<'a>, table: &'a dyn TableLike) -> Self {
         Section {
             ctx,
             path: String::new(),
@@ -122,12 +122,12 @@ impl<'a> Section<'a> {
         }
     }
 
-    pub fn ctx(&self) -> &'a Ctx<'a> {
+    pub(super) fn ctx(&self) -> &'a Ctx<'a> {
         self.ctx
     }
 
     /// The full name of `key` in this section.
-    pub fn key(&self, key: &str) -> String {
+    pub(super) fn key(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_string()
         } else {
@@ -136,7 +136,7 @@ impl<'a> Section<'a> {
     }
 
     /// Reports a problem with the section as a whole (a missing key, two keys that clash).
-    pub fn error(&self, key: &str, message: impl Into<String>) {
+    pub(super) fn error(&self, key: &str, message: impl Into<String>) {
         let line = self.key_line(key).or(self.line);
         self.ctx.error(&self.key(key), line, message);
     }
@@ -148,12 +148,12 @@ impl<'a> Section<'a> {
 
     /// Marks `key` as known without reading it (it belongs to another mode and is reported on
     /// its own).
-    pub fn mark_read(&mut self, key: &'static str) {
+    pub(super) fn mark_read(&mut self, key: &'static str) {
         self.used.push(key);
     }
 
     /// Whether `key` is set at all (in the file or by an override).
-    pub fn has(&self, key: &str) -> bool {
+    pub(super) fn has(&self, key: &str) -> bool {
         self.table.is_some_and(|t| t.get(key).is_some())
             || self.ctx.overrides.contains_key(&self.key(key))
     }
@@ -189,7 +189,7 @@ impl<'a> Section<'a> {
     }
 
     /// Text in quotes. The example's `"..."` placeholder is warned about.
-    pub fn string(&mut self, key: &'static str) -> Option<String> {
+    pub(super) fn string(&mut self, key: &'static str) -> Option<String> {
         let (v, origin) = self.value(key)?;
         match v.as_str() {
             Some(s) => {
@@ -213,18 +213,18 @@ impl<'a> Section<'a> {
     }
 
     /// Like [`string`](Self::string), with the origin for later checks.
-    pub fn string_at(&mut self, key: &'static str) -> Option<(String, Origin)> {
+    pub(super) fn string_at(&mut self, key: &'static str) -> Option<(String, Origin)> {
         let origin = self.origin(key, None);
         let value = self.string(key)?;
         Some((value, origin))
     }
 
-    pub fn path_value(&mut self, key: &'static str) -> Option<(PathBuf, Origin)> {
+    pub(super) fn path_value(&mut self, key: &'static str) -> Option<(PathBuf, Origin)> {
         self.string_at(key).map(|(s, o)| (PathBuf::from(s), o))
     }
 
     /// A whole number ≥ 0, without quotes.
-    pub fn uint(&mut self, key: &'static str) -> Option<usize> {
+    pub(super) fn uint(&mut self, key: &'static str) -> Option<usize> {
         let (v, origin) = self.value(key)?;
         match v.as_integer() {
             Some(i) if i >= 0 => usize::try_from(i).ok().or_else(|| {
@@ -245,7 +245,7 @@ impl<'a> Section<'a> {
         }
     }
 
-    pub fn boolean(&mut self, key: &'static str) -> Option<bool> {
+    pub(super) fn boolean(&mut self, key: &'static str) -> Option<bool> {
         let (v, origin) = self.value(key)?;
         match v.as_bool() {
             Some(b) => Some(b),
@@ -260,7 +260,7 @@ impl<'a> Section<'a> {
     }
 
     /// A duration in quotes: "90s", "15m", "1h 30m".
-    pub fn duration(&mut self, key: &'static str) -> Option<Duration> {
+    pub(super) fn duration(&mut self, key: &'static str) -> Option<Duration> {
         let (v, origin) = self.value(key)?;
         let parsed = v
             .as_str()
@@ -275,7 +275,7 @@ impl<'a> Section<'a> {
     }
 
     /// A list of texts: `["a", "b"]`.
-    pub fn strings(&mut self, key: &'static str) -> Option<Vec<String>> {
+    pub(super) fn strings(&mut self, key: &'static str) -> Option<Vec<String>> {
         let (v, origin) = self.value(key)?;
         let list = v.as_array().and_then(|a| {
             a.iter()
@@ -292,7 +292,7 @@ impl<'a> Section<'a> {
     }
 
     /// A sub-table: `[cyberpilot.login]` or `login = { ... }`.
-    pub fn table(&mut self, key: &'static str) -> Option<Section<'a>> {
+    pub(super) fn table(&mut self, key: &'static str) -> Option<Section<'a>> {
         self.used.push(key);
         let (k, item) = self.table?.get_key_value(key)?;
         let line = self.ctx.line_of(k.span());
@@ -321,7 +321,7 @@ impl<'a> Section<'a> {
     }
 
     /// A table that may be absent (read as empty): `[poll]`.
-    pub fn optional_table(&mut self, key: &'static str) -> Section<'a> {
+    pub(super) fn optional_table(&mut self, key: &'static str) -> Section<'a> {
         let present = self.table.is_some_and(|t| t.get(key).is_some());
         if present {
             if let Some(s) = self.table(key) {
@@ -340,7 +340,7 @@ impl<'a> Section<'a> {
     }
 
     /// An array of tables: one `[[mimecast]]` block per account.
-    pub fn tables(&mut self, key: &'static str) -> Vec<Section<'a>> {
+    pub(super) fn tables(&mut self, key: &'static str) -> Vec<Section<'a>> {
         self.used.push(key);
         let Some((k, item)) = self.table.and_then(|t| t.get_key_value(key)) else {
             return Vec::new();
@@ -382,7 +382,7 @@ impl<'a> Section<'a> {
 
     /// Reports every key of this section that nothing read (typos, keys from another section),
     /// including environment overrides that name no key.
-    pub fn finish(self) {
+    pub(super) fn finish(self) {
         let known = || {
             let mut k: Vec<&str> = self.used.clone();
             k.sort_unstable();
