@@ -19,9 +19,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::model::{Platform, SourceKey};
+use crate::model::{Platform, SourceInfo, SourceKey};
 use crate::sources::registry::{self, AccountConfig, Vendor};
-use crate::sources::SourceInfo;
 use reader::{at_line, Ctx, Findings, Origin, Section};
 
 /// A secret value, zeroized when dropped (`secrecy`). It can be compared and used, never

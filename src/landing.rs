@@ -174,7 +174,7 @@ mod tests {
         let key = SourceKey::new(Platform::new("mimecast"), "acme");
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(100_000);
         let status = SourceStatus {
-            info: crate::sources::SourceInfo {
+            info: crate::model::SourceInfo {
                 url: crate::sources::public_url(
                     "https://user:pw@api.services.mimecast.com/?k=SECRET#x",
                 ),

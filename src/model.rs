@@ -53,6 +53,14 @@ impl fmt::Display for SourceKey {
     }
 }
 
+/// Where a source polls and how it authenticates, for the landing page: no credentials, no
+/// query string (`crate::sources::public_url`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceInfo {
+    pub url: String,
+    pub auth: &'static str,
+}
+
 /// Why a request to a vendor failed; the value of the `reason` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FailureReason {

@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::model::{FailureReason, PollError, SectionError, SourceKey};
+use crate::model::{FailureReason, PollError, SectionError, SourceInfo, SourceKey};
 use crate::snapshot::{merge, MetricsBuilder, Rendered};
-use crate::sources::SourceInfo;
 use crate::stats::ApiStats;
 
 pub use crate::model::{PollOutcome, SectionOutcome};

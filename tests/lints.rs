@@ -32,3 +32,97 @@ fn the_lints_are_declared() {
     assert!(clippy.contains("allow-unwrap-in-tests = true"));
     assert!(clippy.contains("allow-expect-in-tests = true"));
 }
+
+/// The `crate::<module>` paths a file's code (comments and `#[cfg(test)]` modules left out)
+/// names.
+fn imports(path: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+    let mut found = std::collections::BTreeSet::new();
+    for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        for (i, _) in line.match_indices("crate::") {
+            let rest = &line[i + "crate::".len()..];
+            let module: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            found.insert(module);
+        }
+        // `use crate::{a, b}` groups.
+        if let Some(group) = line.trim().strip_prefix("use crate::{") {
+            for m in group.split([',', '}', ':', ' ']).filter(|m| !m.is_empty()) {
+                found.insert(m.to_string());
+            }
+        }
+    }
+    found
+}
+
+fn files(dir: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![std::path::PathBuf::from(format!(
+        "{}/{dir}",
+        env!("CARGO_MANIFEST_DIR")
+    ))];
+    while let Some(p) = todo.pop() {
+        if p.is_dir() {
+            todo.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Data flows one way (issue 14 point 2): identity and outcome types come from `model`, so
+/// config knows no snapshot or store, sources know no store, and the serving side (store,
+/// scrape bodies, landing page, server) knows no vendor, config or transport.
+#[test]
+fn the_layers_import_one_way() {
+    let rules: [(&[&str], &[&str]); 5] = [
+        (
+            &["src/model.rs"],
+            &["config", "sources", "store", "http", "stats", "poller"],
+        ),
+        (
+            &["src/config.rs", "src/config"],
+            &[
+                "snapshot",
+                "store",
+                "poller",
+                "server",
+                "landing",
+                "scrape_body",
+            ],
+        ),
+        (
+            &["src/sources"],
+            &["store", "poller", "server", "landing", "scrape_body", "app"],
+        ),
+        (
+            &[
+                "src/store.rs",
+                "src/scrape_body.rs",
+                "src/landing.rs",
+                "src/server.rs",
+                "src/exposition.rs",
+            ],
+            &["sources", "config", "http", "poller"],
+        ),
+        (
+            &["src/http.rs"],
+            &["sources", "store", "poller", "snapshot"],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (paths, forbidden) in rules {
+        for path in paths.iter().flat_map(|p| files(p)) {
+            for module in imports(&path) {
+                if forbidden.contains(&module.as_str()) {
+                    wrong.push(format!("{} uses crate::{module}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

@@ -36,13 +36,7 @@ pub trait Source: Send + Sync {
     }
 }
 
-/// Where a source polls and how it authenticates, for the landing page: no credentials, no
-/// query string.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SourceInfo {
-    pub url: String,
-    pub auth: &'static str,
-}
+pub use crate::model::SourceInfo;
 
 /// A URL fit to show: without user, password, query or fragment.
 pub fn public_url(url: &str) -> String {
