@@ -16,6 +16,17 @@ use crate::shard::Shard;
 use crate::store::Store;
 use crate::web::WebSettings;
 
+/// Why a reload was refused; the running config is kept.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new file is not a usable config (every problem, each naming its key).
+    #[error(transparent)]
+    Refused(#[from] config::ConfigError),
+    /// The task reading the file ended without an answer.
+    #[error("reload task failed: {0}")]
+    Task(String),
+}
+
 /// The pollers and the data they publish, plus what is needed to reload.
 pub struct Exporter {
     pub store: Arc<Store>,
@@ -62,17 +73,17 @@ impl Exporter {
 
     /// Re-reads the config file. A bad file is refused (the reason logged and returned) and the
     /// running config kept.
-    pub async fn reload(&self) -> Result<String, String> {
+    pub async fn reload(&self) -> Result<String, ReloadError> {
         let Some(path) = self.config_path.clone() else {
             return Ok("demo mode: no config file to reload".into());
         };
         let loaded = tokio::task::spawn_blocking(move || config::load(&path))
             .await
-            .map_err(|e| format!("reload task failed: {e}"))?;
+            .map_err(|e| ReloadError::Task(e.to_string()))?;
         match loaded {
             Err(e) => {
                 tracing::error!(error = %e, "config reload refused; keeping the running config");
-                Err(e.to_string())
+                Err(e.into())
             }
             Ok(new) => {
                 let mut current = self.current.lock().await;
@@ -130,7 +141,8 @@ pub async fn serve(
     let reload_target = exporter.clone();
     let reload: ReloadFn = Arc::new(move || {
         let target = reload_target.clone();
-        Box::pin(async move { target.reload().await })
+        // The server answers with the text; the reason is logged above.
+        Box::pin(async move { target.reload().await.map_err(|e| e.to_string()) })
     });
     let app = App::new(
         exporter.store.clone(),
