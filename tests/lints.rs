@@ -126,3 +126,31 @@ fn the_layers_import_one_way() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// The core knows vendors only through the registry (issue 14 point 1): no file outside
+/// src/sources/ names a registered platform in its code (comments and `#[cfg(test)]` modules
+/// left out).
+#[test]
+fn no_vendor_is_named_outside_its_folder() {
+    use awareness_exporter::sources::registry;
+    let mut core = files("src");
+    core.retain(|p| !p.starts_with(format!("{}/src/sources", env!("CARGO_MANIFEST_DIR"))));
+    let mut named = Vec::new();
+    for path in core {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (n, line) in code.lines().enumerate() {
+            let line = line
+                .split("//")
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            for platform in registry::platforms() {
+                if line.contains(platform) {
+                    named.push(format!("{}:{}: {platform}", path.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(named.is_empty(), "{named:#?}");
+}
