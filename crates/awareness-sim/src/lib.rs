@@ -18,7 +18,6 @@ pub mod tenant;
 
 // The vendors.
 pub mod cyberpilot;
-pub mod hmac;
 pub mod mimecast;
 
 pub use control::{Control, Fault};

@@ -67,7 +67,7 @@ mod tests {
     #[test]
     fn matches_python_vector() {
         let v: Vector = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/mimecast_hmac_vector.json"
+            "../../../../tests/fixtures/mimecast_hmac_vector.json"
         ))
         .unwrap();
         let sig = sign(&v.secret_key_b64, &v.date, &v.req_id, &v.path, &v.app_key).unwrap();
