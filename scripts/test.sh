@@ -45,6 +45,12 @@ if cargo tree --locked --no-default-features -e normal --prefix none | grep -E '
     exit 1
 fi
 cargo test --locked --no-default-features --test demo_feature
+# The shipped binary's simulator has no fault-injection API: only the tests' dev-dependency turns
+# on the sim's `faults` feature.
+if cargo tree --locked -e normal,features -i awareness-sim | grep -F 'feature "faults"'; then
+    echo "the exporter's normal build enables awareness-sim's fault injection" >&2
+    exit 1
+fi
 
 step "rules, dashboards and promtool"
 ./scripts/check-rules.sh
