@@ -32,28 +32,27 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20000);
-    let cp = cyberpilot::start(
+    let cp = cyberpilot::tenant(
         Arc::new(Population::generate(1, 3000)),
         CyberPilotOptions::default(),
+        "soak-cp",
     )
     .await
     .expect("cyberpilot sim");
-    let auth = SimAuth::demo_hmac();
-    let mc = mimecast::start(
+    let mc = mimecast::tenant(
         Arc::new(Population::generate(2, 2000)),
         MimecastOptions {
-            auth: auth.clone(),
+            auth: SimAuth::demo_hmac(),
             ..MimecastOptions::default()
         },
+        "soak-mc",
     )
     .await
     .expect("mimecast sim");
-    let o = CyberPilotOptions::default();
     let text = format!(
-        "[poll]\ninterval = \"1s\"\ntimeout = \"1s\"\nretry_backoff = \"10ms\"\nmax_attempts = 2\n[metrics]\nper_user = true\n{}{}{}",
-        o.account_block(&cp, "soak-cp"),
-        o.token_key(),
-        mimecast::account_block(&mc, "soak-mc", &auth),
+        "[poll]\ninterval = \"1s\"\ntimeout = \"1s\"\nretry_backoff = \"10ms\"\nmax_attempts = 2\n[metrics]\nper_user = true\n{}{}",
+        cp.table(""),
+        mc.table(""),
     );
     let config = config::parse(&text, "soak").expect("config");
     let server_config = config.server.clone();
@@ -88,7 +87,7 @@ async fn main() {
         None,
     ];
     let fault_task = {
-        let (cpc, mcc) = (cp.control.clone(), mc.control.clone());
+        let (cpc, mcc) = (cp.control().clone(), mc.control().clone());
         tokio::spawn(async move {
             for f in faults.into_iter().cycle() {
                 cpc.clear_faults();
