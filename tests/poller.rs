@@ -601,13 +601,13 @@ async fn the_demo_exposes_every_health_signal_with_every_section_up() {
         .iter()
         .filter(|(k, _)| k.starts_with("awareness_up{"))
         .collect();
-    assert_eq!(ups.len(), 3, "{ups:?}");
+    assert_eq!(ups.len(), 4, "{ups:?}");
     assert!(ups.iter().all(|(_, v)| **v == 1.0), "{ups:?}");
     let sections: Vec<(&String, &f64)> = s
         .iter()
         .filter(|(k, _)| k.starts_with("awareness_section_up{"))
         .collect();
-    assert_eq!(sections.len(), 1 + 6 + 6, "{sections:?}");
+    assert_eq!(sections.len(), 1 + 6 + 6 + 4, "{sections:?}");
     assert!(sections.iter().all(|(_, v)| **v == 1.0), "{sections:?}");
     for name in [
         "awareness_rows_skipped_total{",

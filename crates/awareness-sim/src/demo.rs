@@ -26,6 +26,7 @@ impl Demo {
             crate::cyberpilot::demo_tenant("demo-cyberpilot").await?,
             crate::mimecast::demo_tenant_oauth2("demo-mimecast-oauth2").await?,
             crate::mimecast::demo_tenant_hmac("demo-mimecast-hmac").await?,
+            crate::knowbe4::demo_tenant("demo-knowbe4").await?,
         ];
         Ok(Demo { tenants })
     }
@@ -58,7 +59,7 @@ mod tests {
     async fn every_tenant_has_its_table_in_the_config() {
         let demo = Demo::start().await.unwrap();
         let text = demo.config_text();
-        assert_eq!(demo.tenants().len(), 3);
+        assert_eq!(demo.tenants().len(), 4);
         for t in demo.tenants() {
             assert!(text.contains(&format!("account = \"{}\"", t.account)));
             assert!(text.contains(&t.base_url()));

@@ -18,6 +18,7 @@ pub mod tenant;
 
 // The vendors.
 pub mod cyberpilot;
+pub mod knowbe4;
 pub mod mimecast;
 
 pub use control::{Control, Fault};
