@@ -184,6 +184,14 @@ fn expected(t: &KnowBe4Tenant) -> BTreeMap<String, f64> {
         );
         *out.entry(k).or_default() += 1.0;
     }
+    let overdue: std::collections::BTreeSet<String> = t
+        .enrollments
+        .iter()
+        .filter(|e| e["status"] == "Past Due")
+        .map(|e| e["user"]["id"].to_string())
+        .collect();
+    assert!(!overdue.is_empty());
+    out.insert(series("awareness_knowbe4_users_overdue", &acc), overdue.len() as f64);
     for c in &t.training_campaigns {
         let k = series(
             "awareness_knowbe4_training_campaigns",

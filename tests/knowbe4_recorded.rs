@@ -349,6 +349,10 @@ fn past_due_is_its_own_status_and_unknown_statuses_are_kept() {
     )
     .unwrap();
     let got = render(|b| metrics::training(b, "acme", &rows, &[]));
+    assert_eq!(
+        got[&series("awareness_knowbe4_users_overdue", &[("account", "acme")])],
+        1.0
+    );
     for status in ["past_due", "something_new", "unknown"] {
         let k = series(
             "awareness_knowbe4_enrollments",

@@ -10,6 +10,7 @@ use super::models::{
 };
 use crate::config::MetricsConfig;
 use crate::snapshot::{MetricsBuilder, SourceKey};
+use crate::sources::aggregate::SeenIds;
 use crate::sources::cap_users;
 
 /// What the account section shows about the request budget.
@@ -234,8 +235,14 @@ pub fn training(
 ) {
     let mut by_campaign: BTreeMap<(&str, String), f64> = BTreeMap::new();
     let mut by_module: BTreeMap<(&str, String), f64> = BTreeMap::new();
+    let mut overdue_users = SeenIds::default();
     for e in enrollments {
         let status = e.status_label();
+        if status == "past_due" {
+            if let Some(id) = e.user.as_ref().and_then(|u| u.id.as_deref()) {
+                overdue_users.first_time(id);
+            }
+        }
         *by_campaign
             .entry((e.campaign_name.as_deref().unwrap_or(""), status.clone()))
             .or_default() += 1.0;
@@ -266,6 +273,14 @@ pub fn training(
                 ("status", status.as_str()),
             ],
             n,
+        );
+    }
+    if !enrollments.is_empty() {
+        b.gauge(
+            "awareness_knowbe4_users_overdue",
+            "Users with at least one Past Due training enrollment",
+            &[("account", account)],
+            overdue_users.len() as f64,
         );
     }
     let mut by_status: BTreeMap<String, f64> = BTreeMap::new();
