@@ -128,6 +128,7 @@ fn example_config_is_valid() {
         .unwrap();
     for name in [
         "cyberpilot-acme.token",
+        "knowbe4-acme.token",
         "globex.app_key",
         "globex.access_key",
     ] {
@@ -140,7 +141,7 @@ fn example_config_is_valid() {
         &format!("{}/", dir.path().display()),
     );
     let c = config::parse(&text, "config.example.toml").unwrap();
-    assert_eq!(c.sources.len(), 3);
+    assert_eq!(c.sources.len(), 4);
 }
 
 #[test]

@@ -47,13 +47,14 @@ fn the_shipped_example_gives_all_its_errors_in_one_run() {
         "mimecast[1].app_key_file",
         "mimecast[1].access_key_file",
         "mimecast[1].secret_key_file",
+        "knowbe4[0].token_file",
     ] {
         assert!(
             stdout.contains(&format!("`{key}`")),
             "{key} not reported:\n{stdout}"
         );
     }
-    assert!(stdout.contains("5 problems"), "{stdout}");
+    assert!(stdout.contains("6 problems"), "{stdout}");
     // The example's placeholders are pointed out.
     assert!(
         stderr.contains("`mimecast[0].client_id`") && stderr.contains("placeholder"),
