@@ -191,7 +191,10 @@ fn expected(t: &KnowBe4Tenant) -> BTreeMap<String, f64> {
         .map(|e| e["user"]["id"].to_string())
         .collect();
     assert!(!overdue.is_empty());
-    out.insert(series("awareness_knowbe4_users_overdue", &acc), overdue.len() as f64);
+    out.insert(
+        series("awareness_knowbe4_users_overdue", &acc),
+        overdue.len() as f64,
+    );
     for c in &t.training_campaigns {
         let k = series(
             "awareness_knowbe4_training_campaigns",
@@ -684,4 +687,31 @@ async fn bad_rows_are_skipped_and_counted_and_garbage_fails_the_section() {
     let outcome = src.poll().await;
     let e = outcome.first_error().unwrap();
     assert!(e.contains("poll.max_pages"), "{e}");
+}
+
+#[tokio::test]
+async fn a_403_on_the_account_fails_only_the_account_section() {
+    let (server, _) = sim(30, fast()).await;
+    server.control.set_fault(Fault::Status {
+        code: 403,
+        times: 1,
+    });
+    let (src, _) = source(
+        config(&server, 500),
+        MetricsConfig::default(),
+        poll_config(),
+    );
+    let outcome = src.poll().await;
+    let failed: Vec<&str> = outcome
+        .sections
+        .iter()
+        .filter(|s| s.result.is_err())
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(failed, ["account"]);
+    let e = outcome.first_error().unwrap();
+    assert!(
+        e.contains("403") && e.contains("Platinum or Diamond"),
+        "{e}"
+    );
 }

@@ -237,7 +237,9 @@ impl Source for KnowBe4Source {
             // once instead of on every endpoint.
             let account = if endpoints.contains(&Endpoint::Account) {
                 match self.client.account().await {
-                    Err(e) if e.reason == FailureReason::Auth => {
+                    // A refused key (401) fails every section at once; a 403 may be this
+                    // endpoint's permission only.
+                    Err(e) if e.status == Some(401) => {
                         return PollOutcome::all_failed(&names, e);
                     }
                     other => Some(other),
@@ -285,6 +287,21 @@ impl Source for KnowBe4Source {
                 );
             }
             let plan = self.plan();
+            let pace = std::time::Duration::from_secs_f64(
+                60.0 * plan.per_poll as f64 / f64::from(self.config.requests_per_minute.max(1)),
+            );
+            let deadline = self.ctx.poll.deadline.min(self.interval());
+            if pace > deadline {
+                tracing::warn!(
+                    source = %self.key,
+                    per_poll = plan.per_poll,
+                    requests_per_minute = self.config.requests_per_minute,
+                    "a KnowBe4 poll at the vendor's pace takes {} but poll.deadline (or the \
+                     interval) ends it after {}; raise poll.deadline and the interval",
+                    humantime::format_duration(pace),
+                    humantime::format_duration(deadline)
+                );
+            }
             if !plan.fits() {
                 tracing::warn!(
                     source = %self.key,
