@@ -47,6 +47,14 @@ fn render(f: impl FnOnce(&mut MetricsBuilder)) -> std::collections::BTreeMap<Str
     samples(&awareness_exporter::snapshot::try_merge([&r]).unwrap())
 }
 
+fn enrollments(rows: Vec<Enrollment>) -> metrics::Enrollments {
+    let mut acc = metrics::Enrollments::default();
+    for r in rows {
+        acc.add(r);
+    }
+    acc
+}
+
 fn key() -> SourceKey {
     SourceKey::new(knowbe4::PLATFORM, "acme")
 }
@@ -302,7 +310,7 @@ fn enrollments_by_campaign_and_status_with_duplicates_dropped() {
     assert_eq!(more.len(), 4, "64-bit user ids are fine");
     let all: Vec<Enrollment> = e.into_iter().chain(more).collect();
     let campaigns: Vec<TrainingCampaign> = rows("j1_training_campaigns.json");
-    let got = render(|b| metrics::training(b, "acme", &all, &campaigns));
+    let got = render(|b| metrics::training(b, "acme", &enrollments(all), &campaigns));
     let c = |campaign, status| {
         series(
             "awareness_knowbe4_enrollments",
@@ -348,7 +356,7 @@ fn past_due_is_its_own_status_and_unknown_statuses_are_kept() {
             {"enrollment_id":3,"campaign_name":"C","status":null,"user":{"id":1}}]"#,
     )
     .unwrap();
-    let got = render(|b| metrics::training(b, "acme", &rows, &[]));
+    let got = render(|b| metrics::training(b, "acme", &enrollments(rows), &[]));
     assert_eq!(
         got[&series("awareness_knowbe4_users_overdue", &[("account", "acme")])],
         1.0
@@ -366,4 +374,38 @@ fn past_due_is_its_own_status_and_unknown_statuses_are_kept() {
 fn the_empty_page_past_the_end_is_an_empty_array() {
     let p = page::<SecurityTest>("rec_eu_empty_page.json");
     assert_eq!((p.len, p.rows.len()), (0, 0));
+}
+
+#[test]
+fn rare_campaign_names_fold_into_other_beyond_max_label_values() {
+    let rows: Vec<Enrollment> = serde_json::from_str(
+        r#"[{"enrollment_id":1,"campaign_name":"A","module_name":"M","status":"Passed","user":{"id":1}},
+            {"enrollment_id":2,"campaign_name":"A","module_name":"M","status":"Past Due","user":{"id":2}},
+            {"enrollment_id":3,"campaign_name":"B","module_name":"M","status":"Passed","user":{"id":3}},
+            {"enrollment_id":4,"campaign_name":"B","module_name":"N","status":"Passed","user":{"id":4}},
+            {"enrollment_id":5,"campaign_name":"C","module_name":"O","status":"Passed","user":{"id":5}}]"#,
+    )
+    .unwrap();
+    let mut acc = enrollments(rows);
+    let stats = awareness_exporter::stats::ApiStats::default();
+    acc.fold_rare(&key(), 1, &stats);
+    let got = render(|b| metrics::training(b, "acme", &acc, &[]));
+    let c = |campaign, status| {
+        series(
+            "awareness_knowbe4_enrollments",
+            &[
+                ("account", "acme"),
+                ("campaign", campaign),
+                ("status", status),
+            ],
+        )
+    };
+    // A and B have two each: A wins the tie by name; B and C fold.
+    assert_eq!(got[&c("A", "passed")], 1.0);
+    assert_eq!(got[&c("A", "past_due")], 1.0);
+    assert_eq!(got[&c("__other__", "passed")], 3.0);
+    assert_eq!(got.keys().filter(|k| k.contains("campaign=")).count(), 3);
+    let snap = stats.snapshot();
+    assert_eq!(snap.labels_folded.get("campaign"), Some(&2));
+    assert_eq!(snap.labels_folded.get("module"), Some(&2));
 }

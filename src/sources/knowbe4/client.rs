@@ -222,11 +222,23 @@ impl KnowBe4Client {
     /// 500), until a page holds fewer elements than asked for (short or empty). Rows seen
     /// twice (pages shift while the data changes) are kept once.
     pub async fn list<T: Row>(&self, list: List) -> Result<Vec<T>, FetchError> {
+        let mut rows = Vec::new();
+        self.fold(list, |row: T| rows.push(row)).await?;
+        Ok(rows)
+    }
+
+    /// Like [`list`](Self::list), but hands each row to `fold` as its page arrives and keeps
+    /// nothing of the page: a list of many pages (enrollments) costs its aggregates, not its
+    /// rows. Rows of a list that then fails were folded too: the caller drops its aggregates.
+    pub async fn fold<T: Row>(
+        &self,
+        list: List,
+        mut fold: impl FnMut(T),
+    ) -> Result<(), FetchError> {
         let per_page = self.config.page_size.clamp(1, MAX_PAGE_SIZE);
         let per_page_s = per_page.to_string();
         let endpoint = list.endpoint;
         let mut seen = SeenIds::default();
-        let mut rows = Vec::new();
         let (mut elements, mut skipped) = (0u64, 0u64);
         for page in 1.. {
             if page > self.max_pages {
@@ -261,12 +273,11 @@ impl KnowBe4Client {
             };
             elements += decoded.len;
             skipped += decoded.skipped;
-            rows.extend(
-                decoded
-                    .rows
-                    .into_iter()
-                    .filter(|r| first_time(&mut seen, r)),
-            );
+            for r in decoded.rows {
+                if first_time(&mut seen, &r) {
+                    fold(r);
+                }
+            }
             if decoded.len < per_page as u64 {
                 break;
             }
@@ -284,6 +295,6 @@ impl KnowBe4Client {
                 ),
             ));
         }
-        Ok(rows)
+        Ok(())
     }
 }

@@ -12,6 +12,7 @@ use crate::config::MetricsConfig;
 use crate::snapshot::{MetricsBuilder, SourceKey};
 use crate::sources::aggregate::SeenIds;
 use crate::sources::cap_users;
+use crate::sources::labels::OTHER;
 
 /// What the account section shows about the request budget.
 #[derive(Debug, Clone, PartialEq)]
@@ -227,30 +228,81 @@ pub fn users(
     }
 }
 
-pub fn training(
-    b: &mut MetricsBuilder,
-    account: &str,
-    enrollments: &[Enrollment],
-    campaigns: &[TrainingCampaign],
-) {
-    let mut by_campaign: BTreeMap<(&str, String), f64> = BTreeMap::new();
-    let mut by_module: BTreeMap<(&str, String), f64> = BTreeMap::new();
-    let mut overdue_users = SeenIds::default();
-    for e in enrollments {
+/// Enrollments folded as their pages arrive: counts by (campaign, status) and (module,
+/// status), and the users with a Past Due enrollment. Tens of thousands of enrollments a poll
+/// cost these counts, not their rows.
+#[derive(Default)]
+pub struct Enrollments {
+    by_campaign: BTreeMap<(String, String), f64>,
+    by_module: BTreeMap<(String, String), f64>,
+    overdue_users: SeenIds,
+    rows: u64,
+}
+
+impl Enrollments {
+    pub fn add(&mut self, e: Enrollment) {
         let status = e.status_label();
         if status == "past_due" {
             if let Some(id) = e.user.as_ref().and_then(|u| u.id.as_deref()) {
-                overdue_users.first_time(id);
+                self.overdue_users.first_time(id);
             }
         }
-        *by_campaign
-            .entry((e.campaign_name.as_deref().unwrap_or(""), status.clone()))
+        let (campaign, module) = (
+            e.campaign_name.unwrap_or_default(),
+            e.module_name.unwrap_or_default(),
+        );
+        *self
+            .by_campaign
+            .entry((campaign, status.clone()))
             .or_default() += 1.0;
-        *by_module
-            .entry((e.module_name.as_deref().unwrap_or(""), status))
-            .or_default() += 1.0;
+        *self.by_module.entry((module, status)).or_default() += 1.0;
+        self.rows += 1;
     }
-    for ((campaign, status), n) in by_campaign {
+
+    /// Keeps the `max` campaign and module names with the most enrollments (ties by name, as
+    /// [`labels::fold_rare`](crate::sources::labels::fold_rare) ranks them); the rest are
+    /// summed into `__other__`.
+    pub fn fold_rare(&mut self, key: &SourceKey, max: usize, stats: &crate::stats::ApiStats) {
+        for (label, map) in [
+            ("campaign", &mut self.by_campaign),
+            ("module", &mut self.by_module),
+        ] {
+            let mut per_name: BTreeMap<&str, f64> = BTreeMap::new();
+            for ((name, _), n) in map.iter() {
+                *per_name.entry(name.as_str()).or_default() += n;
+            }
+            if per_name.len() <= max {
+                continue;
+            }
+            let mut ranked: Vec<(&str, f64)> = per_name.into_iter().collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+            let keep: std::collections::HashSet<String> =
+                ranked[..max].iter().map(|(n, _)| n.to_string()).collect();
+            let folded = ranked.len() - max;
+            let mut out: BTreeMap<(String, String), f64> = BTreeMap::new();
+            for ((name, status), n) in std::mem::take(map) {
+                let name = if keep.contains(&name) {
+                    name
+                } else {
+                    OTHER.to_string()
+                };
+                *out.entry((name, status)).or_default() += n;
+            }
+            *map = out;
+            stats.labels_folded(label, folded as u64);
+            tracing::warn!(source = %key, label, folded, max_label_values = max,
+                "label values beyond metrics.max_label_values folded into {OTHER}");
+        }
+    }
+}
+
+pub fn training(
+    b: &mut MetricsBuilder,
+    account: &str,
+    enrollments: &Enrollments,
+    campaigns: &[TrainingCampaign],
+) {
+    for ((campaign, status), n) in &enrollments.by_campaign {
         b.gauge(
             "awareness_knowbe4_enrollments",
             "Training enrollments by campaign and status (not_started, in_progress, completed, \
@@ -260,10 +312,10 @@ pub fn training(
                 ("campaign", campaign),
                 ("status", status.as_str()),
             ],
-            n,
+            *n,
         );
     }
-    for ((module, status), n) in by_module {
+    for ((module, status), n) in &enrollments.by_module {
         b.gauge(
             "awareness_knowbe4_module_enrollments",
             "Training enrollments by module (or policy) and status",
@@ -272,15 +324,15 @@ pub fn training(
                 ("module", module),
                 ("status", status.as_str()),
             ],
-            n,
+            *n,
         );
     }
-    if !enrollments.is_empty() {
+    if enrollments.rows > 0 {
         b.gauge(
             "awareness_knowbe4_users_overdue",
             "Users with at least one Past Due training enrollment",
             &[("account", account)],
-            overdue_users.len() as f64,
+            enrollments.overdue_users.len() as f64,
         );
     }
     let mut by_status: BTreeMap<String, f64> = BTreeMap::new();

@@ -138,22 +138,19 @@ impl KnowBe4Source {
     }
 
     async fn training(&self) -> Result<Rendered, FetchError> {
-        let (mut enrollments, campaigns) = futures::future::try_join(
-            self.client.list::<Enrollment>(client::ENROLLMENT_LIST),
+        let mut enrollments = metrics::Enrollments::default();
+        let (_, campaigns) = futures::future::try_join(
+            self.client
+                .fold(client::ENROLLMENT_LIST, |e: Enrollment| enrollments.add(e)),
             self.client
                 .list::<TrainingCampaign>(client::TRAINING_CAMPAIGN_LIST),
         )
         .await?;
-        let campaign_names = enrollments
-            .iter_mut()
-            .map(|e| e.campaign_name.get_or_insert_with(String::new))
-            .collect();
-        self.fold("campaign", campaign_names);
-        let modules = enrollments
-            .iter_mut()
-            .map(|e| e.module_name.get_or_insert_with(String::new))
-            .collect();
-        self.fold("module", modules);
+        enrollments.fold_rare(
+            &self.key,
+            self.ctx.metrics.max_label_values,
+            &self.ctx.stats,
+        );
         let mut b = MetricsBuilder::new();
         metrics::training(&mut b, &self.key.account, &enrollments, &campaigns);
         Ok(b.finish())
