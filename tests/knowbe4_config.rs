@@ -168,5 +168,11 @@ fn check_config_explains_the_budget_and_never_shows_the_key() {
         "{text}"
     );
     assert!(text.contains("daily quota 22000"), "{text}");
+    assert!(
+        text.contains(
+            "a 401 from this host means a wrong or disabled key, or an account of another region"
+        ),
+        "{text}"
+    );
     assert!(!text.contains(KEY));
 }

@@ -133,6 +133,10 @@ impl AccountConfig for KnowBe4Config {
         if let Some(r) = &self.region {
             d.push_str(&format!(" (region {r})"));
         }
+        // KnowBe4 refuses a key of another region's account as it refuses a wrong key.
+        d.push_str(
+            "; a 401 from this host means a wrong or disabled key, or an account of another region",
+        );
         match self.licensed_users {
             Some(n) => d.push_str(&format!(
                 ", {n} licensed users: daily quota {}",
