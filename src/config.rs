@@ -447,8 +447,14 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
 /// Checks config text; relative paths (secret files, the web config file) resolve against
 /// `base`, the config file's folder.
 pub fn check_text(text: &str, origin: &str, base: &Path) -> Report {
-    let vars = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    // figment's Env provider reads the process environment: the prefix matched without
+    // regard to case, `__` splitting section from key, empty parts dropped. Values stay text;
+    // the key-by-key reader types them and names the variable when one is wrong.
+    let overrides = figment::providers::Env::prefixed("AWARENESS_").split("__");
+    let vars = overrides.iter().map(|(key, value)| {
+        let name = key.as_str().replace('.', "__").to_ascii_uppercase();
+        (format!("AWARENESS_{name}"), value)
+    });
     check_with_env(
         text,
         origin,
