@@ -518,12 +518,15 @@ impl Drop for Daemon {
 
 /// `[[cyberpilot]]` blocks for `accounts` accounts on one simulator (the daemon cannot tell
 /// they share it).
+/// `interval` must leave room for a whole poll: `poll.deadline` is never longer than it, and a
+/// poll cut by it fails (a 1M-user poll takes several seconds on 2 busy cores).
 fn cyberpilot_accounts(
     sim: &awareness_sim::SimServer,
     options: &CyberPilotOptions,
     accounts: usize,
+    interval: &str,
 ) -> String {
-    let mut text = String::from("[poll]\ninterval = \"2s\"\nmax_age = \"1h\"\n");
+    let mut text = format!("[poll]\ninterval = \"{interval}\"\nmax_age = \"1h\"\n");
     for i in 0..accounts {
         text.push_str(&options.account_block(sim, &format!("customer-{i:04}")));
         text.push_str(&options.token_key());
@@ -545,7 +548,7 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
         let tiny = cyberpilot::start(Arc::new(Population::generate(40, 10)), options.clone())
             .await
             .expect("sim");
-        let daemon = Daemon::start(&cyberpilot_accounts(&tiny, &options, 1), false, &[]);
+        let daemon = Daemon::start(&cyberpilot_accounts(&tiny, &options, 1, "2s"), false, &[]);
         daemon.wait_polls(&client, 2.0, Duration::from_secs(60)).await;
         let baseline = daemon.mib("VmRSS:");
         println!("baseline (one 10-user account polled twice): RSS {baseline:.1} MiB, peak {:.1} MiB", daemon.mib("VmHWM:"));
@@ -572,7 +575,7 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
                 (true, &[("MALLOC_ARENA_MAX", "2")]),
             ];
             for (per_user, env) in configs {
-                let daemon = Daemon::start(&cyberpilot_accounts(&sim, &options, 1), per_user, env);
+                let daemon = Daemon::start(&cyberpilot_accounts(&sim, &options, 1, &format!("{}s", (n / 40_000).max(2))), per_user, env);
                 let mut after = Vec::new();
                 let mut peak = f64::NAN;
                 let mut cpu = Vec::new();
@@ -611,7 +614,7 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
         let pop = Arc::new(Population::generate(42, 1_000));
         let sim = cyberpilot::start(pop, options.clone()).await.expect("sim");
         let daemon = Daemon::start(
-            &cyberpilot_accounts(&sim, &options, accounts),
+            &cyberpilot_accounts(&sim, &options, accounts, "20s"),
             false,
             &[("MALLOC_ARENA_MAX", "2")],
         );
