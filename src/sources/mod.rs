@@ -8,6 +8,7 @@ pub mod knowbe4;
 pub mod labels;
 pub mod lenient;
 pub mod mimecast;
+pub mod order_free_sum;
 pub mod registry;
 pub mod token;
 

@@ -9,6 +9,7 @@ use super::models::UserSummary;
 use crate::config::MetricsConfig;
 use crate::snapshot::{MetricsBuilder, Rendered, SourceKey};
 use crate::sources::aggregate::{ByLabel, Merge, SeenIds, UserRows};
+use crate::sources::order_free_sum::OrderFreeSum;
 use crate::stats::ApiStats;
 
 /// Sums over the users of one branch.
@@ -26,7 +27,8 @@ pub struct BranchTotals {
     pub phishing_links_clicked: f64,
     pub phishing_data_submitted: f64,
     pub users_clicked: f64,
-    pub score_sum: f64,
+    /// Order-free: pages are folded in the order they arrive.
+    pub score_sum: OrderFreeSum,
     pub scored_users: f64,
 }
 
@@ -50,7 +52,7 @@ impl BranchTotals {
             self.users_clicked += 1.0;
         }
         if let Some(s) = u.score() {
-            self.score_sum += s;
+            self.score_sum.add(s);
             self.scored_users += 1.0;
         }
     }
@@ -70,7 +72,7 @@ impl Merge for BranchTotals {
         self.phishing_links_clicked += o.phishing_links_clicked;
         self.phishing_data_submitted += o.phishing_data_submitted;
         self.users_clicked += o.users_clicked;
-        self.score_sum += o.score_sum;
+        self.score_sum.absorb(o.score_sum);
         self.scored_users += o.scored_users;
     }
 }
@@ -234,7 +236,7 @@ fn render_totals(
                 "Mean averageScore of the branch's users that have completed a course; users \
                  with no training yet (CyberPilot sends them averageScore 0) are left out",
                 &l,
-                t.score_sum / t.scored_users,
+                t.score_sum.mean(t.scored_users),
             );
         }
     }

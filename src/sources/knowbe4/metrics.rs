@@ -13,6 +13,7 @@ use crate::snapshot::{MetricsBuilder, SourceKey};
 use crate::sources::aggregate::SeenIds;
 use crate::sources::cap_users;
 use crate::sources::labels::OTHER;
+use crate::sources::order_free_sum::OrderFreeSum;
 
 /// What the account section shows about the request budget.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,17 +74,18 @@ pub fn account(b: &mut MetricsBuilder, account: &str, a: &Account, quota: &Quota
 /// Mean of the values of each key.
 #[derive(Default)]
 struct Mean {
-    sum: f64,
+    /// Order-free, so the mean is the same bytes whatever order the rows came in.
+    sum: OrderFreeSum,
     n: f64,
 }
 
 impl Mean {
     fn add(&mut self, v: f64) {
-        self.sum += v;
+        self.sum.add(v);
         self.n += 1.0;
     }
     fn get(&self) -> Option<f64> {
-        (self.n > 0.0).then(|| self.sum / self.n)
+        (self.n > 0.0).then(|| self.sum.mean(self.n))
     }
 }
 
