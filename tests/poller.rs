@@ -591,7 +591,10 @@ async fn a_reload_touches_only_what_changed() {
 #[tokio::test]
 async fn the_demo_exposes_every_health_signal_with_every_section_up() {
     let demo = awareness_exporter::demo::Demo::start().await.unwrap();
-    let exporter = Exporter::start(demo.config().unwrap(), None);
+    let config = demo.config().unwrap();
+    let (accounts, sections_total) = (config.sources.len(), harness::section_count(&config));
+    assert_eq!(accounts, demo.tenants().tenants().len());
+    let exporter = Exporter::start(config, None);
     assert!(eventually(60, || exporter.store.ready()).await);
     exporter.poller.stop();
     assert!(exporter.store.demo_mode());
@@ -601,13 +604,13 @@ async fn the_demo_exposes_every_health_signal_with_every_section_up() {
         .iter()
         .filter(|(k, _)| k.starts_with("awareness_up{"))
         .collect();
-    assert_eq!(ups.len(), 4, "{ups:?}");
+    assert_eq!(ups.len(), accounts, "{ups:?}");
     assert!(ups.iter().all(|(_, v)| **v == 1.0), "{ups:?}");
     let sections: Vec<(&String, &f64)> = s
         .iter()
         .filter(|(k, _)| k.starts_with("awareness_section_up{"))
         .collect();
-    assert_eq!(sections.len(), 1 + 6 + 6 + 4, "{sections:?}");
+    assert_eq!(sections.len(), sections_total, "{sections:?}");
     assert!(sections.iter().all(|(_, v)| **v == 1.0), "{sections:?}");
     for name in [
         "awareness_rows_skipped_total{",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use awareness_exporter::config::{self, Config};
 use awareness_exporter::snapshot::Rendered;
-use awareness_exporter::sources::{self, SourceContext};
+use awareness_exporter::sources::{self, Source, SourceContext};
 use awareness_exporter::stats::ApiStats;
 use awareness_exporter::store::PollOutcome;
 use awareness_sim::Tenant;
@@ -51,14 +51,7 @@ impl Polled {
 /// Builds the first source of `config` as the exporter does (with its own HTTP client and
 /// request statistics) and polls it once.
 pub async fn poll(config: &Config) -> Polled {
-    let stats = Arc::new(ApiStats::default());
-    let ctx = SourceContext::standalone(
-        awareness_exporter::http::client(),
-        stats.clone(),
-        config.poll.clone(),
-        config.metrics.clone(),
-    );
-    let source = sources::build(&config.sources[0], ctx);
+    let (source, stats) = build(config, 0);
     let started = Instant::now();
     let outcome = source.poll().await;
     Polled {
@@ -66,6 +59,26 @@ pub async fn poll(config: &Config) -> Polled {
         stats,
         took: started.elapsed(),
     }
+}
+
+/// Builds source `i` of `config` as the exporter does, with its own HTTP client and request
+/// statistics.
+pub fn build(config: &Config, i: usize) -> (Arc<dyn Source>, Arc<ApiStats>) {
+    let stats = Arc::new(ApiStats::default());
+    let ctx = SourceContext::standalone(
+        awareness_exporter::http::client(),
+        stats.clone(),
+        config.poll.clone(),
+        config.metrics.clone(),
+    );
+    (sources::build(&config.sources[i], ctx), stats)
+}
+
+/// How many sections the sources of `config` poll, all together.
+pub fn section_count(config: &Config) -> usize {
+    (0..config.sources.len())
+        .map(|i| build(config, i).0.sections().len())
+        .sum()
 }
 
 /// Polls `tenant` once with `settings` and `account_keys` (see [`config_text`]).

@@ -79,3 +79,72 @@ pub async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// The shipped config.example.toml.
+pub fn example_text() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
+        .unwrap_or_else(|e| panic!("config.example.toml: {e}"))
+}
+
+/// How many account blocks (`[[<platform>]]` tables) a config text has.
+pub fn account_blocks(text: &str) -> usize {
+    text.lines()
+        .filter(|l| {
+            let l = l.trim();
+            l.starts_with("[[") && l.ends_with("]]")
+        })
+        .count()
+}
+
+/// A secret a config text points at: a `*_file` or `*_env` key of an account block.
+pub struct SecretRef {
+    /// Its full name as the loader reports it, e.g. `mimecast[1].app_key_file`.
+    pub key: String,
+    /// The file's path or the variable's name.
+    pub value: String,
+}
+
+impl SecretRef {
+    pub fn is_file(&self) -> bool {
+        self.key.ends_with("_file")
+    }
+}
+
+/// Every secret the account blocks of a config text point at (commented lines are not keys),
+/// so that tests of the example follow it when a vendor's block is added.
+pub fn secret_refs(text: &str) -> Vec<SecretRef> {
+    let mut blocks: BTreeMap<String, usize> = BTreeMap::new();
+    let mut table: Option<String> = None;
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') {
+            continue;
+        }
+        if let Some(platform) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+            let n = blocks.entry(platform.to_string()).or_insert(0);
+            table = Some(format!("{platform}[{n}]"));
+            *n += 1;
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            // A sub-table of the last block (`[cyberpilot.login]`), or a settings table.
+            table = name.split_once('.').and_then(|(platform, sub)| {
+                let n = blocks.get(platform)?.checked_sub(1)?;
+                Some(format!("{platform}[{n}].{sub}"))
+            });
+        } else if let (Some(table), Some((key, value))) = (&table, line.split_once('=')) {
+            let key = key.trim();
+            if key.ends_with("_file") || key.ends_with("_env") {
+                let value = value
+                    .split('#')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_matches('"');
+                out.push(SecretRef {
+                    key: format!("{table}.{key}"),
+                    value: value.to_string(),
+                });
+            }
+        }
+    }
+    out
+}
