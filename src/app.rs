@@ -22,9 +22,9 @@ pub enum ReloadError {
     /// The new file is not a usable config (every problem, each naming its key).
     #[error(transparent)]
     Refused(#[from] config::ConfigError),
-    /// The task reading the file ended without an answer.
+    /// The task reading the file ended without an answer (it panicked or was cancelled).
     #[error("reload task failed: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// The pollers and the data they publish, plus what is needed to reload.
@@ -77,9 +77,7 @@ impl Exporter {
         let Some(path) = self.config_path.clone() else {
             return Ok("demo mode: no config file to reload".into());
         };
-        let loaded = tokio::task::spawn_blocking(move || config::load(&path))
-            .await
-            .map_err(|e| ReloadError::Task(e.to_string()))?;
+        let loaded = tokio::task::spawn_blocking(move || config::load(&path)).await?;
         match loaded {
             Err(e) => {
                 tracing::error!(error = %e, "config reload refused; keeping the running config");
@@ -141,8 +139,8 @@ pub async fn serve(
     let reload_target = exporter.clone();
     let reload: ReloadFn = Arc::new(move || {
         let target = reload_target.clone();
-        // The server answers with the text; the reason is logged above.
-        Box::pin(async move { target.reload().await.map_err(|e| e.to_string()) })
+        // The server answers with the error's text; the reason is logged in `reload`.
+        Box::pin(async move { target.reload().await })
     });
     let app = App::new(
         exporter.store.clone(),

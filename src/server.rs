@@ -24,6 +24,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::app::ReloadError;
 use crate::connections::{
     Connections, InFlight, Metered, Order, Registration, Timeouts, CHUNK, STALLED,
 };
@@ -34,9 +35,10 @@ use crate::web::{Access, Verdict, WebSettings};
 
 pub use crate::exposition::OPENMETRICS;
 
-/// Reloads the configuration; `Err` carries the reason the new one was refused.
-pub type ReloadFn =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
+/// Reloads the configuration; `Err` says why the new one was refused (its text is the answer).
+pub type ReloadFn = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, ReloadError>> + Send>> + Send + Sync,
+>;
 
 /// New connections that may wait for a slot when every connection is busy.
 const WAITING_ROOM: usize = 64;

@@ -64,3 +64,48 @@ async fn an_empty_or_accountless_reload_is_refused_and_the_old_sources_kept() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     exporter.poller.stop();
 }
+
+/// `POST /-/reload` answers a refused config with the typed `ReloadError`'s own text, the same
+/// words `reload()` returns and logs: every problem, each naming its key.
+#[tokio::test]
+async fn the_http_reload_answers_with_the_reload_errors_text() {
+    let sim = cyberpilot::start(
+        Arc::new(Population::generate(3, 5)),
+        CyberPilotOptions::default(),
+    )
+    .await
+    .unwrap();
+    let options = CyberPilotOptions::default();
+    let text = format!(
+        "{}token = {}\n",
+        options.account_block(&sim, "acme"),
+        toml_str(&options.static_token.clone().unwrap_or_default())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exporter.toml");
+    std::fs::write(&path, &text).unwrap();
+    let config = config::load(&path).unwrap();
+    let mut server = config.server.clone();
+    server.enable_lifecycle = true;
+    let exporter = Exporter::start(config, Some(path.clone()));
+    let handle = awareness_exporter::app::serve(exporter.clone(), "127.0.0.1:0", &server)
+        .await
+        .unwrap();
+    let url = format!("http://{}/-/reload", handle.addr);
+
+    std::fs::write(&path, format!("{text}bogus_key = 1\n")).unwrap();
+    let typed: ReloadError = exporter.reload().await.unwrap_err();
+    assert!(matches!(typed, ReloadError::Refused(_)), "{typed}");
+    let r = reqwest::Client::new().post(&url).send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    let answer = r.text().await.unwrap();
+    assert_eq!(answer, format!("failed to reload config: {typed}\n"));
+    assert!(answer.contains("bogus_key"), "{answer}");
+
+    std::fs::write(&path, &text).unwrap();
+    let r = reqwest::Client::new().post(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "config reloaded: 1 sources\n");
+    handle.shutdown().await;
+    exporter.poller.stop();
+}
