@@ -142,6 +142,13 @@ pub trait VendorHttp: Send + Sync + std::fmt::Debug {
     fn is_auth(&self, status: StatusCode) -> bool {
         status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
     }
+    /// Whether the transport retries a 429 that says nothing of when to come back (no
+    /// `Retry-After`, no [`rate_limit_reset`](Self::rate_limit_reset)) after its own short
+    /// backoff. A vendor whose documented limits imply a longer wait says `false`: such a 429
+    /// then comes back at once (reason `rate_limited`, status 429) for the vendor to wait.
+    fn retries_unexplained_429(&self) -> bool {
+        true
+    }
 }
 
 /// Plain HTTP semantics (every [`VendorHttp`] default).
@@ -435,9 +442,11 @@ impl Transport {
             }
             Attempt::Fail(e)
         } else if status == StatusCode::TOO_MANY_REQUESTS {
-            let wait = retry_after(&headers)
-                .or(reset)
-                .unwrap_or_else(|| self.backoff(1));
+            let told = retry_after(&headers).or(reset);
+            if told.is_none() && !self.vendor.retries_unexplained_429() {
+                return Attempt::Fail(http_error(FailureReason::RateLimited));
+            }
+            let wait = told.unwrap_or_else(|| self.backoff(1));
             self.pause(wait).await;
             Attempt::Retry(http_error(FailureReason::RateLimited), Some(Duration::ZERO))
         } else if is_auth {

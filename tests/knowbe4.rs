@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use awareness_exporter::config::{MetricsConfig, PollConfig};
 use awareness_exporter::sources::knowbe4::config::KnowBe4Config;
-use awareness_exporter::sources::knowbe4::KnowBe4Source;
+use awareness_exporter::sources::knowbe4::{KnowBe4Source, VENDOR as KNOWBE4};
+use awareness_exporter::sources::registry::Vendor;
 use awareness_exporter::sources::{Source, SourceContext};
 use awareness_exporter::stats::{ApiStats, FailureReason};
 use awareness_exporter::store::{PollOutcome, Store};
@@ -67,12 +68,16 @@ fn source(
     poll: PollConfig,
 ) -> (KnowBe4Source, Arc<ApiStats>) {
     let stats = Arc::new(ApiStats::default());
-    let ctx = SourceContext::standalone(
-        awareness_exporter::http::client(),
-        stats.clone(),
-        poll,
-        metrics,
-    );
+    let ctx = SourceContext {
+        // The transport speaks KnowBe4's HTTP semantics, as `sources::build` sets them.
+        http: KNOWBE4.http(),
+        ..SourceContext::standalone(
+            awareness_exporter::http::client(),
+            stats.clone(),
+            poll,
+            metrics,
+        )
+    };
     (KnowBe4Source::new(c, ctx), stats)
 }
 
@@ -574,11 +579,12 @@ async fn the_429_of_a_spent_quota_keeps_the_last_good_data() {
     )
     .await
     .unwrap();
-    let (src, stats) = source(
-        config(&server, 100),
-        MetricsConfig::default(),
-        poll_config(),
-    );
+    // A 429 without Retry-After waits a minute window or more: a 30 s deadline gives up at once.
+    let poll = PollConfig {
+        deadline: Duration::from_secs(30),
+        ..poll_config()
+    };
+    let (src, stats) = source(config(&server, 100), MetricsConfig::default(), poll);
     let store = Arc::new(Store::new(Duration::from_secs(3600)));
     store.register(src.key());
     let good = src.poll().await;
@@ -714,4 +720,69 @@ async fn a_403_on_the_account_fails_only_the_account_section() {
         e.contains("403") && e.contains("Platinum or Diamond"),
         "{e}"
     );
+}
+
+/// A 429 without `Retry-After` is not retried after the transport's short backoff (10 ms
+/// here, 1 s by default): KnowBe4's limits imply a minute window, which does not fit a 30 s
+/// poll deadline, so the request is not sent again and the 429 stands, in the vendor's terms.
+#[tokio::test]
+async fn a_429_without_retry_after_is_not_retried_within_the_minute_window() {
+    let (server, _) = sim(20, fast()).await;
+    server.control.add_fault(Fault::RateLimit {
+        times: 1,
+        reset_ms: 0,
+    });
+    let poll = PollConfig {
+        deadline: Duration::from_secs(30),
+        ..poll_config()
+    };
+    let (src, stats) = source(config(&server, 500), MetricsConfig::default(), poll);
+    let start = std::time::Instant::now();
+    let outcome = src.poll().await;
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "no wait was started"
+    );
+    let account = outcome
+        .sections
+        .iter()
+        .find(|s| s.name == "account")
+        .unwrap();
+    let e = account.result.as_ref().unwrap_err().to_string();
+    assert!(e.contains("HTTP 429"), "{e}");
+    assert!(e.contains("poll.deadline"), "{e}");
+    assert!(e.contains("rate limit"), "{e}");
+    assert_eq!(server.control.requests("/v1/account"), 1, "not retried");
+    assert_eq!(stats.failures(FailureReason::RateLimited), 1);
+    // The other sections came after the 429 and are unaffected.
+    assert!(outcome
+        .sections
+        .iter()
+        .filter(|s| s.name != "account")
+        .all(|s| s.result.is_ok()));
+}
+
+/// With time for it, the 429 closes the account's gate for a whole minute window (and a
+/// little jitter), then the request is sent again and the poll succeeds. Virtual time.
+#[tokio::test(start_paused = true)]
+async fn a_429_without_retry_after_waits_a_minute_window_then_retries() {
+    let (server, _) = sim(20, fast()).await;
+    server.control.add_fault(Fault::RateLimit {
+        times: 1,
+        reset_ms: 0,
+    });
+    let poll = PollConfig {
+        timeout: Duration::from_secs(3600),
+        ..poll_config()
+    };
+    let (src, stats) = source(config(&server, 500), MetricsConfig::default(), poll);
+    let start = tokio::time::Instant::now();
+    let outcome = src.poll().await;
+    let took = start.elapsed();
+    assert!(outcome.ok(), "{:?}", outcome.first_error());
+    assert_eq!(server.control.requests("/v1/account"), 2);
+    assert_eq!(stats.failures(FailureReason::RateLimited), 1);
+    let window = awareness_exporter::sources::knowbe4::budget::MINUTE;
+    assert!(took >= window, "{took:?}");
+    assert!(took < window.mul_f64(1.25), "{took:?}");
 }

@@ -6,6 +6,8 @@
 //!   are counted against, and what is left. A sliding 24 h window never counts fewer requests
 //!   than the vendor's window anchored at the first request, so it errs on the safe side.
 //! - [`Pacer`]: at most `per_second` requests in any second and `per_minute` in any minute.
+//! - [`rate_limited_wait`]: how long a 429 without `Retry-After` waits: the minute window,
+//!   doubled for each further 429 of the same request, jittered, never shorter.
 //! - [`plan`]: the requests one poll needs for an account of a given size, and whether the
 //!   polls of a day fit the quota (`--check-config` refuses an interval that cannot fit).
 
@@ -30,6 +32,31 @@ const DAY_MINUTES: usize = 24 * 60;
 /// The pacing windows: a second and a minute, plus room for latency that varies.
 pub const SECOND: Duration = Duration::from_millis(1_250);
 pub const MINUTE: Duration = Duration::from_secs(61);
+
+/// The longest wait after a 429 (the fourth in a row of one request waits this long).
+pub const MAX_RATE_LIMITED_WAIT: Duration = Duration::from_secs(5 * 60);
+
+/// How long to wait after the `n`-th 429 (1, 2, …) of one request when the vendor says
+/// nothing of when to come back. We pace ourselves under 4 a second and 50 a minute, so a 429
+/// means a window we do not see is full (another tool using the key, the vendor's own count):
+/// the first waits until a whole minute window has passed ([`MINUTE`]); each further one
+/// doubles it, since a minute was not enough (the day's quota may be spent), up to
+/// [`MAX_RATE_LIMITED_WAIT`]. `jitter` (0..1, random in use) adds up to a fifth so accounts and
+/// replicas sharing a key do not come back together; it never shortens the window.
+pub fn rate_limited_wait(n: u32, jitter: f64) -> Duration {
+    let doublings = n.saturating_sub(1).min(8);
+    let base = MINUTE
+        .saturating_mul(1u32 << doublings)
+        .min(MAX_RATE_LIMITED_WAIT);
+    let jitter = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    base.mul_f64(1.0 + jitter / 5.0)
+        .min(MAX_RATE_LIMITED_WAIT)
+        .max(base)
+}
 
 /// The daily quota of an account with `seats` licensed users (unknown: the base only).
 pub fn daily_quota(seats: Option<u64>) -> u64 {
@@ -105,6 +132,8 @@ pub struct Pacer {
     per_second: usize,
     per_minute: usize,
     sent: tokio::sync::Mutex<VecDeque<Instant>>,
+    /// Nothing is sent before this (a 429 closed the gate for the whole account).
+    held_until: Mutex<Option<Instant>>,
 }
 
 impl Pacer {
@@ -113,13 +142,29 @@ impl Pacer {
             per_second: per_second.max(1) as usize,
             per_minute: per_minute.max(1) as usize,
             sent: tokio::sync::Mutex::new(VecDeque::new()),
+            held_until: Mutex::new(None),
         }
     }
 
-    /// Waits until one more request fits both windows, and counts it as sent.
+    /// Sends nothing before `until` (a later hold wins): every request of the account waits,
+    /// not only the one that was refused.
+    pub fn hold_until(&self, until: Instant) {
+        let mut held = self.held_until.lock().unwrap_or_else(|e| e.into_inner());
+        if held.is_none_or(|h| h < until) {
+            *held = Some(until);
+        }
+    }
+
+    /// Waits until the gate is open and one more request fits both windows, and counts it as
+    /// sent.
     pub async fn acquire(&self) {
         let mut sent = self.sent.lock().await;
         loop {
+            let held = *self.held_until.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(until) = held.filter(|t| *t > Instant::now()) {
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
             let now = Instant::now();
             while sent
                 .front()
@@ -255,6 +300,40 @@ mod tests {
         let small = requests_per_poll(0, 500, all);
         assert_eq!(small, 6);
         assert!(Plan::new(daily_quota(None), small, Duration::from_secs(1800)).fits());
+    }
+
+    #[test]
+    fn a_429_waits_for_the_minute_window_doubling_and_jittered() {
+        // Never the transport's one second: the first waits out a whole minute window.
+        assert_eq!(rate_limited_wait(1, 0.0), MINUTE);
+        assert!(rate_limited_wait(1, 0.5) > MINUTE);
+        assert!(rate_limited_wait(1, 1.0) <= MINUTE.mul_f64(1.2));
+        assert_eq!(rate_limited_wait(2, 0.0), MINUTE * 2);
+        assert_eq!(rate_limited_wait(3, 0.0), MINUTE * 4);
+        assert_eq!(rate_limited_wait(4, 0.0), MAX_RATE_LIMITED_WAIT);
+        assert_eq!(rate_limited_wait(u32::MAX, 1.0), MAX_RATE_LIMITED_WAIT);
+        // Jitter never shortens a window and odd jitter is harmless.
+        for j in [f64::NAN, -1.0, f64::INFINITY, 7.0] {
+            let w = rate_limited_wait(1, j);
+            assert!(w >= MINUTE && w <= MINUTE.mul_f64(1.2), "{j}: {w:?}");
+        }
+        for n in 1..10 {
+            assert!(rate_limited_wait(n + 1, 0.0) >= rate_limited_wait(n, 0.0));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_closes_the_gate_for_every_request() {
+        let p = Pacer::new(4, 50);
+        let start = Instant::now();
+        p.hold_until(start + MINUTE);
+        // An earlier hold does not reopen it.
+        p.hold_until(start + SECOND);
+        p.acquire().await;
+        assert_eq!(Instant::now() - start, MINUTE);
+        // Open again: the next ones go at once (within the pace).
+        p.acquire().await;
+        assert_eq!(Instant::now() - start, MINUTE);
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use super::budget::{daily_quota, DailyCount, Pacer};
+use rand::Rng;
+use tokio::time::Instant;
+
+use super::budget::{daily_quota, rate_limited_wait, DailyCount, Pacer};
 use super::config::{KnowBe4Config, MAX_PAGE_SIZE};
 use super::models::{Account, Row};
 use super::page::{self, PageError};
@@ -73,6 +76,8 @@ pub struct KnowBe4Client {
     pacer: Pacer,
     /// Seats from the latest good `/v1/account` (the quota is 2,000 plus these).
     seats: std::sync::Mutex<Option<u64>>,
+    /// When the poller ends the running poll: no rate-limit wait may outlast it.
+    poll_deadline: std::sync::Mutex<Option<Instant>>,
 }
 
 impl KnowBe4Client {
@@ -96,6 +101,7 @@ impl KnowBe4Client {
             daily: DailyCount::default(),
             pacer,
             seats,
+            poll_deadline: std::sync::Mutex::new(None),
         }
     }
 
@@ -103,9 +109,12 @@ impl KnowBe4Client {
         &self.key
     }
 
-    /// Starts a poll's row count.
-    pub fn begin_poll(&self) {
+    /// Starts a poll: its row count, and its deadline (`poll.deadline`, at most the
+    /// interval), which bounds every wait for a rate-limit window.
+    pub fn begin_poll(&self, deadline: std::time::Duration) {
         self.rows.reset();
+        *self.poll_deadline.lock().unwrap_or_else(|e| e.into_inner()) =
+            Instant::now().checked_add(deadline);
     }
 
     pub fn rows_read(&self) -> u64 {
@@ -129,39 +138,78 @@ impl KnowBe4Client {
     }
 
     /// One GET under `/v1/`, paced, counted against the daily quota, with the key as bearer.
+    /// A 429 without `Retry-After` (the transport hands it back, see [`super::http`]) closes
+    /// the account's gate for the window the limits imply ([`rate_limited_wait`]) and the
+    /// request is sent again, at most `poll.max_attempts` times in all; a wait that would
+    /// outlast the poll's deadline is not started: the 429 stands.
     async fn get(
         &self,
         endpoint: &'static str,
         query: &[(&str, &str)],
     ) -> Result<bytes::Bytes, FetchError> {
         let url = format!("{}/v1/{endpoint}", self.config.base_url);
-        let quota = self.quota();
-        if self.daily.used() >= quota {
-            self.stats.failure(endpoint, FailureReason::RateLimited);
-            return Err(FetchError::new(
-                FailureReason::RateLimited,
-                format!(
-                    "daily quota spent: {quota} requests (2,000 + licensed users) in the last 24 \
-                     hours; no request sent"
-                ),
-            ));
+        let mut refused = 0u32;
+        loop {
+            let quota = self.quota();
+            if self.daily.used() >= quota {
+                self.stats.failure(endpoint, FailureReason::RateLimited);
+                return Err(FetchError::new(
+                    FailureReason::RateLimited,
+                    format!(
+                        "daily quota spent: {quota} requests (2,000 + licensed users) in the last \
+                         24 hours; no request sent"
+                    ),
+                ));
+            }
+            self.pacer.acquire().await;
+            let result = self
+                .transport
+                .send(endpoint, || {
+                    // Every attempt, retries included, counts against the quota.
+                    self.daily.record();
+                    self.transport
+                        .client()
+                        .get(&url)
+                        .query(query)
+                        .bearer_auth(self.config.token.expose())
+                        .header("accept", "application/json")
+                })
+                .await;
+            let e = match result {
+                Ok(reply) => return Ok(reply.body),
+                Err(e) if e.status == Some(429) && e.reason == FailureReason::RateLimited => e,
+                Err(e) => return Err(self.explain(e)),
+            };
+            refused += 1;
+            let attempts = self.transport.settings().max_attempts;
+            if refused >= attempts {
+                let message = format!(
+                    "{} (after {refused} attempt{})",
+                    e.message,
+                    if refused == 1 { "" } else { "s" }
+                );
+                return Err(self.explain(FetchError { message, ..e }));
+            }
+            let wait = rate_limited_wait(refused, rand::thread_rng().gen_range(0.0..1.0));
+            let until = Instant::now() + wait;
+            let deadline = *self.poll_deadline.lock().unwrap_or_else(|e| e.into_inner());
+            if deadline.is_some_and(|d| until >= d) {
+                let message = format!(
+                    "{} (not retried: waiting {} for KnowBe4's rate-limit window would outlast \
+                     the poll's deadline, poll.deadline)",
+                    e.message,
+                    humantime::format_duration(std::time::Duration::from_secs(wait.as_secs()))
+                );
+                return Err(self.explain(FetchError { message, ..e }));
+            }
+            tracing::info!(
+                source = %self.key,
+                endpoint,
+                wait_s = wait.as_secs(),
+                "KnowBe4 answered 429 without Retry-After; waiting for its rate-limit window"
+            );
+            self.pacer.hold_until(until);
         }
-        self.pacer.acquire().await;
-        let reply = self
-            .transport
-            .send(endpoint, || {
-                // Every attempt, retries included, counts against the quota.
-                self.daily.record();
-                self.transport
-                    .client()
-                    .get(&url)
-                    .query(query)
-                    .bearer_auth(self.config.token.expose())
-                    .header("accept", "application/json")
-            })
-            .await
-            .map_err(|e| self.explain(e))?;
-        Ok(reply.body)
     }
 
     /// The transport's error, said in KnowBe4's terms: a 401 names the host and the region

@@ -5,6 +5,7 @@
 pub mod budget;
 pub mod client;
 pub mod config;
+pub mod http;
 pub mod metrics;
 pub mod models;
 pub mod page;
@@ -28,9 +29,12 @@ use models::{Enrollment, Group, SecurityTest, TrainingCampaign, User};
 /// The `platform` label's value and the config's `[[knowbe4]]` table.
 pub const PLATFORM: Platform = Platform::new("knowbe4");
 
-/// KnowBe4's registration (`crate::sources::registry::VENDORS`). Plain HTTP semantics: no
-/// rate-limit headers and no documented error body; 401/403 are auth.
+/// KnowBe4's registration (`crate::sources::registry::VENDORS`). Its HTTP semantics
+/// ([`http::KnowBe4Http`]): no rate-limit headers and no documented error body, 401/403 are
+/// auth, and a 429 without `Retry-After` waits for the documented limits, not one second.
 pub static VENDOR: KnowBe4Vendor = KnowBe4Vendor;
+
+static HTTP: http::KnowBe4Http = http::KnowBe4Http;
 
 pub struct KnowBe4Vendor;
 
@@ -46,6 +50,9 @@ impl Vendor for KnowBe4Vendor {
     }
     fn secret_keys(&self) -> &'static [&'static str] {
         &["token"]
+    }
+    fn http(&self) -> &'static dyn crate::http::VendorHttp {
+        &HTTP
     }
 }
 
@@ -214,7 +221,10 @@ impl Source for KnowBe4Source {
                 return PollOutcome::default();
             }
             let names: Vec<&'static str> = endpoints.iter().map(|e| e.name()).collect();
-            self.client.begin_poll();
+            // The poller ends the poll after this long (see poller::Schedule): no wait for a
+            // rate-limit window may outlast it.
+            self.client
+                .begin_poll(self.ctx.poll.deadline.min(self.interval()));
             let used_before = self.client.used_today();
 
             // A poll the day's quota cannot carry is not started: the last good data stays.
