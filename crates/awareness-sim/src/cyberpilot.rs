@@ -96,13 +96,33 @@ pub struct CyberPilotSim {
     rows_json: Vec<String>,
 }
 
-impl CyberPilotSim {
-    /// Start the simulated tenant on `127.0.0.1:<random port>`.
-    pub async fn start(
+impl crate::Simulator for CyberPilotSim {
+    const PLATFORM: &'static str = PLATFORM;
+    type Options = CyberPilotOptions;
+
+    fn router(
         population: Arc<Population>,
         options: CyberPilotOptions,
-    ) -> std::io::Result<SimServer> {
-        start(population, options).await
+        control: Arc<Control>,
+    ) -> Router {
+        let rows_json = population
+            .users
+            .iter()
+            .map(|u| users_summary_row(u).to_string())
+            .collect();
+        let sim = Arc::new(CyberPilotSim {
+            population,
+            options,
+            control,
+            tokens: TokenStore::default(),
+            rows_json,
+        });
+        Router::new().fallback(handle).with_state(sim)
+    }
+
+    /// Polled with the static token of `options` (`token = ...`).
+    fn account_keys(options: &CyberPilotOptions, server: &SimServer, account: &str) -> String {
+        options.account_block(server, account) + &options.token_key()
     }
 }
 
@@ -111,21 +131,7 @@ pub async fn start(
     population: Arc<Population>,
     options: CyberPilotOptions,
 ) -> std::io::Result<SimServer> {
-    let control = Arc::new(Control::new());
-    let rows_json = population
-        .users
-        .iter()
-        .map(|u| users_summary_row(u).to_string())
-        .collect();
-    let sim = Arc::new(CyberPilotSim {
-        population,
-        options,
-        control: Arc::clone(&control),
-        tokens: TokenStore::default(),
-        rows_json,
-    });
-    let router = Router::new().fallback(handle).with_state(sim);
-    super::spawn(router, control).await
+    crate::start::<CyberPilotSim>(population, options).await
 }
 
 /// A tenant polled with the static token of `options` (`token = ...`).
@@ -134,16 +140,7 @@ pub async fn tenant(
     options: CyberPilotOptions,
     account: &str,
 ) -> std::io::Result<Tenant> {
-    let server = start(Arc::clone(&population), options.clone()).await?;
-    let head = options.account_block(&server, account) + &options.token_key();
-    Ok(Tenant::new(
-        PLATFORM,
-        account,
-        server,
-        population,
-        head,
-        String::new(),
-    ))
+    Tenant::start::<CyberPilotSim>(population, options, account).await
 }
 
 /// A tenant polled through the OAuth2 password grant (`[cyberpilot.login]`).
@@ -439,9 +436,7 @@ mod tests {
 
     async fn server(users: usize, options: CyberPilotOptions) -> (SimServer, Arc<Population>) {
         let pop = Arc::new(Population::generate(11, users));
-        let s = CyberPilotSim::start(Arc::clone(&pop), options)
-            .await
-            .unwrap();
+        let s = start(Arc::clone(&pop), options).await.unwrap();
         (s, pop)
     }
 

@@ -417,13 +417,30 @@ pub struct KnowBe4Sim {
     sent: Mutex<Sent>,
 }
 
+impl crate::Simulator for KnowBe4Sim {
+    const PLATFORM: &'static str = PLATFORM;
+    type Options = KnowBe4Options;
+
+    fn router(
+        population: Arc<Population>,
+        options: KnowBe4Options,
+        control: Arc<Control>,
+    ) -> Router {
+        let tenant = Arc::new(KnowBe4Tenant::from_population(&population, options.seed));
+        account_router(tenant, options, control)
+    }
+
+    fn account_keys(options: &KnowBe4Options, server: &SimServer, account: &str) -> String {
+        options.account_block(server, account)
+    }
+}
+
 /// Starts a simulated KnowBe4 account of `population` on `127.0.0.1:<random port>`.
 pub async fn start(
     population: Arc<Population>,
     options: KnowBe4Options,
 ) -> std::io::Result<SimServer> {
-    let tenant = Arc::new(KnowBe4Tenant::from_population(&population, options.seed));
-    start_account(tenant, options).await
+    crate::start::<KnowBe4Sim>(population, options).await
 }
 
 /// Starts a simulated KnowBe4 server for an account's rows as given.
@@ -431,7 +448,15 @@ pub async fn start_account(
     tenant: Arc<KnowBe4Tenant>,
     options: KnowBe4Options,
 ) -> std::io::Result<SimServer> {
-    let control = Arc::new(Control::new());
+    crate::serve(|control| account_router(tenant, options, control)).await
+}
+
+/// The routes of a server answering with an account's rows as given.
+fn account_router(
+    tenant: Arc<KnowBe4Tenant>,
+    options: KnowBe4Options,
+    control: Arc<Control>,
+) -> Router {
     let ser = |rows: &[Value]| rows.iter().map(|r| r.to_string()).collect::<Vec<_>>();
     let (active, archived): (Vec<Value>, Vec<Value>) = tenant
         .users
@@ -471,11 +496,10 @@ pub async fn start_account(
         tests: ser(&tenant.security_tests),
         tenant,
         options,
-        control: Arc::clone(&control),
+        control,
         sent: Mutex::new((VecDeque::new(), None)),
     });
-    let router = Router::new().fallback(handle).with_state(sim);
-    crate::spawn(router, control).await
+    Router::new().fallback(handle).with_state(sim)
 }
 
 /// A simulated account of `population` and the `[[knowbe4]]` table that polls it.
@@ -484,16 +508,7 @@ pub async fn tenant(
     options: KnowBe4Options,
     account: &str,
 ) -> std::io::Result<Tenant> {
-    let server = start(Arc::clone(&population), options.clone()).await?;
-    let head = options.account_block(&server, account);
-    Ok(Tenant::new(
-        PLATFORM,
-        account,
-        server,
-        population,
-        head,
-        String::new(),
-    ))
+    Tenant::start::<KnowBe4Sim>(population, options, account).await
 }
 
 /// The demo's KnowBe4 account: 500 people, the vendor's pace limits and daily quota. It polls
@@ -501,17 +516,8 @@ pub async fn tenant(
 /// plus its seats (and the exporter says so).
 pub async fn demo_tenant(account: &str) -> std::io::Result<Tenant> {
     let population = Arc::new(Population::generate(99, 500));
-    let options = KnowBe4Options::default();
-    let server = start(Arc::clone(&population), options.clone()).await?;
-    let head = options.account_block(&server, account) + "interval = \"30m\"\n";
-    Ok(Tenant::new(
-        PLATFORM,
-        account,
-        server,
-        population,
-        head,
-        String::new(),
-    ))
+    let tenant = tenant(population, KnowBe4Options::default(), account).await?;
+    Ok(tenant.with_keys("interval = \"30m\"\n"))
 }
 
 /// A JSON answer with the vendor's headers (no rate-limit headers: KnowBe4 sends none).

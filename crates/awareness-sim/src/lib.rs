@@ -3,9 +3,10 @@
 //! (feature `demo`), its tests and its benchmarks. Every server listens on
 //! `127.0.0.1:<random port>` and stops when its [`SimServer`] is dropped.
 //!
-//! A vendor is one module here (`pub mod <vendor>;` below) with `start` (the server), `tenant`
-//! (the server and its exporter config table, a [`Tenant`]) and `demo_tenant`, plus one line
-//! in [`demo::Demo::start`]. The shared machinery: the
+//! A vendor is one module here (`pub mod <vendor>;` below) implementing [`Simulator`] (its
+//! routes and its config keys), which gives it [`start`] (the server) and [`Tenant::start`]
+//! (the server and its exporter config table), with a `demo_tenant`, plus one line in
+//! [`demo::Demo::start`]. The shared machinery: the
 //! listener with connection refusal ([`spawn`]), responses, bearer tokens, fault control
 //! ([`control`], its injection API behind the `faults` feature) and recorded answers
 //! ([`replay`]).
@@ -96,6 +97,35 @@ pub(crate) async fn spawn(router: Router, control: Arc<Control>) -> io::Result<S
         stopped,
         task,
     })
+}
+
+/// A vendor's simulator as the shared start-up sees it. A vendor implements this (its routes and
+/// its config keys) and gets [`start`] and [`Tenant::start`].
+pub trait Simulator {
+    /// The exporter's `platform` label and `[[table]]` for this vendor.
+    const PLATFORM: &'static str;
+    type Options: Clone;
+    /// The routes of a server for `population`, counting and faulting its requests through
+    /// `control`.
+    fn router(population: Arc<Population>, options: Self::Options, control: Arc<Control>)
+        -> Router;
+    /// The `[[<platform>]]` table head polling `account` on `server`: the account, its URL and
+    /// the credentials of `options`, every line ending in a newline.
+    fn account_keys(options: &Self::Options, server: &SimServer, account: &str) -> String;
+}
+
+/// Starts vendor `S`'s simulator for `population` on `127.0.0.1:<random port>`.
+pub async fn start<S: Simulator>(
+    population: Arc<Population>,
+    options: S::Options,
+) -> io::Result<SimServer> {
+    serve(|control| S::router(population, options, control)).await
+}
+
+/// Serves the router `routes` builds around a fresh [`Control`] (see [`spawn`]).
+pub(crate) async fn serve(routes: impl FnOnce(Arc<Control>) -> Router) -> io::Result<SimServer> {
+    let control = Arc::new(Control::new());
+    spawn(routes(Arc::clone(&control)), control).await
 }
 
 /// How often a refusing listener and idle connections look at the refuse flag again.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::{Control, Population, SimServer};
+use crate::{Control, Population, SimServer, Simulator};
 
 /// A simulated tenant on loopback; it stops when dropped.
 #[derive(Debug)]
@@ -37,6 +37,32 @@ impl Tenant {
             head,
             sub_tables,
         }
+    }
+
+    /// Starts vendor `S`'s simulator for `population` and the table that polls it as `account`
+    /// with the credentials of `options`.
+    pub async fn start<S: Simulator>(
+        population: Arc<Population>,
+        options: S::Options,
+        account: &str,
+    ) -> std::io::Result<Tenant> {
+        let server = crate::start::<S>(Arc::clone(&population), options.clone()).await?;
+        let head = S::account_keys(&options, &server, account);
+        Ok(Tenant::new(
+            S::PLATFORM,
+            account,
+            server,
+            population,
+            head,
+            String::new(),
+        ))
+    }
+
+    /// The tenant with `keys` (lines ending in a newline) added to its account for good, e.g.
+    /// the demo's own `interval`.
+    pub fn with_keys(mut self, keys: &str) -> Tenant {
+        self.head.push_str(keys);
+        self
     }
 
     /// The tenant's `[[<platform>]]` table for the exporter's config, with `extra_keys` (e.g.

@@ -102,13 +102,40 @@ pub struct MimecastSim {
     items_json: Vec<std::sync::OnceLock<Vec<String>>>,
 }
 
-impl MimecastSim {
-    /// Start the simulated tenant on `127.0.0.1:<random port>`.
-    pub async fn start(
+impl crate::Simulator for MimecastSim {
+    const PLATFORM: &'static str = PLATFORM;
+    type Options = MimecastOptions;
+
+    fn router(
         population: Arc<Population>,
         options: MimecastOptions,
-    ) -> std::io::Result<SimServer> {
-        start(population, options).await
+        control: Arc<Control>,
+    ) -> Router {
+        let members: Vec<Vec<(usize, usize)>> = (0..population.campaigns.len())
+            .map(|c| population.campaign_members(c))
+            .collect();
+        let items_json = members.iter().map(|_| std::sync::OnceLock::new()).collect();
+        let limiter = Limiter::new(
+            options.rate_limit,
+            Duration::from_millis(options.rate_window_ms),
+        );
+        let sim = Arc::new(MimecastSim {
+            population,
+            options,
+            control,
+            tokens: TokenStore::default(),
+            limiter,
+            seen_req_ids: Mutex::new(SeenRequestIds::default()),
+            members,
+            rows_json: Default::default(),
+            items_json,
+        });
+        Router::new().fallback(handlers::handle).with_state(sim)
+    }
+
+    /// Polled with the credentials of `options.auth`.
+    fn account_keys(options: &MimecastOptions, server: &SimServer, account: &str) -> String {
+        account_block(server, account, &options.auth)
     }
 }
 
@@ -117,28 +144,7 @@ pub async fn start(
     population: Arc<Population>,
     options: MimecastOptions,
 ) -> std::io::Result<SimServer> {
-    let control = Arc::new(Control::new());
-    let members: Vec<Vec<(usize, usize)>> = (0..population.campaigns.len())
-        .map(|c| population.campaign_members(c))
-        .collect();
-    let items_json = members.iter().map(|_| std::sync::OnceLock::new()).collect();
-    let limiter = Limiter::new(
-        options.rate_limit,
-        Duration::from_millis(options.rate_window_ms),
-    );
-    let sim = Arc::new(MimecastSim {
-        population,
-        options,
-        control: Arc::clone(&control),
-        tokens: TokenStore::default(),
-        limiter,
-        seen_req_ids: Mutex::new(SeenRequestIds::default()),
-        members,
-        rows_json: Default::default(),
-        items_json,
-    });
-    let router = Router::new().fallback(handlers::handle).with_state(sim);
-    crate::spawn(router, control).await
+    crate::start::<MimecastSim>(population, options).await
 }
 
 /// A tenant polled with the credentials of `options.auth`.
@@ -147,17 +153,7 @@ pub async fn tenant(
     options: MimecastOptions,
     account: &str,
 ) -> std::io::Result<Tenant> {
-    let auth = options.auth.clone();
-    let server = start(Arc::clone(&population), options).await?;
-    let head = account_block(&server, account, &auth);
-    Ok(Tenant::new(
-        PLATFORM,
-        account,
-        server,
-        population,
-        head,
-        String::new(),
-    ))
+    Tenant::start::<MimecastSim>(population, options, account).await
 }
 
 /// The demo's Mimecast API 2.0 tenant (OAuth2), 800 users.

@@ -9,7 +9,7 @@ const PERF: &str = "/api/awareness-training/company/get-performance-details";
 
 async fn server(users: usize, options: MimecastOptions) -> (SimServer, Arc<Population>) {
     let pop = Arc::new(Population::generate(5, users));
-    let s = MimecastSim::start(Arc::clone(&pop), options).await.unwrap();
+    let s = start(Arc::clone(&pop), options).await.unwrap();
     (s, pop)
 }
 
