@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use awareness_exporter::stats::FailureReason;
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
@@ -108,11 +108,7 @@ async fn aggregates_match_sums_of_the_wire_rows_with_take_capped() {
             assert!((v - value).abs() < 1e-9, "{key}: got {v}, want {value}");
         }
     }
-    let total: f64 = got
-        .iter()
-        .filter(|(k, _)| k.starts_with("awareness_cyberpilot_users{"))
-        .map(|(_, v)| v)
-        .sum();
+    let total = sum_of(&got, "awareness_cyberpilot_users{");
     assert_eq!(total, 730.0);
     // 730 rows at 100 per page: 8 pages, no more.
     assert_eq!(server.control.requests("users-summary"), 8);
@@ -150,11 +146,7 @@ async fn paging_stops_on_an_empty_page_and_handles_small_pages() {
     let config = parse(&static_config(&server, 20, ""));
     let (outcome, _) = poll_once(&config).await;
     let got = samples(&text_of(&outcome));
-    let total: f64 = got
-        .iter()
-        .filter(|(k, _)| k.starts_with("awareness_cyberpilot_users{"))
-        .map(|(_, v)| v)
-        .sum();
+    let total = sum_of(&got, "awareness_cyberpilot_users{");
     assert_eq!(total, 50.0);
     assert_eq!(server.control.requests("users-summary"), 8); // ceil(50 / 7)
 
@@ -196,14 +188,7 @@ async fn login_token_is_cached_and_renewed_once_after_401() {
         &server,
         &CyberPilotOptions::default().password,
     ));
-    let stats = Arc::new(awareness_exporter::stats::ApiStats::default());
-    let ctx = awareness_exporter::sources::SourceContext::standalone(
-        awareness_exporter::http::client(),
-        stats.clone(),
-        config.poll.clone(),
-        config.metrics.clone(),
-    );
-    let source = awareness_exporter::sources::build(&config.sources[0], ctx);
+    let (source, stats) = harness::build(&config, 0);
     assert!(source.poll().await.ok());
     assert!(source.poll().await.ok());
     assert_eq!(
@@ -297,55 +282,31 @@ async fn malformed_answers_fail_the_poll_and_bad_rows_are_skipped() {
         "skipped {skipped}, garbage {garbage}"
     );
     let got = samples(&text_of(&outcome));
-    let total: f64 = got
-        .iter()
-        .filter(|(k, _)| k.starts_with("awareness_cyberpilot_users{"))
-        .map(|(_, v)| v)
-        .sum();
+    let total = sum_of(&got, "awareness_cyberpilot_users{");
     assert_eq!(total as u64, 60 - skipped);
 }
 
 #[tokio::test]
 async fn a_failed_page_publishes_nothing_and_keeps_the_last_good_data() {
     let (server, _pop) = sim(500, CyberPilotOptions::default()).await;
-    let config = parse(&static_config(&server, 100, "[poll]\nmax_age = \"1h\"\n"));
-    let store = store_with(&config);
-    let key = config.sources[0].key();
+    let config = parse(&static_config(&server, 100, ""));
     let (good, _) = poll_once(&config).await;
-    let t0 = SystemTime::now();
-    store.publish(&key, good, Duration::from_millis(5), t0);
-    let before = samples(&store.render(t0));
-
     server.control.set_fault(Fault::FailPage {
         endpoint: "users-summary".into(),
         page: 3,
     });
     let (bad, _) = poll_once(&config).await;
     assert!(!bad.ok());
-    store.publish(
-        &key,
-        bad,
-        Duration::from_millis(5),
-        t0 + Duration::from_secs(1),
-    );
-    let after = samples(&store.render(t0 + Duration::from_secs(1)));
-    let data = |m: &BTreeMap<String, f64>| -> BTreeMap<String, f64> {
-        m.iter()
-            .filter(|(k, _)| k.starts_with("awareness_cyberpilot_"))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
-    };
-    assert_eq!(data(&before), data(&after));
-    assert_eq!(
-        after[&series(
-            "awareness_up",
-            &[("platform", "cyberpilot"), ("account", "acme")]
-        )],
-        0.0
-    );
+    let key = config.sources[0].key();
+    let published = publish_good_then_bad(&key, good, bad);
+    assert_last_good_data_kept(&key, &published);
     // Past max_age the data series go; up and last success stay.
-    let late = samples(&store.render(t0 + Duration::from_secs(3601)));
-    assert!(data(&late).is_empty());
+    let late = samples(
+        &published
+            .store
+            .render(published.t0 + Duration::from_secs(3601)),
+    );
+    assert!(platform_samples(&late, "cyberpilot").is_empty());
     assert!(late.contains_key(&series(
         "awareness_last_success_timestamp_seconds",
         &[("platform", "cyberpilot"), ("account", "acme")]

@@ -5,15 +5,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use awareness_exporter::config::{MetricsConfig, PollConfig};
+use awareness_exporter::config::{MetricsConfig, PollConfig, SourceConfig};
 use awareness_exporter::sources::knowbe4::config::KnowBe4Config;
-use awareness_exporter::sources::knowbe4::{KnowBe4Source, VENDOR as KNOWBE4};
-use awareness_exporter::sources::registry::Vendor;
-use awareness_exporter::sources::{Source, SourceContext};
+use awareness_exporter::sources::knowbe4::VENDOR as KNOWBE4;
+use awareness_exporter::sources::Source;
 use awareness_exporter::stats::{ApiStats, FailureReason};
-use awareness_exporter::store::{PollOutcome, Store};
+use awareness_exporter::store::PollOutcome;
 use awareness_sim::knowbe4::{self, KnowBe4Options, KnowBe4Tenant};
 use awareness_sim::{Fault, Population, SimServer};
 use common::*;
@@ -62,23 +61,13 @@ fn poll_config() -> PollConfig {
     }
 }
 
+/// The source of `c`, built as the exporter builds it (with KnowBe4's HTTP semantics).
 fn source(
     c: KnowBe4Config,
     metrics: MetricsConfig,
     poll: PollConfig,
-) -> (KnowBe4Source, Arc<ApiStats>) {
-    let stats = Arc::new(ApiStats::default());
-    let ctx = SourceContext {
-        // The transport speaks KnowBe4's HTTP semantics, as `sources::build` sets them.
-        http: KNOWBE4.http(),
-        ..SourceContext::standalone(
-            awareness_exporter::http::client(),
-            stats.clone(),
-            poll,
-            metrics,
-        )
-    };
-    (KnowBe4Source::new(c, ctx), stats)
+) -> (Arc<dyn Source>, Arc<ApiStats>) {
+    harness::build_account(&SourceConfig::new(&KNOWBE4, Arc::new(c)), poll, metrics)
 }
 
 fn f(v: &Value) -> f64 {
@@ -585,42 +574,17 @@ async fn the_429_of_a_spent_quota_keeps_the_last_good_data() {
         ..poll_config()
     };
     let (src, stats) = source(config(&server, 100), MetricsConfig::default(), poll);
-    let store = Arc::new(Store::new(Duration::from_secs(3600)));
-    store.register(src.key());
     let good = src.poll().await;
     assert!(good.ok(), "{:?}", good.first_error());
     assert_eq!(server.control.total_requests(), one_poll);
-    let t0 = SystemTime::now();
-    store.publish(src.key(), good, Duration::from_millis(5), t0);
-    let before = samples(&store.render(t0));
 
     let bad: PollOutcome = src.poll().await;
     assert!(bad.sections.iter().all(|s| s.result.is_err()));
     let e = bad.first_error().unwrap();
     assert!(e.contains("HTTP 429") && e.contains("rate limit"), "{e}");
     assert!(stats.failures(FailureReason::RateLimited) > 0);
-    store.publish(
-        src.key(),
-        bad,
-        Duration::from_millis(5),
-        t0 + Duration::from_secs(1),
-    );
-    let after = samples(&store.render(t0 + Duration::from_secs(1)));
-    let data = |m: &BTreeMap<String, f64>| -> BTreeMap<String, f64> {
-        m.iter()
-            .filter(|(k, _)| k.starts_with("awareness_knowbe4_"))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
-    };
-    assert!(!data(&before).is_empty());
-    assert_eq!(data(&before), data(&after));
-    assert_eq!(
-        after[&series(
-            "awareness_up",
-            &[("platform", "knowbe4"), ("account", "acme")]
-        )],
-        0.0
-    );
+    let published = publish_good_then_bad(src.key(), good, bad);
+    assert_last_good_data_kept(src.key(), &published);
 }
 
 #[tokio::test]

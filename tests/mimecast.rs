@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use awareness_exporter::stats::FailureReason;
 use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
@@ -258,16 +258,7 @@ async fn oauth2_tenant_every_metric_matches_and_token_is_renewed_once() {
     let auth = SimAuth::demo_oauth2();
     let (server, pop) = sim(140, auth.clone()).await;
     let config = parse(&config_text(&server, &auth, "", 50));
-    let stats = Arc::new(awareness_exporter::stats::ApiStats::default());
-    let source = awareness_exporter::sources::build(
-        &config.sources[0],
-        awareness_exporter::sources::SourceContext::standalone(
-            awareness_exporter::http::client(),
-            stats.clone(),
-            config.poll.clone(),
-            config.metrics.clone(),
-        ),
-    );
+    let (source, _stats) = harness::build(&config, 0);
     let outcome = source.poll().await;
     assert!(outcome.ok(), "{:?}", outcome.first_error());
     assert_matches_population(&text_of(&outcome), &pop);
@@ -360,14 +351,8 @@ async fn a_failing_third_page_publishes_nothing_of_that_endpoint() {
     let auth = SimAuth::demo_hmac();
     let (server, _pop) = sim(300, auth.clone()).await;
     let config = parse(&config_text(&server, &auth, "", 100));
-    let store = store_with(&config);
-    let key = config.sources[0].key();
     let (good, _) = poll_once(&config).await;
     assert!(good.ok());
-    let t0 = SystemTime::now();
-    store.publish(&key, good, Duration::from_millis(1), t0);
-    let before = samples(&store.render(t0));
-
     server.control.set_fault(Fault::FailPage {
         endpoint: "company/get-performance-details".into(),
         page: 3,
@@ -380,17 +365,10 @@ async fn a_failing_third_page_publishes_nothing_of_that_endpoint() {
         .map(|s| s.name)
         .collect();
     assert_eq!(failed, vec!["performance-details"]);
-    store.publish(
-        &key,
-        bad,
-        Duration::from_millis(1),
-        t0 + Duration::from_secs(1),
-    );
-    let after = samples(&store.render(t0 + Duration::from_secs(1)));
-    for (k, v) in &before {
-        if k.starts_with("awareness_mimecast_") {
-            assert_eq!(after.get(k), Some(v), "{k} kept from the last good poll");
-        }
+    let published = publish_good_then_bad(&config.sources[0].key(), good, bad);
+    for (k, v) in &platform_samples(&published.before, "mimecast") {
+        let kept = published.after.get(k);
+        assert_eq!(kept, Some(v), "{k} kept from the last good poll");
     }
 }
 

@@ -5,9 +5,9 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use awareness_exporter::stats::FailureReason;
+use awareness_exporter::model::PollOutcome;
+use awareness_exporter::stats::{ApiStats, FailureReason};
 use awareness_sim::mimecast::{self, SimAuth};
 use awareness_sim::replay::{self, Recorded, Replay};
 use awareness_sim::SimServer;
@@ -65,6 +65,20 @@ fn config_for(server: &SimServer, auth: &SimAuth, endpoints: &str, extra: &str) 
     )
 }
 
+/// Polls an HMAC account asking for watchlist-details only, once, against `answers` replayed in
+/// turn.
+async fn poll_watchlist(answers: Vec<Recorded>) -> (PollOutcome, Arc<ApiStats>, Arc<Replay>) {
+    let (server, replay) = replay_server(&[("company/get-watchlist-details", answers)]).await;
+    let config = parse(&watchlist_config(&server));
+    let (outcome, stats) = poll_once(&config).await;
+    (outcome, stats, replay)
+}
+
+/// The config of an HMAC account asking `server` for watchlist-details only.
+fn watchlist_config(server: &SimServer) -> String {
+    config_for(server, &SimAuth::demo_hmac(), "\"watchlist-details\"", "")
+}
+
 fn requests_to(replay: &Replay, endpoint: &str) -> Vec<Value> {
     let p = path(endpoint);
     replay
@@ -83,17 +97,11 @@ fn error_of(outcome: &awareness_exporter::store::PollOutcome) -> String {
 
 #[tokio::test]
 async fn an_intermittent_err_developer_key_is_retried_and_then_succeeds() {
-    let (server, replay) = replay_server(&[(
-        "company/get-watchlist-details",
-        vec![
-            Recorded::json(200, fixture("err-developer-key-http200.json")),
-            ok_page(watchlist_rows()),
-        ],
-    )])
+    let (outcome, stats, replay) = poll_watchlist(vec![
+        Recorded::json(200, fixture("err-developer-key-http200.json")),
+        ok_page(watchlist_rows()),
+    ])
     .await;
-    let auth = SimAuth::demo_hmac();
-    let config = parse(&config_for(&server, &auth, "\"watchlist-details\"", ""));
-    let (outcome, stats) = poll_once(&config).await;
     assert!(outcome.ok(), "{}", error_of(&outcome));
     assert_eq!(
         requests_to(&replay, "company/get-watchlist-details").len(),
@@ -116,17 +124,11 @@ async fn an_intermittent_err_developer_key_is_retried_and_then_succeeds() {
 
 #[tokio::test]
 async fn a_persistent_err_developer_key_is_auth_after_the_request_budget() {
-    let (server, replay) = replay_server(&[(
-        "company/get-watchlist-details",
-        vec![Recorded::json(
-            200,
-            fixture("err-developer-key-http200.json"),
-        )],
+    let (outcome, stats, replay) = poll_watchlist(vec![Recorded::json(
+        200,
+        fixture("err-developer-key-http200.json"),
     )])
     .await;
-    let auth = SimAuth::demo_hmac();
-    let config = parse(&config_for(&server, &auth, "\"watchlist-details\"", ""));
-    let (outcome, stats) = poll_once(&config).await;
     assert!(!outcome.ok());
     let e = error_of(&outcome);
     assert!(
@@ -136,7 +138,7 @@ async fn a_persistent_err_developer_key_is_auth_after_the_request_budget() {
     assert!(e.contains("after 3 attempts"), "{e}");
     assert_eq!(
         requests_to(&replay, "company/get-watchlist-details").len() as u32,
-        config.poll.max_attempts
+        MAX_ATTEMPTS
     );
     assert_eq!(stats.failures(FailureReason::Auth), 3);
 }
@@ -144,17 +146,11 @@ async fn a_persistent_err_developer_key_is_auth_after_the_request_budget() {
 #[tokio::test]
 async fn a_retryable_error_in_http_200_is_retried() {
     let retryable = json!({"meta": {"status": 500}, "data": [], "fail": [{"errors": [{"code": "err_internal", "message": "try again", "retryable": true}]}]});
-    let (server, _replay) = replay_server(&[(
-        "company/get-watchlist-details",
-        vec![
-            Recorded::json(200, retryable.to_string()),
-            ok_page(watchlist_rows()),
-        ],
-    )])
+    let (outcome, stats, _) = poll_watchlist(vec![
+        Recorded::json(200, retryable.to_string()),
+        ok_page(watchlist_rows()),
+    ])
     .await;
-    let auth = SimAuth::demo_hmac();
-    let config = parse(&config_for(&server, &auth, "\"watchlist-details\"", ""));
-    let (outcome, stats) = poll_once(&config).await;
     assert!(outcome.ok(), "{}", error_of(&outcome));
     assert_eq!(stats.failures(FailureReason::ApiError), 1);
 }
@@ -164,17 +160,11 @@ async fn a_retryable_error_in_http_200_is_retried() {
 #[tokio::test]
 async fn rows_of_a_refused_answer_are_not_counted() {
     let refused = json!({"meta": {"status": 500}, "data": watchlist_rows(), "fail": [{"errors": [{"code": "err_internal", "message": "try again", "retryable": true}]}]});
-    let (server, _replay) = replay_server(&[(
-        "company/get-watchlist-details",
-        vec![
-            Recorded::json(200, refused.to_string()),
-            ok_page(watchlist_rows()),
-        ],
-    )])
+    let (outcome, _, _) = poll_watchlist(vec![
+        Recorded::json(200, refused.to_string()),
+        ok_page(watchlist_rows()),
+    ])
     .await;
-    let auth = SimAuth::demo_hmac();
-    let config = parse(&config_for(&server, &auth, "\"watchlist-details\"", ""));
-    let (outcome, _stats) = poll_once(&config).await;
     assert!(outcome.ok(), "{}", error_of(&outcome));
     let got = samples(&text_of(&outcome));
     assert_eq!(
@@ -189,14 +179,8 @@ async fn rows_of_a_refused_answer_are_not_counted() {
 #[tokio::test]
 async fn http_418_means_the_key_binding_expired() {
     let body = json!({"meta": {"status": 418}, "data": [], "fail": [{"errors": [{"code": "err_xdk_binding_expired", "message": "Binding expired", "retryable": false}]}]});
-    let (server, replay) = replay_server(&[(
-        "company/get-watchlist-details",
-        vec![Recorded::json(418, body.to_string())],
-    )])
-    .await;
-    let auth = SimAuth::demo_hmac();
-    let config = parse(&config_for(&server, &auth, "\"watchlist-details\"", ""));
-    let (outcome, stats) = poll_once(&config).await;
+    let (outcome, stats, replay) =
+        poll_watchlist(vec![Recorded::json(418, body.to_string())]).await;
     assert!(!outcome.ok());
     let e = error_of(&outcome);
     assert!(e.contains("key binding expired"), "{e}");
@@ -211,17 +195,11 @@ async fn http_418_means_the_key_binding_expired() {
 
 #[tokio::test]
 async fn the_recorded_invalid_signature_reaches_the_message() {
-    let (server, _replay) = replay_server(&[(
-        "company/get-watchlist-details",
-        vec![Recorded::json(
-            401,
-            fixture("err-xdk-invalid-signature-http401.json"),
-        )],
+    let (outcome, stats, _) = poll_watchlist(vec![Recorded::json(
+        401,
+        fixture("err-xdk-invalid-signature-http401.json"),
     )])
     .await;
-    let auth = SimAuth::demo_hmac();
-    let config = parse(&config_for(&server, &auth, "\"watchlist-details\"", ""));
-    let (outcome, stats) = poll_once(&config).await;
     let e = error_of(&outcome);
     assert!(
         e.contains("err_xdk_invalid_signature 0004 Invalid Signature"),
@@ -515,43 +493,30 @@ async fn ten_thousand_empty_rows_fail_the_section_and_keep_the_last_good_data() 
         vec![ok_page(watchlist_rows()), ok_page(Value::Array(garbage))],
     )])
     .await;
-    let auth = SimAuth::demo_hmac();
-    let config = parse(&config_for(&server, &auth, "\"watchlist-details\"", ""));
-    let key = config.sources[0].key();
-    let store = store_with(&config);
-    let t0 = SystemTime::now();
+    let config = parse(&watchlist_config(&server));
     let (good, _) = poll_once(&config).await;
     assert!(good.ok());
-    store.publish(&key, good, Duration::ZERO, t0);
-    let before = store.render(t0);
-    let series_line = "awareness_mimecast_watchlist_users{account=\"m\",department=\"IT\"} 1";
-    assert!(before.contains(series_line), "{before}");
-
     let (bad, stats) = poll_once(&config).await;
     assert!(!bad.ok(), "garbage must not be a success");
     let e = error_of(&bad);
     assert!(e.contains("10000 of 10000 rows"), "{e}");
     assert_eq!(stats.failures(FailureReason::Decode), 1);
     assert_eq!(stats.snapshot().rows_skipped.values().sum::<u64>(), 10_000);
-    let t1 = t0 + Duration::from_secs(1);
-    store.publish(&key, bad, Duration::ZERO, t1);
-    let after = store.render(t1);
-    assert!(after.contains(series_line), "last good data kept: {after}");
-    assert!(after.contains("awareness_up{platform=\"mimecast\",account=\"m\"} 0"));
+    let key = config.sources[0].key();
+    let published = publish_good_then_bad(&key, good, bad);
+    let users = series(
+        "awareness_mimecast_watchlist_users",
+        &[("account", "m"), ("department", "IT")],
+    );
+    assert_eq!(published.before.get(&users), Some(&1.0));
+    assert_last_good_data_kept(&key, &published);
 }
 
 #[tokio::test]
 async fn a_few_rows_without_identity_are_skipped_and_counted() {
     let mut rows = watchlist_rows().as_array().unwrap().clone();
     rows.push(json!({"department": "IT", "watchlistCount": 5}));
-    let (server, _replay) = replay_server(&[(
-        "company/get-watchlist-details",
-        vec![ok_page(Value::Array(rows))],
-    )])
-    .await;
-    let auth = SimAuth::demo_hmac();
-    let config = parse(&config_for(&server, &auth, "\"watchlist-details\"", ""));
-    let (outcome, stats) = poll_once(&config).await;
+    let (outcome, stats, _) = poll_watchlist(vec![ok_page(Value::Array(rows))]).await;
     assert!(outcome.ok(), "{}", error_of(&outcome));
     let got = samples(&text_of(&outcome));
     assert_eq!(

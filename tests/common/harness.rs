@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use awareness_exporter::config::{self, Config};
+use awareness_exporter::config::{self, Config, MetricsConfig, PollConfig, SourceConfig};
 use awareness_exporter::snapshot::Rendered;
 use awareness_exporter::sources::{self, Source, SourceContext};
 use awareness_exporter::stats::ApiStats;
@@ -64,14 +64,29 @@ pub async fn poll(config: &Config) -> Polled {
 /// Builds source `i` of `config` as the exporter does, with its own HTTP client and request
 /// statistics.
 pub fn build(config: &Config, i: usize) -> (Arc<dyn Source>, Arc<ApiStats>) {
+    build_account(
+        &config.sources[i],
+        config.poll.clone(),
+        config.metrics.clone(),
+    )
+}
+
+/// Builds the source of one account (e.g. `SourceConfig::new(&VENDOR, Arc::new(account))`) as
+/// the exporter does, its transport speaking the vendor's HTTP semantics, with `poll` and
+/// `metrics` settings, its own HTTP client and request statistics.
+pub fn build_account(
+    account: &SourceConfig,
+    poll: PollConfig,
+    metrics: MetricsConfig,
+) -> (Arc<dyn Source>, Arc<ApiStats>) {
     let stats = Arc::new(ApiStats::default());
     let ctx = SourceContext::standalone(
         awareness_exporter::http::client(),
         stats.clone(),
-        config.poll.clone(),
-        config.metrics.clone(),
+        poll,
+        metrics,
     );
-    (sources::build(&config.sources[i], ctx), stats)
+    (sources::build(account, ctx), stats)
 }
 
 /// How many sections the sources of `config` poll, all together.

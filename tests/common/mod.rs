@@ -6,9 +6,10 @@ pub mod harness;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use awareness_exporter::config::{self, Config};
+use awareness_exporter::model::SourceKey;
 use awareness_exporter::stats::ApiStats;
 use awareness_exporter::store::{PollOutcome, Store};
 
@@ -16,12 +17,15 @@ use awareness_exporter::store::{PollOutcome, Store};
 #[allow(unused_imports)]
 pub use harness::text_of;
 
+/// The request budget of [`parse`]'s configs.
+pub const MAX_ATTEMPTS: u32 = 3;
+
 /// Parses a config and overrides the poll settings to test-friendly ones.
 pub fn parse(text: &str) -> Config {
     let mut c = config::parse(text, "test.toml").unwrap_or_else(|e| panic!("config: {e}"));
     c.poll.timeout = Duration::from_secs(2);
     c.poll.retry_backoff = Duration::from_millis(10);
-    c.poll.max_attempts = 3;
+    c.poll.max_attempts = MAX_ATTEMPTS;
     c
 }
 
@@ -66,6 +70,68 @@ pub fn store_with(config: &Config) -> Arc<Store> {
     let store = Arc::new(Store::new(config.poll.max_age));
     store.register(&config.sources[0].key());
     store
+}
+
+/// The sum of the samples whose series starts with `prefix` (e.g. `awareness_cyberpilot_users{`).
+pub fn sum_of(samples: &BTreeMap<String, f64>, prefix: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// The samples of a platform's own series (`awareness_<platform>_*`).
+pub fn platform_samples(samples: &BTreeMap<String, f64>, platform: &str) -> BTreeMap<String, f64> {
+    let prefix = format!("awareness_{platform}_");
+    samples
+        .iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+/// A store after a good poll and, a second later, a failed one.
+pub struct GoodThenBad {
+    /// Its `max_age` is an hour.
+    pub store: Store,
+    /// When the good poll was published.
+    pub t0: SystemTime,
+    /// The samples rendered after the good poll and after the failed one.
+    pub before: BTreeMap<String, f64>,
+    pub after: BTreeMap<String, f64>,
+}
+
+/// Publishes a good poll of `key` into a fresh store, then a failed one a second later.
+pub fn publish_good_then_bad(key: &SourceKey, good: PollOutcome, bad: PollOutcome) -> GoodThenBad {
+    let store = Store::new(Duration::from_secs(3600));
+    store.register(key);
+    let t0 = SystemTime::now();
+    let t1 = t0 + Duration::from_secs(1);
+    store.publish(key, good, Duration::from_millis(5), t0);
+    let before = samples(&store.render(t0));
+    store.publish(key, bad, Duration::from_millis(5), t1);
+    let after = samples(&store.render(t1));
+    GoodThenBad {
+        store,
+        t0,
+        before,
+        after,
+    }
+}
+
+/// A failed poll kept the source's last good data, all of it, and its `awareness_up` is 0.
+pub fn assert_last_good_data_kept(key: &SourceKey, published: &GoodThenBad) {
+    let (before, after) = (&published.before, &published.after);
+    let platform = key.platform.as_str();
+    let kept = platform_samples(before, platform);
+    assert!(!kept.is_empty(), "no {platform} data to keep");
+    assert_eq!(kept, platform_samples(after, platform));
+    let up = series(
+        "awareness_up",
+        &[("platform", platform), ("account", &key.account)],
+    );
+    assert_eq!(after.get(&up), Some(&0.0), "{up}");
 }
 
 /// Waits until `cond` holds, polling every 20 ms, up to `secs` seconds.
