@@ -73,6 +73,10 @@ pub struct Control {
     tokens: AtomicU64,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
+    /// Requests answered and the sum of their times from arrival to answer, in µs (what a
+    /// client sees as the vendor's latency, before the bytes travel).
+    answered: AtomicU64,
+    answer_time_us: AtomicU64,
     token_generation: AtomicU64,
     refuse: AtomicBool,
     /// Where the server listens (set once it runs), to bind again after refusing.
@@ -157,6 +161,16 @@ impl Control {
         self.tokens.store(0, Ordering::SeqCst);
         self.max_in_flight
             .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.answered.store(0, Ordering::SeqCst);
+        self.answer_time_us.store(0, Ordering::SeqCst);
+    }
+
+    /// The mean time from a request's arrival to its answer since the last
+    /// [`reset_counters`](Self::reset_counters): the latency the server really gave (the
+    /// configured one, rounded by the timer, plus building the answer when that took longer).
+    pub fn mean_answer_time(&self) -> Option<Duration> {
+        let n = self.answered.load(Ordering::SeqCst);
+        (n > 0).then(|| Duration::from_micros(self.answer_time_us.load(Ordering::SeqCst) / n))
     }
 
     /// Generation stamped on issued tokens; a token is valid only while it matches.
@@ -176,7 +190,10 @@ impl Control {
         }
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        InFlight { control: self }
+        InFlight {
+            control: self,
+            started: std::time::Instant::now(),
+        }
     }
 
     fn any(&self, pred: impl Fn(&Fault) -> bool) -> bool {
@@ -340,11 +357,15 @@ impl Control {
 /// Marks a request as in flight until dropped.
 pub struct InFlight<'a> {
     control: &'a Control,
+    started: std::time::Instant,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.control.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.control.answered.fetch_add(1, Ordering::SeqCst);
+        self.control.answer_time_us.fetch_add(us, Ordering::SeqCst);
     }
 }
 

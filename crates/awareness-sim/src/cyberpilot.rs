@@ -15,8 +15,8 @@ use serde_json::{json, Map, Value};
 use super::control::{is_garbage_row, Control};
 use super::population::{LastAction, Population, SimUser};
 use super::{
-    data_response, delay, json_response, malformed_response, respond, status_of, SimServer, Tenant,
-    TokenStore,
+    after_latency, data_response, json_response, malformed_response, respond, status_of, SimServer,
+    Tenant, TokenStore,
 };
 
 /// The exporter's `platform` label and `[[table]]` for this vendor.
@@ -178,42 +178,46 @@ async fn handle(State(sim): State<Arc<CyberPilotSim>>, req: Request) -> Response
     let is_token = path == "/oauth/token";
     let control = Arc::clone(&sim.control);
     let _in_flight = control.begin(&path, is_token);
-    delay(&control, !is_token).await;
-    if control.is_down() {
-        return respond(StatusCode::SERVICE_UNAVAILABLE, "", Vec::new());
-    }
-    if is_token {
-        if req.method() != Method::POST {
+    // The answer borrows the control; the request moves in (it is not `Sync`).
+    let control = &*control;
+    let answer = async move {
+        if control.is_down() {
+            return respond(StatusCode::SERVICE_UNAVAILABLE, "", Vec::new());
+        }
+        if is_token {
+            if req.method() != Method::POST {
+                return message(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+            }
+            return token(&sim, req).await;
+        }
+        let account = path
+            .strip_prefix("/accounts/")
+            .and_then(|rest| rest.strip_suffix("/reports/users-summary"));
+        let Some(account) = account.filter(|a| !a.is_empty() && !a.contains('/')) else {
+            return message(StatusCode::NOT_FOUND, "Not Found");
+        };
+        if req.method() != Method::GET {
             return message(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
         }
-        return token(&sim, req).await;
-    }
-    let account = path
-        .strip_prefix("/accounts/")
-        .and_then(|rest| rest.strip_suffix("/reports/users-summary"));
-    let Some(account) = account.filter(|a| !a.is_empty() && !a.contains('/')) else {
-        return message(StatusCode::NOT_FOUND, "Not Found");
+        if let Some(code) = control.take_status() {
+            return message(status_of(code), "Simulated failure");
+        }
+        if let Some(reset_ms) = control.take_rate_limit() {
+            let mut resp = message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+            let secs = reset_ms.div_ceil(1000);
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+            return resp;
+        }
+        if !authorized(&sim, req.headers()) {
+            return message(StatusCode::UNAUTHORIZED, "Unauthorized");
+        }
+        if account != sim.options.account_id {
+            return message(StatusCode::NOT_FOUND, "Account not found");
+        }
+        users_summary(&sim, &path, &req)
     };
-    if req.method() != Method::GET {
-        return message(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
-    }
-    if let Some(code) = control.take_status() {
-        return message(status_of(code), "Simulated failure");
-    }
-    if let Some(reset_ms) = control.take_rate_limit() {
-        let mut resp = message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-        let secs = reset_ms.div_ceil(1000);
-        resp.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs));
-        return resp;
-    }
-    if !authorized(&sim, req.headers()) {
-        return message(StatusCode::UNAUTHORIZED, "Unauthorized");
-    }
-    if account != sim.options.account_id {
-        return message(StatusCode::NOT_FOUND, "Account not found");
-    }
-    users_summary(&sim, &path, &req)
+    after_latency(control, !is_token, answer).await
 }
 
 fn authorized(sim: &CyberPilotSim, headers: &axum::http::HeaderMap) -> bool {

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 
 use crate::control::{is_garbage_row, Control};
 use crate::population::Population;
-use crate::{delay, respond, SimServer, Tenant};
+use crate::{after_latency, respond, SimServer, Tenant};
 
 /// The exporter's platform name and `[[table]]`.
 pub const PLATFORM: &str = "knowbe4";
@@ -598,80 +598,84 @@ async fn handle(State(sim): State<Arc<KnowBe4Sim>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let control = Arc::clone(&sim.control);
     let _in_flight = control.begin(&path, false);
-    delay(&control, true).await;
-    if control.is_down() {
-        // "Service Unavailable -- We're temporarily offline for maintenance."
-        return status_only(StatusCode::SERVICE_UNAVAILABLE);
-    }
-    if req.method() != Method::GET {
-        return status_only(StatusCode::NOT_FOUND);
-    }
-    let accepts_json = req
-        .headers()
-        .get(axum::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|a| a.contains("json") || a.contains("*/*"));
-    if !accepts_json {
-        return status_only(StatusCode::NOT_ACCEPTABLE);
-    }
-    if crate::bearer(req.headers()) != Some(sim.options.api_key.as_str()) {
-        // A wrong key and a key of another region's account look alike.
-        return status_only(StatusCode::UNAUTHORIZED);
-    }
-    if let Some(code) = control.take_status() {
-        return status_only(crate::status_of(code));
-    }
-    if control.take_rate_limit().is_some() || !sim.admit() {
-        return status_only(StatusCode::TOO_MANY_REQUESTS);
-    }
-    if control.malformed() {
-        return crate::malformed_response();
-    }
-    let q = query_map(&req);
-    let rows: &[String] = match path.as_str() {
-        "/v1/account" => {
-            return answer(StatusCode::OK, sim.tenant.account.to_string().into_bytes())
+    // The answer borrows the control; the request moves in (it is not `Sync`).
+    let control = &*control;
+    let answer = async move {
+        if control.is_down() {
+            // "Service Unavailable -- We're temporarily offline for maintenance."
+            return status_only(StatusCode::SERVICE_UNAVAILABLE);
         }
-        "/v1/users" => match q.get("status").map(String::as_str) {
-            Some("active") => &sim.users_active,
-            Some("archived") => &sim.users_archived,
-            _ => {
-                // Both, active first.
-                let all: Vec<String> = sim
-                    .users_active
-                    .iter()
-                    .chain(&sim.users_archived)
-                    .cloned()
-                    .collect();
-                return list_page(&sim, &q, &all, 500, "id");
+        if req.method() != Method::GET {
+            return status_only(StatusCode::NOT_FOUND);
+        }
+        let accepts_json = req
+            .headers()
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|a| a.contains("json") || a.contains("*/*"));
+        if !accepts_json {
+            return status_only(StatusCode::NOT_ACCEPTABLE);
+        }
+        if crate::bearer(req.headers()) != Some(sim.options.api_key.as_str()) {
+            // A wrong key and a key of another region's account look alike.
+            return status_only(StatusCode::UNAUTHORIZED);
+        }
+        if let Some(code) = control.take_status() {
+            return status_only(crate::status_of(code));
+        }
+        if control.take_rate_limit().is_some() || !sim.admit() {
+            return status_only(StatusCode::TOO_MANY_REQUESTS);
+        }
+        if control.malformed() {
+            return crate::malformed_response();
+        }
+        let q = query_map(&req);
+        let rows: &[String] = match path.as_str() {
+            "/v1/account" => {
+                return answer(StatusCode::OK, sim.tenant.account.to_string().into_bytes())
             }
-        },
-        "/v1/groups" => &sim.groups,
-        "/v1/training/enrollments" => {
-            if q.get("include_campaign_id").map(String::as_str) == Some("true") {
-                &sim.enrollments
-            } else {
-                &sim.enrollments_without_campaign_id
+            "/v1/users" => match q.get("status").map(String::as_str) {
+                Some("active") => &sim.users_active,
+                Some("archived") => &sim.users_archived,
+                _ => {
+                    // Both, active first.
+                    let all: Vec<String> = sim
+                        .users_active
+                        .iter()
+                        .chain(&sim.users_archived)
+                        .cloned()
+                        .collect();
+                    return list_page(&sim, &q, &all, 500, "id");
+                }
+            },
+            "/v1/groups" => &sim.groups,
+            "/v1/training/enrollments" => {
+                if q.get("include_campaign_id").map(String::as_str) == Some("true") {
+                    &sim.enrollments
+                } else {
+                    &sim.enrollments_without_campaign_id
+                }
             }
-        }
-        "/v1/training/campaigns" => {
-            // "If this parameter is set to anything other than true, the response limit will
-            // be set to 10."
-            return if q.get("exclude_percentages").map(String::as_str) == Some("true") {
-                list_page(&sim, &q, &sim.campaigns_excluded, 500, "campaign_id")
-            } else {
-                list_page(&sim, &q, &sim.campaigns_with_percentages, 10, "campaign_id")
-            };
-        }
-        "/v1/phishing/security_tests" => &sim.tests,
-        _ => return status_only(StatusCode::NOT_FOUND),
+            "/v1/training/campaigns" => {
+                // "If this parameter is set to anything other than true, the response limit will
+                // be set to 10."
+                return if q.get("exclude_percentages").map(String::as_str) == Some("true") {
+                    list_page(&sim, &q, &sim.campaigns_excluded, 500, "campaign_id")
+                } else {
+                    list_page(&sim, &q, &sim.campaigns_with_percentages, 10, "campaign_id")
+                };
+            }
+            "/v1/phishing/security_tests" => &sim.tests,
+            _ => return status_only(StatusCode::NOT_FOUND),
+        };
+        let key = match path.as_str() {
+            "/v1/training/enrollments" => "enrollment_id",
+            "/v1/phishing/security_tests" => "pst_id",
+            _ => "id",
+        };
+        list_page(&sim, &q, rows, 500, key)
     };
-    let key = match path.as_str() {
-        "/v1/training/enrollments" => "enrollment_id",
-        "/v1/phishing/security_tests" => "pst_id",
-        _ => "id",
-    };
-    list_page(&sim, &q, rows, 500, key)
+    after_latency(control, true, answer).await
 }
 
 /// One page of `rows`: `page` from 1, `per_page` default 100 and at most `cap`; past the end

@@ -20,7 +20,7 @@ use super::rows::{
 use super::{MimecastSim, API_USER};
 use crate::control::is_garbage_row;
 use crate::population::Population;
-use crate::{data_response, delay, malformed_response, respond};
+use crate::{after_latency, data_response, malformed_response, respond};
 
 /// Every request: accounting, latency, quota, faults, then the token endpoint or the API.
 pub(super) async fn handle(State(sim): State<Arc<MimecastSim>>, req: Request) -> Response {
@@ -29,45 +29,49 @@ pub(super) async fn handle(State(sim): State<Arc<MimecastSim>>, req: Request) ->
     let is_api = path.starts_with("/api/");
     let control = Arc::clone(&sim.control);
     let _in_flight = control.begin(&path, is_token);
-    delay(&control, is_api).await;
-    let info = sim.limiter.check(is_api);
-    if control.is_down() {
-        return with_rate_headers(
-            respond(StatusCode::SERVICE_UNAVAILABLE, "", Vec::new()),
-            &info,
-        );
-    }
-    if is_api && !info.allowed {
-        let resp = fail(
-            StatusCode::TOO_MANY_REQUESTS,
-            429,
-            "err_xdk_rate_limit_exceeded",
-            "Rate limit exceeded",
-            true,
-        );
-        return with_rate_headers(resp, &info);
-    }
-    let resp = if is_token {
-        token(&sim, req).await
-    } else if is_api {
-        match api(&sim, &path, req).await {
-            Ok(resp) => resp,
-            Err(resp) => *resp,
+    // The answer borrows the control; the request moves in (it is not `Sync`).
+    let control = &*control;
+    let answer = async move {
+        let info = sim.limiter.check(is_api);
+        if control.is_down() {
+            return with_rate_headers(
+                respond(StatusCode::SERVICE_UNAVAILABLE, "", Vec::new()),
+                &info,
+            );
         }
-    } else {
-        fail(
-            StatusCode::NOT_FOUND,
-            404,
-            "err_not_found",
-            "Not Found",
-            false,
-        )
+        if is_api && !info.allowed {
+            let resp = fail(
+                StatusCode::TOO_MANY_REQUESTS,
+                429,
+                "err_xdk_rate_limit_exceeded",
+                "Rate limit exceeded",
+                true,
+            );
+            return with_rate_headers(resp, &info);
+        }
+        let resp = if is_token {
+            token(&sim, req).await
+        } else if is_api {
+            match api(&sim, &path, req).await {
+                Ok(resp) => resp,
+                Err(resp) => *resp,
+            }
+        } else {
+            fail(
+                StatusCode::NOT_FOUND,
+                404,
+                "err_not_found",
+                "Not Found",
+                false,
+            )
+        };
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            // Only Fault::RateLimit gets here, and it already set its own headers.
+            return resp;
+        }
+        with_rate_headers(resp, &info)
     };
-    if resp.status() == StatusCode::TOO_MANY_REQUESTS {
-        // Only Fault::RateLimit gets here, and it already set its own headers.
-        return resp;
-    }
-    with_rate_headers(resp, &info)
+    after_latency(control, is_api, answer).await
 }
 
 /// A data request: injected failures, routing, authentication, the request envelope, the
