@@ -231,10 +231,14 @@ impl CyberPilotSource {
             if 1 + planned > max_pages {
                 return Err(too_many(planned));
             }
-            let concurrency = self.ctx.poll.concurrency.max(1);
+            // Twice `poll.concurrency` pages at once: the transport still sends at most
+            // `concurrency` requests and the decoder parses at most `concurrency` pages, but a
+            // page being parsed no longer holds a request slot, so the next request leaves while
+            // it is parsed. At most 2 × concurrency pages are held in memory.
+            let pages_at_once = 2 * self.ctx.poll.concurrency.max(1);
             let mut stream =
                 futures::stream::iter((1..=planned).map(|i| self.fetch_page(i * step, &report)))
-                    .buffer_unordered(concurrency);
+                    .buffer_unordered(pages_at_once);
             while let Some(page) = stream.next().await {
                 let page = page?;
                 fetched_pages += 1;
