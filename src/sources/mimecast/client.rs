@@ -250,24 +250,33 @@ impl MimecastClient {
         let mut page = 1usize;
         let mut bytes = self.post_once(endpoint, &body_for(None)).await?;
         loop {
-            // Decoded on the blocking pool, the raw page dropped as soon as it is read. (The
-            // next request waits for the whole page: asking for it as soon as `meta` is read
-            // would spend a request on every truncated or malformed page.)
+            // Page tokens are sequential, so the next request waits for this page's token. It
+            // is read from the `meta` that opens the answer, and the next request leaves while
+            // this page is decoded; the full decode confirms the token, and the early answer is
+            // thrown away (one request spent) when this page turns out refused or says another
+            // token. Not past poll.max_pages, never the same token twice.
+            let ahead = page::peek_next_token(&bytes)
+                .filter(|n| page < self.max_pages && Some(n) != token.as_ref());
+            // Decoded on the blocking pool, the raw page dropped as soon as it is read.
             let budget = self.rows.clone();
             let body = std::mem::take(&mut bytes);
             let fold_page = fold.clone();
-            let decoded = self
-                .decoder
-                .run(move || {
-                    let mut page = page::decode::<T>(&body, nested, &budget)?;
-                    drop(body);
-                    let good = page.rows.len() as u64;
-                    if answered(&page.meta, &page.fail) {
-                        fold_page(std::mem::take(&mut page.rows));
-                    }
-                    Ok((page, good))
-                })
-                .await;
+            let decoding = self.decoder.run(move || {
+                let mut page = page::decode::<T>(&body, nested, &budget)?;
+                drop(body);
+                let good = page.rows.len() as u64;
+                if answered(&page.meta, &page.fail) {
+                    fold_page(std::mem::take(&mut page.rows));
+                }
+                Ok((page, good))
+            });
+            let asking = async {
+                match &ahead {
+                    Some(n) => Some(self.post_once(endpoint, &body_for(Some(n))).await),
+                    None => None,
+                }
+            };
+            let (decoded, mut early) = tokio::join!(decoding, asking);
             let (decoded, good) = match decoded? {
                 Ok(p) => p,
                 Err(PageError::TooManyRows) => {
@@ -328,7 +337,10 @@ impl MimecastClient {
                 ));
             }
             let Some(n) = next else { break };
-            bytes = self.post_once(endpoint, &body_for(Some(&n))).await?;
+            bytes = match early.take() {
+                Some(answer) if ahead.as_ref() == Some(&n) => answer?,
+                _ => self.post_once(endpoint, &body_for(Some(&n))).await?,
+            };
             token = Some(n);
             page += 1;
         }

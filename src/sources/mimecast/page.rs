@@ -87,6 +87,27 @@ pub fn decode<T: DeserializeOwned + Identified>(
     })
 }
 
+/// The next page's token, read from a `meta` object that opens the answer (as Mimecast sends
+/// it: `{"meta":{…,"pagination":{"next":…}},"data":[…],"fail":[]}`) without reading the rows.
+/// `None` when the answer does not open with `meta`, names no next page, or does not close its
+/// object (a page cut short costs no request). Only a hint for asking early: the full decode
+/// stays the authority.
+pub fn peek_next_token(body: &[u8]) -> Option<String> {
+    let body = body.trim_ascii();
+    if !body.ends_with(b"}") {
+        return None;
+    }
+    let rest = body.strip_prefix(b"{")?.trim_ascii_start();
+    let rest = rest.strip_prefix(b"\"meta\"")?.trim_ascii_start();
+    let rest = rest.strip_prefix(b":")?;
+    // One JSON value from the start of `rest`, the rows after it left unread.
+    let meta = serde_json::Deserializer::from_slice(rest)
+        .into_iter::<Meta>()
+        .next()?
+        .ok()?;
+    meta.pagination?.next.filter(|n| !n.is_empty())
+}
+
 /// Parses one row into `out`; false when it is malformed or says whose it is not.
 fn push_row<T: DeserializeOwned + Identified>(raw: &RawValue, out: &mut Vec<T>) -> bool {
     match serde_json::from_str::<T>(raw.get()) {
@@ -102,6 +123,27 @@ fn push_row<T: DeserializeOwned + Identified>(raw: &RawValue, out: &mut Vec<T>) 
 mod tests {
     use super::*;
     use crate::sources::mimecast::models::WatchlistRow;
+
+    #[test]
+    fn the_next_token_is_read_from_the_head_of_the_answer() {
+        let page = br#" { "meta" : {"status":200,"pagination":{"pageSize":2,"next":"tok-2"}},"data":[{"a":1}],"fail":[]}
+"#;
+        assert_eq!(peek_next_token(page).as_deref(), Some("tok-2"));
+        // Cut short, the last page, an answer that does not open with meta, an empty token,
+        // garbage.
+        for body in [
+            &page[..page.len() / 2],
+            br#"{"meta":{"status":200,"pagination":{"pageSize":2}},"data":[]}"#,
+            br#"{"data":[],"meta":{"pagination":{"next":"x"}}}"#,
+            br#"{"meta":{"pagination":{"next":""}},"data":[]}"#,
+            br#"{"meta":{"pagination":{"next":"#,
+            b"<html>",
+            b"",
+        ] {
+            let shown = String::from_utf8_lossy(body);
+            assert_eq!(peek_next_token(body), None, "{shown}");
+        }
+    }
 
     #[test]
     fn rows_flat_and_nested() {
