@@ -448,28 +448,30 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
 /// `base`, the config file's folder.
 pub fn check_text(text: &str, origin: &str, base: &Path) -> Report {
     // figment's Env provider reads the process environment: the prefix matched without
-    // regard to case, `__` splitting section from key, empty parts dropped. Values stay text;
-    // the key-by-key reader types them and names the variable when one is wrong.
+    // regard to case, `__` splitting section from key, keys lower-cased, a variable with an
+    // empty part dropped. Its dotted keys (`poll.interval`) go to the reader as they are, the
+    // one parse of the names. Values stay text; the key-by-key reader types them and names
+    // the variable when one is wrong.
     let overrides = figment::providers::Env::prefixed("AWARENESS_").split("__");
-    let vars = overrides.iter().map(|(key, value)| {
-        let name = key.as_str().replace('.', "__").to_ascii_uppercase();
-        (format!("AWARENESS_{name}"), value)
-    });
+    let keys = overrides
+        .iter()
+        .map(|(key, value)| (key.as_str().to_string(), value));
     check_with_env(
         text,
         origin,
         base,
-        vars,
+        keys,
         &|name| std::env::var(name).ok(),
         registry::VENDORS,
     )
 }
 
+/// [`check_text`] with the overrides given as figment's `(dotted key, value)` pairs.
 fn check_with_env(
     text: &str,
     origin: &str,
     base: &Path,
-    vars: impl IntoIterator<Item = (String, String)>,
+    overrides: impl IntoIterator<Item = (String, String)>,
     env: &dyn Fn(&str) -> Option<String>,
     vendors: &[&'static dyn Vendor],
 ) -> Report {
@@ -477,7 +479,7 @@ fn check_with_env(
         Ok(d) => d,
         Err(e) => return Report::failed(syntax_error(text, origin, &e)),
     };
-    let ctx = Ctx::new(text, vars);
+    let ctx = Ctx::new(text, overrides);
     let resolved = resolve(&ctx, doc.as_table(), base, env, vendors);
     let mut found: Findings = ctx.into_findings();
     // In the order of the file, so they read top to bottom; problems without a line last.

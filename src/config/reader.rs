@@ -35,25 +35,33 @@ pub(super) struct Ctx<'a> {
 /// The sections whose keys `AWARENESS_<SECTION>__<KEY>` may set.
 pub(super) const OVERRIDABLE: [&str; 3] = ["server", "poll", "metrics"];
 
+/// The variable that sets `key` (`poll.interval` → `AWARENESS_POLL__INTERVAL`), as messages
+/// name it.
+fn env_var_name(key: &str) -> String {
+    format!("AWARENESS_{}", key.replace('.', "__").to_ascii_uppercase())
+}
+
 impl<'a> Ctx<'a> {
-    pub(super) fn new(text: &'a str, env_vars: impl IntoIterator<Item = (String, String)>) -> Self {
-        let mut overrides = BTreeMap::new();
-        for (name, value) in env_vars {
-            let Some(rest) = name
-                .get(..10)
-                .filter(|p| p.eq_ignore_ascii_case("AWARENESS_"))
-                .and_then(|_| name.get(10..))
-            else {
-                continue;
-            };
-            let key = rest.to_ascii_lowercase().replace("__", ".");
-            if OVERRIDABLE
-                .iter()
-                .any(|s| key.strip_prefix(s).is_some_and(|k| k.starts_with('.')))
-            {
-                overrides.insert(key, (name.clone(), value));
-            }
-        }
+    /// `overrides` are the environment's `(dotted key, value)` pairs as figment's `Env`
+    /// provider gives them (`("poll.interval", "15m")`); keys outside [`OVERRIDABLE`] are left
+    /// out.
+    pub(super) fn new(
+        text: &'a str,
+        overrides: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        let overrides = overrides
+            .into_iter()
+            .map(|(key, value)| (key.to_ascii_lowercase(), value))
+            .filter(|(key, _)| {
+                OVERRIDABLE
+                    .iter()
+                    .any(|s| key.strip_prefix(s).is_some_and(|k| k.starts_with('.')))
+            })
+            .map(|(key, value)| {
+                let var = env_var_name(&key);
+                (key, (var, value))
+            })
+            .collect();
         Ctx {
             text,
             overrides,
@@ -488,6 +496,31 @@ pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overrides_are_taken_as_dotted_keys() {
+        let ctx = Ctx::new(
+            "",
+            [
+                ("poll.interval".to_string(), "15m".to_string()),
+                ("Metrics.Per_User".to_string(), "true".to_string()),
+                ("cyberpilot.token".to_string(), "secret".to_string()),
+                ("pollx.interval".to_string(), "1m".to_string()),
+            ],
+        );
+        let got: Vec<(&str, &str, &str)> = ctx
+            .overrides
+            .iter()
+            .map(|(k, (var, v))| (k.as_str(), var.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("metrics.per_user", "AWARENESS_METRICS__PER_USER", "true"),
+                ("poll.interval", "AWARENESS_POLL__INTERVAL", "15m"),
+            ]
+        );
+    }
 
     #[test]
     fn edit_distance_finds_typos() {
