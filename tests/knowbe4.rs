@@ -750,3 +750,32 @@ async fn a_429_without_retry_after_waits_a_minute_window_then_retries() {
     assert!(took >= window, "{took:?}");
     assert!(took < window.mul_f64(1.25), "{took:?}");
 }
+
+/// When we were sending at the per-second limit (here 1 a second), a 429 most likely means
+/// latency bunched our requests into one of the vendor's seconds: it waits two long seconds,
+/// not a minute. Virtual time.
+#[tokio::test(start_paused = true)]
+async fn a_429_at_our_per_second_pace_waits_for_the_second_window() {
+    let (server, _) = sim(20, fast()).await;
+    server.control.add_fault(Fault::RateLimit {
+        times: 1,
+        reset_ms: 0,
+    });
+    let mut c = config(&server, 500);
+    c.requests_per_second = 1;
+    let poll = PollConfig {
+        timeout: Duration::from_secs(3600),
+        ..poll_config()
+    };
+    let (src, stats) = source(c, MetricsConfig::default(), poll);
+    let start = tokio::time::Instant::now();
+    let outcome = src.poll().await;
+    let took = start.elapsed();
+    assert!(outcome.ok(), "{:?}", outcome.first_error());
+    assert_eq!(server.control.requests("/v1/account"), 2);
+    assert_eq!(stats.failures(FailureReason::RateLimited), 1);
+    let second = awareness_exporter::sources::knowbe4::budget::SECOND;
+    let minute = awareness_exporter::sources::knowbe4::budget::MINUTE;
+    assert!(took >= second * 2, "{took:?}");
+    assert!(took < minute, "{took:?}");
+}

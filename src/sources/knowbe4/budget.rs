@@ -6,8 +6,9 @@
 //!   are counted against, and what is left. A sliding 24 h window never counts fewer requests
 //!   than the vendor's window anchored at the first request, so it errs on the safe side.
 //! - [`Pacer`]: at most `per_second` requests in any second and `per_minute` in any minute.
-//! - [`rate_limited_wait`]: how long a 429 without `Retry-After` waits: the minute window,
-//!   doubled for each further 429 of the same request, jittered, never shorter.
+//! - [`rate_limited_wait`]: how long a 429 without `Retry-After` waits: two seconds when we
+//!   were sending at the per-second limit, else the minute window, doubled for each further
+//!   429 of the same request, jittered, never shorter.
 //! - [`plan`]: the requests one poll needs for an account of a given size, and whether the
 //!   polls of a day fit the quota (`--check-config` refuses an interval that cannot fit).
 
@@ -33,21 +34,38 @@ const DAY_MINUTES: usize = 24 * 60;
 pub const SECOND: Duration = Duration::from_millis(1_250);
 pub const MINUTE: Duration = Duration::from_secs(61);
 
-/// The longest wait after a 429 (the fourth in a row of one request waits this long).
+/// The longest wait after a 429.
 pub const MAX_RATE_LIMITED_WAIT: Duration = Duration::from_secs(5 * 60);
 
+/// The vendor's window a 429 without `Retry-After` most likely means, judged from what we
+/// sent ([`Pacer::sent_within`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// We were sending at the per-second limit: latency bunched our requests as they arrived.
+    Second,
+    /// We were not: another tool on the key, the minute's burst or the day's quota.
+    Minute,
+}
+
 /// How long to wait after the `n`-th 429 (1, 2, …) of one request when the vendor says
-/// nothing of when to come back. We pace ourselves under 4 a second and 50 a minute, so a 429
-/// means a window we do not see is full (another tool using the key, the vendor's own count):
-/// the first waits until a whole minute window has passed ([`MINUTE`]); each further one
-/// doubles it, since a minute was not enough (the day's quota may be spent), up to
-/// [`MAX_RATE_LIMITED_WAIT`]. `jitter` (0..1, random in use) adds up to a fifth so accounts and
-/// replicas sharing a key do not come back together; it never shortens the window.
-pub fn rate_limited_wait(n: u32, jitter: f64) -> Duration {
-    let doublings = n.saturating_sub(1).min(8);
-    let base = MINUTE
-        .saturating_mul(1u32 << doublings)
-        .min(MAX_RATE_LIMITED_WAIT);
+/// nothing of when to come back, the first having meant `first`. A per-second 429 waits two
+/// (long) seconds ([`SECOND`]); otherwise, and for every further 429, a whole minute window
+/// ([`MINUTE`]) has to pass, doubled for each further one (a minute was not enough: the
+/// day's quota may be spent), up to [`MAX_RATE_LIMITED_WAIT`]. `jitter` (0..1, random in
+/// use) adds up to a fifth so accounts and replicas sharing a key do not come back together;
+/// it never shortens the window.
+pub fn rate_limited_wait(n: u32, first: Window, jitter: f64) -> Duration {
+    let minutes = match first {
+        Window::Second if n <= 1 => None,
+        Window::Second => Some(n - 2),
+        Window::Minute => Some(n.saturating_sub(1)),
+    };
+    let base = match minutes {
+        None => SECOND * 2,
+        Some(doublings) => MINUTE
+            .saturating_mul(1u32 << doublings.min(8))
+            .min(MAX_RATE_LIMITED_WAIT),
+    };
     let jitter = if jitter.is_finite() {
         jitter.clamp(0.0, 1.0)
     } else {
@@ -125,13 +143,15 @@ impl DailyCount {
 
 /// Keeps requests under `per_second` in any second and `per_minute` in any minute, as the
 /// vendor sees them: requests leave when we send them but arrive after varying latency, so the
-/// windows are counted a little longer ([`SECOND`], [`MINUTE`]). Waiters are served in order
-/// (the lock is fair), so pages keep their order under load.
+/// windows are counted a little longer ([`SECOND`], [`MINUTE`]). Waiters take turns (a fair
+/// lock), so pages keep their order under load.
 #[derive(Debug)]
 pub struct Pacer {
     per_second: usize,
     per_minute: usize,
-    sent: tokio::sync::Mutex<VecDeque<Instant>>,
+    turn: tokio::sync::Mutex<()>,
+    /// When our requests of the last [`MINUTE`] were sent.
+    sent: Mutex<VecDeque<Instant>>,
     /// Nothing is sent before this (a 429 closed the gate for the whole account).
     held_until: Mutex<Option<Instant>>,
 }
@@ -141,7 +161,8 @@ impl Pacer {
         Pacer {
             per_second: per_second.max(1) as usize,
             per_minute: per_minute.max(1) as usize,
-            sent: tokio::sync::Mutex::new(VecDeque::new()),
+            turn: tokio::sync::Mutex::new(()),
+            sent: Mutex::new(VecDeque::new()),
             held_until: Mutex::new(None),
         }
     }
@@ -155,46 +176,71 @@ impl Pacer {
         }
     }
 
+    /// Our requests sent within the last `window`.
+    pub fn sent_within(&self, window: Duration) -> usize {
+        let now = Instant::now();
+        let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        sent.iter()
+            .rev()
+            .take_while(|t| now.saturating_duration_since(**t) < window)
+            .count()
+    }
+
+    /// Which window a 429 answered now most likely means: the per-second one when at least
+    /// `per_second` of our requests left within the last two (long) seconds, since only then
+    /// can latency have made more than `per_second` of them arrive within one.
+    pub fn likely_window(&self) -> Window {
+        if self.sent_within(SECOND * 2) >= self.per_second {
+            Window::Second
+        } else {
+            Window::Minute
+        }
+    }
+
     /// Waits until the gate is open and one more request fits both windows, and counts it as
     /// sent.
     pub async fn acquire(&self) {
-        let mut sent = self.sent.lock().await;
+        let _turn = self.turn.lock().await;
         loop {
             let held = *self.held_until.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(until) = held.filter(|t| *t > Instant::now()) {
                 tokio::time::sleep_until(until).await;
                 continue;
             }
-            let now = Instant::now();
-            while sent
-                .front()
-                .is_some_and(|t| now.saturating_duration_since(*t) >= MINUTE)
-            {
-                sent.pop_front();
-            }
-            let in_second = sent
-                .iter()
-                .rev()
-                .take_while(|t| now.saturating_duration_since(**t) < SECOND)
-                .count();
-            let wait_until = if sent.len() >= self.per_minute {
-                sent.front().map(|t| *t + MINUTE)
-            } else if in_second >= self.per_second {
-                // The oldest of the last second's requests leaves the window first.
-                sent.iter()
-                    .rev()
-                    .nth(self.per_second - 1)
-                    .map(|t| *t + SECOND)
-            } else {
-                None
-            };
-            match wait_until {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => {
-                    sent.push_back(now);
-                    return;
+            let wait_until = {
+                let now = Instant::now();
+                let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+                while sent
+                    .front()
+                    .is_some_and(|t| now.saturating_duration_since(*t) >= MINUTE)
+                {
+                    sent.pop_front();
                 }
-            }
+                let in_second = sent
+                    .iter()
+                    .rev()
+                    .take_while(|t| now.saturating_duration_since(**t) < SECOND)
+                    .count();
+                let wait_until = if sent.len() >= self.per_minute {
+                    sent.front().map(|t| *t + MINUTE)
+                } else if in_second >= self.per_second {
+                    // The oldest of the last second's requests leaves the window first.
+                    sent.iter()
+                        .rev()
+                        .nth(self.per_second - 1)
+                        .map(|t| *t + SECOND)
+                } else {
+                    None
+                };
+                match wait_until {
+                    Some(t) => t,
+                    None => {
+                        sent.push_back(now);
+                        return;
+                    }
+                }
+            };
+            tokio::time::sleep_until(wait_until).await;
         }
     }
 }
@@ -303,23 +349,55 @@ mod tests {
     }
 
     #[test]
-    fn a_429_waits_for_the_minute_window_doubling_and_jittered() {
-        // Never the transport's one second: the first waits out a whole minute window.
-        assert_eq!(rate_limited_wait(1, 0.0), MINUTE);
-        assert!(rate_limited_wait(1, 0.5) > MINUTE);
-        assert!(rate_limited_wait(1, 1.0) <= MINUTE.mul_f64(1.2));
-        assert_eq!(rate_limited_wait(2, 0.0), MINUTE * 2);
-        assert_eq!(rate_limited_wait(3, 0.0), MINUTE * 4);
-        assert_eq!(rate_limited_wait(4, 0.0), MAX_RATE_LIMITED_WAIT);
-        assert_eq!(rate_limited_wait(u32::MAX, 1.0), MAX_RATE_LIMITED_WAIT);
+    fn a_429_waits_for_the_window_it_means_doubling_and_jittered() {
+        use Window::*;
+        // Never the transport's one second. A per-second 429 waits two long seconds ...
+        assert_eq!(rate_limited_wait(1, Second, 0.0), SECOND * 2);
+        // ... anything else a whole minute window, and so does a second 429 of either.
+        assert_eq!(rate_limited_wait(1, Minute, 0.0), MINUTE);
+        assert_eq!(rate_limited_wait(2, Second, 0.0), MINUTE);
+        assert!(rate_limited_wait(1, Minute, 0.5) > MINUTE);
+        assert!(rate_limited_wait(1, Minute, 1.0) <= MINUTE.mul_f64(1.2));
+        assert_eq!(rate_limited_wait(2, Minute, 0.0), MINUTE * 2);
+        assert_eq!(rate_limited_wait(3, Minute, 0.0), MINUTE * 4);
+        assert_eq!(rate_limited_wait(3, Second, 0.0), MINUTE * 2);
+        assert_eq!(rate_limited_wait(4, Minute, 0.0), MAX_RATE_LIMITED_WAIT);
+        assert_eq!(
+            rate_limited_wait(u32::MAX, Minute, 1.0),
+            MAX_RATE_LIMITED_WAIT
+        );
+        assert_eq!(
+            rate_limited_wait(u32::MAX, Second, 1.0),
+            MAX_RATE_LIMITED_WAIT
+        );
         // Jitter never shortens a window and odd jitter is harmless.
         for j in [f64::NAN, -1.0, f64::INFINITY, 7.0] {
-            let w = rate_limited_wait(1, j);
+            let w = rate_limited_wait(1, Minute, j);
             assert!(w >= MINUTE && w <= MINUTE.mul_f64(1.2), "{j}: {w:?}");
         }
-        for n in 1..10 {
-            assert!(rate_limited_wait(n + 1, 0.0) >= rate_limited_wait(n, 0.0));
+        for first in [Second, Minute] {
+            for n in 1..10 {
+                assert!(rate_limited_wait(n + 1, first, 0.0) >= rate_limited_wait(n, first, 0.0));
+            }
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_window_a_429_means_is_judged_from_our_own_pace() {
+        let p = Pacer::new(4, 50);
+        p.acquire().await;
+        assert_eq!(
+            p.likely_window(),
+            Window::Minute,
+            "one request cannot fill a second"
+        );
+        for _ in 0..3 {
+            p.acquire().await;
+        }
+        assert_eq!(p.sent_within(SECOND), 4);
+        assert_eq!(p.likely_window(), Window::Second, "at the per-second pace");
+        tokio::time::sleep(SECOND * 2).await;
+        assert_eq!(p.likely_window(), Window::Minute);
     }
 
     #[tokio::test(start_paused = true)]

@@ -139,7 +139,8 @@ impl KnowBe4Client {
 
     /// One GET under `/v1/`, paced, counted against the daily quota, with the key as bearer.
     /// A 429 without `Retry-After` (the transport hands it back, see [`super::http`]) closes
-    /// the account's gate for the window the limits imply ([`rate_limited_wait`]) and the
+    /// the account's gate for the window the limits imply ([`rate_limited_wait`]: two
+    /// seconds when we were sending at the per-second limit, else the minute) and the
     /// request is sent again, at most `poll.max_attempts` times in all; a wait that would
     /// outlast the poll's deadline is not started: the 429 stands.
     async fn get(
@@ -149,6 +150,7 @@ impl KnowBe4Client {
     ) -> Result<bytes::Bytes, FetchError> {
         let url = format!("{}/v1/{endpoint}", self.config.base_url);
         let mut refused = 0u32;
+        let mut first_window = None;
         loop {
             let quota = self.quota();
             if self.daily.used() >= quota {
@@ -190,7 +192,8 @@ impl KnowBe4Client {
                 );
                 return Err(self.explain(FetchError { message, ..e }));
             }
-            let wait = rate_limited_wait(refused, rand::thread_rng().gen_range(0.0..1.0));
+            let first = *first_window.get_or_insert_with(|| self.pacer.likely_window());
+            let wait = rate_limited_wait(refused, first, rand::thread_rng().gen_range(0.0..1.0));
             let until = Instant::now() + wait;
             let deadline = *self.poll_deadline.lock().unwrap_or_else(|e| e.into_inner());
             if deadline.is_some_and(|d| until >= d) {
@@ -198,14 +201,17 @@ impl KnowBe4Client {
                     "{} (not retried: waiting {} for KnowBe4's rate-limit window would outlast \
                      the poll's deadline, poll.deadline)",
                     e.message,
-                    humantime::format_duration(std::time::Duration::from_secs(wait.as_secs()))
+                    humantime::format_duration(std::time::Duration::from_millis(
+                        wait.as_millis() as u64
+                    ))
                 );
                 return Err(self.explain(FetchError { message, ..e }));
             }
             tracing::info!(
                 source = %self.key,
                 endpoint,
-                wait_s = wait.as_secs(),
+                window = ?first,
+                wait_ms = wait.as_millis() as u64,
                 "KnowBe4 answered 429 without Retry-After; waiting for its rate-limit window"
             );
             self.pacer.hold_until(until);
