@@ -570,6 +570,32 @@ fn world_readable(path: &Path) -> bool {
     false
 }
 
+/// Who besides the exporter may read the secret file at `path`, in words with its mode
+/// ("other users (mode 0644)"), or `None` when nobody may. Group bits count unless the file's
+/// group is the exporter's own (effective) group: Kubernetes mounts secrets `0440` with the
+/// pod's `fsGroup`, and a service account's own group is how a unit file shares a key with it.
+/// Only the metadata is read, never the content.
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let mode = meta.mode() & 0o7777;
+    let own_group = meta.gid() == rustix::process::getegid().as_raw();
+    let who = if mode & 0o007 != 0 {
+        "other users"
+    } else if mode & 0o070 != 0 && !own_group {
+        "its group, which is not the exporter's own"
+    } else {
+        return None;
+    };
+    Some(format!("{who} (mode {mode:04o})"))
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_: &Path) -> Option<String> {
+    None
+}
+
 /// Checks a listen address (`server.listen`, `--web.listen-address`) without binding it:
 /// `host:port` with an IP address, `[v6]:port` or a host name.
 pub fn check_listen_address(listen: &str) -> Result<(), String> {
@@ -948,6 +974,15 @@ impl Secrets<'_> {
                     return None;
                 }
             };
+            if let Some(who) = readable_by_others(&full) {
+                self.ctx.warn(format!(
+                    "key `{}`{}: the secret file {} is open to {who}; chmod 600 it (or 640 with \
+                     the exporter's own group)",
+                    o.key,
+                    at_line(o.line),
+                    full.display()
+                ));
+            }
             match std::str::from_utf8(&bytes) {
                 Ok(t) => (Zeroizing::new(t.trim().to_string()), file_key, false, o),
                 Err(_) => {

@@ -481,3 +481,51 @@ fn no_secret_key_in_any_form_echoes_its_value() {
         }
     }
 }
+
+/// A `*_file` secret that others may read is warned about (never refused), naming the key, its
+/// line and the file, never the content. Group bits are fine when the group is the exporter's
+/// own (Kubernetes mounts secrets 0440 with the pod's fsGroup).
+#[cfg(unix)]
+#[test]
+fn secret_files_open_to_others_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("cp.token");
+    std::fs::write(&secret, format!("{SENTINEL}\n")).unwrap();
+    let text = format!(
+        "[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken_file = \"{}\"\n",
+        secret.display()
+    );
+    let warnings = |mode: u32| {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+        let report = config::check_text(&text, "t.toml", dir.path());
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert!(report.config.is_some(), "a warning, not a failure");
+        let w = report.warnings.join("\n");
+        assert!(!w.contains(SENTINEL), "content echoed: {w}");
+        w
+    };
+    let w = warnings(0o644);
+    assert!(
+        w.contains("`cyberpilot[0].token_file` (line 4)")
+            && w.contains(&secret.display().to_string())
+            && w.contains("other users (mode 0644)")
+            && w.contains("chmod 600"),
+        "{w}"
+    );
+    assert!(warnings(0o604).contains("mode 0604"));
+    assert_eq!(warnings(0o600), "");
+    assert_eq!(warnings(0o400), "");
+    // The file was made by this process: its group is the exporter's own.
+    assert_eq!(warnings(0o640), "");
+    assert_eq!(warnings(0o440), "");
+    if rustix::process::geteuid().is_root() {
+        // Another group may read it: warned about.
+        std::os::unix::fs::chown(&secret, None, Some(54_321)).unwrap();
+        let w = warnings(0o640);
+        assert!(
+            w.contains("its group, which is not the exporter's own (mode 0640)"),
+            "{w}"
+        );
+    }
+}

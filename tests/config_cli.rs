@@ -234,3 +234,39 @@ fn the_binary_lists_every_registered_platform() {
         assert!(help.contains(v.title()), "{}: {help}", v.title());
     }
 }
+
+/// `--check-config` warns about a `*_file` secret that others may read and still says the
+/// config is valid (exit 0); the warning names the key and the file, never the content.
+#[cfg(unix)]
+#[test]
+fn check_config_warns_about_a_secret_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("cp.token");
+    std::fs::write(&secret, SENTINEL).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken_file = \"cp.token\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = exporter(&["--check-config"], &path);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("is valid"), "{stdout}");
+    assert!(
+        stderr.contains("warning: key `cyberpilot[0].token_file` (line 4)")
+            && stderr.contains(&secret.display().to_string())
+            && stderr.contains("mode 0644"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains(SENTINEL) && !stderr.contains(SENTINEL));
+
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = exporter(&["--check-config"], &path);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(!stderr.contains("token_file"), "{stderr}");
+}
