@@ -20,11 +20,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use awareness_exporter::app::{self, Exporter};
 use awareness_exporter::config::{self, Config, MetricsConfig};
-use awareness_exporter::snapshot::{Platform, SourceKey};
+use awareness_exporter::model::{Platform, PollOutcome, SectionOutcome, SourceKey};
 use awareness_exporter::sources::cyberpilot::metrics as cp_metrics;
 use awareness_exporter::sources::cyberpilot::models::UserSummary;
 use awareness_exporter::stats::ApiStats;
-use awareness_exporter::store::{PollOutcome, SectionOutcome, Store};
+use awareness_exporter::store::Store;
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
 use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
 use awareness_sim::Population;

@@ -24,7 +24,7 @@ use crate::stats::ApiStats;
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(120);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-pub use crate::model::FetchError;
+use crate::model::FetchError;
 
 /// A successful (2xx) answer with its body read in full.
 #[derive(Debug)]

@@ -144,7 +144,7 @@ p.demo {{ background: #fff8c5; padding: 4px 8px; }}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::Platform;
+    use crate::model::Platform;
 
     #[test]
     fn escapes_everything_shown() {

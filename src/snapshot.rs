@@ -11,9 +11,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::exposition::Format;
 
-// Identity types live in `crate::model`; re-exported here for older import paths.
-pub use crate::model::{Platform, SourceKey};
-
 /// The metric types a section can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetricType {

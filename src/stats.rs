@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-pub use crate::model::FailureReason;
+use crate::model::FailureReason;
 
 /// Monotonic counters of one source, by endpoint.
 #[derive(Debug, Default)]

@@ -5,11 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::model::{FailureReason, PollError, SectionError, SourceInfo, SourceKey};
+use crate::model::{FailureReason, PollError, PollOutcome, SectionError, SourceInfo, SourceKey};
 use crate::snapshot::{merge, MetricsBuilder, Rendered};
 use crate::stats::ApiStats;
-
-pub use crate::model::{PollOutcome, SectionOutcome};
 
 /// What the landing page and the health metrics show about a source.
 #[derive(Debug, Clone, Default)]
@@ -538,7 +536,7 @@ fn expired(section: &Section, now: SystemTime, max_age: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::Platform;
+    use crate::model::{Platform, SectionOutcome};
 
     fn data(v: f64) -> Rendered {
         let mut b = MetricsBuilder::new();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use awareness_exporter::app::{self, Exporter};
-use awareness_exporter::stats::FailureReason;
+use awareness_exporter::model::FailureReason;
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
 use awareness_sim::{Population, SimServer};
 use common::*;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use awareness_exporter::stats::FailureReason;
+use awareness_exporter::model::FailureReason;
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
 use awareness_sim::{Fault, Population, SimServer};
 use common::*;
@@ -344,7 +344,7 @@ async fn shifting_server(
     (url, calls)
 }
 
-fn overdue_total(outcome: &awareness_exporter::store::PollOutcome) -> f64 {
+fn overdue_total(outcome: &awareness_exporter::model::PollOutcome) -> f64 {
     samples(&text_of(outcome))
         .iter()
         .filter(|(k, _)| k.starts_with("awareness_cyberpilot_courses_overdue{"))

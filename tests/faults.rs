@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use awareness_exporter::app::{self, Exporter};
-use awareness_exporter::stats::FailureReason;
+use awareness_exporter::model::FailureReason;
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
 use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
 use awareness_sim::{Fault, Population, SimServer};

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use awareness_exporter::config::{MetricsConfig, PollConfig, SourceConfig};
+use awareness_exporter::model::{FailureReason, PollOutcome};
 use awareness_exporter::sources::knowbe4::config::KnowBe4Config;
 use awareness_exporter::sources::knowbe4::VENDOR as KNOWBE4;
 use awareness_exporter::sources::Source;
-use awareness_exporter::stats::{ApiStats, FailureReason};
-use awareness_exporter::store::PollOutcome;
+use awareness_exporter::stats::ApiStats;
 use awareness_sim::knowbe4::{self, KnowBe4Options, KnowBe4Tenant};
 use awareness_sim::{Fault, Population, SimServer};
 use common::*;

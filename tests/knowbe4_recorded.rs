@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use awareness_exporter::config::MetricsConfig;
-use awareness_exporter::snapshot::{MetricsBuilder, SourceKey};
+use awareness_exporter::model::SourceKey;
+use awareness_exporter::snapshot::MetricsBuilder;
 use awareness_exporter::sources::aggregate::SeenIds;
 use awareness_exporter::sources::decode::RowBudget;
 use awareness_exporter::sources::knowbe4;

@@ -127,6 +127,24 @@ fn the_layers_import_one_way() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// The types of src/model.rs have one path (issue 14 point 2): no module re-exports them under
+/// its own name (`snapshot::SourceKey`, `store::PollOutcome`, …), so every file imports
+/// `crate::model` / `awareness_exporter::model`.
+#[test]
+fn the_model_types_have_one_path() {
+    let mut wrong = Vec::new();
+    for path in files("src") {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines().map(str::trim_start) {
+            let reexport = line.starts_with("pub use") || line.starts_with("pub(crate) use");
+            if reexport && line.contains("model::") {
+                wrong.push(format!("{}: {line}", path.display()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
 /// The core knows vendors only through the registry (issue 14 point 1): no file outside
 /// src/sources/ names a registered platform in its code (comments and `#[cfg(test)]` modules
 /// left out).

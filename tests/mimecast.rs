@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use awareness_exporter::stats::FailureReason;
+use awareness_exporter::model::FailureReason;
 use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
 use awareness_sim::{Fault, Population, SimServer};
 use common::*;

@@ -6,8 +6,8 @@ mod common;
 
 use std::sync::Arc;
 
-use awareness_exporter::model::PollOutcome;
-use awareness_exporter::stats::{ApiStats, FailureReason};
+use awareness_exporter::model::{FailureReason, PollOutcome};
+use awareness_exporter::stats::ApiStats;
 use awareness_sim::mimecast::{self, SimAuth};
 use awareness_sim::replay::{self, Recorded, Replay};
 use awareness_sim::SimServer;
@@ -89,7 +89,7 @@ fn requests_to(replay: &Replay, endpoint: &str) -> Vec<Value> {
         .collect()
 }
 
-fn error_of(outcome: &awareness_exporter::store::PollOutcome) -> String {
+fn error_of(outcome: &PollOutcome) -> String {
     outcome.first_error().unwrap_or_default()
 }
 

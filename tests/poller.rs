@@ -10,10 +10,11 @@ use std::time::{Duration, SystemTime};
 
 use awareness_exporter::app::Exporter;
 use awareness_exporter::config;
+use awareness_exporter::model::{Platform, PollOutcome, SectionOutcome, SourceInfo, SourceKey};
 use awareness_exporter::poller::{self, Schedule};
-use awareness_exporter::snapshot::{MetricsBuilder, Platform, SourceKey};
-use awareness_exporter::sources::{Source, SourceInfo};
-use awareness_exporter::store::{PollOutcome, SectionOutcome, Store};
+use awareness_exporter::snapshot::MetricsBuilder;
+use awareness_exporter::sources::Source;
+use awareness_exporter::store::Store;
 use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
 use awareness_sim::{Fault, Population};
 use common::*;

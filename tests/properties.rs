@@ -2,7 +2,7 @@
 //! panic. A bounded number of cases runs in the normal test suite.
 
 use awareness_exporter::config;
-use awareness_exporter::snapshot::{Platform, SourceKey};
+use awareness_exporter::model::{Platform, SourceKey};
 use awareness_exporter::sources::cyberpilot::{metrics as cp_metrics, models as cp};
 use awareness_exporter::sources::mimecast::models as mc;
 use proptest::prelude::*;

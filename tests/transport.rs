@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use awareness_exporter::http::{self, Transport, TransportSettings};
-use awareness_exporter::stats::{ApiStats, FailureReason};
+use awareness_exporter::model::FailureReason;
+use awareness_exporter::stats::ApiStats;
 use awareness_sim::toml_str;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};

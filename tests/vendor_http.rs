@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use awareness_exporter::http::{self, Transport, TransportSettings, VendorError, VendorHttp};
+use awareness_exporter::model::{FailureReason, FetchError};
 use awareness_exporter::sources::registry;
-use awareness_exporter::stats::{ApiStats, FailureReason};
+use awareness_exporter::stats::ApiStats;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
@@ -68,7 +69,7 @@ impl VendorHttp for Toy {
 
 static TOY: Toy = Toy;
 
-async fn fetch(t: &Transport, addr: SocketAddr) -> http::FetchError {
+async fn fetch(t: &Transport, addr: SocketAddr) -> FetchError {
     let url = format!("http://{addr}/x");
     t.send("x", || t.client().get(&url)).await.unwrap_err()
 }
@@ -192,12 +193,7 @@ async fn a_refused_bearer_token_is_renewed_once_and_only_once() {
     let e = t
         .send_with_bearer(
             "x",
-            || async {
-                Err(http::FetchError::new(
-                    FailureReason::Timeout,
-                    "token timed out",
-                ))
-            },
+            || async { Err(FetchError::new(FailureReason::Timeout, "token timed out")) },
             |_| async { true },
             || t.client().get(&url),
         )

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::snapshot::SourceKey;
+use crate::model::SourceKey;
 use crate::sources::labels::OTHER;
 use crate::stats::ApiStats;
 
@@ -298,7 +298,7 @@ pub fn take<A: Default>(acc: &Mutex<A>) -> A {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::Platform;
+    use crate::model::Platform;
 
     #[test]
     fn seen_ids_drop_repeats_only() {

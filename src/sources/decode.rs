@@ -14,8 +14,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 
-use crate::http::FetchError;
-use crate::stats::FailureReason;
+use crate::model::{FailureReason, FetchError};
 
 /// Runs page decoding on the blocking pool, a bounded number at a time.
 #[derive(Clone)]

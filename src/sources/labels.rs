@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::snapshot::SourceKey;
+use crate::model::SourceKey;
 use crate::stats::ApiStats;
 
 /// The value the rarest label values are folded into.
@@ -52,7 +52,7 @@ pub fn fold_rare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::Platform;
+    use crate::model::Platform;
 
     #[test]
     fn the_most_common_values_stay_and_the_rest_fold() {

@@ -37,8 +37,6 @@ pub trait Source: Send + Sync {
     }
 }
 
-pub use crate::model::SourceInfo;
-
 /// A URL fit to show: without user, password, query or fragment.
 pub fn public_url(url: &str) -> String {
     match reqwest::Url::parse(url) {

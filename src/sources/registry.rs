@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use crate::config::Block;
 use crate::http::{PlainHttp, VendorHttp};
-use crate::model::Platform;
-use crate::sources::{cyberpilot, knowbe4, mimecast, Source, SourceContext, SourceInfo};
+use crate::model::{Platform, SourceInfo};
+use crate::sources::{cyberpilot, knowbe4, mimecast, Source, SourceContext};
 
 /// Every vendor the exporter can poll, in the order their `[[table]]` blocks are read. Adding a
 /// platform adds one line here.

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use awareness_exporter::config::{self, Config, MetricsConfig, PollConfig, SourceConfig};
+use awareness_exporter::model::PollOutcome;
 use awareness_exporter::snapshot::Rendered;
 use awareness_exporter::sources::{self, Source, SourceContext};
 use awareness_exporter::stats::ApiStats;
-use awareness_exporter::store::PollOutcome;
 use awareness_sim::Tenant;
 
 /// The config text polling `tenant`: `settings` first (e.g. `[poll]` or `[metrics]` tables),

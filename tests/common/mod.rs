@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use awareness_exporter::config::{self, Config};
-use awareness_exporter::model::SourceKey;
+use awareness_exporter::model::{PollOutcome, SourceKey};
 use awareness_exporter::stats::ApiStats;
-use awareness_exporter::store::{PollOutcome, Store};
+use awareness_exporter::store::Store;
 
 // Not every test binary uses it.
 #[allow(unused_imports)]

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Block, Secret};
+use crate::model::SourceInfo;
 use crate::sources::registry::AccountConfig;
-use crate::sources::{public_url, Source, SourceContext, SourceInfo};
+use crate::sources::{public_url, Source, SourceContext};
 
 pub const DEFAULT_URL: &str = "https://api.app.cyberpilot.io";
 

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use super::models::UserSummary;
 use crate::config::MetricsConfig;
-use crate::snapshot::{MetricsBuilder, Rendered, SourceKey};
+use crate::model::SourceKey;
+use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::sources::aggregate::{ByLabel, Merge, SeenIds, UserRows};
 use crate::sources::order_free_sum::OrderFreeSum;
 use crate::stats::ApiStats;
@@ -275,7 +276,8 @@ fn render_totals(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{merge, Platform};
+    use crate::model::Platform;
+    use crate::snapshot::merge;
     use crate::sources::cyberpilot::models::{Branch, UserInfo};
 
     fn user(id: &str, branch: &str, overdue: f64) -> UserSummary {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
-use crate::http::{FetchError, Transport};
-use crate::model::{FailureReason, Platform, PollOutcome, SectionOutcome, SourceKey};
+use crate::http::Transport;
+use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::sources::aggregate::{self, Shared};
 use crate::sources::decode::PageError;
 use crate::sources::decode::{too_many_rows, Decoder, RowBudget};

@@ -11,11 +11,11 @@ use super::config::{KnowBe4Config, MAX_PAGE_SIZE};
 use super::models::{Account, Row};
 use super::page::{self, PageError};
 use crate::config::PollConfig;
-use crate::http::{FetchError, Transport};
-use crate::snapshot::SourceKey;
+use crate::http::Transport;
+use crate::model::{FailureReason, FetchError, SourceKey};
 use crate::sources::aggregate::SeenIds;
 use crate::sources::decode::{too_many_rows, Decoder, RowBudget};
-use crate::stats::{ApiStats, FailureReason};
+use crate::stats::ApiStats;
 
 /// The endpoint label of each request, as the path under `/v1/`.
 pub const ACCOUNT: &str = "account";

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use super::budget::{self, daily_quota, requests_per_poll, Plan, PlanSections};
 use crate::config::{Block, Secret};
+use crate::model::SourceInfo;
 use crate::sources::registry::AccountConfig;
-use crate::sources::{public_url, Source, SourceContext, SourceInfo};
+use crate::sources::{public_url, Source, SourceContext};
 
 /// Regional hosts, by the region of the account (the console's host tells it:
 /// `training.knowbe4.com` is us, `eu.knowbe4.com` eu, and so on).

@@ -9,7 +9,8 @@ use super::models::{
     status_label, Account, Enrollment, Group, SecurityTest, TrainingCampaign, User,
 };
 use crate::config::MetricsConfig;
-use crate::snapshot::{MetricsBuilder, SourceKey};
+use crate::model::SourceKey;
+use crate::snapshot::MetricsBuilder;
 use crate::sources::aggregate::SeenIds;
 use crate::sources::cap_users;
 use crate::sources::labels::OTHER;

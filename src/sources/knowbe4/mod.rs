@@ -16,8 +16,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use crate::http::FetchError;
-use crate::model::{FailureReason, Platform, PollOutcome, SectionOutcome, SourceKey};
+use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::sources::registry::{AccountConfig, Vendor};
 use crate::sources::{Source, SourceContext};

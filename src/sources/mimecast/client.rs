@@ -10,13 +10,13 @@ use super::errors::{describe, errors_of, reason_of, should_retry};
 use super::models::{Envelope, Identified};
 use super::page::{self, PageError};
 use crate::config::PollConfig;
-use crate::http::{FetchError, Transport};
-use crate::snapshot::SourceKey;
+use crate::http::Transport;
+use crate::model::{FailureReason, FetchError, SourceKey};
 use crate::sources::aggregate;
 use crate::sources::decode::{too_many_rows, Decoder, RowBudget};
 use crate::sources::lenient;
 use crate::sources::token::{parse_token_response, TokenCache};
-use crate::stats::{ApiStats, FailureReason};
+use crate::stats::ApiStats;
 
 pub const API_PREFIX: &str = "/api/awareness-training/";
 pub const ENDPOINT_TOKEN: &str = "oauth/token";

@@ -6,8 +6,9 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use crate::config::{Block, Secret};
+use crate::model::SourceInfo;
 use crate::sources::registry::AccountConfig;
-use crate::sources::{public_url, Source, SourceContext, SourceInfo};
+use crate::sources::{public_url, Source, SourceContext};
 
 pub const DEFAULT_URL: &str = "https://api.services.mimecast.com";
 

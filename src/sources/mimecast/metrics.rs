@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use super::models::*;
 use crate::config::MetricsConfig;
-use crate::snapshot::{MetricsBuilder, SourceKey};
+use crate::model::SourceKey;
+use crate::snapshot::MetricsBuilder;
 use crate::sources::aggregate::{ByLabel, Merge, SeenIds, UserRows};
 use crate::stats::ApiStats;
 
@@ -597,7 +598,8 @@ pub fn phishing_departments(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{merge, Platform};
+    use crate::model::Platform;
+    use crate::snapshot::merge;
 
     fn row(email: &str, department: &str, not_watched: f64, state: &str) -> PerformanceRow {
         PerformanceRow {

@@ -17,8 +17,8 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::json;
 
-use crate::http::{FetchError, VendorHttp};
-use crate::model::{Platform, PollOutcome, SectionOutcome, SourceKey};
+use crate::http::VendorHttp;
+use crate::model::{FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::sources::aggregate::{lock, shared, take};
 use crate::sources::registry::{AccountConfig, Vendor};
