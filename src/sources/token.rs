@@ -7,6 +7,7 @@ use base64::Engine;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+use zeroize::Zeroizing;
 
 use crate::http::{Reply, Transport};
 use crate::model::FailureReason;
@@ -27,9 +28,11 @@ pub fn clamp_lifetime(secs: f64) -> Option<Duration> {
     Some(Duration::try_from_secs_f64(secs).map_or(MAX_LIFETIME, |d| d.min(MAX_LIFETIME)))
 }
 
+/// The token kept between requests, for up to its lifetime: zeroized when replaced or
+/// dropped (the copies handed to a request live only as long as it).
 #[derive(Debug)]
 struct Cached {
-    value: String,
+    value: Zeroizing<String>,
     refresh_at: Instant,
 }
 
@@ -68,7 +71,7 @@ impl TokenCache {
         }
         if let Some(c) = guard.cached.as_ref() {
             if Instant::now() < c.refresh_at {
-                return Ok(c.value.clone());
+                return Ok(c.value.to_string());
             }
         }
         let issued = match fetch().await {
@@ -84,7 +87,7 @@ impl TokenCache {
             .unwrap_or(DEFAULT_LIFETIME);
         let value = issued.value;
         guard.cached = Some(Cached {
-            value: value.clone(),
+            value: Zeroizing::new(value.clone()),
             refresh_at: Instant::now() + refresh_after(lifetime),
         });
         Ok(value)
@@ -100,7 +103,7 @@ impl TokenCache {
     /// refused together cause one renewal, not one each.
     pub async fn invalidate(&self, rejected: &str) {
         let mut guard = self.inner.lock().await;
-        if guard.cached.as_ref().is_some_and(|c| c.value == rejected) {
+        if guard.cached.as_ref().is_some_and(|c| *c.value == rejected) {
             guard.cached = None;
         }
     }
@@ -196,6 +199,23 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         assert_eq!(jwt_lifetime(&token, now), Some(Duration::from_secs(100)));
         assert_eq!(jwt_lifetime("opaque-token", now), None);
+    }
+
+    #[tokio::test]
+    async fn the_cached_token_is_zeroized_when_dropped() {
+        fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        let cache = TokenCache::default();
+        let fetch = || async {
+            Ok(Issued {
+                value: "tok".into(),
+                lifetime: None,
+            })
+        };
+        assert_eq!(cache.get(fetch).await.unwrap(), "tok");
+        let guard = cache.inner.lock().await;
+        let cached = guard.cached.as_ref().unwrap();
+        zeroized_on_drop(&cached.value);
+        assert_eq!(cached.value.as_str(), "tok");
     }
 
     #[tokio::test]

@@ -27,7 +27,8 @@ pub struct MimecastClient {
     transport: Transport,
     stats: std::sync::Arc<ApiStats>,
     token: TokenCache,
-    secret_key: Option<Vec<u8>>,
+    /// The decoded HMAC key (API 1.0), zeroized when the client is dropped.
+    secret_key: Option<zeroize::Zeroizing<Vec<u8>>>,
     max_pages: usize,
     decoder: Decoder,
     /// `poll.max_rows`, counted over the poll (all sections).
@@ -56,7 +57,9 @@ impl MimecastClient {
         poll: &PollConfig,
     ) -> Self {
         let secret_key = match &config.auth {
-            MimecastAuth::Hmac { secret_key, .. } => decode_secret_key(secret_key.expose()),
+            MimecastAuth::Hmac { secret_key, .. } => {
+                decode_secret_key(secret_key.expose()).map(zeroize::Zeroizing::new)
+            }
             MimecastAuth::OAuth2 { .. } => None,
         };
         MimecastClient {
