@@ -37,6 +37,22 @@ pub trait Source: Send + Sync {
     }
 }
 
+/// The sections a poll wants, for a vendor whose sections are its configured endpoint groups
+/// (Mimecast, KnowBe4): those of `configured` that `wanted` names, in configured order, with
+/// their names. Both are empty when it wants none of them.
+pub fn wanted_sections<E: Copy>(
+    configured: &[E],
+    wanted: &[&str],
+    name: fn(E) -> &'static str,
+) -> (Vec<E>, Vec<&'static str>) {
+    configured
+        .iter()
+        .copied()
+        .filter(|e| wanted.contains(&name(*e)))
+        .map(|e| (e, name(e)))
+        .unzip()
+}
+
 /// A URL fit to show: without user, password, query or fragment.
 pub fn public_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
@@ -120,4 +136,36 @@ pub fn cap_users<T>(key: &SourceKey, mut rows: Vec<(String, T)>, max: usize) -> 
         rows.truncate(max);
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wanted_sections_keep_the_configured_order() {
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        enum E {
+            A,
+            B,
+            C,
+        }
+        fn name(e: E) -> &'static str {
+            match e {
+                E::A => "a",
+                E::B => "b",
+                E::C => "c",
+            }
+        }
+        let all = [E::A, E::B, E::C];
+        assert_eq!(
+            wanted_sections(&all, &["c", "a", "unknown"], name),
+            (vec![E::A, E::C], vec!["a", "c"])
+        );
+        assert_eq!(wanted_sections(&all, &["x"], name), (vec![], vec![]));
+        assert_eq!(
+            wanted_sections(&[E::B], &["a", "b", "c"], name),
+            (vec![E::B], vec!["b"])
+        );
+    }
 }

@@ -209,17 +209,11 @@ impl Source for KnowBe4Source {
 
     fn poll_sections(&self, wanted: Vec<&'static str>) -> BoxFuture<'_, PollOutcome> {
         async move {
-            let endpoints: Vec<Endpoint> = self
-                .config
-                .endpoints
-                .iter()
-                .copied()
-                .filter(|e| wanted.contains(&e.name()))
-                .collect();
+            let (endpoints, names) =
+                crate::sources::wanted_sections(&self.config.endpoints, &wanted, Endpoint::name);
             if endpoints.is_empty() {
                 return PollOutcome::default();
             }
-            let names: Vec<&'static str> = endpoints.iter().map(|e| e.name()).collect();
             // The poller ends the poll after this long (see poller::Schedule): no wait for a
             // rate-limit window may outlast it.
             self.client

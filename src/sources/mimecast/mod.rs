@@ -256,17 +256,14 @@ impl Source for MimecastSource {
 
     fn poll_sections(&self, wanted: Vec<&'static str>) -> BoxFuture<'_, PollOutcome> {
         async move {
-            let endpoints: Vec<MimecastEndpoint> = self
-                .config
-                .endpoints
-                .iter()
-                .copied()
-                .filter(|e| wanted.contains(&e.name()))
-                .collect();
+            let (endpoints, names) = crate::sources::wanted_sections(
+                &self.config.endpoints,
+                &wanted,
+                MimecastEndpoint::name,
+            );
             if endpoints.is_empty() {
                 return PollOutcome::default();
             }
-            let names: Vec<&'static str> = endpoints.iter().map(|e| e.name()).collect();
             if let Err(e) = self.client.authenticate().await {
                 return PollOutcome::all_failed(&names, e);
             }
