@@ -22,6 +22,17 @@ use crate::control::is_garbage_row;
 use crate::population::Population;
 use crate::{after_latency, data_response, malformed_response, respond};
 
+/// Mimecast's 429: `err_xdk_rate_limit_exceeded`, retryable.
+fn rate_limit_exceeded() -> Response {
+    fail(
+        StatusCode::TOO_MANY_REQUESTS,
+        429,
+        "err_xdk_rate_limit_exceeded",
+        "Rate limit exceeded",
+        true,
+    )
+}
+
 /// Every request: accounting, latency, quota, faults, then the token endpoint or the API.
 pub(super) async fn handle(State(sim): State<Arc<MimecastSim>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
@@ -40,13 +51,7 @@ pub(super) async fn handle(State(sim): State<Arc<MimecastSim>>, req: Request) ->
             );
         }
         if is_api && !info.allowed {
-            let resp = fail(
-                StatusCode::TOO_MANY_REQUESTS,
-                429,
-                "err_xdk_rate_limit_exceeded",
-                "Rate limit exceeded",
-                true,
-            );
+            let resp = rate_limit_exceeded();
             return with_rate_headers(resp, &info);
         }
         let resp = if is_token {
@@ -88,13 +93,7 @@ async fn api(sim: &MimecastSim, path: &str, req: Request) -> Result<Response, Re
         ));
     }
     if let Some(reset_ms) = control.take_rate_limit() {
-        let resp = fail(
-            StatusCode::TOO_MANY_REQUESTS,
-            429,
-            "err_xdk_rate_limit_exceeded",
-            "Rate limit exceeded",
-            true,
-        );
+        let resp = rate_limit_exceeded();
         let info = RateInfo {
             allowed: false,
             limit: sim.options.rate_limit,
