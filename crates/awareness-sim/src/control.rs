@@ -77,6 +77,9 @@ pub struct Control {
     /// client sees as the vendor's latency, before the bytes travel).
     answered: AtomicU64,
     answer_time_us: AtomicU64,
+    /// Benchmarks: replay answers from memory (see [`crate::answer_cache`]).
+    answer_cache_on: AtomicBool,
+    answers: crate::answer_cache::AnswerCache,
     token_generation: AtomicU64,
     refuse: AtomicBool,
     /// Where the server listens (set once it runs), to bind again after refusing.
@@ -117,6 +120,25 @@ impl Control {
 
     pub fn latency(&self) -> Duration {
         Duration::from_micros(self.latency_us.load(Ordering::Relaxed))
+    }
+
+    /// For benchmarks: when on, a 200 answer already given to the same request is replayed
+    /// from memory after the same latency, so the simulator's own JSON building leaves the
+    /// exporter's cores (a real vendor builds its pages elsewhere). Faults, quotas and
+    /// authentication are bypassed by a replayed answer. Turning it off forgets the answers.
+    pub fn set_answer_cache(&self, on: bool) {
+        self.answer_cache_on.store(on, Ordering::SeqCst);
+        if !on {
+            self.answers.clear();
+        }
+    }
+
+    pub(crate) fn answer_cache_on(&self) -> bool {
+        self.answer_cache_on.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn answers(&self) -> &crate::answer_cache::AnswerCache {
+        &self.answers
     }
 
     pub(crate) fn attach(&self, addr: std::net::SocketAddr) {

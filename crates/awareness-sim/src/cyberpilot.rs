@@ -470,6 +470,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_answer_cache_replays_a_given_answer_after_the_latency() {
+        let (s, _) = server(30, CyberPilotOptions::default()).await;
+        let c = reqwest::Client::new();
+        let url = summary_url(&s, 10, 0);
+        s.control.set_answer_cache(true);
+        s.control.set_latency(Duration::from_millis(20));
+        let first = get(&c, &url, "demo-static-token")
+            .await
+            .bytes()
+            .await
+            .unwrap();
+        // A fault the simulator would answer with: a replayed answer bypasses it.
+        s.control.push_fault(Fault::Status {
+            code: 503,
+            times: 1,
+        });
+        s.control.reset_counters();
+        let replayed = get(&c, &url, "demo-static-token").await;
+        assert_eq!(replayed.status(), 200);
+        assert_eq!(replayed.bytes().await.unwrap(), first);
+        assert_eq!(s.control.requests("users-summary"), 1);
+        let served = s.control.mean_answer_time().unwrap();
+        assert!(served >= Duration::from_millis(20), "{served:?}");
+        // Off: the answers are forgotten and the simulator answers again (the fault first).
+        s.control.set_answer_cache(false);
+        assert_eq!(get(&c, &url, "demo-static-token").await.status(), 503);
+    }
+
+    #[tokio::test]
     async fn token_issue_and_refusal() {
         let (s, _) = server(5, CyberPilotOptions::default()).await;
         let c = reqwest::Client::new();

@@ -11,6 +11,7 @@
 //! ([`control`], its injection API behind the `faults` feature) and recorded answers
 //! ([`replay`]).
 
+mod answer_cache;
 pub mod control;
 pub mod demo;
 pub mod population;
@@ -86,6 +87,10 @@ pub(crate) async fn spawn(router: Router, control: Arc<Control>) -> io::Result<S
         control: Arc::clone(&control),
         stopped: Arc::clone(&stopped),
     };
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        Arc::clone(&control),
+        answer_cache::replay,
+    ));
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(guarded, router).await {
             tracing::warn!(error = %e, "simulated server stopped");
