@@ -11,10 +11,18 @@ use awareness_exporter::config::{self, ConfigError};
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
 use awareness_sim::{toml_str, Population};
 
-#[tokio::test]
-async fn an_empty_or_accountless_reload_is_refused_and_the_old_sources_kept() {
+/// A CyberPilot simulator of `users` users and a config file polling it as account `acme`:
+/// (server, the file's text, its directory, its path).
+async fn config_file(
+    users: usize,
+) -> (
+    awareness_sim::SimServer,
+    String,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
     let sim = cyberpilot::start(
-        Arc::new(Population::generate(3, 20)),
+        Arc::new(Population::generate(3, users)),
         CyberPilotOptions::default(),
     )
     .await
@@ -28,6 +36,12 @@ async fn an_empty_or_accountless_reload_is_refused_and_the_old_sources_kept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("exporter.toml");
     std::fs::write(&path, &text).unwrap();
+    (sim, text, dir, path)
+}
+
+#[tokio::test]
+async fn an_empty_or_accountless_reload_is_refused_and_the_old_sources_kept() {
+    let (_sim, text, _dir, path) = config_file(20).await;
     let exporter = Exporter::start(config::load(&path).unwrap(), Some(path.clone()));
     let series = |e: &Exporter| -> usize {
         e.store
@@ -69,21 +83,7 @@ async fn an_empty_or_accountless_reload_is_refused_and_the_old_sources_kept() {
 /// words `reload()` returns and logs: every problem, each naming its key.
 #[tokio::test]
 async fn the_http_reload_answers_with_the_reload_errors_text() {
-    let sim = cyberpilot::start(
-        Arc::new(Population::generate(3, 5)),
-        CyberPilotOptions::default(),
-    )
-    .await
-    .unwrap();
-    let options = CyberPilotOptions::default();
-    let text = format!(
-        "{}token = {}\n",
-        options.account_block(&sim, "acme"),
-        toml_str(&options.static_token.clone().unwrap_or_default())
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("exporter.toml");
-    std::fs::write(&path, &text).unwrap();
+    let (_sim, text, _dir, path) = config_file(5).await;
     let config = config::load(&path).unwrap();
     let mut server = config.server.clone();
     server.enable_lifecycle = true;
