@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::header::{HeaderValue, RETRY_AFTER};
@@ -263,19 +262,11 @@ async fn token(sim: &CyberPilotSim, req: Request) -> Response {
     let now = chrono::Utc::now().timestamp();
     let lifetime = i64::try_from(o.token_lifetime_secs).unwrap_or(i64::MAX / 4);
     let token = super::jwt_like(&o.username, now.saturating_add(lifetime), now);
-    sim.tokens.insert(
-        token.clone(),
-        Duration::from_secs(o.token_lifetime_secs),
-        sim.control.token_generation(),
-    );
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": o.token_lifetime_secs,
-            "scope": "reports",
-        }),
+    sim.tokens.grant(
+        &sim.control,
+        token,
+        o.token_lifetime_secs,
+        &[("scope", "reports")],
     )
 }
 
@@ -435,6 +426,7 @@ pub fn users_summary_row(u: &SimUser) -> Value {
 mod tests {
     use super::*;
     use crate::Fault;
+    use std::time::Duration;
 
     const ACCOUNT: &str = "c36a9951-a630-4f5a-b874-160d4fe00d6f";
 

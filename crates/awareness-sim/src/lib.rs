@@ -398,6 +398,31 @@ impl TokenStore {
         map.insert(token, (now + lifetime, generation));
     }
 
+    /// Issues `token` for `lifetime_secs` and answers as an OAuth2 token endpoint does:
+    /// `access_token`, `token_type` and `expires_in`, plus the vendor's `extra` fields.
+    pub(crate) fn grant(
+        &self,
+        control: &Control,
+        token: String,
+        lifetime_secs: u64,
+        extra: &[(&str, &str)],
+    ) -> Response {
+        self.insert(
+            token.clone(),
+            Duration::from_secs(lifetime_secs),
+            control.token_generation(),
+        );
+        let mut body = serde_json::json!({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": lifetime_secs,
+        });
+        for (key, value) in extra {
+            body[*key] = serde_json::Value::from(*value);
+        }
+        json_response(StatusCode::OK, &body)
+    }
+
     pub(crate) fn valid(&self, token: &str, generation: u64) -> bool {
         let map = self
             .tokens

@@ -157,19 +157,8 @@ pub(super) async fn token(sim: &MimecastSim, req: Request) -> Response {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    sim.tokens.insert(
-        token.clone(),
-        Duration::from_secs(sim.options.token_lifetime_secs),
-        sim.control.token_generation(),
-    );
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": sim.options.token_lifetime_secs,
-        }),
-    )
+    sim.tokens
+        .grant(&sim.control, token, sim.options.token_lifetime_secs, &[])
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
