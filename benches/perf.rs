@@ -13,7 +13,8 @@
 //!   against the bare parse; and 1,000 accounts × 1,000 users in one daemon.
 //!
 //! Set `PERF_QUICK=1` for a smaller, faster run, `PERF_ONLY=scrape|poll|cpu|memory` for one
-//! part.
+//! part; for memory, `PERF_SIZES=1000000` (users, comma-separated) and `PERF_ACCOUNTS=0`
+//! (skips the many-accounts row) choose the sizes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -125,10 +126,21 @@ fn scrape_bench(rt: &tokio::runtime::Runtime) {
                 println!("HTTP scrapes, 10k users, per_user {label}, {concurrency} concurrent: {rate:.0} requests/s");
             }
             // Prometheus asks for gzip: the body is compressed once per publish and shared.
-            let plain = scrape_rate(&url, 4, duration, false).await;
-            let gzip = scrape_rate(&url, 4, duration, true).await;
+            // Plain and gzip alternate (5 rounds each) so that a change in the machine's load
+            // hits both; the ratio is of the medians. The client does not decompress (reqwest
+            // is built without its gzip feature), as the server's throughput is what counts.
+            let (mut plain, mut gzip) = (Vec::new(), Vec::new());
+            for _ in 0..5 {
+                plain.push(scrape_rate(&url, 4, duration, false).await);
+                gzip.push(scrape_rate(&url, 4, duration, true).await);
+            }
+            let ratios: Vec<f64> = gzip.iter().zip(&plain).map(|(g, p)| g / p).collect();
+            let (lo, hi) = ratios
+                .iter()
+                .fold((f64::INFINITY, 0.0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+            let (plain, gzip) = (median(plain), median(gzip));
             println!(
-                "gzip vs plain, 10k users, per_user {label}, 4 concurrent: gzip {gzip:.0} / plain {plain:.0} requests/s = **{:.2}×** (goal ≥ 1.0×)",
+                "gzip vs plain, 10k users, per_user {label}, 4 concurrent, 5 alternating rounds: gzip {gzip:.0} / plain {plain:.0} requests/s (medians) = **{:.2}×** (rounds {lo:.2}–{hi:.2}×; goal ≥ 1.0×)",
                 gzip / plain
             );
             exporter.poller.stop();
@@ -530,11 +542,51 @@ fn cpu_bench(rt: &tokio::runtime::Runtime) {
     }
 }
 
-/// The exporter as a child process, with its memory and CPU read from /proc.
+/// The exporter as a child process, with its memory and CPU read from /proc. Its polls are
+/// counted from its own log lines (`poll succeeded` / `poll failed`, JSON on stderr), not by
+/// scraping it: a scrape every few milliseconds would add its own CPU and allocations to the
+/// figures (with 1,000 accounts each scrape after a publish merges a ~15 MB body).
 struct Daemon {
     child: std::process::Child,
     dir: std::path::PathBuf,
-    url: String,
+    log: Arc<PollLog>,
+}
+
+/// What the daemon's log said about its polls so far.
+#[derive(Default)]
+struct PollLog {
+    succeeded: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+    /// The longest `took_ms` of a successful poll.
+    longest_ms: std::sync::atomic::AtomicU64,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl PollLog {
+    fn read(&self, stderr: impl std::io::Read) {
+        use std::io::BufRead;
+        use std::sync::atomic::Ordering::Relaxed;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let fields = &v["fields"];
+            match fields["message"].as_str() {
+                Some("poll succeeded") => {
+                    let took = fields["took_ms"].as_u64().unwrap_or(0);
+                    self.longest_ms.fetch_max(took, Relaxed);
+                    self.succeeded.fetch_add(1, Relaxed);
+                }
+                Some(m) if m.starts_with("poll failed") => {
+                    self.failed.fetch_add(1, Relaxed);
+                    *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                        fields["error"].as_str().map(str::to_string);
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 impl Daemon {
@@ -552,24 +604,27 @@ impl Daemon {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
             .arg("--config.file")
             .arg(&path)
             .args([
                 "--web.listen-address",
                 &format!("127.0.0.1:{port}"),
                 "--log.level",
-                "error",
+                "warn,awareness_exporter::poller=info",
+                "--log.format",
+                "json",
             ])
             .env("AWARENESS_METRICS__PER_USER", per_user.to_string())
             .envs(env.iter().copied())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn daemon");
-        Daemon {
-            child,
-            dir,
-            url: format!("http://127.0.0.1:{port}/metrics"),
-        }
+        let log = Arc::new(PollLog::default());
+        let stderr = child.stderr.take().expect("stderr");
+        let reader = log.clone();
+        std::thread::spawn(move || reader.read(stderr));
+        Daemon { child, dir, log }
     }
 
     /// A `VmRSS:`/`VmHWM:` figure of /proc/<pid>/status, in MiB.
@@ -597,26 +652,43 @@ impl Daemon {
         (ticks(11) + ticks(12)) / 100.0
     }
 
-    /// Successful polls so far, over all sources (awareness_polls_total).
-    async fn polls(&self, client: &reqwest::Client) -> f64 {
-        let Ok(r) = client.get(&self.url).send().await else {
-            return 0.0;
-        };
-        let text = r.text().await.unwrap_or_default();
-        text.lines()
-            .filter(|l| l.starts_with("awareness_polls_total{") && l.contains("result=\"success\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+    /// Successful polls so far, over all sources.
+    fn polls(&self) -> u64 {
+        self.log
+            .succeeded
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Failed polls so far and the reason of the last one.
+    fn failures(&self) -> String {
+        let n = self.log.failed.load(std::sync::atomic::Ordering::Relaxed);
+        match &*self
+            .log
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+        {
+            Some(e) if n > 0 => format!("{n} (last: {e})"),
+            _ => n.to_string(),
+        }
+    }
+
+    /// The longest successful poll so far, in seconds (the daemon's own `took_ms`).
+    fn longest_poll(&self) -> f64 {
+        self.log
+            .longest_ms
+            .load(std::sync::atomic::Ordering::Relaxed) as f64
+            / 1e3
     }
 
     /// Waits until at least `n` successful polls have finished.
-    async fn wait_polls(&self, client: &reqwest::Client, n: f64, limit: Duration) -> bool {
+    async fn wait_polls(&self, n: u64, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if self.polls(client).await >= n {
+            if self.polls() >= n {
                 return true;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         false
     }
@@ -648,12 +720,29 @@ fn cyberpilot_accounts(
     text
 }
 
+/// A list of numbers from the environment (`PERF_SIZES=200000,1000000`), or `default`.
+fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .replace('_', "")
+                    .parse()
+                    .expect("a list of numbers")
+            })
+            .collect(),
+        _ => default.to_vec(),
+    }
+}
+
 /// Peak and settled RSS of a daemon polling one account of `users` users five times, against
-/// its idle baseline; and its CPU per poll against a bare parse of the same bytes.
+/// its idle baseline; and its CPU per poll against a bare parse of the same bytes. Then many
+/// accounts of 1,000 users in one daemon. `PERF_SIZES` (users, comma-separated) and
+/// `PERF_ACCOUNTS` (0 skips that row) change the sizes.
 fn memory_bench(rt: &tokio::runtime::Runtime) {
     println!("\n## memory: RSS of the daemon (a child process) around its polls");
     rt.block_on(async {
-        let client = reqwest::Client::new();
         let options = CyberPilotOptions {
             max_take: 1_000,
             ..CyberPilotOptions::default()
@@ -663,21 +752,22 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
             .await
             .expect("sim");
         let daemon = Daemon::start(&cyberpilot_accounts(&tiny, &options, 1, "2s"), false, &[]);
-        daemon.wait_polls(&client, 2.0, Duration::from_secs(60)).await;
+        daemon.wait_polls(2, Duration::from_secs(60)).await;
         let baseline = daemon.mib("VmRSS:");
-        println!("baseline (one 10-user account polled twice): RSS {baseline:.1} MiB, peak {:.1} MiB", daemon.mib("VmHWM:"));
+        println!(
+            "baseline (one 10-user account polled twice): RSS {baseline:.1} MiB, peak {:.1} MiB",
+            daemon.mib("VmHWM:")
+        );
         drop(daemon);
 
-        println!("\n| users | per_user | malloc | bytes received per poll | peak RSS | peak − baseline per user | RSS after polls 1..5 | CPU per poll (daemon) | bare Value parse | ratio |");
-        println!("|---:|:---:|:---:|---:|---:|---:|---|---:|---:|---:|");
-        let sizes: &[usize] = if quick() { &[50_000] } else { &[200_000, 1_000_000] };
-        for &n in sizes {
+        println!("\n| users | per_user | malloc | bytes received per poll | peak RSS, poll 1 | peak − baseline per user | peak RSS, polls 1..5 | RSS after polls 1..5 (MiB) | CPU per poll (daemon) | bare Value parse | ratio | longest poll | failed polls |");
+        println!("|---:|:---:|:---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|");
+        let default_sizes: &[usize] = if quick() { &[50_000] } else { &[200_000, 1_000_000] };
+        for n in env_list("PERF_SIZES", default_sizes) {
             let pop = Arc::new(Population::generate(41, n));
             let pages = cyberpilot_pages(pop.clone()).await;
             let bytes: usize = pages.iter().map(|p| p.len()).sum();
-            let bare = least(3, || {
-                parse_each::<serde_json::Value>(&pages)
-            });
+            let bare = least(3, || parse_each::<serde_json::Value>(&pages));
             drop(pages);
             let sim = cyberpilot::start(pop, options.clone()).await.expect("sim");
             // glibc as it comes (up to 8 arenas per core, each keeping what it freed), and with
@@ -688,15 +778,21 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
                 (true, &[]),
                 (true, &[("MALLOC_ARENA_MAX", "2")]),
             ];
+            // The interval caps `poll.deadline`: leave a busy machine room for a whole poll.
+            let interval = format!("{}s", (n / 25_000).max(5));
             for (per_user, env) in configs {
-                let daemon = Daemon::start(&cyberpilot_accounts(&sim, &options, 1, &format!("{}s", (n / 40_000).max(2))), per_user, env);
+                let daemon = Daemon::start(
+                    &cyberpilot_accounts(&sim, &options, 1, &interval),
+                    per_user,
+                    env,
+                );
                 let mut after = Vec::new();
                 let mut peak = f64::NAN;
                 let mut cpu = Vec::new();
                 for k in 1..=5 {
                     let before = daemon.cpu();
-                    if !daemon.wait_polls(&client, k as f64, Duration::from_secs(600)).await {
-                        println!("(poll {k} did not finish)");
+                    if !daemon.wait_polls(k, Duration::from_secs(900)).await {
+                        println!("(poll {k} did not finish; failed polls: {})", daemon.failures());
                         break;
                     }
                     cpu.push(daemon.cpu() - before);
@@ -712,23 +808,32 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
                     cpu.first().copied().unwrap_or(f64::NAN)
                 };
                 println!(
-                    "| {n} | {} | {} | {bytes} | {peak:.1} MiB | {:.0} B | {} | {per_poll:.2} s | {:.2} s | {:.2}× |",
+                    "| {n} | {} | {} | {bytes} | {peak:.1} MiB | {:.0} B | {:.1} MiB | {} | {per_poll:.2} s | {:.2} s | {:.2}× | {:.1} s | {} |",
                     if per_user { "on (max_users 20,000)" } else { "off" },
                     if env.is_empty() { "default" } else { "MALLOC_ARENA_MAX=2" },
                     (peak - baseline) * 1024.0 * 1024.0 / n as f64,
+                    daemon.mib("VmHWM:"),
                     after.iter().map(|m| format!("{m:.1}")).collect::<Vec<_>>().join(" / "),
                     bare.as_secs_f64(),
-                    per_poll / bare.as_secs_f64()
+                    per_poll / bare.as_secs_f64(),
+                    daemon.longest_poll(),
+                    daemon.failures()
                 );
             }
         }
 
-        // Many accounts: 1,000 accounts × 1,000 users in one daemon, all polled at once.
-        let accounts = if quick() { 100 } else { 1_000 };
+        // Many accounts: 1,000 accounts × 1,000 users in one daemon, all due at once.
+        let default_accounts = if quick() { 100 } else { 1_000 };
+        let accounts = env_list("PERF_ACCOUNTS", &[default_accounts])[0];
+        if accounts == 0 {
+            return;
+        }
         let pop = Arc::new(Population::generate(42, 1_000));
         let sim = cyberpilot::start(pop, options.clone()).await.expect("sim");
+        // 60 s: a round of 1,000 accounts queues behind `poll.max_requests_in_flight`, and an
+        // account's deadline (≤ the interval) runs while it waits.
         let daemon = Daemon::start(
-            &cyberpilot_accounts(&sim, &options, accounts, "20s"),
+            &cyberpilot_accounts(&sim, &options, accounts, "60s"),
             false,
             &[("MALLOC_ARENA_MAX", "2")],
         );
@@ -737,10 +842,10 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
         let mut first = Duration::ZERO;
         for k in 1..=5 {
             if !daemon
-                .wait_polls(&client, (k * accounts) as f64, Duration::from_secs(600))
+                .wait_polls((k * accounts) as u64, Duration::from_secs(900))
                 .await
             {
-                println!("(round {k} did not finish)");
+                println!("(round {k} did not finish; failed polls: {})", daemon.failures());
                 break;
             }
             if k == 1 {
@@ -750,12 +855,17 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
         }
         let cpu = daemon.cpu();
         println!(
-            "\n{accounts} accounts × 1,000 users ({} users), MALLOC_ARENA_MAX=2: every account polled in {:.1} s; peak RSS {:.1} MiB; RSS after rounds 1..5: {} MiB; CPU {:.1} s for 5 rounds",
+            "\n{accounts} accounts × 1,000 users ({} users), MALLOC_ARENA_MAX=2, interval 60 s: first round (every account polled once) {:.1} s; longest single poll {:.1} s; peak RSS {:.1} MiB; RSS after rounds 1..{}: {} MiB; CPU {:.1} s for {} rounds ({:.2} s a round); failed polls: {}",
             accounts * 1_000,
             first.as_secs_f64(),
+            daemon.longest_poll(),
             daemon.mib("VmHWM:"),
+            after.len(),
             after.iter().map(|m| format!("{m:.1}")).collect::<Vec<_>>().join(" / "),
-            cpu
+            cpu,
+            after.len(),
+            cpu / after.len().max(1) as f64,
+            daemon.failures()
         );
     });
 }
