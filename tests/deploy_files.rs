@@ -102,14 +102,16 @@ fn the_sharded_statefulset_gives_each_pod_its_shard() {
     }
 }
 
-/// The malloc arena setting measured in docs/performance.md ships with the image (and so the
+/// The malloc settings measured in docs/performance.md ship with the image (and so the
 /// Kubernetes and compose deployments) and the systemd unit.
 #[test]
 fn the_image_and_the_unit_limit_malloc_arenas() {
-    assert!(read("deploy/Dockerfile")
-        .lines()
-        .any(|l| l.trim() == "ENV MALLOC_ARENA_MAX=2"));
-    assert!(read("deploy/systemd/awareness-exporter.service")
-        .lines()
-        .any(|l| l.trim() == "Environment=MALLOC_ARENA_MAX=2"));
+    for setting in ["MALLOC_ARENA_MAX=2", "MALLOC_MMAP_THRESHOLD_=131072"] {
+        assert!(read("deploy/Dockerfile")
+            .lines()
+            .any(|l| l.trim() == format!("ENV {setting}")));
+        assert!(read("deploy/systemd/awareness-exporter.service")
+            .lines()
+            .any(|l| l.trim() == format!("Environment={setting}")));
+    }
 }
