@@ -616,6 +616,9 @@ impl Daemon {
                 "json",
             ])
             .env("AWARENESS_METRICS__PER_USER", per_user.to_string())
+            // Only the malloc settings of the row, never ones the bench was started with.
+            .env_remove("MALLOC_ARENA_MAX")
+            .env_remove("MALLOC_MMAP_THRESHOLD_")
             .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -720,6 +723,23 @@ fn cyberpilot_accounts(
     text
 }
 
+/// The glibc malloc settings that deploy/Dockerfile and the systemd unit ship (environment
+/// variables read by glibc at start).
+const SHIPPED_MALLOC: &[(&str, &str)] = &[
+    ("MALLOC_ARENA_MAX", "2"),
+    ("MALLOC_MMAP_THRESHOLD_", "131072"),
+];
+
+fn malloc_label(env: &[(&str, &str)]) -> String {
+    if env.is_empty() {
+        return "glibc default".to_string();
+    }
+    env.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A list of numbers from the environment (`PERF_SIZES=200000,1000000`), or `default`.
 fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
     match std::env::var(name) {
@@ -770,16 +790,17 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
             let bare = least(3, || parse_each::<serde_json::Value>(&pages));
             drop(pages);
             let sim = cyberpilot::start(pop, options.clone()).await.expect("sim");
-            // glibc as it comes (up to 8 arenas per core, each keeping what it freed), and with
-            // MALLOC_ARENA_MAX=2 as the shipped deployment files set it.
-            let configs: [(bool, &[(&str, &str)]); 4] = [
+            // glibc as it comes (up to 8 arenas per core, each keeping what it freed, and a
+            // dynamic mmap threshold), arenas alone, and the shipped settings.
+            let configs: [(bool, &[(&str, &str)]); 5] = [
                 (false, &[]),
                 (false, &[("MALLOC_ARENA_MAX", "2")]),
+                (false, SHIPPED_MALLOC),
                 (true, &[]),
-                (true, &[("MALLOC_ARENA_MAX", "2")]),
+                (true, SHIPPED_MALLOC),
             ];
             // The interval caps `poll.deadline`: leave a busy machine room for a whole poll.
-            let interval = format!("{}s", (n / 25_000).max(5));
+            let interval = format!("{}s", (n / 50_000).max(5));
             for (per_user, env) in configs {
                 let daemon = Daemon::start(
                     &cyberpilot_accounts(&sim, &options, 1, &interval),
@@ -810,7 +831,7 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
                 println!(
                     "| {n} | {} | {} | {bytes} | {peak:.1} MiB | {:.0} B | {:.1} MiB | {} | {per_poll:.2} s | {:.2} s | {:.2}× | {:.1} s | {} |",
                     if per_user { "on (max_users 20,000)" } else { "off" },
-                    if env.is_empty() { "default" } else { "MALLOC_ARENA_MAX=2" },
+                    malloc_label(env),
                     (peak - baseline) * 1024.0 * 1024.0 / n as f64,
                     daemon.mib("VmHWM:"),
                     after.iter().map(|m| format!("{m:.1}")).collect::<Vec<_>>().join(" / "),
@@ -835,7 +856,7 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
         let daemon = Daemon::start(
             &cyberpilot_accounts(&sim, &options, accounts, "60s"),
             false,
-            &[("MALLOC_ARENA_MAX", "2")],
+            SHIPPED_MALLOC,
         );
         let t = Instant::now();
         let mut after = Vec::new();
@@ -855,8 +876,9 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
         }
         let cpu = daemon.cpu();
         println!(
-            "\n{accounts} accounts × 1,000 users ({} users), MALLOC_ARENA_MAX=2, interval 60 s: first round (every account polled once) {:.1} s; longest single poll {:.1} s; peak RSS {:.1} MiB; RSS after rounds 1..{}: {} MiB; CPU {:.1} s for {} rounds ({:.2} s a round); failed polls: {}",
+            "\n{accounts} accounts × 1,000 users ({} users), {}, interval 60 s: first round (every account polled once) {:.1} s; longest single poll {:.1} s; peak RSS {:.1} MiB; RSS after rounds 1..{}: {} MiB; CPU {:.1} s for {} rounds ({:.2} s a round); failed polls: {}",
             accounts * 1_000,
+            malloc_label(SHIPPED_MALLOC),
             first.as_secs_f64(),
             daemon.longest_poll(),
             daemon.mib("VmHWM:"),
