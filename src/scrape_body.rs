@@ -44,9 +44,11 @@ use crate::store::Store;
 /// gzip member header: deflate, no flags, no mtime, unknown OS (RFC 1952).
 const GZIP_HEADER: &[u8] = &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
-/// Raw deflate blocks ending byte-aligned and not final, with the CRC of their content.
+/// Raw deflate blocks ending byte-aligned and not final, with the CRC of their content:
+/// `bytes`, then `then` (the shared text of a small stored block, sent without a copy).
 struct Deflated {
     bytes: Bytes,
+    then: Bytes,
     crc: Crc,
 }
 
@@ -92,7 +94,7 @@ impl Piece {
                     && plain.len() <= STORED_HEALTH_MAX;
                 async move {
                     if small {
-                        return deflate_stored(&plain);
+                        return stored_block(plain);
                     }
                     match tokio::task::spawn_blocking(move || deflate(&plain)).await {
                         Ok(d) => d,
@@ -210,7 +212,9 @@ impl ScrapeBodies {
             chunks: non_empty([
                 Bytes::from_static(GZIP_HEADER),
                 hz.bytes.clone(),
+                hz.then.clone(),
                 dz.bytes.clone(),
+                dz.then.clone(),
                 tail,
             ]),
             gzip: true,
@@ -284,7 +288,7 @@ fn whole(text: Bytes, gzip: bool) -> ScrapeBody {
     let d = deflate(&text);
     let tail = gzip_tail(&[], d.crc);
     ScrapeBody {
-        chunks: vec![Bytes::from_static(GZIP_HEADER), d.bytes, tail],
+        chunks: non_empty([Bytes::from_static(GZIP_HEADER), d.bytes, d.then, tail]).to_vec(),
         gzip: true,
     }
 }
@@ -306,6 +310,7 @@ fn deflate(data: &[u8]) -> Deflated {
     let bytes = std::mem::take(enc.get_mut());
     Deflated {
         bytes: Bytes::from(bytes),
+        then: Bytes::new(),
         crc,
     }
 }
@@ -324,6 +329,27 @@ fn deflate_stored(data: &[u8]) -> Deflated {
     crc.update(data);
     Deflated {
         bytes: Bytes::from(out),
+        then: Bytes::new(),
+        crc,
+    }
+}
+
+/// `text` (at most 65,535 bytes) as one non-final stored block: a 5-byte block header, then the
+/// text itself, shared rather than copied.
+fn stored_block(text: Bytes) -> Deflated {
+    if text.len() > usize::from(u16::MAX) {
+        return deflate_stored(&text);
+    }
+    let len = text.len() as u16;
+    let mut header = Vec::with_capacity(5);
+    header.push(0);
+    header.extend_from_slice(&len.to_le_bytes());
+    header.extend_from_slice(&(!len).to_le_bytes());
+    let mut crc = Crc::new();
+    crc.update(&text);
+    Deflated {
+        bytes: Bytes::from(header),
+        then: text,
         crc,
     }
 }
@@ -408,11 +434,12 @@ mod tests {
             assert!(zipped.gzip);
             assert_eq!(gunzip_strict(&zipped.chunks), plain);
             // The small health half travels stored (its text as is), the data half compressed.
+            // [gzip header, stored block header, health text, data blocks, final block]
             assert!(
-                zipped.chunks[1].windows(13).any(|w| w == b"awareness_up{"),
+                zipped.chunks[2].starts_with(b"# HELP") && zipped.chunks[2].len() > 100,
                 "health stored"
             );
-            let data = zipped.chunks[2].len();
+            let data = zipped.chunks[3].len();
             assert!(data < plain.len() / 2, "data compressed: {data} bytes");
         }
         let om = bodies.body(Format::OpenMetrics, false, now).await;
@@ -437,7 +464,7 @@ mod tests {
         let first = bodies.body(Format::OpenMetrics, true, now).await;
         let again = bodies.body(Format::OpenMetrics, true, now).await;
         // The data chunk is the very same buffer: shared, not copied.
-        assert_eq!(first.chunks[2].as_ptr(), again.chunks[2].as_ptr());
+        assert_eq!(first.chunks[3].as_ptr(), again.chunks[3].as_ptr());
         assert_eq!(bodies.builds().0, 1);
 
         // Health moves between publishes and every scrape sees the move.
@@ -492,12 +519,14 @@ mod tests {
     #[test]
     fn stored_fallback_and_empty_pieces_splice_too() {
         for data in [&b""[..], b"x 1\n", &vec![b'a'; 200_000]] {
-            for d in [deflate(data), deflate_stored(data)] {
+            let shared = Bytes::copy_from_slice(data);
+            for d in [deflate(data), deflate_stored(data), stored_block(shared)] {
                 let mut crc = Crc::new();
                 crc.combine(&d.crc);
                 let chunks = [
                     Bytes::from_static(GZIP_HEADER),
                     d.bytes,
+                    d.then,
                     gzip_tail(b"# EOF\n", crc),
                 ];
                 let out = gunzip_strict(&chunks);
