@@ -13,7 +13,8 @@
 //!   against the bare parse; and 1,000 accounts × 1,000 users in one daemon.
 //!
 //! Set `PERF_QUICK=1` for a smaller, faster run, `PERF_ONLY=scrape|poll|cpu|memory` for one
-//! part; for memory, `PERF_SIZES=1000000` (users, comma-separated) and `PERF_ACCOUNTS=0`
+//! part; for memory, `PERF_SIZES=1000000` (users, comma-separated), `PERF_POLLS=12` (polls
+//! watched, 5), `PERF_PER_USER=on|off` (one half of the rows) and `PERF_ACCOUNTS=0`
 //! (skips the many-accounts row) choose the sizes.
 
 use std::sync::Arc;
@@ -780,7 +781,9 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
         );
         drop(daemon);
 
-        println!("\n| users | per_user | malloc | bytes received per poll | peak RSS, poll 1 | peak − baseline per user | peak RSS, polls 1..5 | RSS after polls 1..5 (MiB) | CPU per poll (daemon) | bare Value parse | ratio | longest poll | failed polls |");
+        // PERF_POLLS: how many polls each daemon is watched for (5).
+        let polls = env_list("PERF_POLLS", &[5])[0];
+        println!("\n| users | per_user | malloc | bytes received per poll | peak RSS, poll 1 | peak − baseline per user | peak RSS, polls 1..{polls} | RSS after polls 1..{polls} (MiB) | CPU per poll (daemon) | bare Value parse | ratio | longest poll | failed polls |");
         println!("|---:|:---:|:---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|");
         let default_sizes: &[usize] = if quick() { &[50_000] } else { &[200_000, 1_000_000] };
         for n in env_list("PERF_SIZES", default_sizes) {
@@ -801,7 +804,12 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
             ];
             // The interval caps `poll.deadline`: leave a busy machine room for a whole poll.
             let interval = format!("{}s", (n / 50_000).max(5));
+            // PERF_PER_USER=on|off keeps one half of the rows.
+            let wanted = std::env::var("PERF_PER_USER").unwrap_or_default();
             for (per_user, env) in configs {
+                if !wanted.is_empty() && (wanted == "on") != per_user {
+                    continue;
+                }
                 let daemon = Daemon::start(
                     &cyberpilot_accounts(&sim, &options, 1, &interval),
                     per_user,
@@ -810,7 +818,7 @@ fn memory_bench(rt: &tokio::runtime::Runtime) {
                 let mut after = Vec::new();
                 let mut peak = f64::NAN;
                 let mut cpu = Vec::new();
-                for k in 1..=5 {
+                for k in 1..=polls as u64 {
                     let before = daemon.cpu();
                     if !daemon.wait_polls(k, Duration::from_secs(900)).await {
                         println!("(poll {k} did not finish; failed polls: {})", daemon.failures());
