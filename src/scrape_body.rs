@@ -315,14 +315,19 @@ fn deflate(data: &[u8]) -> Deflated {
     }
 }
 
+/// The 5-byte header of a stored deflate block of `len` bytes (RFC 1951 3.2.4): BFINAL,
+/// BTYPE = 00 and byte alignment in the first byte, then LEN and its complement NLEN.
+fn stored_header(len: u16, last: bool) -> [u8; 5] {
+    let [l0, l1] = len.to_le_bytes();
+    let [n0, n1] = (!len).to_le_bytes();
+    [u8::from(last), l0, l1, n0, n1]
+}
+
 /// `data` as uncompressed, non-final stored blocks (RFC 1951 3.2.4).
 fn deflate_stored(data: &[u8]) -> Deflated {
     let mut out = Vec::with_capacity(data.len() + data.len() / 65535 * 5 + 5);
-    for block in data.chunks(65535) {
-        let len = block.len() as u16;
-        out.push(0);
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
+    for block in data.chunks(usize::from(u16::MAX)) {
+        out.extend_from_slice(&stored_header(block.len() as u16, false));
         out.extend_from_slice(block);
     }
     let mut crc = Crc::new();
@@ -340,15 +345,11 @@ fn stored_block(text: Bytes) -> Deflated {
     if text.len() > usize::from(u16::MAX) {
         return deflate_stored(&text);
     }
-    let len = text.len() as u16;
-    let mut header = Vec::with_capacity(5);
-    header.push(0);
-    header.extend_from_slice(&len.to_le_bytes());
-    header.extend_from_slice(&(!len).to_le_bytes());
+    let header = stored_header(text.len() as u16, false);
     let mut crc = Crc::new();
     crc.update(&text);
     Deflated {
-        bytes: Bytes::from(header),
+        bytes: Bytes::copy_from_slice(&header),
         then: text,
         crc,
     }
@@ -359,11 +360,8 @@ fn stored_block(text: Bytes) -> Deflated {
 /// content (`crc` so far, plus `trailer`).
 fn gzip_tail(trailer: &[u8], mut crc: Crc) -> Bytes {
     let trailer = &trailer[..trailer.len().min(usize::from(u16::MAX))];
-    let len = trailer.len() as u16;
     let mut out = Vec::with_capacity(trailer.len() + 13);
-    out.push(1); // BFINAL = 1, BTYPE = 00 (stored)
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&(!len).to_le_bytes());
+    out.extend_from_slice(&stored_header(trailer.len() as u16, true));
     out.extend_from_slice(trailer);
     let mut last = Crc::new();
     last.update(trailer);
