@@ -15,30 +15,8 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    #[derive(serde::Deserialize)]
-    struct Vector {
-        secret_key_b64: String,
-        date: String,
-        req_id: String,
-        path: String,
-        app_key: String,
-        signature: String,
-    }
-
-    /// The vector was computed with Python's hmac/hashlib/base64 modules, independently of
-    /// this code (see tests/fixtures/mimecast_hmac_vector.json).
-    #[test]
-    fn signature_matches_independent_vector() {
-        let v: Vector = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/mimecast_hmac_vector.json"
-        ))
-        .unwrap();
-        let key = decode_secret_key(&v.secret_key_b64).unwrap();
-        assert_eq!(
-            sign(&key, &v.date, &v.req_id, &v.path, &v.app_key),
-            v.signature
-        );
-    }
+    // The signature and the key decoding are the mimecast-signature crate's, tested there
+    // against the Python vector (tests/fixtures/mimecast_hmac_vector.json).
 
     #[test]
     fn date_format_is_the_documented_one() {
@@ -46,11 +24,5 @@ mod tests {
             .with_ymd_and_hms(2015, 11, 24, 12, 50, 11)
             .unwrap();
         assert_eq!(mc_date(t), "Tue, 24 Nov 2015 12:50:11 UTC");
-    }
-
-    #[test]
-    fn bad_secret_key_is_rejected() {
-        assert!(decode_secret_key("not base64!!").is_none());
-        assert!(decode_secret_key("").is_none());
     }
 }
