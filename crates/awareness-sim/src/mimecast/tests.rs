@@ -13,17 +13,26 @@ async fn server(users: usize, options: MimecastOptions) -> (SimServer, Arc<Popul
     (s, pop)
 }
 
-async fn oauth_token(c: &reqwest::Client, s: &SimServer) -> String {
-    let resp = c
-        .post(format!("{}/oauth/token", s.base_url()))
+/// A client-credentials token request to `s`.
+async fn token_request(
+    c: &reqwest::Client,
+    s: &SimServer,
+    client_id: &str,
+    client_secret: &str,
+) -> reqwest::Response {
+    c.post(format!("{}/oauth/token", s.base_url()))
         .form(&[
-            ("client_id", "demo-mimecast-client"),
-            ("client_secret", "demo-mimecast-secret"),
+            ("client_id", client_id),
+            ("client_secret", client_secret),
             ("grant_type", "client_credentials"),
         ])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn oauth_token(c: &reqwest::Client, s: &SimServer) -> String {
+    let resp = token_request(c, s, "demo-mimecast-client", "demo-mimecast-secret").await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["expires_in"], 1800);
@@ -63,16 +72,7 @@ fn first_error(v: &Value) -> &str {
 async fn oauth_token_and_bearer() {
     let (s, _) = server(10, MimecastOptions::default()).await;
     let c = reqwest::Client::new();
-    let bad = c
-        .post(format!("{}/oauth/token", s.base_url()))
-        .form(&[
-            ("client_id", "demo-mimecast-client"),
-            ("client_secret", "x"),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let bad = token_request(&c, &s, "demo-mimecast-client", "x").await;
     assert_eq!(bad.status(), 400);
     assert_eq!(
         bad.json::<Value>().await.unwrap(),
@@ -99,16 +99,7 @@ async fn oauth_token_and_bearer() {
     );
 
     s.control.set_fault(Fault::TokenFailure);
-    let r = c
-        .post(format!("{}/oauth/token", s.base_url()))
-        .form(&[
-            ("client_id", "demo-mimecast-client"),
-            ("client_secret", "demo-mimecast-secret"),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = token_request(&c, &s, "demo-mimecast-client", "demo-mimecast-secret").await;
     assert_eq!(r.status(), 400);
     assert_eq!(s.control.token_requests(), 3);
     assert_eq!(s.control.requests("get-performance-details"), 3);
@@ -214,16 +205,7 @@ async fn hmac_tenant() {
     assert_eq!(send(auth.hmac_headers(PERF)).await.unwrap().status(), 401);
     s.control.clear_faults();
     // No token endpoint for an HMAC tenant.
-    let r = c
-        .post(format!("{}/oauth/token", s.base_url()))
-        .form(&[
-            ("client_id", "a"),
-            ("client_secret", "b"),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = token_request(&c, &s, "a", "b").await;
     assert_eq!(r.status(), 400);
 }
 
