@@ -56,6 +56,18 @@ fn enrollments(rows: Vec<Enrollment>) -> metrics::Enrollments {
     acc
 }
 
+/// The key of account `acme`'s enrollment count for `campaign` and `status`.
+fn enrollment_series(campaign: &str, status: &str) -> String {
+    series(
+        "awareness_knowbe4_enrollments",
+        &[
+            ("account", "acme"),
+            ("campaign", campaign),
+            ("status", status),
+        ],
+    )
+}
+
 fn key() -> SourceKey {
     SourceKey::new(knowbe4::PLATFORM, "acme")
 }
@@ -312,16 +324,7 @@ fn enrollments_by_campaign_and_status_with_duplicates_dropped() {
     let all: Vec<Enrollment> = e.into_iter().chain(more).collect();
     let campaigns: Vec<TrainingCampaign> = rows("j1_training_campaigns.json");
     let got = render(|b| metrics::training(b, "acme", &enrollments(all), &campaigns));
-    let c = |campaign, status| {
-        series(
-            "awareness_knowbe4_enrollments",
-            &[
-                ("account", "acme"),
-                ("campaign", campaign),
-                ("status", status),
-            ],
-        )
-    };
+    let c = enrollment_series;
     assert_eq!(got[&c("New Employee Policies 2", "not_started")], 1.0);
     // One from JupiterOne's data, one from XSOAR's (another user).
     assert_eq!(got[&c("New Employee Policies", "passed")], 2.0);
@@ -391,16 +394,7 @@ fn rare_campaign_names_fold_into_other_beyond_max_label_values() {
     let stats = awareness_exporter::stats::ApiStats::default();
     acc.fold_rare(&key(), 1, &stats);
     let got = render(|b| metrics::training(b, "acme", &acc, &[]));
-    let c = |campaign, status| {
-        series(
-            "awareness_knowbe4_enrollments",
-            &[
-                ("account", "acme"),
-                ("campaign", campaign),
-                ("status", status),
-            ],
-        )
-    };
+    let c = enrollment_series;
     // A and B have two each: A wins the tie by name; B and C fold.
     assert_eq!(got[&c("A", "passed")], 1.0);
     assert_eq!(got[&c("A", "past_due")], 1.0);
