@@ -686,16 +686,22 @@ async fn a_403_on_the_account_fails_only_the_account_section() {
     );
 }
 
-/// A 429 without `Retry-After` is not retried after the transport's short backoff (10 ms
-/// here, 1 s by default): KnowBe4's limits imply a minute window, which does not fit a 30 s
-/// poll deadline, so the request is not sent again and the 429 stands, in the vendor's terms.
-#[tokio::test]
-async fn a_429_without_retry_after_is_not_retried_within_the_minute_window() {
+/// A small tenant whose next answer is one 429 without `Retry-After`.
+async fn answers_one_429() -> SimServer {
     let (server, _) = sim(20, fast()).await;
     server.control.add_fault(Fault::RateLimit {
         times: 1,
         reset_ms: 0,
     });
+    server
+}
+
+/// A 429 without `Retry-After` is not retried after the transport's short backoff (10 ms
+/// here, 1 s by default): KnowBe4's limits imply a minute window, which does not fit a 30 s
+/// poll deadline, so the request is not sent again and the 429 stands, in the vendor's terms.
+#[tokio::test]
+async fn a_429_without_retry_after_is_not_retried_within_the_minute_window() {
+    let server = answers_one_429().await;
     let poll = PollConfig {
         deadline: Duration::from_secs(30),
         ..poll_config()
@@ -730,11 +736,7 @@ async fn a_429_without_retry_after_is_not_retried_within_the_minute_window() {
 /// little jitter), then the request is sent again and the poll succeeds. Virtual time.
 #[tokio::test(start_paused = true)]
 async fn a_429_without_retry_after_waits_a_minute_window_then_retries() {
-    let (server, _) = sim(20, fast()).await;
-    server.control.add_fault(Fault::RateLimit {
-        times: 1,
-        reset_ms: 0,
-    });
+    let server = answers_one_429().await;
     let poll = PollConfig {
         timeout: Duration::from_secs(3600),
         ..poll_config()
@@ -756,11 +758,7 @@ async fn a_429_without_retry_after_waits_a_minute_window_then_retries() {
 /// not a minute. Virtual time.
 #[tokio::test(start_paused = true)]
 async fn a_429_at_our_per_second_pace_waits_for_the_second_window() {
-    let (server, _) = sim(20, fast()).await;
-    server.control.add_fault(Fault::RateLimit {
-        times: 1,
-        reset_ms: 0,
-    });
+    let server = answers_one_429().await;
     let mut c = config(&server, 500);
     c.requests_per_second = 1;
     let poll = PollConfig {
