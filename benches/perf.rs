@@ -32,7 +32,7 @@ use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
 use awareness_sim::Population;
 
 /// The source-polling harness the tests use.
-#[path = "../tests/common/harness.rs"]
+#[path = "../tests/it/common/harness.rs"]
 mod harness;
 
 fn quick() -> bool {

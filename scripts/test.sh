@@ -39,12 +39,20 @@ cargo test --workspace --locked
 
 step "without the demo feature: no simulator, no axum, and --demo refused"
 # `cargo build --no-default-features` must give an exporter without the simulator crate (and the
-# axum it brings); only the one test binary is rebuilt, the dependencies are the ones above.
+# axum it brings), which refuses --demo with a clear message.
 if cargo tree --locked --no-default-features -e normal --prefix none | grep -E '^(axum|awareness-sim) '; then
     echo "the exporter without default features still depends on the above" >&2
     exit 1
 fi
-cargo test --locked --no-default-features --test demo_feature
+cargo build --locked --no-default-features
+no_demo_out=$("$target_dir/debug/awareness-exporter" --demo --web.listen-address 127.0.0.1:0 2>&1) && {
+    echo "the exporter without the demo feature accepted --demo" >&2
+    exit 1
+}
+case "$no_demo_out" in
+    *"built without the \`demo\` feature"*) ;;
+    *) echo "the exporter without the demo feature did not say why it refuses --demo: $no_demo_out" >&2; exit 1 ;;
+esac
 # The shipped binary's simulator has no fault-injection API: only the tests' dev-dependency turns
 # on the sim's `faults` feature.
 if cargo tree --locked -e normal,features -i awareness-sim | grep -F 'feature "faults"'; then

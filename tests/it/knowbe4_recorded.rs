@@ -2,7 +2,7 @@
 //! provenance in its README): what each body means is checked against the vendor's own
 //! numbers, not against our simulator.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

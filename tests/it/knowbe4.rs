@@ -1,7 +1,7 @@
 //! The KnowBe4 source against the simulated KnowBe4 API: aggregates checked against figures
 //! computed here from the simulator's wire rows, paging edge cases, the quota, errors.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Reloading a config that is empty, has no accounts, or is half written is refused, and the
 //! running accounts keep polling and keep their data.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

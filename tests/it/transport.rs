@@ -4,7 +4,7 @@
 //!
 //! "Another host" is another origin: a different port on loopback is a different host:port.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

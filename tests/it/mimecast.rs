@@ -2,7 +2,7 @@
 //! simulator verifies, token paging, errors inside HTTP 200, rate limits, and every metric
 //! checked against figures computed here from the simulated population.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! build its source as the exporter does, poll it once and read the rendered text.
 //!
 //! It needs the exporter's types, so it cannot live in the simulator crate (the exporter
-//! depends on that one): tests/common/mod.rs includes it as a module, benches/perf.rs with
+//! depends on that one): tests/it/common/mod.rs includes it as a module, benches/perf.rs with
 //! `#[path]`.
 #![allow(dead_code)]
 

@@ -2,7 +2,7 @@
 //! poll fails (or succeeds) truthfully, the failure counters say why, the last good data is
 //! kept, and the number of requests stays within the retry budget.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! README there): the parser and the rendered metrics must give the vendor's own figures, and
 //! the simulator must answer in the same shapes.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! 0.0.4 otherwise), the 0.0.4 body of the demo passing `promtool check metrics`, and gzip
 //! bodies that are the same bytes for every scrape.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::sync::Arc;

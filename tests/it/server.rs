@@ -2,7 +2,7 @@
 //! over HTTP. Covers OpenMetrics and gzip, readiness, the landing page, reload, basic auth,
 //! slow clients, and that a scrape never reaches the vendor.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::sync::Arc;

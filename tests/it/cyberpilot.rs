@@ -1,7 +1,7 @@
 //! The CyberPilot source against the simulated CyberPilot server: paging, auth, retries,
 //! malformed answers, and aggregates checked against sums computed here from the wire rows.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

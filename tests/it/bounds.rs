@@ -1,7 +1,7 @@
 //! Bounds on what a vendor can make us do: big pages are decoded off the serving threads,
 //! rows per poll are capped (`poll.max_rows`), and CyberPilot paging follows the server's cap.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -2,7 +2,7 @@
 //! the whole poll), one token per poll, the landing page while a poll runs, logs that name
 //! their source.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Config loading: every error names its key (and line), secrets never show, the example file
 //! is valid.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

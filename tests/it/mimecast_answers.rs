@@ -2,7 +2,7 @@
 //! exactly: errors as Mimecast sends them (HTTP 200 `err_developer_key`, HTTP 418, API 2.0
 //! `fail[{code,message}]`), no invented figures, phishing results by department, and garbage.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

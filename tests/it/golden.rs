@@ -2,7 +2,7 @@
 //! one Mimecast account of each auth mode, per-user series on), snapshotted with insta. Values
 //! that depend on the clock (timestamps, durations) are masked.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

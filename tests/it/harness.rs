@@ -1,8 +1,8 @@
-//! The shared source-polling harness (tests/common/harness.rs, also used by the benchmarks)
+//! The shared source-polling harness (tests/it/common/harness.rs, also used by the benchmarks)
 //! polls every vendor's simulated tenant the same way: whatever the demo starts, one call gives
 //! its rendered text.
 
-mod common;
+use crate::common;
 
 use awareness_sim::demo::Demo;
 use common::harness;

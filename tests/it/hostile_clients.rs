@@ -4,7 +4,7 @@
 //! `/-/healthy` or `/-/ready`, pin memory, or hold a connection for ever. No timing is asserted
 //! beyond "answered (or closed) within a generous deadline".
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

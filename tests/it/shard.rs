@@ -13,7 +13,7 @@ use awareness_exporter::model::{Platform, SourceKey};
 use awareness_exporter::shard::Shard;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod common;
+use crate::common;
 
 /// A CyberPilot stand-in: answers every request with an empty users-summary page and records
 /// the account id in its path.

@@ -2,7 +2,7 @@
 //! problems at once; logging refuses unknown levels, prints fatal errors once, and writes no
 //! colour codes into a pipe.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,0 +1,29 @@
+//! The one integration-test binary: a module per area. Shared helpers live in `common`.
+
+mod bounds;
+mod common;
+mod config;
+mod config_cli;
+mod config_reload;
+mod cyberpilot;
+mod demo_feature;
+mod deploy_files;
+mod exposition;
+mod faults;
+mod first_hour;
+mod golden;
+mod harness;
+mod hostile_clients;
+mod knowbe4;
+mod knowbe4_config;
+mod knowbe4_recorded;
+mod lints;
+mod mimecast;
+mod mimecast_answers;
+mod mimecast_recorded;
+mod poller;
+mod properties;
+mod server;
+mod shard;
+mod transport;
+mod vendor_http;
