@@ -28,6 +28,23 @@ step() { printf '\n==> %s\n' "$*"; }
 step "test dependencies"
 ./scripts/install-test-deps.sh
 
+step "rust-version: what the locked dependencies really need"
+# Cargo.toml's rust-version must be the highest rust_version of any locked package, so the README's
+# prerequisite is the toolchain the first command really builds with.
+python3 - <<'PY'
+import json, subprocess, sys
+meta = json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--locked"],
+                                 check=True, capture_output=True, text=True).stdout)
+def version(v):
+    return tuple(int(x) for x in v.split("."))[:2]
+ours = {p["name"]: p["rust_version"] for p in meta["packages"] if p["id"] in meta["workspace_members"]}
+need, who = max((version(p["rust_version"]), p["name"]) for p in meta["packages"] if p.get("rust_version"))
+for name, declared in ours.items():
+    if not declared or version(declared) != need:
+        sys.exit(f"{name}: rust-version is {declared}, but {who} needs {'.'.join(map(str, need))}: set it")
+print(f"rust-version {'.'.join(map(str, need))} (set by {who}) in every workspace crate")
+PY
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

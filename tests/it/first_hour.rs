@@ -21,7 +21,6 @@ fn the_readme_states_prerequisites_and_keeps_two_set_up_commands() {
         .expect("a set-up section");
     for needed in [
         "rustup",
-        "1.88",
         "rustfmt",
         "clippy",
         "Cargo.lock",
