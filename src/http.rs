@@ -24,7 +24,7 @@ use crate::stats::ApiStats;
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(120);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-use crate::model::FetchError;
+use crate::model::{FetchError, Retry};
 
 /// A successful (2xx) answer with its body read in full.
 #[derive(Debug)]
@@ -399,6 +399,7 @@ impl Transport {
                 .trim_end()
                 .to_string(),
             status: Some(code),
+            retry: Retry::Backoff,
         };
         let is_auth = self.vendor.is_auth(status)
             || (token_request

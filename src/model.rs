@@ -84,6 +84,9 @@ pub enum FailureReason {
     /// The vendor's TLS certificate was refused (expired, wrong host, unknown issuer): an
     /// interception proxy or a misconfigured host, not a passing fault, so never retried.
     Tls,
+    /// The account's API budget is spent (Proofpoint's HTTP 402 "API Budget Empty"): nothing
+    /// more is asked before the next interval.
+    Quota,
 }
 
 impl FailureReason {
@@ -98,6 +101,7 @@ impl FailureReason {
             FailureReason::ApiError => "api_error",
             FailureReason::Redirect => "redirect",
             FailureReason::Tls => "tls",
+            FailureReason::Quota => "quota",
         }
     }
 }
@@ -108,6 +112,22 @@ impl fmt::Display for FailureReason {
     }
 }
 
+/// When a section that failed is tried again, and whether it counts as down. The vendor folder
+/// that reads an answer decides; the poller schedules and the store reports by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retry {
+    /// On the poller's failure backoff: a passing fault.
+    #[default]
+    Backoff,
+    /// Not before the source's next interval: the vendor said asking sooner is useless (an
+    /// empty API budget, a spent daily quota) and would only spend quota.
+    NextInterval,
+    /// The tenant does not offer this endpoint (404, or 403 for an endpoint outside its
+    /// licence): the section is unavailable, not down, and is checked again at the next
+    /// interval.
+    NotOffered,
+}
+
 /// A failed request to a vendor (after retries), or a vendor answer refused: the reason and a
 /// message that never holds a URL, a header or a body, so nothing secret leaks through it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -116,6 +136,8 @@ pub struct FetchError {
     pub reason: FailureReason,
     pub message: String,
     pub status: Option<u16>,
+    /// When the section is tried again.
+    pub retry: Retry,
 }
 
 impl FetchError {
@@ -124,6 +146,7 @@ impl FetchError {
             reason,
             message: message.into(),
             status: None,
+            retry: Retry::Backoff,
         }
     }
 }
