@@ -177,6 +177,9 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: String,
     pub web_config_file: Option<PathBuf>,
+    /// Where the exporter keeps what it must remember across restarts (resolved against the
+    /// config file's folder); `None`: nothing is kept.
+    pub state_dir: Option<PathBuf>,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     /// A connection with no request in flight is closed after this long.
@@ -814,6 +817,7 @@ fn resolve_server(mut s: Section<'_>, base: &Path) -> Option<ServerConfig> {
         None => DEFAULT_LISTEN.to_string(),
     };
     let web_config_file = s.path_value("web_config_file").map(|(p, _)| base.join(p));
+    let state_dir = s.path_value("state_dir").map(|(p, _)| base.join(p));
     let max_connections = uint_in(&mut s, "max_connections", 1, 100_000).unwrap_or(512);
     let header_read_timeout = duration_in(&mut s, "header_read_timeout", Duration::from_secs(3600))
         .unwrap_or(Duration::from_secs(10));
@@ -825,6 +829,7 @@ fn resolve_server(mut s: Section<'_>, base: &Path) -> Option<ServerConfig> {
     Some(ServerConfig {
         listen,
         web_config_file,
+        state_dir,
         max_connections,
         header_read_timeout,
         idle_timeout,

@@ -23,6 +23,7 @@ fn minimal_config_gets_contract_defaults() {
     )
     .unwrap();
     assert_eq!(c.server.listen, "0.0.0.0:10019");
+    assert_eq!(c.server.state_dir, None, "off by default");
     assert_eq!(c.poll.interval, Duration::from_secs(1800));
     assert_eq!(c.poll.timeout, Duration::from_secs(60));
     assert_eq!(c.poll.max_age, Duration::from_secs(6 * 3600));
@@ -333,7 +334,7 @@ fn relative_secret_paths_resolve_against_the_config_files_folder() {
     let path = dir.path().join("exporter.toml");
     std::fs::write(
         &path,
-        "[server]\nweb_config_file = \"web.yml\"\n\
+        "[server]\nweb_config_file = \"web.yml\"\nstate_dir = \"state\"\n\
          [[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken_file = \"secrets/token\"\n",
     )
     .unwrap();
@@ -344,6 +345,7 @@ fn relative_secret_paths_resolve_against_the_config_files_folder() {
     };
     assert!(matches!(&cp.auth, CyberPilotAuth::Token(t) if t.expose() == "from-the-folder"));
     assert_eq!(c.server.web_config_file, Some(dir.path().join("web.yml")));
+    assert_eq!(c.server.state_dir, Some(dir.path().join("state")));
 }
 
 #[test]
