@@ -13,6 +13,7 @@ pub mod config;
 pub mod connections;
 pub mod demo;
 pub mod exposition;
+pub(crate) mod files;
 pub mod hardening;
 pub mod http;
 pub mod landing;

@@ -67,7 +67,7 @@ fn err(key: &str, msg: impl std::fmt::Display) -> String {
 impl WebConfig {
     /// Reads and checks the web config file; errors name the key at fault.
     pub fn load(path: &Path) -> Result<WebConfig, String> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::files::read_text(path)
             .map_err(|e| format!("cannot read web config file {}: {e}", path.display()))?;
         Self::parse(&text, path.parent().unwrap_or(Path::new(".")))
     }
@@ -295,7 +295,7 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 fn load_tls(t: &RawTls, base: &Path) -> Result<rustls::ServerConfig, String> {
     let cert_path = resolve(base, &t.cert_file);
     let key_path = resolve(base, &t.key_file);
-    let cert_pem = std::fs::read(&cert_path).map_err(|e| {
+    let cert_pem = crate::files::read(&cert_path).map_err(|e| {
         err(
             "tls_server_config.cert_file",
             format!("{}: {e}", cert_path.display()),
@@ -310,7 +310,7 @@ fn load_tls(t: &RawTls, base: &Path) -> Result<rustls::ServerConfig, String> {
             "holds no PEM certificate",
         ));
     }
-    let key_pem = std::fs::read(&key_path).map_err(|e| {
+    let key_pem = crate::files::read(&key_path).map_err(|e| {
         err(
             "tls_server_config.key_file",
             format!("{}: {e}", key_path.display()),
@@ -621,6 +621,27 @@ mod tests {
     fn rustls_pemfile_is_not_a_dependency() {
         let lock = include_str!("../Cargo.lock");
         assert!(!lock.contains("name = \"rustls-pemfile\""));
+    }
+
+    /// Issue 24 item 7: a FIFO or a device at any path the web config names is refused at once,
+    /// never read (a FIFO blocked a runtime worker; /dev/zero grew memory without end).
+    #[test]
+    fn fifos_and_devices_are_refused_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("web.yml");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let e = WebConfig::load(&fifo).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        let text = "tls_server_config:\n  cert_file: /dev/zero\n  key_file: /dev/zero\n";
+        let e = WebConfig::parse(text, dir.path()).unwrap_err();
+        assert!(
+            e.contains("tls_server_config.cert_file") && e.contains("not a regular file"),
+            "{e}"
+        );
     }
 
     #[test]
