@@ -5,18 +5,17 @@
 #   - promtool check config  on deploy/prometheus/prometheus.yml and
 #                            deploy/compose/prometheus.yml (temporary copies whose
 #                            rule_files point at the shipped rule files)
+#   - dashboards/src/build.py --check   (dashboards/*.json are what dashboards/src makes)
 #   - python3 -m json.tool   on every dashboard, and scripts/lint-assets.py
 #   - python3 scripts/metrics-used.py --check   (every metric used is a contract metric)
 #   - deploy/kubernetes/generate.sh --check     (generated manifests are up to date)
-# Installs Debian's prometheus package (prometheus + promtool) when promtool is missing.
+# Installs what it needs first (scripts/install-test-deps.sh: promtool, the dashboards' SDK).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-if ! command -v promtool >/dev/null 2>&1; then
-    bash "$root/scripts/install-test-deps.sh"
-fi
+bash "$root/scripts/install-test-deps.sh"
 
 prom="deploy/prometheus"
 rules=("$prom/awareness.rules.yml" "$prom/awareness.alerts.yml")
@@ -62,6 +61,10 @@ PY
 step "promtool check config"
 check_config "$prom/prometheus.yml"
 check_config "deploy/compose/prometheus.yml"
+
+step "dashboards: generated from dashboards/src"
+python3 dashboards/src/build.py --check
+echo "  dashboards/*.json: what dashboards/src makes"
 
 step "dashboards: JSON"
 for f in dashboards/*.json; do

@@ -2,6 +2,8 @@
 # Install the tools the test scripts need, from Debian's packages:
 #   - `prometheus` (ships both `prometheus` and `promtool`): rule checks and the end-to-end test
 #   - `python3`: scripts/check-rules.sh, scripts/e2e_prometheus.py, scripts/metrics-used.py
+# and from PyPI, with python3's pip:
+#   - `grafana-foundation-sdk` (Grafana's own dashboard builders, pinned): dashboards/src/build.py
 #
 # Idempotent and non-interactive: does nothing when every tool is already on PATH; runs
 # `apt-get update` only when it actually has to install something. Works as root, or through
@@ -22,8 +24,25 @@ if ! command -v python3 >/dev/null 2>&1; then
     packages+=(python3)
 fi
 
+# The dashboards' generator: Grafana 11.2's builders (schemaVersion 39, what the dashboards ship).
+sdk_version='1769699630!11.2.0'
+install_sdk() {
+    if python3 -c 'import importlib.metadata as m, sys; sys.exit(m.version("grafana-foundation-sdk") != sys.argv[1])' \
+        "$sdk_version" 2>/dev/null; then
+        echo "install-test-deps: grafana-foundation-sdk $sdk_version already present"
+        return
+    fi
+    echo "install-test-deps: installing grafana-foundation-sdk==$sdk_version with pip"
+    local pip=(python3 -m pip install --quiet --disable-pip-version-check)
+    # A Python that its distribution manages (PEP 668) refuses a plain install: the user's own
+    # site-packages then, never the system's.
+    "${pip[@]}" "grafana-foundation-sdk==$sdk_version" 2>/dev/null \
+        || "${pip[@]}" --user --break-system-packages "grafana-foundation-sdk==$sdk_version"
+}
+
 if [ "${#packages[@]}" -eq 0 ]; then
     echo "install-test-deps: prometheus, promtool and python3 already present"
+    install_sdk
     exit 0
 fi
 
@@ -80,3 +99,4 @@ for tool in prometheus promtool python3; do
     fi
 done
 echo "install-test-deps: $(promtool --version 2>&1 | head -n1); $(python3 --version 2>&1)"
+install_sdk

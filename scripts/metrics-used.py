@@ -52,6 +52,9 @@ OPTIONAL_RECORDS = {
 # repository: a user's clone has nothing beside it.
 DEFAULT_CONTRACTS = [os.path.join(ROOT, "docs", "metrics.md")]
 
+# Series Prometheus makes itself (scrape health, alert state): no exporter exposes them.
+PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "ALERTS"}
+
 KEYWORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
     "offset", "bool", "inf", "nan", "atan2",
@@ -69,7 +72,8 @@ QUERY_RESULT = re.compile(r"^\s*query_result\s*\((.*)\)\s*$", re.S)
 
 
 def promql_names(expr):
-    """The metric and recording-rule names an expression references."""
+    """The metric and recording-rule names an expression references (Prometheus's own series,
+    PROMETHEUS_SERIES, left out)."""
     s = GRAFANA_VAR.sub("0", expr)
     s = STRING.sub('""', s)
     s = MATCHERS.sub(" ", s)
@@ -85,7 +89,8 @@ def promql_names(expr):
         rest = s[m.end():].lstrip()
         if rest.startswith("("):
             continue  # a function or an aggregation
-        names.add(tok)
+        if tok not in PROMETHEUS_SERIES:
+            names.add(tok)
     return names
 
 
