@@ -276,6 +276,46 @@ def exposition_names(path):
     return names
 
 
+# --------------------------------------------------------------------------- labels
+def series_labels():
+    """{series: its labels} for the exporter's metrics (docs/metrics.md's tables, plus the job
+    and instance of the scrape), Prometheus's own series and every recorded name. A record
+    keeps its first `by (...)`, else the labels of its first series less `without (...)`,
+    plus its rule's own `labels:`. The dashboards' generator and lint-assets.py use it."""
+    labels = {"up": {"job", "instance"}, "scrape_duration_seconds": {"job", "instance"},
+              "ALERTS": {"alertname", "alertstate", "job", "instance", "platform", "account"}}
+    with open(DEFAULT_CONTRACTS[0], encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"\| `(awareness_\w+)` \| \w+ \| ([^|]*) \|", line)
+            if m:
+                labels[m.group(1)] = {x.strip() for x in m.group(2).split(",") if x.strip()}
+                labels[m.group(1)] |= {"job", "instance"}
+    for path in rule_files():
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        own = {}
+        for block in re.split(r"\n\s*- record:\s*", text)[1:]:
+            name, _, rest = block.partition("\n")
+            found = re.search(r"^\s+labels:\s*\n((?:\s+\w+:.*\n?)+)", rest, re.M)
+            own.setdefault(name.strip(), set()).update(
+                re.findall(r"(\w+):", found.group(1)) if found else [])
+        for rule in parse_rules(text):
+            if "record" not in rule:
+                continue
+            expr = rule.get("expr", "")
+            by = re.search(r"\bby\s*\(([^)]*)\)", expr)
+            if by:
+                found = {x.strip() for x in by.group(1).split(",") if x.strip()}
+            else:
+                first = next(iter(sorted(promql_names(expr), key=expr.find)), None)
+                found = set(labels.get(first, set()))
+                for without in re.findall(r"\bwithout\s*\(([^)]*)\)", expr):
+                    found -= {x.strip() for x in without.split(",")}
+            name = rule["record"]
+            labels[name] = labels.get(name, set()) | found | own.get(name, set())
+    return labels
+
+
 # --------------------------------------------------------------------------- main
 def collect():
     """{name: [where, ...]} for every name referenced by the dashboards and rules."""

@@ -8,6 +8,7 @@ filter by a label its metric lacks, and a panel whose metrics lack the dashboard
 is titled "(whole account)".
 """
 import dataclasses
+import importlib.util
 import os
 import re
 
@@ -68,46 +69,16 @@ def thresholds_json(kind):
 
 
 # ---------------------------------------------------------------- labels of every series
-def _metric_labels():
-    """{metric: labels} from docs/metrics.md's tables; scraped series also carry job, instance."""
-    labels = {"up": {"job", "instance"}, "scrape_duration_seconds": {"job", "instance"},
-              "ALERTS": {"alertname", "alertstate", "job", "instance", "platform", "account"}}
-    with open(os.path.join(ROOT, "docs", "metrics.md"), encoding="utf-8") as f:
-        for line in f:
-            m = re.match(r"\| `(awareness_\w+)` \| \w+ \| ([^|]*) \|", line)
-            if m:
-                names = {x.strip() for x in m.group(2).split(",") if x.strip()}
-                labels[m.group(1)] = names | {"job", "instance"}
-    return labels
+def _metrics_used():
+    """scripts/metrics-used.py, which knows every series' labels (stdlib only)."""
+    path = os.path.join(ROOT, "scripts", "metrics-used.py")
+    spec = importlib.util.spec_from_file_location("metrics_used", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _record_labels(metrics):
-    """{record: labels} from awareness.rules.yml: a rule keeps its first `by (...)`, else the
-    labels of its first series less any `without (...)`, plus its own `labels:`."""
-    path = os.path.join(ROOT, "deploy", "prometheus", "awareness.rules.yml")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    records = {}
-    for block in re.split(r"\n\s*- record:\s*", text)[1:]:
-        name, _, body = block.partition("\n")
-        expr = body.split("labels:")[0]
-        by = re.search(r"\bby \(([^)]*)\)", expr)
-        if by:
-            found = {x.strip() for x in by.group(1).split(",")}
-        else:
-            first = re.search(r"\b(awareness[_:][\w:]+)", expr)
-            found = set((metrics | records).get(first.group(1), set())) if first else set()
-            for without in re.findall(r"\bwithout \(([^)]*)\)", expr):
-                found -= {x.strip() for x in without.split(",")}
-        own = re.search(r"labels:\s*\n((?:\s+\w+:.*\n?)+)", body)
-        if own:
-            found |= set(re.findall(r"(\w+):", own.group(1)))
-        records[name.strip()] = records.get(name.strip(), set()) | found
-    return records
-
-
-METRIC_LABELS = _metric_labels()
-LABELS = {**METRIC_LABELS, **_record_labels(METRIC_LABELS)}
+LABELS = _metrics_used().series_labels()
 PLACEHOLDER = re.compile(r"@([A-Za-z_:][\w:]*)(?:\{([^}]*)\})?")
 
 
@@ -152,7 +123,7 @@ def about_the_source(name):
     """The exporter's own series of a source (awareness_up, sections, polls) and the records
     made of them: no vendor breaks them down by group, nobody expects them to."""
     return name.startswith("awareness:source_") or (
-        name in METRIC_LABELS and "platform" in METRIC_LABELS[name])
+        not name.startswith("awareness:") and "platform" in LABELS.get(name, ()))
 
 
 # ---------------------------------------------------------------- panels
@@ -281,6 +252,9 @@ def table_panel(title, desc, cols, sort, desc_sort=True, w=24, h=9, hide=()):
         if c.kind in RATIOS:
             props += [_prop("unit", "percentunit"), _prop("decimals", 1), _prop("min", 0),
                       _prop("max", 1)]
+        elif c.kind == "completion_gap":  # a difference of two ratios
+            props += [_prop("unit", "percentunit"), _prop("decimals", 1), _prop("min", -1),
+                      _prop("max", 1)]
         elif c.unit:
             props.append(_prop("unit", c.unit))
         if c.kind and c.kind != "count":
@@ -395,7 +369,7 @@ def accounts_table(specs, platform=None, h=8):
         Col("Users", _max("@awareness:users:sum")),
         Col("Completion", _max("@awareness:training_completion:ratio"), kind="completion"),
         Col("vs threshold", _max("@awareness:training_completion:ratio") + " - on (platform, account) "
-            + _max("@awareness:completion_threshold"), kind="completion_gap", unit="percentunit"),
+            + _max("@awareness:completion_threshold"), kind="completion_gap"),
         Col("Behind", _max("@awareness:users_overdue:sum")),
         Col("Click", _max("@awareness:phishing_click:ratio"), kind="click"),
         Col("Submit", _max("@awareness:phishing_submit:ratio"), kind="submit"),
