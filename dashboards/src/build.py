@@ -37,6 +37,9 @@ def finish(builder, scope):
     dash = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
     dash["id"] = None
     dash["annotations"] = {"list": lib.annotations(scope)}
+    for v in dash["templating"]["list"]:
+        if v["type"] == "query":
+            v["definition"] = v["query"]  # what Grafana's variable editor shows
     next_id = 1
     for panel in walk(dash["panels"]):
         panel["id"], next_id = next_id, next_id + 1

@@ -476,7 +476,7 @@ def base(uid, title, description, tags, scope, time_from="now-30d", refresh="5m"
     variables and the link to the other awareness dashboards."""
     sel = Scope(platform=scope.platform, variables=scope.variables)
     up = sel.expr("@awareness_up")
-    d = (dashboard.Dashboard(title).uid(uid).description(description).tags(tags)
+    d = (dashboard.Dashboard(title).uid(uid).description(description).tags(tags).readonly()
          .time(time_from, "now").refresh(refresh).timezone("").tooltip(dm.DashboardCursorSync.CROSSHAIR)
          .with_variable(dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus"))
          .with_variable(variable("job", "Job", "label_values(awareness_build_info, job)"))
