@@ -31,6 +31,11 @@ def per_campaign(metric, extra, agg="sum"):
     return f"{agg} by (account, campaign_id, campaign) (@{metric}{{{extra}}})"
 
 
+def launched(metric, picker):
+    """The campaign's launch time: Grafana's dates are in milliseconds."""
+    return Col("Launched", per_campaign(metric, picker, "max") + " * 1000", unit="dateTimeAsIso")
+
+
 SPEC = Platform(
     name="mimecast",
     title="Mimecast",
@@ -103,9 +108,7 @@ SPEC = Platform(
             table_panel("Training campaigns", "One row per training campaign, the newest launch "
                         "first. Completed is the vendor's numCompleted; Correct is correct of all "
                         "answered questions.", [
-                            Col("Launched", per_campaign("awareness_mimecast_campaign_launch_timestamp_seconds",
-                                                         TRAINING, "max") + " * 1000",
-                                unit="dateTimeAsIso"),
+                            launched("awareness_mimecast_campaign_launch_timestamp_seconds", TRAINING),
                             Col("Users", per_campaign("awareness_mimecast_campaign_users", TRAINING)),
                             Col("Completed", per_campaign("awareness_mimecast_campaign_completed_users",
                                                           TRAINING)),
@@ -146,9 +149,7 @@ SPEC = Platform(
             table_panel("Phishing campaigns", "One row per phishing campaign, the newest launch "
                         "first; rates are % of emails sent. Reported: recipients who reported the "
                         "email (timeReported of phishing/campaign/get-user-data).", [
-                            Col("Launched", per_campaign("awareness_mimecast_phishing_launch_timestamp_seconds",
-                                                         PHISHING, "max") + " * 1000",
-                                unit="dateTimeAsIso"),
+                            launched("awareness_mimecast_phishing_launch_timestamp_seconds", PHISHING),
                             Col("Sent", per_campaign("awareness_mimecast_phishing_emails_sent", PHISHING)),
                             Col("Opened", per_campaign("awareness_mimecast_phishing_emails_opened",
                                                        PHISHING)),
