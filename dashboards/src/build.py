@@ -40,20 +40,36 @@ def finish(builder, scope):
     for v in dash["templating"]["list"]:
         if v["type"] == "query":
             v["definition"] = v["query"]  # what Grafana's variable editor shows
+    for row, panels in rows(dash["panels"]):
+        whole = [p for p in panels if scope.whole_account([t["expr"] for t in p["targets"]])]
+        if row and whole and len(whole) == len(panels):
+            row["title"] += " (whole account)"  # once for the row, not on every panel
+        else:
+            for p in whole:
+                p["title"] += " (whole account)"
     next_id = 1
     for panel in walk(dash["panels"]):
         panel["id"], next_id = next_id, next_id + 1
         if panel["type"] == "row":
             panel["datasource"] = lib.DS.to_json()
             continue
-        exprs = [t["expr"] for t in panel.get("targets", [])]
-        if scope.whole_account(exprs):
-            panel["title"] += " (whole account)"
         for i, t in enumerate(panel.get("targets", [])):
             t["expr"] = scope.expr(t["expr"])
             t["refId"] = chr(ord("A") + i)
             t["datasource"] = lib.DS.to_json()
     return dash
+
+
+def rows(panels):
+    """(row or None, its panels) in order: a collapsed row holds its panels, an open row is
+    followed by them."""
+    out = [(None, [])]
+    for p in panels:
+        if p["type"] == "row":
+            out.append((p, p.get("panels") or []))
+        else:
+            out[-1][1].append(p)
+    return [(r, ps) for r, ps in out if ps]
 
 
 def walk(panels):

@@ -75,7 +75,7 @@ SPEC = Platform(
                     "{{department}} ({{account}})", w=8, h=10),
     ],
     rows=[
-        Row("By department", [
+        Row("Departments over time", [
             timeseries_panel("Modules not watched by department", "Training modules the "
                              "department's users have not watched.",
                              Q(per_dept("awareness_mimecast_modules_not_watched"), DEPT)),
