@@ -13,5 +13,15 @@ def dashboard(specs):
     d = lib.add_rows(d, [("Program", lib.program_row(specs), False),
                          ("Accounts", [lib.accounts_table(specs)], False),
                          ("Trends", lib.trends_row(specs), False)]
-                     + [(s.title, s.overview_panels, True) for s in specs])
+                     + [(s.title, [data_age(s)] + s.overview_panels, True) for s in specs])
     return d, scope
+
+
+def data_age(spec):
+    """The platform's row starts with how fresh its data is."""
+    return lib.bar_panel(f"{spec.title} data age in poll intervals", "Time since the newest "
+                         "successful section of each source, in its own poll intervals "
+                         "(AwarenessSourceDataStale at 4).",
+                         lib.Q("sort_desc(max by (platform, account) (@awareness:source_data_age:"
+                               f'intervals{{platform="{spec.name}"}}))', "{{account}}"),
+                         kind="data_age", unit="none", w=8, h=6, decimals=1, basic=True)
