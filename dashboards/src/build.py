@@ -22,6 +22,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder  # noqa: E402
 import exporter  # noqa: E402
 import lib  # noqa: E402
 import overview  # noqa: E402
+import people  # noqa: E402
 
 OUT = os.path.join(lib.ROOT, "dashboards")
 
@@ -80,7 +81,8 @@ def walk(panels):
 
 def dashboards():
     all_specs = specs()
-    out = {"overview": overview.dashboard(all_specs), "exporter": exporter.dashboard(all_specs)}
+    out = {"overview": overview.dashboard(all_specs), "exporter": exporter.dashboard(all_specs),
+           "people": people.dashboard(all_specs)}
     for spec in all_specs:
         out[spec.name] = lib.platform_dashboard(spec)
     return {name: json.dumps(finish(*built), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -460,6 +460,8 @@ class Platform:
     variables: list = dataclasses.field(default_factory=list)  # (name, label, series)
     overview_panels: list = dataclasses.field(default_factory=list)  # <= 3
     ops_panels: list = dataclasses.field(default_factory=list)
+    # awareness-people: one table of its per-user series (metrics.per_user), sorted by the first
+    people: list = dataclasses.field(default_factory=list)
 
 
 # ---------------------------------------------------------------- dashboards

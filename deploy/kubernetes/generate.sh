@@ -3,7 +3,8 @@
 #   prometheusrule.yaml   PrometheusRule (prometheus-operator) with the groups of
 #                         deploy/prometheus/awareness.rules.yml and awareness.alerts.yml
 #   dashboards.yaml       one ConfigMap per dashboards/*.json, labelled grafana_dashboard: "1"
-#                         for the Grafana dashboard sidecar
+#                         for the Grafana dashboard sidecar; the per-user dashboard (tag
+#                         awareness-per-user) in a folder of its own, so its permissions can differ
 # Run it after changing a rule file or a dashboard. With --check it changes nothing and
 # fails when the files are out of date. Needs python3 (standard library only).
 set -euo pipefail
@@ -70,7 +71,8 @@ for path in sorted(glob.glob(os.path.join(root, "dashboards", "*.json"))):
     name = os.path.splitext(os.path.basename(path))[0]
     with open(path, encoding="utf-8") as f:
         content = f.read()
-    json.loads(content)  # must be valid JSON
+    tags = json.loads(content).get("tags") or []  # must be valid JSON
+    folder = "Awareness people" if "awareness-per-user" in tags else "Awareness"
     if "\t" in content:
         sys.exit(f"generate.sh: {path} contains a tab, which a YAML block cannot hold")
     body = "\n".join(("    " + l) if l.strip() else "" for l in content.rstrip("\n").split("\n"))
@@ -82,7 +84,7 @@ for path in sorted(glob.glob(os.path.join(root, "dashboards", "*.json"))):
         "  annotations:\n"
         "    # folder for Grafana's dashboard sidecar (kube-prometheus-stack:\n"
         "    # grafana.sidecar.dashboards.folderAnnotation=grafana_folder)\n"
-        "    grafana_folder: Awareness\n"
+        f"    grafana_folder: {folder}\n"
         f"data:\n  awareness-{name}.json: |\n{body}\n")
 with open(os.path.join(out, "dashboards.yaml"), "w", encoding="utf-8") as f:
     f.write(HEADER.format(src="dashboards/*.json") + "---\n".join(docs))

@@ -112,6 +112,17 @@ SPEC = Platform(
                              "left out.", Q(SCORE, "{{account}}"), decimals=1),
         ]),
     ],
+    people=[
+        Col("Courses overdue", "max by (account, email) (@awareness_cyberpilot_user_courses_overdue)",
+            kind="any_is_bad"),
+        Col("Courses not completed",
+            "max by (account, email) (@awareness_cyberpilot_user_courses_not_completed)"),
+        Col("Phishing links clicked",
+            "max by (account, email) (@awareness_cyberpilot_user_phishing_links_clicked)",
+            kind="any_is_bad"),
+        Col("Average score", "max by (account, email) (@awareness_cyberpilot_user_average_score)",
+            unit="none"),
+    ],
     overview_panels=[
         stat_panel("CyberPilot average score", "Mean of the users' average scores (branch "
                    "averages weighted by users); users with no completed course are left out.",

@@ -4,7 +4,6 @@ from lib import Col, Group, Platform, Q, Row, bar_panel, stat_panel, table_panel
     timeseries_panel, worst_panel
 
 ACCOUNT = "{{account}}"
-PER_USER = "Per-user series appear only with metrics.per_user = true."
 
 
 def or_zero(expr, total):
@@ -123,15 +122,6 @@ SPEC = Platform(
                              Q("sum by (account, status) (@awareness_knowbe4_security_tests)",
                                "{{account}} · {{status}}"), w=8, h=9),
         ]),
-        Row("Users (metrics.per_user)", [
-            table_panel("Top 10 users by phish-prone", PER_USER, [
-                Col("Phish-prone", "topk(10, @awareness_knowbe4_user_phish_prone_ratio)",
-                    kind="phish_prone"),
-            ], "Phish-prone", w=12),
-            table_panel("Top 10 users by risk score", PER_USER, [
-                Col("Risk score", "topk(10, @awareness_knowbe4_user_risk_score)", kind="risk"),
-            ], "Risk score", w=12),
-        ]),
     ],
     overview_panels=[
         stat_panel("KnowBe4 phish-prone (users' mean)", PHISH_PRONE,
@@ -140,6 +130,12 @@ SPEC = Platform(
         stat_panel("KnowBe4 risk score", "The organization's current risk score (1 least to 100 "
                    "most risky).", Q("@awareness_knowbe4_risk_score", ACCOUNT), kind="risk",
                    unit="none", w=8, h=6),
+    ],
+    people=[
+        Col("Phish-prone", "max by (account, email) (@awareness_knowbe4_user_phish_prone_ratio)",
+            kind="phish_prone"),
+        Col("Risk score", "max by (account, email) (@awareness_knowbe4_user_risk_score)",
+            kind="risk"),
     ],
     ops_panels=[
         stat_panel("KnowBe4 Reporting API requests left today", "2,000 + licensed users a day, "

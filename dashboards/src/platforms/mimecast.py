@@ -182,6 +182,15 @@ SPEC = Platform(
                         ], "Completion", desc_sort=False, w=12, h=10),
         ]),
     ],
+    people=[
+        Col("Modules not watched", "max by (account, email) (@awareness_mimecast_user_modules_not_watched)",
+            kind="any_is_bad"),
+        Col("Watchlist entries", "max by (account, email) (@awareness_mimecast_user_watchlist_entries)",
+            kind="any_is_bad"),
+        Col("Phishing clicked", "max by (account, email) (@awareness_mimecast_user_phishing_clicked)",
+            kind="any_is_bad"),
+        Col("Phishing reported", "max by (account, email) (@awareness_mimecast_user_phishing_reported)"),
+    ],
     overview_panels=[
         stat_panel("Mimecast users on the watchlist", "Users with watchlist entries (a user lands "
                    "on the watchlist after unanswered weekly reminders).",
