@@ -1,11 +1,10 @@
 //! The two exposition formats `/metrics` speaks, and which one a client gets.
 //!
-//! Sections are rendered once, in OpenMetrics 1.0 (what prometheus-client writes). The sample
-//! lines of gauges and counters are the same in the Prometheus text format 0.0.4; only the
-//! family headers differ (0.0.4 names a counter family by its `_total` sample name, has no
-//! `# UNIT` and no `# EOF`), so a 0.0.4 body is the same samples under rewritten headers.
-
-use std::borrow::Cow;
+//! Sections are encoded once, in OpenMetrics 1.0 (by prometheus-client). The sample lines of
+//! gauges and counters are the same in the Prometheus text format 0.0.4; only the family
+//! headers differ (0.0.4 names a counter family by its `_total` sample name and has no
+//! `# EOF`), and those are written from the family's name, type and help
+//! ([`crate::snapshot`]).
 
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 pub const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -39,14 +38,6 @@ impl Format {
         match self {
             Format::OpenMetrics => "# EOF\n",
             Format::Text004 => "",
-        }
-    }
-
-    /// A family's `# HELP`/`# TYPE` header in this format, from its OpenMetrics header.
-    pub fn header(self, openmetrics_header: &str) -> Cow<'_, str> {
-        match self {
-            Format::OpenMetrics => Cow::Borrowed(openmetrics_header),
-            Format::Text004 => Cow::Owned(to_text_004(openmetrics_header)),
         }
     }
 
@@ -94,40 +85,6 @@ impl Format {
     }
 }
 
-/// Rewrites an OpenMetrics family header for text 0.0.4: counters are named by their `_total`
-/// samples, `# UNIT` lines go.
-fn to_text_004(header: &str) -> String {
-    let is_counter = header
-        .lines()
-        .any(|l| l.starts_with("# TYPE ") && l.ends_with(" counter"));
-    let mut out = String::with_capacity(header.len() + 16);
-    for line in header.lines() {
-        let Some(rest) = line.strip_prefix("# ") else {
-            continue;
-        };
-        let Some((keyword, rest)) = rest.split_once(' ') else {
-            continue;
-        };
-        if keyword != "HELP" && keyword != "TYPE" {
-            continue;
-        }
-        let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-        out.push_str("# ");
-        out.push_str(keyword);
-        out.push(' ');
-        out.push_str(name);
-        if is_counter && !name.ends_with("_total") {
-            out.push_str("_total");
-        }
-        if !tail.is_empty() {
-            out.push(' ');
-            out.push_str(tail);
-        }
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,17 +125,5 @@ mod tests {
             Format::negotiate(Some("application/json, application/openmetrics-text;q=0.2")),
             OpenMetrics
         );
-    }
-
-    #[test]
-    fn text_004_headers_name_counters_by_their_samples() {
-        let om = "# HELP x_requests Requests.\n# TYPE x_requests counter\n# UNIT x_requests r\n";
-        assert_eq!(
-            Format::Text004.header(om),
-            "# HELP x_requests_total Requests.\n# TYPE x_requests_total counter\n"
-        );
-        let gauge = "# HELP x_users Users.\n# TYPE x_users gauge\n";
-        assert_eq!(Format::Text004.header(gauge), gauge);
-        assert_eq!(Format::OpenMetrics.header(om), om);
     }
 }

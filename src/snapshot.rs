@@ -1,18 +1,24 @@
-//! Immutable per-source data, rendered to OpenMetrics text once per poll.
+//! Immutable per-source data, encoded once per poll.
 //!
 //! A source's poll produces [`Rendered`] sections (one per endpoint group). Each section's
-//! gauges and counters are written straight to exposition text at poll time (label values
-//! escaped, numbers formatted as prometheus-client formats them), one family at a time, so a
-//! scrape only concatenates prepared bytes: it never re-encodes data and never calls a vendor.
-//! Merging sections checks that every family is declared alike everywhere (same type, same
-//! help): a clash is an error, not a silently mislabelled body.
+//! gauges and counters are encoded by prometheus-client (OpenMetrics text) when the section is
+//! finished, one family at a time, so a scrape only concatenates prepared bytes: it never
+//! re-encodes data and never calls a vendor. A [`Rendered`] is plain data (serde), so the last
+//! good sections can be kept across a restart. Merging sections checks that every family is
+//! declared alike everywhere (same type, same help): a clash is an error, not a silently
+//! mislabelled body.
 
 use std::collections::{BTreeMap, HashMap};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use serde::{Deserialize, Serialize};
 
 use crate::exposition::Format;
 
 /// The metric types a section can hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MetricType {
     Gauge,
     Counter,
@@ -27,8 +33,9 @@ impl MetricType {
     }
 }
 
-/// One metric family's encoded text: its `# HELP`/`# TYPE` header and its sample lines.
-#[derive(Debug, Clone, PartialEq)]
+/// One metric family as encoded: its name, type and help, prometheus-client's OpenMetrics
+/// `# HELP`/`# TYPE` header, and its sample lines sorted as text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenderedFamily {
     pub name: String,
     pub metric_type: MetricType,
@@ -39,9 +46,23 @@ pub struct RenderedFamily {
     pub series: usize,
 }
 
+impl RenderedFamily {
+    /// The family's header in `format`. Text 0.0.4 names a counter family by its `_total`
+    /// samples.
+    fn header_in(&self, format: Format) -> String {
+        match (format, self.metric_type) {
+            (Format::Text004, MetricType::Counter) => {
+                let (name, help) = (&self.name, &self.help);
+                format!("# HELP {name}_total {help}\n# TYPE {name}_total counter\n")
+            }
+            _ => self.header.clone(),
+        }
+    }
+}
+
 /// Encoded families of one section, sorted by name, samples sorted within each family so the
 /// output is deterministic.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rendered {
     pub families: Vec<RenderedFamily>,
 }
@@ -77,12 +98,33 @@ impl FamilyClash {
 
 type Labels = Vec<(String, String)>;
 
+/// One family's values, handed to prometheus-client to encode.
+#[derive(Debug)]
 struct FamilyBuilder {
+    name: &'static str,
     help: &'static str,
     metric_type: MetricType,
-    /// Gauges keep the last value set, counters the sum of what was added (as prometheus-client
-    /// families did).
+    /// Gauges keep the last value set, counters the sum of what was added.
     values: HashMap<Labels, f64>,
+}
+
+impl Collector for FamilyBuilder {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let kind = match self.metric_type {
+            MetricType::Gauge => prometheus_client::metrics::MetricType::Gauge,
+            MetricType::Counter => prometheus_client::metrics::MetricType::Counter,
+        };
+        let help = format!("{}.", self.help);
+        let mut family = encoder.encode_descriptor(self.name, &help, None, kind)?;
+        for (labels, v) in &self.values {
+            let mut sample = family.encode_family(labels)?;
+            match self.metric_type {
+                MetricType::Gauge => sample.encode_gauge(v)?,
+                MetricType::Counter => sample.encode_counter::<Labels, _, f64>(v, None)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Collects metric values of one section, then encodes them once.
@@ -139,6 +181,7 @@ impl MetricsBuilder {
         metric_type: MetricType,
     ) -> Option<&mut HashMap<Labels, f64>> {
         let family = self.families.entry(name).or_insert_with(|| FamilyBuilder {
+            name,
             help,
             metric_type,
             values: HashMap::new(),
@@ -175,83 +218,34 @@ impl MetricsBuilder {
 
 fn encode_families(families: BTreeMap<&'static str, FamilyBuilder>) -> Rendered {
     let families = families
-        .into_iter()
-        .filter(|(_, f)| !f.values.is_empty())
-        .map(|(name, f)| encode_family(name, f))
+        .into_values()
+        .filter(|f| !f.values.is_empty())
+        .map(encode_family)
         .collect();
     Rendered { families }
 }
 
-fn encode_family(name: &str, f: FamilyBuilder) -> RenderedFamily {
-    let help = format!("{}.", escape_help(f.help));
-    let header = format!(
-        "# HELP {name} {help}\n# TYPE {name} {}\n",
-        f.metric_type.as_str()
-    );
-    let suffix = match f.metric_type {
-        MetricType::Gauge => "",
-        MetricType::Counter => "_total",
-    };
-    let mut lines: Vec<String> = f
-        .values
-        .iter()
-        .map(|(labels, v)| sample_line(name, suffix, labels, *v))
-        .collect();
-    // Sorted as text, so equal data always gives equal bytes.
-    lines.sort_unstable();
-    let mut samples = String::with_capacity(lines.iter().map(|l| l.len()).sum());
-    for l in &lines {
-        samples.push_str(l);
-    }
+/// prometheus-client's OpenMetrics text of one family, its sample lines sorted as text so that
+/// equal data always gives equal bytes (label values escape newlines, so a line is a sample).
+fn encode_family(f: FamilyBuilder) -> RenderedFamily {
+    let mut text = String::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (name, help, metric_type) = (f.name.to_string(), format!("{}.", f.help), f.metric_type);
+    registry.register_collector(Box::new(f));
+    // Writing to a String cannot fail, and our collector returns no error of its own.
+    let _ = prometheus_client::encoding::text::encode_registry(&mut text, &registry);
+    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut samples = lines.split_off(2.min(lines.len()));
+    let header = lines.concat();
+    samples.sort_unstable();
     RenderedFamily {
-        name: name.to_string(),
-        metric_type: f.metric_type,
+        name,
+        metric_type,
         help,
         header,
-        series: lines.len(),
-        samples,
+        series: samples.len(),
+        samples: samples.concat(),
     }
-}
-
-/// `name{k="v",...} value\n`. Braces even without labels and values as `dtoa` writes them
-/// (`1.0`, `0.25`, `1e20`, `NaN`, `inf`): byte for byte what prometheus-client wrote.
-fn sample_line(name: &str, suffix: &str, labels: &[(String, String)], v: f64) -> String {
-    let mut line = String::with_capacity(name.len() + 32 + labels.len() * 24);
-    line.push_str(name);
-    line.push_str(suffix);
-    line.push('{');
-    for (i, (k, v)) in labels.iter().enumerate() {
-        if i > 0 {
-            line.push(',');
-        }
-        line.push_str(k);
-        line.push_str("=\"");
-        push_escaped_label_value(&mut line, v);
-        line.push('"');
-    }
-    line.push_str("} ");
-    line.push_str(dtoa::Buffer::new().format(v));
-    line.push('\n');
-    line
-}
-
-/// Label values escape `\`, `"` and newline, the same in OpenMetrics and text 0.0.4; every
-/// other character (tabs, carriage returns, any unicode) is written as is.
-fn push_escaped_label_value(out: &mut String, v: &str) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// Help texts are ours, but a backslash or newline would still break the line: escape both
-/// (the two formats agree on these).
-fn escape_help(help: &str) -> String {
-    help.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 /// Merges rendered parts into one OpenMetrics body: each family's header once, then the samples
@@ -296,7 +290,6 @@ fn merge_checked<'a>(
     mut on_clash: impl FnMut(FamilyClash) -> Result<(), FamilyClash>,
 ) -> Result<String, FamilyClash> {
     let mut by_name: BTreeMap<&str, (&RenderedFamily, Vec<&str>)> = BTreeMap::new();
-    let mut size = 0;
     for part in parts {
         for f in &part.families {
             let e = by_name
@@ -312,19 +305,16 @@ fn merge_checked<'a>(
                 continue;
             }
             e.1.push(f.samples.as_str());
-            size += f.samples.len();
         }
     }
-    size += by_name
+    let size: usize = by_name
         .values()
-        .map(|(f, _)| f.header.len() + 8)
-        .sum::<usize>();
+        .map(|(f, s)| f.header.len() + 16 + s.iter().map(|s| s.len()).sum::<usize>())
+        .sum();
     let mut out = String::with_capacity(size + 8);
     for (family, samples) in by_name.values() {
-        out.push_str(&format.header(&family.header));
-        for s in samples {
-            out.push_str(s);
-        }
+        out.push_str(&family.header_in(format));
+        out.extend(samples.iter().copied());
     }
     Ok(out)
 }
@@ -428,6 +418,22 @@ mod tests {
             e.sort_unstable();
             assert_eq!(a, e, "label value {v:?}, number {n}");
         }
+    }
+
+    #[test]
+    fn text_004_headers_name_counters_by_their_samples_and_sections_survive_serde() {
+        let mut b = MetricsBuilder::new();
+        b.counter("x_requests", "Requests", &[("k", "v")], 2.0);
+        b.gauge("x_users", "Users", &[], 3.0);
+        let r = b.finish();
+        assert_eq!(
+            merge_families([&r], Format::Text004),
+            "# HELP x_requests_total Requests.\n# TYPE x_requests_total counter\n\
+             x_requests_total{k=\"v\"} 2.0\n# HELP x_users Users.\n# TYPE x_users gauge\nx_users{} 3.0\n"
+        );
+        assert!(merge([&r]).starts_with("# HELP x_requests Requests.\n# TYPE x_requests counter\n"));
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Rendered>(&json).unwrap(), r);
     }
 
     #[test]
