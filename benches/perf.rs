@@ -489,12 +489,14 @@ fn least<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
         .unwrap_or_default()
 }
 
-/// The exporter's CPU for a poll's JSON (decode every page and fold its users, then render),
+/// The exporter's CPU for a poll's JSON (decode every page, drop repeated users, fold, then render),
 /// against a bare serde_json parse of the same bytes, one thread each.
 fn cpu_bench(rt: &tokio::runtime::Runtime) {
+    use awareness_exporter::sources::aggregate::SeenKeys;
     use awareness_exporter::sources::cyberpilot::metrics::Report;
-    use awareness_exporter::sources::cyberpilot::page;
+    use awareness_exporter::sources::cyberpilot::page::UsersFormat;
     use awareness_exporter::sources::decode::RowBudget;
+    use awareness_exporter::sources::paging::Format;
     println!("\n## cpu: decode + fold of a users-summary report vs a bare serde_json parse of the same bytes");
     println!("| users | bytes | serde_json::Value | IgnoredAny (scan only) | typed rows (Vec<UserSummary>) | exporter: decode + fold + render | ratio to Value | ratio to IgnoredAny | ratio to typed rows |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -521,9 +523,14 @@ fn cpu_bench(rt: &tokio::runtime::Runtime) {
         let ours = least(runs, || {
             let budget = RowBudget::new(u64::MAX);
             let mut report = Report::new(&metrics);
+            let mut seen = SeenKeys::default();
             for p in &pages {
-                let decoded = page::decode(p, &budget).expect("page");
-                for u in &decoded.users {
+                // As the paging engine reads a page: rows parsed one by one, each user once.
+                let mut users = Vec::new();
+                UsersFormat::read(p, &budget, &mut |raw| UsersFormat::rows(raw, &mut users).0)
+                    .expect("page");
+                users.retain(|u| UsersFormat::key(u).is_none_or(|k| seen.first_time(&k)));
+                for u in &users {
                     report.add(u);
                 }
             }

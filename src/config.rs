@@ -1166,6 +1166,9 @@ mod tests {
         fn info(&self) -> SourceInfo {
             SourceInfo::default()
         }
+        fn secrets(&self) -> Vec<&str> {
+            Vec::new()
+        }
         fn build(&self, _ctx: SourceContext) -> Arc<dyn Source> {
             unimplemented!("not polled in this test")
         }

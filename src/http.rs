@@ -1,30 +1,40 @@
-//! The HTTP transport every source uses: request counting, retries with backoff, rate-limit
-//! handling, a body size cap and a per-account concurrency limit.
+//! The HTTP transport every source uses, and the one owner of retries: request counting,
+//! retries with backoff, rate-limit pauses, a body size cap, a per-account concurrency limit,
+//! the poll's deadline, and a WARN line for every failed attempt (rate-limited per source).
+//! A vendor only says what an answer means ([`VendorHttp`], and the `accept` step of
+//! [`Transport::fetch`] for errors inside an HTTP 200); it never loops itself.
 //!
 //! Errors carry a [`FailureReason`] and a message that never contains a URL, a header or a
-//! body, so nothing secret can leak through them. Credentials never leave the vendor's host:
-//! redirects are followed only within one origin (scheme, host and port), and token requests,
-//! which carry a password or client secret in their body, follow none at all.
+//! body, and every configured secret is scrubbed from vendor text ([`Scrub`]). Credentials
+//! never leave the vendor's host: redirects are followed only within one origin (scheme, host
+//! and port), and token requests, which carry a password or client secret, follow none at all.
 
-use std::sync::{Arc, OnceLock};
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
 use rand::Rng;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use zeroize::Zeroizing;
 
 use crate::config::PollConfig;
-use crate::model::FailureReason;
+use crate::model::{FailureReason, FetchError, Retry};
 use crate::stats::ApiStats;
 
-/// Longest we wait for a rate-limit window to reopen before giving the attempt up.
+/// Longest wait a vendor's `Retry-After` or quota headers can impose on one attempt.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(120);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-use crate::model::{FetchError, Retry};
+/// Redirects followed within one origin before calling it a loop.
+const MAX_REDIRECTS: usize = 5;
+/// WARN lines about failed attempts per source and minute; the rest are counted and the count
+/// rides on the next line logged.
+const LOG_LINES_PER_MINUTE: u32 = 6;
 
 /// A successful (2xx) answer with its body read in full.
 #[derive(Debug)]
@@ -32,6 +42,23 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+}
+
+/// Why an answer that arrived whole was refused by the caller's `accept` step (an error inside
+/// an HTTP 200, a page that does not decode): `again` when another attempt may succeed.
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: FetchError,
+    pub again: bool,
+}
+
+impl Refusal {
+    pub fn fatal(error: FetchError) -> Self {
+        Refusal {
+            error,
+            again: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -54,9 +81,6 @@ impl From<&PollConfig> for TransportSettings {
         }
     }
 }
-
-/// Redirects followed within one origin before calling it a loop.
-const MAX_REDIRECTS: usize = 5;
 
 /// Why a redirect was not followed; the text reaches logs, so it names no URL.
 #[derive(Debug, thiserror::Error)]
@@ -110,18 +134,21 @@ fn token_client() -> &'static reqwest::Client {
 }
 
 /// What a vendor says in the body of an error answer (4xx or 5xx but 429): a short detail
-/// for the message (codes and the vendor's text, never a URL or a header) and, optionally,
-/// the reason it really means (Mimecast's HTTP 418 is an expired key binding: `auth`).
+/// (codes and the vendor's text, never a URL or a header), optionally the reason it really
+/// means (Mimecast's HTTP 418 is an expired key binding: `auth`; Proofpoint's 402 an empty
+/// budget: `quota`) and when the section is tried again. An answer with a reason of its own
+/// is final: it is not retried within the poll.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VendorError {
     pub detail: String,
     pub reason: Option<FailureReason>,
+    pub retry: Retry,
 }
 
-/// A vendor's HTTP semantics, as hooks the transport calls on every answer. A vendor
-/// registration (`crate::sources::registry::Vendor::http`) supplies them; the defaults are plain
-/// HTTP: no quota headers, error bodies not read, 401 and 403 mean the credentials were refused.
-pub trait VendorHttp: Send + Sync + std::fmt::Debug {
+/// A vendor's HTTP semantics, as hooks the transport calls on every answer; the defaults are
+/// plain HTTP: no quota headers, error bodies not read, 401 and 403 mean the credentials were
+/// refused, a 429 without `Retry-After` waits the transport's own backoff.
+pub trait VendorHttp: Send + Sync {
     /// How long until the vendor's quota window reopens, from an answer's headers (a 429 waits
     /// this long when it has no `Retry-After`).
     fn rate_limit_reset(&self, _headers: &HeaderMap) -> Option<Duration> {
@@ -142,12 +169,15 @@ pub trait VendorHttp: Send + Sync + std::fmt::Debug {
     fn is_auth(&self, status: StatusCode) -> bool {
         status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
     }
-    /// Whether the transport retries a 429 that says nothing of when to come back (no
-    /// `Retry-After`, no [`rate_limit_reset`](Self::rate_limit_reset)) after its own short
-    /// backoff. A vendor whose documented limits imply a longer wait says `false`: such a 429
-    /// then comes back at once (reason `rate_limited`, status 429) for the vendor to wait.
-    fn retries_unexplained_429(&self) -> bool {
-        true
+    /// How long the `refused`-th 429 of one request waits when it says nothing of when to come
+    /// back (no `Retry-After`, no quota headers): `None` is the transport's own backoff. A
+    /// vendor whose documented limits imply a longer window says so here.
+    fn rate_limited_wait(&self, _refused: u32) -> Option<Duration> {
+        None
+    }
+    /// Runs before every attempt: the vendor's own pacing and quota ledger. An error is final.
+    fn before_send(&self) -> BoxFuture<'_, Result<(), FetchError>> {
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -157,8 +187,74 @@ pub struct PlainHttp;
 
 impl VendorHttp for PlainHttp {}
 
+/// Every configured secret of an account, with its base64 and percent-encoded forms: removed
+/// from any vendor text (an error body, a proxy page that repeats the request) before it is
+/// kept, logged or shown.
+#[derive(Default, Clone)]
+pub struct Scrub {
+    needles: Arc<Vec<Zeroizing<String>>>,
+}
+
+impl std::fmt::Debug for Scrub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scrub({} forms)", self.needles.len())
+    }
+}
+
+impl Scrub {
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut needles = Vec::new();
+        // Too short to be a secret worth a search (and would blank ordinary words).
+        for s in secrets.into_iter().filter(|s| s.len() >= 4) {
+            let b = s.as_bytes();
+            let engines = [
+                &base64::engine::general_purpose::STANDARD,
+                &base64::engine::general_purpose::URL_SAFE,
+            ];
+            for e in engines {
+                let encoded = e.encode(b);
+                needles.push(encoded.trim_end_matches('=').to_string());
+                needles.push(encoded);
+            }
+            needles.push(url::form_urlencoded::byte_serialize(b).collect());
+            needles.push(b.iter().fold(String::new(), |mut out, c| {
+                if c.is_ascii_alphanumeric() {
+                    out.push(char::from(*c));
+                } else {
+                    out.push_str(&format!("%{c:02X}"));
+                }
+                out
+            }));
+            needles.push(s.to_string());
+        }
+        // Longest first, so a secret's encoded form goes whole before its plain part.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.dedup();
+        Scrub {
+            needles: Arc::new(needles.into_iter().map(Zeroizing::new).collect()),
+        }
+    }
+
+    /// `text` with every form of every secret replaced by `[redacted]`.
+    pub fn text(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for n in self.needles.iter().filter(|n| !n.is_empty()) {
+            if out.contains(n.as_str()) {
+                out = out.replace(n.as_str(), "[redacted]");
+            }
+        }
+        out
+    }
+
+    pub fn error(&self, e: FetchError) -> FetchError {
+        FetchError {
+            message: self.text(&e.message),
+            ..e
+        }
+    }
+}
+
 /// One account's view of the network.
-#[derive(Debug)]
 pub struct Transport {
     client: reqwest::Client,
     stats: Arc<ApiStats>,
@@ -168,13 +264,27 @@ pub struct Transport {
     global: Arc<Semaphore>,
     /// Set when the vendor said the quota is exhausted: nothing is sent before it.
     paused_until: Mutex<Option<Instant>>,
-    /// The vendor's HTTP semantics (quota headers, error bodies, auth statuses).
-    vendor: &'static dyn VendorHttp,
+    /// When the running poll ends: no wait may outlast it.
+    deadline: Mutex<Option<Instant>>,
+    vendor: Arc<dyn VendorHttp>,
+    scrub: Scrub,
+    /// Window start, lines logged in it, lines left out since the last one logged.
+    log_gate: Mutex<(Instant, u32, u64)>,
 }
 
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// How one attempt went.
 enum Attempt {
     Done(Reply),
     Fail(FetchError),
+    /// Try again after the transport's backoff (`None`) or a pause the vendor asked for.
     Retry(FetchError, Option<Duration>),
 }
 
@@ -193,13 +303,22 @@ impl Transport {
             settings,
             permits,
             paused_until: Mutex::new(None),
-            vendor: &PlainHttp,
+            deadline: Mutex::new(None),
+            vendor: Arc::new(PlainHttp),
+            scrub: Scrub::default(),
+            log_gate: Mutex::new((Instant::now(), 0, 0)),
         }
     }
 
     /// Uses the vendor's HTTP semantics instead of plain HTTP's.
-    pub fn with_vendor(mut self, vendor: &'static dyn VendorHttp) -> Self {
+    pub fn with_vendor(mut self, vendor: Arc<dyn VendorHttp>) -> Self {
         self.vendor = vendor;
+        self
+    }
+
+    /// Scrubs these secrets from every error and log line.
+    pub fn with_scrub(mut self, scrub: Scrub) -> Self {
+        self.scrub = scrub;
         self
     }
 
@@ -211,113 +330,240 @@ impl Transport {
         &self.client
     }
 
+    pub fn stats(&self) -> &ApiStats {
+        &self.stats
+    }
+
+    pub fn scrub(&self) -> &Scrub {
+        &self.scrub
+    }
+
+    /// A poll begins that must end within `within`: no retry wait may outlast it.
+    pub fn begin_poll(&self, within: Duration) {
+        *lock(&self.deadline) = Instant::now().checked_add(within);
+    }
+
     /// Counts a failure found after the transport succeeded (bad JSON, an API error in a 200).
-    pub fn record_failure(&self, endpoint: &'static str, reason: FailureReason) {
-        self.stats.failure(endpoint, reason);
-        tracing::warn!(endpoint, reason = %reason, "vendor answer refused");
+    pub fn record_failure(&self, endpoint: &'static str, e: &FetchError) {
+        self.stats.failure(endpoint, e.reason);
+        self.log_attempt(endpoint, e, "giving up");
     }
 
     /// Sends a request, retrying 5xx, timeouts, connection errors and 429s up to
     /// `max_attempts` attempts. `build` is called for every attempt, so per-request signatures
-    /// and ids are fresh. 401/403 come back at once as [`FailureReason::Auth`] for the caller to
-    /// re-authenticate.
+    /// and ids are fresh. 401/403 come back at once as [`FailureReason::Auth`].
     pub async fn send<F>(&self, endpoint: &'static str, build: F) -> Result<Reply, FetchError>
     where
         F: Fn() -> reqwest::RequestBuilder,
     {
-        self.send_inner(endpoint, false, build).await
+        self.fetch(endpoint, build, |r| async { Ok(r) }).await
+    }
+
+    /// Like [`send`](Self::send), with every successful answer handed to `accept` (which may
+    /// decode it): a [`Refusal`] that may pass (`again`) is retried like a 5xx, within the same
+    /// attempts and deadline, so errors inside an HTTP 200 have the same one retry loop.
+    pub async fn fetch<T, B, A, AF>(
+        &self,
+        endpoint: &'static str,
+        build: B,
+        accept: A,
+    ) -> Result<T, FetchError>
+    where
+        B: Fn() -> reqwest::RequestBuilder,
+        A: Fn(Reply) -> AF,
+        AF: Future<Output = Result<T, Refusal>>,
+    {
+        self.run(endpoint, false, build, accept).await
     }
 
     /// Sends a request with `Authorization: Bearer <token>`, the token from `token` (cached or
     /// fetched). When the vendor refuses it (reason `auth`), `refused` is told which token
     /// failed; if it can get another (it forgot the cached one: `true`), the request is sent
-    /// once more with a fresh token. A static token cannot be renewed (`false`): the refusal
-    /// stands. `build` makes the request without the header, for every attempt.
-    pub async fn send_with_bearer<T, TF, R, RF, B>(
+    /// once more with a fresh token. A static token cannot be renewed (`false`).
+    pub async fn fetch_with_bearer<T, TF, TFut, R, RF, B, A, AF>(
         &self,
         endpoint: &'static str,
-        token: T,
+        token: TF,
         refused: R,
         build: B,
-    ) -> Result<Reply, FetchError>
+        accept: A,
+    ) -> Result<T, FetchError>
     where
-        T: Fn() -> TF,
-        TF: std::future::Future<Output = Result<String, FetchError>>,
+        TF: Fn() -> TFut,
+        TFut: Future<Output = Result<String, FetchError>>,
         R: FnOnce(String) -> RF,
-        RF: std::future::Future<Output = bool>,
+        RF: Future<Output = bool>,
         B: Fn() -> reqwest::RequestBuilder,
+        A: Fn(Reply) -> AF,
+        AF: Future<Output = Result<T, Refusal>>,
     {
         let first = token().await?;
-        match self.send(endpoint, || build().bearer_auth(&first)).await {
+        match self
+            .fetch(endpoint, || build().bearer_auth(&first), &accept)
+            .await
+        {
             Err(e) if e.reason == FailureReason::Auth => {
                 if !refused(first).await {
                     return Err(e);
                 }
                 let fresh = token().await?;
-                self.send(endpoint, || build().bearer_auth(&fresh)).await
+                self.fetch(endpoint, || build().bearer_auth(&fresh), &accept)
+                    .await
             }
             other => other,
         }
     }
 
-    /// Like [`send`](Self::send) for a token endpoint: every 4xx but 429 is an auth failure
-    /// (OAuth2 servers answer a bad credential with 400 `invalid_grant`/`invalid_client`).
-    pub async fn send_token_request<F>(
+    /// [`fetch_with_bearer`](Self::fetch_with_bearer) of the raw answer.
+    pub async fn send_with_bearer<TF, TFut, R, RF, B>(
         &self,
         endpoint: &'static str,
-        build: F,
+        token: TF,
+        refused: R,
+        build: B,
     ) -> Result<Reply, FetchError>
     where
-        F: Fn() -> reqwest::RequestBuilder,
+        TF: Fn() -> TFut,
+        TFut: Future<Output = Result<String, FetchError>>,
+        R: FnOnce(String) -> RF,
+        RF: Future<Output = bool>,
+        B: Fn() -> reqwest::RequestBuilder,
     {
-        self.send_inner(endpoint, true, build).await
+        self.fetch_with_bearer(endpoint, token, refused, build, |r| async { Ok(r) })
+            .await
     }
 
-    async fn send_inner<F>(
+    /// Like [`fetch`](Self::fetch) for a token endpoint: every 4xx but 429 is an auth failure
+    /// (OAuth2 servers answer a bad credential with 400 `invalid_grant`/`invalid_client`), and
+    /// no redirect is followed.
+    pub async fn token_request<T, B, A, AF>(
+        &self,
+        endpoint: &'static str,
+        build: B,
+        accept: A,
+    ) -> Result<T, FetchError>
+    where
+        B: Fn() -> reqwest::RequestBuilder,
+        A: Fn(Reply) -> AF,
+        AF: Future<Output = Result<T, Refusal>>,
+    {
+        self.run(endpoint, true, build, accept).await
+    }
+
+    async fn run<T, B, A, AF>(
         &self,
         endpoint: &'static str,
         token_request: bool,
-        build: F,
-    ) -> Result<Reply, FetchError>
+        build: B,
+        accept: A,
+    ) -> Result<T, FetchError>
     where
-        F: Fn() -> reqwest::RequestBuilder,
+        B: Fn() -> reqwest::RequestBuilder,
+        A: Fn(Reply) -> AF,
+        AF: Future<Output = Result<T, Refusal>>,
     {
+        let attempts = self.settings.max_attempts.max(1);
+        let mut refused_429 = 0;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             self.wait_for_quota().await;
-            let result = {
-                let _permit = self.permits.acquire().await;
-                let _global = self.global.acquire().await;
-                self.attempt(endpoint, token_request, build()).await
+            let result = match self.vendor.before_send().await {
+                Err(e) => Attempt::Fail(e),
+                Ok(()) => {
+                    let _permit = self.permits.acquire().await;
+                    let _global = self.global.acquire().await;
+                    self.attempt(endpoint, token_request, build(), &mut refused_429)
+                        .await
+                }
             };
-            match result {
-                Attempt::Done(reply) => return Ok(reply),
-                Attempt::Fail(e) => {
-                    self.stats.failure(endpoint, e.reason);
-                    log_failure(endpoint, &e);
+            // The wait before another attempt (`None`: final), and whether the vendor asked
+            // for it (a pause every request of the account keeps).
+            let (e, wait, pause) = match result {
+                Attempt::Done(reply) => match accept(reply).await {
+                    Ok(t) => return Ok(t),
+                    Err(r) if r.again => (r.error, Some(self.backoff(attempt)), false),
+                    Err(r) => (r.error, None, false),
+                },
+                Attempt::Fail(e) => (e, None, false),
+                Attempt::Retry(e, None) => (e, Some(self.backoff(attempt)), false),
+                Attempt::Retry(e, Some(p)) => (e, Some(p), true),
+            };
+            let e = self.scrub.error(e);
+            self.stats.failure(endpoint, e.reason);
+            let plural = if attempt == 1 { "" } else { "s" };
+            let late = wait.filter(|w| {
+                let deadline = *lock(&self.deadline);
+                deadline.is_some_and(|d| Instant::now() + *w >= d)
+            });
+            let wait = match wait {
+                Some(w) if attempt < attempts && late.is_none() => w,
+                _ => {
+                    let why = match late {
+                        Some(w) if attempt < attempts => format!(
+                            "not retried: waiting {} would outlast the poll's deadline (poll.deadline); ",
+                            humantime::format_duration(round_ms(w))
+                        ),
+                        _ => String::new(),
+                    };
+                    let e = FetchError {
+                        message: if wait.is_some() {
+                            format!("{} ({why}after {attempt} attempt{plural})", e.message)
+                        } else {
+                            e.message
+                        },
+                        ..e
+                    };
+                    self.log_attempt(
+                        endpoint,
+                        &e,
+                        &format!("giving up after {attempt} attempt{plural}"),
+                    );
                     return Err(e);
                 }
-                Attempt::Retry(e, wait) => {
-                    self.stats.failure(endpoint, e.reason);
-                    if attempt >= self.settings.max_attempts {
-                        let e = FetchError {
-                            message: format!(
-                                "{} (after {attempt} attempt{})",
-                                e.message,
-                                if attempt == 1 { "" } else { "s" }
-                            ),
-                            ..e
-                        };
-                        log_failure(endpoint, &e);
-                        return Err(e);
-                    }
-                    let wait = wait.unwrap_or_else(|| self.backoff(attempt));
-                    tracing::debug!(endpoint, attempt, reason = %e.reason, wait_ms = wait.as_millis() as u64, "retrying");
-                    tokio::time::sleep(wait).await;
-                }
+            };
+            self.log_attempt(
+                endpoint,
+                &e,
+                &format!(
+                    "retrying in {}, attempt {} of {attempts}",
+                    humantime::format_duration(round_ms(wait)),
+                    attempt + 1
+                ),
+            );
+            if pause {
+                self.pause(wait);
+            } else {
+                tokio::time::sleep(wait).await;
             }
         }
+    }
+
+    /// Logs a failed attempt at WARN (the poll's span adds platform and account): endpoint,
+    /// reason, status, the URL-free message and what happens next. At most
+    /// [`LOG_LINES_PER_MINUTE`] a minute per source, so a flapping vendor cannot flood the
+    /// log; the next line says how many were left out.
+    fn log_attempt(&self, endpoint: &'static str, e: &FetchError, next: &str) {
+        let left_out = {
+            let mut gate = lock(&self.log_gate);
+            if gate.0.elapsed() >= Duration::from_secs(60) {
+                *gate = (Instant::now(), 0, gate.2);
+            }
+            if gate.1 >= LOG_LINES_PER_MINUTE {
+                gate.2 += 1;
+                return;
+            }
+            gate.1 += 1;
+            std::mem::take(&mut gate.2)
+        };
+        tracing::warn!(
+            endpoint,
+            reason = %e.reason,
+            status = e.status,
+            error = %e.message,
+            left_out,
+            "vendor request failed; {next}"
+        );
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -327,15 +573,15 @@ impl Transport {
     }
 
     async fn wait_for_quota(&self) {
-        let until = *self.paused_until.lock().await;
+        let until = *lock(&self.paused_until);
         if let Some(until) = until {
             tokio::time::sleep_until(until).await;
         }
     }
 
-    async fn pause(&self, wait: Duration) {
-        let until = Instant::now() + wait.min(MAX_RATE_LIMIT_WAIT);
-        let mut guard = self.paused_until.lock().await;
+    fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut guard = lock(&self.paused_until);
         if guard.is_none_or(|u| u < until) {
             *guard = Some(until);
         }
@@ -346,6 +592,7 @@ impl Transport {
         endpoint: &'static str,
         token_request: bool,
         request: reqwest::RequestBuilder,
+        refused_429: &mut u32,
     ) -> Attempt {
         self.stats.request(endpoint);
         let timeout = self.settings.timeout;
@@ -366,16 +613,11 @@ impl Transport {
         };
         let (status, headers, body) = match tokio::time::timeout(timeout, fut).await {
             Err(_) => {
-                return Attempt::Retry(
-                    FetchError::new(
-                        FailureReason::Timeout,
-                        format!(
-                            "no answer within {} (poll.timeout)",
-                            humantime::format_duration(timeout)
-                        ),
-                    ),
-                    None,
-                )
+                let message = format!(
+                    "no answer within {} (poll.timeout)",
+                    humantime::format_duration(timeout)
+                );
+                return Attempt::Retry(FetchError::new(FailureReason::Timeout, message), None);
             }
             Ok(Err(e)) if matches!(e.reason, FailureReason::Timeout | FailureReason::Connect) => {
                 return Attempt::Retry(e, None)
@@ -385,13 +627,22 @@ impl Transport {
         };
 
         // Quota headers on every answer: stop before the vendor has to say 429.
-        let reset = self.vendor.rate_limit_reset(&headers);
+        let reset = self
+            .vendor
+            .rate_limit_reset(&headers)
+            .map(|d| d.min(MAX_RATE_LIMIT_WAIT));
         if self.vendor.quota_exhausted(&headers) {
             if let Some(reset) = reset {
-                self.pause(reset).await;
+                self.pause(reset);
             }
         }
-
+        if status.is_success() {
+            return Attempt::Done(Reply {
+                status,
+                headers,
+                body,
+            });
+        }
         let code = status.as_u16();
         let http_error = |reason| FetchError {
             reason,
@@ -401,55 +652,43 @@ impl Transport {
             status: Some(code),
             retry: Retry::Backoff,
         };
-        let is_auth = self.vendor.is_auth(status)
-            || (token_request
-                && status.is_client_error()
-                && status != StatusCode::TOO_MANY_REQUESTS);
-        let vendor = if (status.is_client_error() || status.is_server_error())
-            && status != StatusCode::TOO_MANY_REQUESTS
-        {
-            self.vendor.read_error(code, &body)
-        } else {
-            None
-        };
-        if let Some(v) = vendor {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            *refused_429 += 1;
+            let wait = retry_after(&headers)
+                .or(reset)
+                .or_else(|| self.vendor.rate_limited_wait(*refused_429));
+            let mut e = http_error(FailureReason::RateLimited);
+            e.message.push_str(": the vendor's rate limit was hit");
+            return Attempt::Retry(e, wait);
+        }
+        let is_auth = self.vendor.is_auth(status) || (token_request && status.is_client_error());
+        if let Some(v) = self.vendor.read_error(code, &body) {
             let reason = v.reason.unwrap_or(if is_auth {
                 FailureReason::Auth
             } else {
                 FailureReason::Http
             });
-            let mut e = http_error(reason);
-            e.message = format!("{}: {}", e.message, v.detail);
+            let e = FetchError {
+                message: format!("{}: {}", http_error(reason).message, v.detail),
+                retry: v.retry,
+                ..http_error(reason)
+            };
             return if status.is_server_error() && v.reason.is_none() {
                 Attempt::Retry(e, None)
             } else {
                 Attempt::Fail(e)
             };
         }
-        if status.is_success() {
-            Attempt::Done(Reply {
-                status,
-                headers,
-                body,
-            })
-        } else if status.is_redirection() {
+        if status.is_redirection() {
             // Only a redirect the client refused to follow gets here (a token request's, or
             // one without a usable Location).
             let mut e = http_error(FailureReason::Redirect);
-            e.message = format!("{}: redirect not followed", e.message);
+            e.message.push_str(": redirect not followed");
             if token_request {
                 e.message
                     .push_str(" (token requests never follow redirects)");
             }
             Attempt::Fail(e)
-        } else if status == StatusCode::TOO_MANY_REQUESTS {
-            let told = retry_after(&headers).or(reset);
-            if told.is_none() && !self.vendor.retries_unexplained_429() {
-                return Attempt::Fail(http_error(FailureReason::RateLimited));
-            }
-            let wait = told.unwrap_or_else(|| self.backoff(1));
-            self.pause(wait).await;
-            Attempt::Retry(http_error(FailureReason::RateLimited), Some(Duration::ZERO))
         } else if is_auth {
             Attempt::Fail(http_error(FailureReason::Auth))
         } else if status.is_server_error() {
@@ -460,16 +699,13 @@ impl Transport {
     }
 }
 
-/// Logs a request that failed for good, at warn: the poll's span adds platform and account.
-/// Endpoint, reason, status and the URL-free message only; never a URL, header or body.
-fn log_failure(endpoint: &'static str, e: &FetchError) {
-    tracing::warn!(
-        endpoint,
-        reason = %e.reason,
-        status = e.status,
-        error = %e.message,
-        "vendor request failed"
-    );
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A wait as people read it: whole milliseconds.
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
 }
 
 /// Maps a reqwest error to a reason and a short, URL-free message in plain words: the

@@ -14,7 +14,6 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::config::{Config, MetricsConfig, PollConfig, SourceConfig};
-use crate::http::PlainHttp;
 use crate::model::{PollError, PollOutcome, SourceKey};
 use crate::shard::Shard;
 use crate::sources::{self, Source, SourceContext};
@@ -159,7 +158,6 @@ impl Poller {
                 stats,
                 poll: config.poll.clone(),
                 metrics: config.metrics.clone(),
-                http: &PlainHttp,
             };
             let source = sources::build(source_config, ctx);
             let interval = settings.interval;

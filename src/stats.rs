@@ -32,6 +32,17 @@ impl ApiStats {
         f(&mut guard)
     }
 
+    /// The endpoints known up front: their request and skipped-row counters exist at 0 from
+    /// the start (a failure's counter appears with its reason).
+    pub fn expect(&self, endpoints: &[&'static str]) {
+        self.with(|s| {
+            for e in endpoints {
+                s.requests.entry(e).or_default();
+                s.rows_skipped.entry(e).or_default();
+            }
+        });
+    }
+
     pub fn request(&self, endpoint: &'static str) {
         self.with(|s| *s.requests.entry(endpoint).or_default() += 1);
     }

@@ -2,7 +2,7 @@
 //!
 //! A poll of 1M users keeps ~150 series; holding the rows until the end cost as much memory as
 //! the JSON received. Each page is now parsed, folded into these accumulators and dropped:
-//! - [`SeenIds`]: which users were already counted (8 bytes a user, not the id's text);
+//! - [`SeenKeys`]: which users were already counted, exactly;
 //! - [`ByLabel`]: sums per branch or department, with `metrics.max_label_values` applied when
 //!   the poll ends (the rarest values folded into `__other__`, as [`labels`](super::labels)
 //!   always did);
@@ -13,71 +13,67 @@
 //! rendered whole or dropped: whole-or-nothing publishing is unchanged.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::model::SourceKey;
 use crate::sources::labels::OTHER;
 use crate::stats::ApiStats;
 
-/// User ids already counted in this poll, kept as 64-bit keyed hashes (SipHash-1-3 with a
-/// random key per set): 8 bytes a user instead of the id's text and its allocation.
-///
-/// What a collision costs: two different users with the same hash count as one, so one user
-/// is missing from that poll's sums. With n users the chance is about n² / 2⁶⁵: 3·10⁻⁸ per
-/// poll at 1M users, 3·10⁻¹² at 10k. The key is random and new for every poll, so a vendor
-/// cannot choose ids that collide, and a collision does not repeat on the next poll. A 128-bit
-/// hash would make it impossible in practice but doubles the set (16 MiB more at 1M users,
-/// against a budget of 96 MiB for the whole poll); one user off for one poll once in tens of
-/// millions of polls is well inside what these gauges mean.
-pub struct SeenIds {
-    key: RandomState,
-    set: HashSet<u64, BuildHasherDefault<PassThrough>>,
+/// Keys (user ids, emails) already counted in one listing, compared exactly: a second row
+/// with the same key is dropped, two different keys are never taken for one. The keys' text
+/// sits end to end in one string and the table holds their places (8 bytes a key, plus the
+/// key itself), so a million users cost tens of MiB, not one allocation each.
+pub struct SeenKeys {
+    hasher: RandomState,
+    text: String,
+    /// (start, length) of each key in `text`.
+    table: HashTable<(u32, u32)>,
 }
 
-impl Default for SeenIds {
+impl Default for SeenKeys {
     fn default() -> Self {
-        SeenIds {
-            key: RandomState::new(),
-            set: HashSet::default(),
+        SeenKeys {
+            hasher: RandomState::new(),
+            text: String::new(),
+            table: HashTable::new(),
         }
     }
 }
 
-impl SeenIds {
-    /// True the first time `id` is offered in this set.
-    pub fn first_time(&mut self, id: &str) -> bool {
-        self.set.insert(self.key.hash_one(id))
+impl SeenKeys {
+    /// True the first time `key` is offered.
+    pub fn first_time(&mut self, key: &str) -> bool {
+        let (hasher, text) = (&self.hasher, &self.text);
+        let at = |&(start, len): &(u32, u32)| &text[start as usize..(start + len) as usize];
+        let hash = hasher.hash_one(key);
+        if self.table.find(hash, |k| at(k) == key).is_some() {
+            return false;
+        }
+        let (Ok(start), Ok(len)) = (u32::try_from(text.len()), u32::try_from(key.len())) else {
+            // Past 4 GiB of keys (poll.max_rows keeps a poll far below): counted, not kept.
+            return true;
+        };
+        if start.checked_add(len).is_none() {
+            return true;
+        }
+        self.text.push_str(key);
+        let (hasher, text) = (&self.hasher, &self.text);
+        self.table.insert_unique(hash, (start, len), |&(s, l)| {
+            hasher.hash_one(&text[s as usize..(s + l) as usize])
+        });
+        true
     }
 
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
-    }
-}
-
-/// The set's values are already keyed hashes: hashing them again would only cost time.
-#[derive(Default)]
-pub struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used; anything else still hashes correctly (if slowly).
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
+        self.table.is_empty()
     }
 }
 
@@ -301,13 +297,13 @@ mod tests {
     use crate::model::Platform;
 
     #[test]
-    fn seen_ids_drop_repeats_only() {
-        let mut s = SeenIds::default();
+    fn seen_keys_drop_repeats_only() {
+        let mut s = SeenKeys::default();
         assert!(s.first_time("a"));
         assert!(s.first_time("b"));
         assert!(!s.first_time("a"));
         assert_eq!(s.len(), 2);
-        let mut many = SeenIds::default();
+        let mut many = SeenKeys::default();
         let fresh = (0..100_000)
             .filter(|i| many.first_time(&format!("user{i}@example.com")))
             .count();

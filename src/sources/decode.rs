@@ -97,19 +97,6 @@ impl RowBudget {
     }
 }
 
-/// The error a page fails with when the budget is spent (the caller checks
-/// [`RowBudget::exceeded`] to tell it from malformed JSON).
-pub fn too_many_rows(what: &str, budget: &RowBudget) -> FetchError {
-    FetchError::new(
-        FailureReason::Decode,
-        format!(
-            "{what}: more than poll.max_rows ({}) rows in one poll; refusing to read further \
-             (raise poll.max_rows if the account is really this large)",
-            budget.limit()
-        ),
-    )
-}
-
 /// Why a page could not be read.
 #[derive(Debug)]
 pub enum PageError {

@@ -9,6 +9,7 @@ pub mod labels;
 pub mod lenient;
 pub mod mimecast;
 pub mod order_free_sum;
+pub mod paging;
 pub mod registry;
 pub mod token;
 
@@ -17,8 +18,10 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::config::{MetricsConfig, PollConfig, SourceConfig};
-use crate::http::{PlainHttp, Transport, TransportSettings, VendorHttp};
+use crate::http::{Scrub, Transport, TransportSettings, VendorHttp};
 use crate::model::{PollOutcome, SourceKey};
+use crate::sources::paging::Engine;
+use crate::sources::registry::AccountConfig;
 use crate::stats::ApiStats;
 
 /// A vendor account that can be polled. A poll returns the sections it was asked for, each
@@ -76,9 +79,6 @@ pub struct SourceContext {
     pub stats: Arc<ApiStats>,
     pub poll: PollConfig,
     pub metrics: MetricsConfig,
-    /// The vendor's HTTP semantics, which [`transport`](Self::transport) hands to the
-    /// transport; [`build`] sets them from the vendor's registration.
-    pub http: &'static dyn VendorHttp,
 }
 
 impl SourceContext {
@@ -98,28 +98,35 @@ impl SourceContext {
             stats,
             poll,
             metrics,
-            http: &PlainHttp,
         }
     }
 
-    pub fn transport(&self) -> Transport {
-        Transport::new(
+    /// The paging engine of `account`: its transport speaks `vendor`'s HTTP semantics and
+    /// scrubs the account's secrets from every vendor text; its polls end within
+    /// `poll.deadline` (at most the account's interval); the counters of its `listings` exist
+    /// from the start. The only way a source gets one.
+    pub fn engine(
+        &self,
+        account: &dyn AccountConfig,
+        key: SourceKey,
+        vendor: Arc<dyn VendorHttp>,
+        listings: &[&'static str],
+    ) -> Engine {
+        self.stats.expect(listings);
+        let transport = Transport::new(
             self.client.clone(),
             self.stats.clone(),
             TransportSettings::from(&self.poll),
             self.global_permits.clone(),
         )
-        .with_vendor(self.http)
+        .with_vendor(vendor)
+        .with_scrub(Scrub::new(account.secrets()));
+        Engine::new(self, key, transport, account.interval())
     }
 }
 
-/// Builds the source for one configured account, its transport speaking the vendor's HTTP
-/// semantics.
+/// Builds the source for one configured account.
 pub fn build(config: &SourceConfig, ctx: SourceContext) -> Arc<dyn Source> {
-    let ctx = SourceContext {
-        http: config.vendor().http(),
-        ..ctx
-    };
     config.account().build(ctx)
 }
 

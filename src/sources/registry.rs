@@ -4,8 +4,7 @@
 //!
 //! - [`Vendor`]: the registration, one `static` per vendor. It owns the platform name (the
 //!   `platform` label and the `[[table]]` of the config), reads and validates one `[[table]]`
-//!   block into an [`AccountConfig`], and supplies the vendor's HTTP semantics as hooks the shared
-//!   transport calls.
+//!   block into an [`AccountConfig`].
 //! - [`AccountConfig`]: one configured account, validated, secrets resolved. It builds the
 //!   [`Source`], describes itself for `--check-config` and for the landing page.
 
@@ -15,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Block;
-use crate::http::{PlainHttp, VendorHttp};
 use crate::model::{Platform, SourceInfo};
 use crate::sources::{cyberpilot, knowbe4, mimecast, Source, SourceContext};
 
@@ -39,12 +37,6 @@ pub trait Vendor: Send + Sync {
     /// The names of this vendor's secret keys (each also accepted as `<name>_file` and
     /// `<name>_env`), so tests can check none of them is ever echoed.
     fn secret_keys(&self) -> &'static [&'static str];
-
-    /// The vendor's HTTP semantics (quota headers, error bodies, auth statuses) for the shared
-    /// transport; plain HTTP by default.
-    fn http(&self) -> &'static dyn VendorHttp {
-        &PlainHttp
-    }
 }
 
 /// One configured account of a vendor: validated, secrets resolved. Derive `Debug` (secrets
@@ -60,8 +52,11 @@ pub trait AccountConfig: DynEq + fmt::Debug + Send + Sync + 'static {
     fn describe(&self) -> String;
     /// What the landing page shows: the vendor URL (no credentials, no query) and auth mode.
     fn info(&self) -> SourceInfo;
-    /// The source that polls this account. `ctx.transport()` already speaks the vendor's HTTP
-    /// semantics ([`Vendor::http`]).
+    /// Every secret of the account (tokens, passwords, keys), which its transport scrubs from
+    /// any vendor text before it is kept, logged or shown.
+    fn secrets(&self) -> Vec<&str>;
+    /// The source that polls this account (its engine from
+    /// [`SourceContext::engine`](crate::sources::SourceContext::engine)).
     fn build(&self, ctx: SourceContext) -> Arc<dyn Source>;
 }
 

@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
-use crate::http::{Reply, Transport};
+use crate::http::{Refusal, Transport};
 use crate::model::FailureReason;
 use crate::model::FetchError;
 
@@ -148,14 +148,32 @@ fn lifetime_of(value: &serde_json::Value) -> Option<Duration> {
     clamp_lifetime(secs)
 }
 
-/// Reads an OAuth2 token response (`access_token`, optional `expires_in`).
-pub fn parse_token_response(
-    endpoint: &'static str,
+/// Asks a token endpoint for a token (`build` makes the request, for every attempt) and reads
+/// the OAuth2 answer (`access_token`, optional `expires_in`) inside the transport's retry loop;
+/// `what` names the step in the error ("login failed: ...").
+pub async fn request_token<B>(
     transport: &Transport,
-    reply: &Reply,
-) -> Result<Issued, FetchError> {
-    let parsed: TokenResponse = serde_json::from_slice(&reply.body).map_err(|e| {
-        transport.record_failure(endpoint, FailureReason::Decode);
+    endpoint: &'static str,
+    what: &str,
+    build: B,
+) -> Result<Issued, FetchError>
+where
+    B: Fn() -> reqwest::RequestBuilder,
+{
+    transport
+        .token_request(endpoint, build, |reply| async move {
+            parse_token_response(&reply.body).map_err(Refusal::fatal)
+        })
+        .await
+        .map_err(|e| FetchError {
+            message: format!("{what} failed: {}", e.message),
+            ..e
+        })
+}
+
+/// Reads an OAuth2 token response (`access_token`, optional `expires_in`).
+pub fn parse_token_response(body: &[u8]) -> Result<Issued, FetchError> {
+    let parsed: TokenResponse = serde_json::from_slice(body).map_err(|e| {
         FetchError::new(
             FailureReason::Decode,
             format!("token response is not JSON: {e}"),
@@ -165,7 +183,6 @@ pub fn parse_token_response(
         .access_token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
-            transport.record_failure(endpoint, FailureReason::Auth);
             FetchError::new(FailureReason::Auth, "token response has no access_token")
         })?;
     let lifetime = parsed.expires_in.as_ref().and_then(lifetime_of);
@@ -272,12 +289,6 @@ mod tests {
 
     #[test]
     fn absurd_expires_in_is_clamped() {
-        let transport = Transport::new(
-            reqwest::Client::new(),
-            std::sync::Arc::new(crate::stats::ApiStats::default()),
-            crate::http::TransportSettings::from(&crate::config::PollConfig::default()),
-            std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
-        );
         for (body, want) in [
             (
                 r#"{"access_token":"t","expires_in":1e30}"#,
@@ -296,12 +307,7 @@ mod tests {
             ),
             (r#"{"access_token":"t","expires_in":{"s":1}}"#, None),
         ] {
-            let reply = Reply {
-                status: reqwest::StatusCode::OK,
-                headers: Default::default(),
-                body: bytes::Bytes::from(body),
-            };
-            let issued = parse_token_response("login", &transport, &reply).unwrap();
+            let issued = parse_token_response(body.as_bytes()).unwrap();
             assert_eq!(issued.lifetime, want, "{body}");
         }
     }

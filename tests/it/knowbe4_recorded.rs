@@ -9,11 +9,10 @@ use std::time::Duration;
 use awareness_exporter::config::MetricsConfig;
 use awareness_exporter::model::SourceKey;
 use awareness_exporter::snapshot::MetricsBuilder;
-use awareness_exporter::sources::aggregate::SeenIds;
+use awareness_exporter::sources::aggregate::SeenKeys;
 use awareness_exporter::sources::decode::RowBudget;
 use awareness_exporter::sources::knowbe4;
 use awareness_exporter::sources::knowbe4::budget::{daily_quota, Plan};
-use awareness_exporter::sources::knowbe4::client::first_time;
 use awareness_exporter::sources::knowbe4::metrics::{self, QuotaState};
 use awareness_exporter::sources::knowbe4::models::*;
 use awareness_exporter::sources::knowbe4::page::{decode, DecodedPage};
@@ -310,16 +309,13 @@ fn documented_lone_objects_read_as_one_row() {
 fn enrollments_by_campaign_and_status_with_duplicates_dropped() {
     let p = page::<Enrollment>("j1_training_enrollments.json");
     assert_eq!(p.len, 5);
-    let mut seen = SeenIds::default();
-    let e: Vec<Enrollment> = p
-        .rows
-        .into_iter()
-        .filter(|r| first_time(&mut seen, r))
-        .collect();
+    let mut seen = SeenKeys::default();
+    let mut first_time = |r: &Enrollment| r.key().is_some_and(|k| seen.first_time(&k));
+    let e: Vec<Enrollment> = p.rows.into_iter().filter(|r| first_time(r)).collect();
     // enrollment 2525523 appears three times: twice identical, once in another campaign.
     assert_eq!(e.len(), 4);
     let mut more: Vec<Enrollment> = rows("xsoar_training_enrollments.json");
-    more.retain(|r| first_time(&mut seen, r));
+    more.retain(|r| first_time(r));
     assert_eq!(more.len(), 4, "64-bit user ids are fine");
     let all: Vec<Enrollment> = e.into_iter().chain(more).collect();
     let campaigns: Vec<TrainingCampaign> = rows("j1_training_campaigns.json");

@@ -168,11 +168,15 @@ async fn token_requests_follow_no_redirect_even_on_the_same_host() {
     let stats = Arc::new(ApiStats::default());
     let t = transport(stats.clone());
     let e = t
-        .send_token_request("login", || {
-            t.client()
-                .post(format!("http://{vendor}/oauth/token"))
-                .form(&[("password", SENTINEL)])
-        })
+        .token_request(
+            "login",
+            || {
+                t.client()
+                    .post(format!("http://{vendor}/oauth/token"))
+                    .form(&[("password", SENTINEL)])
+            },
+            |r| async { Ok(r) },
+        )
         .await
         .unwrap_err();
     assert_eq!(e.reason, FailureReason::Redirect, "{e}");

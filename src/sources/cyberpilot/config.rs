@@ -55,6 +55,13 @@ impl AccountConfig for CyberPilotConfig {
         }
     }
 
+    fn secrets(&self) -> Vec<&str> {
+        match &self.auth {
+            CyberPilotAuth::Token(t) => vec![t.expose()],
+            CyberPilotAuth::Login { password, .. } => vec![password.expose()],
+        }
+    }
+
     fn build(&self, ctx: SourceContext) -> Arc<dyn Source> {
         Arc::new(super::CyberPilotSource::new(self.clone(), ctx))
     }

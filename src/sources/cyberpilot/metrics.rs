@@ -9,7 +9,7 @@ use super::models::UserSummary;
 use crate::config::MetricsConfig;
 use crate::model::SourceKey;
 use crate::snapshot::{MetricsBuilder, Rendered};
-use crate::sources::aggregate::{ByLabel, Merge, SeenIds, UserRows};
+use crate::sources::aggregate::{ByLabel, Merge, UserRows};
 use crate::sources::order_free_sum::OrderFreeSum;
 use crate::stats::ApiStats;
 
@@ -90,7 +90,6 @@ pub struct UserLine {
 /// A users-summary report folded as its pages arrive.
 #[derive(Default)]
 pub struct Report {
-    seen: SeenIds,
     branches: ByLabel<BranchTotals>,
     /// Only with `per_user`.
     users: Option<UserRows<UserLine>>,
@@ -104,12 +103,8 @@ impl Report {
         }
     }
 
-    /// Folds one user in; false when the user was already counted (the same id or email on
-    /// two pages, as when the report shifts while it is paged).
-    pub fn add(&mut self, u: &UserSummary) -> bool {
-        if !self.seen.first_time(u.identity().unwrap_or_default()) {
-            return false;
-        }
+    /// Folds one user in (the paging engine has dropped users already counted).
+    pub fn add(&mut self, u: &UserSummary) {
         let branch = u.user.branch.as_ref().and_then(|b| b.name.as_deref());
         self.branches.row(branch).add(u);
         if let (Some(users), Some(email)) = (self.users.as_mut(), u.user.email.as_deref()) {
@@ -122,12 +117,6 @@ impl Report {
                 };
             }
         }
-        true
-    }
-
-    /// Distinct users folded in.
-    pub fn users(&self) -> usize {
-        self.seen.len()
     }
 
     /// The sums per branch, `metrics.max_label_values` applied (rare branches folded into
@@ -150,7 +139,7 @@ impl Report {
     }
 }
 
-/// Renders a list of users (tests and benchmarks): [`Report`] folds them, duplicates dropped.
+/// Renders a list of users (tests and benchmarks).
 pub fn render(key: &SourceKey, users: &[UserSummary], metrics: &MetricsConfig) -> Rendered {
     let mut report = Report::new(metrics);
     for u in users {
@@ -303,13 +292,8 @@ mod tests {
         };
         let mut report = Report::new(&m);
         for i in 0..10_000 {
-            assert!(report.add(&user(&format!("u{i:05}"), ["A", "B"][i % 2], 1.0)));
+            report.add(&user(&format!("u{i:05}"), ["A", "B"][i % 2], 1.0));
         }
-        assert!(
-            !report.add(&user("u00000", "A", 1.0)),
-            "a duplicate is dropped"
-        );
-        assert_eq!(report.users(), 10_000);
         assert_eq!(report.branches.len(), 2);
         assert_eq!(report.users.as_ref().map(|u| u.len()), Some(3));
         let key = SourceKey::new(Platform::new("cyberpilot"), "a");

@@ -7,17 +7,6 @@ use serde_json::value::RawValue;
 
 use crate::sources::lenient;
 
-/// One page: `{count, fetched, result[]}`. Rows stay raw so one bad row cannot sink the page.
-#[derive(Debug, Deserialize)]
-pub struct RawPage<'a> {
-    #[serde(default, deserialize_with = "lenient::number")]
-    pub count: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::number")]
-    pub fetched: Option<f64>,
-    #[serde(borrow, default)]
-    pub result: Option<Vec<&'a RawValue>>,
-}
-
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct UserSummary {

@@ -1,32 +1,24 @@
-//! One users-summary page, `{count, fetched, result[]}`: the envelope of the shared page
-//! decoder ([`decode_page`]). Each `result[]` element is parsed as it is read and the raw JSON
+//! One users-summary page, `{count, fetched, result[]}`, as the paging engine reads it
+//! ([`Format`]). Each `result[]` element is parsed as it is read and the raw JSON
 //! is never kept, so a page costs its parsed users (then folded and dropped by the caller).
+
+use std::borrow::Cow;
 
 use serde::de::{IgnoredAny, MapAccess};
 use serde_json::value::RawValue;
 
 use super::models::{parse_row, UserSummary};
-use crate::sources::decode::{decode_page, Envelope, PageError, RowBudget};
+use crate::http::Refusal;
+use crate::model::{FailureReason, FetchError};
+use crate::sources::decode::{decode_page, Envelope, Page, PageError, RowBudget};
 use crate::sources::lenient;
-
-/// What one page said, with the rows that parsed.
-#[derive(Debug, Default)]
-pub struct DecodedPage {
-    pub count: Option<f64>,
-    pub fetched: Option<f64>,
-    /// False when the page had no `result` array.
-    pub has_result: bool,
-    /// Elements of `result[]`, good and bad.
-    pub len: u64,
-    pub skipped: u64,
-    pub users: Vec<UserSummary>,
-}
+use crate::sources::paging::Format;
 
 /// `count` and `fetched`, the fields around `result[]`.
 #[derive(Debug, Default)]
-struct Counts {
-    count: Option<f64>,
-    fetched: Option<f64>,
+pub struct Counts {
+    pub count: Option<f64>,
+    pub fetched: Option<f64>,
 }
 
 /// `lenient::number` as a value of its own, for `next_value`.
@@ -54,46 +46,78 @@ impl Envelope for Counts {
     }
 }
 
-/// Decodes a page, charging its rows to `budget`.
-pub fn decode(body: &[u8], budget: &RowBudget) -> Result<DecodedPage, PageError> {
-    let (mut users, mut len, mut skipped) = (Vec::new(), 0u64, 0u64);
-    let page = decode_page::<Counts, _>(body, budget, |raw: &RawValue| {
-        len += 1;
-        match parse_row(raw) {
-            Some(u) => users.push(u),
-            None => skipped += 1,
+/// A users-summary page and its rows; a user counts once by its id (else its email).
+pub struct UsersFormat;
+
+impl Format for UsersFormat {
+    type Envelope = Counts;
+    type Row = UserSummary;
+
+    fn read(
+        body: &[u8],
+        budget: &RowBudget,
+        element: &mut dyn FnMut(&RawValue) -> u64,
+    ) -> Result<Page<Counts>, PageError> {
+        decode_page::<Counts, _>(body, budget, element)
+    }
+
+    fn rows(element: &RawValue, rows: &mut Vec<UserSummary>) -> (u64, u64) {
+        match parse_row(element) {
+            Some(u) => {
+                rows.push(u);
+                (1, 0)
+            }
+            None => (1, 1),
         }
-        1
-    })?;
-    Ok(DecodedPage {
-        count: page.envelope.count,
-        fetched: page.envelope.fetched,
-        has_result: page.has_rows,
-        len,
-        skipped,
-        users,
-    })
+    }
+
+    fn key(row: &UserSummary) -> Option<Cow<'_, str>> {
+        row.identity().map(Cow::Borrowed)
+    }
+
+    fn refusal(page: &Page<Counts>) -> Option<Refusal> {
+        (!page.has_rows).then(|| {
+            Refusal::fatal(FetchError::new(
+                FailureReason::Decode,
+                "users-summary: a page has no `result` array",
+            ))
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn decode(
+        body: &[u8],
+        b: &RowBudget,
+    ) -> Result<(Page<Counts>, Vec<UserSummary>, u64), PageError> {
+        let (mut rows, mut skipped) = (Vec::new(), 0);
+        let page = UsersFormat::read(body, b, &mut |raw| {
+            let (n, bad) = UsersFormat::rows(raw, &mut rows);
+            skipped += bad;
+            n
+        })?;
+        Ok((page, rows, skipped))
+    }
+
     #[test]
     fn reads_the_documented_page() {
         let b = RowBudget::new(100);
-        let p = decode(
+        let (p, users, skipped) = decode(
             br#"{"count":"3","fetched":2,"result":[{"user":{"id":"a"}},{}],"extra":[1]}"#,
             &b,
         )
         .unwrap();
         assert_eq!(
-            (p.count, p.fetched, p.has_result),
+            (p.envelope.count, p.envelope.fetched, p.has_rows),
             (Some(3.0), Some(2.0), true)
         );
-        assert_eq!((p.len, p.skipped, p.users.len()), (2, 1, 1));
-        assert!(!decode(br#"{"count":1}"#, &b).unwrap().has_result);
-        assert!(!decode(br#"{"result":null}"#, &b).unwrap().has_result);
+        assert_eq!((users.len(), skipped), (1, 1));
+        let (p, _, _) = decode(br#"{"count":1}"#, &b).unwrap();
+        assert!(UsersFormat::refusal(&p).is_some(), "no result array");
+        assert!(!decode(br#"{"result":null}"#, &b).unwrap().0.has_rows);
         assert!(matches!(decode(b"[]", &b), Err(PageError::Json(_))));
         assert!(matches!(
             decode(br#"{"result":[] } x"#, &b),

@@ -155,6 +155,10 @@ impl AccountConfig for KnowBe4Config {
         }
     }
 
+    fn secrets(&self) -> Vec<&str> {
+        vec![self.token.expose()]
+    }
+
     fn build(&self, ctx: SourceContext) -> Arc<dyn Source> {
         Arc::new(super::KnowBe4Source::new(self.clone(), ctx))
     }

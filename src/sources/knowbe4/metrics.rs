@@ -11,7 +11,7 @@ use super::models::{
 use crate::config::MetricsConfig;
 use crate::model::SourceKey;
 use crate::snapshot::MetricsBuilder;
-use crate::sources::aggregate::SeenIds;
+use crate::sources::aggregate::SeenKeys;
 use crate::sources::cap_users;
 use crate::sources::labels::OTHER;
 use crate::sources::order_free_sum::OrderFreeSum;
@@ -238,7 +238,7 @@ pub fn users(
 pub struct Enrollments {
     by_campaign: BTreeMap<(String, String), f64>,
     by_module: BTreeMap<(String, String), f64>,
-    overdue_users: SeenIds,
+    overdue_users: SeenKeys,
     rows: u64,
 }
 

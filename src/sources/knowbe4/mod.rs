@@ -18,6 +18,7 @@ use futures::FutureExt;
 
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
+use crate::sources::aggregate::{lock, shared, take};
 use crate::sources::registry::{AccountConfig, Vendor};
 use crate::sources::{Source, SourceContext};
 use budget::{requests_per_poll, Plan, PlanSections};
@@ -32,8 +33,6 @@ pub const PLATFORM: Platform = Platform::new("knowbe4");
 /// ([`http::KnowBe4Http`]): no rate-limit headers and no documented error body, 401/403 are
 /// auth, and a 429 without `Retry-After` waits for the documented limits, not one second.
 pub static VENDOR: KnowBe4Vendor = KnowBe4Vendor;
-
-static HTTP: http::KnowBe4Http = http::KnowBe4Http;
 
 pub struct KnowBe4Vendor;
 
@@ -50,13 +49,9 @@ impl Vendor for KnowBe4Vendor {
     fn secret_keys(&self) -> &'static [&'static str] {
         &["token"]
     }
-    fn http(&self) -> &'static dyn crate::http::VendorHttp {
-        &HTTP
-    }
 }
 
 pub struct KnowBe4Source {
-    key: SourceKey,
     config: KnowBe4Config,
     ctx: SourceContext,
     client: KnowBe4Client,
@@ -67,15 +62,19 @@ pub struct KnowBe4Source {
 impl KnowBe4Source {
     pub fn new(config: KnowBe4Config, ctx: SourceContext) -> Self {
         let key = SourceKey::new(PLATFORM, &config.account);
-        let client = KnowBe4Client::new(
-            key.clone(),
-            config.clone(),
-            ctx.transport(),
-            ctx.stats.clone(),
-            &ctx.poll,
-        );
+        let http = Arc::new(http::KnowBe4Http::new(&config));
+        let mut endpoints = vec![client::ACCOUNT];
+        for e in &config.endpoints {
+            endpoints.extend_from_slice(match e {
+                Endpoint::Account => &[][..],
+                Endpoint::Users => &[client::USERS, client::GROUPS],
+                Endpoint::Training => &[client::ENROLLMENTS, client::TRAINING_CAMPAIGNS],
+                Endpoint::Phishing => &[client::SECURITY_TESTS],
+            });
+        }
+        let engine = ctx.engine(&config, key, http.clone(), &endpoints);
+        let client = KnowBe4Client::new(config.clone(), engine, http);
         KnowBe4Source {
-            key,
             config,
             ctx,
             client,
@@ -126,7 +125,7 @@ impl KnowBe4Source {
             .collect();
         if users.is_empty() && self.client.quota() > budget::BASE_DAILY_QUOTA {
             tracing::warn!(
-                source = %self.key,
+                source = %self.key(),
                 "KnowBe4 sent no active users for an account with licensed seats: is the region right?"
             );
         }
@@ -139,26 +138,32 @@ impl KnowBe4Source {
             u.department = Some(d);
         }
         let mut b = MetricsBuilder::new();
-        metrics::users(&mut b, &self.key, &users, &groups, &self.ctx.metrics);
+        metrics::users(&mut b, self.key(), &users, &groups, &self.ctx.metrics);
         Ok(b.finish())
     }
 
     async fn training(&self) -> Result<Rendered, FetchError> {
-        let mut enrollments = metrics::Enrollments::default();
+        let acc = shared(metrics::Enrollments::default());
+        let sink = acc.clone();
+        let mut pages = self.client.pages::<Enrollment>(client::ENROLLMENT_LIST);
+        let fold = move |rows: Vec<Enrollment>| {
+            let mut acc = lock(&sink);
+            rows.into_iter().for_each(|e| acc.add(e));
+        };
         let (_, campaigns) = futures::future::try_join(
-            self.client
-                .fold(client::ENROLLMENT_LIST, |e: Enrollment| enrollments.add(e)),
+            self.client.engine.fold(&mut pages, fold),
             self.client
                 .list::<TrainingCampaign>(client::TRAINING_CAMPAIGN_LIST),
         )
         .await?;
+        let mut enrollments = take(&acc);
         enrollments.fold_rare(
-            &self.key,
+            self.key(),
             self.ctx.metrics.max_label_values,
             &self.ctx.stats,
         );
         let mut b = MetricsBuilder::new();
-        metrics::training(&mut b, &self.key.account, &enrollments, &campaigns);
+        metrics::training(&mut b, &self.key().account, &enrollments, &campaigns);
         Ok(b.finish())
     }
 
@@ -170,7 +175,7 @@ impl KnowBe4Source {
         let mut b = MetricsBuilder::new();
         metrics::phishing(
             &mut b,
-            &self.key.account,
+            &self.key().account,
             &tests,
             self.ctx.metrics.max_label_values,
         );
@@ -179,7 +184,7 @@ impl KnowBe4Source {
 
     fn fold(&self, label: &'static str, values: Vec<&mut String>) {
         crate::sources::labels::fold_rare(
-            &self.key,
+            self.key(),
             label,
             values,
             self.ctx.metrics.max_label_values,
@@ -200,7 +205,7 @@ impl KnowBe4Source {
 
 impl Source for KnowBe4Source {
     fn key(&self) -> &SourceKey {
-        &self.key
+        &self.client.engine.key
     }
 
     fn sections(&self) -> Vec<&'static str> {
@@ -214,10 +219,8 @@ impl Source for KnowBe4Source {
             if endpoints.is_empty() {
                 return PollOutcome::default();
             }
-            // The poller ends the poll after this long (see poller::Schedule): no wait for a
-            // rate-limit window may outlast it.
-            self.client
-                .begin_poll(self.ctx.poll.deadline.min(self.interval()));
+            // Its row count, and its deadline: no wait for a rate-limit window outlasts it.
+            self.client.engine.begin_poll();
             let used_before = self.client.used_today();
 
             // A poll the day's quota cannot carry is not started: the last good data stays.
@@ -275,7 +278,7 @@ impl Source for KnowBe4Source {
                         poll_requests,
                     };
                     let mut b = MetricsBuilder::new();
-                    metrics::account(&mut b, &self.key.account, &a, &quota);
+                    metrics::account(&mut b, &self.key().account, &a, &quota);
                     b.finish()
                 });
                 sections.insert(
@@ -293,7 +296,7 @@ impl Source for KnowBe4Source {
             let deadline = self.ctx.poll.deadline.min(self.interval());
             if pace > deadline {
                 tracing::warn!(
-                    source = %self.key,
+                    source = %self.key(),
                     per_poll = plan.per_poll,
                     requests_per_minute = self.config.requests_per_minute,
                     "a KnowBe4 poll at the vendor's pace takes {} but poll.deadline (or the \
@@ -304,14 +307,14 @@ impl Source for KnowBe4Source {
             }
             if !plan.fits() {
                 tracing::warn!(
-                    source = %self.key,
+                    source = %self.key(),
                     per_poll = plan.per_poll,
                     poll_budget = plan.poll_budget,
                     shortest_interval = %humantime::format_duration(plan.shortest_interval),
                     "KnowBe4 polls at this interval do not fit the daily quota; set a longer interval"
                 );
             }
-            self.ctx.stats.rows_read(self.client.rows_read());
+            self.ctx.stats.rows_read(self.client.engine.rows_read());
             PollOutcome { sections }
         }
         .boxed()
@@ -336,7 +339,7 @@ mod tests {
         // Nothing listens there: a request would fail with `connect`.
         let source = KnowBe4Source::new(KnowBe4Config::new("acme", "http://127.0.0.1:9", "k"), ctx);
         for _ in 0..budget::BASE_DAILY_QUOTA - 3 {
-            source.client.daily_count().record();
+            source.client.http.daily.record();
         }
         let outcome = source.poll().await;
         assert_eq!(outcome.sections.len(), 4);

@@ -7,6 +7,8 @@
 //! numbers or text. Units are the vendor's: a user's `phish_prone_percentage` is a percent, a
 //! security test's is a fraction (the conversion to ratios happens in [`super::metrics`]).
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use crate::sources::lenient;
@@ -273,37 +275,40 @@ fn target_groups<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TargetGro
 /// duplicates that shifting pages produce).
 pub trait Row: serde::de::DeserializeOwned + Send + 'static {
     /// What tells two rows apart; `None` when the row is unusable.
-    fn key(&self) -> Option<String>;
+    fn key(&self) -> Option<Cow<'_, str>>;
 }
 
 impl Row for User {
-    fn key(&self) -> Option<String> {
-        self.id.clone().or_else(|| self.email.clone())
+    fn key(&self) -> Option<Cow<'_, str>> {
+        self.id
+            .as_deref()
+            .or(self.email.as_deref())
+            .map(Cow::Borrowed)
     }
 }
 
 impl Row for Group {
-    fn key(&self) -> Option<String> {
-        self.id.clone()
+    fn key(&self) -> Option<Cow<'_, str>> {
+        self.id.as_deref().map(Cow::Borrowed)
     }
 }
 
 impl Row for Enrollment {
-    fn key(&self) -> Option<String> {
+    fn key(&self) -> Option<Cow<'_, str>> {
         let (e, u, c, m) = self.identity()?;
-        Some(format!("{e}\u{1f}{u}\u{1f}{c}\u{1f}{m}"))
+        Some(Cow::Owned(format!("{e}\u{1f}{u}\u{1f}{c}\u{1f}{m}")))
     }
 }
 
 impl Row for TrainingCampaign {
-    fn key(&self) -> Option<String> {
-        self.campaign_id.clone()
+    fn key(&self) -> Option<Cow<'_, str>> {
+        self.campaign_id.as_deref().map(Cow::Borrowed)
     }
 }
 
 impl Row for SecurityTest {
-    fn key(&self) -> Option<String> {
-        self.pst_id.clone()
+    fn key(&self) -> Option<Cow<'_, str>> {
+        self.pst_id.as_deref().map(Cow::Borrowed)
     }
 }
 

@@ -125,6 +125,18 @@ impl AccountConfig for MimecastConfig {
         }
     }
 
+    fn secrets(&self) -> Vec<&str> {
+        match &self.auth {
+            MimecastAuth::OAuth2 { client_secret, .. } => vec![client_secret.expose()],
+            MimecastAuth::Hmac {
+                app_key,
+                access_key,
+                secret_key,
+                ..
+            } => vec![app_key.expose(), access_key.expose(), secret_key.expose()],
+        }
+    }
+
     fn build(&self, ctx: SourceContext) -> Arc<dyn Source> {
         Arc::new(super::MimecastSource::new(self.clone(), ctx))
     }

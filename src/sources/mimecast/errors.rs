@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::models::Fail;
 use crate::http::VendorError;
-use crate::model::FailureReason;
+use crate::model::{FailureReason, Retry};
 
 /// One vendor error, from either API generation.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +121,7 @@ pub fn read_error_body(status: u16, body: &[u8]) -> Option<VendorError> {
         return Some(VendorError {
             detail: text,
             reason: Some(FailureReason::Auth),
+            retry: Retry::Backoff,
         });
     }
     if errors.is_empty() {
@@ -130,7 +131,11 @@ pub fn read_error_body(status: u16, body: &[u8]) -> Option<VendorError> {
         .iter()
         .any(|e| e.code.contains("binding_expired"))
         .then_some(FailureReason::Auth);
-    Some(VendorError { detail, reason })
+    Some(VendorError {
+        detail,
+        reason,
+        retry: Retry::Backoff,
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::models::*;
 use crate::config::MetricsConfig;
 use crate::model::SourceKey;
 use crate::snapshot::MetricsBuilder;
-use crate::sources::aggregate::{ByLabel, Merge, SeenIds, UserRows};
+use crate::sources::aggregate::{ByLabel, Merge, UserRows};
 use crate::stats::ApiStats;
 
 fn n(v: Option<f64>) -> f64 {
@@ -48,7 +48,6 @@ impl Merge for PerformanceTotals {
 /// company/get-performance-details, folded.
 #[derive(Default)]
 pub struct Performance {
-    seen: SeenIds,
     by: ByLabel<PerformanceTotals>,
     users: Option<UserRows<f64>>,
 }
@@ -63,9 +62,6 @@ impl Performance {
 
     /// Folds one user's row in; a user already counted (the same email) is not counted again.
     pub fn add(&mut self, r: &PerformanceRow) {
-        if !self.seen.first_time(r.email.as_deref().unwrap_or_default()) {
-            return;
-        }
         let t = self.by.row(r.department.as_deref());
         if !counts_as_user(&r.user_state) {
             *t.excluded.entry(state_label(&r.user_state)).or_default() += 1.0;
@@ -150,7 +146,6 @@ pub fn performance(
 /// (ACTIVE users only; `None` while the department has none).
 #[derive(Default)]
 pub struct Watchlist {
-    seen: SeenIds,
     by: ByLabel<Option<[f64; 2]>>,
     users: Option<UserRows<f64>>,
 }
@@ -164,9 +159,6 @@ impl Watchlist {
     }
 
     pub fn add(&mut self, r: &WatchlistRow) {
-        if !self.seen.first_time(r.email.as_deref().unwrap_or_default()) {
-            return;
-        }
         let slot = self.by.row(r.department.as_deref());
         if !counts_as_user(&r.user_state) {
             return;
@@ -221,17 +213,12 @@ pub fn watchlist(
 /// company/get-safe-score-details, folded: ACTIVE users per risk grade.
 #[derive(Default)]
 pub struct SafeScore {
-    seen: SeenIds,
     by: BTreeMap<String, f64>,
 }
 
 impl SafeScore {
     pub fn add(&mut self, r: &SafeScoreRow) {
-        if !self
-            .seen
-            .first_time(r.email_address.as_deref().unwrap_or_default())
-            || !counts_as_user(&r.user_state)
-        {
+        if !counts_as_user(&r.user_state) {
             return;
         }
         let grade = r.risk.as_deref().map(str::trim).unwrap_or_default();
@@ -612,7 +599,7 @@ mod tests {
     }
 
     #[test]
-    fn performance_counts_a_user_once_and_keeps_only_max_users_rows() {
+    fn performance_keeps_only_max_users_rows() {
         let m = MetricsConfig {
             per_user: true,
             max_users: 2,
@@ -620,8 +607,6 @@ mod tests {
         };
         let mut acc = Performance::new(&m);
         for i in 0..1_000 {
-            acc.add(&row(&format!("u{i:04}@x"), "Sales", 1.0, "ACTIVE"));
-            // The same user again (a page the vendor repeated): not counted twice.
             acc.add(&row(&format!("u{i:04}@x"), "Sales", 1.0, "ACTIVE"));
         }
         acc.add(&row("gone@x", "Ops", 0.0, "DELETED"));

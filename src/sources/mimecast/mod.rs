@@ -17,13 +17,12 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::json;
 
-use crate::http::VendorHttp;
 use crate::model::{FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::sources::aggregate::{lock, shared, take};
 use crate::sources::registry::{AccountConfig, Vendor};
 use crate::sources::{Source, SourceContext};
-use client::MimecastClient;
+use client::{MimecastClient, TokenPager};
 pub use config::{MimecastAuth, MimecastConfig, MimecastEndpoint};
 use models::*;
 
@@ -48,9 +47,6 @@ impl Vendor for MimecastVendor {
     fn secret_keys(&self) -> &'static [&'static str] {
         &["client_secret", "app_key", "access_key", "secret_key"]
     }
-    fn http(&self) -> &'static dyn VendorHttp {
-        &http::MimecastHttp
-    }
 }
 
 pub const PERFORMANCE: &str = "company/get-performance-details";
@@ -63,67 +59,78 @@ pub const PHISHING: &str = "phishing/campaign/get-campaign";
 pub const PHISHING_USERS: &str = "phishing/campaign/get-user-data";
 
 pub struct MimecastSource {
-    key: SourceKey,
     config: MimecastConfig,
     ctx: SourceContext,
     client: MimecastClient,
 }
 
+/// The listings a poll of `config` reads, for counters that exist from the start.
+fn endpoints(config: &MimecastConfig) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for e in &config.endpoints {
+        out.extend_from_slice(match e {
+            MimecastEndpoint::PerformanceDetails => &[PERFORMANCE][..],
+            MimecastEndpoint::WatchlistDetails => &[WATCHLIST],
+            MimecastEndpoint::SafeScoreDetails => &[SAFE_SCORE],
+            MimecastEndpoint::TrainingDetails => &[TRAINING],
+            MimecastEndpoint::Campaigns => &[CAMPAIGNS, CAMPAIGN_USERS],
+            MimecastEndpoint::PhishingCampaigns => &[PHISHING, PHISHING_USERS],
+        });
+    }
+    out
+}
+
 impl MimecastSource {
     pub fn new(config: MimecastConfig, ctx: SourceContext) -> Self {
         let key = SourceKey::new(PLATFORM, &config.account);
-        let client = MimecastClient::new(
-            key.clone(),
-            config.clone(),
-            ctx.transport(),
-            ctx.stats.clone(),
-            &ctx.poll,
-        );
+        let http = std::sync::Arc::new(http::MimecastHttp);
+        let engine = ctx.engine(&config, key, http, &endpoints(&config));
+        let client = MimecastClient::new(config.clone(), engine);
         MimecastSource {
-            key,
             config,
             ctx,
             client,
         }
     }
 
+    fn key(&self) -> &SourceKey {
+        &self.client.engine.key
+    }
+
     async fn section(&self, endpoint: MimecastEndpoint) -> Result<Rendered, FetchError> {
-        let account = self.key.account.as_str();
+        let account = self.key().account.as_str();
         let m = &self.ctx.metrics;
         let stats = &self.ctx.stats;
         let mut b = MetricsBuilder::new();
         match endpoint {
             MimecastEndpoint::PerformanceDetails => {
                 let acc = self
-                    .fold(
+                    .fold::<_, _, false>(
                         PERFORMANCE,
                         // As the production clients (Azure Sentinel's connector) ask.
                         Some(json!({ "includeUserDetails": true })),
-                        false,
                         metrics::Performance::new(m),
                         |acc, r: &PerformanceRow| acc.add(r),
                     )
                     .await?;
-                metrics::performance(&mut b, &self.key, account, acc, m, stats);
+                metrics::performance(&mut b, self.key(), account, acc, m, stats);
             }
             MimecastEndpoint::WatchlistDetails => {
                 let acc = self
-                    .fold(
+                    .fold::<_, _, false>(
                         WATCHLIST,
                         None,
-                        false,
                         metrics::Watchlist::new(m),
                         |acc, r: &WatchlistRow| acc.add(r),
                     )
                     .await?;
-                metrics::watchlist(&mut b, &self.key, account, acc, m, stats);
+                metrics::watchlist(&mut b, self.key(), account, acc, m, stats);
             }
             MimecastEndpoint::SafeScoreDetails => {
                 let acc = self
-                    .fold(
+                    .fold::<_, _, false>(
                         SAFE_SCORE,
                         None,
-                        false,
                         metrics::SafeScore::default(),
                         |acc, r: &SafeScoreRow| acc.add(r),
                     )
@@ -131,11 +138,9 @@ impl MimecastSource {
                 metrics::safe_score(&mut b, account, acc);
             }
             MimecastEndpoint::TrainingDetails => {
-                let rows = self
-                    .client
-                    .fetch_rows::<TrainingRow>(TRAINING, None, false)
-                    .await?;
-                metrics::training(&mut b, account, &rows.rows);
+                let mut pager = TokenPager::<TrainingRow, false>::new(&self.client, TRAINING, None);
+                let rows = self.client.engine.collect(&mut pager).await?;
+                metrics::training(&mut b, account, &rows);
             }
             MimecastEndpoint::Campaigns => {
                 let campaigns = self.campaigns().await?;
@@ -147,10 +152,9 @@ impl MimecastSource {
                     futures::future::try_join_all(campaigns.into_iter().map(|c| async move {
                         let id = c.id.clone().unwrap_or_default();
                         let users = self
-                            .fold(
+                            .fold::<_, _, true>(
                                 CAMPAIGN_USERS,
                                 Some(json!({ "id": id })),
-                                true,
                                 metrics::CampaignUsers::default(),
                                 |acc, r: &CampaignUserRow| acc.add(r),
                             )
@@ -161,56 +165,58 @@ impl MimecastSource {
                 metrics::campaigns(&mut b, account, &all);
             }
             MimecastEndpoint::PhishingCampaigns => {
-                let campaigns = self
-                    .client
-                    .fetch_rows::<PhishingCampaign>(PHISHING, None, false)
-                    .await?
-                    .rows;
+                let mut pager =
+                    TokenPager::<PhishingCampaign, false>::new(&self.client, PHISHING, None);
+                let campaigns = self.client.engine.collect(&mut pager).await?;
                 // Every campaign's recipients, folded into one accumulator: reports per
                 // campaign, results by department.
                 let acc = shared(metrics::Phishing::new(campaigns.len(), m));
                 futures::future::try_join_all(campaigns.iter().enumerate().map(|(i, c)| {
-                    let id = c.id.clone().unwrap_or_default();
+                    let item = Some(json!({ "id": c.id.clone().unwrap_or_default() }));
                     let acc = acc.clone();
-                    self.client.fetch_fold(
-                        PHISHING_USERS,
-                        Some(json!({ "id": id })),
-                        true,
-                        move |rows: Vec<PhishingUserRow>| {
+                    async move {
+                        let mut pager = TokenPager::<PhishingUserRow, true>::new(
+                            &self.client,
+                            PHISHING_USERS,
+                            item,
+                        );
+                        let fold = move |rows: Vec<PhishingUserRow>| {
                             let mut acc = lock(&acc);
                             for r in &rows {
                                 acc.add(i, r);
                             }
-                        },
-                    )
+                        };
+                        self.client.engine.fold(&mut pager, fold).await
+                    }
                 }))
                 .await?;
                 let acc = take(&acc);
                 metrics::phishing(&mut b, account, &campaigns, &acc);
-                metrics::phishing_departments(&mut b, &self.key, account, acc, m, stats);
+                metrics::phishing_departments(&mut b, self.key(), account, acc, m, stats);
             }
         }
         Ok(b.finish())
     }
 
     /// Every page of `endpoint` folded into `acc` by `add` as the pages arrive (rows from
-    /// `data[].items[]` when `nested`).
-    async fn fold<T, A>(
+    /// `data[].items[]` when `NESTED`).
+    async fn fold<T, A, const NESTED: bool>(
         &self,
         endpoint: &'static str,
         item: Option<serde_json::Value>,
-        nested: bool,
         acc: A,
         add: fn(&mut A, &T),
     ) -> Result<A, FetchError>
     where
-        T: serde::de::DeserializeOwned + Identified + Send + 'static,
+        T: serde::de::DeserializeOwned + Identified + Send + Sync + 'static,
         A: Default + Send + 'static,
     {
         let acc = shared(acc);
         let sink = acc.clone();
+        let mut pager = TokenPager::<T, NESTED>::new(&self.client, endpoint, item);
         self.client
-            .fetch_fold(endpoint, item, nested, move |rows: Vec<T>| {
+            .engine
+            .fold(&mut pager, move |rows: Vec<T>| {
                 let mut acc = lock(&sink);
                 for r in &rows {
                     add(&mut acc, r);
@@ -222,13 +228,11 @@ impl MimecastSource {
 
     /// campaign/get-campaigns: `data[0].campaigns[]` (or campaigns directly in `data[]`).
     async fn campaigns(&self) -> Result<Vec<Campaign>, FetchError> {
-        let lists = self
-            .client
-            .fetch_rows::<serde_json::Value>(CAMPAIGNS, None, false)
-            .await?;
+        let mut pager = TokenPager::<serde_json::Value, false>::new(&self.client, CAMPAIGNS, None);
+        let lists = self.client.engine.collect(&mut pager).await?;
         let mut out = Vec::new();
         let mut skipped = 0u64;
-        for entry in lists.rows {
+        for entry in lists {
             let items: Vec<serde_json::Value> = match entry.get("campaigns") {
                 Some(serde_json::Value::Array(list)) => list.clone(),
                 _ => vec![entry],
@@ -247,7 +251,7 @@ impl MimecastSource {
 
 impl Source for MimecastSource {
     fn key(&self) -> &SourceKey {
-        &self.key
+        &self.client.engine.key
     }
 
     fn sections(&self) -> Vec<&'static str> {
@@ -274,7 +278,7 @@ impl Source for MimecastSource {
                 }
             }))
             .await;
-            self.ctx.stats.rows_read(self.client.rows_read());
+            self.ctx.stats.rows_read(self.client.engine.rows_read());
             PollOutcome { sections }
         }
         .boxed()

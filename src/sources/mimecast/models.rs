@@ -9,17 +9,6 @@ use serde_json::value::RawValue;
 
 use crate::sources::lenient;
 
-/// The response envelope: `{meta: {status, pagination: {next}}, data: [...], fail: [...]}`.
-#[derive(Debug, Deserialize)]
-pub struct Envelope<'a> {
-    #[serde(default)]
-    pub meta: Option<Meta>,
-    #[serde(borrow, default)]
-    pub data: Option<Vec<&'a RawValue>>,
-    #[serde(default)]
-    pub fail: Option<Vec<Fail>>,
-}
-
 #[derive(Debug, Deserialize)]
 pub struct Meta {
     #[serde(default, deserialize_with = "lenient::number")]
@@ -62,6 +51,10 @@ pub struct FailError {
 /// (10 M `{}` rows must not become 10 M users).
 pub trait Identified {
     fn has_identity(&self) -> bool;
+    /// What the row is counted once by (a user's email); `None`: every row counts.
+    fn key(&self) -> Option<&str> {
+        None
+    }
 }
 
 fn present(s: &Option<String>) -> bool {
@@ -225,11 +218,17 @@ impl Identified for PerformanceRow {
     fn has_identity(&self) -> bool {
         present(&self.email)
     }
+    fn key(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
 }
 
 impl Identified for WatchlistRow {
     fn has_identity(&self) -> bool {
         present(&self.email)
+    }
+    fn key(&self) -> Option<&str> {
+        self.email.as_deref()
     }
 }
 
@@ -237,17 +236,26 @@ impl Identified for SafeScoreRow {
     fn has_identity(&self) -> bool {
         present(&self.email_address)
     }
+    fn key(&self) -> Option<&str> {
+        self.email_address.as_deref()
+    }
 }
 
 impl Identified for CampaignUserRow {
     fn has_identity(&self) -> bool {
         present(&self.email)
     }
+    fn key(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
 }
 
 impl Identified for PhishingCampaign {
     fn has_identity(&self) -> bool {
         present(&self.id)
+    }
+    fn key(&self) -> Option<&str> {
+        self.id.as_deref()
     }
 }
 
@@ -303,6 +311,9 @@ pub struct PhishingUserRow {
 impl Identified for PhishingUserRow {
     fn has_identity(&self) -> bool {
         present(&self.email)
+    }
+    fn key(&self) -> Option<&str> {
+        self.email.as_deref()
     }
 }
 

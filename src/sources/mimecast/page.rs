@@ -1,29 +1,17 @@
-//! One Mimecast answer, `{meta, data[], fail[]}`: the envelope of the shared page decoder
-//! ([`decode_page`]). Each `data[]` element is parsed as it is read and the raw JSON is never
-//! kept, so a page costs its parsed rows (then folded and dropped by the caller).
+//! One Mimecast answer, `{meta, data[], fail[]}`: `meta` and `fail` are the envelope the
+//! paging engine keeps; each `data[]` element is parsed as it is read
+//! ([`Rows`](super::client::Rows)) and the raw JSON is never kept.
 
-use serde::de::{DeserializeOwned, IgnoredAny, MapAccess};
-use serde_json::value::RawValue;
+use serde::de::{IgnoredAny, MapAccess};
 
-use super::models::{Fail, Identified, Items, Meta, UserLike};
-use crate::sources::decode::{decode_page, Envelope, RowBudget};
-
-pub use crate::sources::decode::PageError;
-
-/// What one answer said, with the rows that parsed.
-#[derive(Debug)]
-pub struct DecodedPage<T> {
-    pub meta: Option<Meta>,
-    pub fail: Option<Vec<Fail>>,
-    pub rows: Vec<T>,
-    pub skipped: u64,
-}
+use super::models::{Fail, Meta};
+use crate::sources::decode::Envelope;
 
 /// `meta` and `fail`, the fields around `data[]`.
 #[derive(Debug, Default)]
-struct MetaFail {
-    meta: Option<Meta>,
-    fail: Option<Vec<Fail>>,
+pub struct MetaFail {
+    pub meta: Option<Meta>,
+    pub fail: Option<Vec<Fail>>,
 }
 
 impl Envelope for MetaFail {
@@ -42,136 +30,70 @@ impl Envelope for MetaFail {
     }
 }
 
-/// Decodes an answer, charging its rows to `budget`. With `nested`, rows are the `items[]` of
-/// each `data[]` entry (campaign/get-user-data); an entry without `items` is no row, unless it
-/// is itself a user row with an email (the seed's example): never a phantom user.
-pub fn decode<T: DeserializeOwned + Identified>(
-    body: &[u8],
-    nested: bool,
-    budget: &RowBudget,
-) -> Result<DecodedPage<T>, PageError> {
-    let (mut rows, mut skipped) = (Vec::new(), 0u64);
-    let page = decode_page::<MetaFail, _>(body, budget, |raw: &RawValue| {
-        let mut push = |raw: &RawValue| {
-            if !push_row(raw, &mut rows) {
-                skipped += 1;
-            }
-        };
-        if !nested {
-            push(raw);
-            return 1;
-        }
-        match serde_json::from_str::<Items>(raw.get()) {
-            Ok(items) => {
-                for item in &items.items {
-                    push(item);
-                }
-                items.items.len() as u64
-            }
-            Err(_) => {
-                let user = serde_json::from_str::<UserLike>(raw.get());
-                if user.is_ok_and(|u| u.email.is_some()) {
-                    push(raw);
-                    1
-                } else {
-                    0
-                }
-            }
-        }
-    })?;
-    Ok(DecodedPage {
-        meta: page.envelope.meta,
-        fail: page.envelope.fail,
-        rows,
-        skipped,
-    })
-}
-
-/// The next page's token, read from a `meta` object that opens the answer (as Mimecast sends
-/// it: `{"meta":{…,"pagination":{"next":…}},"data":[…],"fail":[]}`) without reading the rows.
-/// `None` when the answer does not open with `meta`, names no next page, or does not close its
-/// object (a page cut short costs no request). Only a hint for asking early: the full decode
-/// stays the authority.
-pub fn peek_next_token(body: &[u8]) -> Option<String> {
-    let body = body.trim_ascii();
-    if !body.ends_with(b"}") {
-        return None;
-    }
-    let rest = body.strip_prefix(b"{")?.trim_ascii_start();
-    let rest = rest.strip_prefix(b"\"meta\"")?.trim_ascii_start();
-    let rest = rest.strip_prefix(b":")?;
-    // One JSON value from the start of `rest`, the rows after it left unread.
-    let meta = serde_json::Deserializer::from_slice(rest)
-        .into_iter::<Meta>()
-        .next()?
-        .ok()?;
-    meta.pagination?.next.filter(|n| !n.is_empty())
-}
-
-/// Parses one row into `out`; false when it is malformed or says whose it is not.
-fn push_row<T: DeserializeOwned + Identified>(raw: &RawValue, out: &mut Vec<T>) -> bool {
-    match serde_json::from_str::<T>(raw.get()) {
-        Ok(row) if row.has_identity() => {
-            out.push(row);
-            true
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::client::Rows;
+    use crate::sources::decode::{Page, PageError, RowBudget};
     use crate::sources::mimecast::models::WatchlistRow;
+    use crate::sources::paging::Format;
 
-    #[test]
-    fn the_next_token_is_read_from_the_head_of_the_answer() {
-        let page = br#" { "meta" : {"status":200,"pagination":{"pageSize":2,"next":"tok-2"}},"data":[{"a":1}],"fail":[]}
-"#;
-        assert_eq!(peek_next_token(page).as_deref(), Some("tok-2"));
-        // Cut short, the last page, an answer that does not open with meta, an empty token,
-        // garbage.
-        for body in [
-            &page[..page.len() / 2],
-            br#"{"meta":{"status":200,"pagination":{"pageSize":2}},"data":[]}"#,
-            br#"{"data":[],"meta":{"pagination":{"next":"x"}}}"#,
-            br#"{"meta":{"pagination":{"next":""}},"data":[]}"#,
-            br#"{"meta":{"pagination":{"next":"#,
-            b"<html>",
-            b"",
-        ] {
-            let shown = String::from_utf8_lossy(body);
-            assert_eq!(peek_next_token(body), None, "{shown}");
-        }
+    fn decode<const NESTED: bool>(
+        body: &[u8],
+        b: &RowBudget,
+    ) -> Result<(Page<super::MetaFail>, usize, u64), PageError> {
+        let (mut rows, mut skipped) = (Vec::<WatchlistRow>::new(), 0);
+        let page = Rows::<WatchlistRow, NESTED>::read(body, b, &mut |raw| {
+            let (n, bad) = Rows::<WatchlistRow, NESTED>::rows(raw, &mut rows);
+            skipped += bad;
+            n
+        })?;
+        Ok((page, rows.len(), skipped))
     }
 
     #[test]
     fn rows_flat_and_nested() {
         let b = RowBudget::new(100);
-        let p: DecodedPage<WatchlistRow> = decode(
+        let (p, rows, skipped) = decode::<false>(
             br#"{"meta":{"status":200,"pagination":{"next":"t2"}},"data":[{"email":"a@x"},{}],"fail":[]}"#,
-            false,
             &b,
         )
         .unwrap();
-        assert_eq!((p.rows.len(), p.skipped), (1, 1));
-        let next = p.meta.and_then(|m| m.pagination).and_then(|p| p.next);
+        assert_eq!((rows, skipped), (1, 1));
+        let next = p
+            .envelope
+            .meta
+            .and_then(|m| m.pagination)
+            .and_then(|p| p.next);
         assert_eq!(next.as_deref(), Some("t2"));
-        let p: DecodedPage<WatchlistRow> = decode(
+        let (_, rows, skipped) = decode::<true>(
             br#"{"data":[{"items":[{"email":"a@x"},{"email":"b@x"},{}]},{"id":"no items"},{"email":"c@x"}]}"#,
-            true,
             &b,
         )
         .unwrap();
-        assert_eq!((p.rows.len(), p.skipped), (3, 1));
+        assert_eq!((rows, skipped), (3, 1));
+    }
+
+    #[test]
+    fn errors_inside_a_200_are_refused() {
+        let b = RowBudget::new(100);
+        let (p, _, _) = decode::<false>(
+            br#"{"meta":{"status":200},"data":[],"fail":[{"errors":[{"code":"err_developer_key","message":"App ID is invalid"}]}]}"#,
+            &b,
+        )
+        .unwrap();
+        let r = Rows::<WatchlistRow, false>::refusal(&p).unwrap();
+        assert!(r.again, "the known intermittent error is asked again");
+        let (p, _, _) = decode::<false>(br#"{"meta":{"status":500},"data":[]}"#, &b).unwrap();
+        assert!(!Rows::<WatchlistRow, false>::refusal(&p).unwrap().again);
+        let (p, _, _) = decode::<false>(br#"{"meta":{"status":200},"data":[]}"#, &b).unwrap();
+        assert!(Rows::<WatchlistRow, false>::refusal(&p).is_none());
     }
 
     #[test]
     fn stops_at_the_row_budget() {
-        let b = RowBudget::new(2);
-        let r = decode::<WatchlistRow>(br#"{"data":[{},{},{}]}"#, false, &b);
+        let r = decode::<false>(br#"{"data":[{},{},{}]}"#, &RowBudget::new(2));
         assert!(matches!(r, Err(PageError::TooManyRows)));
-        let r = decode::<WatchlistRow>(br#"{"data":[{}"#, false, &RowBudget::new(9));
+        let r = decode::<false>(br#"{"data":[{}"#, &RowBudget::new(9));
         assert!(matches!(r, Err(PageError::Json(_))));
     }
 }

@@ -1,0 +1,323 @@
+//! The paging engine: every page of every vendor is read here, under the same rules.
+//!
+//! A vendor supplies a [`Pager`] (its next requests, learnt from the pages already read: skip
+//! and take, a page token, a page number, a next link followed exactly as given) and a
+//! [`Format`] (how its page and its rows are read). The engine owns what keeps a poll safe:
+//! `poll.max_pages`, the row cap (`poll.max_rows`), decoding on the blocking pool (at most
+//! `poll.concurrency` pages of a source at once), exact de-duplication of rows by the key the
+//! vendor names, counting skipped rows and refusing an answer that is mostly skipped, a
+//! request never sent twice, and the poll's deadline (the transport's, set by
+//! [`Engine::begin_poll`]). Retries are the transport's: a page that carries an error inside
+//! an HTTP 200 is refused by [`Format::refusal`] inside the transport's retry loop.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use serde_json::value::RawValue;
+
+use crate::http::{Refusal, Reply, Transport};
+use crate::model::{FailureReason, FetchError, SourceKey};
+use crate::sources::aggregate::{lock, SeenKeys};
+use crate::sources::decode::{Decoder, Page, PageError, RowBudget};
+use crate::sources::SourceContext;
+
+/// How a vendor's pages and rows are read. Its functions run on the blocking pool.
+pub trait Format: 'static {
+    /// What a page says besides its rows (totals, the next token or link, errors).
+    type Envelope: Send + 'static;
+    type Row: Send + 'static;
+    /// Reads a page, handing each element of its row array to `element` (which says how many
+    /// rows it held, charged to `budget`) and keeping nothing of it but the envelope.
+    fn read(
+        body: &[u8],
+        budget: &RowBudget,
+        element: &mut dyn FnMut(&RawValue) -> u64,
+    ) -> Result<Page<Self::Envelope>, PageError>;
+    /// One element of the row array into `rows`: how many rows it held, and how many of those
+    /// were malformed or had no identity (skipped and counted).
+    fn rows(element: &RawValue, rows: &mut Vec<Self::Row>) -> (u64, u64);
+    /// The key a row is counted once by (a user's id or email); `None`: every row counts.
+    fn key(_row: &Self::Row) -> Option<Cow<'_, str>> {
+        None
+    }
+    /// An error the page carries although it arrived whole (inside an HTTP 200), or a page
+    /// without its row array; `again` when asking once more may pass.
+    fn refusal(_page: &Page<Self::Envelope>) -> Option<Refusal> {
+        None
+    }
+}
+
+/// A vendor's paging of one listing.
+pub trait Pager: Sync {
+    type Format: Format;
+    /// One request: a skip, a token, a page number, a link. Never sent twice in one listing.
+    type Request: Clone + Eq + Hash + Send + Sync;
+    /// The endpoint label of its requests.
+    fn endpoint(&self) -> &'static str;
+    /// The requests to send next, at once (the first call gives the first one); none ends the
+    /// listing.
+    fn next(&mut self) -> Vec<Self::Request>;
+    /// What a page said: `rows` elements of its row array, and its envelope.
+    fn learn(
+        &mut self,
+        sent: Self::Request,
+        envelope: <Self::Format as Format>::Envelope,
+        rows: u64,
+    );
+    /// Sends `request`, handing the answer to `accept` (the transport's `fetch`).
+    fn send<T, A, AF>(
+        &self,
+        request: &Self::Request,
+        accept: A,
+    ) -> impl std::future::Future<Output = Result<T, FetchError>> + Send
+    where
+        T: Send,
+        A: Fn(Reply) -> AF + Send + Sync,
+        AF: std::future::Future<Output = Result<T, Refusal>> + Send;
+}
+
+/// A source's engine: its transport and the bounds of its polls.
+pub struct Engine {
+    pub transport: Transport,
+    pub key: SourceKey,
+    decoder: Decoder,
+    rows: Arc<RowBudget>,
+    max_pages: usize,
+    /// Pages in progress at once: twice `poll.concurrency`, so a page being decoded does not
+    /// hold a request slot (the transport still sends at most `poll.concurrency`).
+    in_progress: usize,
+    deadline: Duration,
+}
+
+/// Good and skipped rows of one listing.
+#[derive(Default)]
+struct Tally {
+    good: u64,
+    skipped: u64,
+}
+
+impl Engine {
+    /// The engine of one account, its transport speaking `transport`'s vendor semantics;
+    /// `interval` (the account's) caps `poll.deadline`.
+    pub fn new(
+        ctx: &SourceContext,
+        key: SourceKey,
+        transport: Transport,
+        interval: Option<Duration>,
+    ) -> Self {
+        let poll = &ctx.poll;
+        Engine {
+            transport,
+            key,
+            decoder: Decoder::new(poll.concurrency),
+            rows: RowBudget::new(poll.max_rows as u64),
+            max_pages: poll.max_pages.max(1),
+            in_progress: 2 * poll.concurrency.max(1),
+            deadline: poll.deadline.min(interval.unwrap_or(poll.interval)),
+        }
+    }
+
+    /// A poll begins: its row count starts at 0 and its deadline runs.
+    pub fn begin_poll(&self) {
+        self.rows.reset();
+        self.transport.begin_poll(self.deadline);
+    }
+
+    /// Rows read so far in this poll, over all listings.
+    pub fn rows_read(&self) -> u64 {
+        self.rows.used()
+    }
+
+    /// Runs `work` (rendering, folding rare labels) on the blocking pool, within the bound.
+    pub async fn off_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, FetchError> {
+        self.decoder.run(work).await
+    }
+
+    /// Every row of the listing `pager` pages, collected (short lists).
+    pub async fn collect<P: Pager>(
+        &self,
+        pager: &mut P,
+    ) -> Result<Vec<<P::Format as Format>::Row>, FetchError> {
+        let rows = Arc::new(Mutex::new(Vec::new()));
+        let sink = rows.clone();
+        self.fold(pager, move |page| lock(&sink).extend(page))
+            .await?;
+        let rows = std::mem::take(&mut *lock(&rows));
+        Ok(rows)
+    }
+
+    /// Reads every page of the listing `pager` pages, handing each page's new rows (rows
+    /// whose key was seen before are dropped) to `sink` on the blocking pool as soon as the
+    /// page is read; nothing of a page is kept. A page that fails fails the listing, so the
+    /// caller's accumulator is dropped whole.
+    pub async fn fold<P, S>(&self, pager: &mut P, sink: S) -> Result<(), FetchError>
+    where
+        P: Pager,
+        S: Fn(Vec<<P::Format as Format>::Row>) + Send + Sync + 'static,
+    {
+        let endpoint = pager.endpoint();
+        let sink = Arc::new(sink);
+        let seen = Arc::new(Mutex::new(SeenKeys::default()));
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let mut sent = HashSet::new();
+        loop {
+            let batch = pager.next();
+            if batch.is_empty() {
+                break;
+            }
+            let refused = if batch.iter().any(|r| sent.contains(r)) {
+                Some("the vendor pointed to a page already read (a paging loop)".to_string())
+            } else if sent.len() + batch.len() > self.max_pages {
+                Some(format!(
+                    "paging exceeded poll.max_pages ({}); refusing to continue",
+                    self.max_pages
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = refused {
+                return Err(self.refuse(endpoint, why));
+            }
+            let first = sent.len() + 1;
+            sent.extend(batch.iter().cloned());
+            let mut pages = Vec::with_capacity(batch.len());
+            for (i, request) in batch.into_iter().enumerate() {
+                let reader = Reader {
+                    endpoint,
+                    page_no: first + i,
+                    decoder: self.decoder.clone(),
+                    budget: self.rows.clone(),
+                    seen: seen.clone(),
+                    sink: sink.clone(),
+                    tally: tally.clone(),
+                };
+                let pager = &*pager;
+                pages.push(async move {
+                    let accept = move |reply: Reply| reader.clone().read::<P::Format>(reply);
+                    let (envelope, rows) = pager.send(&request, accept).await?;
+                    Ok::<_, FetchError>((request, envelope, rows))
+                });
+            }
+            let pages = futures::stream::iter(pages)
+                .buffer_unordered(self.in_progress)
+                .try_collect::<Vec<_>>()
+                .await?;
+            for (request, envelope, rows) in pages {
+                pager.learn(request, envelope, rows);
+            }
+        }
+        let Tally { good, skipped } = std::mem::take(&mut *lock(&tally));
+        if skipped > 0 {
+            self.transport.stats().rows_skipped(endpoint, skipped);
+            tracing::warn!(source = %self.key, endpoint, skipped, "skipped malformed rows");
+        }
+        if crate::sources::lenient::mostly_skipped(good, skipped) {
+            let total = good + skipped;
+            return Err(self.refuse(
+                endpoint,
+                format!(
+                    "{skipped} of {total} rows are malformed or have no identity; refusing to \
+                     publish the rest"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A listing refused after its answers arrived: counted, logged, reason `decode`.
+    fn refuse(&self, endpoint: &'static str, why: String) -> FetchError {
+        let e = FetchError::new(FailureReason::Decode, format!("{endpoint}: {why}"));
+        self.transport.record_failure(endpoint, &e);
+        e
+    }
+}
+
+/// What reading one page of a listing needs, owned, so the transport's retry loop can call it
+/// for every attempt.
+struct Reader<S> {
+    endpoint: &'static str,
+    page_no: usize,
+    decoder: Decoder,
+    budget: Arc<RowBudget>,
+    seen: Arc<Mutex<SeenKeys>>,
+    sink: Arc<S>,
+    tally: Arc<Mutex<Tally>>,
+}
+
+impl<S> Clone for Reader<S> {
+    fn clone(&self) -> Self {
+        Reader {
+            endpoint: self.endpoint,
+            page_no: self.page_no,
+            decoder: self.decoder.clone(),
+            budget: self.budget.clone(),
+            seen: self.seen.clone(),
+            sink: self.sink.clone(),
+            tally: self.tally.clone(),
+        }
+    }
+}
+
+impl<S> Reader<S> {
+    /// Decodes one answer on the blocking pool and folds its new rows: the transport's
+    /// `accept` step, so an error inside the answer is retried like any failed attempt.
+    async fn read<F: Format>(self, reply: Reply) -> Result<(F::Envelope, u64), Refusal>
+    where
+        S: Fn(Vec<F::Row>) + Send + Sync + 'static,
+    {
+        let Reader {
+            endpoint,
+            page_no,
+            decoder,
+            budget,
+            seen,
+            sink,
+            tally,
+        } = self;
+        let limit = budget.limit();
+        let decoded = decoder.run(move || {
+            let (mut rows, mut elements, mut skipped) = (Vec::new(), 0u64, 0u64);
+            let page = F::read(&reply.body, &budget, &mut |raw| {
+                let (n, bad) = F::rows(raw, &mut rows);
+                elements += n;
+                skipped += bad;
+                n
+            })?;
+            drop(reply);
+            if let Some(refusal) = F::refusal(&page) {
+                return Ok(Err(refusal));
+            }
+            {
+                let mut seen = lock(&seen);
+                rows.retain(|r| F::key(r).is_none_or(|k| seen.first_time(&k)));
+            }
+            sink(rows);
+            let mut tally = lock(&tally);
+            tally.good += elements - skipped;
+            tally.skipped += skipped;
+            Ok(Ok((page.envelope, elements)))
+        });
+        match decoded.await {
+            Err(e) => Err(Refusal::fatal(e)),
+            Ok(Ok(result)) => result,
+            Ok(Err(PageError::TooManyRows)) => Err(Refusal::fatal(FetchError::new(
+                FailureReason::Decode,
+                format!(
+                    "{endpoint}: more than poll.max_rows ({limit}) rows in one poll; refusing to \
+                     read further (raise poll.max_rows if the account is really this large)"
+                ),
+            ))),
+            Ok(Err(PageError::Json(e))) => Err(Refusal::fatal(FetchError::new(
+                FailureReason::Decode,
+                format!("{endpoint}: page {page_no} is not valid JSON: {e}"),
+            ))),
+        }
+    }
+}
