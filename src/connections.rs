@@ -7,25 +7,27 @@
 //!
 //! 1. no request within `header_read_timeout` of accept (TLS handshake included): dropped;
 //! 2. no request in flight for `idle_timeout`: closed gracefully (HTTP/2 GOAWAY);
-//! 3. requests in flight but no progress for `send_timeout` (a request body that never comes,
-//!    an answer the client does not read, HTTP/2 streams at window 0): dropped;
+//! 3. a request in flight without progress for `send_timeout` (a request body that never
+//!    comes, an answer the client does not read, an HTTP/2 stream at window 0): dropped with
+//!    its connection, whatever else the connection does;
 //! 4. the socket refusing writes for `send_timeout` (answers already handed to hyper that the
 //!    client does not read): dropped.
 //!
-//! "Progress" is a request starting or finishing, or a response handing the next chunk (at
-//! most [`CHUNK`] bytes) to hyper, which happens only as the client reads; HTTP/2 pings do not
-//! count, so a client that answers pings but reads nothing still goes.
+//! Progress is timed per request: its start, and each chunk (at most [`CHUNK`] bytes) of its
+//! answer handed to hyper, which happens only as the client reads. New requests do not
+//! refresh an old stuck one (issue 24: tiny requests every half second around a stream at
+//! window 0 kept a connection alive for ever), and HTTP/2 pings do not count either.
 //!
 //! At `max_connections`, a new connection sheds an old one instead of waiting: first one that
 //! never sent a request, then one without a request in flight, then one whose requests have
-//! made no progress for a second, the longest-quiet first. Only when every connection is busy
+//! made no progress for a second (its oldest request), the longest-quiet first. Only when every connection is busy
 //! making progress does the newcomer wait (briefly, in a bounded waiting room) for one to stall
 //! or finish, and is turned away if none does. So scrapes and probes stay answerable while
 //! any number of silent or stalled clients hold connections.
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -71,10 +73,11 @@ impl Timeouts {
 pub struct Conn {
     id: u64,
     accepted: Instant,
-    /// Milliseconds after `accepted` of the last progress.
-    progress_ms: AtomicU64,
+    /// Milliseconds after `accepted` when the last request started or ended.
+    activity_ms: AtomicU64,
     requests: AtomicU64,
-    in_flight: AtomicUsize,
+    /// Each request in flight, by number: milliseconds after `accepted` of its last progress.
+    in_flight: Mutex<HashMap<u64, u64>>,
     /// Milliseconds after `accepted` (plus one) since which the socket refuses writes; 0 when
     /// it does not.
     write_blocked_ms: AtomicU64,
@@ -87,19 +90,21 @@ impl Conn {
         Conn {
             id,
             accepted: Instant::now(),
-            progress_ms: AtomicU64::new(0),
+            activity_ms: AtomicU64::new(0),
             requests: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
+            in_flight: Mutex::new(HashMap::new()),
             write_blocked_ms: AtomicU64::new(0),
             order: AtomicU8::new(Order::Serve as u8),
             wake: Notify::new(),
         }
     }
 
-    /// Records progress now.
-    pub fn touch(&self) {
-        let ms = self.accepted.elapsed().as_millis() as u64;
-        self.progress_ms.fetch_max(ms, Ordering::Relaxed);
+    fn now_ms(&self) -> u64 {
+        self.accepted.elapsed().as_millis() as u64
+    }
+
+    fn requests_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u64>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The socket took bytes.
@@ -122,8 +127,14 @@ impl Conn {
         }
     }
 
-    fn last_progress(&self) -> Instant {
-        self.accepted + Duration::from_millis(self.progress_ms.load(Ordering::Relaxed))
+    /// Since when the connection has been quiet: the last progress of its oldest request in
+    /// flight, or its last activity when none is.
+    fn quiet_since(&self) -> Instant {
+        let ms = match self.requests_in_flight().values().min() {
+            Some(oldest) => *oldest,
+            None => self.activity_ms.load(Ordering::Relaxed),
+        };
+        self.accepted + Duration::from_millis(ms)
     }
 
     fn requests(&self) -> u64 {
@@ -131,7 +142,7 @@ impl Conn {
     }
 
     fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
+        self.requests_in_flight().len()
     }
 
     /// The order in force.
@@ -168,10 +179,10 @@ impl Conn {
                 return Order::Drop;
             }
         } else if self.in_flight() == 0 {
-            if now.duration_since(self.last_progress()) > t.idle {
+            if now.duration_since(self.quiet_since()) > t.idle {
                 return Order::Close;
             }
-        } else if now.duration_since(self.last_progress()) > t.send {
+        } else if now.duration_since(self.quiet_since()) > t.send {
             return Order::Drop;
         }
         Order::Serve
@@ -246,25 +257,37 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Metered<I> {
 
 /// Held by a request from when hyper hands it over until its answer is sent or dropped.
 #[derive(Debug)]
-pub struct InFlight(Arc<Conn>);
+pub struct InFlight {
+    conn: Arc<Conn>,
+    number: u64,
+}
 
 impl InFlight {
     pub fn start(conn: &Arc<Conn>) -> InFlight {
-        conn.requests.fetch_add(1, Ordering::Relaxed);
-        conn.in_flight.fetch_add(1, Ordering::Relaxed);
-        conn.touch();
-        InFlight(conn.clone())
+        let number = conn.requests.fetch_add(1, Ordering::Relaxed);
+        let now = conn.now_ms();
+        conn.activity_ms.fetch_max(now, Ordering::Relaxed);
+        conn.requests_in_flight().insert(number, now);
+        InFlight {
+            conn: conn.clone(),
+            number,
+        }
     }
 
+    /// This request made progress now.
     pub fn touch(&self) {
-        self.0.touch();
+        let now = self.conn.now_ms();
+        if let Some(p) = self.conn.requests_in_flight().get_mut(&self.number) {
+            *p = now;
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.conn.requests_in_flight().remove(&self.number);
+        let now = self.conn.now_ms();
+        self.conn.activity_ms.fetch_max(now, Ordering::Relaxed);
     }
 }
 
@@ -336,9 +359,9 @@ impl Connections {
                 .filter(|c| {
                     c.requests() == 0
                         || c.in_flight() == 0
-                        || now.duration_since(c.last_progress()) >= STALLED
+                        || now.duration_since(c.quiet_since()) >= STALLED
                 })
-                .min_by_key(|c| (c.requests() > 0, c.in_flight() > 0, c.last_progress()));
+                .min_by_key(|c| (c.requests() > 0, c.in_flight() > 0, c.quiet_since()));
             match victim {
                 Some(v) => {
                     v.command(Order::Drop);
@@ -428,6 +451,32 @@ mod tests {
         assert_eq!(conn.verdict(Instant::now(), &t), Order::Serve);
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(conn.verdict(Instant::now(), &t), Order::Close, "idle");
+    }
+
+    /// Issue 24: a stream stuck at window 0, with a new tiny request every half second beside
+    /// it, is dropped after `send_timeout` and can be shed after [`STALLED`].
+    #[tokio::test(start_paused = true)]
+    async fn new_requests_do_not_refresh_a_stuck_one() {
+        let t = timeouts();
+        let conns = Connections::new(1, t);
+        let conn = conns.admit().unwrap();
+        let _stuck = InFlight::start(&conn.conn);
+        let mut shed = false;
+        for _ in 0..62 {
+            tokio::time::advance(Duration::from_millis(500)).await;
+            let tiny = InFlight::start(&conn.conn);
+            tiny.touch();
+            drop(tiny);
+            if !shed {
+                // Full table: a newcomer sheds it once the stuck request is a second old.
+                let newcomer = conns.admit();
+                shed = newcomer.is_some();
+                assert_eq!(conn.conn.order() == Order::Drop, shed);
+                conn.conn.order.store(Order::Serve as u8, Ordering::Relaxed);
+            }
+        }
+        assert!(shed);
+        assert_eq!(conn.conn.verdict(Instant::now(), &t), Order::Drop);
     }
 
     #[tokio::test(start_paused = true)]

@@ -44,8 +44,14 @@ impl Target {
     }
 
     fn client(&self) -> reqwest::Client {
+        self.client_at([127, 0, 0, 1])
+    }
+
+    /// A client connecting from another address of the loopback range.
+    fn client_at(&self, local: [u8; 4]) -> reqwest::Client {
         let mut b = reqwest::Client::builder()
             .timeout(DEADLINE)
+            .local_address(std::net::IpAddr::from(local))
             .pool_max_idle_per_host(0);
         if let Some(cert) = &self.tls {
             b = b.add_root_certificate(
@@ -380,18 +386,18 @@ async fn http1_answers_never_read_are_dropped() {
     );
 }
 
+/// Issue 24 item 2: wrong passwords from one address neither delay nor turn away another
+/// client's scrapes, even before its password was ever checked (nothing cached).
 #[tokio::test]
-async fn wrong_password_floods_are_turned_away_and_never_delay_scrapes() {
+async fn wrong_password_floods_cannot_lock_out_a_first_scrape() {
     let t = target(Options {
         tls: true,
         ..Options::default()
     })
     .await;
-    // The scraper's credentials are checked once, then cached.
-    t.assert_answering("nothing").await;
     let flood: Vec<_> = (0..300)
         .map(|i| {
-            let client = t.client();
+            let client = t.client_at([127, 0, 0, 2]);
             let url = format!("{}/metrics", t.base());
             tokio::spawn(async move {
                 client
@@ -418,6 +424,40 @@ async fn wrong_password_floods_are_turned_away_and_never_delay_scrapes() {
     );
     assert!(
         statuses.contains(&429),
-        "password checks are bounded: the excess is told to retry at once"
+        "password checks are rationed: the excess is told to retry at once"
+    );
+}
+
+/// Issue 24 item 1: a stream stuck at window 0 is reset after `send_timeout`, although its
+/// connection sends a new tiny request every 200 ms.
+#[tokio::test]
+async fn a_stuck_stream_is_reset_whatever_else_its_connection_sends() {
+    let t = target(Options {
+        tune: |c| c.server.send_timeout = Duration::from_secs(1),
+        ..Options::default()
+    })
+    .await;
+    let stuck = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .http2_initial_stream_window_size(0)
+        .build()
+        .unwrap();
+    let first = stuck.get(format!("{}/metrics", t.base())).send();
+    let first = tokio::time::timeout(DEADLINE, first)
+        .await
+        .unwrap()
+        .unwrap();
+    let url = format!("{}/-/healthy", t.base());
+    let heartbeat = tokio::spawn(async move {
+        loop {
+            let tiny = stuck.get(&url).send();
+            let _ = tokio::time::timeout(Duration::from_millis(200), tiny).await;
+        }
+    });
+    let body = tokio::time::timeout(DEADLINE, first.bytes()).await;
+    heartbeat.abort();
+    assert!(
+        matches!(body, Ok(Err(_))),
+        "the stuck stream ends in an error"
     );
 }
