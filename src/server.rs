@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -41,7 +42,10 @@ pub type ReloadFn = Arc<
 >;
 
 /// New connections that may wait for a slot when every connection is busy.
-const WAITING_ROOM: usize = 64;
+pub const WAITING_ROOM: usize = 64;
+
+/// How often a failing `accept` is logged.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Concurrent HTTP/2 streams per connection.
 pub const MAX_CONCURRENT_STREAMS: u32 = 32;
@@ -162,9 +166,14 @@ fn accepts_gzip(req: &Request<Incoming>) -> bool {
 }
 
 impl App {
-    /// Answers one request, checked against `access` (the web config the connection got).
-    pub async fn handle(&self, req: Request<Incoming>, access: &Arc<Access>) -> Response<Body> {
-        match access.check(req.headers()).await {
+    /// Answers one request from `peer`, checked against `access` (the users in force).
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        access: &Arc<Access>,
+        peer: IpAddr,
+    ) -> Response<Body> {
+        match access.check(req.headers(), peer).await {
             Verdict::Allowed => {}
             Verdict::Denied => {
                 let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
@@ -294,6 +303,8 @@ pub async fn serve(
         },
     );
     let sweeper = tokio::spawn(conns.clone().sweep());
+    let watcher = tokio::spawn(settings.web.clone().watch());
+    let mut accept_warned: Option<tokio::time::Instant> = None;
     let waiting = Arc::new(AtomicUsize::new(0));
     let app = App {
         body_timeout: settings.header_read_timeout,
@@ -307,8 +318,12 @@ pub async fn serve(
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    // Out of file descriptors, most likely: wait instead of spinning.
-                    tracing::debug!(error = %e, "accept failed");
+                    // Out of file descriptors, most likely: say so (once per 10 s), and wait
+                    // instead of spinning.
+                    if accept_warned.is_none_or(|t| t.elapsed() >= ACCEPT_WARN_EVERY) {
+                        tracing::warn!(error = %e, "cannot accept connections");
+                        accept_warned = Some(tokio::time::Instant::now());
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -352,7 +367,7 @@ pub async fn serve(
                     }
                 }
             };
-            connection(stream, registration, app, builder, web).await;
+            connection(stream, peer.ip(), registration, app, builder, web).await;
             tracing::trace!(peer = %peer, "connection closed");
         });
     }
@@ -367,21 +382,23 @@ pub async fn serve(
         conns.close_all(Order::Drop);
     }
     sweeper.abort();
+    watcher.abort();
 }
 
 /// One connection, from accept to close: TLS handshake (if configured), then HTTP/1.1 or
 /// HTTP/2, until it ends or is ordered to close.
 async fn connection(
     stream: TcpStream,
+    peer: IpAddr,
     registration: Registration,
     app: App,
     builder: Arc<auto::Builder<TokioExecutor>>,
     web: Arc<WebSettings>,
 ) {
     let conn = registration.conn.clone();
-    let active = web.current();
-    match &active.tls {
-        None => drive(stream, &registration, app, &builder, active.access.clone()).await,
+    let tls = web.current().tls.clone();
+    match tls {
+        None => drive(stream, peer, &registration, app, &builder, web).await,
         Some(acceptor) => {
             let handshake = acceptor.accept(stream);
             let tls = tokio::select! {
@@ -395,17 +412,18 @@ async fn connection(
                 // The sweeper's "no request since accept" rule covers the handshake.
                 _ = conn.ordered() => return,
             };
-            drive(tls, &registration, app, &builder, active.access.clone()).await
+            drive(tls, peer, &registration, app, &builder, web).await
         }
     }
 }
 
 async fn drive<I>(
     io: I,
+    peer: IpAddr,
     registration: &Registration,
     app: App,
     builder: &auto::Builder<TokioExecutor>,
-    access: Arc<Access>,
+    web: Arc<WebSettings>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -414,9 +432,10 @@ async fn drive<I>(
     let service = hyper::service::service_fn(move |req| {
         let in_flight = InFlight::start(&service_conn);
         let app = app.clone();
-        let access = access.clone();
+        // The users in force now, not those of when the connection was accepted.
+        let access = web.current().access.clone();
         async move {
-            let mut response = app.handle(req, &access).await;
+            let mut response = app.handle(req, &access, peer).await;
             response.body_mut().in_flight = Some(in_flight);
             Ok::<_, Infallible>(response)
         }

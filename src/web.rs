@@ -8,22 +8,28 @@
 //! basic_auth_users:
 //!   prometheus: $2y$10$...   # bcrypt hash
 //! ```
+//!
+//! Messages name the key at fault and never show a value: a private key pasted where a path
+//! belongs, or a password where a hash belongs, stays out of logs and `--check-config`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use hyper::header::{HeaderMap, AUTHORIZATION};
 use serde::Deserialize;
 use sha1::Sha1;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
+
+use crate::files;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,11 +70,33 @@ fn err(key: &str, msg: impl std::fmt::Display) -> String {
     format!("web config key `{key}`: {msg}")
 }
 
+/// A YAML or type error without the value serde quotes ("invalid type: string \"…\"").
+fn yaml_error(e: &serde_yaml_ng::Error) -> String {
+    let text = e.to_string();
+    let line = e.location().map(|l| format!(" (line {})", l.line()));
+    let (path, msg) = match text.split_once(": ") {
+        Some((p, m)) if !p.contains(' ') => (Some(p), m),
+        _ => (None, text.as_str()),
+    };
+    let msg = msg.split(" at line ").next().unwrap_or(msg);
+    let msg = match msg.split_once(", expected ") {
+        Some((what, expected)) if what.starts_with("invalid ") => {
+            format!("has the wrong type or value; expected {expected}")
+        }
+        _ => msg.to_string(),
+    };
+    let line = line.unwrap_or_default();
+    match path {
+        Some(p) => err(p, format!("{msg}{line}")),
+        None => format!("web config: {msg}{line}"),
+    }
+}
+
 impl WebConfig {
     /// Reads and checks the web config file; errors name the key at fault.
     pub fn load(path: &Path) -> Result<WebConfig, String> {
-        let text = crate::files::read_text(path)
-            .map_err(|e| format!("cannot read web config file {}: {e}", path.display()))?;
+        let text = files::read_text(path)
+            .map_err(|e| format!("the web config file cannot be read: {e}"))?;
         Self::parse(&text, path.parent().unwrap_or(Path::new(".")))
     }
 
@@ -76,7 +104,7 @@ impl WebConfig {
         let raw: RawWebConfig = if text.trim().is_empty() {
             RawWebConfig::default()
         } else {
-            serde_yaml_ng::from_str(text).map_err(|e| format!("web config: {e}"))?
+            serde_yaml_ng::from_str(text).map_err(|e| yaml_error(&e))?
         };
         for (user, hash) in &raw.basic_auth_users {
             if hash.parse::<bcrypt::HashParts>().is_err() {
@@ -91,16 +119,16 @@ impl WebConfig {
         let tls = match raw.tls_server_config {
             None => None,
             Some(t) => {
-                let key_path = resolve(base, &t.key_file);
-                if world_readable(&key_path) {
-                    warnings.push(format!(
-                        "TLS key file {} is world-readable; restrict it (chmod 600)",
-                        key_path.display()
+                let (cert, key) = (base.join(&t.cert_file), base.join(&t.key_file));
+                if world_readable(&key) {
+                    warnings.push(err(
+                        "tls_server_config.key_file",
+                        "the key file is world-readable; restrict it (chmod 600)",
                     ));
                 }
-                files.push(resolve(base, &t.cert_file));
-                files.push(key_path);
-                Some(Arc::new(load_tls(&t, base)?))
+                let config = load_tls(&cert, &key, t.min_version.as_deref())?;
+                files.extend([cert, key]);
+                Some(Arc::new(config))
             }
         };
         Ok(WebConfig {
@@ -119,18 +147,12 @@ impl WebConfig {
     pub fn tls_acceptor(&self) -> Option<TlsAcceptor> {
         self.tls.clone().map(TlsAcceptor::from)
     }
-
-    pub fn access(&self) -> Access {
-        Access::new(self.users.clone())
-    }
 }
 
 #[cfg(unix)]
 fn world_readable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o004 != 0)
-        .unwrap_or(false)
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
 }
 
 #[cfg(not(unix))]
@@ -138,14 +160,14 @@ fn world_readable(_: &Path) -> bool {
     false
 }
 
-/// How often new connections may look at the web config files for changes.
+/// How often the web config files are looked at for changes.
 const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Identity of a file's content as far as `stat` tells: modification time, size, inode.
 /// Kubernetes secret volumes swap a symlink, which changes the inode.
 type Stamp = Vec<Option<(SystemTime, u64, u64)>>;
 
-fn stamp(paths: &[&Path]) -> Stamp {
+fn stamp(paths: &[PathBuf]) -> Stamp {
     paths
         .iter()
         .map(|p| {
@@ -159,7 +181,8 @@ fn stamp(paths: &[&Path]) -> Stamp {
         .collect()
 }
 
-/// The web config in force: what new connections get.
+/// The web config in force. Connections take its TLS acceptor at accept, and every request
+/// is checked against its users, so a changed password takes effect on open connections too.
 pub struct ActiveWeb {
     pub tls: Option<TlsAcceptor>,
     pub access: Arc<Access>,
@@ -167,19 +190,14 @@ pub struct ActiveWeb {
     stamp: Stamp,
 }
 
-struct Watch {
-    checked: Instant,
-    /// Stamp of a file that was refused: not re-read until it changes again.
-    refused: Option<Stamp>,
-}
-
-/// The web config file, re-read when it (or a certificate or key it names) changes: checked
-/// on new connections at most once per second, and on SIGHUP. A file that fails to load is
-/// refused and logged; the one in force stays.
+/// The web config file, re-read when it (or a certificate or key it names) changes: looked at
+/// every second by [`WebSettings::watch`], and on SIGHUP. A file that fails to load is refused
+/// and logged; the one in force stays. All file work runs off the runtime workers.
 pub struct WebSettings {
     path: Option<PathBuf>,
     active: RwLock<Arc<ActiveWeb>>,
-    watch: Mutex<Watch>,
+    /// The stamp of a file that was refused: not re-read until it changes again.
+    refused: Mutex<Option<Stamp>>,
 }
 
 impl WebSettings {
@@ -189,151 +207,121 @@ impl WebSettings {
             None => WebConfig::default(),
             Some(p) => WebConfig::load(p)?,
         };
-        for w in config.warnings() {
-            tracing::warn!("{w}");
-        }
-        let active = Self::activate(path.as_deref(), config);
+        let active = Self::activate(path.as_deref(), config, None);
         Ok(WebSettings {
             path,
             active: RwLock::new(Arc::new(active)),
-            watch: Mutex::new(Watch {
-                checked: Instant::now(),
-                refused: None,
-            }),
+            refused: Mutex::new(None),
         })
     }
 
-    fn activate(path: Option<&Path>, config: WebConfig) -> ActiveWeb {
-        let mut files: Vec<PathBuf> = path.map(Path::to_path_buf).into_iter().collect();
-        files.extend(config.files.iter().cloned());
-        let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    fn activate(path: Option<&Path>, config: WebConfig, old: Option<&Access>) -> ActiveWeb {
+        for w in config.warnings() {
+            tracing::warn!("{w}");
+        }
+        let own = path.map(Path::to_path_buf);
+        let files: Vec<PathBuf> = own
+            .into_iter()
+            .chain(config.files.iter().cloned())
+            .collect();
         ActiveWeb {
             tls: config.tls_acceptor(),
-            access: Arc::new(config.access()),
-            stamp: stamp(&refs),
+            access: Arc::new(Access::new(config.users, old)),
+            stamp: stamp(&files),
             files,
         }
     }
 
-    fn active(&self) -> Arc<ActiveWeb> {
+    /// The config in force (no file work: the watcher and SIGHUP re-read it).
+    pub fn current(&self) -> Arc<ActiveWeb> {
         self.active
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    /// The config for a new connection, re-read first if a file changed (checked at most once
-    /// per [`RECHECK_INTERVAL`]).
-    pub fn current(&self) -> Arc<ActiveWeb> {
-        let active = self.active();
+    /// Re-reads the files every [`RECHECK_INTERVAL`] when one changed, until dropped.
+    pub async fn watch(self: Arc<Self>) {
         if self.path.is_none() {
-            return active;
+            return;
         }
-        let Ok(mut watch) = self.watch.try_lock() else {
-            return active; // another connection is checking right now
-        };
-        if watch.checked.elapsed() < RECHECK_INTERVAL {
-            return active;
-        }
-        watch.checked = Instant::now();
-        let refs: Vec<&Path> = active.files.iter().map(PathBuf::as_path).collect();
-        let now = stamp(&refs);
-        if now == active.stamp || watch.refused.as_ref() == Some(&now) {
-            return active;
-        }
-        match self.reload_locked(&mut watch) {
-            Ok(()) => self.active(),
-            Err(_) => active,
+        let mut tick = tokio::time::interval(RECHECK_INTERVAL);
+        loop {
+            tick.tick().await;
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || me.reload_if_changed()).await;
         }
     }
 
-    /// Re-reads the file now (SIGHUP). On error the config in force stays.
-    pub fn reload(&self) -> Result<(), String> {
-        if self.path.is_none() {
-            return Ok(());
+    fn reload_if_changed(&self) {
+        let now = stamp(&self.current().files);
+        let refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if now != self.current().stamp && refused.as_ref() != Some(&now) {
+            let _ = self.reload_now();
         }
-        let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
-        self.reload_locked(&mut watch)
     }
 
-    fn reload_locked(&self, watch: &mut Watch) -> Result<(), String> {
+    /// Re-reads the file now (SIGHUP), off the runtime workers. On error the config in force
+    /// stays.
+    pub async fn reload(self: &Arc<Self>) -> Result<(), String> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.reload_now())
+            .await
+            .unwrap_or_else(|e| Err(format!("web config reload failed: {e}")))
+    }
+
+    fn reload_now(&self) -> Result<(), String> {
         let Some(path) = &self.path else {
             return Ok(());
         };
         // Stamp before reading: a change during the read is seen at the next check.
-        let active = self.active();
-        let before_refs: Vec<&Path> = active.files.iter().map(PathBuf::as_path).collect();
-        let before = stamp(&before_refs);
-        match WebConfig::load(path) {
+        let old = self.current();
+        let before = stamp(&old.files);
+        let loaded = WebConfig::load(path);
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        match loaded {
             Ok(config) => {
-                for w in config.warnings() {
-                    tracing::warn!("{w}");
-                }
-                let active = Self::activate(Some(path), config);
-                *self.active.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(active);
-                watch.refused = None;
-                tracing::info!(file = %path.display(), "web config reloaded; new connections use it");
+                let active = Arc::new(Self::activate(Some(path), config, Some(&old.access)));
+                *self.active.write().unwrap_or_else(|e| e.into_inner()) = active;
+                *refused = None;
+                tracing::info!("web config reloaded");
                 Ok(())
             }
             Err(e) => {
                 tracing::error!(error = %e, "web config refused; keeping the one in force");
-                watch.refused = Some(before);
+                *refused = Some(before);
                 Err(e)
             }
         }
     }
 }
 
-fn resolve(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
-}
-
-fn load_tls(t: &RawTls, base: &Path) -> Result<rustls::ServerConfig, String> {
-    let cert_path = resolve(base, &t.cert_file);
-    let key_path = resolve(base, &t.key_file);
-    let cert_pem = crate::files::read(&cert_path).map_err(|e| {
-        err(
-            "tls_server_config.cert_file",
-            format!("{}: {e}", cert_path.display()),
-        )
-    })?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| err("tls_server_config.cert_file", e))?;
-    if certs.is_empty() {
-        return Err(err(
-            "tls_server_config.cert_file",
-            "holds no PEM certificate",
-        ));
-    }
-    let key_pem = crate::files::read(&key_path).map_err(|e| {
-        err(
-            "tls_server_config.key_file",
-            format!("{}: {e}", key_path.display()),
-        )
-    })?;
-    let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
-        Ok(key) => key,
-        Err(pem::Error::NoItemsFound) => {
-            return Err(err(
-                "tls_server_config.key_file",
-                "holds no PEM private key",
-            ))
-        }
-        Err(e) => return Err(err("tls_server_config.key_file", e)),
+fn load_tls(cert: &Path, key: &Path, min: Option<&str>) -> Result<rustls::ServerConfig, String> {
+    let read = |what: &str, path: &Path| {
+        files::read(path).map_err(|e| err(what, format!("the file it names cannot be read: {e}")))
     };
-    let versions: &[&rustls::SupportedProtocolVersion] = match t.min_version.as_deref() {
+    // PEM errors can quote a line of the file: say only that it is not PEM.
+    let not_pem = |what: &str, item: &str| err(what, format!("holds no valid PEM {item}"));
+    let cert_key = "tls_server_config.cert_file";
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&read(cert_key, cert)?)
+        .collect::<Result<_, _>>()
+        .map_err(|_| not_pem(cert_key, "certificate"))?;
+    if certs.is_empty() {
+        return Err(not_pem(cert_key, "certificate"));
+    }
+    let key_key = "tls_server_config.key_file";
+    let key = PrivateKeyDer::from_pem_slice(&read(key_key, key)?)
+        .map_err(|_| not_pem(key_key, "private key"))?;
+    let versions: &[&rustls::SupportedProtocolVersion] = match min {
         None | Some("TLS12") => &[&rustls::version::TLS13, &rustls::version::TLS12],
         Some("TLS13") => &[&rustls::version::TLS13],
-        Some(other) => {
-            return Err(err(
-                "tls_server_config.min_version",
-                format!("`{other}` is not supported (use TLS12 or TLS13)"),
-            ))
+        Some(_) => {
+            let msg = "is not supported (use TLS12 or TLS13)";
+            return Err(err("tls_server_config.min_version", msg));
         }
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -356,26 +344,53 @@ pub enum Verdict {
     Busy,
 }
 
+/// Remembered verified credentials, and client addresses that passed a check before.
+const REMEMBERED: usize = 1024;
+
 /// Basic-auth check. bcrypt is slow on purpose, so:
 /// - a successful check is remembered as a keyed digest of the credentials (never the
-///   credentials themselves), and that cache is consulted first: a known-good scraper never
-///   waits for bcrypt;
-/// - at most a few bcrypt checks run at once, on the blocking pool; a check that finds them all
-///   busy is answered "busy" immediately, so a flood of wrong passwords can neither queue up nor
-///   take more than those threads;
+///   credentials themselves), consulted first, and kept across reloads for every user whose
+///   hash did not change: a known-good scraper never waits for bcrypt;
+/// - bcrypt work is rationed, never queued: one check at a time per client address, at most
+///   (cores / 2 + 1) at once on the blocking pool, plus one slot kept for addresses that passed
+///   before; a check that finds no slot is answered "busy" at once. So a flood from one
+///   address cannot starve another, cached or not;
 /// - an unknown user is checked against a dummy hash of the configured cost, so the answer
 ///   time does not tell which users exist.
 pub struct Access {
     users: BTreeMap<String, String>,
     cache_key: [u8; 32],
-    verified: Mutex<HashSet<Vec<u8>>>,
-    checks: Arc<Semaphore>,
+    /// Digest of verified credentials → their user.
+    verified: Mutex<HashMap<Vec<u8>, String>>,
+    known: Mutex<HashSet<IpAddr>>,
+    checking: Mutex<HashSet<IpAddr>>,
+    slots: Arc<Semaphore>,
+    kept_slot: Arc<Semaphore>,
     dummy_cost: u32,
     dummy: OnceLock<String>,
 }
 
+/// A running check: its slot, and its address marked busy.
+struct Ticket {
+    access: Arc<Access>,
+    peer: IpAddr,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        lock(&self.access.checking).remove(&self.peer);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Access {
-    pub fn new(users: BTreeMap<String, String>) -> Self {
+    /// The users' access; what `old` verified for users whose hash did not change, and the
+    /// addresses it knows, are kept.
+    pub fn new(users: BTreeMap<String, String>, old: Option<&Access>) -> Self {
         let dummy_cost = users
             .values()
             .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
@@ -383,11 +398,22 @@ impl Access {
             .max()
             .unwrap_or(bcrypt::DEFAULT_COST);
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (cache_key, verified, known) = match old {
+            None => (rand::random(), HashMap::new(), HashSet::new()),
+            Some(old) => {
+                let mut verified = lock(&old.verified).clone();
+                verified.retain(|_, user| users.get(user) == old.users.get(user));
+                (old.cache_key, verified, lock(&old.known).clone())
+            }
+        };
         Access {
             users,
-            cache_key: rand::random(),
-            verified: Mutex::new(HashSet::new()),
-            checks: Arc::new(Semaphore::new((parallel / 2).max(1))),
+            cache_key,
+            verified: Mutex::new(verified),
+            known: Mutex::new(known),
+            checking: Mutex::new(HashSet::new()),
+            slots: Arc::new(Semaphore::new(parallel / 2 + 1)),
+            kept_slot: Arc::new(Semaphore::new(1)),
             dummy_cost,
             dummy: OnceLock::new(),
         }
@@ -397,8 +423,8 @@ impl Access {
         !self.users.is_empty()
     }
 
-    /// Checks the request's basic-auth credentials.
-    pub async fn check(self: &Arc<Self>, headers: &HeaderMap) -> Verdict {
+    /// Checks the basic-auth credentials of a request from `peer`.
+    pub async fn check(self: &Arc<Self>, headers: &HeaderMap, peer: IpAddr) -> Verdict {
         if self.users.is_empty() {
             return Verdict::Allowed;
         }
@@ -408,19 +434,40 @@ impl Access {
         let Some(digest) = self.digest(&user, &password) else {
             return Verdict::Denied;
         };
-        if self.cached(&digest) {
+        if lock(&self.verified).contains_key(&digest) {
             return Verdict::Allowed;
         }
-        let Ok(permit) = self.checks.clone().try_acquire_owned() else {
+        let Some(ticket) = self.ticket(peer) else {
             return Verdict::Busy;
         };
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            me.verify(&user, &password, digest)
+            let _ticket = ticket;
+            me.verify(&user, &password, digest, peer)
         })
         .await
         .unwrap_or(Verdict::Denied)
+    }
+
+    /// A slot for a check from `peer`: none when `peer` has one running or none is free.
+    fn ticket(self: &Arc<Self>, peer: IpAddr) -> Option<Ticket> {
+        let mut checking = lock(&self.checking);
+        if checking.contains(&peer) {
+            return None;
+        }
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) if lock(&self.known).contains(&peer) => {
+                self.kept_slot.clone().try_acquire_owned().ok()?
+            }
+            Err(_) => return None,
+        };
+        checking.insert(peer);
+        Some(Ticket {
+            access: self.clone(),
+            peer,
+            _slot: slot,
+        })
     }
 
     fn digest(&self, user: &str, password: &str) -> Option<Vec<u8>> {
@@ -431,15 +478,8 @@ impl Access {
         Some(mac.finalize().into_bytes().to_vec())
     }
 
-    fn cached(&self, digest: &[u8]) -> bool {
-        self.verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(digest)
-    }
-
     /// The bcrypt comparison (blocking).
-    fn verify(&self, user: &str, password: &str, digest: Vec<u8>) -> Verdict {
+    fn verify(&self, user: &str, password: &str, digest: Vec<u8>, peer: IpAddr) -> Verdict {
         let Some(hash) = self.users.get(user) else {
             let _ = bcrypt::verify(password, self.dummy_hash());
             return Verdict::Denied;
@@ -447,11 +487,17 @@ impl Access {
         if !bcrypt::verify(password, hash).unwrap_or(false) {
             return Verdict::Denied;
         }
-        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        if verified.len() >= 1024 {
+        let mut verified = lock(&self.verified);
+        if verified.len() >= REMEMBERED {
             verified.clear();
         }
-        verified.insert(digest);
+        verified.insert(digest, user.to_string());
+        drop(verified);
+        let mut known = lock(&self.known);
+        if known.len() >= REMEMBERED {
+            known.clear();
+        }
+        known.insert(peer);
         Verdict::Allowed
     }
 
@@ -461,11 +507,6 @@ impl Access {
             let password: [u8; 16] = rand::random();
             bcrypt::hash(password, self.dummy_cost).unwrap_or_default()
         })
-    }
-
-    /// The cost of the dummy hash (tests).
-    pub fn dummy_cost(&self) -> u32 {
-        self.dummy_cost
     }
 }
 
@@ -494,6 +535,18 @@ mod tests {
         h
     }
 
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, last])
+    }
+
+    fn users(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let hash = |pw: &str| bcrypt::hash(pw, 4).unwrap();
+        pairs
+            .iter()
+            .map(|(u, pw)| (u.to_string(), hash(pw)))
+            .collect()
+    }
+
     #[tokio::test]
     async fn basic_auth_checks_bcrypt() {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
@@ -502,65 +555,113 @@ mod tests {
             Path::new("."),
         )
         .unwrap();
-        let access = Arc::new(cfg.access());
+        let access = Arc::new(Access::new(cfg.users, None));
+        let check = |user: &'static str, pw: &'static str| access.check_as(user, pw, ip(1));
+        assert_eq!(check("prom", "s3cret").await, Verdict::Allowed);
+        assert_eq!(check("prom", "s3cret").await, Verdict::Allowed, "cached");
+        assert_eq!(check("prom", "wrong").await, Verdict::Denied);
+        assert_eq!(check("other", "s3cret").await, Verdict::Denied);
         assert_eq!(
-            access.check(&header("prom", "s3cret")).await,
-            Verdict::Allowed
-        );
-        assert_eq!(
-            access.check(&header("prom", "s3cret")).await,
-            Verdict::Allowed,
-            "cached"
-        );
-        assert_eq!(
-            access.check(&header("prom", "wrong")).await,
+            access.check(&HeaderMap::new(), ip(1)).await,
             Verdict::Denied
         );
-        assert_eq!(
-            access.check(&header("other", "s3cret")).await,
-            Verdict::Denied
-        );
-        assert_eq!(access.check(&HeaderMap::new()).await, Verdict::Denied);
     }
 
+    impl Access {
+        async fn check_as(self: &Arc<Self>, user: &str, pw: &str, peer: IpAddr) -> Verdict {
+            self.check(&header(user, pw), peer).await
+        }
+    }
+
+    /// Issue 24 item 2: wrong passwords from one address cannot starve another's first check
+    /// (nothing cached yet), and a slot is kept for addresses that passed before.
     #[tokio::test]
-    async fn unknown_users_cost_as_much_as_known_ones_and_floods_are_turned_away() {
+    async fn floods_cannot_starve_other_clients_cached_or_not() {
         let hash = bcrypt::hash("s3cret", 5).unwrap();
-        let access = Arc::new(Access::new(BTreeMap::from([("prom".to_string(), hash)])));
+        let mut all = users(&[("other", "0ther")]);
+        all.insert("prom".into(), hash);
+        let access = Arc::new(Access::new(all, None));
         // The dummy hash an unknown user is checked against has the configured cost (5), not
         // bcrypt's default (which would make unknown users 32 times slower).
-        assert_eq!(access.dummy_cost(), 5);
+        let dummy = access.dummy_hash().parse::<bcrypt::HashParts>().unwrap();
+        assert_eq!(dummy.get_cost(), 5);
+
+        // A flood from .2: one check running, the next ones told "busy" at once.
+        let flood = access.ticket(ip(2)).unwrap();
+        assert_eq!(access.check_as("prom", "wrong", ip(2)).await, Verdict::Busy);
+        // Prometheus at .1, never checked before, still gets its answer.
         assert_eq!(
-            access
-                .dummy_hash()
-                .parse::<bcrypt::HashParts>()
-                .unwrap()
-                .get_cost(),
-            5
-        );
-        // Learn the good credentials, then hold every check slot: wrong passwords are told
-        // "busy" at once, while the cached good credentials still pass.
-        assert_eq!(
-            access.check(&header("prom", "s3cret")).await,
+            access.check_as("prom", "s3cret", ip(1)).await,
             Verdict::Allowed
         );
-        let held = access
-            .checks
-            .clone()
-            .acquire_many_owned(access.checks.available_permits() as u32)
-            .await
-            .unwrap();
-        assert_eq!(access.check(&header("prom", "wrong")).await, Verdict::Busy);
-        assert_eq!(access.check(&header("nobody", "x")).await, Verdict::Busy);
+        // Every shared slot taken by floods from many addresses: .1 passed before, so the kept
+        // slot is its; a stranger is turned away.
+        let mut held = vec![flood];
+        for last in 3..=255 {
+            match access.ticket(ip(last)) {
+                Some(t) => held.push(t),
+                None => break,
+            }
+        }
         assert_eq!(
-            access.check(&header("prom", "s3cret")).await,
+            access.check_as("other", "0ther", ip(250)).await,
+            Verdict::Busy
+        );
+        assert_eq!(
+            access.check_as("other", "0ther", ip(1)).await,
             Verdict::Allowed
         );
         drop(held);
-        assert_eq!(
-            access.check(&header("prom", "wrong")).await,
-            Verdict::Denied
-        );
+        assert_eq!(access.check_as("nobody", "x", ip(2)).await, Verdict::Denied);
+    }
+
+    /// Issue 24 item 2: what was verified survives a reload for users whose hash did not change.
+    #[tokio::test]
+    async fn verified_credentials_survive_a_reload_unless_the_hash_changed() {
+        let first = Arc::new(Access::new(users(&[("a", "pa"), ("b", "pb")]), None));
+        assert_eq!(first.check_as("a", "pa", ip(1)).await, Verdict::Allowed);
+        assert_eq!(first.check_as("b", "pb", ip(1)).await, Verdict::Allowed);
+        let mut changed = first.users.clone();
+        changed.insert("b".into(), bcrypt::hash("new", 4).unwrap());
+        let second = Arc::new(Access::new(changed, Some(&first)));
+        // No slot for anyone: only what is cached can pass.
+        let _held: Vec<_> = (1..=255).filter_map(|i| second.ticket(ip(i))).collect();
+        assert_eq!(second.check_as("a", "pa", ip(9)).await, Verdict::Allowed);
+        assert_eq!(second.check_as("b", "pb", ip(9)).await, Verdict::Busy);
+    }
+
+    /// Issue 24 item 8: no message about the web config shows a value: not a private key
+    /// pasted where a path belongs, not a password where a hash belongs, nor any other value.
+    #[test]
+    fn web_config_messages_never_show_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "-----BEGIN PRIVATE KEY-----\n  SENTINELSENTINEL\n  -----END PRIVATE KEY-----";
+        let cases = [
+            format!("tls_server_config:\n  cert_file: x\n  key_file: |\n  {key}\n"),
+            format!("tls_server_config:\n  cert_file: '{key}'\n  key_file: y\n"),
+            "basic_auth_users:\n  prom: SENTINELSENTINEL\n".into(),
+            "basic_auth_users:\n  prom: [SENTINELSENTINEL]\n".into(),
+            "basic_auth_users: SENTINELSENTINEL\n".into(),
+            "tls_server_config: SENTINELSENTINEL\n".into(),
+            "tls_server_config:\n  cert_file: [SENTINELSENTINEL]\n  key_file: y\n".into(),
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: SENTINELSENTINEL\n"
+                .into(),
+            "SENTINELSENTINEL\n".into(),
+        ];
+        for (i, text) in cases.iter().enumerate() {
+            let e = WebConfig::parse(text, dir.path()).unwrap_err();
+            assert!(!e.contains("SENTINEL"), "case {i}: {e}");
+            assert!(e.contains("web config"), "case {i}: {e}");
+        }
+        // A PEM file whose lines are not PEM: the error quotes none of them.
+        std::fs::write(
+            dir.path().join("bad.pem"),
+            "-----BEGIN SENTINEL\nSENTINEL\n",
+        )
+        .unwrap();
+        let text = "tls_server_config:\n  cert_file: bad.pem\n  key_file: bad.pem\n";
+        let e = WebConfig::parse(text, dir.path()).unwrap_err();
+        assert!(!e.contains("SENTINEL") && e.contains("cert_file"), "{e}");
     }
 
     #[test]
@@ -600,14 +701,14 @@ mod tests {
         std::fs::write(&key, cert.cert.pem()).unwrap();
         let e = parse().unwrap_err();
         assert!(
-            e.contains("tls_server_config.key_file") && e.contains("holds no PEM private key"),
+            e.contains("tls_server_config.key_file") && e.contains("private key"),
             "{e}"
         );
         std::fs::write(&key, cert.key_pair.serialize_pem()).unwrap();
         std::fs::write(&crt, "").unwrap();
         let e = parse().unwrap_err();
         assert!(
-            e.contains("tls_server_config.cert_file") && e.contains("holds no PEM certificate"),
+            e.contains("tls_server_config.cert_file") && e.contains("certificate"),
             "{e}"
         );
         let pem = cert.cert.pem();
@@ -629,17 +730,14 @@ mod tests {
     fn fifos_and_devices_are_refused_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("web.yml");
-        assert!(std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success());
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
         let e = WebConfig::load(&fifo).unwrap_err();
         assert!(e.contains("not a regular file"), "{e}");
         let text = "tls_server_config:\n  cert_file: /dev/zero\n  key_file: /dev/zero\n";
         let e = WebConfig::parse(text, dir.path()).unwrap_err();
         assert!(
-            e.contains("tls_server_config.cert_file") && e.contains("not a regular file"),
+            e.contains("cert_file") && e.contains("not a regular file"),
             "{e}"
         );
     }
@@ -648,12 +746,12 @@ mod tests {
     fn bad_web_config_names_the_key() {
         let e = WebConfig::parse("basic_auth_users:\n  prom: plain\n", Path::new(".")).unwrap_err();
         assert!(e.contains("basic_auth_users.prom"), "{e}");
-        let e = WebConfig::parse(
-            "tls_server_config:\n  cert_file: /nonexistent\n  key_file: /x\n",
-            Path::new("."),
-        )
-        .unwrap_err();
-        assert!(e.contains("tls_server_config.cert_file"), "{e}");
+        let text = "tls_server_config:\n  cert_file: /nonexistent\n  key_file: /x\n";
+        let e = WebConfig::parse(text, Path::new(".")).unwrap_err();
+        assert!(
+            e.contains("tls_server_config.cert_file") && e.contains("no such file"),
+            "{e}"
+        );
         let e = WebConfig::parse("unknown_key: 1\n", Path::new(".")).unwrap_err();
         assert!(e.contains("unknown_key"), "{e}");
     }

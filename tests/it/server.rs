@@ -378,6 +378,87 @@ async fn basic_auth_from_the_web_config() {
     assert_eq!(r.status(), 200);
 }
 
+/// One answer on a kept-alive HTTP/1.1 connection: its status.
+async fn status_on(s: &mut tokio::net::TcpStream, password: &str) -> u16 {
+    use base64::Engine;
+    use tokio::io::AsyncReadExt;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("prometheus:{password}"));
+    let request =
+        format!("GET /-/healthy HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    loop {
+        let mut chunk = [0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk));
+        let n = read.await.unwrap().unwrap();
+        assert!(n > 0, "the connection stays open");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                return head[9..12].parse().unwrap();
+            }
+        }
+    }
+}
+
+/// Issue 24 item 5: a changed password takes effect on connections opened before the change.
+#[tokio::test]
+async fn a_changed_password_applies_to_open_connections() {
+    let sim = cyberpilot_sim(10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    let write = |password: &str| {
+        let hash = bcrypt::hash(password, 4).unwrap();
+        std::fs::write(&web, format!("basic_auth_users:\n  prometheus: '{hash}'\n")).unwrap();
+    };
+    write("old-pass");
+    let text = format!(
+        "[server]\nweb_config_file = \"{}\"\n{}",
+        web.display(),
+        cp_block(&sim, "acme", &good_token())
+    );
+    let (_exporter, handle, _) = start(&text, None).await;
+    let mut kept = tokio::net::TcpStream::connect(handle.addr).await.unwrap();
+    assert_eq!(status_on(&mut kept, "old-pass").await, 200);
+    write("new-pass");
+    handle.web.reload().await.unwrap();
+    assert_eq!(status_on(&mut kept, "old-pass").await, 401);
+    assert_eq!(status_on(&mut kept, "new-pass").await, 200);
+}
+
+/// Issue 24 item 6: `--check-config` compares `max_connections` with the open-files limit.
+#[test]
+fn check_config_warns_when_max_connections_exceeds_the_open_files_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let text = "[server]\nmax_connections = 2000\n[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\n";
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 1024 && exec \"$0\" --check-config --config.file \"$1\"",
+        ])
+        .arg(env!("CARGO_BIN_EXE_awareness-exporter"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("server.max_connections (2000)")
+            && stderr.contains("open-files limit (1024)"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn slow_clients_cannot_starve_scrapes() {
     let sim = cyberpilot_sim(10).await;
@@ -577,7 +658,7 @@ async fn web_config_changes_apply_to_new_connections_and_bad_ones_are_refused() 
             Some(200)
         );
     }
-    let refused = handle.web.reload().unwrap_err();
+    let refused = handle.web.reload().await.unwrap_err();
     assert!(refused.contains("web config"), "{refused}");
     assert_eq!(
         status_with(&tls_client(&second), port, "second-pass").await,
