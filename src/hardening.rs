@@ -1,4 +1,5 @@
-//! Process hardening done once at start-up.
+//! Process hardening done once at start-up: core dumps off, the open-files limit raised and
+//! checked against what the server may hold open.
 //!
 //! Core dumps off: a dump of this process holds vendor tokens, passwords and client secrets in
 //! plain memory. `RLIMIT_CORE` 0 stops the kernel from writing one, and `PR_SET_DUMPABLE` 0 also
@@ -50,9 +51,97 @@ pub fn core_dumps_disabled() -> bool {
     true
 }
 
+/// Descriptors kept back for everything that is not a client or vendor connection: the
+/// listener, stdio, files being read, the runtime's own.
+const OTHER_FILES: u64 = 64;
+
+/// Raises the soft open-files limit to the hard one, as Go programs do at start (systemd's
+/// soft default of 1024 is far below what `max_connections` asks for). Returns the soft limit
+/// now in force, `None` when unlimited or unknown.
+pub fn raise_open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+        let limit = getrlimit(Resource::Nofile);
+        if limit.maximum != limit.current {
+            let raised = Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            };
+            if let Err(e) = setrlimit(Resource::Nofile, raised) {
+                tracing::warn!("cannot raise the open-files limit to the hard limit: {e}");
+            }
+        }
+        getrlimit(Resource::Nofile).current
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// The open-files limit this process will run with (the hard one, which start-up raises the
+/// soft one to), for `--check-config`.
+pub fn open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    return rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+    #[cfg(not(unix))]
+    None
+}
+
+/// `max_connections` clamped so that it, plus `waiting` newcomers, the vendors' connections and
+/// a reserve for everything else, fits in `limit` open files; with the warning to log when it
+/// was clamped.
+pub fn fit_connections(
+    max_connections: usize,
+    waiting: usize,
+    vendor_connections: usize,
+    limit: Option<u64>,
+) -> (usize, Option<String>) {
+    let Some(limit) = limit else {
+        return (max_connections, None);
+    };
+    let others = waiting as u64 + vendor_connections as u64 + OTHER_FILES;
+    let fits = limit.saturating_sub(others).max(1);
+    if max_connections as u64 <= fits {
+        return (max_connections, None);
+    }
+    let warning = format!(
+        "server.max_connections ({max_connections}) plus {waiting} waiting connections, \
+         {vendor_connections} vendor connections and {OTHER_FILES} other files exceed the \
+         open-files limit ({limit}); serving at most {fits} connections (raise LimitNOFILE or \
+         ulimit -n)"
+    );
+    (fits as usize, Some(warning))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_soft_open_files_limit_is_raised_to_the_hard_one() {
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+        let hard = getrlimit(Resource::Nofile).maximum;
+        let low = Rlimit {
+            current: Some(256.min(hard.unwrap_or(256))),
+            maximum: hard,
+        };
+        setrlimit(Resource::Nofile, low).unwrap();
+        assert_eq!(raise_open_files_limit(), hard);
+        assert_eq!(getrlimit(Resource::Nofile).current, hard);
+        assert_eq!(open_files_limit(), hard);
+    }
+
+    #[test]
+    fn max_connections_is_clamped_to_the_open_files_limit() {
+        assert_eq!(fit_connections(512, 64, 100, Some(1_048_576)), (512, None));
+        assert_eq!(fit_connections(512, 64, 100, None), (512, None));
+        // systemd's soft default with max_connections = 2000 (issue 24).
+        let (fits, warning) = fit_connections(2000, 64, 32, Some(1024));
+        assert_eq!(fits, 1024 - 64 - 32 - 64);
+        let warning = warning.unwrap();
+        assert!(warning.contains("server.max_connections (2000)") && warning.contains("(1024)"));
+        assert_eq!(fit_connections(10, 64, 32, Some(64)).0, 1);
+    }
 
     #[test]
     fn core_dumps_are_turned_off() {

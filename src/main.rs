@@ -6,14 +6,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 
 use awareness_exporter::app::{self, Exporter};
 use awareness_exporter::config::{self, Config, ConfigError};
+use awareness_exporter::hardening;
+use awareness_exporter::server::WAITING_ROOM;
 use awareness_exporter::shard::Shard;
 use awareness_exporter::sources::registry;
-use awareness_exporter::web::WebConfig;
+use awareness_exporter::web::{WebConfig, WebSettings};
 
 #[derive(Debug, Parser)]
 #[command(name = "awareness-exporter", version)]
@@ -172,6 +175,15 @@ fn check_config(args: &Args) -> ExitCode {
             Shard::ALL
         }
     };
+    if let Some(c) = &report.config {
+        let limit = hardening::open_files_limit();
+        let vendors = c.poll.max_requests_in_flight;
+        let fit =
+            hardening::fit_connections(c.server.max_connections, WAITING_ROOM, vendors, limit);
+        if let Some(w) = fit.1 {
+            eprintln!("warning: {w}");
+        }
+    }
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
@@ -226,9 +238,10 @@ fn main() -> ExitCode {
     if args.check_config {
         return check_config(&args);
     }
-    for problem in awareness_exporter::hardening::disable_core_dumps() {
+    for problem in hardening::disable_core_dumps() {
         tracing::warn!("{problem}");
     }
+    let open_files = hardening::raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -239,7 +252,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(run(args, open_files)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Logged once (the log goes to stderr already).
@@ -249,7 +262,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
+async fn run(args: Args, open_files: Option<u64>) -> Result<(), String> {
     // Demo tenants live as long as the process.
     let (config, path, _demo) = if args.demo {
         let (demo, config) = awareness_exporter::demo::start().await?;
@@ -266,6 +279,17 @@ async fn run(args: Args) -> Result<(), String> {
     let shard = shard_of(&args).map_err(|(flag, e)| format!("{flag}: {e}"))?;
     let mut server_config = config.server.clone();
     server_config.enable_lifecycle = args.enable_lifecycle;
+    let vendors = config.poll.max_requests_in_flight;
+    let (fits, warning) = hardening::fit_connections(
+        server_config.max_connections,
+        WAITING_ROOM,
+        vendors,
+        open_files,
+    );
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    server_config.max_connections = fits;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         sources = config.sources.len(),
@@ -291,7 +315,7 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 #[cfg(unix)]
-async fn wait_for_signals(exporter: &Exporter, web: &awareness_exporter::web::WebSettings) {
+async fn wait_for_signals(exporter: &Arc<Exporter>, web: &Arc<WebSettings>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::hangup()),
@@ -306,8 +330,12 @@ async fn wait_for_signals(exporter: &Exporter, web: &awareness_exporter::web::We
         tokio::select! {
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading config");
-                let _ = exporter.reload().await;
-                let _ = web.reload();
+                // In a task of its own: a slow file never holds up SIGTERM.
+                let (exporter, web) = (exporter.clone(), web.clone());
+                tokio::spawn(async move {
+                    let _ = exporter.reload().await;
+                    let _ = web.reload().await;
+                });
             }
             _ = term.recv() => return,
             _ = int.recv() => return,
@@ -316,6 +344,6 @@ async fn wait_for_signals(exporter: &Exporter, web: &awareness_exporter::web::We
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signals(_exporter: &Exporter, _web: &awareness_exporter::web::WebSettings) {
+async fn wait_for_signals(_exporter: &Arc<Exporter>, _web: &Arc<WebSettings>) {
     let _ = tokio::signal::ctrl_c().await;
 }
