@@ -21,10 +21,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use awareness_exporter::app::{self, Exporter};
-use awareness_exporter::config::{self, Config, MetricsConfig};
+use awareness_exporter::config::{Config, MetricsConfig};
 use awareness_exporter::model::{Platform, PollOutcome, SectionOutcome, SourceKey};
 use awareness_exporter::sources::cyberpilot::metrics as cp_metrics;
 use awareness_exporter::sources::cyberpilot::models::UserSummary;
+use awareness_exporter::sources::registry;
 use awareness_exporter::stats::ApiStats;
 use awareness_exporter::store::Store;
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
@@ -333,7 +334,7 @@ fn poll_bench(rt: &tokio::runtime::Runtime) {
                     options.account_block(&sim, "bench"),
                     options.token_key()
                 );
-                let config = config::parse(&text, "bench").expect("config");
+                let config = registry::loader().parse(&text, "bench").expect("config");
                 let (building, cpu) = cpu_floors(&sim.control, &config).await;
                 sim.control.set_latency(latency);
                 sim.control.reset_counters();

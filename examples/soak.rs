@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use awareness_exporter::app::{self, Exporter};
-use awareness_exporter::config;
+use awareness_exporter::sources::registry;
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
 use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
 use awareness_sim::{Fault, Population};
@@ -54,7 +54,7 @@ async fn main() {
         cp.table(""),
         mc.table(""),
     );
-    let config = config::parse(&text, "soak").expect("config");
+    let config = registry::loader().parse(&text, "soak").expect("config");
     let server_config = config.server.clone();
     let exporter = Exporter::start_with(config, None, |p| {
         p.with_failure_backoff(Duration::from_millis(200))

@@ -77,7 +77,9 @@ impl Exporter {
         let Some(path) = self.config_path.clone() else {
             return Ok("demo mode: no config file to reload".into());
         };
-        let loaded = tokio::task::spawn_blocking(move || config::load(&path)).await?;
+        let loaded =
+            tokio::task::spawn_blocking(move || crate::sources::registry::loader().load(&path))
+                .await?;
         match loaded {
             Err(e) => {
                 tracing::error!(error = %e, "config reload refused; keeping the running config");

@@ -1,27 +1,34 @@
-//! Configuration: a TOML file plus `AWARENESS_*` environment overrides, read key by key (see
-//! [`reader`]), then validated with secrets resolved.
+//! Configuration: a TOML file with `AWARENESS_*` environment overrides, layered by figment and
+//! read into declared types (serde derive, unknown keys refused) by [`Loader`], which is handed
+//! the vendors it reads blocks for.
 //!
 //! Every problem is collected in one pass, so a user fixes them all at once; each names the key
-//! the user wrote and its line, and never shows a value that could be a secret. The raw file is
-//! only ever seen by the reader; [`Config`] is what the rest of the program sees: durations
-//! parsed, secrets resolved into [`Secret`], relative paths resolved against the config file's
-//! folder, every source validated.
+//! the user wrote and its line, and never shows a value that could be a secret ([`block`]).
+//! [`Config`] is what the rest of the program sees: durations parsed, secrets resolved into
+//! [`Secret`], relative paths resolved against the config file's folder, every source
+//! validated.
 
-mod reader;
+mod block;
+mod document;
+pub mod values;
 
-use std::cell::Cell;
-use std::collections::BTreeSet;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use figment::value::{Dict, Value};
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
 use zeroize::Zeroizing;
 
 use crate::model::{Platform, SourceInfo, SourceKey};
-use crate::sources::registry::{self, AccountConfig, Vendor};
-use reader::{at_line, Ctx, Findings, Origin, Section};
+pub use block::Block;
+use block::{at_line, unknown_key, Checks};
+use values::{duration, int, DAY, HOUR, MINUTE, MS, SEC, WEEK};
 
 /// A secret value, zeroized when dropped (`secrecy`). It can be compared and used, never
 /// printed: `Debug` is redacted and there is deliberately no `Display` or `Serialize`.
@@ -103,11 +110,8 @@ pub enum ConfigError {
 }
 
 fn list(errors: &[ConfigError]) -> String {
-    errors
-        .iter()
-        .map(|e| format!("  - {e}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+    lines.join("\n")
 }
 
 impl ConfigError {
@@ -118,48 +122,9 @@ impl ConfigError {
             one => vec![one],
         }
     }
-
-    fn from_list(mut errors: Vec<ConfigError>) -> ConfigError {
-        if errors.len() == 1 {
-            errors.remove(0)
-        } else {
-            ConfigError::Many(errors)
-        }
-    }
-}
-
-/// A problem with `key`, for checks outside the reader.
-pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        line: None,
-        message: message.into(),
-    }
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:10019";
-
-/// Every registered vendor's secret keys (each also accepted as `<name>_file` and
-/// `<name>_env`): their values are never shown in a message.
-pub fn secret_keys() -> Vec<&'static str> {
-    let mut keys: Vec<&'static str> = registry::VENDORS
-        .iter()
-        .flat_map(|v| v.secret_keys().iter().copied())
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    keys
-}
-
-/// `[[a]], [[b]] or [[c]]`: every registered platform's table, for messages.
-fn vendor_tables() -> String {
-    let tables: Vec<String> = registry::platforms().map(|p| format!("[[{p}]]")).collect();
-    match tables.split_last() {
-        Some((last, [])) => last.clone(),
-        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-        None => String::new(),
-    }
-}
 
 // ---------------------------------------------------------------- validated configuration
 
@@ -173,47 +138,81 @@ pub struct Config {
     pub has_inline_secrets: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
+    #[serde(deserialize_with = "listen")]
     pub listen: String,
     pub web_config_file: Option<PathBuf>,
     /// Where the exporter keeps what it must remember across restarts (resolved against the
     /// config file's folder); `None`: nothing is kept.
     pub state_dir: Option<PathBuf>,
+    #[serde(deserialize_with = "int::<_, _, 1, 100_000>")]
     pub max_connections: usize,
+    #[serde(deserialize_with = "duration::<_, _, SEC, HOUR>")]
     pub header_read_timeout: Duration,
     /// A connection with no request in flight is closed after this long.
+    #[serde(deserialize_with = "duration::<_, _, SEC, DAY>")]
     pub idle_timeout: Duration,
     /// A connection with a request in flight that makes no progress (reading the request body
     /// or sending the answer) for this long is dropped.
+    #[serde(deserialize_with = "duration::<_, _, SEC, HOUR>")]
     pub send_timeout: Duration,
     /// `--web.enable-lifecycle`: allow `POST`/`PUT /-/reload` over HTTP. Set from the command
     /// line only, never from the file.
+    #[serde(skip)]
     pub enable_lifecycle: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: DEFAULT_LISTEN.to_string(),
+            web_config_file: None,
+            state_dir: None,
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            send_timeout: Duration::from_secs(30),
+            enable_lifecycle: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PollConfig {
+    #[serde(deserialize_with = "duration::<_, _, SEC, WEEK>")]
     pub interval: Duration,
+    #[serde(deserialize_with = "duration::<_, _, SEC, { 10 * MINUTE }>")]
     pub timeout: Duration,
+    #[serde(deserialize_with = "duration::<_, _, SEC, { 90 * DAY }>")]
     pub max_age: Duration,
     /// Longest a whole poll may run (all its requests, retries and pauses); a source's
     /// interval caps it.
+    #[serde(deserialize_with = "duration::<_, _, SEC, WEEK>")]
     pub deadline: Duration,
     /// Attempts per request before a poll gives up (the first try included).
+    #[serde(deserialize_with = "int::<_, _, 1, 20>")]
     pub max_attempts: u32,
     /// First retry delay; doubles per attempt (with jitter), capped at 30s.
+    #[serde(deserialize_with = "duration::<_, _, MS, { 5 * MINUTE }>")]
     pub retry_backoff: Duration,
     /// Requests in flight at once per account.
+    #[serde(deserialize_with = "int::<_, _, 1, 64>")]
     pub concurrency: usize,
     /// Requests in flight at once across all accounts (many tenants often share one vendor host).
+    #[serde(deserialize_with = "int::<_, _, 1, 4096>")]
     pub max_requests_in_flight: usize,
     /// Pages per endpoint before paging is declared runaway.
+    #[serde(deserialize_with = "int::<_, _, 1, 1_000_000>")]
     pub max_pages: usize,
     /// Largest response body read, in bytes.
+    #[serde(deserialize_with = "int::<_, _, 1024, { 1 << 32 }>")]
     pub max_body_bytes: usize,
     /// Rows a source may read in one poll (all its pages and sections); more fails the poll
     /// with reason `decode` and keeps the last good data.
+    #[serde(deserialize_with = "int::<_, _, 1, 1_000_000_000>")]
     pub max_rows: usize,
 }
 
@@ -235,12 +234,15 @@ impl Default for PollConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
     pub per_user: bool,
+    #[serde(deserialize_with = "int::<_, _, 0, 10_000_000>")]
     pub max_users: usize,
     /// Distinct values per vendor-controlled label (branch, department) per source; the rest
     /// are folded into `__other__`.
+    #[serde(deserialize_with = "int::<_, _, 1, 1_000_000>")]
     pub max_label_values: usize,
 }
 
@@ -254,30 +256,109 @@ impl Default for MetricsConfig {
     }
 }
 
-/// One configured account of one registered vendor: its registration and its validated
-/// config (see [`crate::sources::registry`]).
-#[derive(Clone)]
+/// A listen address (`server.listen`): checked, and `:PORT` is every interface.
+fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let listen = String::deserialize(d)?;
+    check_listen_address(&listen).map_err(serde::de::Error::custom)?;
+    Ok(listen_address(&listen))
+}
+
+/// Checks a listen address (`server.listen`, `--web.listen-address`) without binding it:
+/// `host:port` with an IP address, `[v6]:port` or a host name, or `:port` (every interface,
+/// as in Prometheus).
+pub fn check_listen_address(listen: &str) -> Result<(), String> {
+    const HINT: &str =
+        "must be host:port, such as 0.0.0.0:10019 (every interface) or 127.0.0.1:10019";
+    let (host, port) = listen.rsplit_once(':').ok_or(HINT)?;
+    if port.parse::<u16>().is_err() {
+        return Err(format!("{HINT}; the port must be a number from 0 to 65535"));
+    }
+    match host.is_empty() || url::Host::parse(host).is_ok() {
+        true => Ok(()),
+        false => Err(HINT.into()),
+    }
+}
+
+/// The address to bind for `listen`: `:PORT` is every interface (`0.0.0.0:PORT`).
+pub fn listen_address(listen: &str) -> String {
+    match listen.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => listen.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------- vendors
+
+/// What the config needs of a platform: the name of its `[[table]]`, its secret keys, and how
+/// it reads one block. Registrations implement it (`crate::sources::registry`); the
+/// [`Loader`] is handed the list.
+pub trait VendorConfig: Sync {
+    /// The platform name: the `platform` label's value and the config's `[[table]]` name.
+    fn platform(&self) -> Platform;
+
+    /// The block's secret keys, in any table of it. Each is also accepted as `<name>_file`
+    /// (the trimmed content of a file) and `<name>_env` (an environment variable); the block
+    /// is read with them resolved into `<name>`, and no message shows their values.
+    fn secret_keys(&self) -> &'static [&'static str];
+
+    /// Reads one `[[<platform>]]` block: [`Block::read`] into the vendor's declared type, then
+    /// its own checks on `block`. `None` when the block is not usable (every problem reported).
+    fn read_account(&self, block: Block<'_>) -> Option<Arc<dyn AccountConfig>>;
+}
+
+/// One configured account of a vendor: validated, secrets resolved. Derive `Debug` (secrets
+/// are redacted by [`Secret`]), `Clone` and `PartialEq`: a reload restarts a source only when
+/// its config is not equal to the running one.
+pub trait AccountConfig: DynEq + fmt::Debug + Send + Sync + 'static {
+    /// The value of the `account` label.
+    fn account(&self) -> &str;
+    /// The account's own `interval`, if it sets one.
+    fn interval(&self) -> Option<Duration>;
+    /// What `--check-config` prints after the source's key: the URL and the settings that
+    /// matter, never a secret.
+    fn describe(&self) -> String;
+    /// What the landing page shows: the vendor URL (no credentials, no query) and auth mode.
+    fn info(&self) -> SourceInfo;
+    /// Every secret of the account (tokens, passwords, keys), which its transport scrubs from
+    /// any vendor text before it is kept, logged or shown.
+    fn secrets(&self) -> Vec<&str>;
+}
+
+/// Equality across `dyn AccountConfig`, implemented for every `PartialEq` type: vendors derive
+/// `PartialEq` and get it for free.
+pub trait DynEq {
+    fn as_any(&self) -> &dyn Any;
+    fn dyn_eq(&self, other: &dyn Any) -> bool;
+}
+
+impl<T: PartialEq + Any> DynEq for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn dyn_eq(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<T>().is_some_and(|o| o == self)
+    }
+}
+
+/// One configured account of one platform: the vendor's own validated config.
+#[derive(Clone, Debug)]
 pub struct SourceConfig {
-    vendor: &'static dyn Vendor,
+    platform: Platform,
     account: Arc<dyn AccountConfig>,
 }
 
 impl SourceConfig {
-    pub fn new(vendor: &'static dyn Vendor, account: Arc<dyn AccountConfig>) -> Self {
-        SourceConfig { vendor, account }
+    pub fn new(platform: Platform, account: Arc<dyn AccountConfig>) -> Self {
+        SourceConfig { platform, account }
     }
     pub fn key(&self) -> SourceKey {
-        SourceKey::new(self.vendor.platform(), self.account.account())
+        SourceKey::new(self.platform, self.account.account())
     }
     pub fn platform(&self) -> Platform {
-        self.vendor.platform()
+        self.platform
     }
     pub fn interval(&self) -> Option<Duration> {
         self.account.interval()
-    }
-    /// The vendor's registration.
-    pub fn vendor(&self) -> &'static dyn Vendor {
-        self.vendor
     }
     /// The vendor's own config of this account.
     pub fn account(&self) -> &dyn AccountConfig {
@@ -299,24 +380,15 @@ impl SourceConfig {
 
 impl PartialEq for SourceConfig {
     fn eq(&self, other: &Self) -> bool {
-        self.platform() == other.platform() && self.account.dyn_eq(other.account.as_ref().as_any())
-    }
-}
-
-impl fmt::Debug for SourceConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SourceConfig")
-            .field("platform", &self.platform())
-            .field("account", &self.account)
-            .finish()
+        self.platform == other.platform && self.account.dyn_eq(other.account.as_ref().as_any())
     }
 }
 
 // ---------------------------------------------------------------- loading
 
 /// The outcome of checking a config: the config when it is valid, every error and every
-/// warning otherwise. `--check-config` prints all of it; [`load`] and [`parse`] turn it into a
-/// `Result` and log the warnings.
+/// warning otherwise. `--check-config` prints all of it; [`Loader::load`] and
+/// [`Loader::parse`] turn it into a `Result` and log the warnings.
 #[derive(Debug, Default)]
 pub struct Report {
     pub config: Option<Config>,
@@ -335,242 +407,284 @@ impl Report {
         }
     }
 
-    fn into_result(self) -> Result<Config, ConfigError> {
+    fn into_result(mut self) -> Result<Config, ConfigError> {
         for w in &self.warnings {
             tracing::warn!("{w}");
         }
         match self.config {
             Some(c) if self.errors.is_empty() => Ok(c),
-            _ => Err(ConfigError::from_list(self.errors)),
+            _ if self.errors.len() == 1 => Err(self.errors.remove(0)),
+            _ => Err(ConfigError::Many(self.errors)),
         }
     }
 }
 
-/// Loads, validates and resolves the config file at `path`, with environment overrides. A file
-/// that is empty, names no account, or changes while it is read is refused.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    check_file(path).into_result()
+/// Reads configs for the vendors it is handed, with an environment for `*_env` secrets and
+/// `AWARENESS_<SECTION>__<KEY>` overrides of [server], [poll] and [metrics]
+/// (`AWARENESS_POLL__INTERVAL=10m` sets `poll.interval`): the process's, unless one is given.
+pub struct Loader {
+    vendors: Vec<&'static dyn VendorConfig>,
+    env: BTreeMap<String, Zeroizing<String>>,
 }
 
-/// Everything [`load`] checks, with every error and warning collected.
-pub fn check_file(path: &Path) -> Report {
-    let origin = path.display().to_string();
-    let text = match read_stable(path) {
-        Ok(t) => t,
-        Err(e) => return Report::failed(e),
-    };
-    if text.trim().is_empty() {
-        return Report::failed(ConfigError::Empty { path: origin });
+impl Loader {
+    pub fn new(vendors: impl IntoIterator<Item = &'static dyn VendorConfig>) -> Self {
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                Some((k.into_string().ok()?, Zeroizing::new(v.into_string().ok()?)))
+            })
+            .collect();
+        Loader {
+            vendors: vendors.into_iter().collect(),
+            env,
+        }
     }
-    let base = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut report = check_text(&text, &origin, base);
-    if let Some(c) = &report.config {
-        if c.sources.is_empty() {
-            report.errors.push(ConfigError::NoSources {
-                path: origin,
-                tables: vendor_tables(),
-            });
-            report.config = None;
-        } else if c.has_inline_secrets && world_readable(path) {
-            report.warnings.push(format!(
-                "config file {} holds inline secrets and is world-readable; chmod 600 it or use *_file / *_env keys",
-                path.display()
+
+    /// The same vendors with `vars` as the whole environment.
+    pub fn with_env<K: Into<String>, V: Into<String>>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.env = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), Zeroizing::new(v.into())))
+            .collect();
+        self
+    }
+
+    /// Every vendor's secret keys, each also accepted as `<name>_file` and `<name>_env`.
+    pub fn secret_keys(&self) -> Vec<&'static str> {
+        let keys: BTreeSet<&str> = self
+            .vendors
+            .iter()
+            .flat_map(|v| v.secret_keys().iter().copied())
+            .collect();
+        keys.into_iter().collect()
+    }
+
+    /// Loads, validates and resolves the config file at `path`. A file that is empty, names
+    /// no account, or changes while it is read is refused.
+    pub fn load(&self, path: &Path) -> Result<Config, ConfigError> {
+        self.check_file(path).into_result()
+    }
+
+    /// Everything [`load`](Self::load) checks, with every error and warning collected.
+    pub fn check_file(&self, path: &Path) -> Report {
+        let origin = path.display().to_string();
+        let text = match read_stable(path) {
+            Ok(t) => t,
+            Err(e) => return Report::failed(e),
+        };
+        if text.trim().is_empty() {
+            return Report::failed(ConfigError::Empty { path: origin });
+        }
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let mut report = self.check_text(&text, &origin, base);
+        if let Some(c) = &report.config {
+            if c.sources.is_empty() {
+                let tables: Vec<String> = self
+                    .vendors
+                    .iter()
+                    .map(|v| format!("[[{}]]", v.platform()))
+                    .collect();
+                let tables = tables.join(" or ");
+                report.errors.push(ConfigError::NoSources {
+                    path: origin,
+                    tables,
+                });
+                report.config = None;
+            } else if let Some(who) = readable_by_others(path).filter(|_| c.has_inline_secrets) {
+                report.warnings.push(format!(
+                    "config file {} holds inline secrets and is open to {who}; chmod 600 it or \
+                     use *_file / *_env keys",
+                    path.display()
+                ));
+            }
+        }
+        report
+    }
+
+    /// Parses config text; `origin` names it in errors. Relative paths are read from the
+    /// working directory.
+    pub fn parse(&self, text: &str, origin: &str) -> Result<Config, ConfigError> {
+        self.check_text(text, origin, Path::new(".")).into_result()
+    }
+
+    /// Checks config text; relative paths (secret files, the web config file, the state
+    /// folder) resolve against `base`, the config file's folder.
+    pub fn check_text(&self, text: &str, origin: &str, base: &Path) -> Report {
+        let (doc, tree) = match document::read(text, origin, &self.env) {
+            Ok(read) => read,
+            Err(e) => return Report::failed(e),
+        };
+        let checks = Checks {
+            doc: &doc,
+            base,
+            env: &self.env,
+            inline: Cell::new(false),
+            errors: RefCell::new(Vec::new()),
+            warnings: RefCell::new(Vec::new()),
+        };
+        let config = self.resolve(&checks, tree, base);
+        let mut errors = checks.errors.into_inner();
+        // In the order of the file, so they read top to bottom; problems without a line last.
+        errors.sort_by_key(|e| match e {
+            ConfigError::Invalid { line: Some(l), .. } => *l,
+            _ => usize::MAX,
+        });
+        Report {
+            web_config_file: config.server.web_config_file.clone(),
+            config: errors.is_empty().then_some(config),
+            errors,
+            warnings: checks.warnings.into_inner(),
+        }
+    }
+
+    /// Reads every section and block; problems go to `checks`, and the config is meaningful
+    /// only when there are none.
+    fn resolve(&self, checks: &Checks<'_>, mut tree: Dict, base: &Path) -> Config {
+        for (key, value) in &tree {
+            checks.warn_about_values(std::slice::from_ref(key), value);
+        }
+        let mut known: Vec<String> = ["server", "poll", "metrics"].map(String::from).to_vec();
+        known.extend(self.vendors.iter().map(|v| v.platform().to_string()));
+        for key in tree.keys().filter(|k| !known.contains(k)) {
+            checks.error(std::slice::from_ref(key), unknown_key(key, &known));
+        }
+        let mut failed = BTreeSet::new();
+        let mut section = |name: &str| {
+            let value = tree
+                .remove(name)
+                .unwrap_or_else(|| Value::from(Dict::new()));
+            (vec![name.to_string()], value)
+        };
+        let (at, v) = section("poll");
+        let poll: PollConfig = checks
+            .declared(&at, v, &[], &mut failed)
+            .unwrap_or_default();
+        let (at, v) = section("metrics");
+        let metrics: MetricsConfig = checks
+            .declared(&at, v, &[], &mut failed)
+            .unwrap_or_default();
+        let (at, v) = section("server");
+        let mut server: ServerConfig = checks
+            .declared(&at, v, &[], &mut failed)
+            .unwrap_or_default();
+        server.web_config_file = server.web_config_file.map(|p| base.join(p));
+        server.state_dir = server.state_dir.map(|p| base.join(p));
+
+        let mut sources = Vec::new();
+        let mut blocks_of = BTreeMap::new();
+        for &vendor in &self.vendors {
+            let platform = vendor.platform();
+            let Some(value) = tree.remove(platform.as_str()) else {
+                continue;
+            };
+            let blocks = match value {
+                Value::Array(_, items) if items.iter().all(|v| matches!(v, Value::Dict(..))) => {
+                    items
+                }
+                _ => {
+                    let message =
+                        format!("must be written as [[{platform}]] blocks, one per account");
+                    checks.error(&[platform.to_string()], message);
+                    continue;
+                }
+            };
+            for (i, value) in blocks.into_iter().enumerate() {
+                let path = vec![platform.to_string(), i.to_string()];
+                let block = Block::new(
+                    checks,
+                    path.clone(),
+                    value,
+                    vendor.secret_keys(),
+                    poll.interval,
+                );
+                if let Some(account) = vendor.read_account(block) {
+                    let source = SourceConfig::new(platform, account);
+                    if let Some(first) = blocks_of.insert(source.key(), path.clone()) {
+                        let first = document::key_name(&first);
+                        checks.error(
+                            &[path, vec!["account".into()]].concat(),
+                            format!("is configured twice (also in {first})"),
+                        );
+                    }
+                    sources.push(source);
+                }
+            }
+        }
+        warn_about_durations(checks, &poll, &sources);
+        Config {
+            server,
+            poll,
+            metrics,
+            sources,
+            has_inline_secrets: checks.inline.get(),
+        }
+    }
+}
+
+fn warn_about_durations(checks: &Checks<'_>, poll: &PollConfig, sources: &[SourceConfig]) {
+    let show = |d: Duration| humantime::format_duration(d).to_string();
+    if poll.interval < Duration::from_secs(300) {
+        checks.warn(format!(
+            "poll.interval {} is under 5m and spends vendor API quota quickly",
+            show(poll.interval)
+        ));
+    }
+    if poll.max_age < poll.interval {
+        checks.warn(format!(
+            "poll.max_age {} is shorter than poll.interval {}: every source's series disappear between two polls",
+            show(poll.max_age),
+            show(poll.interval)
+        ));
+    }
+    for s in sources {
+        if let Some(i) = s
+            .interval()
+            .filter(|i| *i > poll.max_age && poll.max_age >= poll.interval)
+        {
+            checks.warn(format!(
+                "{}: interval {} is longer than poll.max_age {}: its series disappear between two polls",
+                s.key(),
+                show(i),
+                show(poll.max_age)
             ));
         }
     }
-    report
 }
 
-/// Reads the file, refusing one that changes while it is read (an in-place rewrite would
-/// otherwise hand us half a file): size and modification time before and after, and two
-/// reads that must agree.
-fn read_stable(path: &Path) -> Result<String, ConfigError> {
+// ---------------------------------------------------------------- files
+
+/// Reads the file (through [`crate::files`]: a regular file, a bounded read with a deadline),
+/// refusing one that changes while it is read (an in-place rewrite would otherwise hand us
+/// half a file): size and modification time before and after, and two reads that must agree.
+fn read_stable(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
     let origin = || path.display().to_string();
-    let read_err = |e: std::io::Error| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            ConfigError::Missing { path: origin() }
-        } else {
-            ConfigError::Read {
+    let read = || {
+        crate::files::read_text(path).map_err(|e| match e {
+            crate::files::FileError::Missing => ConfigError::Missing { path: origin() },
+            e => ConfigError::Read {
                 path: origin(),
-                reason: io_reason(&e),
-            }
-        }
+                reason: e.to_string(),
+            },
+        })
     };
-    let stamp = |m: &std::fs::Metadata| (m.len(), m.modified().ok());
-    let before = std::fs::metadata(path).map_err(read_err)?;
-    if before.is_dir() {
-        return Err(ConfigError::Read {
-            path: origin(),
-            reason: "it is a folder, not a file".into(),
-        });
-    }
-    let first = std::fs::read(path).map_err(read_err)?;
-    let second = std::fs::read(path).map_err(read_err)?;
-    let after = std::fs::metadata(path).map_err(read_err)?;
-    if stamp(&before) != stamp(&after) || first != second || first.len() as u64 != after.len() {
+    let stamp = || {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
+    let before = stamp();
+    let (first, second) = (read()?, read()?);
+    let size = before.map(|(len, _)| len);
+    if before != stamp() || first != second || size != Some(first.len() as u64) {
         return Err(ConfigError::Changing { path: origin() });
     }
-    String::from_utf8(first).map_err(|_| ConfigError::Read {
-        path: origin(),
-        reason: "it is not UTF-8 text".into(),
-    })
-}
-
-/// An I/O error in plain words (not Rust's "entity not found", "invalid data").
-fn io_reason(e: &std::io::Error) -> String {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        NotFound => "no such file".into(),
-        PermissionDenied => "permission denied (check the file's owner and mode)".into(),
-        InvalidData => "it is not UTF-8 text".into(),
-        IsADirectory => "it is a folder, not a file".into(),
-        _ => match e.raw_os_error() {
-            // The OS message without Rust's "(os error N)".
-            Some(_) => e
-                .to_string()
-                .split(" (os error")
-                .next()
-                .unwrap_or("cannot be read")
-                .to_lowercase(),
-            None => "cannot be read".into(),
-        },
-    }
-}
-
-/// Parses config text; `origin` names it in errors. Relative paths are read from the working
-/// directory. `AWARENESS_*` environment variables override keys of [server], [poll] and
-/// [metrics]: `AWARENESS_POLL__INTERVAL=10m` sets `poll.interval`.
-pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-    check_text(text, origin, Path::new(".")).into_result()
-}
-
-/// Checks config text; relative paths (secret files, the web config file) resolve against
-/// `base`, the config file's folder.
-pub fn check_text(text: &str, origin: &str, base: &Path) -> Report {
-    // figment's Env provider reads the process environment: the prefix matched without
-    // regard to case, `__` splitting section from key, keys lower-cased, a variable with an
-    // empty part dropped. Its dotted keys (`poll.interval`) go to the reader as they are, the
-    // one parse of the names. Values stay text; the key-by-key reader types them and names
-    // the variable when one is wrong.
-    let overrides = figment::providers::Env::prefixed("AWARENESS_").split("__");
-    let keys = overrides
-        .iter()
-        .map(|(key, value)| (key.as_str().to_string(), value));
-    check_with_env(
-        text,
-        origin,
-        base,
-        keys,
-        &|name| std::env::var(name).ok(),
-        registry::VENDORS,
-    )
-}
-
-/// [`check_text`] with the overrides given as figment's `(dotted key, value)` pairs.
-fn check_with_env(
-    text: &str,
-    origin: &str,
-    base: &Path,
-    overrides: impl IntoIterator<Item = (String, String)>,
-    env: &dyn Fn(&str) -> Option<String>,
-    vendors: &[&'static dyn Vendor],
-) -> Report {
-    let doc = match toml_edit::ImDocument::parse(text) {
-        Ok(d) => d,
-        Err(e) => return Report::failed(syntax_error(text, origin, &e)),
-    };
-    let ctx = Ctx::new(text, overrides);
-    let resolved = resolve(&ctx, doc.as_table(), base, env, vendors);
-    let mut found: Findings = ctx.into_findings();
-    // In the order of the file, so they read top to bottom; problems without a line last.
-    found.errors.sort_by_key(|e| match e {
-        ConfigError::Invalid { line: Some(l), .. } => *l,
-        _ => usize::MAX,
-    });
-    let (config, web_config_file) = match resolved {
-        Some((c, web)) => (Some(c), web),
-        None => (None, None),
-    };
-    Report {
-        config: if found.errors.is_empty() {
-            config
-        } else {
-            None
-        },
-        web_config_file,
-        errors: found.errors,
-        warnings: found.warnings,
-    }
-}
-
-/// A TOML syntax error as line/column and a message without the source snippet, which could
-/// contain a secret.
-fn syntax_error(text: &str, origin: &str, e: &toml_edit::TomlError) -> ConfigError {
-    let (line, column) = match e.span() {
-        Some(span) => reader::line_col(text, span.start),
-        None => (0, 0),
-    };
-    // The first line is the problem; the rest lists what the parser expected.
-    let mut message = e
-        .message()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
-    if let Some(key) = key_at_line(text, line) {
-        message = format!("key `{key}`: {message}");
-    }
-    ConfigError::Syntax {
-        path: origin.to_string(),
-        line,
-        column,
-        message,
-    }
-}
-
-/// The dotted key defined on `line` (1-based), with its table: `poll.interval`. Only the key
-/// is read, never the value.
-fn key_at_line(text: &str, line: usize) -> Option<String> {
-    let mut table = String::new();
-    for (i, l) in text.lines().enumerate() {
-        let t = l.trim();
-        if t.starts_with('[') {
-            table = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
-        }
-        if i + 1 == line {
-            let (key, _) = t.split_once('=')?;
-            let key = key.trim();
-            if key.is_empty()
-                || !key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-            {
-                return None;
-            }
-            return Some(if table.is_empty() {
-                key.to_string()
-            } else {
-                format!("{table}.{key}")
-            });
-        }
-    }
-    None
-}
-
-fn world_readable(path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            return meta.permissions().mode() & 0o004 != 0;
-        }
-    }
-    let _ = path;
-    false
+    Ok(first)
 }
 
 /// Who besides the exporter may read the secret file at `path`, in words with its mode
@@ -599,558 +713,28 @@ fn readable_by_others(_: &Path) -> Option<String> {
     None
 }
 
-/// Checks a listen address (`server.listen`, `--web.listen-address`) without binding it:
-/// `host:port` with an IP address, `[v6]:port` or a host name.
-pub fn check_listen_address(listen: &str) -> Result<(), String> {
-    const HINT: &str =
-        "must be host:port, such as 0.0.0.0:10019 (every interface) or 127.0.0.1:10019";
-    if listen.parse::<std::net::SocketAddr>().is_ok() {
-        return Ok(());
-    }
-    let Some((host, port)) = listen.rsplit_once(':') else {
-        return Err(HINT.into());
-    };
-    if port.parse::<u16>().is_err() {
-        return Err(format!("{HINT}; the port must be a number from 0 to 65535"));
-    }
-    let hostname = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .split('.')
-            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-    if hostname {
-        Ok(())
-    } else {
-        Err(HINT.into())
-    }
-}
-
-// ---------------------------------------------------------------- validation
-
-/// Reads and checks every key; problems go to `ctx`. Returns the config (meaningful only when
-/// `ctx` has no errors) and the resolved web config file.
-fn resolve(
-    ctx: &Ctx<'_>,
-    root: &dyn toml_edit::TableLike,
-    base: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-    vendors: &[&'static dyn Vendor],
-) -> Option<(Config, Option<PathBuf>)> {
-    let mut root = Section::root(ctx, root);
-    let poll = resolve_poll(root.optional_table("poll"));
-    let metrics = resolve_metrics(root.optional_table("metrics"));
-    let server = resolve_server(root.optional_table("server"), base);
-    let secrets = Secrets {
-        ctx,
-        base,
-        env,
-        inline: Cell::new(false),
-    };
-
-    let poll_interval = poll
-        .as_ref()
-        .map_or(PollConfig::default().interval, |p| p.interval);
-    let mut sources = Vec::new();
-    for vendor in vendors.iter().copied() {
-        for section in root.tables(vendor.platform().as_str()) {
-            let block = Block {
-                section,
-                secrets: &secrets,
-                poll_interval,
-            };
-            if let Some(account) = vendor.read_account(block) {
-                sources.push(SourceConfig::new(vendor, account));
-            }
-        }
-    }
-    root.finish();
-    let inline = secrets.inline.get();
-
-    let mut seen = BTreeSet::new();
-    for s in &sources {
-        let key = s.key();
-        if !seen.insert(key.clone()) {
-            ctx.error(
-                &format!("{}.account", key.platform.as_str()),
-                None,
-                format!("account `{}` is configured twice", key.account),
-            );
-        }
-    }
-    let poll = poll?;
-    let metrics = metrics?;
-    let server = server?;
-    warn_about_durations(ctx, &poll, &sources);
-    let web = server.web_config_file.clone();
-    Some((
-        Config {
-            server,
-            poll,
-            metrics,
-            sources,
-            has_inline_secrets: inline,
-        },
-        web,
-    ))
-}
-
-fn warn_about_durations(ctx: &Ctx<'_>, poll: &PollConfig, sources: &[SourceConfig]) {
-    let show = |d: Duration| humantime::format_duration(d).to_string();
-    if poll.interval < Duration::from_secs(300) {
-        ctx.warn(format!(
-            "poll.interval {} is under 5m and spends vendor API quota quickly",
-            show(poll.interval)
-        ));
-    }
-    if poll.max_age < poll.interval {
-        ctx.warn(format!(
-            "poll.max_age {} is shorter than poll.interval {}: every source's series disappear between two polls",
-            show(poll.max_age),
-            show(poll.interval)
-        ));
-    }
-    for s in sources {
-        if let Some(i) = s
-            .interval()
-            .filter(|i| *i > poll.max_age && poll.max_age >= poll.interval)
-        {
-            ctx.warn(format!(
-                "{}: interval {} is longer than poll.max_age {}: its series disappear between two polls",
-                s.key(),
-                show(i),
-                show(poll.max_age)
-            ));
-        }
-    }
-}
-
-const DAY: Duration = Duration::from_secs(86_400);
-
-fn resolve_poll(mut s: Section<'_>) -> Option<PollConfig> {
-    let d = PollConfig::default();
-    let interval = duration_in(&mut s, "interval", DAY * 7).unwrap_or(d.interval);
-    let timeout = duration_in(&mut s, "timeout", Duration::from_secs(600)).unwrap_or(d.timeout);
-    let max_age = duration_in(&mut s, "max_age", DAY * 90).unwrap_or(d.max_age);
-    let deadline = duration_in(&mut s, "deadline", DAY * 7).unwrap_or(d.deadline);
-    let max_attempts = uint_in(&mut s, "max_attempts", 1, 20).map_or(d.max_attempts, |v| v as u32);
-    let retry_backoff = match s.duration("retry_backoff") {
-        Some(v) if v < Duration::from_millis(1) || v > Duration::from_secs(300) => {
-            s.error("retry_backoff", "must be between 1ms and 5m");
-            d.retry_backoff
-        }
-        Some(v) => v,
-        None => d.retry_backoff,
-    };
-    let concurrency = uint_in(&mut s, "concurrency", 1, 64).unwrap_or(d.concurrency);
-    let max_requests_in_flight =
-        uint_in(&mut s, "max_requests_in_flight", 1, 4096).unwrap_or(d.max_requests_in_flight);
-    let max_pages = uint_in(&mut s, "max_pages", 1, 1_000_000).unwrap_or(d.max_pages);
-    let max_body_bytes =
-        uint_in(&mut s, "max_body_bytes", 1024, 1 << 32).unwrap_or(d.max_body_bytes);
-    let max_rows = uint_in(&mut s, "max_rows", 1, 1_000_000_000).unwrap_or(d.max_rows);
-    s.finish();
-    Some(PollConfig {
-        interval,
-        timeout,
-        max_age,
-        deadline,
-        max_attempts,
-        retry_backoff,
-        concurrency,
-        max_requests_in_flight,
-        max_pages,
-        max_body_bytes,
-        max_rows,
-    })
-}
-
-/// A duration from 1s to `max`; out of range is reported and read as absent. The upper bounds
-/// catch unit slips ("30d" for "30m") before they silence a source for weeks.
-fn duration_in(s: &mut Section<'_>, key: &'static str, max: Duration) -> Option<Duration> {
-    let v = s.duration(key)?;
-    if v < Duration::from_secs(1) {
-        s.error(key, "must be at least 1s");
-        None
-    } else if v > max {
-        s.error(
-            key,
-            format!("must be at most {}", humantime::format_duration(max)),
-        );
-        None
-    } else {
-        Some(v)
-    }
-}
-
-/// A whole number in `min..=max`; out of range is reported and read as absent.
-fn uint_in(s: &mut Section<'_>, key: &'static str, min: usize, max: usize) -> Option<usize> {
-    let v = s.uint(key)?;
-    if v < min || v > max {
-        s.error(key, format!("must be between {min} and {max}"));
-        return None;
-    }
-    Some(v)
-}
-
-fn resolve_metrics(mut s: Section<'_>) -> Option<MetricsConfig> {
-    let d = MetricsConfig::default();
-    let per_user = s.boolean("per_user").unwrap_or(d.per_user);
-    let max_users = uint_in(&mut s, "max_users", 0, 10_000_000).unwrap_or(d.max_users);
-    let max_label_values =
-        uint_in(&mut s, "max_label_values", 1, 1_000_000).unwrap_or(d.max_label_values);
-    s.finish();
-    Some(MetricsConfig {
-        per_user,
-        max_users,
-        max_label_values,
-    })
-}
-
-fn resolve_server(mut s: Section<'_>, base: &Path) -> Option<ServerConfig> {
-    let listen = match s.string("listen") {
-        Some(l) => {
-            if let Err(e) = check_listen_address(&l) {
-                s.error("listen", e);
-            }
-            l
-        }
-        None => DEFAULT_LISTEN.to_string(),
-    };
-    let web_config_file = s.path_value("web_config_file").map(|(p, _)| base.join(p));
-    let state_dir = s.path_value("state_dir").map(|(p, _)| base.join(p));
-    let max_connections = uint_in(&mut s, "max_connections", 1, 100_000).unwrap_or(512);
-    let header_read_timeout = duration_in(&mut s, "header_read_timeout", Duration::from_secs(3600))
-        .unwrap_or(Duration::from_secs(10));
-    let idle_timeout = duration_in(&mut s, "idle_timeout", Duration::from_secs(24 * 3600))
-        .unwrap_or(Duration::from_secs(120));
-    let send_timeout = duration_in(&mut s, "send_timeout", Duration::from_secs(3600))
-        .unwrap_or(Duration::from_secs(30));
-    s.finish();
-    Some(ServerConfig {
-        listen,
-        web_config_file,
-        state_dir,
-        max_connections,
-        header_read_timeout,
-        idle_timeout,
-        send_timeout,
-        enable_lifecycle: false,
-    })
-}
-
-/// Checks a vendor URL; plain http:// to another machine is warned about (credentials would
-/// cross the network unencrypted).
-fn check_url(s: &mut Section<'_>, key: &'static str, default: Option<&str>) -> Option<String> {
-    let (value, origin) = match s.string_at(key) {
-        Some(v) => v,
-        None if s.has(key) => return None,
-        None => match default {
-            Some(d) => return Some(d.to_string()),
-            None => {
-                s.error(key, "is required");
-                return None;
-            }
-        },
-    };
-    let hint = "must be an absolute URL starting with https://, such as https://api.example.com";
-    match url::Url::parse(value.trim()) {
-        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {
-            if !u.username().is_empty() || u.password().is_some() {
-                origin.error(s.ctx(), "must not contain a user name or password");
-                return None;
-            }
-            if u.scheme() == "http" && !is_loopback(&u) {
-                s.ctx().warn(format!(
-                    "key `{}`{}: plain http:// to a host other than this machine sends credentials unencrypted; use https://",
-                    origin.key,
-                    at_line(origin.line)
-                ));
-            }
-            Some(value.trim().trim_end_matches('/').to_string())
-        }
-        _ => {
-            origin.error(s.ctx(), hint);
-            None
-        }
-    }
-}
-
-fn is_loopback(u: &url::Url) -> bool {
-    match u.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
-/// A required non-empty text.
-fn required(s: &mut Section<'_>, key: &'static str) -> Option<String> {
-    match s.string(key) {
-        Some(v) if !v.trim().is_empty() => Some(v),
-        Some(_) => {
-            s.error(key, "must not be empty");
-            None
-        }
-        None if s.has(key) => None,
-        None => {
-            s.error(key, "is required");
-            None
-        }
-    }
-}
-
-fn check_account(s: &mut Section<'_>) -> Option<String> {
-    let account = required(s, "account")?;
-    if account.len() > 128 || account.chars().any(char::is_control) {
-        s.error(
-            "account",
-            "must be at most 128 characters with no control characters",
-        );
-        return None;
-    }
-    Some(account)
-}
-
-fn source_interval(s: &mut Section<'_>) -> Option<Duration> {
-    duration_in(s, "interval", DAY * 7)
-}
-
-/// Where secrets are read from: files relative to the config file's folder, the environment.
-struct Secrets<'a> {
-    ctx: &'a Ctx<'a>,
-    base: &'a Path,
-    env: &'a dyn Fn(&str) -> Option<String>,
-    /// Set once any secret is written inline in the file (the permission warning).
-    inline: Cell<bool>,
-}
-
-/// A resolved secret and the key the user wrote it with (`secret_key_file`), for messages
-/// about its content.
-#[derive(Debug)]
-pub struct Resolved {
-    pub secret: Secret,
-    pub key: &'static str,
-}
-
-/// Whether `name` can be an environment variable's name: letters, digits and `_`, not starting
-/// with a digit. Anything else is most likely the secret itself pasted into `*_env`.
-fn is_env_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-impl Secrets<'_> {
-    /// Resolves `<name>`, `<name>_file` or `<name>_env`: at most one may be set. The values of
-    /// these keys are never shown in a message, whatever is wrong with them.
-    fn resolve(&self, s: &mut Section<'_>, keys: [&'static str; 3]) -> Option<Resolved> {
-        let [name, file_key, env_key] = keys;
-        let given: Vec<&str> = keys.iter().copied().filter(|k| s.has(k)).collect();
-        if given.len() > 1 {
-            s.error(
-                given[1],
-                format!("give only one of `{name}`, `{file_key}`, `{env_key}`"),
-            );
-            // Mark them read so they are not also called unknown.
-            for k in keys {
-                s.mark_read(k);
-            }
-            return None;
-        }
-        let (value, key, inline, origin): (Zeroizing<String>, _, _, Origin) = if let Some((v, o)) =
-            s.string_at(name)
-        {
-            (Zeroizing::new(v), name, true, o)
-        } else if let Some((path, o)) = s.path_value(file_key) {
-            let full = self.base.join(&path);
-            let bytes = match std::fs::read(&full) {
-                Ok(b) => Zeroizing::new(b),
-                Err(e) => {
-                    let mut msg = format!("cannot read the file it names: {}", io_reason(&e));
-                    if path.is_relative() {
-                        msg.push_str(&format!(
-                            " (a relative path is read from the config file's folder, {})",
-                            self.base.display()
-                        ));
-                    }
-                    o.error(self.ctx, msg);
-                    return None;
-                }
-            };
-            if let Some(who) = readable_by_others(&full) {
-                self.ctx.warn(format!(
-                    "key `{}`{}: the secret file {} is open to {who}; chmod 600 it (or 640 with \
-                     the exporter's own group)",
-                    o.key,
-                    at_line(o.line),
-                    full.display()
-                ));
-            }
-            match std::str::from_utf8(&bytes) {
-                Ok(t) => (Zeroizing::new(t.trim().to_string()), file_key, false, o),
-                Err(_) => {
-                    o.error(self.ctx, "the file it names is not UTF-8 text");
-                    return None;
-                }
-            }
-        } else if let Some((var, o)) = s.string_at(env_key) {
-            let var = Zeroizing::new(var);
-            if !is_env_name(var.trim()) {
-                o.error(
-                        self.ctx,
-                        format!(
-                            "is not an environment variable name (letters, digits and _); \
-                             if you pasted the secret itself here, use `{name}` or `{file_key}` instead"
-                        ),
-                    );
-                return None;
-            }
-            match (self.env)(var.trim()) {
-                Some(v) => (Zeroizing::new(v.trim().to_string()), env_key, false, o),
-                None => {
-                    o.error(self.ctx, "the environment variable it names is not set");
-                    return None;
-                }
-            }
-        } else {
-            return None;
-        };
-        if value.is_empty() {
-            origin.error(self.ctx, "the secret is empty");
-            return None;
-        }
-        if inline {
-            self.inline.set(true);
-        }
-        Some(Resolved {
-            secret: Secret::new(value.as_str()),
-            key,
-        })
-    }
-
-    fn require(&self, s: &mut Section<'_>, keys: [&'static str; 3]) -> Option<Resolved> {
-        let any = keys.iter().any(|k| s.has(k));
-        let r = self.resolve(s, keys);
-        if r.is_none() && !any {
-            let [name, file_key, env_key] = keys;
-            s.error(name, format!("is required (or `{file_key}` / `{env_key}`)"));
-        }
-        r
-    }
-}
-
-// ---------------------------------------------------------------- vendor blocks
-
-/// One `[[<platform>]]` block (or a table inside it) as a vendor reads it
-/// ([`crate::sources::registry::Vendor::read_account`]). Every getter records the key as known
-/// and reports a problem with the key's full name (`mimecast[1].page_size`) and line, in the
-/// user's words, never showing a value. [`finish`](Self::finish) reports every key nothing
-/// read, with a "did you mean" hint.
-pub struct Block<'a> {
-    section: Section<'a>,
-    secrets: &'a Secrets<'a>,
-    /// `poll.interval`, the interval of every block that sets none of its own.
-    poll_interval: Duration,
-}
-
-impl<'a> Block<'a> {
-    /// Optional text in quotes.
-    pub fn string(&mut self, key: &'static str) -> Option<String> {
-        self.section.string(key)
-    }
-    /// Required, non-empty text.
-    pub fn required(&mut self, key: &'static str) -> Option<String> {
-        required(&mut self.section, key)
-    }
-    /// A whole number ≥ 0.
-    pub fn uint(&mut self, key: &'static str) -> Option<usize> {
-        self.section.uint(key)
-    }
-    pub fn boolean(&mut self, key: &'static str) -> Option<bool> {
-        self.section.boolean(key)
-    }
-    /// A duration in quotes ("90s", "15m").
-    pub fn duration(&mut self, key: &'static str) -> Option<Duration> {
-        self.section.duration(key)
-    }
-    /// A list of texts.
-    pub fn strings(&mut self, key: &'static str) -> Option<Vec<String>> {
-        self.section.strings(key)
-    }
-    /// Whether `key` is set at all.
-    pub fn has(&self, key: &str) -> bool {
-        self.section.has(key)
-    }
-    /// Marks `key` as known without reading it (it belongs to another mode and is reported on
-    /// its own).
-    pub fn mark_read(&mut self, key: &'static str) {
-        self.section.mark_read(key)
-    }
-    /// Reports a problem with `key` (its line if it is written, else the block's).
-    pub fn error(&self, key: &str, message: impl Into<String>) {
-        self.section.error(key, message)
-    }
-    /// A warning (printed by `--check-config`, logged at start-up); never show a value in it.
-    pub fn warn(&self, message: impl Into<String>) {
-        self.section.ctx().warn(message)
-    }
-    /// The `account` label's value: required, at most 128 characters, no control characters.
-    pub fn account(&mut self) -> Option<String> {
-        check_account(&mut self.section)
-    }
-    /// `poll.interval`: how often the account is polled when it sets no `interval` of its own
-    /// (a vendor with a request quota checks that its polls fit).
-    pub fn poll_interval(&self) -> Duration {
-        self.poll_interval
-    }
-    /// The account's own `interval` (1s to 7 days), if set.
-    pub fn interval(&mut self) -> Option<Duration> {
-        source_interval(&mut self.section)
-    }
-    /// An absolute http(s) URL without credentials, its trailing `/` removed; `default` when
-    /// the key is absent (`None`: required). Plain http:// to another host is warned about.
-    pub fn url(&mut self, key: &'static str, default: Option<&str>) -> Option<String> {
-        check_url(&mut self.section, key, default)
-    }
-    /// A secret given as `<name>`, `<name>_file` or `<name>_env` (`keys` in that order); at
-    /// most one of them. `None` when none is set or it is unusable (reported).
-    pub fn secret(&mut self, keys: [&'static str; 3]) -> Option<Resolved> {
-        self.secrets.resolve(&mut self.section, keys)
-    }
-    /// Like [`secret`](Self::secret), reporting a missing one as required.
-    pub fn require_secret(&mut self, keys: [&'static str; 3]) -> Option<Resolved> {
-        self.secrets.require(&mut self.section, keys)
-    }
-    /// A table inside the block (`[cyberpilot.login]`), read the same way.
-    pub fn table(&mut self, key: &'static str) -> Option<Block<'a>> {
-        let section = self.section.table(key)?;
-        Some(Block {
-            section,
-            secrets: self.secrets,
-            poll_interval: self.poll_interval,
-        })
-    }
-    /// Ends the block: every key nothing read is reported as unknown.
-    pub fn finish(self) {
-        self.section.finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! A vendor plugs in through its registration alone: a toy vendor, unknown to the rest of
     //! the program, gets strict keys with lines, `_file`/`_env` secrets and the reload diff.
 
+    use super::values::{int, Account};
     use super::*;
-    use crate::sources::{Source, SourceContext};
+
+    #[derive(Default, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Written {
+        account: Option<Account>,
+        token: Option<Secret>,
+        #[serde(deserialize_with = "int::<_, _, 1, 100>")]
+        page_size: Option<u64>,
+    }
 
     #[derive(Debug, Clone, PartialEq)]
     struct ToyConfig {
         account: String,
         token: Secret,
-        page_size: usize,
+        page_size: u64,
     }
 
     impl AccountConfig for ToyConfig {
@@ -1167,43 +751,35 @@ mod tests {
             SourceInfo::default()
         }
         fn secrets(&self) -> Vec<&str> {
-            Vec::new()
-        }
-        fn build(&self, _ctx: SourceContext) -> Arc<dyn Source> {
-            unimplemented!("not polled in this test")
+            vec![self.token.expose()]
         }
     }
 
     struct Toy;
 
-    impl Vendor for Toy {
+    impl VendorConfig for Toy {
         fn platform(&self) -> Platform {
             Platform::new("toy")
         }
-        fn title(&self) -> &'static str {
-            "Toy"
-        }
-        fn read_account(&self, mut b: Block<'_>) -> Option<Arc<dyn AccountConfig>> {
-            let account = b.account();
-            let token = b.require_secret(["token", "token_file", "token_env"]);
-            let page_size = b.uint("page_size").unwrap_or(10);
-            b.finish();
-            Some(Arc::new(ToyConfig {
-                account: account?,
-                token: token?.secret,
-                page_size,
-            }))
-        }
         fn secret_keys(&self) -> &'static [&'static str] {
             &["token"]
+        }
+        fn read_account(&self, mut b: Block<'_>) -> Option<Arc<dyn AccountConfig>> {
+            let w: Written = b.read()?;
+            let token = b.required("token", w.token);
+            Some(Arc::new(ToyConfig {
+                account: b.required("account", w.account)?.into(),
+                token: token?,
+                page_size: w.page_size.unwrap_or(10),
+            }))
         }
     }
 
     static TOY: Toy = Toy;
 
     fn check(text: &str) -> Report {
-        let env = |name: &str| (name == "TOY_TOKEN").then(|| "from-env".to_string());
-        check_with_env(text, "t.toml", Path::new("."), [], &env, &[&TOY])
+        let loader = Loader::new([&TOY as &dyn VendorConfig]).with_env([("TOY_TOKEN", "from-env")]);
+        loader.check_text(text, "t.toml", Path::new("."))
     }
 
     #[test]
@@ -1213,8 +789,9 @@ mod tests {
         let c = r.config.unwrap();
         let toy = c.sources[0].get::<ToyConfig>().unwrap();
         assert_eq!(toy.token.expose(), "from-env");
+        assert_eq!(c.sources[0].account().secrets(), ["from-env"]);
         assert_eq!(c.sources[0].key().to_string(), "toy/a");
-        assert_eq!(c.sources[0].describe(), "page size 5");
+        assert_eq!(c.sources[0].account().describe(), "page size 5");
         assert!(!c.has_inline_secrets);
 
         let again = check("[[toy]]\naccount = \"a\"\ntoken_env = \"TOY_TOKEN\"\npage_size = 5\n");
@@ -1225,7 +802,8 @@ mod tests {
         assert!(other.has_inline_secrets);
 
         let bad = check(
-            "[[toy]]\naccount = \"a\"\ntoken = \"SECRET-VALUE\"\ntoken_file = \"x\"\npagesize = 5\n",
+            "[[toy]]\naccount = \"a\"\ntoken = \"SECRET-VALUE\"\ntoken_file = \"x\"\npagesize = 5\n\
+             [[toy]]\ntoken_fil = \"y\"\npage_size = \"SECRET-VALUE\"\n",
         );
         let text: Vec<String> = bad.errors.iter().map(|e| e.to_string()).collect();
         assert_eq!(
@@ -1233,16 +811,12 @@ mod tests {
             [
                 "config key `toy[0].token_file` (line 4): give only one of `token`, `token_file`, `token_env`",
                 "config key `toy[0].pagesize` (line 5): unknown key; did you mean `page_size`?",
+                "config key `toy[1].token` (line 6): is required (or `token_file` / `token_env`)",
+                "config key `toy[1].account` (line 6): is required",
+                "config key `toy[1].token_fil` (line 7): unknown key; did you mean `token_file`?",
+                "config key `toy[1].page_size` (line 8): must be a whole number without quotes, not text",
             ]
         );
         assert!(!text.concat().contains("SECRET-VALUE"));
-    }
-
-    #[test]
-    fn no_account_names_every_registered_table() {
-        let tables = vendor_tables();
-        for p in registry::platforms() {
-            assert!(tables.contains(&format!("[[{p}]]")), "{tables}");
-        }
     }
 }

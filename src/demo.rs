@@ -30,7 +30,7 @@ impl Demo {
 
     /// The demo config, loaded and validated like a user's file.
     pub fn config(&self) -> Result<Config, crate::config::ConfigError> {
-        crate::config::parse(&self.tenants.config_text(), "<demo>")
+        crate::sources::registry::loader().parse(&self.tenants.config_text(), "<demo>")
     }
 }
 

@@ -148,7 +148,7 @@ fn shard_of(args: &Args) -> Result<Shard, (&'static str, String)> {
 /// `--check-config`: everything start-up checks, every problem at once, nothing contacted.
 fn check_config(args: &Args) -> ExitCode {
     let path = args.config_file.display();
-    let mut report = config::check_file(&args.config_file);
+    let mut report = registry::loader().check_file(&args.config_file);
     if let Some(addr) = &args.listen_address {
         if let Err(message) = config::check_listen_address(addr) {
             report.errors.push(ConfigError::Flag {
@@ -268,7 +268,9 @@ async fn run(args: Args, open_files: Option<u64>) -> Result<(), String> {
         let (demo, config) = awareness_exporter::demo::start().await?;
         (config, None, Some(demo))
     } else {
-        let config = config::load(&args.config_file).map_err(|e| e.to_string())?;
+        let config = registry::loader()
+            .load(&args.config_file)
+            .map_err(|e| e.to_string())?;
         (config, Some(args.config_file.clone()), None)
     };
     let listen = args
@@ -276,6 +278,7 @@ async fn run(args: Args, open_files: Option<u64>) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| config.server.listen.clone());
     config::check_listen_address(&listen).map_err(|e| format!("--web.listen-address: {e}"))?;
+    let listen = config::listen_address(&listen);
     let shard = shard_of(&args).map_err(|(flag, e)| format!("{flag}: {e}"))?;
     let mut server_config = config.server.clone();
     server_config.enable_lifecycle = args.enable_lifecycle;

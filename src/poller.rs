@@ -159,7 +159,10 @@ impl Poller {
                 poll: config.poll.clone(),
                 metrics: config.metrics.clone(),
             };
-            let source = sources::build(source_config, ctx);
+            let Some(source) = sources::build(source_config, ctx) else {
+                tracing::error!(source = %key, "no registered vendor builds this source");
+                continue;
+            };
             let interval = settings.interval;
             self.store
                 .configure(&key, &source.sections(), interval, source_config.info());

@@ -17,11 +17,10 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::config::{MetricsConfig, PollConfig, SourceConfig};
+use crate::config::{AccountConfig, MetricsConfig, PollConfig, SourceConfig};
 use crate::http::{Scrub, Transport, TransportSettings, VendorHttp};
 use crate::model::{PollOutcome, SourceKey};
 use crate::sources::paging::Engine;
-use crate::sources::registry::AccountConfig;
 use crate::stats::ApiStats;
 
 /// A vendor account that can be polled. A poll returns the sections it was asked for, each
@@ -125,9 +124,9 @@ impl SourceContext {
     }
 }
 
-/// Builds the source for one configured account.
-pub fn build(config: &SourceConfig, ctx: SourceContext) -> Arc<dyn Source> {
-    config.account().build(ctx)
+/// Builds the source for one configured account (`None` for a platform no vendor registered).
+pub fn build(config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source>> {
+    registry::vendor(config.platform())?.build(config, ctx)
 }
 
 /// Keeps at most `max` per-user rows (sorted by email for stability) and warns when it cut.

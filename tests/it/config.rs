@@ -8,20 +8,25 @@ use std::time::Duration;
 use awareness_exporter::config;
 use awareness_exporter::sources::cyberpilot::{CyberPilotAuth, CyberPilotConfig};
 use awareness_exporter::sources::mimecast::{MimecastAuth, MimecastConfig, MimecastEndpoint};
+use awareness_exporter::sources::registry;
 
 const SENTINEL: &str = "SENTINEL-SECRET-7f3a9c";
 
 fn err(text: &str) -> String {
-    config::parse(text, "test.toml").unwrap_err().to_string()
+    registry::loader()
+        .parse(text, "test.toml")
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
 fn minimal_config_gets_contract_defaults() {
-    let c = config::parse(
-        "[[cyberpilot]]\naccount = \"acme\"\naccount_id = \"abc\"\ntoken = \"t\"\n",
-        "t.toml",
-    )
-    .unwrap();
+    let c = registry::loader()
+        .parse(
+            "[[cyberpilot]]\naccount = \"acme\"\naccount_id = \"abc\"\ntoken = \"t\"\n",
+            "t.toml",
+        )
+        .unwrap();
     assert_eq!(c.server.listen, "0.0.0.0:10019");
     assert_eq!(c.server.state_dir, None, "off by default");
     assert_eq!(c.poll.interval, Duration::from_secs(1800));
@@ -61,7 +66,7 @@ fn bad_values_name_the_key() {
         ("[[mimecast]]\naccount = \"a\"\nauth = \"basic\"\n", "mimecast[0].auth"),
         ("[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret = \"s\"\nendpoints = [\"everything\"]\n", "mimecast[0].endpoints"),
         ("[[mimecast]]\naccount = \"a\"\nauth = \"hmac\"\napp_id = \"i\"\napp_key = \"k\"\naccess_key = \"a\"\nsecret_key = \"***\"\n", "mimecast[0].secret_key"),
-        ("[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\n[[cyberpilot]]\naccount = \"a\"\naccount_id = \"y\"\ntoken = \"t\"\n", "cyberpilot.account"),
+        ("[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\n[[cyberpilot]]\naccount = \"a\"\naccount_id = \"y\"\ntoken = \"t\"\n", "cyberpilot[1].account` (line 6): is configured twice"),
         ("[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\ntoken_env = \"X\"\n", "cyberpilot[0].token"),
     ] {
         let e = err(text);
@@ -82,13 +87,14 @@ fn secrets_never_appear_in_errors_or_debug() {
     ));
     assert!(!e.contains(SENTINEL), "{e}");
     // A valid config's Debug output.
-    let c = config::parse(
-        &format!(
+    let c = registry::loader()
+        .parse(
+            &format!(
             "[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret = \"{SENTINEL}\"\n"
         ),
-        "t.toml",
-    )
-    .unwrap();
+            "t.toml",
+        )
+        .unwrap();
     assert!(!format!("{c:?}").contains(SENTINEL));
 }
 
@@ -97,12 +103,12 @@ fn secrets_from_files_and_environment() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("secret");
     std::fs::write(&path, format!("  {SENTINEL}\n")).unwrap();
-    std::env::set_var("AWARENESS_TEST_APP_KEY", "appkey");
     let text = format!(
         "[[mimecast]]\naccount = \"a\"\nauth = \"hmac\"\nregion = \"eu\"\napp_id = \"i\"\napp_key_env = \"AWARENESS_TEST_APP_KEY\"\naccess_key_file = \"{p}\"\nsecret_key = \"c2VjcmV0\"\n",
         p = path.display()
     );
-    let c = config::parse(&text, "t.toml").unwrap();
+    let loader = registry::loader().with_env([("AWARENESS_TEST_APP_KEY", "appkey")]);
+    let c = loader.parse(&text, "t.toml").unwrap();
     let Some(m) = c.sources[0].get::<MimecastConfig>() else {
         panic!()
     };
@@ -118,10 +124,17 @@ fn secrets_from_files_and_environment() {
     assert_eq!(access_key.expose(), SENTINEL);
     assert_eq!(m.endpoints, MimecastEndpoint::ALL.to_vec());
 
+    // Neither a path nor a variable's name is a secret: both are named (issue 23).
     let e = err("[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret_env = \"AWARENESS_TEST_UNSET_VAR\"\n");
-    assert!(e.contains("mimecast[0].client_secret_env"), "{e}");
+    assert!(
+        e.contains("`mimecast[0].client_secret_env` (line 4): the environment variable AWARENESS_TEST_UNSET_VAR it names is not set"),
+        "{e}"
+    );
     let e = err("[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret_file = \"/nonexistent/x\"\n");
-    assert!(e.contains("mimecast[0].client_secret_file"), "{e}");
+    assert!(
+        e.contains("`mimecast[0].client_secret_file` (line 4): cannot read the file it names /nonexistent/x: no such file"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -129,19 +142,23 @@ fn example_config_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let text = common::example_text();
     // Every secret it points at, base64 as Mimecast's secret key must be.
+    let mut env = Vec::new();
     for secret in common::secret_refs(&text) {
         if secret.is_file() {
             let name = secret.value.trim_start_matches("/etc/awareness-exporter/");
             std::fs::write(dir.path().join(name), "c2VjcmV0a2V5").unwrap();
         } else {
-            std::env::set_var(&secret.value, "s");
+            env.push((secret.value.clone(), "s"));
         }
     }
     let text = text.replace(
         "/etc/awareness-exporter/",
         &format!("{}/", dir.path().display()),
     );
-    let c = config::parse(&text, "config.example.toml").unwrap();
+    let c = registry::loader()
+        .with_env(env)
+        .parse(&text, "config.example.toml")
+        .unwrap();
     assert_eq!(c.sources.len(), common::account_blocks(&text));
 }
 
@@ -176,7 +193,9 @@ fn kubernetes_configmap_config_is_valid() {
             std::fs::write(path.trim().trim_matches('"'), "c2VjcmV0").unwrap();
         }
     }
-    let c = config::parse(&text, "configmap.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let c = registry::loader()
+        .parse(&text, "configmap.yaml")
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!c.sources.is_empty());
 }
 
@@ -191,7 +210,7 @@ fn every_error_is_reported_in_one_pass() {
                 [server]\nlisten = \"nowhere\"\n\
                 [[cyberpilot]]\naccount = \"a\"\ntoken = \"t\"\n\
                 [[mimecast]]\naccount = \"m\"\nauth = \"hmac\"\napp_id = \"i\"\n";
-    let e = config::parse(text, "t.toml").unwrap_err();
+    let e = registry::loader().parse(text, "t.toml").unwrap_err();
     let problems: Vec<String> = e.problems().iter().map(|p| p.to_string()).collect();
     for key in [
         "poll.intervall",
@@ -292,9 +311,9 @@ fn a_secret_in_the_wrong_field_is_never_echoed() {
         format!("[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret = \"s\"\nbase_url = \"{SENTINEL}\"\n"),
         // Figment's old path quoted environment values; a bad override must not either.
     ] {
-        let e = config::parse(&text, "t.toml").unwrap_err().to_string();
+        let e = registry::loader().parse(&text, "t.toml").unwrap_err().to_string();
         assert!(!e.contains("SENTINEL"), "echoed:\n{e}\nfor:\n{text}");
-        let report = config::check_text(&text, "t.toml", dir.path());
+        let report = registry::loader().check_text(&text, "t.toml", dir.path());
         for w in &report.warnings {
             assert!(!w.contains("SENTINEL"), "warning echoed: {w}");
         }
@@ -318,8 +337,11 @@ fn errors_name_the_key_the_user_wrote() {
         key.display()
     ));
     assert!(e.contains("`mimecast[0].secret_key_file` (line 7)"), "{e}");
-    std::env::set_var("AWARENESS_TEST_EMPTY_SECRET", " ");
-    let e = err("[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret_env = \"AWARENESS_TEST_EMPTY_SECRET\"\n");
+    let e = registry::loader()
+        .with_env([("AWARENESS_TEST_EMPTY_SECRET", " ")])
+        .parse("[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret_env = \"AWARENESS_TEST_EMPTY_SECRET\"\n", "t.toml")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("`mimecast[0].client_secret_env`") && e.contains("empty"),
         "{e}"
@@ -339,7 +361,7 @@ fn relative_secret_paths_resolve_against_the_config_files_folder() {
     )
     .unwrap();
     // The test's working directory is the crate root, not the config's folder.
-    let c = config::load(&path).unwrap();
+    let c = registry::loader().load(&path).unwrap();
     let Some(cp) = c.sources[0].get::<CyberPilotConfig>() else {
         panic!()
     };
@@ -351,7 +373,8 @@ fn relative_secret_paths_resolve_against_the_config_files_folder() {
 #[test]
 fn a_missing_config_file_says_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
-    let e = config::load(&dir.path().join("awareness-exporter.toml"))
+    let e = registry::loader()
+        .load(&dir.path().join("awareness-exporter.toml"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("does not exist"), "{e}");
@@ -372,12 +395,12 @@ fn empty_files_and_configs_without_accounts_are_refused() {
         "# only comments\n[poll]\ninterval = \"10m\"\n",
     ] {
         std::fs::write(&path, text).unwrap();
-        let e = config::load(&path).unwrap_err().to_string();
+        let e = registry::loader().load(&path).unwrap_err().to_string();
         assert!(e.contains("empty") || e.contains("names no account"), "{e}");
         assert!(e.contains("--demo"), "{e}");
     }
     // Text (the demo's, the tests') may still have no accounts.
-    assert!(config::parse("", "t.toml").is_ok());
+    assert!(registry::loader().parse("", "t.toml").is_ok());
 }
 
 #[cfg(target_os = "linux")]
@@ -385,7 +408,8 @@ fn empty_files_and_configs_without_accounts_are_refused() {
 fn a_file_that_changes_while_it_is_read_is_refused() {
     // /proc files announce a size of 0 and then deliver content: exactly what a file being
     // rewritten in place looks like to a reader.
-    let e = config::load(std::path::Path::new("/proc/self/status"))
+    let e = registry::loader()
+        .load(std::path::Path::new("/proc/self/status"))
         .unwrap_err()
         .to_string();
     assert!(
@@ -400,7 +424,7 @@ fn suspicious_values_are_warned_about() {
                 [[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\nbase_url = \"http://cyberpilot.example.com\"\n\
                 [[cyberpilot]]\naccount = \"b\"\naccount_id = \"x\"\ntoken = \"t\"\nbase_url = \"http://127.0.0.1:8080\"\n\
                 [[mimecast]]\naccount = \"m\"\nclient_id = \"...\"\nclient_secret = \"s\"\n";
-    let report = config::check_text(text, "t.toml", std::path::Path::new("."));
+    let report = registry::loader().check_text(text, "t.toml", std::path::Path::new("."));
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let w = report.warnings.join("\n");
     assert!(
@@ -462,7 +486,7 @@ fn no_secret_key_in_any_form_echoes_its_value() {
             }
         }
     };
-    for name in config::secret_keys() {
+    for name in registry::loader().secret_keys() {
         for line in [
             format!("{name} = [\"{SENTINEL}\"]"),
             format!("{name} = {{ v = \"{SENTINEL}\" }}"),
@@ -474,7 +498,10 @@ fn no_secret_key_in_any_form_echoes_its_value() {
             format!("{name}_env = 7"),
         ] {
             let text = block(name, &line);
-            let e = config::parse(&text, "t.toml").unwrap_err().to_string();
+            let e = registry::loader()
+                .parse(&text, "t.toml")
+                .unwrap_err()
+                .to_string();
             assert!(
                 !e.contains("SENTINEL"),
                 "{name}: echoed in\n{e}\nfor\n{text}"
@@ -500,7 +527,7 @@ fn secret_files_open_to_others_are_warned_about() {
     );
     let warnings = |mode: u32| {
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
-        let report = config::check_text(&text, "t.toml", dir.path());
+        let report = registry::loader().check_text(&text, "t.toml", dir.path());
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         assert!(report.config.is_some(), "a warning, not a failure");
         let w = report.warnings.join("\n");
@@ -530,4 +557,155 @@ fn secret_files_open_to_others_are_warned_about() {
             "{w}"
         );
     }
+}
+
+/// The environment is an input of the loader: `AWARENESS_<SECTION>__<KEY>` sets keys of
+/// [server], [poll] and [metrics] (the prefix in any case, `__` between section and key, a
+/// variable with an empty part ignored); a problem names the key and the variable (in upper
+/// case), never the value.
+#[test]
+fn environment_overrides_scalar_keys_of_three_sections() {
+    let loader = |vars: &[(&str, &str)]| registry::loader().with_env(vars.to_vec());
+    let c = loader(&[
+        ("AWARENESS_POLL__INTERVAL", "15m"),
+        ("AWARENESS_METRICS__PER_USER", "true"),
+        ("awareness_poll__timeout", "90s"),
+        ("AWARENESS_SERVER__LISTEN", "127.0.0.1:9999"),
+        ("AWARENESS_METRICS__MAX_USERS", "7"),
+        // Not overridable, and an empty part: both ignored.
+        ("AWARENESS_CYBERPILOT__TOKEN", "SENTINEL-ENV-1"),
+        ("AWARENESS_POLL____MAX_AGE", "SENTINEL-ENV-2"),
+    ])
+    .parse("[poll]\ninterval = \"1h\"\n", "t.toml")
+    .unwrap();
+    assert_eq!(c.poll.interval, Duration::from_secs(900), "over the file");
+    assert!(c.metrics.per_user);
+    assert_eq!(c.poll.timeout, Duration::from_secs(90));
+    assert_eq!(c.server.listen, "127.0.0.1:9999");
+    assert_eq!(c.metrics.max_users, 7);
+    assert_eq!(c.poll.max_age, config::PollConfig::default().max_age);
+
+    let e = loader(&[
+        ("Awareness_Poll__Max_Age", "SENTINEL-ENV-3"),
+        ("AWARENESS_METRICS__PER_USERS", "true"),
+        ("AWARENESS_POLL__BOGUS", "1"),
+    ])
+    .parse("", "t.toml")
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "`poll.max_age`: must be a number and a unit (ms, s, m, h, d), such as \"90s\", \"15m\" or \"1h 30m\" (set by environment variable AWARENESS_POLL__MAX_AGE)",
+        "`metrics.per_users`: unknown key; did you mean `per_user`? (set by environment variable AWARENESS_METRICS__PER_USERS)",
+        "`poll.bogus`: unknown key",
+    ] {
+        assert!(e.contains(expected), "{expected}\nnot in\n{e}");
+    }
+    assert!(!e.contains("SENTINEL"), "{e}");
+}
+
+/// A duration's error lists the accepted forms; only a value that is not text is told to be
+/// quoted (issue 23).
+#[test]
+fn a_duration_error_shows_the_accepted_forms() {
+    let e = err("[poll]\ntimeout = \"60 seconds please\"\n");
+    assert!(
+        e.contains("`poll.timeout` (line 2): must be a number and a unit (ms, s, m, h, d)"),
+        "{e}"
+    );
+    assert!(!e.contains("in quotes"), "{e}");
+    let e = err("[poll]\ntimeout = 60\n");
+    assert!(
+        e.contains("must be a duration in quotes") && e.contains("not a number"),
+        "{e}"
+    );
+}
+
+/// `:PORT` is every interface, as in Prometheus and its exporters (issue 23).
+#[test]
+fn a_listen_address_without_a_host_is_every_interface() {
+    let c = registry::loader()
+        .parse("[server]\nlisten = \":10020\"\n", "t.toml")
+        .unwrap();
+    assert_eq!(c.server.listen, "0.0.0.0:10020");
+    assert_eq!(config::listen_address(":10019"), "0.0.0.0:10019");
+    assert_eq!(config::listen_address("[::1]:10019"), "[::1]:10019");
+    for good in [":10019", "[::1]:10019", "localhost:10019", "0.0.0.0:0"] {
+        assert!(config::check_listen_address(good).is_ok(), "{good}");
+    }
+    for bad in ["nowhere", "localhost:http", ":", "a b:1"] {
+        assert!(config::check_listen_address(bad).is_err(), "{bad}");
+    }
+}
+
+/// No value in any config message (issue 24): a region, an endpoint, an auth mode or a URL
+/// written wrong is described, never quoted; a file path or a variable's name is shown only
+/// when it looks like one.
+#[test]
+fn no_config_message_shows_a_value() {
+    for (text, key) in [
+        (format!("[[knowbe4]]\naccount = \"a\"\ntoken = \"t\"\nregion = \"{SENTINEL}\"\n"), "knowbe4[0].region"),
+        (format!("[[mimecast]]\naccount = \"a\"\nauth = \"hmac\"\napp_id = \"i\"\napp_key = \"k\"\naccess_key = \"a\"\nsecret_key = \"c2VjcmV0\"\nregion = \"{SENTINEL}\"\n"), "mimecast[0].region"),
+        (format!("[[knowbe4]]\naccount = \"a\"\ntoken = \"t\"\nregion = \"us\"\nendpoints = [\"users\", \"{SENTINEL}\"]\n"), "knowbe4[0].endpoints"),
+        (format!("[[cyberpilot]]\naccount = \"{SENTINEL}\\u0007\"\naccount_id = \"x\"\ntoken = \"t\"\n"), "cyberpilot[0].account"),
+        (format!("[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken_file = \"a{SENTINEL}+/x==\"\n"), "cyberpilot[0].token_file"),
+        (format!("[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken_env = \"UNSET_{SENTINEL}\"\n"), "cyberpilot[0].token_env"),
+        (format!("[server]\nlisten = \"{SENTINEL}\"\n"), "server.listen"),
+        (format!("[server]\nweb_config_file = [\"{SENTINEL}\"]\n"), "server.web_config_file"),
+    ] {
+        let e = err(&text);
+        assert!(e.contains(&format!("`{key}`")), "{key} not named: {e}");
+        assert!(!e.contains("SENTINEL"), "echoed:\n{e}\nfor:\n{text}");
+    }
+}
+
+/// Issue 24 item 7: the config file and secret files are read as regular files only, opened
+/// without blocking and with a cap. A FIFO (which would block the reader for ever), a device
+/// (`/dev/zero` would grow the reader without end) and a file over 1 MiB are refused at once,
+/// naming the key, never reading them.
+#[cfg(unix)]
+#[test]
+fn config_and_secret_files_that_are_no_regular_files_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'a'; 2 << 20]).unwrap();
+    let (done, results) = std::sync::mpsc::channel();
+    let (fifo_path, big_path) = (fifo.clone(), big.clone());
+    std::thread::spawn(move || {
+        let block = |file: &std::path::Path| {
+            format!(
+                "[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken_file = \"{}\"\n",
+                file.display()
+            )
+        };
+        let mut out = vec![registry::loader().load(&fifo_path).unwrap_err().to_string()];
+        for file in [
+            fifo_path.as_path(),
+            std::path::Path::new("/dev/zero"),
+            &big_path,
+        ] {
+            out.push(err(&block(file)));
+        }
+        done.send(out).unwrap();
+    });
+    let out = results
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("no read blocks or runs on");
+    assert!(
+        out[0].contains("cannot read config file") && out[0].contains("not a regular file"),
+        "{}",
+        out[0]
+    );
+    for e in &out[1..3] {
+        assert!(
+            e.contains("`cyberpilot[0].token_file` (line 4)") && e.contains("not a regular file"),
+            "{e}"
+        );
+    }
+    assert!(out[3].contains("larger than 1 MiB"), "{}", out[3]);
 }

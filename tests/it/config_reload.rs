@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use awareness_exporter::app::{Exporter, ReloadError};
-use awareness_exporter::config::{self, ConfigError};
+use awareness_exporter::config::ConfigError;
+use awareness_exporter::sources::registry;
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
 use awareness_sim::{toml_str, Population};
 
@@ -42,7 +43,7 @@ async fn config_file(
 #[tokio::test]
 async fn an_empty_or_accountless_reload_is_refused_and_the_old_sources_kept() {
     let (_sim, text, _dir, path) = config_file(20).await;
-    let exporter = Exporter::start(config::load(&path).unwrap(), Some(path.clone()));
+    let exporter = Exporter::start(registry::loader().load(&path).unwrap(), Some(path.clone()));
     let series = |e: &Exporter| -> usize {
         e.store
             .statuses(SystemTime::now())
@@ -84,7 +85,7 @@ async fn an_empty_or_accountless_reload_is_refused_and_the_old_sources_kept() {
 #[tokio::test]
 async fn the_http_reload_answers_with_the_reload_errors_text() {
     let (_sim, text, _dir, path) = config_file(5).await;
-    let config = config::load(&path).unwrap();
+    let config = registry::loader().load(&path).unwrap();
     let mut server = config.server.clone();
     server.enable_lifecycle = true;
     let exporter = Exporter::start(config, Some(path.clone()));

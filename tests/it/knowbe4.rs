@@ -10,7 +10,7 @@ use std::time::Duration;
 use awareness_exporter::config::{MetricsConfig, PollConfig, SourceConfig};
 use awareness_exporter::model::{FailureReason, PollOutcome};
 use awareness_exporter::sources::knowbe4::config::KnowBe4Config;
-use awareness_exporter::sources::knowbe4::VENDOR as KNOWBE4;
+use awareness_exporter::sources::knowbe4::PLATFORM;
 use awareness_exporter::sources::Source;
 use awareness_exporter::stats::ApiStats;
 use awareness_sim::knowbe4::{self, KnowBe4Options, KnowBe4Tenant};
@@ -67,7 +67,7 @@ fn source(
     metrics: MetricsConfig,
     poll: PollConfig,
 ) -> (Arc<dyn Source>, Arc<ApiStats>) {
-    harness::build_account(&SourceConfig::new(&KNOWBE4, Arc::new(c)), poll, metrics)
+    harness::build_account(&SourceConfig::new(PLATFORM, Arc::new(c)), poll, metrics)
 }
 
 fn f(v: &Value) -> f64 {

@@ -3,18 +3,23 @@
 
 use std::process::Command;
 
-use awareness_exporter::config;
 use awareness_exporter::sources::knowbe4::config::{Endpoint, KnowBe4Config};
+use awareness_exporter::sources::registry;
 
 const KEY: &str = "SENTINEL-KB4-KEY-51e0";
 
 fn ok(text: &str) -> KnowBe4Config {
-    let c = config::parse(text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    let c = registry::loader()
+        .parse(text, "t.toml")
+        .unwrap_or_else(|e| panic!("{e}"));
     c.sources[0].get::<KnowBe4Config>().unwrap().clone()
 }
 
 fn err(text: &str) -> String {
-    let e = config::parse(text, "t.toml").unwrap_err().to_string();
+    let e = registry::loader()
+        .parse(text, "t.toml")
+        .unwrap_err()
+        .to_string();
     assert!(!e.contains(KEY), "the key never shows: {e}");
     e
 }
@@ -78,7 +83,12 @@ fn page_size_is_at_most_500_and_endpoints_are_known() {
         "account always"
     );
     let e = err(&block("region = \"us\"\nendpoints = [\"phish\"]\n"));
-    assert!(e.contains("unknown endpoint \"phish\""), "{e}");
+    assert!(
+        e.contains("`knowbe4[0].endpoints`")
+            && e.contains("one of account, users, training, phishing"),
+        "{e}"
+    );
+    assert!(!e.contains("\"phish\""), "the value is never shown: {e}");
     let e = err(&block("region = \"us\"\nper_page = 10\n"));
     assert!(e.contains("per_page") && e.contains("line 5"), "{e}");
 }

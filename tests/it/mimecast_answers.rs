@@ -358,12 +358,13 @@ async fn performance_details_asks_for_user_details_with_pages_of_500() {
         &[("account", "m"), ("department", "")]
     )));
 
-    let e = awareness_exporter::config::parse(
-        &text.replace("endpoints", "page_size = 501\nendpoints"),
-        "t.toml",
-    )
-    .unwrap_err()
-    .to_string();
+    let e = awareness_exporter::sources::registry::loader()
+        .parse(
+            &text.replace("endpoints", "page_size = 501\nendpoints"),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("mimecast[0].page_size"), "{e}");
 }
 

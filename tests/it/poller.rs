@@ -13,6 +13,7 @@ use awareness_exporter::config;
 use awareness_exporter::model::{Platform, PollOutcome, SectionOutcome, SourceInfo, SourceKey};
 use awareness_exporter::poller::{self, Schedule};
 use awareness_exporter::snapshot::MetricsBuilder;
+use awareness_exporter::sources::registry;
 use awareness_exporter::sources::Source;
 use awareness_exporter::store::Store;
 use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
@@ -132,19 +133,21 @@ fn value(body: &str, series_text: &str) -> Option<f64> {
 
 #[test]
 fn poll_deadline_is_configurable_with_a_default() {
-    let c = config::parse(
-        "[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\n",
-        "t.toml",
-    )
-    .unwrap();
+    let c = registry::loader()
+        .parse(
+            "[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\n",
+            "t.toml",
+        )
+        .unwrap();
     assert_eq!(c.poll.deadline, Duration::from_secs(600));
-    let c = config::parse(
+    let c = registry::loader().parse(
         "[poll]\ndeadline = \"90s\"\n[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\n",
         "t.toml",
     )
     .unwrap();
     assert_eq!(c.poll.deadline, Duration::from_secs(90));
-    let e = config::parse("[poll]\ndeadline = \"10ms\"\n", "t.toml")
+    let e = registry::loader()
+        .parse("[poll]\ndeadline = \"10ms\"\n", "t.toml")
         .unwrap_err()
         .to_string();
     assert!(e.contains("poll.deadline"), "{e}");
@@ -384,7 +387,9 @@ async fn blackhole() -> (String, Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
 
 /// A config with a short request timeout and `attempts` tries per request.
 fn load(text: &str, timeout_ms: u64, attempts: u32) -> config::Config {
-    let mut c = config::parse(text, "test.toml").unwrap_or_else(|e| panic!("config: {e}"));
+    let mut c = registry::loader()
+        .parse(text, "test.toml")
+        .unwrap_or_else(|e| panic!("config: {e}"));
     c.poll.timeout = Duration::from_millis(timeout_ms);
     c.poll.max_attempts = attempts;
     c.poll.retry_backoff = Duration::from_millis(10);
@@ -535,7 +540,7 @@ async fn a_reload_touches_only_what_changed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(&path, text("6h", "30m", true)).unwrap();
-    let config = config::load(&path).unwrap();
+    let config = registry::loader().load(&path).unwrap();
     let exporter = Exporter::start_with(config, Some(path.clone()), |p| p);
     assert!(eventually(10, || exporter.store.ready()).await);
     let polls = |account: &str| {

@@ -5,6 +5,7 @@ use awareness_exporter::config;
 use awareness_exporter::model::{Platform, SourceKey};
 use awareness_exporter::sources::cyberpilot::{metrics as cp_metrics, models as cp};
 use awareness_exporter::sources::mimecast::models as mc;
+use awareness_exporter::sources::registry;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -138,7 +139,7 @@ proptest! {
 
     #[test]
     fn config_loader_never_panics(text in ".{0,400}") {
-        let _ = config::parse(&text, "fuzz.toml");
+        let _ = registry::loader().parse(&text, "fuzz.toml");
     }
 
     #[test]
@@ -159,6 +160,6 @@ proptest! {
             0..20,
         )
     ) {
-        let _ = config::parse(&lines.join("\n"), "fuzz.toml");
+        let _ = registry::loader().parse(&lines.join("\n"), "fuzz.toml");
     }
 }

@@ -512,10 +512,10 @@ fn check_config_verdicts() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = check_config(&good);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("world-readable"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is open to other users"));
     std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = check_config(&good);
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("world-readable"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("is open to"));
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(

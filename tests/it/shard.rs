@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use awareness_exporter::app::Exporter;
-use awareness_exporter::config;
 use awareness_exporter::model::{Platform, SourceKey};
 use awareness_exporter::shard::Shard;
+use awareness_exporter::sources::registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common;
@@ -96,7 +96,7 @@ async fn each_replica_polls_only_its_accounts_at_start_and_after_reloads() {
         std::fs::write(&replica_path, config_text(&base, 0..12)).unwrap();
         let shard = Shard::new(ordinal, total).unwrap();
         let exporter = Exporter::start_shard(
-            config::load(&replica_path).unwrap(),
+            registry::loader().load(&replica_path).unwrap(),
             Some(replica_path.clone()),
             shard,
         );
@@ -155,7 +155,9 @@ async fn each_replica_polls_only_its_accounts_at_start_and_after_reloads() {
 #[tokio::test]
 async fn the_shard_shows_in_metrics_and_on_the_landing_page() {
     let (base, _seen) = recording_vendor().await;
-    let config = config::parse(&config_text(&base, 0..4), "shard.toml").unwrap();
+    let config = registry::loader()
+        .parse(&config_text(&base, 0..4), "shard.toml")
+        .unwrap();
     let exporter = Exporter::start_shard(config, None, Shard::new(1, 2).unwrap());
     let health = awareness_exporter::snapshot::merge([&exporter.store.render_health()]);
     assert!(
@@ -171,7 +173,9 @@ async fn the_shard_shows_in_metrics_and_on_the_landing_page() {
 
     // Not sharded: no shard series, no note (the golden body is unchanged).
     let (base, _seen) = recording_vendor().await;
-    let config = config::parse(&config_text(&base, 0..1), "one.toml").unwrap();
+    let config = registry::loader()
+        .parse(&config_text(&base, 0..1), "one.toml")
+        .unwrap();
     let exporter = Exporter::start(config, None);
     let health = awareness_exporter::snapshot::merge([&exporter.store.render_health()]);
     assert!(!health.contains("shard"), "{health}");

@@ -1,14 +1,45 @@
-//! CyberPilot's `[[cyberpilot]]` block: its keys, their checks and its secrets.
+//! CyberPilot's `[[cyberpilot]]` block: its keys as a declared type, and the checks between
+//! them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Block, Secret};
+use serde::Deserialize;
+
+use crate::config::values::{duration, int, Account, HttpUrl, SEC, WEEK};
+use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
-use crate::sources::registry::AccountConfig;
-use crate::sources::{public_url, Source, SourceContext};
+use crate::sources::public_url;
 
 pub const DEFAULT_URL: &str = "https://api.app.cyberpilot.io";
+
+/// The block as written (a secret's `_file`/`_env` forms are resolved before it is read).
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Written {
+    account: Option<Account>,
+    account_id: Option<String>,
+    base_url: Option<HttpUrl>,
+    token: Option<Secret>,
+    login: Option<Login>,
+    /// `take` asked for, not assumed: the server's own cap (seen in `fetched`) sets the paging.
+    #[serde(deserialize_with = "int::<_, _, 1, 10_000>")]
+    page_size: Option<u64>,
+    #[serde(deserialize_with = "duration::<_, _, SEC, WEEK>")]
+    interval: Option<Duration>,
+}
+
+/// `[cyberpilot.login]`: the OAuth2 password grant instead of a static token.
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Login {
+    token_url: Option<HttpUrl>,
+    client_id: Option<String>,
+    username: Option<String>,
+    password: Option<Secret>,
+}
+
+/// The secret keys of the block (`login.password` included).
+pub const SECRET_KEYS: &[&str] = &["token", "password"];
 
 /// One CyberPilot account.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,80 +92,56 @@ impl AccountConfig for CyberPilotConfig {
             CyberPilotAuth::Login { password, .. } => vec![password.expose()],
         }
     }
-
-    fn build(&self, ctx: SourceContext) -> Arc<dyn Source> {
-        Arc::new(super::CyberPilotSource::new(self.clone(), ctx))
-    }
 }
 
 /// Reads one `[[cyberpilot]]` block.
-pub fn read(mut s: Block<'_>) -> Option<CyberPilotConfig> {
-    let account = s.account();
-    let account_id = s.required("account_id");
+pub(super) fn read(mut b: Block<'_>) -> Option<CyberPilotConfig> {
+    let w: Written = b.read()?;
+    let account_id = b.required("account_id", w.account_id);
     if account_id
         .as_ref()
         .is_some_and(|a| a.contains(['/', '?', '#']))
     {
-        s.error("account_id", "must not contain '/', '?' or '#'");
+        b.error("account_id", "must not contain '/', '?' or '#'");
     }
-    let base_url = s.url("base_url", Some(DEFAULT_URL));
-    let page_size = match s.uint("page_size") {
-        Some(p) if !(1..=10_000).contains(&p) => {
-            s.error("page_size", "must be between 1 and 10000");
-            None
-        }
-        Some(p) => Some(p),
-        // Asked for, not assumed: the server's own cap (seen in `fetched`) sets the paging.
-        None => Some(1000),
-    };
-    let token = s.secret(["token", "token_file", "token_env"]);
-    let token_given = ["token", "token_file", "token_env"]
-        .iter()
-        .any(|k| s.has(k));
-    let login = s.table("login");
-    let auth = match (token_given, login) {
-        (true, Some(_)) => {
-            s.error(
+    let auth = match (w.token, w.login) {
+        (Some(_), Some(_)) => {
+            b.error(
                 "login",
                 "give either a token or a [login] section, not both",
             );
             None
         }
-        (true, None) => token.map(|t| CyberPilotAuth::Token(t.secret)),
-        (false, Some(mut login)) => {
-            let token_url = login.url("token_url", None);
-            let client_id = login.required("client_id");
-            let username = login.required("username");
-            let password = login.require_secret(["password", "password_file", "password_env"]);
-            login.finish();
-            match (token_url, client_id, username, password) {
-                (Some(token_url), Some(client_id), Some(username), Some(p)) => {
-                    Some(CyberPilotAuth::Login {
-                        token_url,
-                        client_id,
-                        username,
-                        password: p.secret,
-                    })
-                }
-                _ => None,
-            }
+        (Some(token), None) => Some(CyberPilotAuth::Token(token)),
+        (None, Some(login)) => {
+            let token_url = b.required("login.token_url", login.token_url);
+            let client_id = b.required("login.client_id", login.client_id);
+            let username = b.required("login.username", login.username);
+            let password = b.required("login.password", login.password);
+            Some(CyberPilotAuth::Login {
+                token_url: token_url?.into(),
+                client_id: client_id?,
+                username: username?,
+                password: password?,
+            })
         }
-        (false, None) => {
-            s.error(
+        (None, None) if b.failed("token") || b.failed("login") => None,
+        (None, None) => {
+            b.error(
                 "token",
                 "is required (or `token_file`, `token_env`, or a [cyberpilot.login] section)",
             );
             None
         }
     };
-    let interval = s.interval();
-    s.finish();
     Some(CyberPilotConfig {
-        account: account?,
+        account: b.required("account", w.account)?.into(),
         account_id: account_id?,
-        base_url: base_url?,
+        base_url: w
+            .base_url
+            .map_or_else(|| DEFAULT_URL.to_string(), String::from),
         auth: auth?,
-        page_size: page_size?,
-        interval,
+        page_size: w.page_size.unwrap_or(1000) as usize,
+        interval: w.interval,
     })
 }

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
+use crate::config::{AccountConfig, Block, SourceConfig, VendorConfig};
 use crate::http::{PlainHttp, Refusal, Reply};
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::sources::aggregate::{self, Shared};
 use crate::sources::paging::{Engine, Pager};
-use crate::sources::registry::{AccountConfig, Vendor};
+use crate::sources::registry::Vendor;
 use crate::sources::token::{request_token, TokenCache};
 use crate::sources::{Source, SourceContext};
 pub use config::{CyberPilotAuth, CyberPilotConfig};
@@ -32,18 +33,27 @@ pub static VENDOR: CyberPilotVendor = CyberPilotVendor;
 
 pub struct CyberPilotVendor;
 
-impl Vendor for CyberPilotVendor {
+impl VendorConfig for CyberPilotVendor {
     fn platform(&self) -> Platform {
         PLATFORM
     }
+    fn secret_keys(&self) -> &'static [&'static str] {
+        config::SECRET_KEYS
+    }
+    fn read_account(&self, block: Block<'_>) -> Option<Arc<dyn AccountConfig>> {
+        Some(Arc::new(config::read(block)?))
+    }
+}
+
+impl Vendor for CyberPilotVendor {
     fn title(&self) -> &'static str {
         "CyberPilot"
     }
-    fn read_account(&self, block: crate::config::Block<'_>) -> Option<Arc<dyn AccountConfig>> {
-        Some(Arc::new(config::read(block)?))
-    }
-    fn secret_keys(&self) -> &'static [&'static str] {
-        &["token", "password"]
+    fn build(&self, config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source>> {
+        Some(Arc::new(CyberPilotSource::new(
+            config.get::<CyberPilotConfig>()?.clone(),
+            ctx,
+        )))
     }
 }
 

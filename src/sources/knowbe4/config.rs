@@ -1,13 +1,15 @@
 //! The `[[knowbe4]]` account: where it polls, its Reporting API key, and the request budget.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use super::budget::{self, daily_quota, requests_per_poll, Plan, PlanSections};
-use crate::config::{Block, Secret};
+use crate::config::values::{duration, int, Account, HttpUrl, Name, SEC, WEEK};
+use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
-use crate::sources::registry::AccountConfig;
-use crate::sources::{public_url, Source, SourceContext};
+use crate::sources::public_url;
 
 /// Regional hosts, by the region of the account (the console's host tells it:
 /// `training.knowbe4.com` is us, `eu.knowbe4.com` eu, and so on).
@@ -33,7 +35,8 @@ pub const MAX_PAGE_SIZE: usize = 500;
 
 /// The groups of endpoints an account can switch on or off; `account` is always polled (it
 /// gives the seat count the quota depends on, and the organization's risk score).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Endpoint {
     Account,
     Users,
@@ -57,10 +60,6 @@ impl Endpoint {
             Endpoint::Training => "training",
             Endpoint::Phishing => "phishing",
         }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.name() == name)
     }
 }
 
@@ -158,135 +157,107 @@ impl AccountConfig for KnowBe4Config {
     fn secrets(&self) -> Vec<&str> {
         vec![self.token.expose()]
     }
-
-    fn build(&self, ctx: SourceContext) -> Arc<dyn Source> {
-        Arc::new(super::KnowBe4Source::new(self.clone(), ctx))
-    }
 }
 
 /// `base_url`, or the host of `region`; one of the two is required (each account lives on its
-/// region's host, and a key sent to another region's host is refused).
-fn base_url(s: &mut Block<'_>) -> (Option<String>, Option<String>) {
-    let region = s.string("region");
-    match (s.has("base_url"), region) {
-        (true, Some(_)) => {
-            s.error("region", "give either base_url or region, not both");
-            s.mark_read("base_url");
-            (None, None)
-        }
-        (true, None) => (s.url("base_url", None), None),
-        (false, Some(region)) => match region_host(&region) {
-            Some(host) => (
-                Some(host.to_string()),
-                Some(region.trim().to_ascii_lowercase()),
-            ),
-            None => {
-                s.error(
-                    "region",
-                    format!(
-                        "unknown region {region:?}; known: us, eu, ca, uk, de (the region of the \
-                         console you log in to: training.knowbe4.com is us, eu.knowbe4.com is eu)"
-                    ),
-                );
-                (None, None)
+/// region's host, and a key sent to another region's host is refused). With the region, for
+/// the wrong-region hint.
+fn base_url(
+    b: &Block<'_>,
+    url: Option<HttpUrl>,
+    region: Option<String>,
+) -> Option<(String, Option<String>)> {
+    match (url, region) {
+        (Some(_), Some(_)) => b.error("region", "give either base_url or region, not both"),
+        (Some(url), None) => return Some((url.into(), None)),
+        (None, Some(region)) => match region_host(&region) {
+            Some(host) => {
+                return Some((host.to_string(), Some(region.trim().to_ascii_lowercase())))
             }
-        },
-        (false, None) if s.has("region") => (None, None),
-        (false, None) => {
-            s.error(
+            None => b.error(
                 "region",
-                "is required (us, eu, ca, uk or de), or give base_url: a KnowBe4 account lives \
-                 on its region's host",
-            );
-            (None, None)
-        }
+                "is not a known region; known: us, eu, ca, uk, de (the region of the console you \
+                 log in to: training.knowbe4.com is us, eu.knowbe4.com is eu)",
+            ),
+        },
+        (None, None) if b.failed("base_url") || b.failed("region") => {}
+        (None, None) => b.error(
+            "region",
+            "is required (us, eu, ca, uk or de), or give base_url: a KnowBe4 account lives on its \
+             region's host",
+        ),
     }
+    None
 }
 
-/// A whole number in `min..=max`, or `default` when absent; out of range is reported.
-fn uint_in(s: &mut Block<'_>, key: &'static str, min: usize, max: usize) -> Option<Option<usize>> {
-    match s.uint(key) {
-        Some(v) if !(min..=max).contains(&v) => {
-            s.error(key, format!("must be between {min} and {max}"));
-            None
-        }
-        Some(v) => Some(Some(v)),
-        None if s.has(key) => None,
-        None => Some(None),
-    }
+/// The block as written (the key's `_file`/`_env` forms are resolved before it is read).
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Written {
+    account: Option<Account>,
+    base_url: Option<HttpUrl>,
+    region: Option<String>,
+    token: Option<Secret>,
+    #[serde(deserialize_with = "int::<_, _, 1, 500>")]
+    page_size: Option<u64>,
+    #[serde(deserialize_with = "int::<_, _, 0, 100_000_000>")]
+    licensed_users: Option<u64>,
+    #[serde(deserialize_with = "int::<_, _, 1, 1000>")]
+    requests_per_second: Option<u64>,
+    #[serde(deserialize_with = "int::<_, _, 1, 60_000>")]
+    requests_per_minute: Option<u64>,
+    endpoints: Option<BTreeSet<Name<Endpoint>>>,
+    #[serde(deserialize_with = "duration::<_, _, SEC, WEEK>")]
+    interval: Option<Duration>,
 }
+
+/// The secret keys of the block.
+pub const SECRET_KEYS: &[&str] = &["token"];
 
 /// Reads one `[[knowbe4]]` block.
-pub fn read(mut s: Block<'_>) -> Option<KnowBe4Config> {
-    let account = s.account();
-    let (base_url, region) = base_url(&mut s);
-    let token = s.require_secret(["token", "token_file", "token_env"]);
-    let page_size =
-        uint_in(&mut s, "page_size", 1, MAX_PAGE_SIZE).map(|p| p.unwrap_or(MAX_PAGE_SIZE));
-    let licensed_users =
-        uint_in(&mut s, "licensed_users", 0, 100_000_000).map(|n| n.map(|n| n as u64));
-    let per_second = uint_in(&mut s, "requests_per_second", 1, 1000)
-        .map(|n| n.map_or(budget::PER_SECOND, |n| n as u32));
-    let per_minute = uint_in(&mut s, "requests_per_minute", 1, 60_000)
-        .map(|n| n.map_or(budget::PER_MINUTE, |n| n as u32));
-    if per_second.is_some_and(|n| n > budget::PER_SECOND)
-        || per_minute.is_some_and(|n| n > budget::PER_MINUTE)
-    {
-        s.warn(format!(
+pub(super) fn read(mut b: Block<'_>) -> Option<KnowBe4Config> {
+    let w: Written = b.read()?;
+    let url = base_url(&b, w.base_url, w.region);
+    let token = b.required("token", w.token);
+    let (per_second, per_minute) = (
+        w.requests_per_second
+            .map_or(budget::PER_SECOND, |n| n as u32),
+        w.requests_per_minute
+            .map_or(budget::PER_MINUTE, |n| n as u32),
+    );
+    if per_second > budget::PER_SECOND || per_minute > budget::PER_MINUTE {
+        b.warn(format!(
             "knowbe4 account `{}`: requests_per_second / requests_per_minute above KnowBe4's \
              documented limits ({} a second, {} a minute) will be answered with 429",
-            account.as_deref().unwrap_or(""),
+            w.account.clone().map(String::from).unwrap_or_default(),
             budget::PER_SECOND,
             budget::PER_MINUTE
         ));
     }
-    let endpoints = match s.strings("endpoints") {
-        None if s.has("endpoints") => None,
-        None => Some(Endpoint::ALL.to_vec()),
-        Some(names) => {
-            let mut out = vec![Endpoint::Account];
-            let mut ok = true;
-            for name in names {
-                match Endpoint::parse(name.trim()) {
-                    Some(e) if !out.contains(&e) => out.push(e),
-                    Some(_) => {}
-                    None => {
-                        ok = false;
-                        s.error(
-                            "endpoints",
-                            format!(
-                                "unknown endpoint {name:?}; known: {} (account is always polled: \
-                                 the quota depends on its seats)",
-                                Endpoint::ALL.map(|e| e.name()).join(", ")
-                            ),
-                        );
-                    }
-                }
-            }
-            out.sort();
-            ok.then_some(out)
-        }
+    let (base_url, region) = url?;
+    let mut endpoints: BTreeSet<Endpoint> = match w.endpoints {
+        Some(names) => names.into_iter().map(|e| e.0).collect(),
+        None => Endpoint::ALL.into(),
     };
-    let interval = s.interval();
-    let poll_interval = s.poll_interval();
+    endpoints.insert(Endpoint::Account);
     let config = KnowBe4Config {
-        account: account?,
-        base_url: base_url?,
+        account: b.required("account", w.account)?.into(),
+        base_url,
         region,
-        token: token?.secret,
-        page_size: page_size?,
-        endpoints: endpoints?,
-        interval,
-        licensed_users: licensed_users?,
-        requests_per_second: per_second?,
-        requests_per_minute: per_minute?,
+        token: token?,
+        page_size: w.page_size.map_or(MAX_PAGE_SIZE, |p| p as usize),
+        endpoints: endpoints.into_iter().collect(),
+        interval: w.interval,
+        licensed_users: w.licensed_users,
+        requests_per_second: per_second,
+        requests_per_minute: per_minute,
     };
     // The day's polls must fit the day's quota: 2,000 requests plus the licensed users.
-    let every = interval.unwrap_or(poll_interval);
+    let every = w.interval.unwrap_or(b.poll_interval());
     let plan = config.plan(every);
     if !plan.fits() {
         let show = |d: Duration| humantime::format_duration(d).to_string();
-        s.error(
+        b.error(
             "interval",
             format!(
                 "polling every {} cannot fit KnowBe4's daily quota: about {} requests a poll, {:.0} \
@@ -301,10 +272,8 @@ pub fn read(mut s: Block<'_>) -> Option<KnowBe4Config> {
                 show(round_up_to_minute(plan.shortest_interval)),
             ),
         );
-        s.finish();
         return None;
     }
-    s.finish();
     Some(config)
 }
 

@@ -16,10 +16,11 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
+use crate::config::{AccountConfig, Block, SourceConfig, VendorConfig};
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::sources::aggregate::{lock, shared, take};
-use crate::sources::registry::{AccountConfig, Vendor};
+use crate::sources::registry::Vendor;
 use crate::sources::{Source, SourceContext};
 use budget::{requests_per_poll, Plan, PlanSections};
 use client::KnowBe4Client;
@@ -36,18 +37,27 @@ pub static VENDOR: KnowBe4Vendor = KnowBe4Vendor;
 
 pub struct KnowBe4Vendor;
 
-impl Vendor for KnowBe4Vendor {
+impl VendorConfig for KnowBe4Vendor {
     fn platform(&self) -> Platform {
         PLATFORM
     }
+    fn secret_keys(&self) -> &'static [&'static str] {
+        config::SECRET_KEYS
+    }
+    fn read_account(&self, block: Block<'_>) -> Option<Arc<dyn AccountConfig>> {
+        Some(Arc::new(config::read(block)?))
+    }
+}
+
+impl Vendor for KnowBe4Vendor {
     fn title(&self) -> &'static str {
         "KnowBe4 (KSAT Reporting API)"
     }
-    fn read_account(&self, block: crate::config::Block<'_>) -> Option<Arc<dyn AccountConfig>> {
-        Some(Arc::new(config::read(block)?))
-    }
-    fn secret_keys(&self) -> &'static [&'static str] {
-        &["token"]
+    fn build(&self, config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source>> {
+        Some(Arc::new(KnowBe4Source::new(
+            config.get::<KnowBe4Config>()?.clone(),
+            ctx,
+        )))
     }
 }
 

@@ -1,14 +1,16 @@
-//! Mimecast's `[[mimecast]]` block: its keys, their checks, its secrets and its regions.
+//! Mimecast's `[[mimecast]]` block: its keys as a declared type, the checks between them
+//! (the keys of each auth mode, base_url or region) and its regions.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
+use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::config::{Block, Secret};
+use crate::config::values::{duration, int, Account, HttpUrl, Name, SEC, WEEK};
+use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
-use crate::sources::registry::AccountConfig;
-use crate::sources::{public_url, Source, SourceContext};
+use crate::sources::public_url;
 
 pub const DEFAULT_URL: &str = "https://api.services.mimecast.com";
 
@@ -26,6 +28,41 @@ pub const REGIONS: [(&str, &str); 10] = [
     ("je", "https://je-api.mimecast.com"),
     ("offshore", "https://je-api.mimecast.com"),
 ];
+
+/// The secret keys of the block.
+pub const SECRET_KEYS: &[&str] = &["client_secret", "app_key", "access_key", "secret_key"];
+
+/// The block as written (a secret's `_file`/`_env` forms are resolved before it is read).
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Written {
+    account: Option<Account>,
+    base_url: Option<HttpUrl>,
+    region: Option<String>,
+    auth: Option<Name<Mode>>,
+    // auth = "oauth2" (API 2.0)
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    // auth = "hmac" (API 1.0)
+    app_id: Option<String>,
+    app_key: Option<Secret>,
+    access_key: Option<Secret>,
+    secret_key: Option<Secret>,
+    /// 500 is both the default and the most any public client asks for (Azure Sentinel's
+    /// MAX_PAGE_SIZE); larger Mimecast pages are unconfirmed.
+    #[serde(deserialize_with = "int::<_, _, 1, 500>")]
+    page_size: Option<u64>,
+    endpoints: Option<BTreeSet<Name<MimecastEndpoint>>>,
+    #[serde(deserialize_with = "duration::<_, _, SEC, WEEK>")]
+    interval: Option<Duration>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    OAuth2,
+    Hmac,
+}
 
 /// One Mimecast account.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +90,8 @@ pub enum MimecastAuth {
 }
 
 /// The Mimecast endpoint groups that can be switched on or off per account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum MimecastEndpoint {
     PerformanceDetails,
     WatchlistDetails,
@@ -84,10 +122,6 @@ impl MimecastEndpoint {
             MimecastEndpoint::PhishingCampaigns => "phishing-campaigns",
         }
     }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.name() == name)
-    }
 }
 
 impl AccountConfig for MimecastConfig {
@@ -100,18 +134,15 @@ impl AccountConfig for MimecastConfig {
     }
 
     fn describe(&self) -> String {
+        let mode = match self.auth {
+            MimecastAuth::OAuth2 { .. } => "oauth2",
+            MimecastAuth::Hmac { .. } => "hmac",
+        };
+        let endpoints: Vec<&str> = self.endpoints.iter().map(|e| e.name()).collect();
         format!(
-            "{} ({}, endpoints: {})",
+            "{} ({mode}, endpoints: {})",
             self.base_url,
-            match self.auth {
-                MimecastAuth::OAuth2 { .. } => "oauth2",
-                MimecastAuth::Hmac { .. } => "hmac",
-            },
-            self.endpoints
-                .iter()
-                .map(|e| e.name())
-                .collect::<Vec<_>>()
-                .join(", ")
+            endpoints.join(", ")
         )
     }
 
@@ -136,211 +167,129 @@ impl AccountConfig for MimecastConfig {
             } => vec![app_key.expose(), access_key.expose(), secret_key.expose()],
         }
     }
-
-    fn build(&self, ctx: SourceContext) -> Arc<dyn Source> {
-        Arc::new(super::MimecastSource::new(self.clone(), ctx))
-    }
-}
-
-const OAUTH2_KEYS: [&str; 4] = [
-    "client_id",
-    "client_secret",
-    "client_secret_file",
-    "client_secret_env",
-];
-
-const HMAC_KEYS: [&str; 10] = [
-    "app_id",
-    "app_key",
-    "app_key_file",
-    "app_key_env",
-    "access_key",
-    "access_key_file",
-    "access_key_env",
-    "secret_key",
-    "secret_key_file",
-    "secret_key_env",
-];
-
-/// `base_url`, or the API 1.0 host of `region`. API 1.0 (hmac) has no global host, so it needs
-/// one of the two; API 2.0 (oauth2) defaults to its global gateway.
-fn base_url(s: &mut Block<'_>, hmac: bool) -> Option<String> {
-    let region = s.string("region");
-    match (s.has("base_url"), region) {
-        (true, Some(_)) => {
-            s.error("region", "give either base_url or region, not both");
-            s.mark_read("base_url");
-            None
-        }
-        (true, None) => s.url("base_url", None),
-        (false, Some(region)) if hmac => {
-            let host = REGIONS
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(region.trim()))
-                .map(|(_, host)| host.to_string());
-            if host.is_none() {
-                s.error(
-                    "region",
-                    format!(
-                        "unknown region {region:?}; known: eu, de, us, usb, ca, za, au, jer (offshore)"
-                    ),
-                );
-            }
-            host
-        }
-        (false, Some(_)) => {
-            s.error(
-                "region",
-                "selects an API 1.0 host and needs auth = \"hmac\"; API 2.0 (oauth2) uses base_url \
-                 (default https://api.services.mimecast.com)",
-            );
-            None
-        }
-        (false, None) if hmac && !s.has("region") => {
-            s.error(
-                "region",
-                "auth = \"hmac\" (API 1.0) needs region (eu, de, us, usb, ca, za, au, jer) or base_url; \
-                 the default host is the API 2.0 gateway, which does not accept API 1.0 signatures",
-            );
-            None
-        }
-        (false, None) if s.has("region") => None,
-        (false, None) => Some(DEFAULT_URL.to_string()),
-    }
 }
 
 /// Reads one `[[mimecast]]` block.
-pub fn read(mut s: Block<'_>) -> Option<MimecastConfig> {
-    let account = s.account();
-    // 500 is both the default and the most any public client asks for (Azure Sentinel's
-    // MAX_PAGE_SIZE); larger Mimecast pages are unconfirmed.
-    let page_size = match s.uint("page_size") {
-        Some(p) if !(1..=500).contains(&p) => {
-            s.error("page_size", "must be between 1 and 500");
-            None
-        }
-        Some(p) => Some(p),
-        None => Some(500),
+pub(super) fn read(mut b: Block<'_>) -> Option<MimecastConfig> {
+    let w: Written = b.read()?;
+    let mode = (!b.failed("auth")).then(|| w.auth.map_or(Mode::OAuth2, |m| m.0));
+    let (oauth2, hmac) = (
+        [
+            ("client_id", w.client_id.is_some()),
+            ("client_secret", w.client_secret.is_some()),
+        ],
+        [
+            ("app_id", w.app_id.is_some()),
+            ("app_key", w.app_key.is_some()),
+            ("access_key", w.access_key.is_some()),
+            ("secret_key", w.secret_key.is_some()),
+        ],
+    );
+    let (stray, message): (&[_], _) = match mode {
+        Some(Mode::OAuth2) => (
+            &hmac,
+            "belongs to auth = \"hmac\" (API 1.0); this account uses auth = \"oauth2\"",
+        ),
+        Some(Mode::Hmac) => (
+            &oauth2,
+            "belongs to auth = \"oauth2\" (API 2.0); this account uses auth = \"hmac\"",
+        ),
+        None => (&[], ""),
     };
-    let auth_mode = if s.has("auth") {
-        s.string("auth")
-    } else {
-        Some("oauth2".to_string())
-    };
-    let auth = match auth_mode.as_deref() {
-        Some("oauth2") => {
-            let client_id = s.required("client_id");
-            let secret =
-                s.require_secret(["client_secret", "client_secret_file", "client_secret_env"]);
-            match (client_id, secret) {
-                (Some(client_id), Some(r)) => Some(MimecastAuth::OAuth2 {
+    for (key, _) in stray.iter().filter(|(_, given)| *given) {
+        b.error(key, message);
+    }
+    let auth = match mode {
+        Some(Mode::OAuth2) => {
+            let client_id = b.required("client_id", w.client_id);
+            let client_secret = b.required("client_secret", w.client_secret);
+            client_id
+                .zip(client_secret)
+                .map(|(client_id, client_secret)| MimecastAuth::OAuth2 {
                     client_id,
-                    client_secret: r.secret,
-                }),
-                _ => None,
-            }
+                    client_secret,
+                })
         }
-        Some("hmac") => {
-            let app_id = s.required("app_id");
-            let app_key = s.require_secret(["app_key", "app_key_file", "app_key_env"]);
-            let access_key = s.require_secret(["access_key", "access_key_file", "access_key_env"]);
-            let secret_key = s.require_secret(["secret_key", "secret_key_file", "secret_key_env"]);
-            let secret_key = secret_key.filter(|r| {
+        Some(Mode::Hmac) => {
+            let app_id = b.required("app_id", w.app_id);
+            let app_key = b.required("app_key", w.app_key);
+            let access_key = b.required("access_key", w.access_key);
+            let secret_key = b.required("secret_key", w.secret_key).filter(|k| {
                 use base64::Engine as _;
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(r.secret.expose())
-                    .map(Zeroizing::new);
-                if decoded.is_err() {
-                    // Name the key the user wrote: `secret_key_file`, not `secret_key`.
-                    s.error(
-                        r.key,
+                let decoded = base64::engine::general_purpose::STANDARD.decode(k.expose());
+                let valid = decoded.map(Zeroizing::new).is_ok();
+                if !valid {
+                    // Named as written: `secret_key_file`, not `secret_key`.
+                    b.error(
+                        "secret_key",
                         "does not hold valid base64 (Mimecast issues secret keys in base64)",
                     );
                 }
-                decoded.is_ok()
+                valid
             });
             match (app_id, app_key, access_key, secret_key) {
                 (Some(app_id), Some(app_key), Some(access_key), Some(secret_key)) => {
                     Some(MimecastAuth::Hmac {
                         app_id,
-                        app_key: app_key.secret,
-                        access_key: access_key.secret,
-                        secret_key: secret_key.secret,
+                        app_key,
+                        access_key,
+                        secret_key,
                     })
                 }
                 _ => None,
             }
         }
-        Some(_) => {
-            s.error("auth", "must be \"oauth2\" or \"hmac\"");
-            // Read the other keys so they are not also reported as unknown.
-            for k in OAUTH2_KEYS.into_iter().chain(HMAC_KEYS) {
-                s.mark_read(k);
-            }
-            None
-        }
         None => None,
     };
-    let stray: &[&'static str] = match auth_mode.as_deref() {
-        Some("oauth2") => &HMAC_KEYS,
-        Some("hmac") => &OAUTH2_KEYS,
-        _ => &[],
-    };
-    for &k in stray {
-        if s.has(k) {
-            s.mark_read(k);
-            s.error(
-                k,
-                if auth_mode.as_deref() == Some("oauth2") {
-                    "belongs to auth = \"hmac\" (API 1.0); this account uses auth = \"oauth2\""
-                } else {
-                    "belongs to auth = \"oauth2\" (API 2.0); this account uses auth = \"hmac\""
-                },
-            );
+    let base_url = base_url(&b, w.base_url, w.region, mode == Some(Mode::Hmac));
+    let endpoints = match w.endpoints {
+        Some(e) if e.is_empty() => {
+            b.error("endpoints", "must name at least one endpoint");
+            None
         }
-    }
-    let base_url = base_url(&mut s, auth_mode.as_deref() == Some("hmac"));
-    let endpoints = match s.strings("endpoints") {
-        None if s.has("endpoints") => None,
+        Some(e) => Some(e.into_iter().map(|e| e.0).collect()),
         None => Some(MimecastEndpoint::ALL.to_vec()),
-        Some(names) => {
-            let mut out = Vec::new();
-            let mut ok = true;
-            for name in names {
-                match MimecastEndpoint::parse(&name) {
-                    Some(e) => {
-                        if !out.contains(&e) {
-                            out.push(e);
-                        }
-                    }
-                    None => {
-                        ok = false;
-                        s.error(
-                            "endpoints",
-                            format!(
-                                "unknown endpoint {name:?}; known: {}",
-                                MimecastEndpoint::ALL.map(|e| e.name()).join(", ")
-                            ),
-                        );
-                    }
-                }
-            }
-            if ok && out.is_empty() {
-                s.error("endpoints", "must name at least one endpoint");
-                ok = false;
-            }
-            out.sort();
-            ok.then_some(out)
-        }
     };
-    let interval = s.interval();
-    s.finish();
     Some(MimecastConfig {
-        account: account?,
+        account: b.required("account", w.account)?.into(),
         base_url: base_url?,
         auth: auth?,
-        page_size: page_size?,
+        page_size: w.page_size.unwrap_or(500) as usize,
         endpoints: endpoints?,
-        interval,
+        interval: w.interval,
     })
+}
+
+/// `base_url`, or the API 1.0 host of `region`. API 1.0 (hmac) has no global host, so it needs
+/// one of the two; API 2.0 (oauth2) defaults to its global gateway.
+fn base_url(
+    b: &Block<'_>,
+    url: Option<HttpUrl>,
+    region: Option<String>,
+    hmac: bool,
+) -> Option<String> {
+    match (url, region) {
+        (Some(_), Some(_)) => b.error("region", "give either base_url or region, not both"),
+        (Some(url), None) => return Some(url.into()),
+        (None, Some(region)) if hmac => {
+            let host = REGIONS.iter().find(|(name, _)| name.eq_ignore_ascii_case(region.trim()));
+            if host.is_none() {
+                b.error("region", "is not a known region; known: eu, de, us, usb, ca, za, au, jer (offshore)");
+            }
+            return host.map(|(_, host)| host.to_string());
+        }
+        (None, Some(_)) => b.error(
+            "region",
+            "selects an API 1.0 host and needs auth = \"hmac\"; API 2.0 (oauth2) uses base_url \
+             (default https://api.services.mimecast.com)",
+        ),
+        (None, None) if b.failed("base_url") || b.failed("region") => {}
+        (None, None) if hmac => b.error(
+            "region",
+            "auth = \"hmac\" (API 1.0) needs region (eu, de, us, usb, ca, za, au, jer) or base_url; \
+             the default host is the API 2.0 gateway, which does not accept API 1.0 signatures",
+        ),
+        (None, None) => return Some(DEFAULT_URL.to_string()),
+    }
+    None
 }

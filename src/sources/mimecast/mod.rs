@@ -17,10 +17,11 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::json;
 
+use crate::config::{AccountConfig, Block, SourceConfig, VendorConfig};
 use crate::model::{FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::sources::aggregate::{lock, shared, take};
-use crate::sources::registry::{AccountConfig, Vendor};
+use crate::sources::registry::Vendor;
 use crate::sources::{Source, SourceContext};
 use client::{MimecastClient, TokenPager};
 pub use config::{MimecastAuth, MimecastConfig, MimecastEndpoint};
@@ -34,18 +35,27 @@ pub static VENDOR: MimecastVendor = MimecastVendor;
 
 pub struct MimecastVendor;
 
-impl Vendor for MimecastVendor {
+impl VendorConfig for MimecastVendor {
     fn platform(&self) -> Platform {
         PLATFORM
     }
+    fn secret_keys(&self) -> &'static [&'static str] {
+        config::SECRET_KEYS
+    }
+    fn read_account(&self, block: Block<'_>) -> Option<Arc<dyn AccountConfig>> {
+        Some(Arc::new(config::read(block)?))
+    }
+}
+
+impl Vendor for MimecastVendor {
     fn title(&self) -> &'static str {
         "Mimecast Awareness Training"
     }
-    fn read_account(&self, block: crate::config::Block<'_>) -> Option<Arc<dyn AccountConfig>> {
-        Some(Arc::new(config::read(block)?))
-    }
-    fn secret_keys(&self) -> &'static [&'static str] {
-        &["client_secret", "app_key", "access_key", "secret_key"]
+    fn build(&self, config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source>> {
+        Some(Arc::new(MimecastSource::new(
+            config.get::<MimecastConfig>()?.clone(),
+            ctx,
+        )))
     }
 }
 

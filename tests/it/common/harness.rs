@@ -10,9 +10,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use awareness_exporter::config::{self, Config, MetricsConfig, PollConfig, SourceConfig};
+use awareness_exporter::config::{Config, MetricsConfig, PollConfig, SourceConfig};
 use awareness_exporter::model::PollOutcome;
 use awareness_exporter::snapshot::Rendered;
+use awareness_exporter::sources::registry;
 use awareness_exporter::sources::{self, Source, SourceContext};
 use awareness_exporter::stats::ApiStats;
 use awareness_sim::Tenant;
@@ -30,7 +31,9 @@ pub fn config_text(settings: &str, tenant: &Tenant, account_keys: &str) -> Strin
 
 /// Loads config text as the exporter does; panics with the loader's message.
 pub fn load(text: &str) -> Config {
-    config::parse(text, "harness.toml").unwrap_or_else(|e| panic!("config: {e}\n{text}"))
+    registry::loader()
+        .parse(text, "harness.toml")
+        .unwrap_or_else(|e| panic!("config: {e}\n{text}"))
 }
 
 /// What one poll gave.
@@ -71,7 +74,7 @@ pub fn build(config: &Config, i: usize) -> (Arc<dyn Source>, Arc<ApiStats>) {
     )
 }
 
-/// Builds the source of one account (e.g. `SourceConfig::new(&VENDOR, Arc::new(account))`) as
+/// Builds the source of one account (e.g. `SourceConfig::new(PLATFORM, Arc::new(account))`) as
 /// the exporter does, its transport speaking the vendor's HTTP semantics, with `poll` and
 /// `metrics` settings, its own HTTP client and request statistics.
 pub fn build_account(
@@ -86,7 +89,10 @@ pub fn build_account(
         poll,
         metrics,
     );
-    (sources::build(account, ctx), stats)
+    (
+        sources::build(account, ctx).expect("a registered platform"),
+        stats,
+    )
 }
 
 /// How many sections the sources of `config` poll, all together.

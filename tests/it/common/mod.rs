@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use awareness_exporter::config::{self, Config};
+use awareness_exporter::config::Config;
 use awareness_exporter::model::{PollOutcome, SourceKey};
+use awareness_exporter::sources::registry;
 use awareness_exporter::stats::ApiStats;
 use awareness_exporter::store::Store;
 
@@ -22,7 +23,9 @@ pub const MAX_ATTEMPTS: u32 = 3;
 
 /// Parses a config and overrides the poll settings to test-friendly ones.
 pub fn parse(text: &str) -> Config {
-    let mut c = config::parse(text, "test.toml").unwrap_or_else(|e| panic!("config: {e}"));
+    let mut c = registry::loader()
+        .parse(text, "test.toml")
+        .unwrap_or_else(|e| panic!("config: {e}"));
     c.poll.timeout = Duration::from_secs(2);
     c.poll.retry_backoff = Duration::from_millis(10);
     c.poll.max_attempts = MAX_ATTEMPTS;

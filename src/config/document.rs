@@ -1,0 +1,206 @@
+//! The config as figment layers — the TOML file, then `AWARENESS_<SECTION>__<KEY>` variables
+//! over [server], [poll] and [metrics] — and where each key was written, for messages.
+
+use std::collections::BTreeMap;
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use figment::Figment;
+use toml_edit::{ImDocument, Item, TableLike};
+use zeroize::Zeroizing;
+
+use super::ConfigError;
+
+/// The sections whose keys `AWARENESS_<SECTION>__<KEY>` may set.
+const OVERRIDABLE: [&str; 3] = ["server", "poll", "metrics"];
+
+/// The text, for the line of each key; and which keys the environment set.
+pub(super) struct Document<'a> {
+    text: &'a str,
+    doc: ImDocument<&'a str>,
+    /// `poll.interval` → `AWARENESS_POLL__INTERVAL`.
+    from_env: BTreeMap<String, String>,
+}
+
+/// Reads `text` and lays the environment's overrides over it: the merged tree and where its
+/// keys came from. A syntax error names its line and column, never the text around it.
+pub(super) fn read<'a>(
+    text: &'a str,
+    origin: &str,
+    env: &BTreeMap<String, Zeroizing<String>>,
+) -> Result<(Document<'a>, Dict), ConfigError> {
+    let doc = ImDocument::parse(text).map_err(|e| {
+        let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+        // The first line is the problem; the rest lists what the parser expected.
+        let message: Vec<&str> = e
+            .message()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let (path, message) = (origin.to_string(), message.join("; "));
+        ConfigError::Syntax {
+            path,
+            line,
+            column,
+            message,
+        }
+    })?;
+    let mut layers = Figment::from(Toml::string(text));
+    let mut from_env = BTreeMap::new();
+    for (name, value) in env {
+        // As figment's `Env::prefixed("AWARENESS_").split("__")`: the prefix in any case, keys
+        // lower-cased, a variable with an empty part left out.
+        let prefixed = name
+            .get(..10)
+            .is_some_and(|p| p.eq_ignore_ascii_case("AWARENESS_"));
+        let Some(rest) = name.get(10..).filter(|_| prefixed) else {
+            continue;
+        };
+        let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if parts.len() < 2
+            || parts.iter().any(String::is_empty)
+            || !OVERRIDABLE.contains(&parts[0].as_str())
+        {
+            continue;
+        }
+        // Booleans and numbers as such, anything else as text (so `15m` needs no quotes).
+        let Ok(value) = value.parse::<Value>();
+        let key = parts.join(".");
+        layers = layers.merge(Serialized::default(&key, value));
+        from_env.insert(
+            key,
+            format!("AWARENESS_{}", parts.join("__").to_ascii_uppercase()),
+        );
+    }
+    let tree = layers.extract::<Dict>().map_err(|_| ConfigError::Syntax {
+        path: origin.to_string(),
+        line: 0,
+        column: 0,
+        message: "cannot be read as TOML".into(),
+    })?;
+    Ok((
+        Document {
+            text,
+            doc,
+            from_env,
+        },
+        tree,
+    ))
+}
+
+/// A key as the user sees it: `poll.interval`, `mimecast[1].client_secret_file`.
+pub(super) fn key_name(path: &[String]) -> String {
+    let mut name = String::new();
+    for part in path {
+        match part.parse::<usize>() {
+            Ok(i) => name.push_str(&format!("[{i}]")),
+            Err(_) if name.is_empty() => name.push_str(part),
+            Err(_) => name.push_str(&format!(".{part}")),
+        }
+    }
+    name
+}
+
+impl Document<'_> {
+    /// The variable that set the key at `path`, if the environment did.
+    pub(super) fn env_var(&self, path: &[String]) -> Option<&str> {
+        self.from_env.get(&path.join(".")).map(String::as_str)
+    }
+
+    /// The line of the key at `path` in the file, or of the nearest table written that holds
+    /// it (the `[[mimecast]]` line of `mimecast.1.account` when the key is missing).
+    pub(super) fn line(&self, path: &[String]) -> Option<usize> {
+        let line =
+            |span: Option<std::ops::Range<usize>>| span.map(|s| line_col(self.text, s.start).0);
+        let (mut table, mut found): (&dyn TableLike, _) = (self.doc.as_table(), None);
+        let mut parts = path.iter();
+        while let Some((key, item)) = parts.next().and_then(|p| table.get_key_value(p)) {
+            found = line(key.span()).or(found);
+            let (next, span) = match item {
+                Item::ArrayOfTables(a) => match parts.next().and_then(|i| a.get(i.parse().ok()?)) {
+                    Some(t) => (Some(t as &dyn TableLike), t.span()),
+                    None => break,
+                },
+                item => (item.as_table_like(), None),
+            };
+            found = line(span).or(found);
+            match next {
+                Some(t) => table = t,
+                None => break,
+            }
+        }
+        found
+    }
+}
+
+/// 1-based line and column of a byte offset (clamped; never splits a character).
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> BTreeMap<String, Zeroizing<String>> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), Zeroizing::new(v.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn the_environment_sets_keys_of_three_sections_only() {
+        let vars = env(&[
+            ("AWARENESS_POLL__INTERVAL", "15m"),
+            ("Awareness_Metrics__Per_User", "true"),
+            ("AWARENESS_CYBERPILOT__TOKEN", "secret"),
+            ("AWARENESS_POLL____TIMEOUT", "1m"),
+            ("AWARENESS_POLLX__INTERVAL", "1m"),
+        ]);
+        let (doc, tree) = read("[poll]\ntimeout = \"2m\"\n", "t.toml", &vars).unwrap();
+        let got = format!("{tree:?}");
+        assert!(
+            got.contains("15m") && got.contains("2m") && got.contains("true"),
+            "{got}"
+        );
+        assert!(!got.contains("secret") && !got.contains("\"1m\""), "{got}");
+        let path = |k: &str| k.split('.').map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            doc.env_var(&path("metrics.per_user")),
+            Some("AWARENESS_METRICS__PER_USER")
+        );
+        assert_eq!(doc.env_var(&path("poll.timeout")), None);
+        assert_eq!(doc.line(&path("poll.timeout")), Some(2));
+    }
+
+    #[test]
+    fn lines_of_keys_blocks_and_inline_tables() {
+        let text = "[[m]]\na = 1\n\n[[m]]\nb = 2\n[m.login]\nc = 3\n[n]\nd = { e = 1 }\n";
+        let (doc, _) = read(text, "t", &BTreeMap::new()).unwrap();
+        let line = |p: &[&str]| doc.line(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(line(&["m", "1", "b"]), Some(5));
+        assert_eq!(line(&["m", "1"]), Some(4));
+        assert_eq!(line(&["m", "1", "login", "c"]), Some(7));
+        assert_eq!(line(&["m", "1", "missing"]), Some(4));
+        assert_eq!(line(&["n", "d", "e"]), Some(9));
+        assert_eq!(
+            key_name(&["m".into(), "1".into(), "login".into()]),
+            "m[1].login"
+        );
+    }
+
+    #[test]
+    fn line_col_never_splits_a_character() {
+        assert_eq!(line_col("ä\nb", 1), (1, 1));
+        assert_eq!(line_col("a\nb", 2), (2, 1));
+        assert_eq!(line_col("a", 99), (1, 2));
+    }
+}

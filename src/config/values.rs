@@ -1,0 +1,169 @@
+//! The value types a config declares, each checked as it is deserialized and reported in the
+//! user's words, never with the value: bounded durations and whole numbers (for
+//! `#[serde(deserialize_with = …)]`), http(s) URLs, secrets, the `account` label, names from a
+//! closed list.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, Visitor};
+use serde::Deserialize;
+
+use super::Secret;
+
+/// Duration bounds for [`duration`], in milliseconds.
+pub const MS: u64 = 1;
+pub const SEC: u64 = 1000;
+pub const MINUTE: u64 = 60 * SEC;
+pub const HOUR: u64 = 60 * MINUTE;
+pub const DAY: u64 = 24 * HOUR;
+pub const WEEK: u64 = 7 * DAY;
+
+/// Text in quotes, or a type error that says `expected` (never the value).
+fn text<'de, D: Deserializer<'de>>(d: D, expected: &'static str) -> Result<String, D::Error> {
+    struct Text(&'static str);
+    impl Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_str(Text(expected))
+}
+
+/// A duration in quotes from `MIN` to `MAX` milliseconds, as a `Duration` or an
+/// `Option<Duration>`: `deserialize_with = "duration::<_, _, SEC, WEEK>"`. The upper bounds
+/// catch unit slips ("30d" for "30m") before they silence a source for weeks.
+pub fn duration<'de, D, T, const MIN: u64, const MAX: u64>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: From<Duration>,
+{
+    let text = text(
+        d,
+        "a duration in quotes, such as \"90s\", \"15m\" or \"1h 30m\"",
+    )?;
+    let show = |ms| humantime::format_duration(Duration::from_millis(ms)).to_string();
+    match humantime::parse_duration(text.trim()) {
+        Err(_) => Err(de::Error::custom(
+            "must be a number and a unit (ms, s, m, h, d), such as \"90s\", \"15m\" or \"1h 30m\"",
+        )),
+        Ok(v) if v < Duration::from_millis(MIN) => {
+            Err(de::Error::custom(format!("must be at least {}", show(MIN))))
+        }
+        Ok(v) if v > Duration::from_millis(MAX) => {
+            Err(de::Error::custom(format!("must be at most {}", show(MAX))))
+        }
+        Ok(v) => Ok(T::from(v)),
+    }
+}
+
+/// A whole number from `MIN` to `MAX`, as an integer type or an `Option<u64>`:
+/// `deserialize_with = "int::<_, _, 1, 500>"`.
+pub fn int<'de, D, T, const MIN: u64, const MAX: u64>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let v = i64::deserialize(d)?;
+    if v < 0 {
+        return Err(de::Error::custom("must not be negative"));
+    }
+    match u64::try_from(v) {
+        Ok(v) if (MIN..=MAX).contains(&v) => {
+            T::try_from(v).map_err(|_| de::Error::custom("is too large"))
+        }
+        _ => Err(de::Error::custom(format!(
+            "must be between {MIN} and {MAX}"
+        ))),
+    }
+}
+
+/// A name from a closed list (an enum with `#[derive(Deserialize)]`), written as text only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Name<T>(pub T);
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Name<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = text(d, "a name in quotes")?;
+        T::deserialize(name.trim().into_deserializer()).map(Name)
+    }
+}
+
+/// An absolute http(s) URL without a user name or password, its trailing `/` removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl(String);
+
+impl From<HttpUrl> for String {
+    fn from(u: HttpUrl) -> String {
+        u.0
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = text(
+            d,
+            "an absolute URL in quotes, such as \"https://api.example.com\"",
+        )?;
+        match url::Url::parse(text.trim()) {
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => Err(de::Error::custom(
+                "must not contain a user name or password",
+            )),
+            Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {
+                Ok(HttpUrl(text.trim().trim_end_matches('/').to_string()))
+            }
+            _ => Err(de::Error::custom(
+                "must be an absolute URL starting with https://, such as https://api.example.com",
+            )),
+        }
+    }
+}
+
+/// Whether `url` is plain http:// to a host other than this machine (credentials would cross
+/// the network unencrypted).
+pub(super) fn plain_http_to_another_host(url: &str) -> bool {
+    let local = ["localhost", "127.0.0.1", "[::1]"];
+    url::Url::parse(url.trim()).is_ok_and(|u| {
+        let host = u.host_str().unwrap_or_default();
+        u.scheme() == "http"
+            && !local.iter().any(|l| l.eq_ignore_ascii_case(host))
+            && !host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    })
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match text(d, "a secret in quotes")? {
+            empty if empty.is_empty() => Err(de::Error::custom("the secret is empty")),
+            value => Ok(Secret::new(value)),
+        }
+    }
+}
+
+/// The `account` label's value: at most 128 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account(String);
+
+impl From<Account> for String {
+    fn from(a: Account) -> String {
+        a.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Account {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match text(d, "a name in quotes")? {
+            a if a.trim().is_empty() => Err(de::Error::custom("must not be empty")),
+            a if a.len() > 128 || a.chars().any(char::is_control) => Err(de::Error::custom(
+                "must be at most 128 characters with no control characters",
+            )),
+            a => Ok(Account(a)),
+        }
+    }
+}
