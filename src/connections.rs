@@ -190,7 +190,10 @@ impl Conn {
 }
 
 /// The connection's socket, watched for writes that do not go through. Reads and pings do
-/// not count as progress; only the socket taking bytes clears a write stall.
+/// not count as progress; only the socket taking bytes clears a write stall. Kept because
+/// hyper takes a whole HTTP/1.1 answer into its write queue and answers the next pipelined
+/// request while the client reads nothing: no request is in flight, only the socket shows
+/// the stall (`tests/it/hostile_clients.rs::http1_answers_never_read_are_dropped`).
 pub struct Metered<I> {
     io: I,
     conn: Arc<Conn>,

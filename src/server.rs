@@ -1,9 +1,12 @@
 //! The HTTP server: `/metrics`, the landing page, health, readiness and reload.
 //!
-//! Every answer is built from the store; nothing here talks to a vendor. Connections are timed
-//! from accept and shed when the server is full ([`crate::connections`]); `/metrics` bodies are
-//! shared buffers ([`crate::scrape_body`]); basic auth never queues bcrypt work
-//! ([`crate::web::Access`]).
+//! Every answer is built from the store; nothing here talks to a vendor. hyper and hyper-util
+//! do HTTP/1.1 and HTTP/2: the HTTP/1.1 header-read timeout (which also ends idle keep-alive
+//! waits), HTTP/2 keep-alive pings and the stream cap. What they cannot do is hand-written in
+//! [`crate::connections`] (see there, and the tests that keep each rule): timing every
+//! connection from accept, progress per request, and shedding when the server is full.
+//! `/metrics` bodies are shared buffers ([`crate::scrape_body`]); basic auth never queues
+//! bcrypt work ([`crate::web::Access`]).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -44,11 +47,14 @@ pub type ReloadFn = Arc<
 /// New connections that may wait for a slot when every connection is busy.
 pub const WAITING_ROOM: usize = 64;
 
+/// Concurrent HTTP/2 streams per connection.
+pub const MAX_CONCURRENT_STREAMS: u32 = 32;
+
 /// How often a failing `accept` is logged.
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// Concurrent HTTP/2 streams per connection.
-pub const MAX_CONCURRENT_STREAMS: u32 = 32;
+/// What a connection ordered to close (or the server shutting down) gives its requests.
+const GRACE: Duration = Duration::from_secs(10);
 
 pub struct ServerSettings {
     pub max_connections: usize,
@@ -83,9 +89,8 @@ impl App {
 }
 
 /// A response body made of shared buffers (see [`crate::scrape_body`]): sending it never copies
-/// them.
-/// Handed to hyper in pieces of at most [`CHUNK`] bytes (slices of the same buffers), so that
-/// the connection sees progress as the client reads.
+/// them. Handed to hyper in pieces of at most [`CHUNK`] bytes (slices of the same buffers), so
+/// that its request sees progress as the client reads.
 #[derive(Debug, Default)]
 pub struct Body {
     chunks: VecDeque<Bytes>,
@@ -133,21 +138,21 @@ impl hyper::body::Body for Body {
     }
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+fn answer(status: StatusCode, kind: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(Body::new([body.into()]));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
     r
 }
 
-/// 405 with the `Allow` header RFC 9110 requires.
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    answer(status, "text/plain; charset=utf-8", body)
+}
+
+fn with(mut r: Response<Body>, name: header::HeaderName, value: &'static str) -> Response<Body> {
     r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
+        .insert(name, HeaderValue::from_static(value));
     r
 }
 
@@ -176,104 +181,79 @@ impl App {
         match access.check(req.headers(), peer).await {
             Verdict::Allowed => {}
             Verdict::Denied => {
-                let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"awareness-exporter\""),
-                );
-                return r;
+                let r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+                let realm = "Basic realm=\"awareness-exporter\"";
+                return with(r, header::WWW_AUTHENTICATE, realm);
             }
             Verdict::Busy => {
-                let mut r = text(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many password checks at once; retry\n",
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return r;
+                let msg = "Too many password checks at once; retry\n";
+                let r = text(StatusCode::TOO_MANY_REQUESTS, msg);
+                return with(r, header::RETRY_AFTER, "1");
             }
         }
-        let path = req.uri().path().to_string();
-        match (req.method(), path.as_str()) {
-            (&Method::GET | &Method::HEAD, "/metrics") => self.metrics(&req).await,
-            (&Method::GET | &Method::HEAD, "/") => self.landing(),
-            (&Method::GET | &Method::HEAD, "/-/healthy") => text(StatusCode::OK, "Healthy\n"),
-            (&Method::GET | &Method::HEAD, "/-/ready") => {
-                if self.store.ready() {
-                    text(StatusCode::OK, "Ready\n")
-                } else {
-                    text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Not ready: first polls still running\n",
-                    )
-                }
+        let get = matches!(*req.method(), Method::GET | Method::HEAD);
+        let post = matches!(*req.method(), Method::POST | Method::PUT);
+        match req.uri().path() {
+            "/metrics" if get => self.metrics(&req).await,
+            "/" if get => {
+                let html = crate::landing::render(&self.store, SystemTime::now());
+                answer(StatusCode::OK, "text/html; charset=utf-8", html)
             }
-            (&Method::POST | &Method::PUT, "/-/reload") if !self.lifecycle => text(
+            "/-/healthy" if get => text(StatusCode::OK, "Healthy\n"),
+            "/-/ready" if get && self.store.ready() => text(StatusCode::OK, "Ready\n"),
+            "/-/ready" if get => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not ready: first polls still running\n",
+            ),
+            "/-/reload" if post && !self.lifecycle => text(
                 StatusCode::FORBIDDEN,
                 "Lifecycle API is not enabled (start with --web.enable-lifecycle, or send SIGHUP)\n",
             ),
-            (&Method::POST | &Method::PUT, "/-/reload") => {
-                // The body is ignored, but read (bounded in size and time) so keep-alive stays
-                // healthy.
-                let body = Limited::new(req.into_body(), 64 * 1024).collect();
-                if tokio::time::timeout(self.body_timeout, body).await.is_err() {
-                    return text(StatusCode::REQUEST_TIMEOUT, "Request body too slow\n");
-                }
-                match (self.reload)().await {
-                    Ok(msg) => text(StatusCode::OK, format!("{msg}\n")),
-                    Err(reason) => text(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("failed to reload config: {reason}\n"),
-                    ),
-                }
+            "/-/reload" if post => self.reload(req).await,
+            "/metrics" | "/" | "/-/healthy" | "/-/ready" => {
+                let r = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+                with(r, header::ALLOW, "GET, HEAD")
             }
-            (_, "/metrics" | "/" | "/-/healthy" | "/-/ready") => method_not_allowed("GET, HEAD"),
-            (_, "/-/reload") => method_not_allowed("POST, PUT"),
+            "/-/reload" => {
+                let r = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+                with(r, header::ALLOW, "POST, PUT")
+            }
             _ => text(StatusCode::NOT_FOUND, "Not found\n"),
+        }
+    }
+
+    async fn reload(&self, req: Request<Incoming>) -> Response<Body> {
+        // The body is ignored, but read (bounded in size and time) so keep-alive stays healthy.
+        let body = Limited::new(req.into_body(), 64 * 1024).collect();
+        if tokio::time::timeout(self.body_timeout, body).await.is_err() {
+            return text(StatusCode::REQUEST_TIMEOUT, "Request body too slow\n");
+        }
+        match (self.reload)().await {
+            Ok(msg) => text(StatusCode::OK, format!("{msg}\n")),
+            Err(reason) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to reload config: {reason}\n"),
+            ),
         }
     }
 
     /// The shared body in the negotiated format, gzip if the client accepts it.
     async fn metrics(&self, req: &Request<Incoming>) -> Response<Body> {
-        let accept = req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok());
-        let format = Format::negotiate(accept);
-        let body = self
-            .bodies
-            .body(format, accepts_gzip(req), SystemTime::now())
-            .await;
-        let gzipped = body.gzip;
-        let mut r = Response::new(Body::new(body.chunks));
-        let h = r.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(format.content_type()),
-        );
-        h.insert(
-            header::VARY,
-            HeaderValue::from_static("Accept, Accept-Encoding"),
-        );
-        if gzipped {
-            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        r
-    }
-
-    fn landing(&self) -> Response<Body> {
+        let accept = req.headers().get(header::ACCEPT);
+        let format = Format::negotiate(accept.and_then(|v| v.to_str().ok()));
         let now = SystemTime::now();
-        let html = crate::landing::render(&self.store, now);
-        let mut r = Response::new(Body::new([Bytes::from(html)]));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        r
+        let body = self.bodies.body(format, accepts_gzip(req), now).await;
+        let r = Response::new(Body::new(body.chunks));
+        let r = with(r, header::CONTENT_TYPE, format.content_type());
+        let r = with(r, header::VARY, "Accept, Accept-Encoding");
+        match body.gzip {
+            true => with(r, header::CONTENT_ENCODING, "gzip"),
+            false => r,
+        }
     }
 }
 
-/// Serves until `shutdown` resolves, then lets open requests finish (up to 10 s).
+/// Serves until `shutdown` resolves, then lets open requests finish (up to [`GRACE`]).
 pub async fn serve(
     listener: TcpListener,
     app: App,
@@ -330,19 +310,13 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let registration = match conns.admit() {
-            Some(r) => Some(r),
-            None if waiting.load(Ordering::Relaxed) < WAITING_ROOM => None,
-            None => {
-                tracing::debug!(peer = %peer, "connection limit reached and every connection busy; closing the new one");
-                continue;
-            }
-        };
-        let app = app.clone();
-        let builder = builder.clone();
-        let web = settings.web.clone();
-        let conns = conns.clone();
-        let waiting = waiting.clone();
+        let registration = conns.admit();
+        if registration.is_none() && waiting.load(Ordering::Relaxed) >= WAITING_ROOM {
+            tracing::debug!(%peer, "connection limit reached and every connection busy");
+            continue;
+        }
+        let (app, builder, web) = (app.clone(), builder.clone(), settings.web.clone());
+        let (conns, waiting) = (conns.clone(), waiting.clone());
         tokio::spawn(async move {
             let registration = match registration {
                 Some(r) => r,
@@ -358,22 +332,19 @@ pub async fn serve(
                         }
                     }
                     waiting.fetch_sub(1, Ordering::Relaxed);
-                    match admitted {
-                        Some(r) => r,
-                        None => {
-                            tracing::debug!(peer = %peer, "connection limit reached; closing the new one");
-                            return;
-                        }
-                    }
+                    let Some(r) = admitted else {
+                        tracing::debug!(%peer, "connection limit reached; closing the new one");
+                        return;
+                    };
+                    r
                 }
             };
-            connection(stream, peer.ip(), registration, app, builder, web).await;
-            tracing::trace!(peer = %peer, "connection closed");
+            connection(stream, peer.ip(), registration, app, &builder, web).await;
         });
     }
     drop(listener);
     conns.close_all(Order::Close);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + GRACE;
     while !conns.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -385,6 +356,10 @@ pub async fn serve(
     watcher.abort();
 }
 
+/// A connection's byte stream, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 /// One connection, from accept to close: TLS handshake (if configured), then HTTP/1.1 or
 /// HTTP/2, until it ends or is ordered to close.
 async fn connection(
@@ -392,42 +367,25 @@ async fn connection(
     peer: IpAddr,
     registration: Registration,
     app: App,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: &auto::Builder<TokioExecutor>,
     web: Arc<WebSettings>,
 ) {
     let conn = registration.conn.clone();
     let tls = web.current().tls.clone();
-    match tls {
-        None => drive(stream, peer, &registration, app, &builder, web).await,
-        Some(acceptor) => {
-            let handshake = acceptor.accept(stream);
-            let tls = tokio::select! {
-                r = handshake => match r {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "TLS handshake failed");
-                        return;
-                    }
-                },
-                // The sweeper's "no request since accept" rule covers the handshake.
-                _ = conn.ordered() => return,
-            };
-            drive(tls, peer, &registration, app, &builder, web).await
-        }
-    }
-}
-
-async fn drive<I>(
-    io: I,
-    peer: IpAddr,
-    registration: &Registration,
-    app: App,
-    builder: &auto::Builder<TokioExecutor>,
-    web: Arc<WebSettings>,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let conn = registration.conn.clone();
+    let io: Box<dyn Io> = match tls {
+        None => Box::new(stream),
+        // The sweeper's "no request since accept" rule covers the handshake.
+        Some(acceptor) => tokio::select! {
+            r = acceptor.accept(stream) => match r {
+                Ok(s) => Box::new(s),
+                Err(e) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+            },
+            _ = conn.ordered() => return,
+        },
+    };
     let service_conn = conn.clone();
     let service = hyper::service::service_fn(move |req| {
         let in_flight = InFlight::start(&service_conn);
@@ -443,32 +401,27 @@ async fn drive<I>(
     let io = Metered::new(io, conn.clone());
     let http = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(http);
-    let mut hard_stop: Option<tokio::time::Instant> = None;
-    loop {
-        if conn.order() == Order::Drop {
+    tokio::select! {
+        r = http.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
             return;
         }
-        let grace = async {
-            match hard_stop {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => std::future::pending().await,
+        _ = conn.ordered() => {}
+    }
+    if conn.order() == Order::Close {
+        // What is in flight gets GRACE to finish (HTTP/2: after a GOAWAY), unless dropped.
+        http.as_mut().graceful_shutdown();
+        let dropped = async {
+            while conn.order() != Order::Drop {
+                conn.ordered().await;
             }
         };
         tokio::select! {
-            r = http.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-                return;
-            }
-            _ = conn.ordered() => {
-                if conn.order() == Order::Close && hard_stop.is_none() {
-                    http.as_mut().graceful_shutdown();
-                    // What is in flight gets the send timeout's worth of time to finish.
-                    hard_stop = Some(tokio::time::Instant::now() + Duration::from_secs(10));
-                }
-            }
-            _ = grace => return,
+            _ = http => {}
+            _ = tokio::time::sleep(GRACE) => {}
+            _ = dropped => {}
         }
     }
 }
