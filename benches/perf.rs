@@ -124,17 +124,19 @@ fn scrape_bench(rt: &tokio::runtime::Runtime) {
             let duration = Duration::from_secs(if quick() { 1 } else { 3 });
             let label = if per_user { "on" } else { "off" };
             for concurrency in [1usize, 8] {
-                let rate = scrape_rate(&url, concurrency, duration, false).await;
+                let (rate, _) = scrape_rate(&url, concurrency, duration, false).await;
                 println!("HTTP scrapes, 10k users, per_user {label}, {concurrency} concurrent: {rate:.0} requests/s");
             }
             // Prometheus asks for gzip: the body is compressed once per publish and shared.
             // Plain and gzip alternate (5 rounds each) so that a change in the machine's load
             // hits both; the ratio is of the medians. The client does not decompress (reqwest
             // is built without its gzip feature), as the server's throughput is what counts.
-            let (mut plain, mut gzip) = (Vec::new(), Vec::new());
+            let (mut plain, mut gzip, mut zipped) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..5 {
-                plain.push(scrape_rate(&url, 4, duration, false).await);
-                gzip.push(scrape_rate(&url, 4, duration, true).await);
+                plain.push(scrape_rate(&url, 4, duration, false).await.0);
+                let (rate, share) = scrape_rate(&url, 4, duration, true).await;
+                gzip.push(rate);
+                zipped.push(share);
             }
             let ratios: Vec<f64> = gzip.iter().zip(&plain).map(|(g, p)| g / p).collect();
             let (lo, hi) = ratios
@@ -142,8 +144,9 @@ fn scrape_bench(rt: &tokio::runtime::Runtime) {
                 .fold((f64::INFINITY, 0.0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
             let (plain, gzip) = (median(plain), median(gzip));
             println!(
-                "gzip vs plain, 10k users, per_user {label}, 4 concurrent, 5 alternating rounds: gzip {gzip:.0} / plain {plain:.0} requests/s (medians) = **{:.2}×** (rounds {lo:.2}–{hi:.2}×; goal ≥ 1.0×)",
-                gzip / plain
+                "gzip vs plain, 10k users, per_user {label}, 4 concurrent, 5 alternating rounds: gzip {gzip:.0} / plain {plain:.0} requests/s (medians) = **{:.2}×** (rounds {lo:.2}–{hi:.2}×; goal ≥ 1.0×); answered gzip: {:.1} %",
+                gzip / plain,
+                zipped.iter().sum::<f64>() / zipped.len() as f64 * 100.0
             );
             exporter.poller.stop();
             handle.shutdown().await;
@@ -152,8 +155,10 @@ fn scrape_bench(rt: &tokio::runtime::Runtime) {
 }
 
 /// Scrapes `url` from `concurrency` clients for `duration`, as Prometheus asks (its Accept
-/// header, gzip when `gzip`); requests per second.
-async fn scrape_rate(url: &str, concurrency: usize, duration: Duration, gzip: bool) -> f64 {
+/// header, gzip when `gzip`); requests per second, and the share of answers that came gzipped
+/// (a gzip scrape gets the plain body when the body changed within a second of the last
+/// compression).
+async fn scrape_rate(url: &str, concurrency: usize, duration: Duration, gzip: bool) -> (f64, f64) {
     let client = reqwest::Client::new();
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -161,7 +166,7 @@ async fn scrape_rate(url: &str, concurrency: usize, duration: Duration, gzip: bo
         let client = client.clone();
         let url = url.to_string();
         tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
+            let (mut n, mut zipped) = (0u64, 0u64);
             while start.elapsed() < duration {
                 let mut req = client.get(&url).header(
                     "accept",
@@ -172,17 +177,23 @@ async fn scrape_rate(url: &str, concurrency: usize, duration: Duration, gzip: bo
                 }
                 let r = req.send().await.expect("scrape");
                 assert!(r.status().is_success());
+                zipped += u64::from(r.headers().contains_key("content-encoding"));
                 r.bytes().await.expect("body");
                 n += 1;
             }
-            n
+            (n, zipped)
         }));
     }
-    let mut total = 0;
+    let (mut total, mut zipped) = (0, 0);
     for t in tasks {
-        total += t.await.expect("task");
+        let (n, z) = t.await.expect("task");
+        total += n;
+        zipped += z;
     }
-    total as f64 / start.elapsed().as_secs_f64()
+    (
+        total as f64 / start.elapsed().as_secs_f64(),
+        zipped as f64 / total.max(1) as f64,
+    )
 }
 
 async fn poll(config: &Config) -> (Duration, bool, u64) {

@@ -5,14 +5,33 @@
 use crate::common;
 
 use std::io::Read;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
 
 use awareness_exporter::app::{self, Exporter, ServerHandle};
 use awareness_exporter::demo::Demo;
 use common::*;
 
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// One demo exporter for every test here, polled once and then still, on a runtime of its own
+/// that lives as long as the test binary: the demo's first polls are most of these tests' time.
+fn demo_base() -> String {
+    static BASE: OnceLock<String> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let (_demo, exporter, _handle, base) = demo_exporter().await;
+                exporter.poller.stop();
+                tx.send(base).unwrap();
+                std::future::pending::<()>().await
+            })
+        });
+        rx.recv().unwrap()
+    })
+    .clone()
+}
 
 async fn demo_exporter() -> (Demo, Arc<Exporter>, ServerHandle, String) {
     let demo = Demo::start().await.unwrap();
@@ -53,8 +72,7 @@ fn gunzip(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn openmetrics_only_when_asked_for_and_text_0_0_4_otherwise() {
-    let (_demo, exporter, _handle, base) = demo_exporter().await;
-    exporter.poller.stop();
+    let base = tokio::task::spawn_blocking(demo_base).await.unwrap();
 
     let om = get(&base, &[("accept", PROMETHEUS_ACCEPT)]).await;
     assert_eq!(
@@ -93,8 +111,7 @@ async fn openmetrics_only_when_asked_for_and_text_0_0_4_otherwise() {
 
 #[tokio::test]
 async fn promtool_accepts_the_demo_text_0_0_4_body() {
-    let (_demo, exporter, _handle, base) = demo_exporter().await;
-    exporter.poller.stop();
+    let base = tokio::task::spawn_blocking(demo_base).await.unwrap();
     let body = get(&base, &[]).await.text().await.unwrap();
     let promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])
@@ -131,8 +148,7 @@ async fn promtool_accepts_the_demo_text_0_0_4_body() {
 
 #[tokio::test]
 async fn gzip_bodies_are_shared_and_decode_to_the_plain_body() {
-    let (_demo, exporter, _handle, base) = demo_exporter().await;
-    exporter.poller.stop();
+    let base = tokio::task::spawn_blocking(demo_base).await.unwrap();
     for accept in [PROMETHEUS_ACCEPT, "text/plain"] {
         let plain = get(&base, &[("accept", accept)])
             .await
@@ -155,5 +171,4 @@ async fn gzip_bodies_are_shared_and_decode_to_the_plain_body() {
             seen = Some(zipped);
         }
     }
-    tokio::time::sleep(Duration::from_millis(1)).await;
 }
