@@ -3,7 +3,7 @@
 //! hyper times request headers only from their first byte, and HTTP/2 not at all, so a client
 //! that connects and says nothing (or only an HTTP/2 preface, or half of one, or finishes a TLS
 //! handshake and stops) would hold its slot for ever. A sweeper looks at every connection a
-//! few times per timeout and applies three rules:
+//! few times per timeout and applies four rules:
 //!
 //! 1. no request within `header_read_timeout` of accept (TLS handshake included): dropped;
 //! 2. no request in flight for `idle_timeout`: closed gracefully (HTTP/2 GOAWAY);
@@ -20,15 +20,15 @@
 //!
 //! At `max_connections`, a new connection sheds an old one instead of waiting: first one that
 //! never sent a request, then one without a request in flight, then one whose requests have
-//! made no progress for a second (its oldest request), the longest-quiet first. Only when every connection is busy
-//! making progress does the newcomer wait (briefly, in a bounded waiting room) for one to stall
-//! or finish, and is turned away if none does. So scrapes and probes stay answerable while
+//! made no progress for a second (its oldest request), the longest-quiet first. Only when
+//! every connection is busy making progress does the newcomer wait (briefly, in a bounded
+//! waiting room) for one to stall or finish, and is turned away if none does. So scrapes and probes stay answerable while
 //! any number of silent or stalled clients hold connections.
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -60,89 +60,56 @@ pub struct Timeouts {
     pub send: Duration,
 }
 
-impl Timeouts {
-    /// How often the sweeper looks: a quarter of the shortest timeout, within 50 ms..1 s.
-    fn tick(&self) -> Duration {
-        (self.header_read.min(self.idle).min(self.send) / 4)
-            .clamp(Duration::from_millis(50), Duration::from_secs(1))
-    }
+/// What a connection did, as the rules see it.
+#[derive(Debug)]
+struct State {
+    requests: u64,
+    /// Each request in flight, by number: its last progress.
+    in_flight: HashMap<u64, Instant>,
+    /// When the last request started or ended (accept, before the first).
+    activity: Instant,
+    /// Since when the socket refuses writes.
+    write_blocked: Option<Instant>,
 }
 
 /// One open connection.
 #[derive(Debug)]
 pub struct Conn {
     id: u64,
-    accepted: Instant,
-    /// Milliseconds after `accepted` when the last request started or ended.
-    activity_ms: AtomicU64,
-    requests: AtomicU64,
-    /// Each request in flight, by number: milliseconds after `accepted` of its last progress.
-    in_flight: Mutex<HashMap<u64, u64>>,
-    /// Milliseconds after `accepted` (plus one) since which the socket refuses writes; 0 when
-    /// it does not.
-    write_blocked_ms: AtomicU64,
+    state: Mutex<State>,
     order: AtomicU8,
     wake: Notify,
 }
 
 impl Conn {
     fn new(id: u64) -> Conn {
+        let now = Instant::now();
+        let state = State {
+            requests: 0,
+            in_flight: HashMap::new(),
+            activity: now,
+            write_blocked: None,
+        };
         Conn {
             id,
-            accepted: Instant::now(),
-            activity_ms: AtomicU64::new(0),
-            requests: AtomicU64::new(0),
-            in_flight: Mutex::new(HashMap::new()),
-            write_blocked_ms: AtomicU64::new(0),
+            state: Mutex::new(state),
             order: AtomicU8::new(Order::Serve as u8),
             wake: Notify::new(),
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        self.accepted.elapsed().as_millis() as u64
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn requests_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u64>> {
-        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The socket took bytes.
-    fn wrote(&self) {
-        self.write_blocked_ms.store(0, Ordering::Relaxed);
-    }
-
-    /// The socket refused bytes (its buffer is full: the client does not read).
-    fn write_blocked(&self) {
-        let ms = self.accepted.elapsed().as_millis() as u64 + 1;
-        let _ = self
-            .write_blocked_ms
-            .compare_exchange(0, ms, Ordering::Relaxed, Ordering::Relaxed);
-    }
-
-    fn write_blocked_since(&self) -> Option<Instant> {
-        match self.write_blocked_ms.load(Ordering::Relaxed) {
-            0 => None,
-            ms => Some(self.accepted + Duration::from_millis(ms - 1)),
+    /// (has sent a request, has one in flight, quiet since): the last progress of its oldest
+    /// request in flight, or its last activity when none is.
+    fn standing(&self) -> (bool, bool, Instant) {
+        let s = self.state();
+        match s.in_flight.values().min() {
+            Some(oldest) => (true, true, *oldest),
+            None => (s.requests > 0, false, s.activity),
         }
-    }
-
-    /// Since when the connection has been quiet: the last progress of its oldest request in
-    /// flight, or its last activity when none is.
-    fn quiet_since(&self) -> Instant {
-        let ms = match self.requests_in_flight().values().min() {
-            Some(oldest) => *oldest,
-            None => self.activity_ms.load(Ordering::Relaxed),
-        };
-        self.accepted + Duration::from_millis(ms)
-    }
-
-    fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-
-    fn in_flight(&self) -> usize {
-        self.requests_in_flight().len()
     }
 
     /// The order in force.
@@ -168,24 +135,19 @@ impl Conn {
 
     /// What the sweeper rules say about this connection now.
     fn verdict(&self, now: Instant, t: &Timeouts) -> Order {
-        if let Some(since) = self.write_blocked_since() {
-            // Answers handed to hyper but stuck in the socket: in flight for our purposes.
-            if now.duration_since(since) > t.send {
-                return Order::Drop;
-            }
-        }
-        if self.requests() == 0 {
-            if now.duration_since(self.accepted) > t.header_read {
-                return Order::Drop;
-            }
-        } else if self.in_flight() == 0 {
-            if now.duration_since(self.quiet_since()) > t.idle {
-                return Order::Close;
-            }
-        } else if now.duration_since(self.quiet_since()) > t.send {
+        let blocked = self.state().write_blocked;
+        // Answers handed to hyper but stuck in the socket: in flight for our purposes.
+        if blocked.is_some_and(|since| now.duration_since(since) > t.send) {
             return Order::Drop;
         }
-        Order::Serve
+        let (used, busy, quiet) = self.standing();
+        let quiet = now.duration_since(quiet);
+        match (used, busy) {
+            (false, _) if quiet > t.header_read => Order::Drop,
+            (true, false) if quiet > t.idle => Order::Close,
+            (true, true) if quiet > t.send => Order::Drop,
+            _ => Order::Serve,
+        }
     }
 }
 
@@ -204,11 +166,13 @@ impl<I> Metered<I> {
         Metered { io, conn }
     }
 
-    fn note<T>(&self, r: &Poll<std::io::Result<T>>) {
+    fn note<T>(&self, r: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        let mut s = self.conn.state();
         match r {
-            Poll::Pending => self.conn.write_blocked(),
-            Poll::Ready(_) => self.conn.wrote(),
+            Poll::Pending => s.write_blocked = s.write_blocked.or(Some(Instant::now())),
+            Poll::Ready(_) => s.write_blocked = None,
         }
+        r
     }
 }
 
@@ -229,8 +193,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Metered<I> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.io).poll_write(cx, buf);
-        self.note(&r);
-        r
+        self.note(r)
     }
 
     fn poll_write_vectored(
@@ -239,8 +202,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Metered<I> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        self.note(&r);
-        r
+        self.note(r)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -249,8 +211,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Metered<I> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let r = Pin::new(&mut self.io).poll_flush(cx);
-        self.note(&r);
-        r
+        self.note(r)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -267,10 +228,12 @@ pub struct InFlight {
 
 impl InFlight {
     pub fn start(conn: &Arc<Conn>) -> InFlight {
-        let number = conn.requests.fetch_add(1, Ordering::Relaxed);
-        let now = conn.now_ms();
-        conn.activity_ms.fetch_max(now, Ordering::Relaxed);
-        conn.requests_in_flight().insert(number, now);
+        let mut s = conn.state();
+        let number = s.requests;
+        s.requests += 1;
+        let now = Instant::now();
+        s.activity = now;
+        s.in_flight.insert(number, now);
         InFlight {
             conn: conn.clone(),
             number,
@@ -279,18 +242,17 @@ impl InFlight {
 
     /// This request made progress now.
     pub fn touch(&self) {
-        let now = self.conn.now_ms();
-        if let Some(p) = self.conn.requests_in_flight().get_mut(&self.number) {
-            *p = now;
+        if let Some(p) = self.conn.state().in_flight.get_mut(&self.number) {
+            *p = Instant::now();
         }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.conn.requests_in_flight().remove(&self.number);
-        let now = self.conn.now_ms();
-        self.conn.activity_ms.fetch_max(now, Ordering::Relaxed);
+        let mut s = self.conn.state();
+        s.in_flight.remove(&self.number);
+        s.activity = Instant::now();
     }
 }
 
@@ -329,16 +291,12 @@ impl Connections {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.lock().is_empty()
     }
 
     /// Connections shed for newcomers, and newcomers turned away.
@@ -354,27 +312,21 @@ impl Connections {
     pub fn admit(self: &Arc<Self>) -> Option<Registration> {
         let now = Instant::now();
         let mut map = self.lock();
-        let serving = map.values().filter(|c| c.order() == Order::Serve).count();
-        if serving >= self.max {
-            let victim = map
-                .values()
-                .filter(|c| c.order() == Order::Serve)
-                .filter(|c| {
-                    c.requests() == 0
-                        || c.in_flight() == 0
-                        || now.duration_since(c.quiet_since()) >= STALLED
+        let serving: Vec<&Arc<Conn>> = map.values().filter(|c| c.order() == Order::Serve).collect();
+        if serving.len() >= self.max {
+            let victim = serving
+                .into_iter()
+                .map(|c| (c.standing(), c))
+                .filter(|((used, busy, quiet), _)| {
+                    !used || !busy || now.duration_since(*quiet) >= STALLED
                 })
-                .min_by_key(|c| (c.requests() > 0, c.in_flight() > 0, c.quiet_since()));
-            match victim {
-                Some(v) => {
-                    v.command(Order::Drop);
-                    self.shed.fetch_add(1, Ordering::Relaxed);
-                }
-                None => {
-                    self.refused.fetch_add(1, Ordering::Relaxed);
-                    return None;
-                }
-            }
+                .min_by_key(|(standing, _)| *standing);
+            let Some((_, victim)) = victim else {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                return None;
+            };
+            victim.command(Order::Drop);
+            self.shed.fetch_add(1, Ordering::Relaxed);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn::new(id));
@@ -392,18 +344,19 @@ impl Connections {
         }
     }
 
-    /// Applies the timeout rules to every connection, until the table is dropped.
+    /// Applies the timeout rules to every connection, until the table is dropped; looks a
+    /// quarter of the shortest timeout apart (within 50 ms and 1 s).
     pub async fn sweep(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.timeouts.tick());
+        let t = self.timeouts;
+        let every = (t.header_read.min(t.idle).min(t.send) / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let now = Instant::now();
             for c in self.lock().values() {
-                let verdict = c.verdict(now, &self.timeouts);
-                if verdict != Order::Serve {
-                    c.command(verdict);
-                }
+                c.command(c.verdict(now, &t));
             }
         }
     }
