@@ -1,8 +1,8 @@
 """What every awareness dashboard shares: variables, thresholds, panel helpers, the shared rows
-and the platform spec. See docs/dashboards.md in the team's design and dashboards/src/README.md.
+and the platform spec (dashboards/src/README.md tells how they fit).
 
 Queries are written with `@metric` (or `@metric{extra="matchers"}`) where a selector belongs:
-`scope()` turns it into `metric{job=~"$job", instance=~"$instance", ...}` with exactly the
+`Scope.expr` turns it into `metric{job=~"$job", instance=~"$instance", ...}` with exactly the
 matchers the metric's labels allow (docs/metrics.md, the recording rules), so no panel can
 filter by a label its metric lacks, and a panel whose metrics lack the dashboard's group label
 is titled "(whole account)".
@@ -22,7 +22,6 @@ from grafana_foundation_sdk.models import prometheus as pm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
-SOURCE = ("job", "instance", "platform", "account")
 ON_SOURCE = "on (job, instance, platform, account)"
 
 # ---------------------------------------------------------------- units and thresholds
@@ -218,8 +217,7 @@ def bar_panel(title, desc, *exprs, kind="count", unit="short", w=12, h=8, decima
 
 def worst_panel(title, desc, expr, kind, legend, n=15, w=12, h=8):
     """The worst n groups of a ratio, worst at the top."""
-    base, *steps = THRESHOLDS[kind]
-    low_is_bad = base == "red"
+    low_is_bad = THRESHOLDS[kind][0] == "red"
     pick = f"sort(bottomk({n}, {expr}))" if low_is_bad else f"sort_desc(topk({n}, {expr}))"
     return bar_panel(title, desc, Q(pick, legend=legend), kind=kind, w=w, h=h)
 
@@ -232,21 +230,19 @@ class Col:
     kind: str = None
     unit: str = None
     mappings: list = None
-    link: str = None
 
 
-def table_panel(title, desc, cols, sort, desc_sort=True, w=24, h=9, hide=()):
+def table_panel(title, desc, cols, sort, desc_sort=True, w=24, h=9):
     """One row per label set: the columns' instant queries merged, cells coloured by kind."""
     qs = _queries([Q(c.expr, instant=True, table=True) for c in cols])
     b = (table.Panel().title(title).description(desc).datasource(DS).span(w).height(h)
          .targets(qs).unit("short").filterable(True).cell_height(common.TableCellHeight.SM)
          .sort_by([cb.TableSortByFieldState().display_name(sort).desc(desc_sort)]))
     rename = {f"Value #{_ref(i)}": c.name for i, c in enumerate(cols)}
-    excluded = {"Time": True, **{h_: True for h_ in hide}}
     b = b.transformations([
         dm.DataTransformerConfig(id_val="merge", options={}),
         dm.DataTransformerConfig(id_val="organize", options={
-            "excludeByName": excluded, "indexByName": {}, "renameByName": rename})])
+            "excludeByName": {"Time": True}, "indexByName": {}, "renameByName": rename})])
     for c in cols:
         props = []
         if c.kind in RATIOS:
@@ -359,7 +355,7 @@ def _max(expr):
     return f"max by (platform, account) ({expr})"
 
 
-def accounts_table(specs, platform=None, h=8):
+def accounts_table(specs):
     """One row per platform·account, worst completion first; the account links to its
     platform's dashboard."""
     cols = [
@@ -374,20 +370,20 @@ def accounts_table(specs, platform=None, h=8):
         Col("Click", _max("@awareness:phishing_click:ratio"), kind="click"),
         Col("Submit", _max("@awareness:phishing_submit:ratio"), kind="submit"),
     ]
-    if platform is None or any(s.reports for s in specs):
+    if any(s.reports for s in specs):
         cols.append(Col("Report", _max("@awareness:phishing_report:ratio"), kind="report"))
     desc = ("One row per platform and account, the lowest training completion first. State: "
             "the share of the source's sections whose last poll worked. Data age: time since "
             "the newest successful section, in poll intervals (AwarenessSourceDataStale at 4). "
             + " ".join(f"{s.title}: {v}." for s in specs for k, v in s.defines.items()
                        if k == "behind"))
-    b = table_panel("Accounts", desc, cols, "Completion", desc_sort=False, h=h)
+    b = table_panel("Accounts", desc, cols, "Completion", desc_sort=False, h=8)
     return link_column(b, "account", "Open ${__data.fields.platform} · ${__data.fields.account}",
                        "/d/awareness-${__data.fields.platform}?${datasource:queryparam}"
                        "&var-account=${__data.fields.account}&${__url_time_range}")
 
 
-def health_row(platform=None):
+def health_row():
     """Source state over time and the age of each source's data, worst first."""
     return [
         state_panel("Source state", "The share of each source's sections whose last poll "
