@@ -53,7 +53,7 @@ for line in sys.stdin:
 ABSENT_IN_DEMO = {
     "awareness_api_request_failures": ("counter", ["platform", "account", "endpoint", "reason"],
         "Failed HTTP requests to the vendor API, by reason (`auth`, `rate_limited`, `timeout`, "
-        "`connect`, `http`, `decode`, `api_error`, `redirect`, `tls`); appears with the first "
+        "`connect`, `http`, `decode`, `api_error`, `redirect`, `tls`, `quota`); appears with the first "
         "failure"),
     "awareness_rows_skipped": ("counter", ["platform", "account", "endpoint"],
         "Malformed rows in vendor answers that were skipped (no identity, wrong types); appears "
@@ -117,6 +117,15 @@ Conventions:
   its last good data and is retried on its own, on the failure backoff, without re-polling the
   good ones; `awareness_section_up` and `awareness_section_last_success_timestamp_seconds` tell
   each section's health, and `awareness_up` is 1 when every section's last attempt succeeded.
+- A section the tenant does not offer (the vendor answered not found, or not permitted for an
+  endpoint outside the tenant's licence) is unavailable, not down: its `awareness_section_up`
+  is 0, it is asked again once per interval (not on the failure backoff), and `awareness_up` is
+  1 when every other section succeeded. Leaving it out of the account's `endpoints` stops
+  asking. A section whose API budget or daily quota is spent (reason `quota`) is down and also
+  waits for the next interval.
+- `awareness_config_last_reload_successful` is 0 after a reload (SIGHUP, `/-/reload`) refused
+  the config file, until one succeeds; `awareness_config_last_reload_success_timestamp_seconds`
+  is when the config in force was loaded.
 - `awareness_polls_total{{result}}`: `success`, `failure` (a section failed, the token failed or
   `poll.deadline` ended the poll) or `panic` (caught; the source keeps its schedule).
 - `awareness_api_request_failures_total` and `awareness_rows_skipped_total` appear with the first

@@ -4,27 +4,39 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::config::{self, Config};
+use crate::model::ReloadError;
 use crate::poller::Poller;
 use crate::server::{self, App, ReloadFn, ServerSettings};
 use crate::shard::Shard;
 use crate::store::Store;
 use crate::web::WebSettings;
 
-/// Why a reload was refused; the running config is kept.
+/// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    /// The new file is not a usable config (every problem, each naming its key).
+pub enum StartError {
     #[error(transparent)]
-    Refused(#[from] config::ConfigError),
-    /// The task reading the file ended without an answer (it panicked or was cancelled).
-    #[error("reload task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
+    Config(#[from] config::ConfigError),
+    /// The demo tenants could not start.
+    #[error("{0}")]
+    Demo(String),
+    /// A command-line flag that cannot be used.
+    #[error("{flag}: {message}")]
+    Flag { flag: &'static str, message: String },
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    /// The web config file (TLS, basic auth) cannot be used.
+    #[error("{0}")]
+    WebConfig(String),
 }
 
 /// The pollers and the data they publish, plus what is needed to reload.
@@ -48,10 +60,7 @@ impl Exporter {
         config_path: Option<PathBuf>,
         shard: Shard,
     ) -> Arc<Exporter> {
-        let demo = config_path.is_none();
-        let exporter = Self::start_with(config, config_path, |p| p.with_shard(shard));
-        exporter.store.set_demo_mode(demo);
-        exporter
+        Self::launch(config, config_path, shard, |p| p)
     }
 
     /// Like [`start`](Self::start), letting tests tune the poller.
@@ -60,8 +69,23 @@ impl Exporter {
         config_path: Option<PathBuf>,
         tune: impl FnOnce(Poller) -> Poller,
     ) -> Arc<Exporter> {
-        let store = Arc::new(Store::new(config.poll.max_age));
-        let poller = tune(Poller::new(store.clone(), crate::http::client()));
+        Self::launch(config, config_path, Shard::ALL, tune)
+    }
+
+    fn launch(
+        config: Config,
+        config_path: Option<PathBuf>,
+        shard: Shard,
+        tune: impl FnOnce(Poller) -> Poller,
+    ) -> Arc<Exporter> {
+        let sharded = shard.is_sharded().then(|| (shard.ordinal(), shard.total()));
+        let store = Store::new(config.poll.max_age).for_replica(sharded, config_path.is_none());
+        let store = Arc::new(store);
+        store.config_loaded(Ok(()), SystemTime::now());
+        let poller = Poller::new(store.clone(), crate::http::client())
+            .with_shard(shard)
+            .with_state_dir(config.server.state_dir.clone());
+        let poller = tune(poller);
         poller.apply(&config);
         Arc::new(Exporter {
             store,
@@ -77,13 +101,17 @@ impl Exporter {
         let Some(path) = self.config_path.clone() else {
             return Ok("demo mode: no config file to reload".into());
         };
-        let loaded =
-            tokio::task::spawn_blocking(move || crate::sources::registry::loader().load(&path))
-                .await?;
+        let loaded = tokio::task::spawn_blocking(move || crate::sources::registry::loader().load(&path))
+            .await
+            .map_err(|e| ReloadError::Task(e.to_string()))?;
+        self.store.config_loaded(
+            loaded.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+            SystemTime::now(),
+        );
         match loaded {
             Err(e) => {
                 tracing::error!(error = %e, "config reload refused; keeping the running config");
-                Err(e.into())
+                Err(ReloadError::Refused(Box::new(e)))
             }
             Ok(new) => {
                 let mut current = self.current.lock().await;
@@ -130,14 +158,18 @@ pub async fn serve(
     exporter: Arc<Exporter>,
     listen: &str,
     server_config: &config::ServerConfig,
-) -> Result<ServerHandle, String> {
-    let web = Arc::new(WebSettings::load(server_config.web_config_file.clone())?);
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+) -> Result<ServerHandle, StartError> {
+    let web = WebSettings::load(server_config.web_config_file.clone());
+    let web = Arc::new(web.map_err(StartError::WebConfig)?);
+    let bind = async {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        Ok::<_, std::io::Error>((listener, addr))
+    };
+    let (listener, addr) = bind.await.map_err(|source| StartError::Listen {
+        address: listen.to_string(),
+        source,
+    })?;
     let reload_target = exporter.clone();
     let reload: ReloadFn = Arc::new(move || {
         let target = reload_target.clone();

@@ -35,37 +35,57 @@ fn when(t: Option<SystemTime>, now: SystemTime) -> String {
 
 /// The page for everything the store holds now.
 pub fn render(store: &Store, now: SystemTime) -> String {
-    let html = page(&store.statuses(now), store.demo_mode(), now);
-    let shard = store.shard();
-    if !shard.is_sharded() {
-        return html;
+    let mut notes = String::new();
+    if let Some((at, reason)) = store.config_status().refused {
+        let _ = writeln!(
+            notes,
+            "<p class=\"refused\"><strong>Config reload refused</strong> at {}; the running \
+             config is kept:<br><pre>{}</pre></p>",
+            escape(&when(Some(at), now)),
+            escape(&reason)
+        );
     }
-    let note = format!(
-        "<p class=\"shard\">{}: this replica polls only the accounts whose hash of (platform, \
-         account) falls on its shard; the other replicas poll the rest.</p>\n<h2>Sources</h2>",
-        escape(&shard.to_string()).replacen("shard", "Shard", 1)
-    );
-    html.replacen("<h2>Sources</h2>", &note, 1)
+    if let Some((ordinal, total)) = store.shard() {
+        let _ = writeln!(
+            notes,
+            "<p class=\"shard\">Shard {ordinal} of {total}: this replica polls only the accounts \
+             whose hash of (platform, account) falls on its shard; the other replicas poll the \
+             rest.</p>"
+        );
+    }
+    page(&store.statuses(now), store.demo_mode(), &notes, now)
 }
 
-/// The state column: the last result, and the poll running now with its latest error.
+/// The state column: the last result, the sections down or not offered, and the poll running
+/// now with its latest error.
 fn state_of(s: &SourceStatus, now: SystemTime) -> (&'static str, String) {
-    let class = if !s.first_poll_done() {
-        "polling"
-    } else if s.up {
-        "up"
-    } else {
-        "down"
+    let class = match (s.first_poll_done(), s.up) {
+        (false, _) => "polling",
+        (true, true) => "up",
+        (true, false) => "down",
     };
-    let mut text = escape(class);
-    let down: Vec<&str> = s
-        .sections
-        .iter()
-        .filter(|sec| sec.up == Some(false))
-        .map(|sec| sec.name)
-        .collect();
-    if s.first_poll_done() && !down.is_empty() && down.len() < s.sections.len() {
+    let mut text = String::from(if class == "polling" {
+        "first poll running"
+    } else {
+        class
+    });
+    let names = |offered: bool| -> Vec<&str> {
+        let down = s.sections.iter().filter(|h| h.up == Some(false));
+        down.filter(|h| h.not_offered() != offered)
+            .map(|h| h.name)
+            .collect()
+    };
+    let (down, not_offered) = (names(true), names(false));
+    if !down.is_empty() && down.len() < s.sections.len() {
         let _ = write!(text, " (sections down: {})", escape(&down.join(", ")));
+    }
+    if !not_offered.is_empty() {
+        let _ = write!(
+            text,
+            "<br>not offered by this tenant: {} (leave it out of this account's \
+             <code>endpoints</code> to stop asking)",
+            escape(&not_offered.join(", "))
+        );
     }
     if let Some(since) = s.polling_since {
         let _ = write!(
@@ -85,7 +105,12 @@ fn state_of(s: &SourceStatus, now: SystemTime) -> (&'static str, String) {
     (class, text)
 }
 
-pub fn page(sources: &[(SourceKey, SourceStatus)], demo: bool, now: SystemTime) -> String {
+pub fn page(
+    sources: &[(SourceKey, SourceStatus)],
+    demo: bool,
+    notes: &str,
+    now: SystemTime,
+) -> String {
     let mut rows = String::new();
     for (key, s) in sources {
         let (class, state) = state_of(s, now);
@@ -102,7 +127,7 @@ pub fn page(sources: &[(SourceKey, SourceStatus)], demo: bool, now: SystemTime) 
                 .map(|d| format!("{:.2}s", d.as_secs_f64()))
                 .unwrap_or_else(|| "-".into()),
             s.series,
-            escape(&error.map(|e| e.to_string()).unwrap_or_default()),
+            escape(&error.map_or(String::new(), |e| format!("{}: {}", e.section, e.error.summary()))),
             escape(error.and_then(|e| e.reason()).map_or("", |r| r.as_str())),
         );
     }
@@ -125,12 +150,13 @@ td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
 tr.up td:nth-child(5) {{ color: #1a7f37; }}
 tr.down td:nth-child(5) {{ color: #cf222e; font-weight: bold; }}
 p.demo {{ background: #fff8c5; padding: 4px 8px; }}
+p.refused {{ background: #ffebe9; padding: 4px 8px; }}
 </style></head>
 <body>
 <h1>awareness-exporter</h1>
 <p>Prometheus exporter for security awareness training platforms, version {version}.</p>
 {mode}<p><a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
-<h2>Sources</h2>
+{notes}<h2>Sources</h2>
 <table>
 <tr><th>Platform</th><th>Account</th><th>Vendor URL</th><th>Auth</th><th>State</th><th>Last success</th><th>Last poll took</th><th>Series</th><th>Last error</th><th>Reason</th></tr>
 {rows}</table>
@@ -158,13 +184,17 @@ mod tests {
                 )
                 .into(),
             }),
-            polls_failed: 1,
+            last_poll_end: Some(SystemTime::now()),
             ..Default::default()
         };
-        let html = page(&[(key, status)], false, SystemTime::now());
+        let html = page(&[(key, status)], false, "", SystemTime::now());
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;script&gt;"));
-        assert!(html.contains("s: bad &quot;thing&quot; &amp; &lt;b&gt;</td><td>auth</td>"));
+        assert!(html.contains("<td>s: auth</td><td>auth</td>"), "{html}");
+        assert!(
+            !html.contains("thing"),
+            "the vendor's prose is not shown: {html}"
+        );
         assert!(html.contains("<td>down</td>"));
         assert!(!html.contains("Demo mode"));
     }
@@ -184,7 +214,7 @@ mod tests {
             current_error: Some(("oauth/token", crate::model::FailureReason::Timeout)),
             ..Default::default()
         };
-        let html = page(&[(key, status)], true, now);
+        let html = page(&[(key, status)], true, "", now);
         assert!(
             html.contains("<td>https://api.services.mimecast.com</td>"),
             "{html}"

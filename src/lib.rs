@@ -24,6 +24,7 @@ pub mod server;
 pub mod shard;
 pub mod snapshot;
 pub mod sources;
+pub(crate) mod state;
 pub mod stats;
 pub mod store;
 pub mod web;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use awareness_exporter::app::{self, Exporter};
+use awareness_exporter::app::{self, Exporter, StartError};
 use awareness_exporter::config::{self, Config, ConfigError};
 use awareness_exporter::hardening;
 use awareness_exporter::server::WAITING_ROOM;
@@ -116,14 +116,46 @@ fn init_logging(level: &str, format: &str) -> Result<(), String> {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi);
     let result = if format == "json" {
-        builder.json().try_init()
+        builder.json().with_writer(|| JsonLists).try_init()
     } else {
-        builder.try_init()
+        builder.with_writer(std::io::stderr).try_init()
     };
     result.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// Writes JSON log lines to stderr with the fields that hold a list (`failed = ?sections`,
+/// which tracing can only record as text) as JSON arrays. tracing writes a whole line at once.
+struct JsonLists;
+
+impl std::io::Write for JsonLists {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let out = lists_as_arrays(line);
+        std::io::stderr().write_all(out.as_deref().unwrap_or(line))?;
+        Ok(line.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// The line with every field whose text is a list of strings (`["a", "b"]`) made an array;
+/// `None` when it has none.
+fn lists_as_arrays(line: &[u8]) -> Option<Vec<u8>> {
+    let mut event: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let fields = event.get_mut("fields")?.as_object_mut()?;
+    let mut changed = false;
+    for value in fields.values_mut() {
+        let text = value.as_str().filter(|t| t.starts_with('['));
+        if let Some(list) = text.and_then(|t| serde_json::from_str::<Vec<String>>(t).ok()) {
+            *value = list.into();
+            changed = true;
+        }
+    }
+    let mut out = serde_json::to_vec(&event).ok().filter(|_| changed)?;
+    out.push(b'\n');
+    Some(out)
 }
 
 /// This replica's shard from `--shard`/`--total-shards`, or from the StatefulSet ordinal in
@@ -252,7 +284,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args, open_files)) {
+    let result = runtime.block_on(run(args, open_files));
+    // A file read stuck on the blocking pool must not hold the process after a shutdown.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Logged once (the log goes to stderr already).
@@ -262,24 +297,25 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args, open_files: Option<u64>) -> Result<(), String> {
+async fn run(args: Args, open_files: Option<u64>) -> Result<(), StartError> {
     // Demo tenants live as long as the process.
     let (config, path, _demo) = if args.demo {
-        let (demo, config) = awareness_exporter::demo::start().await?;
+        let (demo, config) = awareness_exporter::demo::start()
+            .await
+            .map_err(StartError::Demo)?;
         (config, None, Some(demo))
     } else {
-        let config = registry::loader()
-            .load(&args.config_file)
-            .map_err(|e| e.to_string())?;
+        let config = registry::loader().load(&args.config_file)?;
         (config, Some(args.config_file.clone()), None)
     };
     let listen = args
         .listen_address
         .clone()
         .unwrap_or_else(|| config.server.listen.clone());
-    config::check_listen_address(&listen).map_err(|e| format!("--web.listen-address: {e}"))?;
+    let flag = |flag| move |message| StartError::Flag { flag, message };
+    config::check_listen_address(&listen).map_err(flag("--web.listen-address"))?;
     let listen = config::listen_address(&listen);
-    let shard = shard_of(&args).map_err(|(flag, e)| format!("{flag}: {e}"))?;
+    let shard = shard_of(&args).map_err(|(f, message)| flag(f)(message))?;
     let mut server_config = config.server.clone();
     server_config.enable_lifecycle = args.enable_lifecycle;
     let vendors = config.poll.max_requests_in_flight;
@@ -349,4 +385,21 @@ async fn wait_for_signals(exporter: &Arc<Exporter>, web: &Arc<WebSettings>) {
 #[cfg(not(unix))]
 async fn wait_for_signals(_exporter: &Arc<Exporter>, _web: &Arc<WebSettings>) {
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lists_as_arrays;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn json_log_fields_that_are_lists_are_arrays() {
+        let line = br#"{"level":"WARN","fields":{"message":"poll failed","failed":"[\"a\", \"b-c\"]","error":"[x] y"}}"#;
+        let out: Value = serde_json::from_slice(&lists_as_arrays(line).unwrap()).unwrap();
+        assert_eq!(out["fields"]["failed"], json!(["a", "b-c"]));
+        assert_eq!(out["fields"]["error"], "[x] y");
+        assert_eq!(out["fields"]["message"], "poll failed");
+        assert!(lists_as_arrays(br#"{"fields":{"message":"no list"}}"#).is_none());
+        assert!(lists_as_arrays(b"not json").is_none());
+    }
 }

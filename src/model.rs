@@ -179,6 +179,31 @@ impl PollError {
             _ => None,
         }
     }
+
+    /// When the section is tried again: only a vendor's answer can say other than backoff.
+    pub fn retry(&self) -> Retry {
+        match self {
+            PollError::Fetch(e) => e.retry,
+            _ => Retry::Backoff,
+        }
+    }
+
+    /// What the landing page shows: our own words and the vendor's status code, never the
+    /// vendor's prose (`FetchError::message` may quote it).
+    pub fn summary(&self) -> String {
+        match self {
+            PollError::Fetch(e) if e.retry == Retry::NotOffered => {
+                "not offered by this tenant".to_string()
+            }
+            PollError::Fetch(FetchError {
+                reason,
+                status: Some(code),
+                ..
+            }) => format!("HTTP {code} ({reason})"),
+            PollError::Fetch(e) => e.reason.to_string(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<String> for PollError {
@@ -251,4 +276,17 @@ impl SectionError {
     pub fn reason(&self) -> Option<FailureReason> {
         self.error.reason()
     }
+}
+
+/// Why a reload was refused; the running config is kept. The refusal keeps the loader's own
+/// typed error (`crate::config::ConfigError`, reachable by `downcast_ref`) without this module
+/// depending on the config.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new file is not a usable config (every problem, each naming its key).
+    #[error(transparent)]
+    Refused(Box<dyn std::error::Error + Send + Sync>),
+    /// The task reading the file ended without an answer (it panicked or was cancelled).
+    #[error("reload task failed: {0}")]
+    Task(String),
 }

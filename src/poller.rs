@@ -1,8 +1,10 @@
-//! Schedules the sources: one task per account, an immediate first poll, then the interval with
-//! jitter. Sections are scheduled on their own: a failed section is retried sooner, with
-//! backoff (never later than the interval), without re-polling the good ones. Every poll is
-//! supervised: it runs in its own task under `poll.deadline`, and a panic is caught, logged and
-//! counted while the source keeps its schedule.
+//! Schedules the sources: one task per account, an immediate first poll (or, with sections
+//! restored from the state dir, the next one due after their last success), then the interval
+//! with jitter. Sections are scheduled on their own: a failed section is retried sooner, with
+//! backoff (never later than the interval), without re-polling the good ones; a section the
+//! vendor said not to ask again soon (not offered, quota spent) waits for the next interval.
+//! Every poll is supervised: it runs in its own task under `poll.deadline`, and a panic is
+//! caught, logged and counted while the source keeps its schedule.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,9 +16,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::config::{Config, MetricsConfig, PollConfig, SourceConfig};
-use crate::model::{PollError, PollOutcome, SourceKey};
+use crate::model::{PollError, PollOutcome, Retry, SourceKey};
 use crate::shard::Shard;
 use crate::sources::{self, Source, SourceContext};
+use crate::state::{SourceState, StateDir};
 use crate::store::Store;
 
 /// First delay after a failed poll; doubles per consecutive failure up to the interval.
@@ -40,6 +43,14 @@ struct Settings {
 }
 
 impl Settings {
+    /// A digest of what the account's data depends on (its vendor URL, account and auth as
+    /// `describe` shows them, and the metrics settings): saved state of another is not served.
+    fn identity(&self) -> String {
+        use sha1::{Digest, Sha1};
+        let text = format!("{}\n{:?}", self.source.describe(), self.metrics);
+        format!("{:x}", Sha1::digest(text.as_bytes()))
+    }
+
     fn of(source: &SourceConfig, config: &Config) -> Settings {
         let interval = source.interval().unwrap_or(config.poll.interval);
         let poll = PollConfig {
@@ -66,6 +77,8 @@ pub struct Poller {
     /// The accounts this replica polls (`--shard` / `--total-shards`); the others are skipped
     /// on every apply, start and reload alike.
     shard: Shard,
+    /// Where the last good sections are kept across restarts (`server.state_dir`).
+    state: Option<Arc<StateDir>>,
 }
 
 impl Poller {
@@ -77,13 +90,20 @@ impl Poller {
             failure_backoff: FAILURE_BACKOFF,
             global: Mutex::new((0, Arc::new(tokio::sync::Semaphore::new(1)))),
             shard: Shard::ALL,
+            state: None,
         }
     }
 
     /// Polls only the accounts of `shard` (see [`crate::shard`]).
     pub fn with_shard(mut self, shard: Shard) -> Self {
         self.shard = shard;
-        self.store.set_shard(shard);
+        self
+    }
+
+    /// Keeps each account's last good sections in `dir` and serves them again after a
+    /// restart (see [`crate::state`]).
+    pub fn with_state_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.state = dir.map(|d| Arc::new(StateDir::new(d)));
         self
     }
 
@@ -137,20 +157,30 @@ impl Poller {
                 r.handle.abort();
             }
             self.store.remove(&key);
+            if let Some(state) = &self.state {
+                state.remove(&key);
+            }
             tracing::info!(source = %key, "source removed");
+        }
+        if let (Some(state), true) = (&self.state, running.is_empty()) {
+            let keep: Vec<&SourceKey> = wanted.keys().collect();
+            state.prune(&keep);
         }
 
         for (key, source_config) in wanted {
             let settings = Settings::of(source_config, config);
-            if let Some(r) = running.get(&key) {
+            // A new source resumes from its saved state; a changed one polls at once.
+            let restore = if let Some(r) = running.get(&key) {
                 if r.settings == settings {
                     continue; // unchanged: keeps its token, its schedule and its data
                 }
                 r.handle.abort();
                 tracing::info!(source = %key, "source changed; restarting its poller");
+                false
             } else {
                 tracing::info!(source = %key, "source added");
-            }
+                true
+            };
             let stats = self.store.register(&key);
             let ctx = SourceContext {
                 client: self.client.clone(),
@@ -171,7 +201,12 @@ impl Poller {
                 deadline: config.poll.deadline.min(interval),
                 failure_backoff: self.failure_backoff,
             };
-            let handle = spawn(source, self.store.clone(), schedule);
+            let state = self.state.as_ref().map(|dir| SourceState {
+                dir: dir.clone(),
+                identity: settings.identity(),
+                restore,
+            });
+            let handle = tokio::spawn(run(source, self.store.clone(), schedule, state));
             running.insert(key, Running { settings, handle });
         }
     }
@@ -210,29 +245,38 @@ struct Due {
 /// Polls one source for ever in a task of its own. The source must be registered (and
 /// configured) in `store`.
 pub fn spawn(source: Arc<dyn Source>, store: Arc<Store>, schedule: Schedule) -> JoinHandle<()> {
-    tokio::spawn(run(source, store, schedule))
+    tokio::spawn(run(source, store, schedule, None))
 }
 
-/// Polls one source for ever.
-async fn run(source: Arc<dyn Source>, store: Arc<Store>, schedule: Schedule) {
+/// Polls one source for ever; with `state`, its sections are restored at start (when asked)
+/// and saved after each publish.
+async fn run(
+    source: Arc<dyn Source>,
+    store: Arc<Store>,
+    schedule: Schedule,
+    state: Option<SourceState>,
+) {
     let key = source.key().clone();
     let span = tracing::info_span!(
         "poll",
         platform = key.platform.as_str(),
         account = key.account.as_str()
     );
-    let start = Instant::now();
+    let restored = match &state {
+        Some(s) if s.restore => s.load(&source, &store).instrument(span.clone()).await,
+        _ => BTreeMap::new(),
+    };
+    // A restored section is next due one interval (jittered) after its last success.
+    let (start, now) = (Instant::now(), SystemTime::now());
     let mut due: BTreeMap<&'static str, Due> = source
         .sections()
         .into_iter()
         .map(|name| {
-            (
-                name,
-                Due {
-                    at: start,
-                    failures: 0,
-                },
-            )
+            let at = restored.get(name).map_or(start, |success: &SystemTime| {
+                let next = *success + jitter(schedule.interval);
+                start + next.duration_since(now).unwrap_or_default()
+            });
+            (name, Due { at, failures: 0 })
         })
         .collect();
     loop {
@@ -247,51 +291,51 @@ async fn run(source: Arc<dyn Source>, store: Arc<Store>, schedule: Schedule) {
             .filter(|(_, d)| d.at <= horizon)
             .map(|(name, _)| *name)
             .collect();
-        let outcome = poll_supervised(&source, &store, wanted.clone(), schedule.deadline)
+        let failed = poll_supervised(&source, &store, wanted.clone(), schedule.deadline)
             .instrument(span.clone())
             .await;
+        if let Some(state) = &state {
+            state.save(&source, &store).instrument(span.clone()).await;
+        }
 
         // Good sections (re)join the next regular poll; failed ones retry on their own backoff,
-        // but never later than that regular poll.
+        // but never later than that regular poll; those the vendor said not to ask again soon
+        // wait for it.
         let finished = Instant::now();
         let group = due
             .iter()
             .filter(|(name, d)| !wanted.contains(name) && d.failures == 0 && d.at > finished)
             .map(|(_, d)| d.at)
             .min();
-        let any_ok = wanted.iter().any(|n| !outcome.failed.contains(n));
+        let any_ok = wanted.iter().any(|n| !failed.contains_key(n));
         let regular = group.or(any_ok.then(|| finished + jitter(schedule.interval)));
+        let regular = regular.unwrap_or_else(|| finished + jitter(schedule.interval));
         for name in &wanted {
             let Some(d) = due.get_mut(name) else { continue };
-            if outcome.failed.contains(name) {
-                d.failures = d.failures.saturating_add(1);
-                let backoff = schedule
-                    .failure_backoff
-                    .saturating_mul(1u32 << (d.failures - 1).min(16))
-                    .min(schedule.interval);
-                let retry = finished + jitter(backoff);
-                d.at = regular.map_or(retry, |r| retry.min(r));
-            } else {
-                d.failures = 0;
-                d.at = regular.unwrap_or_else(|| finished + jitter(schedule.interval));
-            }
+            (d.at, d.failures) = match failed.get(name) {
+                Some(Retry::Backoff) => {
+                    let failures = d.failures.saturating_add(1);
+                    let backoff = schedule
+                        .failure_backoff
+                        .saturating_mul(1u32 << (failures - 1).min(16))
+                        .min(schedule.interval);
+                    ((finished + jitter(backoff)).min(regular), failures)
+                }
+                _ => (regular, 0),
+            };
         }
     }
 }
 
-/// What the scheduler needs to know of a finished poll.
-struct Finished {
-    failed: Vec<&'static str>,
-}
-
 /// Runs one poll in its own task, under the deadline, and publishes its outcome. A panic or
-/// the deadline fails every section polled, with a reason that says which.
+/// the deadline fails every section polled, with a reason that says which. Returns the failed
+/// sections and when each may be tried again.
 async fn poll_supervised(
     source: &Arc<dyn Source>,
     store: &Arc<Store>,
     wanted: Vec<&'static str>,
     deadline: Duration,
-) -> Finished {
+) -> BTreeMap<&'static str, Retry> {
     let key = source.key().clone();
     store.poll_started(&key, SystemTime::now());
     let started = Instant::now();
@@ -305,51 +349,43 @@ async fn poll_supervised(
     // Stopping this poller (reload, shutdown) or the deadline must stop the poll too: a
     // dropped JoinHandle would leave it running detached.
     let _abort = AbortOnDrop(task.abort_handle());
-    let (outcome, panicked) = match tokio::time::timeout(deadline, task).await {
-        Ok(Ok(outcome)) => (outcome, false),
+    let error = match tokio::time::timeout(deadline, task).await {
+        Ok(Ok(outcome)) => Ok(outcome),
         Ok(Err(e)) if e.is_panic() => {
             let message = panic_message(e.into_panic());
-            tracing::error!(source = %key, panic = %message, "poll panicked; the source keeps its schedule");
-            (
-                PollOutcome::all_failed(&wanted, PollError::Panicked(message)),
-                true,
-            )
+            tracing::error!(panic = %message, "poll panicked; the source keeps its schedule");
+            Err(PollError::Panicked(message))
         }
-        Ok(Err(e)) => (
-            PollOutcome::all_failed(&wanted, PollError::Ended(e.to_string())),
-            false,
-        ),
-        Err(_) => (
-            PollOutcome::all_failed(&wanted, PollError::Deadline(deadline)),
-            false,
-        ),
+        Ok(Err(e)) => Err(PollError::Ended(e.to_string())),
+        Err(_) => Err(PollError::Deadline(deadline)),
     };
+    let outcome = error.unwrap_or_else(|e| PollOutcome::all_failed(&wanted, e));
     let took = started.elapsed();
-    let failed: Vec<&'static str> = outcome
+    let failed: BTreeMap<&'static str, Retry> = outcome
         .sections
         .iter()
-        .filter(|s| s.result.is_err())
-        .map(|s| s.name)
+        .filter_map(|s| Some((s.name, s.result.as_ref().err()?.retry())))
         .collect();
     let now = SystemTime::now();
     let took_ms = took.as_millis() as u64;
-    if failed.is_empty() && !panicked {
-        tracing::info!(source = %key, took_ms, sections = wanted.len(), "poll succeeded");
-    } else if !panicked {
-        let error = outcome.first_error().unwrap_or_default();
-        if store.has_data(&key, &failed, now) {
-            tracing::warn!(source = %key, took_ms, failed = ?failed, error, "poll failed; keeping the last good data");
+    if failed.is_empty() {
+        tracing::info!(took_ms, sections = wanted.len(), "poll succeeded");
+    } else {
+        let names: Vec<&str> = failed.keys().copied().collect();
+        let kept = store.has_data(&key, &names, now);
+        let error = outcome
+            .first_failure()
+            .map(|e| format!("{}: {}", e.section, e.error.summary()));
+        let error = error.unwrap_or_default();
+        if kept {
+            tracing::warn!(took_ms, failed = ?names, error, "poll failed; keeping the last good data");
         } else {
-            tracing::warn!(source = %key, took_ms, failed = ?failed, error, "poll failed; no data to publish yet");
+            tracing::warn!(took_ms, failed = ?names, error, "poll failed; no data to publish yet");
         }
     }
-    if panicked {
-        store.publish_panic(&key, outcome, took, now);
-    } else {
-        store.publish(&key, outcome, took, now);
-    }
+    store.publish(&key, outcome, took, now);
     store.expire(now);
-    Finished { failed }
+    failed
 }
 
 /// Aborts a spawned task when dropped.

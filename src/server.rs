@@ -28,11 +28,11 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::app::ReloadError;
 use crate::connections::{
     Connections, InFlight, Metered, Order, Registration, Timeouts, CHUNK, STALLED,
 };
 use crate::exposition::Format;
+use crate::model::ReloadError;
 use crate::scrape_body::ScrapeBodies;
 use crate::store::Store;
 use crate::web::{Access, Verdict, WebSettings};

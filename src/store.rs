@@ -1,11 +1,15 @@
 //! The published state of every source: the last good sections of data, the poll status and the
-//! request counters. Pollers write whole polls into it; scrapes and the landing page read it.
+//! request counters, and the state of the config in force. Pollers write whole sections into
+//! it; scrapes and the landing page read it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::model::{FailureReason, PollError, PollOutcome, SectionError, SourceInfo, SourceKey};
+use crate::model::{
+    FailureReason, PollError, PollOutcome, Retry, SectionError, SourceInfo, SourceKey,
+};
 use crate::snapshot::{merge, MetricsBuilder, Rendered};
 use crate::stats::ApiStats;
 
@@ -16,13 +20,13 @@ pub struct SourceStatus {
     pub polls_failed: u64,
     /// Polls that panicked (caught; the source kept its schedule).
     pub polls_panicked: u64,
-    /// Every section's last attempt succeeded.
+    /// Every section's last attempt succeeded, or found it not offered by the tenant.
     pub up: bool,
     pub last_poll_end: Option<SystemTime>,
-    /// End of the last poll after which every section was up.
+    /// End of the last poll after which the source was up (or as restored from the state dir).
     pub last_success: Option<SystemTime>,
     pub last_duration: Option<Duration>,
-    /// Why the source is down: the failed section and its typed error.
+    /// Why the source is down: a failed section and its typed error.
     pub last_error: Option<SectionError>,
     /// Start of the poll running now, if one is.
     pub polling_since: Option<SystemTime>,
@@ -47,26 +51,47 @@ pub struct SectionStatus {
     pub last_error: Option<PollError>,
 }
 
-impl SourceStatus {
-    /// True once the first poll attempt ended, whatever its result.
-    pub fn first_poll_done(&self) -> bool {
-        self.polls_ok + self.polls_failed + self.polls_panicked > 0
+impl SectionStatus {
+    /// The tenant does not offer it: down, but not the source's fault.
+    pub fn not_offered(&self) -> bool {
+        self.up == Some(false)
+            && self
+                .last_error
+                .as_ref()
+                .is_some_and(|e| e.retry() == Retry::NotOffered)
     }
 }
 
-/// The last good data of a section.
+impl SourceStatus {
+    /// True once the first poll attempt ended, whatever its result, or data was restored.
+    pub fn first_poll_done(&self) -> bool {
+        self.last_poll_end.is_some() || self.last_success.is_some()
+    }
+}
+
+/// The config in force and the last reload's verdict.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigStatus {
+    /// When the config in force was loaded (at start or by the last good reload).
+    pub loaded_at: Option<SystemTime>,
+    /// The last reload, when it was refused: when, and why (keys, never values).
+    pub refused: Option<(SystemTime, String)>,
+}
+
+/// A section's name, success time and data, as the state dir keeps it.
+pub type SavedSection<D> = (&'static str, SystemTime, D);
+
+/// A section's health and its last good data (published at `health.last_success`).
 #[derive(Debug)]
 struct Section {
-    data: Arc<Rendered>,
-    success_at: SystemTime,
+    health: SectionStatus,
+    data: Option<Arc<Rendered>>,
 }
 
 #[derive(Debug)]
 struct Entry {
     stats: Arc<ApiStats>,
     status: SourceStatus,
-    /// Health of every section, data or not.
-    health: BTreeMap<&'static str, SectionStatus>,
     sections: BTreeMap<&'static str, Section>,
 }
 
@@ -74,17 +99,23 @@ struct Entry {
 pub struct Store {
     sources: RwLock<BTreeMap<SourceKey, Entry>>,
     max_age: RwLock<Duration>,
-    version: String,
+    /// `(ordinal, total)` when this replica polls one shard of several.
+    shard: Option<(u32, u32)>,
     /// The process polls built-in simulators (`--demo`), not vendors.
-    demo: std::sync::atomic::AtomicBool,
-    /// The accounts this replica polls, shown on the landing page and as series when sharded.
-    shard: std::sync::OnceLock<crate::shard::Shard>,
+    demo: bool,
+    config: Mutex<ConfigStatus>,
+    /// Latched once the first config's sources finished their first poll: a reload that adds
+    /// an account does not take a serving exporter out of its Service.
+    ready: AtomicBool,
 }
 
 fn secs(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn lock<T>(r: std::sync::LockResult<T>) -> T {
+    r.unwrap_or_else(|e| e.into_inner())
 }
 
 impl Store {
@@ -92,43 +123,61 @@ impl Store {
         Store {
             sources: RwLock::new(BTreeMap::new()),
             max_age: RwLock::new(max_age),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            demo: std::sync::atomic::AtomicBool::new(false),
-            shard: std::sync::OnceLock::new(),
+            shard: None,
+            demo: false,
+            config: Mutex::new(ConfigStatus::default()),
+            ready: AtomicBool::new(false),
         }
     }
 
-    /// Records this replica's shard (set once, at start).
-    pub fn set_shard(&self, shard: crate::shard::Shard) {
-        let _ = self.shard.set(shard);
+    /// The replica this store serves: its shard `(ordinal, total)` when sharded, and whether
+    /// it polls the demo's simulators.
+    pub fn for_replica(mut self, shard: Option<(u32, u32)>, demo: bool) -> Self {
+        self.shard = shard;
+        self.demo = demo;
+        self
     }
 
-    pub fn shard(&self) -> crate::shard::Shard {
-        self.shard.get().copied().unwrap_or_default()
-    }
-
-    pub fn set_demo_mode(&self, demo: bool) {
-        self.demo.store(demo, std::sync::atomic::Ordering::Relaxed);
+    pub fn shard(&self) -> Option<(u32, u32)> {
+        self.shard
     }
 
     pub fn demo_mode(&self) -> bool {
-        self.demo.load(std::sync::atomic::Ordering::Relaxed)
+        self.demo
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<SourceKey, Entry>> {
-        self.sources.read().unwrap_or_else(|e| e.into_inner())
+        lock(self.sources.read())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<SourceKey, Entry>> {
-        self.sources.write().unwrap_or_else(|e| e.into_inner())
+        lock(self.sources.write())
     }
 
     pub fn max_age(&self) -> Duration {
-        *self.max_age.read().unwrap_or_else(|e| e.into_inner())
+        *lock(self.max_age.read())
     }
 
     pub fn set_max_age(&self, d: Duration) {
-        *self.max_age.write().unwrap_or_else(|e| e.into_inner()) = d;
+        *lock(self.max_age.write()) = d;
+    }
+
+    /// Records a config taken (`Ok`, at start or on reload) or a reload refused, and why.
+    pub fn config_loaded(&self, result: Result<(), String>, now: SystemTime) {
+        let mut c = lock(self.config.lock());
+        match result {
+            Ok(()) => {
+                *c = ConfigStatus {
+                    loaded_at: Some(now),
+                    refused: None,
+                }
+            }
+            Err(reason) => c.refused = Some((now, reason)),
+        }
+    }
+
+    pub fn config_status(&self) -> ConfigStatus {
+        lock(self.config.lock()).clone()
     }
 
     /// Registers a source (keeping its state if it exists) and returns its counters.
@@ -137,7 +186,6 @@ impl Store {
         let entry = map.entry(key.clone()).or_insert_with(|| Entry {
             stats: Arc::new(ApiStats::default()),
             status: SourceStatus::default(),
-            health: BTreeMap::new(),
             sections: BTreeMap::new(),
         });
         entry.stats.clone()
@@ -152,21 +200,56 @@ impl Store {
         interval: Duration,
         info: SourceInfo,
     ) {
-        let mut map = self.write();
-        let Some(entry) = map.get_mut(key) else {
-            return;
-        };
-        entry.sections.retain(|name, _| sections.contains(name));
-        entry.health.retain(|name, _| sections.contains(name));
-        for name in sections {
-            entry.health.entry(name).or_insert_with(|| SectionStatus {
-                name,
-                ..SectionStatus::default()
-            });
+        if let Some(entry) = self.write().get_mut(key) {
+            entry.sections.retain(|name, _| sections.contains(name));
+            for name in sections {
+                entry.sections.entry(name).or_insert_with(|| Section {
+                    health: SectionStatus {
+                        name,
+                        ..SectionStatus::default()
+                    },
+                    data: None,
+                });
+            }
+            entry.status.interval = Some(interval);
+            entry.status.info = info;
+            entry.status.up = all_up(&entry.sections);
         }
-        entry.status.interval = Some(interval);
-        entry.status.info = info;
-        entry.status.up = all_up(&entry.health);
+    }
+
+    /// Serves sections saved before a restart as if just polled at their own success times
+    /// (`max_age` still applies); the source's last success is `last_success`.
+    pub fn restore(
+        &self,
+        key: &SourceKey,
+        sections: Vec<SavedSection<Rendered>>,
+        last_success: Option<SystemTime>,
+    ) {
+        if let Some(entry) = self.write().get_mut(key) {
+            for (name, at, data) in sections {
+                if let Some(s) = entry.sections.get_mut(name) {
+                    s.health.up = Some(true);
+                    s.health.last_success = Some(at);
+                    s.data = Some(Arc::new(data));
+                }
+            }
+            entry.status.up = all_up(&entry.sections);
+            entry.status.last_success = last_success;
+        }
+    }
+
+    /// The sections of `key` with good data, when each succeeded, and the source's last
+    /// success: what the state dir keeps.
+    pub fn saved(&self, key: &SourceKey) -> (Vec<SavedSection<Arc<Rendered>>>, Option<SystemTime>) {
+        let map = self.read();
+        let Some(entry) = map.get(key) else {
+            return (Vec::new(), None);
+        };
+        let sections = entry
+            .sections
+            .values()
+            .filter_map(|s| Some((s.health.name, s.health.last_success?, s.data.clone()?)));
+        (sections.collect(), entry.status.last_success)
     }
 
     /// Marks a poll of `key` as running since `now` (the landing page shows it).
@@ -180,11 +263,9 @@ impl Store {
     pub fn has_data(&self, key: &SourceKey, sections: &[&'static str], now: SystemTime) -> bool {
         let max_age = self.max_age();
         self.read().get(key).is_some_and(|e| {
-            sections.iter().any(|name| {
-                e.sections
-                    .get(name)
-                    .is_some_and(|s| !expired(s, now, max_age))
-            })
+            sections
+                .iter()
+                .any(|name| e.sections.get(name).is_some_and(|s| fresh(s, now, max_age)))
         })
     }
 
@@ -195,102 +276,83 @@ impl Store {
 
     /// Publishes one finished poll (of every section or of some). Sections that succeeded
     /// replace their predecessors; failed ones keep the last good data; sections not polled keep
-    /// their state. The source is up when every section's last attempt succeeded.
+    /// their state. A poll with a panicked section is counted as a panic.
     pub fn publish(&self, key: &SourceKey, outcome: PollOutcome, took: Duration, now: SystemTime) {
-        self.finish(key, outcome, took, now, false);
-    }
-
-    /// Publishes a poll that panicked: its sections failed, counted apart from failures.
-    pub fn publish_panic(
-        &self,
-        key: &SourceKey,
-        outcome: PollOutcome,
-        took: Duration,
-        now: SystemTime,
-    ) {
-        self.finish(key, outcome, took, now, true);
-    }
-
-    fn finish(
-        &self,
-        key: &SourceKey,
-        outcome: PollOutcome,
-        took: Duration,
-        now: SystemTime,
-        panicked: bool,
-    ) {
         let mut map = self.write();
         let Some(entry) = map.get_mut(key) else {
             return; // removed by a reload while it polled
         };
-        let ok = outcome.ok() && !panicked;
-        let error = outcome.first_failure();
-        for section in outcome.sections {
-            let health = entry
-                .health
-                .entry(section.name)
-                .or_insert_with(|| SectionStatus {
-                    name: section.name,
-                    ..SectionStatus::default()
+        let panicked = outcome
+            .sections
+            .iter()
+            .any(|s| matches!(s.result, Err(PollError::Panicked(_))));
+        let ok = outcome.ok();
+        let error = outcome.sections.iter().find_map(|s| match &s.result {
+            Err(e) if e.retry() != Retry::NotOffered => Some(SectionError {
+                section: s.name,
+                error: e.clone(),
+            }),
+            _ => None,
+        });
+        for outcome in outcome.sections {
+            let section = entry
+                .sections
+                .entry(outcome.name)
+                .or_insert_with(|| Section {
+                    health: SectionStatus {
+                        name: outcome.name,
+                        ..SectionStatus::default()
+                    },
+                    data: None,
                 });
-            match section.result {
+            let health = &mut section.health;
+            health.up = Some(outcome.result.is_ok());
+            match outcome.result {
                 Ok(data) => {
-                    health.up = Some(true);
                     health.last_success = Some(now);
                     health.last_error = None;
-                    entry.sections.insert(
-                        section.name,
-                        Section {
-                            data: Arc::new(data),
-                            success_at: now,
-                        },
-                    );
+                    section.data = Some(Arc::new(data));
                 }
-                Err(e) => {
-                    health.up = Some(false);
-                    health.last_error = Some(e);
-                }
+                Err(e) => health.last_error = Some(e),
             }
         }
-        let up = all_up(&entry.health);
+        let up = all_up(&entry.sections);
         let status = &mut entry.status;
         status.up = up;
         status.polling_since = None;
-        status.current_error = None;
         status.last_poll_end = Some(now);
         status.last_duration = Some(took);
-        if panicked {
-            status.polls_panicked += 1;
-        } else if ok {
-            status.polls_ok += 1;
-        } else {
-            status.polls_failed += 1;
+        match (panicked, ok) {
+            (true, _) => status.polls_panicked += 1,
+            (false, true) => status.polls_ok += 1,
+            (false, false) => status.polls_failed += 1,
         }
         if up {
             status.last_success = Some(now);
-            status.last_error = None;
-        } else {
-            // The error of this poll, else that of a section still down from an earlier one.
-            status.last_error = error.or_else(|| {
-                entry
-                    .health
-                    .values()
-                    .find_map(|h| match (&h.up, &h.last_error) {
-                        (Some(false), Some(e)) => Some(SectionError {
-                            section: h.name,
-                            error: e.clone(),
-                        }),
-                        _ => None,
-                    })
-            });
         }
+        // The error of this poll, else that of a section still down from an earlier one.
+        status.last_error = error.or_else(|| {
+            let down = entry.sections.values().map(|s| &s.health);
+            down.filter(|h| h.up == Some(false) && !h.not_offered())
+                .find_map(|h| {
+                    let error = h.last_error.clone()?;
+                    Some(SectionError {
+                        section: h.name,
+                        error,
+                    })
+                })
+        });
     }
 
     /// Drops sections older than `max_age` so their memory is freed, not just hidden.
     pub fn expire(&self, now: SystemTime) {
         let max_age = self.max_age();
         for entry in self.write().values_mut() {
-            entry.sections.retain(|_, s| !expired(s, now, max_age));
+            for s in entry.sections.values_mut() {
+                if !fresh(s, now, max_age) {
+                    s.data = None;
+                }
+            }
         }
     }
 
@@ -301,7 +363,7 @@ impl Store {
             .iter()
             .map(|(k, e)| {
                 let mut s = e.status.clone();
-                s.sections = e.health.values().cloned().collect();
+                s.sections = e.sections.values().map(|sec| sec.health.clone()).collect();
                 if let Some(since) = s.polling_since {
                     s.current_error = e
                         .stats
@@ -312,17 +374,22 @@ impl Store {
                 s.series = e
                     .sections
                     .values()
-                    .filter(|sec| !expired(sec, now, max_age))
-                    .map(|sec| sec.data.series())
+                    .filter(|sec| fresh(sec, now, max_age))
+                    .filter_map(|sec| Some(sec.data.as_ref()?.series()))
                     .sum();
                 (k.clone(), s)
             })
             .collect()
     }
 
-    /// True once every registered source has finished its first poll.
+    /// True once every source of the first config has finished its first poll, and from then
+    /// on (reloads included).
     pub fn ready(&self) -> bool {
-        self.read().values().all(|e| e.status.first_poll_done())
+        if self.ready.load(Ordering::Relaxed) {
+            return true;
+        }
+        let ready = self.read().values().all(|e| e.status.first_poll_done());
+        self.ready.fetch_or(ready, Ordering::Relaxed) || ready
     }
 
     /// The whole `/metrics` body in OpenMetrics, sorted by family: health series built now,
@@ -340,197 +407,167 @@ impl Store {
     pub fn data_sections(&self, now: SystemTime) -> Vec<Arc<Rendered>> {
         let max_age = self.max_age();
         let map = self.read();
-        let mut parts: Vec<Arc<Rendered>> = Vec::with_capacity(map.len() * 6);
-        for entry in map.values() {
-            for section in entry.sections.values() {
-                if !expired(section, now, max_age) {
-                    parts.push(section.data.clone());
-                }
-            }
-        }
-        parts
+        let sections = map.values().flat_map(|e| e.sections.values());
+        sections
+            .filter(|s| fresh(s, now, max_age))
+            .filter_map(|s| s.data.clone())
+            .collect()
     }
 
-    /// The health series (build info, per-source status and request counters) as of now.
+    /// The health series (build info, config, per-source status and request counters) now.
     pub fn render_health(&self) -> Rendered {
-        let map = self.read();
-        self.health(&map)
-    }
-
-    fn health(&self, map: &BTreeMap<SourceKey, Entry>) -> Rendered {
         let mut b = MetricsBuilder::new();
+        let version = [("version", env!("CARGO_PKG_VERSION"))];
         b.gauge(
             "awareness_build_info",
             "A constant 1, labelled with the exporter's version",
-            &[("version", &self.version)],
+            &version,
             1.0,
         );
+        let config = self.config_status();
+        let config_gauges = [
+            ("awareness_config_last_reload_successful", "1 when the last attempt to load the config file succeeded (at start or on reload), else 0", Some(f64::from(u8::from(config.refused.is_none())))),
+            ("awareness_config_last_reload_success_timestamp_seconds", "Unix time at which the config in force was loaded", config.loaded_at.map(secs)),
+        ];
+        for (name, help, value) in config_gauges {
+            if let Some(v) = value {
+                b.gauge(name, help, &[], v);
+            }
+        }
         // As kube-state-metrics shows its sharding; absent when not sharded.
-        let shard = self.shard();
-        if shard.is_sharded() {
-            let ordinal = shard.ordinal().to_string();
-            let labels = [("shard", ordinal.as_str())];
-            b.gauge(
-                "awareness_shard_ordinal",
-                "This replica's shard (--shard or the StatefulSet ordinal): it polls the accounts \
-                 whose hash of (platform, account) falls on it",
-                &labels,
-                f64::from(shard.ordinal()),
-            );
+        if let Some((ordinal, total)) = self.shard {
+            let shard = ordinal.to_string();
+            let labels = [("shard", shard.as_str())];
+            b.gauge("awareness_shard_ordinal", "This replica's shard (--shard or the StatefulSet ordinal): it polls the accounts whose hash of (platform, account) falls on it", &labels, f64::from(ordinal));
             b.gauge(
                 "awareness_total_shards",
                 "The number of shards the accounts are spread over (--total-shards)",
                 &labels,
-                f64::from(shard.total()),
+                f64::from(total),
             );
         }
-        for (key, entry) in map {
-            let platform = key.platform.as_str();
-            let account = key.account.as_str();
-            let labels = [("platform", platform), ("account", account)];
-            let st = &entry.status;
-            b.gauge(
-                "awareness_up",
-                "1 when the last poll of the source fully succeeded, else 0",
-                &labels,
-                if st.up { 1.0 } else { 0.0 },
-            );
-            if let Some(t) = st.last_success {
-                b.gauge(
-                    "awareness_last_success_timestamp_seconds",
-                    "Unix time at the end of the last fully successful poll",
-                    &labels,
-                    secs(t),
-                );
-            }
-            if let Some(d) = st.last_duration {
-                b.gauge(
-                    "awareness_poll_duration_seconds",
-                    "How long the last poll of the source took",
-                    &labels,
-                    d.as_secs_f64(),
-                );
-            }
-            if let Some(d) = st.interval {
-                b.gauge(
-                    "awareness_poll_interval_seconds",
-                    "The source's poll interval (after a success; failures retry sooner)",
-                    &labels,
-                    d.as_secs_f64(),
-                );
-            }
-            for (name, h) in &entry.health {
-                let labels = [
-                    ("platform", platform),
-                    ("account", account),
-                    ("section", *name),
-                ];
-                if let Some(up) = h.up {
-                    b.gauge(
-                        "awareness_section_up",
-                        "1 when the last attempt at this section of the source succeeded, else 0",
-                        &labels,
-                        if up { 1.0 } else { 0.0 },
-                    );
-                }
-                if let Some(t) = h.last_success {
-                    b.gauge(
-                        "awareness_section_last_success_timestamp_seconds",
-                        "Unix time at the end of the last successful poll of this section",
-                        &labels,
-                        secs(t),
-                    );
-                }
-            }
-            for (result, n) in [
-                ("success", st.polls_ok),
-                ("failure", st.polls_failed),
-                ("panic", st.polls_panicked),
-            ] {
-                b.counter(
-                    "awareness_polls",
-                    "Finished polls of the source, by result (a panic is caught and counted)",
-                    &[
-                        ("platform", platform),
-                        ("account", account),
-                        ("result", result),
-                    ],
-                    n as f64,
-                );
-            }
-            let stats = entry.stats.snapshot();
-            for (endpoint, n) in &stats.requests {
-                b.counter(
-                    "awareness_api_requests",
-                    "HTTP requests made to the vendor API",
-                    &[
-                        ("platform", platform),
-                        ("account", account),
-                        ("endpoint", endpoint),
-                    ],
-                    *n as f64,
-                );
-            }
-            for ((endpoint, reason), n) in &stats.failures {
-                b.counter(
-                    "awareness_api_request_failures",
-                    "Failed HTTP requests to the vendor API, by reason",
-                    &[
-                        ("platform", platform),
-                        ("account", account),
-                        ("endpoint", endpoint),
-                        ("reason", reason.as_str()),
-                    ],
-                    *n as f64,
-                );
-            }
-            for (endpoint, n) in &stats.rows_skipped {
-                b.counter(
-                    "awareness_rows_skipped",
-                    "Malformed rows in vendor answers that were skipped",
-                    &[
-                        ("platform", platform),
-                        ("account", account),
-                        ("endpoint", endpoint),
-                    ],
-                    *n as f64,
-                );
-            }
-            if let Some(n) = stats.rows_read {
-                b.gauge(
-                    "awareness_source_rows",
-                    "Rows read from the vendor by the source's latest poll, all pages and sections \
-                     (what its memory grows with; poll.max_rows bounds it)",
-                    &[("platform", platform), ("account", account)],
-                    n as f64,
-                );
-            }
-            for (label, n) in &stats.labels_folded {
-                b.counter(
-                    "awareness_label_values_folded",
-                    "Distinct vendor label values folded into __other__ by \
-                     metrics.max_label_values, summed over polls",
-                    &[
-                        ("platform", platform),
-                        ("account", account),
-                        ("label", label),
-                    ],
-                    *n as f64,
-                );
-            }
+        for (key, entry) in self.read().iter() {
+            source_health(&mut b, key, entry);
         }
         b.finish()
     }
 }
 
-fn all_up(health: &BTreeMap<&'static str, SectionStatus>) -> bool {
-    !health.is_empty() && health.values().all(|h| h.up == Some(true))
+/// The health series of one source.
+fn source_health(b: &mut MetricsBuilder, key: &SourceKey, entry: &Entry) {
+    let (platform, account) = (key.platform.as_str(), key.account.as_str());
+    let labels = [("platform", platform), ("account", account)];
+    let st = &entry.status;
+    let gauges = [
+        ("awareness_up", "1 when the last poll of the source fully succeeded (sections the tenant does not offer aside), else 0", Some(f64::from(u8::from(st.up)))),
+        ("awareness_last_success_timestamp_seconds", "Unix time at the end of the last fully successful poll", st.last_success.map(secs)),
+        ("awareness_poll_duration_seconds", "How long the last poll of the source took", st.last_duration.map(|d| d.as_secs_f64())),
+        ("awareness_poll_interval_seconds", "The source's poll interval (after a success; failures retry sooner)", st.interval.map(|d| d.as_secs_f64())),
+    ];
+    for (name, help, value) in gauges {
+        if let Some(v) = value {
+            b.gauge(name, help, &labels, v);
+        }
+    }
+    for (name, s) in &entry.sections {
+        let labels = [
+            ("platform", platform),
+            ("account", account),
+            ("section", *name),
+        ];
+        let h = &s.health;
+        if let Some(up) = h.up {
+            b.gauge("awareness_section_up", "1 when the last attempt at this section of the source succeeded, else 0 (down, or not offered by the tenant)", &labels, f64::from(u8::from(up)));
+        }
+        if let Some(t) = h.last_success {
+            b.gauge(
+                "awareness_section_last_success_timestamp_seconds",
+                "Unix time at the end of the last successful poll of this section",
+                &labels,
+                secs(t),
+            );
+        }
+    }
+    for (result, n) in [
+        ("success", st.polls_ok),
+        ("failure", st.polls_failed),
+        ("panic", st.polls_panicked),
+    ] {
+        let labels = [
+            ("platform", platform),
+            ("account", account),
+            ("result", result),
+        ];
+        b.counter(
+            "awareness_polls",
+            "Finished polls of the source, by result (a panic is caught and counted)",
+            &labels,
+            n as f64,
+        );
+    }
+    let stats = entry.stats.snapshot();
+    let by_endpoint = [
+        (
+            "awareness_api_requests",
+            "HTTP requests made to the vendor API",
+            &stats.requests,
+        ),
+        (
+            "awareness_rows_skipped",
+            "Malformed rows in vendor answers that were skipped",
+            &stats.rows_skipped,
+        ),
+    ];
+    for (name, help, counts) in by_endpoint {
+        for (endpoint, n) in counts {
+            let labels = [
+                ("platform", platform),
+                ("account", account),
+                ("endpoint", endpoint),
+            ];
+            b.counter(name, help, &labels, *n as f64);
+        }
+    }
+    for ((endpoint, reason), n) in &stats.failures {
+        let labels = [
+            ("platform", platform),
+            ("account", account),
+            ("endpoint", endpoint),
+            ("reason", reason.as_str()),
+        ];
+        b.counter(
+            "awareness_api_request_failures",
+            "Failed HTTP requests to the vendor API, by reason",
+            &labels,
+            *n as f64,
+        );
+    }
+    if let Some(n) = stats.rows_read {
+        b.gauge("awareness_source_rows", "Rows read from the vendor by the source's latest poll, all pages and sections (what its memory grows with; poll.max_rows bounds it)", &labels, n as f64);
+    }
+    for (label, n) in &stats.labels_folded {
+        let labels = [
+            ("platform", platform),
+            ("account", account),
+            ("label", label),
+        ];
+        b.counter("awareness_label_values_folded", "Distinct vendor label values folded into __other__ by metrics.max_label_values, summed over polls", &labels, *n as f64);
+    }
 }
 
-fn expired(section: &Section, now: SystemTime, max_age: Duration) -> bool {
-    now.duration_since(section.success_at)
-        .map(|age| age > max_age)
-        .unwrap_or(false)
+/// Up when every section's last attempt succeeded or found it not offered, and one succeeded.
+fn all_up(sections: &BTreeMap<&'static str, Section>) -> bool {
+    let health = || sections.values().map(|s| &s.health);
+    health().any(|h| h.up == Some(true)) && health().all(|h| h.up == Some(true) || h.not_offered())
+}
+
+/// The section's data is there and not older than `max_age`.
+fn fresh(section: &Section, now: SystemTime, max_age: Duration) -> bool {
+    section.data.is_some()
+        && section
+            .health
+            .last_success
+            .is_some_and(|at| now.duration_since(at).map_or(true, |age| age <= max_age))
 }
 
 #[cfg(test)]

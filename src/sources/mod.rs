@@ -37,6 +37,13 @@ pub trait Source: Send + Sync {
     fn poll(&self) -> BoxFuture<'_, PollOutcome> {
         self.poll_sections(self.sections())
     }
+    /// The vendor's request ledger (a daily quota count) in a plain form the state dir keeps
+    /// across restarts; `None` for vendors that count nothing themselves.
+    fn ledger(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Continues a ledger saved by [`ledger`](Self::ledger) before a restart.
+    fn restore_ledger(&self, _ledger: serde_json::Value) {}
 }
 
 /// The sections a poll wants, for a vendor whose sections are its configured endpoint groups

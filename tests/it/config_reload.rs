@@ -6,8 +6,9 @@ use crate::common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use awareness_exporter::app::{Exporter, ReloadError};
+use awareness_exporter::app::Exporter;
 use awareness_exporter::config::ConfigError;
+use awareness_exporter::model::ReloadError;
 use awareness_exporter::sources::registry;
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
 use awareness_sim::{toml_str, Population};
@@ -60,10 +61,13 @@ async fn an_empty_or_accountless_reload_is_refused_and_the_old_sources_kept() {
     for refused in ["", "# truncated by an in-place rewrite\n[poll]\n"] {
         std::fs::write(&path, refused).unwrap();
         let e = exporter.reload().await.unwrap_err();
+        let ReloadError::Refused(refused) = &e else {
+            panic!("{e}")
+        };
         assert!(
             matches!(
-                e,
-                ReloadError::Refused(ConfigError::Empty { .. } | ConfigError::NoSources { .. })
+                refused.downcast_ref(),
+                Some(ConfigError::Empty { .. } | ConfigError::NoSources { .. })
             ),
             "{e}"
         );
@@ -108,5 +112,55 @@ async fn the_http_reload_answers_with_the_reload_errors_text() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "config reloaded: 1 sources\n");
     handle.shutdown().await;
+    exporter.poller.stop();
+}
+
+/// A refused reload is seen without reading the log: `awareness_config_last_reload_successful`
+/// 0 (as Prometheus names it) and the landing page with the reason; a good one sets it back to
+/// 1 with a new success time. An account added by a reload does not take readiness back: it is
+/// shown as "first poll running".
+#[tokio::test]
+async fn reloads_are_visible_and_readiness_holds_across_them() {
+    let (_sim, text, _dir, path) = config_file(5).await;
+    let exporter = Exporter::start(registry::loader().load(&path).unwrap(), Some(path.clone()));
+    assert!(common::eventually(20, || exporter.store.ready()).await);
+    let gauge = |name: &str| common::samples(&exporter.store.render(SystemTime::now()))[name];
+    let successful = "awareness_config_last_reload_successful{}";
+    let loaded_at = "awareness_config_last_reload_success_timestamp_seconds{}";
+    assert_eq!(gauge(successful), 1.0);
+    let first_load = gauge(loaded_at);
+    let page = || awareness_exporter::landing::render(&exporter.store, SystemTime::now());
+    assert!(!page().contains("Config reload refused"));
+
+    std::fs::write(&path, format!("{text}bogus_key = 1\n")).unwrap();
+    exporter.reload().await.unwrap_err();
+    assert_eq!(gauge(successful), 0.0);
+    assert_eq!(
+        gauge(loaded_at),
+        first_load,
+        "the config in force is the first one"
+    );
+    let html = page();
+    assert!(html.contains("Config reload refused"), "{html}");
+    assert!(
+        html.contains("bogus_key"),
+        "the reason names the key: {html}"
+    );
+
+    // A good reload adding an account whose vendor never answers.
+    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let added = format!(
+        "\n[[cyberpilot]]\naccount = \"late\"\naccount_id = \"x\"\ntoken = \"t\"\nbase_url = \"http://{}\"\n",
+        blackhole.local_addr().unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await; // a later success time
+    std::fs::write(&path, format!("{text}{added}")).unwrap();
+    exporter.reload().await.unwrap();
+    assert_eq!(gauge(successful), 1.0);
+    assert!(gauge(loaded_at) > first_load);
+    assert!(exporter.store.ready(), "ready stays ready across a reload");
+    let html = page();
+    assert!(!html.contains("Config reload refused"), "{html}");
+    assert!(html.contains("first poll running"), "{html}");
     exporter.poller.stop();
 }

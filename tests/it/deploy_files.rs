@@ -115,3 +115,60 @@ fn the_image_and_the_unit_limit_malloc_arenas() {
             .any(|l| l.trim() == format!("Environment={setting}")));
     }
 }
+
+/// Every shipped deployment keeps the restart state (docs/deployment.md, "Restart state"): the
+/// state dir is set and is a writable volume (systemd's StateDirectory, a named compose volume,
+/// a Kubernetes volume mounted where the variable points).
+#[test]
+fn every_deployment_keeps_the_restart_state() {
+    const DIR: &str = "/var/lib/awareness-exporter";
+    let unit = read("deploy/systemd/awareness-exporter.service");
+    assert!(unit
+        .lines()
+        .any(|l| l == "StateDirectory=awareness-exporter"));
+    assert!(unit.contains(&format!("Environment=AWARENESS_SERVER__STATE_DIR={DIR}\n")));
+
+    let compose: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&read("deploy/compose/docker-compose.yml")).unwrap();
+    let exporter = &compose["services"]["awareness-exporter"];
+    assert_eq!(exporter["environment"]["AWARENESS_SERVER__STATE_DIR"], DIR);
+    let mount = format!("exporter-state:{DIR}");
+    assert!(exporter["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .any(|v| v == &mount[..]));
+    assert!(compose["volumes"]
+        .as_mapping()
+        .unwrap()
+        .contains_key("exporter-state"));
+    assert!(read("deploy/Dockerfile").contains(&format!("--chown=65532:65532 /out/state {DIR}")));
+
+    for file in ["deployment.yaml", "statefulset-sharded.yaml"] {
+        let text = read(&format!("deploy/kubernetes/{file}"));
+        let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        let workload = docs
+            .iter()
+            .find(|d| d["spec"]["template"].is_mapping())
+            .unwrap();
+        let container = &workload["spec"]["template"]["spec"]["containers"][0];
+        let env = container["env"].as_sequence().unwrap();
+        assert!(
+            env.iter()
+                .any(|e| e["name"] == "AWARENESS_SERVER__STATE_DIR" && e["value"] == DIR),
+            "{file}"
+        );
+        let mounts = container["volumeMounts"].as_sequence().unwrap();
+        let state = mounts.iter().find(|m| m["mountPath"] == DIR).expect(file);
+        let name = &state["name"];
+        let volumes = workload["spec"]["template"]["spec"]["volumes"]
+            .as_sequence()
+            .unwrap();
+        let claims = workload["spec"]["volumeClaimTemplates"].as_sequence();
+        let declared = volumes.iter().any(|v| &v["name"] == name)
+            || claims.is_some_and(|c| c.iter().any(|v| &v["metadata"]["name"] == name));
+        assert!(declared, "{file}: no volume {name:?}");
+    }
+}

@@ -19,6 +19,7 @@ fn mask(body: &str) -> String {
             if l.starts_with("awareness_last_success_timestamp_seconds{")
                 || l.starts_with("awareness_section_last_success_timestamp_seconds{")
                 || l.starts_with("awareness_poll_duration_seconds{")
+                || l.starts_with("awareness_config_last_reload_success_timestamp_seconds{")
             {
                 match l.rsplit_once(' ') {
                     Some((series, _)) => format!("{series} <masked>"),

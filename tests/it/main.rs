@@ -25,5 +25,6 @@ mod poller;
 mod properties;
 mod server;
 mod shard;
+mod state;
 mod transport;
 mod vendor_http;

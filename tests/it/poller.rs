@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use awareness_exporter::app::Exporter;
 use awareness_exporter::config;
-use awareness_exporter::model::{Platform, PollOutcome, SectionOutcome, SourceInfo, SourceKey};
+use awareness_exporter::model::{
+    FailureReason, FetchError, Platform, PollOutcome, Retry, SectionOutcome, SourceInfo, SourceKey,
+};
 use awareness_exporter::poller::{self, Schedule};
 use awareness_exporter::snapshot::MetricsBuilder;
 use awareness_exporter::sources::registry;
@@ -29,6 +31,10 @@ enum Act {
     Fail,
     Panic,
     Hang,
+    /// 404: the tenant does not offer the endpoint.
+    NotOffered,
+    /// 402: the API budget is spent until the next interval.
+    Spent,
 }
 
 /// A source whose sections behave as told, counting how often each is polled.
@@ -96,6 +102,21 @@ impl Source for Fake {
                         name,
                         result: Err("not licensed".into()),
                     }),
+                    Act::NotOffered | Act::Spent => {
+                        let (reason, status, retry) = match (self.script)(name, n) {
+                            Act::Spent => (FailureReason::Quota, 402, Retry::NextInterval),
+                            _ => (FailureReason::Http, 404, Retry::NotOffered),
+                        };
+                        let error = FetchError {
+                            status: Some(status),
+                            retry,
+                            ..FetchError::new(reason, "the vendor's own words")
+                        };
+                        sections.push(SectionOutcome {
+                            name,
+                            result: Err(error.into()),
+                        })
+                    }
                     Act::Panic => panic!("injected panic in section {name}"),
                     Act::Hang => futures::future::pending::<()>().await,
                 }
@@ -154,7 +175,7 @@ fn poll_deadline_is_configurable_with_a_default() {
 }
 
 /// A failing section is retried on its own backoff; the good one is not re-polled.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failed_section_is_retried_alone() {
     let fake = Fake::new(vec!["good", "unlicensed"], |name, _| {
         if name == "good" {
@@ -206,8 +227,68 @@ async fn a_failed_section_is_retried_alone() {
     handle.abort();
 }
 
+/// A section the tenant does not offer (404) is unavailable, not down: the source stays up and
+/// the section is asked again at the next interval, not on the failure backoff; a spent API
+/// budget (402) waits for the interval too, but the source is down.
+#[tokio::test(start_paused = true)]
+async fn sections_not_offered_or_out_of_budget_wait_for_the_next_interval() {
+    let fake = Fake::new(vec!["absent", "good", "spent"], |name, _| match name {
+        "absent" => Act::NotOffered,
+        "spent" => Act::Spent,
+        _ => Act::Ok,
+    });
+    let (store, handle) = start(fake.clone(), fast(Duration::from_secs(3600)));
+    // The next interval polls all three together: none was retried on the 20 ms backoff.
+    for _ in 0..4000 {
+        if fake.polls("good") == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await; // paused time: no real wait
+    }
+    assert_eq!((fake.polls("absent"), fake.polls("spent")), (2, 2));
+    let body = store.render(SystemTime::now());
+    let labels = |section| {
+        [
+            ("platform", "mimecast"),
+            ("account", "fake"),
+            ("section", section),
+        ]
+    };
+    assert_eq!(
+        value(&body, &series("awareness_section_up", &labels("absent"))),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&body, &series("awareness_section_up", &labels("spent"))),
+        Some(0.0)
+    );
+    let up = "awareness_up{platform=\"mimecast\",account=\"fake\"}";
+    assert_eq!(value(&body, up), Some(0.0), "a spent budget is a failure");
+    let html = awareness_exporter::landing::render(&store, SystemTime::now());
+    assert!(html.contains("spent: HTTP 402 (quota)"), "{html}");
+    assert!(
+        html.contains("not offered by this tenant: absent"),
+        "{html}"
+    );
+    assert!(html.contains("<code>endpoints</code>"), "{html}");
+    assert!(!html.contains("the vendor's own words"), "{html}");
+    handle.abort();
+
+    // Without the spent section, the source is up.
+    let fake = Fake::new(vec!["absent", "good"], |name, _| match name {
+        "absent" => Act::NotOffered,
+        _ => Act::Ok,
+    });
+    let (store, handle) = start(fake.clone(), fast(Duration::from_secs(3600)));
+    assert!(eventually(10, || store.ready()).await);
+    let body = store.render(SystemTime::now());
+    assert_eq!(value(&body, up), Some(1.0), "{body}");
+    assert!(store.statuses(SystemTime::now())[0].1.last_error.is_none());
+    handle.abort();
+}
+
 /// A section that recovers rejoins the regular schedule, and the source is up again.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_recovered_section_makes_the_source_up() {
     let fake = Fake::new(vec!["a", "b"], |name, n| {
         if name == "b" && n < 3 {
@@ -232,7 +313,7 @@ async fn a_recovered_section_makes_the_source_up() {
 }
 
 /// A panicking poll is caught, counted and logged; the source keeps polling.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_panic_is_caught_counted_and_the_source_keeps_its_schedule() {
     let fake = Fake::new(vec!["s"], |_, n| if n <= 2 { Act::Panic } else { Act::Ok });
     let (store, handle) = start(fake.clone(), fast(Duration::from_secs(3600)));
@@ -264,7 +345,7 @@ async fn a_panic_is_caught_counted_and_the_source_keeps_its_schedule() {
 }
 
 /// `poll.deadline` ends a hanging poll with a reason that says so.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_deadline_ends_a_whole_poll() {
     let fake = Fake::new(vec!["s"], |_, _| Act::Hang);
     let schedule = Schedule {
@@ -288,41 +369,12 @@ async fn the_deadline_ends_a_whole_poll() {
     handle.abort();
 }
 
-/// A writer that collects log output in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 /// Every log line of a poll names its source; "keeping the last good data" only when there is
 /// some to keep.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn poll_logs_name_their_source_and_tell_the_truth_about_kept_data() {
     let out = Captured::default();
-    let writer = out.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests of this binary may have hit the same callsites first, with no subscriber,
-    // and cached "never interested": recompute with this one in place.
-    tracing::callsite::rebuild_interest_cache();
-
+    let _guard = out.install();
     let fake = Fake::new(vec!["s"], |_, n| match n {
         1 => Act::Fail,
         2 => Act::Ok,
@@ -457,7 +509,9 @@ async fn the_landing_page_shows_the_running_attempt_and_readiness_follows_the_fi
     assert!(eventually(10, || exporter.store.ready()).await);
     let html = page();
     assert!(!html.contains("polling since"), "{html}");
-    assert!(html.contains("token request failed"), "{html}");
+    // The reason, not the words of the failure (they may quote the vendor).
+    assert!(html.contains(": timeout</td><td>timeout</td>"), "{html}");
+    assert!(!html.contains("token request failed"), "{html}");
     exporter.poller.stop();
 }
 

@@ -277,8 +277,15 @@ async fn reload_adds_and_removes_accounts_and_refuses_bad_configs() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    wait_ready(&base).await;
-    let body = scrape().await;
+    // Readiness stays 200 across a reload: wait for the added account's first poll instead.
+    let mut body = scrape().await;
+    for _ in 0..100 {
+        if body.contains("awareness_cyberpilot_users{account=\"second\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        body = scrape().await;
+    }
     assert!(
         !body.contains("account=\"first\""),
         "removed account's series are gone"

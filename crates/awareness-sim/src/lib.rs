@@ -1,5 +1,5 @@
-//! Simulated vendor servers (CyberPilot and Mimecast Awareness Training) speaking the vendors'
-//! wire protocols, backed by a seeded [`Population`]. Used by awareness-exporter's `--demo`
+//! Simulated vendor servers, one module per platform awareness-exporter supports, speaking the
+//! vendors' wire protocols, backed by a seeded [`Population`]. Used by awareness-exporter's `--demo`
 //! (feature `demo`), its tests and its benchmarks. Every server listens on
 //! `127.0.0.1:<random port>` and stops when its [`SimServer`] is dropped.
 //!

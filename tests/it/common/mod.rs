@@ -217,3 +217,37 @@ pub fn secret_refs(text: &str) -> Vec<SecretRef> {
     }
     out
 }
+
+/// A writer that collects the log output of the current thread in memory.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// Captures this thread's logs (a current-thread test runtime's tasks) until dropped.
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        // Other tests of this binary may have hit the same callsites first, with no subscriber,
+        // and cached "never interested": recompute with this one in place.
+        tracing::callsite::rebuild_interest_cache();
+        guard
+    }
+}

@@ -1,0 +1,234 @@
+//! Restart state (`[server] state_dir`): each account's last good sections, with their success
+//! times, and its quota ledger, kept in one file per account so a restart serves the same
+//! series at once and polls no vendor before the interval is due. A file is written whole or
+//! not at all (temporary file, fsync, rename), mode 0600; it holds encoded metrics and
+//! timestamps, never a credential. A file that is missing, unreadable, corrupt, of another
+//! format version or of another account is logged once with the reason and ignored.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::SourceKey;
+use crate::snapshot::Rendered;
+use crate::sources::Source;
+use crate::store::Store;
+
+/// The format of the files; another version is ignored.
+const VERSION: u32 = 1;
+/// Largest state file read back: what a very large tenant's per-user series take.
+const MAX_BYTES: u64 = 1 << 30;
+/// Longest a save or a load may take before the poller goes on without it.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A file's content; `D` is `Rendered` when read, and shared, not copied, when written.
+#[derive(Serialize, Deserialize)]
+struct StateFile<D> {
+    version: u32,
+    platform: String,
+    account: String,
+    /// What the account's data depends on (see `poller::Settings::identity`).
+    identity: String,
+    /// The end of the source's last fully successful poll.
+    last_success: Option<SystemTime>,
+    sections: Vec<SavedSection<D>>,
+    /// The vendor's request ledger (KnowBe4's daily count), as the source gives it.
+    ledger: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedSection<D> {
+    name: String,
+    success_at: SystemTime,
+    data: D,
+}
+
+/// The state directory.
+#[derive(Debug)]
+pub(crate) struct StateDir {
+    dir: PathBuf,
+}
+
+/// What a source's poller needs of the state directory.
+pub(crate) struct SourceState {
+    pub(crate) dir: Arc<StateDir>,
+    pub(crate) identity: String,
+    /// Serve the saved state at start (a new source), or not (a changed one polls at once).
+    pub(crate) restore: bool,
+}
+
+impl StateDir {
+    pub(crate) fn new(dir: PathBuf) -> Self {
+        StateDir { dir }
+    }
+
+    /// `<platform>-<digest of the account name>.json`: any account name gives a safe file name.
+    fn path(&self, key: &SourceKey) -> PathBuf {
+        use sha1::{Digest, Sha1};
+        let digest = format!("{:x}", Sha1::digest(key.account.as_bytes()));
+        self.dir
+            .join(format!("{}-{}.json", key.platform, &digest[..16]))
+    }
+
+    /// Forgets the state of an account no longer polled here.
+    pub(crate) fn remove(&self, key: &SourceKey) {
+        let _ = std::fs::remove_file(self.path(key));
+    }
+
+    /// Removes the files of accounts not in `keep` (left by an earlier config), and temporary
+    /// files a crash left behind.
+    pub(crate) fn prune(&self, keep: &[&SourceKey]) {
+        let keep: Vec<PathBuf> = keep.iter().map(|k| self.path(k)).collect();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            let ours = path.extension().is_some_and(|e| e == "json" || e == "tmp");
+            if ours && !keep.contains(&path) {
+                tracing::info!(file = %path.display(), "removing the state of an account no longer polled here");
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+
+    fn write(&self, key: &SourceKey, file: &StateFile<Arc<Rendered>>) -> std::io::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)?;
+        let path = self.path(key);
+        let tmp = path.with_extension("tmp");
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        out.write_all(&serde_json::to_vec(file)?)?;
+        out.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        // The rename itself must survive a crash too.
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+
+    /// The file of `key`, if it is one of ours for this account and identity; otherwise the
+    /// reason, and a file of another account or identity is removed.
+    fn read(&self, key: &SourceKey, identity: &str) -> Result<Option<StateFile<Rendered>>, String> {
+        let path = self.path(key);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            meta => meta.map_err(|e| format!("cannot read it: {e}"))?,
+        };
+        if !meta.is_file() || meta.len() > MAX_BYTES {
+            return Err("not a regular file of a plausible size".into());
+        }
+        let mut text = Vec::new();
+        let file = std::fs::File::open(&path).map_err(|e| format!("cannot read it: {e}"))?;
+        file.take(MAX_BYTES)
+            .read_to_end(&mut text)
+            .map_err(|e| format!("cannot read it: {e}"))?;
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let version: Version =
+            serde_json::from_slice(&text).map_err(|e| format!("truncated or corrupt: {e}"))?;
+        if version.version != VERSION {
+            return Err(format!(
+                "format version {} (this exporter reads {VERSION})",
+                version.version
+            ));
+        }
+        let state: StateFile<Rendered> =
+            serde_json::from_slice(&text).map_err(|e| format!("truncated or corrupt: {e}"))?;
+        let platform = key.platform.as_str();
+        if state.platform != platform || state.account != key.account || state.identity != identity
+        {
+            let _ = std::fs::remove_file(&path);
+            return Err(
+                "saved for another account or another vendor URL, account id or \
+                        metrics settings; removed"
+                    .into(),
+            );
+        }
+        Ok(Some(state))
+    }
+}
+
+impl SourceState {
+    /// Serves the saved sections of `source` (registered and configured in `store`) and gives
+    /// it back its ledger; returns when each restored section last succeeded.
+    pub(crate) async fn load(
+        &self,
+        source: &Arc<dyn Source>,
+        store: &Store,
+    ) -> BTreeMap<&'static str, SystemTime> {
+        let key = source.key().clone();
+        let (dir, identity) = (self.dir.clone(), self.identity.clone());
+        let read = tokio::task::spawn_blocking(move || dir.read(&key, &identity));
+        let state = match tokio::time::timeout(DEADLINE, read).await {
+            Ok(Ok(Ok(Some(state)))) => state,
+            Ok(Ok(Ok(None))) => {
+                tracing::info!("no saved state; polling now");
+                return BTreeMap::new();
+            }
+            Ok(Ok(Err(reason))) => {
+                tracing::warn!(reason, "saved state ignored; polling now");
+                return BTreeMap::new();
+            }
+            _ => {
+                tracing::warn!("saved state ignored: reading it took too long; polling now");
+                return BTreeMap::new();
+            }
+        };
+        let names = source.sections();
+        let sections: Vec<(&'static str, SystemTime, Rendered)> = state
+            .sections
+            .into_iter()
+            .filter_map(|s| {
+                let name = names.iter().find(|n| **n == s.name)?;
+                Some((*name, s.success_at, s.data))
+            })
+            .collect();
+        let restored: BTreeMap<&'static str, SystemTime> =
+            sections.iter().map(|(name, at, _)| (*name, *at)).collect();
+        store.restore(source.key(), sections, state.last_success);
+        if let Some(ledger) = state.ledger {
+            source.restore_ledger(ledger);
+        }
+        tracing::info!(sections = ?restored.keys().collect::<Vec<_>>(), "saved state served");
+        restored
+    }
+
+    /// Saves what `store` publishes of `source` now, and its ledger.
+    pub(crate) async fn save(&self, source: &Arc<dyn Source>, store: &Store) {
+        let key = source.key().clone();
+        let (sections, last_success) = store.saved(&key);
+        let sections = sections.into_iter().map(|(name, at, data)| SavedSection {
+            name: name.to_string(),
+            success_at: at,
+            data,
+        });
+        let file = StateFile {
+            version: VERSION,
+            platform: key.platform.to_string(),
+            account: key.account.clone(),
+            identity: self.identity.clone(),
+            last_success,
+            sections: sections.collect(),
+            ledger: source.ledger(),
+        };
+        let dir = self.dir.clone();
+        let write = tokio::task::spawn_blocking(move || dir.write(&key, &file));
+        match tokio::time::timeout(DEADLINE, write).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "cannot save the state"),
+            _ => tracing::warn!("cannot save the state: writing it took too long"),
+        }
+    }
+}
