@@ -101,9 +101,10 @@ impl Exporter {
         let Some(path) = self.config_path.clone() else {
             return Ok("demo mode: no config file to reload".into());
         };
-        let loaded = tokio::task::spawn_blocking(move || crate::sources::registry::loader().load(&path))
-            .await
-            .map_err(|e| ReloadError::Task(e.to_string()))?;
+        let loaded =
+            tokio::task::spawn_blocking(move || crate::sources::registry::loader().load(&path))
+                .await
+                .map_err(|e| ReloadError::Task(e.to_string()))?;
         self.store.config_loaded(
             loaded.as_ref().map(|_| ()).map_err(|e| e.to_string()),
             SystemTime::now(),
