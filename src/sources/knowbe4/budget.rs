@@ -85,6 +85,8 @@ pub fn daily_quota(seats: Option<u64>) -> u64 {
 #[derive(Debug)]
 pub struct DailyCount {
     origin: Instant,
+    /// Unix seconds at `origin`: the count outlives a restart as a ledger of wall-clock minutes.
+    origin_unix: u64,
     inner: Mutex<Buckets>,
 }
 
@@ -92,20 +94,50 @@ pub struct DailyCount {
 struct Buckets {
     /// `(minute since origin, requests)` per slot; a slot holds the minute `m % 1440`.
     slots: Vec<(u64, u64)>,
+    /// `(unix second, requests)` counted before a restart ([`DailyCount::restore`]).
+    carried: Vec<(u64, u64)>,
 }
 
 impl Default for DailyCount {
     fn default() -> Self {
+        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
         DailyCount {
             origin: Instant::now(),
+            origin_unix: unix.map_or(0, |d| d.as_secs()),
             inner: Mutex::new(Buckets {
                 slots: vec![(u64::MAX, 0); DAY_MINUTES],
+                carried: Vec::new(),
             }),
         }
     }
 }
 
+const DAY_SECS: u64 = 86_400;
+
 impl DailyCount {
+    fn unix(&self, now: Instant) -> u64 {
+        self.origin_unix + now.saturating_duration_since(self.origin).as_secs()
+    }
+
+    /// The requests of the last 24 hours as `(unix second, requests)`, the plain form the
+    /// state dir keeps across restarts.
+    pub fn ledger(&self) -> Vec<(u64, u64)> {
+        let now = self.unix(Instant::now());
+        let b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let slots = b.slots.iter().filter(|(m, _)| *m != u64::MAX);
+        let slots = slots.map(|(m, n)| (self.origin_unix + m * 60, *n));
+        let all = b.carried.iter().copied().chain(slots);
+        all.filter(|(at, _)| at + DAY_SECS > now).collect()
+    }
+
+    /// Counts the requests of a [`ledger`](Self::ledger) saved before a restart (at most two
+    /// days of minutes are taken).
+    pub fn restore(&self, ledger: &[(u64, u64)]) {
+        let mut b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let from = ledger.len().saturating_sub(2 * DAY_MINUTES);
+        b.carried = ledger[from..].to_vec();
+    }
+
     fn minute(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.origin).as_secs() / 60
     }
@@ -133,9 +165,11 @@ impl DailyCount {
     pub fn used_at(&self, now: Instant) -> u64 {
         let m = self.minute(now);
         let b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let carried = b.carried.iter().filter(|(at, _)| at + DAY_SECS > self.unix(now));
         b.slots
             .iter()
             .filter(|(minute, _)| *minute != u64::MAX && *minute + (DAY_MINUTES as u64) > m)
+            .chain(carried)
             .map(|(_, n)| n)
             .sum()
     }
@@ -323,6 +357,23 @@ mod tests {
         // A slot reused a day later starts from 0.
         c.record_at(t0 + Duration::from_secs(86_400 * 2));
         assert_eq!(c.used_at(t0 + Duration::from_secs(86_400 * 2)), 1);
+    }
+
+    #[test]
+    fn the_daily_count_continues_from_its_ledger_after_a_restart() {
+        let before = DailyCount::default();
+        for _ in 0..7 {
+            before.record();
+        }
+        let ledger = serde_json::to_value(before.ledger()).unwrap();
+        let after = DailyCount::default();
+        after.restore(&serde_json::from_value::<Vec<(u64, u64)>>(ledger).unwrap());
+        after.record();
+        assert_eq!(after.used(), 8);
+        assert_eq!(after.ledger().iter().map(|(_, n)| n).sum::<u64>(), 8);
+        // A day later the carried requests have left the window.
+        let t = after.origin + Duration::from_secs(DAY_SECS + 120);
+        assert_eq!(after.used_at(t), 0);
     }
 
     #[test]

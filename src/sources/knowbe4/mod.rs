@@ -222,6 +222,16 @@ impl Source for KnowBe4Source {
         self.config.endpoints.iter().map(|e| e.name()).collect()
     }
 
+    fn ledger(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.client.http.daily.ledger()).ok()
+    }
+
+    fn restore_ledger(&self, ledger: serde_json::Value) {
+        if let Ok(ledger) = serde_json::from_value::<Vec<(u64, u64)>>(ledger) {
+            self.client.http.daily.restore(&ledger);
+        }
+    }
+
     fn poll_sections(&self, wanted: Vec<&'static str>) -> BoxFuture<'_, PollOutcome> {
         async move {
             let (endpoints, names) =
