@@ -490,7 +490,7 @@ async fn the_landing_page_shows_the_running_attempt_and_readiness_follows_the_fi
     let (url, _accepted, _bh) = blackhole().await;
     let config = load(&format!(
         "[[mimecast]]\naccount = \"corp\"\nbase_url = \"{url}/x?key=SECRET\"\nauth = \"oauth2\"\nclient_id = \"c\"\nclient_secret = \"s\"\n"
-    ), 200, 8);
+    ), 200, 4);
     let exporter = Exporter::start_with(config, None, |p| {
         p.with_failure_backoff(Duration::from_secs(3600))
     });
