@@ -168,21 +168,19 @@ impl SourceState {
         source: &Arc<dyn Source>,
         store: &Store,
     ) -> BTreeMap<&'static str, SystemTime> {
-        let key = source.key().clone();
-        let (dir, identity) = (self.dir.clone(), self.identity.clone());
-        let read = tokio::task::spawn_blocking(move || dir.read(&key, &identity));
-        let state = match tokio::time::timeout(DEADLINE, read).await {
-            Ok(Ok(Ok(Some(state)))) => state,
-            Ok(Ok(Ok(None))) => {
+        let (key, dir, identity) = (
+            source.key().clone(),
+            self.dir.clone(),
+            self.identity.clone(),
+        );
+        let state = match off_thread(move || dir.read(&key, &identity)).await {
+            Ok(Some(state)) => state,
+            Ok(None) => {
                 tracing::info!("no saved state; polling now");
                 return BTreeMap::new();
             }
-            Ok(Ok(Err(reason))) => {
+            Err(reason) => {
                 tracing::warn!(reason, "saved state ignored; polling now");
-                return BTreeMap::new();
-            }
-            _ => {
-                tracing::warn!("saved state ignored: reading it took too long; polling now");
                 return BTreeMap::new();
             }
         };
@@ -224,11 +222,20 @@ impl SourceState {
             ledger: source.ledger(),
         };
         let dir = self.dir.clone();
-        let write = tokio::task::spawn_blocking(move || dir.write(&key, &file));
-        match tokio::time::timeout(DEADLINE, write).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "cannot save the state"),
-            _ => tracing::warn!("cannot save the state: writing it took too long"),
+        let write = move || dir.write(&key, &file).map_err(|e| e.to_string());
+        if let Err(error) = off_thread(write).await {
+            tracing::warn!(error, "cannot save the state");
         }
+    }
+}
+
+/// Runs file work on the blocking pool under [`DEADLINE`]: a hung disk cannot stop a poller.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::time::timeout(DEADLINE, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(format!("the file task failed: {e}")),
+        Err(_) => Err("the file took too long".into()),
     }
 }

@@ -165,7 +165,10 @@ impl DailyCount {
     pub fn used_at(&self, now: Instant) -> u64 {
         let m = self.minute(now);
         let b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let carried = b.carried.iter().filter(|(at, _)| at + DAY_SECS > self.unix(now));
+        let carried = b
+            .carried
+            .iter()
+            .filter(|(at, _)| at + DAY_SECS > self.unix(now));
         b.slots
             .iter()
             .filter(|(minute, _)| *minute != u64::MAX && *minute + (DAY_MINUTES as u64) > m)
