@@ -273,8 +273,13 @@ async fn run(
         .into_iter()
         .map(|name| {
             let at = restored.get(name).map_or(start, |success: &SystemTime| {
-                let next = *success + jitter(schedule.interval);
-                start + next.duration_since(now).unwrap_or_default()
+                // Never later than one interval from now: a clock set back must not stall it.
+                let interval = jitter(schedule.interval);
+                start
+                    + (*success + interval)
+                        .duration_since(now)
+                        .unwrap_or_default()
+                        .min(interval)
             });
             (name, Due { at, failures: 0 })
         })

@@ -88,6 +88,24 @@ struct Section {
     data: Option<Arc<Rendered>>,
 }
 
+impl Section {
+    fn new(name: &'static str) -> Section {
+        let health = SectionStatus {
+            name,
+            ..SectionStatus::default()
+        };
+        Section { health, data: None }
+    }
+
+    /// Good data, polled (or restored) as of `at`.
+    fn succeeded(&mut self, at: SystemTime, data: Rendered) {
+        self.health.up = Some(true);
+        self.health.last_success = Some(at);
+        self.health.last_error = None;
+        self.data = Some(Arc::new(data));
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     stats: Arc<ApiStats>,
@@ -203,13 +221,10 @@ impl Store {
         if let Some(entry) = self.write().get_mut(key) {
             entry.sections.retain(|name, _| sections.contains(name));
             for name in sections {
-                entry.sections.entry(name).or_insert_with(|| Section {
-                    health: SectionStatus {
-                        name,
-                        ..SectionStatus::default()
-                    },
-                    data: None,
-                });
+                entry
+                    .sections
+                    .entry(name)
+                    .or_insert_with(|| Section::new(name));
             }
             entry.status.interval = Some(interval);
             entry.status.info = info;
@@ -228,9 +243,7 @@ impl Store {
         if let Some(entry) = self.write().get_mut(key) {
             for (name, at, data) in sections {
                 if let Some(s) = entry.sections.get_mut(name) {
-                    s.health.up = Some(true);
-                    s.health.last_success = Some(at);
-                    s.data = Some(Arc::new(data));
+                    s.succeeded(at, data);
                 }
             }
             entry.status.up = all_up(&entry.sections);
@@ -295,25 +308,14 @@ impl Store {
             _ => None,
         });
         for outcome in outcome.sections {
-            let section = entry
-                .sections
-                .entry(outcome.name)
-                .or_insert_with(|| Section {
-                    health: SectionStatus {
-                        name: outcome.name,
-                        ..SectionStatus::default()
-                    },
-                    data: None,
-                });
-            let health = &mut section.health;
-            health.up = Some(outcome.result.is_ok());
+            let section = entry.sections.entry(outcome.name);
+            let section = section.or_insert_with(|| Section::new(outcome.name));
             match outcome.result {
-                Ok(data) => {
-                    health.last_success = Some(now);
-                    health.last_error = None;
-                    section.data = Some(Arc::new(data));
+                Ok(data) => section.succeeded(now, data),
+                Err(e) => {
+                    section.health.up = Some(false);
+                    section.health.last_error = Some(e);
                 }
-                Err(e) => health.last_error = Some(e),
             }
         }
         let up = all_up(&entry.sections);
