@@ -154,11 +154,12 @@ class Processes:
     def __init__(self):
         self.procs = []
 
-    def start(self, name, argv, log_path, cwd):
+    def start(self, name, argv, log_path, cwd, env=None):
         log = open(log_path, "wb")
         # own process group, so that stop() also reaches any child it forks
         p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                             stdin=subprocess.DEVNULL, start_new_session=True)
+                             stdin=subprocess.DEVNULL, start_new_session=True,
+                             env=None if env is None else {**os.environ, **env})
         log.close()
         self.procs.append((name, p))
         return p
@@ -258,8 +259,12 @@ def run(args, rep, procs, tmp):
     port = free_port()
     exporter_url = f"http://127.0.0.1:{port}"
     exporter_log = os.path.join(tmp, "exporter.log")
+    # The healthy demo has no failure to count: the simulated vendors' control makes each
+    # tenant's first data request fail once (retried), so the failure counters the rules and
+    # dashboards use show.
     exporter = procs.start("exporter", [args.bin, "--demo", "--web.listen-address",
-                                        f"127.0.0.1:{port}"], exporter_log, cwd=tmp)
+                                        f"127.0.0.1:{port}"], exporter_log, cwd=tmp,
+                           env={"DEMO_VENDOR_FAULTS": "1"})
     alive = lambda: exporter.poll() is None
     ready = wait_for(lambda: http_get(f"{exporter_url}/-/ready")[0] == 200,
                      args.ready_timeout, alive=alive)

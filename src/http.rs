@@ -334,6 +334,10 @@ impl Transport {
         &self.stats
     }
 
+    pub fn stats_handle(&self) -> Arc<ApiStats> {
+        self.stats.clone()
+    }
+
     pub fn scrub(&self) -> &Scrub {
         &self.scrub
     }

@@ -20,6 +20,8 @@ pub struct StatsInner {
     pub rows_skipped: BTreeMap<&'static str, u64>,
     /// Distinct label values folded into `__other__`, by label (`metrics.max_label_values`).
     pub labels_folded: BTreeMap<&'static str, u64>,
+    /// Vendor strings cut to `lenient::MAX_LABEL_BYTES` on their way to a label, over polls.
+    pub labels_cut: u64,
     /// Rows read from the vendor by the latest poll (`poll.max_rows` bounds it).
     pub rows_read: Option<u64>,
     /// The latest failed request (the landing page shows it while a poll still runs).
@@ -63,6 +65,12 @@ impl ApiStats {
     pub fn labels_folded(&self, label: &'static str, n: u64) {
         if n > 0 {
             self.with(|s| *s.labels_folded.entry(label).or_default() += n);
+        }
+    }
+
+    pub fn labels_cut(&self, n: u64) {
+        if n > 0 {
+            self.with(|s| s.labels_cut += n);
         }
     }
 

@@ -547,6 +547,7 @@ fn source_health(b: &mut MetricsBuilder, key: &SourceKey, entry: &Entry) {
     if let Some(n) = stats.rows_read {
         b.gauge("awareness_source_rows", "Rows read from the vendor by the source's latest poll, all pages and sections (what its memory grows with; poll.max_rows bounds it)", &labels, n as f64);
     }
+    b.counter("awareness_label_values_cut", "Vendor strings cut to 256 bytes (ending in …) on their way to a label value, summed over polls", &labels, stats.labels_cut as f64);
     for (label, n) in &stats.labels_folded {
         let labels = [
             ("platform", platform),

@@ -90,6 +90,44 @@ pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error>
     d.deserialize_any(TextVisitor)
 }
 
+/// The longest label value a vendor string becomes, in bytes: longer text is cut (at a
+/// character boundary) and ends in [`CUT_MARK`], so /metrics and memory are bounded by
+/// configuration (`metrics.max_label_values` values of at most this many bytes a label), not
+/// by what a vendor sends.
+pub const MAX_LABEL_BYTES: usize = 256;
+pub const CUT_MARK: &str = "…";
+
+thread_local! {
+    /// Label values cut on this thread since [`take_cut`] was last called.
+    static CUT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many label values were cut on this thread since the last call (the paging engine asks
+/// after each page it decodes).
+pub fn take_cut() -> u64 {
+    CUT.with(|c| c.replace(0))
+}
+
+/// `value` cut to [`MAX_LABEL_BYTES`], marked and counted when it was longer.
+pub fn cut(mut value: String) -> String {
+    if value.len() > MAX_LABEL_BYTES {
+        let mut end = MAX_LABEL_BYTES - CUT_MARK.len();
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        value.truncate(end);
+        value.push_str(CUT_MARK);
+        CUT.with(|c| c.set(c.get() + 1));
+    }
+    value
+}
+
+/// Text that becomes a label value (a branch, a department, a campaign's name): as
+/// [`text`], cut to [`MAX_LABEL_BYTES`].
+pub fn label<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(text(d)?.map(cut))
+}
+
 struct FlagVisitor;
 
 impl<'de> Visitor<'de> for FlagVisitor {
@@ -148,6 +186,17 @@ mod tests {
         t: Option<String>,
         #[serde(default, deserialize_with = "super::flag")]
         f: Option<bool>,
+    }
+
+    #[test]
+    fn long_labels_are_cut_marked_and_counted() {
+        super::take_cut();
+        let long = "é".repeat(300);
+        let cut = super::cut(long);
+        assert!(cut.len() <= super::MAX_LABEL_BYTES && cut.ends_with(super::CUT_MARK));
+        assert_eq!(super::cut("short".into()), "short");
+        assert_eq!(super::take_cut(), 1);
+        assert_eq!(super::take_cut(), 0);
     }
 
     #[test]

@@ -23,7 +23,9 @@ use crate::http::{Refusal, Reply, Transport};
 use crate::model::{FailureReason, FetchError, SourceKey};
 use crate::sources::aggregate::{lock, SeenKeys};
 use crate::sources::decode::{Decoder, Page, PageError, RowBudget};
+use crate::sources::lenient;
 use crate::sources::SourceContext;
+use crate::stats::ApiStats;
 
 /// How a vendor's pages and rows are read. Its functions run on the blocking pool.
 pub trait Format: 'static {
@@ -190,6 +192,7 @@ impl Engine {
             let mut pages = Vec::with_capacity(batch.len());
             for (i, request) in batch.into_iter().enumerate() {
                 let reader = Reader {
+                    stats: self.transport.stats_handle(),
                     endpoint,
                     page_no: first + i,
                     decoder: self.decoder.clone(),
@@ -218,7 +221,7 @@ impl Engine {
             self.transport.stats().rows_skipped(endpoint, skipped);
             tracing::warn!(source = %self.key, endpoint, skipped, "skipped malformed rows");
         }
-        if crate::sources::lenient::mostly_skipped(good, skipped) {
+        if lenient::mostly_skipped(good, skipped) {
             let total = good + skipped;
             return Err(self.refuse(
                 endpoint,
@@ -242,6 +245,7 @@ impl Engine {
 /// What reading one page of a listing needs, owned, so the transport's retry loop can call it
 /// for every attempt.
 struct Reader<S> {
+    stats: Arc<ApiStats>,
     endpoint: &'static str,
     page_no: usize,
     decoder: Decoder,
@@ -254,6 +258,7 @@ struct Reader<S> {
 impl<S> Clone for Reader<S> {
     fn clone(&self) -> Self {
         Reader {
+            stats: self.stats.clone(),
             endpoint: self.endpoint,
             page_no: self.page_no,
             decoder: self.decoder.clone(),
@@ -273,6 +278,7 @@ impl<S> Reader<S> {
         S: Fn(Vec<F::Row>) + Send + Sync + 'static,
     {
         let Reader {
+            stats,
             endpoint,
             page_no,
             decoder,
@@ -283,6 +289,7 @@ impl<S> Reader<S> {
         } = self;
         let limit = budget.limit();
         let decoded = decoder.run(move || {
+            lenient::take_cut();
             let (mut rows, mut elements, mut skipped) = (Vec::new(), 0u64, 0u64);
             let page = F::read(&reply.body, &budget, &mut |raw| {
                 let (n, bad) = F::rows(raw, &mut rows);
@@ -291,6 +298,7 @@ impl<S> Reader<S> {
                 n
             })?;
             drop(reply);
+            stats.labels_cut(lenient::take_cut());
             if let Some(refusal) = F::refusal(&page) {
                 return Ok(Err(refusal));
             }

@@ -351,3 +351,56 @@ async fn mimecast_departments_fold_and_sums_stay() {
     assert!(folded.is_some_and(|n| n >= departments - 2), "{folded:?}");
     assert_eq!(stats.snapshot().rows_read, Some(300));
 }
+
+/// `n` users at skip 0, each in a branch of its own with a name of `len` bytes.
+fn long_branches(n: u64, len: usize, skip: u64) -> Vec<u8> {
+    if skip > 0 {
+        return format!("{{\"count\":{n},\"fetched\":0,\"result\":[]}}").into_bytes();
+    }
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let name = format!("{i:06}{}", "x".repeat(len));
+            format!(
+                "{{\"overdueCourses\":1,\"user\":{{\"id\":\"u{i}\",\"email\":\"u{i}@x\",\"branch\":{{\"name\":\"{name}\"}}}}}}"
+            )
+        })
+        .collect();
+    format!(
+        "{{\"count\":{n},\"fetched\":{n},\"result\":[{}]}}",
+        rows.join(",")
+    )
+    .into_bytes()
+}
+
+/// Issue 24 (3): 4,000 users in branches of their own, each name 4 KB (a 16 MB page someone
+/// with access to the vendor's console, or the HR sync behind it, can make). Every label value
+/// is cut to 256 bytes and counted, and the rare ones fold: the body stays a few MB, bounded by
+/// `metrics.max_label_values` × 256 bytes a series, not by what the vendor sent (on main it was
+/// 4,000 × 13 series × 4 KB, over 200 MB).
+#[tokio::test]
+async fn long_vendor_strings_are_cut_and_the_body_stays_bounded() {
+    const USERS: u64 = 4_000;
+    let vendor = page_server(|skip| long_branches(USERS, 4096, skip));
+    let config = parse(&cp_config(
+        &format!("http://{}", vendor.addr),
+        "[poll]\nmax_body_bytes = 67108864\n",
+    ));
+    let (outcome, stats) = poll_once(&config).await;
+    let text = text_of(&outcome);
+    assert!(text.len() < 6 << 20, "{} bytes", text.len());
+    let longest = text
+        .lines()
+        .filter(|l| l.starts_with("awareness_cyberpilot_users{"))
+        .map(|l| l.len())
+        .max()
+        .unwrap();
+    assert!(longest < 400, "{longest}");
+    assert!(text.contains("xxx…\"}"), "cut values end in the marker");
+    assert_eq!(stats.snapshot().labels_cut, USERS);
+    let users: f64 = samples(&text)
+        .iter()
+        .filter(|(k, _)| k.starts_with("awareness_cyberpilot_users{"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(users, USERS as f64, "every user still counted");
+}

@@ -27,4 +27,5 @@ mod server;
 mod shard;
 mod state;
 mod transport;
+mod transport_logs;
 mod vendor_http;

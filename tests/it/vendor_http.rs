@@ -208,3 +208,54 @@ async fn a_refused_bearer_token_is_renewed_once_and_only_once() {
     assert_eq!(e.reason, FailureReason::Timeout);
     assert_eq!(requests(&count), 0);
 }
+
+/// Repeats the vendor's whole error body in its detail, as a careless proxy page would.
+struct Echo;
+
+impl VendorHttp for Echo {
+    fn read_error(&self, _status: u16, body: &[u8]) -> Option<VendorError> {
+        Some(VendorError {
+            detail: String::from_utf8_lossy(body).into_owned(),
+            reason: None,
+            retry: Default::default(),
+        })
+    }
+}
+
+/// Issue 24 (4): a vendor (or a proxy before it) that repeats the request in its error: every
+/// configured secret, plain, base64 or percent-encoded, is gone from the error before it is
+/// kept, logged or shown.
+#[tokio::test]
+async fn secrets_echoed_by_a_vendor_are_scrubbed() {
+    use base64::Engine as _;
+    const SECRET: &str = "s3cr3t/value+with=signs";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(SECRET);
+    let pct: String = url::form_urlencoded::byte_serialize(SECRET.as_bytes()).collect();
+    let body = format!(
+        "bad request: client_secret={pct}&x=1; Authorization: Basic {b64}; MC {SECRET}:sig"
+    );
+    let app = axum::Router::new().fallback(move || {
+        let body = body.clone();
+        async move { (axum::http::StatusCode::BAD_REQUEST, body).into_response() }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let t = transport(Some(Arc::new(Echo))).with_scrub(http::Scrub::new([SECRET]));
+    let e = fetch(&t, addr).await;
+    assert!(
+        e.message.contains("client_secret=[redacted]"),
+        "{}",
+        e.message
+    );
+    for form in [
+        SECRET,
+        b64.as_str(),
+        pct.as_str(),
+        b64.trim_end_matches('='),
+    ] {
+        assert!(!e.message.contains(form), "{form} in {}", e.message);
+    }
+}

@@ -156,16 +156,10 @@ pub async fn login_tenant(
     ))
 }
 
-/// The demo's CyberPilot tenant: 1,200 users, logging in with the password grant. Its first data
-/// request fails once (503, retried), so the retry counters show in the demo.
+/// The demo's CyberPilot tenant: 1,200 users, logging in with the password grant.
 pub async fn demo_tenant(account: &str) -> std::io::Result<Tenant> {
     let population = Arc::new(Population::generate(42, 1200));
-    let tenant = login_tenant(population, CyberPilotOptions::default(), account).await?;
-    tenant.control().push_fault(super::Fault::Status {
-        code: 503,
-        times: 1,
-    });
-    Ok(tenant)
+    login_tenant(population, CyberPilotOptions::default(), account).await
 }
 
 fn message(status: StatusCode, text: &str) -> Response {

@@ -19,15 +19,23 @@ const SETTINGS: &str = "[server]\nlisten = \"127.0.0.1:10019\"\n\n\
 const ACCOUNT_KEYS: &str = "page_size = 100\n";
 
 impl Demo {
-    /// Starts every demo tenant on loopback. Like real tenants, the demo is not perfect (see
-    /// each `demo_tenant`): every metric the dashboards and rules use shows in it.
+    /// Starts every demo tenant on loopback, healthy. With `DEMO_VENDOR_FAULTS=1` in the
+    /// environment (the end-to-end test sets it) each tenant answers its first data request
+    /// with a 503 once, which the exporter retries, so the failure counters show.
     pub async fn start() -> std::io::Result<Demo> {
+        let faults = std::env::var("DEMO_VENDOR_FAULTS").is_ok_and(|v| v == "1");
         let tenants = vec![
             crate::cyberpilot::demo_tenant("demo-cyberpilot").await?,
             crate::mimecast::demo_tenant_oauth2("demo-mimecast-oauth2").await?,
             crate::mimecast::demo_tenant_hmac("demo-mimecast-hmac").await?,
             crate::knowbe4::demo_tenant("demo-knowbe4").await?,
         ];
+        for t in tenants.iter().filter(|_| faults) {
+            t.control().push_fault(crate::Fault::Status {
+                code: 503,
+                times: 1,
+            });
+        }
         Ok(Demo { tenants })
     }
 

@@ -35,9 +35,9 @@ pub struct UserSummary {
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct UserInfo {
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub email: Option<String>,
     #[serde(default)]
     pub branch: Option<Branch>,
@@ -45,7 +45,7 @@ pub struct UserInfo {
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct Branch {
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub name: Option<String>,
 }
 

@@ -16,12 +16,12 @@ use crate::sources::lenient;
 /// `GET /v1/account`: one object.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct Account {
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub name: Option<String>,
     /// `paid`, `trial`, `free`.
-    #[serde(default, rename = "type", deserialize_with = "lenient::text")]
+    #[serde(default, rename = "type", deserialize_with = "lenient::label")]
     pub account_type: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub subscription_level: Option<String>,
     /// Licensed seats; absent for trial accounts. The daily quota is 2,000 plus these.
     #[serde(default, deserialize_with = "lenient::number")]
@@ -34,11 +34,11 @@ pub struct Account {
 /// `GET /v1/users?status=active`: one user.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct User {
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub email: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub department: Option<String>,
     /// A **percent** (0–100): 14.235 documented, 76 in the old samples.
     #[serde(default, deserialize_with = "lenient::number")]
@@ -49,7 +49,7 @@ pub struct User {
     #[serde(default, deserialize_with = "ids")]
     pub groups: Vec<String>,
     /// `active` or `archived`; `None` when not sent.
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub status: Option<String>,
 }
 
@@ -73,33 +73,33 @@ impl User {
 /// `GET /v1/groups?status=active`: one group.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct Group {
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub member_count: Option<f64>,
     /// Absent in the vendor's older samples.
     #[serde(default, deserialize_with = "lenient::number")]
     pub current_risk_score: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub status: Option<String>,
 }
 
 /// `GET /v1/training/enrollments`: one enrollment, kept compact (tens of thousands per poll).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct Enrollment {
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub enrollment_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub module_name: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub campaign_name: Option<String>,
     /// Only with `include_campaign_id=true`.
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub campaign_id: Option<String>,
     /// `Not Started`, `In Progress`, `Completed`, `Passed`, `Past Due`.
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub status: Option<String>,
     #[serde(default)]
     pub user: Option<EnrollmentUser>,
@@ -107,7 +107,7 @@ pub struct Enrollment {
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct EnrollmentUser {
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub id: Option<String>,
 }
 
@@ -157,20 +157,20 @@ pub fn status_label(status: Option<&str>) -> String {
 /// `GET /v1/training/campaigns?exclude_percentages=true`: one campaign (only what we count).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct TrainingCampaign {
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub campaign_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub status: Option<String>,
 }
 
 /// A group a campaign or test targets: `group_id: 0` is "All Users", a pseudo-group.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct TargetGroup {
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub group_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub name: Option<String>,
 }
 
@@ -179,16 +179,16 @@ pub struct TargetGroup {
 /// not 0.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct SecurityTest {
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub pst_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub campaign_id: Option<String>,
     /// Repeats the campaign's name for recurring tests: not unique.
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub status: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub started_at: Option<String>,
     #[serde(default, deserialize_with = "target_groups")]
     pub groups: Vec<TargetGroup>,
@@ -256,7 +256,9 @@ fn ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> 
         .into_iter()
         .filter_map(|v| match v {
             serde_json::Value::Number(n) => Some(n.to_string()),
-            serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            serde_json::Value::String(s) if !s.trim().is_empty() => {
+                Some(lenient::cut(s.trim().to_string()))
+            }
             _ => None,
         })
         .collect())

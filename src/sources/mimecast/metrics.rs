@@ -292,11 +292,11 @@ pub fn training(b: &mut MetricsBuilder, account: &str, rows: &[TrainingRow]) {
 /// `forQuestion2` → `2`.
 fn question(key: &str) -> String {
     let digits: String = key.chars().filter(|c| c.is_ascii_digit()).collect();
-    if digits.is_empty() {
+    crate::sources::lenient::cut(if digits.is_empty() {
         key.to_string()
     } else {
         digits
-    }
+    })
 }
 
 /// One training campaign's users (campaign/get-user-data), folded.

@@ -64,7 +64,7 @@ fn present(s: &Option<String>) -> bool {
 /// Just enough of a row to tell a user row (with an email) from anything else.
 #[derive(Debug, Deserialize)]
 pub struct UserLike {
-    #[serde(default, alias = "emailAddress", deserialize_with = "lenient::text")]
+    #[serde(default, alias = "emailAddress", deserialize_with = "lenient::label")]
     pub email: Option<String>,
 }
 
@@ -78,9 +78,9 @@ pub struct Items<'a> {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PerformanceRow {
-    #[serde(default, alias = "emailAddress", deserialize_with = "lenient::text")]
+    #[serde(default, alias = "emailAddress", deserialize_with = "lenient::label")]
     pub email: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub department: Option<String>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub num_correct: Option<f64>,
@@ -88,33 +88,33 @@ pub struct PerformanceRow {
     pub num_incorrect: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub num_not_watched: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub user_state: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct WatchlistRow {
-    #[serde(default, alias = "emailAddress", deserialize_with = "lenient::text")]
+    #[serde(default, alias = "emailAddress", deserialize_with = "lenient::label")]
     pub email: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub department: Option<String>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub watchlist_count: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub user_state: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SafeScoreRow {
-    #[serde(default, alias = "email", deserialize_with = "lenient::text")]
+    #[serde(default, alias = "email", deserialize_with = "lenient::label")]
     pub email_address: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub department: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub risk: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub user_state: Option<String>,
 }
 
@@ -130,9 +130,9 @@ pub struct TrainingRow {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TrainingEntry {
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub title: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub title_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::flag")]
     pub watched: Option<bool>,
@@ -143,13 +143,13 @@ pub struct TrainingEntry {
 /// One training campaign of campaign/get-campaigns.
 #[derive(Debug, Clone, Deserialize, Default)]
 pub struct Campaign {
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub name: Option<String>,
     #[serde(default)]
     pub title: Option<CampaignTitle>,
-    #[serde(default, rename = "launchDate", deserialize_with = "lenient::text")]
+    #[serde(default, rename = "launchDate", deserialize_with = "lenient::label")]
     pub launch_date: Option<String>,
     /// Users the campaign was sent to.
     #[serde(default, rename = "numSent", deserialize_with = "lenient::number")]
@@ -161,7 +161,7 @@ pub struct Campaign {
 
 #[derive(Debug, Clone, Deserialize, Default)]
 pub struct CampaignTitle {
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub title: Option<String>,
 }
 
@@ -185,7 +185,7 @@ impl Campaign {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CampaignUserRow {
-    #[serde(default, alias = "emailAddress", deserialize_with = "lenient::text")]
+    #[serde(default, alias = "emailAddress", deserialize_with = "lenient::label")]
     pub email: Option<String>,
     #[serde(default, deserialize_with = "lenient::flag")]
     pub acknowledgement: Option<bool>,
@@ -196,11 +196,11 @@ pub struct CampaignUserRow {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PhishingCampaign {
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub launch_date: Option<String>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub num_sent: Option<f64>,
@@ -291,20 +291,20 @@ pub fn counts_as_user(state: &Option<String>) -> bool {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PhishingUserRow {
-    #[serde(default, alias = "emailAddress", deserialize_with = "lenient::text")]
+    #[serde(default, alias = "emailAddress", deserialize_with = "lenient::label")]
     pub email: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub department: Option<String>,
     /// How far the recipient went: sent, opened, clicked or submitted (any case).
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub status: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub time_opened: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub time_clicked: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub time_submitted: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub time_reported: Option<String>,
 }
 

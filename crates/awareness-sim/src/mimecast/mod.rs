@@ -161,12 +161,9 @@ pub async fn demo_tenant_oauth2(account: &str) -> std::io::Result<Tenant> {
     demo_tenant(account, SimAuth::demo_oauth2(), 7, 800).await
 }
 
-/// The demo's Mimecast API 1.0 tenant (HMAC), 300 users. It sends some rows of the wrong types
-/// (skipped and counted), so the decode counters show in the demo.
+/// The demo's Mimecast API 1.0 tenant (HMAC), 300 users.
 pub async fn demo_tenant_hmac(account: &str) -> std::io::Result<Tenant> {
-    let tenant = demo_tenant(account, SimAuth::demo_hmac(), 1337, 300).await?;
-    tenant.control().push_fault(super::Fault::WrongTypes);
-    Ok(tenant)
+    demo_tenant(account, SimAuth::demo_hmac(), 1337, 300).await
 }
 
 async fn demo_tenant(
