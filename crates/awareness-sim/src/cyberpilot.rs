@@ -11,7 +11,7 @@ use axum::response::Response;
 use axum::{Form, Router};
 use serde_json::{json, Map, Value};
 
-use super::control::{is_garbage_row, Control};
+use super::control::{is_garbage_row, Control, Fault};
 use super::population::{LastAction, Population, SimUser};
 use super::{
     after_latency, data_response, json_response, malformed_response, respond, status_of, SimServer,
@@ -98,6 +98,32 @@ pub struct CyberPilotSim {
 impl crate::Simulator for CyberPilotSim {
     const PLATFORM: &'static str = PLATFORM;
     type Options = CyberPilotOptions;
+    const FAULTS: &'static [(Fault, &'static str)] = &[
+        (
+            Fault::Status {
+                code: 500,
+                times: 1000,
+            },
+            "http",
+        ),
+        (
+            Fault::Status {
+                code: 404,
+                times: 1000,
+            },
+            "http",
+        ),
+        (
+            Fault::RateLimit {
+                times: 1000,
+                reset_ms: 20,
+            },
+            "rate_limited",
+        ),
+        // `{"error": ...}` with no `result`.
+        (Fault::ErrorIn200, "decode"),
+        (Fault::HugeBody(1 << 19), "decode"),
+    ];
 
     fn router(
         population: Arc<Population>,
@@ -154,6 +180,12 @@ pub async fn login_tenant(
     Ok(Tenant::new(
         PLATFORM, account, server, population, head, login,
     ))
+}
+
+/// The fault matrix's CyberPilot tenant: 250 users, static token.
+pub async fn fault_tenant() -> std::io::Result<Tenant> {
+    let population = Arc::new(Population::generate(8, 250));
+    tenant(population, CyberPilotOptions::default(), "faulty").await
 }
 
 /// The demo's CyberPilot tenant: 1,200 users, logging in with the password grant.

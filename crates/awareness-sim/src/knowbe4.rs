@@ -420,6 +420,30 @@ pub struct KnowBe4Sim {
 impl crate::Simulator for KnowBe4Sim {
     const PLATFORM: &'static str = PLATFORM;
     type Options = KnowBe4Options;
+    const FAULTS: &'static [(crate::Fault, &'static str)] = &[
+        (
+            crate::Fault::Status {
+                code: 500,
+                times: 1000,
+            },
+            "http",
+        ),
+        (
+            crate::Fault::Status {
+                code: 404,
+                times: 1000,
+            },
+            "http",
+        ),
+        // No Retry-After: the exporter's wait for the minute window outlasts the deadline.
+        (
+            crate::Fault::RateLimit {
+                times: 1000,
+                reset_ms: 0,
+            },
+            "rate_limited",
+        ),
+    ];
 
     fn router(
         population: Arc<Population>,
@@ -509,6 +533,18 @@ pub async fn tenant(
     account: &str,
 ) -> std::io::Result<Tenant> {
     Tenant::start::<KnowBe4Sim>(population, options, account).await
+}
+
+/// The fault matrix's KnowBe4 account: 120 people, no pacing on either side (the pacing has
+/// tests of its own in paused time).
+pub async fn fault_tenant() -> std::io::Result<Tenant> {
+    let options = KnowBe4Options {
+        per_second: None,
+        per_minute: None,
+        ..KnowBe4Options::default()
+    };
+    let tenant = tenant(Arc::new(Population::generate(8, 120)), options, "faulty").await?;
+    Ok(tenant.with_keys("requests_per_second = 1000\nrequests_per_minute = 60000\n"))
 }
 
 /// The demo's KnowBe4 account: 500 people, the vendor's pace limits and daily quota. It polls

@@ -117,6 +117,38 @@ pub trait Simulator {
     /// The `[[<platform>]]` table head polling `account` on `server`: the account, its URL and
     /// the credentials of `options`, every line ending in a newline.
     fn account_keys(options: &Self::Options, server: &SimServer, account: &str) -> String;
+    /// The faults ([`Fault`]) this simulator answers besides [`COMMON_FAULTS`], each with the
+    /// failure `reason` label the exporter must report for it: the fault matrix
+    /// (tests/it/faults.rs) runs both against every vendor's [`fault_tenants`] entry without
+    /// naming the vendor.
+    const FAULTS: &'static [(Fault, &'static str)];
+}
+
+/// The faults every simulator answers, and the same way: 5xx bursts, slow answers, cut and
+/// malformed bodies, pages that never end.
+pub const COMMON_FAULTS: [(Fault, &str); 5] = [
+    (
+        Fault::Status {
+            code: 503,
+            times: 1000,
+        },
+        "http",
+    ),
+    (Fault::Slow(Duration::from_millis(1200)), "timeout"),
+    (Fault::Truncated, "decode"),
+    (Fault::Malformed, "decode"),
+    (Fault::EndlessPaging, "decode"),
+];
+
+/// One small tenant of every vendor for the fault matrix, polled with the keys that make it
+/// fast (no real-time pacing) and carrying its simulator's [`Simulator::FAULTS`]. A new vendor
+/// adds one line.
+pub async fn fault_tenants() -> io::Result<Vec<Tenant>> {
+    Ok(vec![
+        cyberpilot::fault_tenant().await?,
+        mimecast::fault_tenant().await?,
+        knowbe4::fault_tenant().await?,
+    ])
 }
 
 /// Starts vendor `S`'s simulator for `population` on `127.0.0.1:<random port>`.

@@ -17,6 +17,9 @@ pub struct Tenant {
     head: String,
     /// Sub-tables of the account (e.g. `[cyberpilot.login]`): TOML wants them after every key.
     sub_tables: String,
+    /// The faults its simulator answers besides `COMMON_FAULTS`, and the reason each must be
+    /// reported with.
+    pub faults: &'static [(crate::Fault, &'static str)],
 }
 
 impl Tenant {
@@ -36,6 +39,7 @@ impl Tenant {
             population,
             head,
             sub_tables,
+            faults: &[],
         }
     }
 
@@ -48,14 +52,16 @@ impl Tenant {
     ) -> std::io::Result<Tenant> {
         let server = crate::start::<S>(Arc::clone(&population), options.clone()).await?;
         let head = S::account_keys(&options, &server, account);
-        Ok(Tenant::new(
+        let mut tenant = Tenant::new(
             S::PLATFORM,
             account,
             server,
             population,
             head,
             String::new(),
-        ))
+        );
+        tenant.faults = S::FAULTS;
+        Ok(tenant)
     }
 
     /// The tenant with `keys` (lines ending in a newline) added to its account for good, e.g.

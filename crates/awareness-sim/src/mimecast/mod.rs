@@ -105,6 +105,25 @@ pub struct MimecastSim {
 impl crate::Simulator for MimecastSim {
     const PLATFORM: &'static str = PLATFORM;
     type Options = MimecastOptions;
+    const FAULTS: &'static [(crate::Fault, &'static str)] = &[
+        (
+            crate::Fault::Status {
+                code: 502,
+                times: 1000,
+            },
+            "http",
+        ),
+        (
+            crate::Fault::RateLimit {
+                times: 1000,
+                reset_ms: 20,
+            },
+            "rate_limited",
+        ),
+        // `meta.status` 500 with `fail[]` `err_internal`.
+        (crate::Fault::ErrorIn200, "api_error"),
+        (crate::Fault::HugeBody(1 << 19), "decode"),
+    ];
 
     fn router(
         population: Arc<Population>,
@@ -154,6 +173,11 @@ pub async fn tenant(
     account: &str,
 ) -> std::io::Result<Tenant> {
     Tenant::start::<MimecastSim>(population, options, account).await
+}
+
+/// The fault matrix's Mimecast tenant: API 1.0 (HMAC), 120 users.
+pub async fn fault_tenant() -> std::io::Result<Tenant> {
+    demo_tenant("faulty", SimAuth::demo_hmac(), 8, 120).await
 }
 
 /// The demo's Mimecast API 2.0 tenant (OAuth2), 800 users.
