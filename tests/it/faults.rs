@@ -89,12 +89,12 @@ async fn every_vendor_fails_truthfully_within_budget_and_keeps_its_last_good_dat
                 failures.keys().any(|(_, r)| r.as_str() == *reason),
                 "{what}: expected {reason}, got {failures:?}"
             );
+            // At most `max_attempts` a listing (a final answer is not retried, but on a loaded
+            // machine its slow answer may time out first), and one listing per campaign ends at
+            // poll.max_pages however many campaigns there are.
             let per_listing = match fault {
-                Fault::Status { code, .. } if *code >= 500 => ATTEMPTS,
-                Fault::Slow(_) | Fault::RateLimit { .. } => ATTEMPTS,
-                // One listing a campaign: each ends at poll.max_pages, however many there are.
                 Fault::EndlessPaging => u64::MAX,
-                _ => 1,
+                _ => ATTEMPTS,
             };
             if *fault == Fault::EndlessPaging {
                 let e = bad.outcome.first_error().unwrap_or_default();
