@@ -55,9 +55,6 @@ ABSENT_IN_DEMO = {
         "Failed HTTP requests to the vendor API, by reason (`auth`, `rate_limited`, `timeout`, "
         "`connect`, `http`, `decode`, `api_error`, `redirect`, `tls`, `quota`); appears with the first "
         "failure"),
-    "awareness_rows_skipped": ("counter", ["platform", "account", "endpoint"],
-        "Malformed rows in vendor answers that were skipped (no identity, wrong types); appears "
-        "with the first skipped row"),
     "awareness_label_values_folded": ("counter", ["platform", "account", "label"],
         "Distinct vendor label values folded into __other__ by metrics.max_label_values, summed "
         "over polls"),
@@ -128,8 +125,9 @@ Conventions:
   is when the config in force was loaded.
 - `awareness_polls_total{{result}}`: `success`, `failure` (a section failed, the token failed or
   `poll.deadline` ended the poll) or `panic` (caught; the source keeps its schedule).
-- `awareness_api_request_failures_total` and `awareness_rows_skipped_total` appear with the first
-  failure or skipped row.
+- `awareness_api_requests_total` and `awareness_rows_skipped_total` exist at 0 from the start for
+  every listing a source reads; `awareness_api_request_failures_total` appears with the first
+  failure of its reason (a series for each reason up front would multiply them by ten).
 """)
 print(section("Exporter and sources", exporter))
 for platform in platforms:
