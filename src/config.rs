@@ -10,7 +10,7 @@
 
 mod block;
 mod document;
-pub mod values;
+pub(crate) mod values;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -368,14 +368,6 @@ impl SourceConfig {
     pub fn get<T: AccountConfig>(&self) -> Option<&T> {
         self.account.as_ref().as_any().downcast_ref::<T>()
     }
-    /// What `--check-config` says of the source after its key.
-    pub fn describe(&self) -> String {
-        self.account.describe()
-    }
-    /// What the landing page shows of the source.
-    pub fn info(&self) -> SourceInfo {
-        self.account.info()
-    }
 }
 
 impl PartialEq for SourceConfig {
@@ -452,16 +444,6 @@ impl Loader {
         self
     }
 
-    /// Every vendor's secret keys, each also accepted as `<name>_file` and `<name>_env`.
-    pub fn secret_keys(&self) -> Vec<&'static str> {
-        let keys: BTreeSet<&str> = self
-            .vendors
-            .iter()
-            .flat_map(|v| v.secret_keys().iter().copied())
-            .collect();
-        keys.into_iter().collect()
-    }
-
     /// Loads, validates and resolves the config file at `path`. A file that is empty, names
     /// no account, or changes while it is read is refused.
     pub fn load(&self, path: &Path) -> Result<Config, ConfigError> {
@@ -485,12 +467,8 @@ impl Loader {
         let mut report = self.check_text(&text, &origin, base);
         if let Some(c) = &report.config {
             if c.sources.is_empty() {
-                let tables: Vec<String> = self
-                    .vendors
-                    .iter()
-                    .map(|v| format!("[[{}]]", v.platform()))
-                    .collect();
-                let tables = tables.join(" or ");
+                let tables = self.vendors.iter().map(|v| format!("[[{}]]", v.platform()));
+                let tables = tables.collect::<Vec<_>>().join(" or ");
                 report.errors.push(ConfigError::NoSources {
                     path: origin,
                     tables,

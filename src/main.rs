@@ -240,7 +240,7 @@ fn check_config(args: &Args) -> ExitCode {
 fn describe(config: &Config, shard: Shard) -> String {
     let mut out = format!("{} source(s):\n", config.sources.len());
     for s in &config.sources {
-        out.push_str(&format!("  - {} {}", s.key(), s.describe()));
+        out.push_str(&format!("  - {} {}", s.key(), s.account().describe()));
         if shard.is_sharded() {
             let of = Shard::of(&s.key(), shard.total());
             let mine = if of == shard.ordinal() {

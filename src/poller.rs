@@ -47,7 +47,7 @@ impl Settings {
     /// `describe` shows them, and the metrics settings): saved state of another is not served.
     fn identity(&self) -> String {
         use sha1::{Digest, Sha1};
-        let text = format!("{}\n{:?}", self.source.describe(), self.metrics);
+        let text = format!("{}\n{:?}", self.source.account().describe(), self.metrics);
         format!("{:x}", Sha1::digest(text.as_bytes()))
     }
 
@@ -194,8 +194,12 @@ impl Poller {
                 continue;
             };
             let interval = settings.interval;
-            self.store
-                .configure(&key, &source.sections(), interval, source_config.info());
+            self.store.configure(
+                &key,
+                &source.sections(),
+                interval,
+                source_config.account().info(),
+            );
             let schedule = Schedule {
                 interval,
                 deadline: config.poll.deadline.min(interval),

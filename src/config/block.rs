@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::document::{key_name, Document};
+use super::values::HttpUrl;
 use super::ConfigError;
 
 /// What the reading of one config shares: the document (for lines), the folder of relative
@@ -180,13 +181,11 @@ impl Checks<'_> {
     /// variable's name is shown when it looks like one: a secret pasted there must not be.
     fn secret_from(&self, at: &[String], raw: Value) -> Result<Zeroizing<String>, String> {
         let key = at.last().map_or("", String::as_str);
-        let (file, what) = match key.ends_with("_file") {
-            true => (true, "a file path"),
-            false => (false, "an environment variable's name"),
-        };
+        let file = key.ends_with("_file");
         let Value::String(_, name) = raw else {
+            let what = [" an environment variable's name", " a file path"][usize::from(file)];
             return Err(format!(
-                "must be {what} in quotes, not {}",
+                "must be{what} in quotes, not {}",
                 what_was(&raw.to_actual())
             ));
         };
@@ -197,20 +196,21 @@ impl Checks<'_> {
                 && name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
-            let shown = if path_like {
-                format!(" {}", full.display())
-            } else {
-                String::new()
+            let shown = match path_like {
+                true => format!(" {}", full.display()),
+                false => String::new(),
             };
+            let relative = Path::new(name.as_str()).is_relative().then(|| {
+                format!(
+                    " (a relative path is read from the config file's folder, {})",
+                    self.base.display()
+                )
+            });
             let value = crate::files::read_text(&full).map_err(|reason| {
-                let mut message = format!("cannot read the file it names{shown}: {reason}");
-                if Path::new(name.as_str()).is_relative() {
-                    let base = self.base.display();
-                    message.push_str(&format!(
-                        " (a relative path is read from the config file's folder, {base})"
-                    ));
-                }
-                message
+                format!(
+                    "cannot read the file it names{shown}: {reason}{}",
+                    relative.unwrap_or_default()
+                )
             })?;
             if let Some(who) = super::readable_by_others(&full) {
                 self.warn(format!(
@@ -234,9 +234,10 @@ impl Checks<'_> {
                 ));
             }
             // Variables are named in capitals; a name in other letters may be a pasted secret.
-            let shown = match name.chars().any(|c| c.is_ascii_lowercase()) {
-                true => String::new(),
-                false => format!(" {}", name.as_str()),
+            let capitals = !name.chars().any(|c| c.is_ascii_lowercase());
+            let shown = match capitals {
+                true => format!(" {}", name.as_str()),
+                false => String::new(),
             };
             let value = self
                 .env
@@ -303,7 +304,7 @@ impl<'a> Block<'a> {
 
     /// The block as the vendor's declared type: the keys the user got wrong are reported and
     /// read as absent (`None` only when nothing could be read).
-    pub fn read<T: DeserializeOwned>(&mut self) -> Option<T> {
+    pub(crate) fn read<T: DeserializeOwned>(&mut self) -> Option<T> {
         let value = std::mem::replace(&mut self.value, Value::from(Dict::new()));
         self.checks.declared(
             &self.path,
@@ -314,7 +315,7 @@ impl<'a> Block<'a> {
     }
 
     /// `value`, or a problem "is required" (unless the key was written and found wrong).
-    pub fn required<T>(&self, key: &str, value: Option<T>) -> Option<T> {
+    pub(crate) fn required<T>(&self, key: &str, value: Option<T>) -> Option<T> {
         if value.is_none() && !self.failed(key) {
             let name = key.rsplit('.').next().unwrap_or(key);
             match self.secret_keys.contains(&name) {
@@ -329,13 +330,13 @@ impl<'a> Block<'a> {
     }
 
     /// Whether `key` was written but could not be read (already reported).
-    pub fn failed(&self, key: &str) -> bool {
+    pub(crate) fn failed(&self, key: &str) -> bool {
         self.resolved.failed.contains(key)
     }
 
     /// Reports a problem with `key` (dotted inside the block: `login.token_url`) as the user
     /// wrote it (`secret_key_file`), with its line. Never put a value in `message`.
-    pub fn error(&self, key: &str, message: impl Into<String>) {
+    pub(crate) fn error(&self, key: &str, message: impl Into<String>) {
         let key = self
             .resolved
             .written_as
@@ -344,14 +345,44 @@ impl<'a> Block<'a> {
         self.checks.error(&join(&self.path, key), message);
     }
 
-    /// A warning (printed by `--check-config`, logged at start-up); never put a value in it.
-    pub fn warn(&self, message: impl Into<String>) {
-        self.checks.warn(message)
+    /// A warning about `key` (printed by `--check-config`, logged at start-up); never put a
+    /// value in it.
+    pub(crate) fn warn(&self, key: &str, message: impl Into<String>) {
+        let at = self.checks.key(&join(&self.path, key));
+        self.checks.warn(format!("{at}: {}", message.into()))
+    }
+
+    /// `base_url`, or the host `regions` gives `region` (case-insensitive) with the region's
+    /// name: at most one of the two. `None` when neither is set (the vendor says what then),
+    /// or when one is wrong (reported).
+    pub(crate) fn host(
+        &self,
+        url: Option<HttpUrl>,
+        region: Option<String>,
+        regions: &[(&'static str, &'static str)],
+    ) -> Option<(String, Option<String>)> {
+        match (url, region) {
+            (Some(_), Some(_)) => self.error("region", "give either base_url or region, not both"),
+            (Some(url), None) => return Some((url.into(), None)),
+            (None, Some(r)) => match regions
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(r.trim()))
+            {
+                Some((name, host)) => return Some((host.to_string(), Some(name.to_string()))),
+                None => {
+                    let known: Vec<&str> = regions.iter().map(|(n, _)| *n).collect();
+                    let message = format!("is not a known region; known: {}", known.join(", "));
+                    self.error("region", message);
+                }
+            },
+            (None, None) => {}
+        }
+        None
     }
 
     /// `poll.interval`: how often the account is polled when it sets no `interval` of its own
     /// (a vendor with a request quota checks that its polls fit).
-    pub fn poll_interval(&self) -> Duration {
+    pub(crate) fn poll_interval(&self) -> Duration {
         self.poll_interval
     }
 }

@@ -12,12 +12,12 @@ use serde::Deserialize;
 use super::Secret;
 
 /// Duration bounds for [`duration`], in milliseconds.
-pub const MS: u64 = 1;
-pub const SEC: u64 = 1000;
-pub const MINUTE: u64 = 60 * SEC;
-pub const HOUR: u64 = 60 * MINUTE;
-pub const DAY: u64 = 24 * HOUR;
-pub const WEEK: u64 = 7 * DAY;
+pub(crate) const MS: u64 = 1;
+pub(crate) const SEC: u64 = 1000;
+pub(crate) const MINUTE: u64 = 60 * SEC;
+pub(crate) const HOUR: u64 = 60 * MINUTE;
+pub(crate) const DAY: u64 = 24 * HOUR;
+pub(crate) const WEEK: u64 = 7 * DAY;
 
 /// Text in quotes, or a type error that says `expected` (never the value).
 fn text<'de, D: Deserializer<'de>>(d: D, expected: &'static str) -> Result<String, D::Error> {
@@ -37,7 +37,7 @@ fn text<'de, D: Deserializer<'de>>(d: D, expected: &'static str) -> Result<Strin
 /// A duration in quotes from `MIN` to `MAX` milliseconds, as a `Duration` or an
 /// `Option<Duration>`: `deserialize_with = "duration::<_, _, SEC, WEEK>"`. The upper bounds
 /// catch unit slips ("30d" for "30m") before they silence a source for weeks.
-pub fn duration<'de, D, T, const MIN: u64, const MAX: u64>(d: D) -> Result<T, D::Error>
+pub(crate) fn duration<'de, D, T, const MIN: u64, const MAX: u64>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: From<Duration>,
@@ -63,7 +63,7 @@ where
 
 /// A whole number from `MIN` to `MAX`, as an integer type or an `Option<u64>`:
 /// `deserialize_with = "int::<_, _, 1, 500>"`.
-pub fn int<'de, D, T, const MIN: u64, const MAX: u64>(d: D) -> Result<T, D::Error>
+pub(crate) fn int<'de, D, T, const MIN: u64, const MAX: u64>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: TryFrom<u64>,
@@ -82,9 +82,29 @@ where
     }
 }
 
+/// An enum whose variants are written as names in the config (`endpoints = ["users"]`): it
+/// gets `Deserialize` (read through [`Name`]), `ALL` (every variant, in order) and `name()`.
+macro_rules! named {
+    ($(#[$doc:meta])* $vis:vis enum $E:ident { $($V:ident = $name:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
+        $vis enum $E { $(#[serde(rename = $name)] $V),* }
+
+        impl $E {
+            pub const ALL: [$E; [$($name),*].len()] = [$($E::$V),*];
+
+            /// The name in the config (and of the section, where it is one).
+            pub fn name(self) -> &'static str {
+                match self { $($E::$V => $name),* }
+            }
+        }
+    };
+}
+pub(crate) use named;
+
 /// A name from a closed list (an enum with `#[derive(Deserialize)]`), written as text only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Name<T>(pub T);
+pub(crate) struct Name<T>(pub(crate) T);
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Name<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -95,7 +115,7 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Name<T> {
 
 /// An absolute http(s) URL without a user name or password, its trailing `/` removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpUrl(String);
+pub(crate) struct HttpUrl(String);
 
 impl From<HttpUrl> for String {
     fn from(u: HttpUrl) -> String {
@@ -148,7 +168,7 @@ impl<'de> Deserialize<'de> for Secret {
 
 /// The `account` label's value: at most 128 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account(String);
+pub(crate) struct Account(String);
 
 impl From<Account> for String {
     fn from(a: Account) -> String {

@@ -339,6 +339,27 @@ impl Plan {
     pub fn fits(&self) -> bool {
         self.per_poll <= self.poll_budget
     }
+
+    /// Why polling every `every` (this plan's interval) cannot fit the daily quota, with the
+    /// shortest interval that does (whole minutes); `None` when it fits.
+    pub fn refusal(&self, every: Duration) -> Option<String> {
+        let show = |d: Duration| humantime::format_duration(d).to_string();
+        let shortest = Duration::from_secs(self.shortest_interval.as_secs().div_ceil(60) * 60);
+        (!self.fits()).then(|| {
+            format!(
+                "polling every {} cannot fit KnowBe4's daily quota: about {} requests a poll, {:.0} \
+                 polls a day, against {} requests a day (2,000 + {} licensed users; polls plan \
+                 with {:.0}% of it). Set interval to at least {}",
+                show(every),
+                self.per_poll,
+                self.polls_per_day,
+                self.quota,
+                self.quota - BASE_DAILY_QUOTA,
+                PLANNED_SHARE * 100.0,
+                show(shortest),
+            )
+        })
+    }
 }
 
 #[cfg(test)]

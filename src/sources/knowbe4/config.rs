@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::budget::{self, daily_quota, requests_per_poll, Plan, PlanSections};
-use crate::config::values::{duration, int, Account, HttpUrl, Name, SEC, WEEK};
+use crate::config::values::{duration, int, named, Account, HttpUrl, Name, SEC, WEEK};
 use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
@@ -21,46 +21,14 @@ pub const REGIONS: [(&str, &str); 5] = [
     ("de", "https://de.api.knowbe4.com"),
 ];
 
-/// The host of `region` (case-insensitive).
-pub fn region_host(region: &str) -> Option<&'static str> {
-    REGIONS
-        .iter()
-        .find(|(r, _)| r.eq_ignore_ascii_case(region.trim()))
-        .map(|(_, h)| *h)
-}
-
 /// The documented maximum of `per_page`; what a larger value does is unknown, so it is never
 /// sent.
 pub const MAX_PAGE_SIZE: usize = 500;
 
-/// The groups of endpoints an account can switch on or off; `account` is always polled (it
-/// gives the seat count the quota depends on, and the organization's risk score).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Endpoint {
-    Account,
-    Users,
-    Training,
-    Phishing,
-}
-
-impl Endpoint {
-    pub const ALL: [Endpoint; 4] = [
-        Endpoint::Account,
-        Endpoint::Users,
-        Endpoint::Training,
-        Endpoint::Phishing,
-    ];
-
-    /// The name in the config's `endpoints` and the section's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Endpoint::Account => "account",
-            Endpoint::Users => "users",
-            Endpoint::Training => "training",
-            Endpoint::Phishing => "phishing",
-        }
-    }
+named! {
+    /// The groups of endpoints an account can switch on or off; `account` is always polled (it
+    /// gives the seat count the quota depends on, and the organization's risk score).
+    pub enum Endpoint { Account = "account", Users = "users", Training = "training", Phishing = "phishing" }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -129,22 +97,18 @@ impl AccountConfig for KnowBe4Config {
     }
 
     fn describe(&self) -> String {
-        let mut d = self.base_url.clone();
-        if let Some(r) = &self.region {
-            d.push_str(&format!(" (region {r})"));
-        }
+        let region = self.region.as_ref().map(|r| format!(" (region {r})"));
+        let quota = match self.licensed_users {
+            Some(n) => format!(", {n} licensed users: daily quota {}", daily_quota(Some(n))),
+            None => ", licensed_users not set: the quota check assumes a small account".into(),
+        };
         // KnowBe4 refuses a key of another region's account as it refuses a wrong key.
-        d.push_str(
-            "; a 401 from this host means a wrong or disabled key, or an account of another region",
-        );
-        match self.licensed_users {
-            Some(n) => d.push_str(&format!(
-                ", {n} licensed users: daily quota {}",
-                daily_quota(Some(n))
-            )),
-            None => d.push_str(", licensed_users not set: the quota check assumes a small account"),
-        }
-        d
+        format!(
+            "{}{}; a 401 from this host means a wrong or disabled key, or an account of another \
+             region{quota}",
+            self.base_url,
+            region.unwrap_or_default()
+        )
     }
 
     fn info(&self) -> SourceInfo {
@@ -157,37 +121,6 @@ impl AccountConfig for KnowBe4Config {
     fn secrets(&self) -> Vec<&str> {
         vec![self.token.expose()]
     }
-}
-
-/// `base_url`, or the host of `region`; one of the two is required (each account lives on its
-/// region's host, and a key sent to another region's host is refused). With the region, for
-/// the wrong-region hint.
-fn base_url(
-    b: &Block<'_>,
-    url: Option<HttpUrl>,
-    region: Option<String>,
-) -> Option<(String, Option<String>)> {
-    match (url, region) {
-        (Some(_), Some(_)) => b.error("region", "give either base_url or region, not both"),
-        (Some(url), None) => return Some((url.into(), None)),
-        (None, Some(region)) => match region_host(&region) {
-            Some(host) => {
-                return Some((host.to_string(), Some(region.trim().to_ascii_lowercase())))
-            }
-            None => b.error(
-                "region",
-                "is not a known region; known: us, eu, ca, uk, de (the region of the console you \
-                 log in to: training.knowbe4.com is us, eu.knowbe4.com is eu)",
-            ),
-        },
-        (None, None) if b.failed("base_url") || b.failed("region") => {}
-        (None, None) => b.error(
-            "region",
-            "is required (us, eu, ca, uk or de), or give base_url: a KnowBe4 account lives on its \
-             region's host",
-        ),
-    }
-    None
 }
 
 /// The block as written (the key's `_file`/`_env` forms are resolved before it is read).
@@ -217,29 +150,39 @@ pub const SECRET_KEYS: &[&str] = &["token"];
 /// Reads one `[[knowbe4]]` block.
 pub(super) fn read(mut b: Block<'_>) -> Option<KnowBe4Config> {
     let w: Written = b.read()?;
-    let url = base_url(&b, w.base_url, w.region);
-    let token = b.required("token", w.token);
-    let (per_second, per_minute) = (
-        w.requests_per_second
-            .map_or(budget::PER_SECOND, |n| n as u32),
-        w.requests_per_minute
-            .map_or(budget::PER_MINUTE, |n| n as u32),
-    );
-    if per_second > budget::PER_SECOND || per_minute > budget::PER_MINUTE {
-        b.warn(format!(
-            "knowbe4 account `{}`: requests_per_second / requests_per_minute above KnowBe4's \
-             documented limits ({} a second, {} a minute) will be answered with 429",
-            w.account.clone().map(String::from).unwrap_or_default(),
-            budget::PER_SECOND,
-            budget::PER_MINUTE
-        ));
+    if w.base_url.is_none() && w.region.is_none() && !b.failed("base_url") && !b.failed("region") {
+        let hint = "is required (us, eu, ca, uk or de: the region of the console you log in to, \
+                    training.knowbe4.com is us), or give base_url";
+        b.error("region", hint);
     }
-    let (base_url, region) = url?;
+    let host = b.host(w.base_url, w.region, &REGIONS);
+    let token = b.required("token", w.token);
+    let rate = |n: Option<u64>, max: u32, key: &str| match n.map(|n| n as u32) {
+        Some(n) if n > max => {
+            let warning = format!(
+                "is above KnowBe4's documented limit ({max}): it will be answered with 429"
+            );
+            b.warn(key, warning);
+            n
+        }
+        n => n.unwrap_or(max),
+    };
+    let per_second = rate(
+        w.requests_per_second,
+        budget::PER_SECOND,
+        "requests_per_second",
+    );
+    let per_minute = rate(
+        w.requests_per_minute,
+        budget::PER_MINUTE,
+        "requests_per_minute",
+    );
     let mut endpoints: BTreeSet<Endpoint> = match w.endpoints {
         Some(names) => names.into_iter().map(|e| e.0).collect(),
         None => Endpoint::ALL.into(),
     };
     endpoints.insert(Endpoint::Account);
+    let (base_url, region) = host?;
     let config = KnowBe4Config {
         account: b.required("account", w.account)?.into(),
         base_url,
@@ -254,29 +197,9 @@ pub(super) fn read(mut b: Block<'_>) -> Option<KnowBe4Config> {
     };
     // The day's polls must fit the day's quota: 2,000 requests plus the licensed users.
     let every = w.interval.unwrap_or(b.poll_interval());
-    let plan = config.plan(every);
-    if !plan.fits() {
-        let show = |d: Duration| humantime::format_duration(d).to_string();
-        b.error(
-            "interval",
-            format!(
-                "polling every {} cannot fit KnowBe4's daily quota: about {} requests a poll, {:.0} \
-                 polls a day, against {} requests a day (2,000 + {} licensed users; polls plan \
-                 with {:.0}% of it). Set interval to at least {}",
-                show(every),
-                plan.per_poll,
-                plan.polls_per_day,
-                plan.quota,
-                config.licensed_users.unwrap_or(0),
-                budget::PLANNED_SHARE * 100.0,
-                show(round_up_to_minute(plan.shortest_interval)),
-            ),
-        );
-        return None;
+    match config.plan(every).refusal(every) {
+        Some(refusal) => b.error("interval", refusal),
+        None => return Some(config),
     }
-    Some(config)
-}
-
-fn round_up_to_minute(d: Duration) -> Duration {
-    Duration::from_secs(d.as_secs().div_ceil(60) * 60)
+    None
 }

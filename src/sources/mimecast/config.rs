@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::config::values::{duration, int, Account, HttpUrl, Name, SEC, WEEK};
+use crate::config::values::{duration, int, named, Account, HttpUrl, Name, SEC, WEEK};
 use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
@@ -57,13 +57,6 @@ struct Written {
     interval: Option<Duration>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Mode {
-    OAuth2,
-    Hmac,
-}
-
 /// One Mimecast account.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MimecastConfig {
@@ -89,37 +82,32 @@ pub enum MimecastAuth {
     },
 }
 
-/// The Mimecast endpoint groups that can be switched on or off per account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MimecastEndpoint {
-    PerformanceDetails,
-    WatchlistDetails,
-    SafeScoreDetails,
-    TrainingDetails,
-    Campaigns,
-    PhishingCampaigns,
+named! {
+    /// The Mimecast endpoint groups that can be switched on or off per account; the name is
+    /// also the group of the `endpoint` label.
+    pub enum MimecastEndpoint {
+        PerformanceDetails = "performance-details",
+        WatchlistDetails = "watchlist-details",
+        SafeScoreDetails = "safe-score-details",
+        TrainingDetails = "training-details",
+        Campaigns = "campaigns",
+        PhishingCampaigns = "phishing-campaigns",
+    }
 }
 
-impl MimecastEndpoint {
-    pub const ALL: [MimecastEndpoint; 6] = [
-        MimecastEndpoint::PerformanceDetails,
-        MimecastEndpoint::WatchlistDetails,
-        MimecastEndpoint::SafeScoreDetails,
-        MimecastEndpoint::TrainingDetails,
-        MimecastEndpoint::Campaigns,
-        MimecastEndpoint::PhishingCampaigns,
-    ];
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    OAuth2,
+    Hmac,
+}
 
-    /// The name used in the config file and in the `endpoint` label's group.
-    pub fn name(self) -> &'static str {
+impl MimecastAuth {
+    /// The mode as the config names it, and as the landing page describes it.
+    fn mode(&self) -> (&'static str, &'static str) {
         match self {
-            MimecastEndpoint::PerformanceDetails => "performance-details",
-            MimecastEndpoint::WatchlistDetails => "watchlist-details",
-            MimecastEndpoint::SafeScoreDetails => "safe-score-details",
-            MimecastEndpoint::TrainingDetails => "training-details",
-            MimecastEndpoint::Campaigns => "campaigns",
-            MimecastEndpoint::PhishingCampaigns => "phishing-campaigns",
+            MimecastAuth::OAuth2 { .. } => ("oauth2", "OAuth2 client credentials (API 2.0)"),
+            MimecastAuth::Hmac { .. } => ("hmac", "HMAC-signed requests (API 1.0)"),
         }
     }
 }
@@ -134,26 +122,14 @@ impl AccountConfig for MimecastConfig {
     }
 
     fn describe(&self) -> String {
-        let mode = match self.auth {
-            MimecastAuth::OAuth2 { .. } => "oauth2",
-            MimecastAuth::Hmac { .. } => "hmac",
-        };
         let endpoints: Vec<&str> = self.endpoints.iter().map(|e| e.name()).collect();
-        format!(
-            "{} ({mode}, endpoints: {})",
-            self.base_url,
-            endpoints.join(", ")
-        )
+        let (base_url, mode) = (&self.base_url, self.auth.mode().0);
+        format!("{base_url} ({mode}, endpoints: {})", endpoints.join(", "))
     }
 
     fn info(&self) -> SourceInfo {
-        SourceInfo {
-            url: public_url(&self.base_url),
-            auth: match self.auth {
-                MimecastAuth::OAuth2 { .. } => "OAuth2 client credentials (API 2.0)",
-                MimecastAuth::Hmac { .. } => "HMAC-signed requests (API 1.0)",
-            },
-        }
+        let (url, auth) = (public_url(&self.base_url), self.auth.mode().1);
+        SourceInfo { url, auth }
     }
 
     fn secrets(&self) -> Vec<&str> {
@@ -173,46 +149,72 @@ impl AccountConfig for MimecastConfig {
 pub(super) fn read(mut b: Block<'_>) -> Option<MimecastConfig> {
     let w: Written = b.read()?;
     let mode = (!b.failed("auth")).then(|| w.auth.map_or(Mode::OAuth2, |m| m.0));
-    let (oauth2, hmac) = (
-        [
-            ("client_id", w.client_id.is_some()),
-            ("client_secret", w.client_secret.is_some()),
-        ],
-        [
-            ("app_id", w.app_id.is_some()),
-            ("app_key", w.app_key.is_some()),
-            ("access_key", w.access_key.is_some()),
-            ("secret_key", w.secret_key.is_some()),
-        ],
-    );
-    let (stray, message): (&[_], _) = match mode {
-        Some(Mode::OAuth2) => (
-            &hmac,
-            "belongs to auth = \"hmac\" (API 1.0); this account uses auth = \"oauth2\"",
-        ),
-        Some(Mode::Hmac) => (
-            &oauth2,
-            "belongs to auth = \"oauth2\" (API 2.0); this account uses auth = \"hmac\"",
-        ),
-        None => (&[], ""),
+    // Each auth mode's keys; a key of the other mode is a mistake worth naming.
+    let keys = [
+        ("client_id", w.client_id.is_some(), Mode::OAuth2),
+        ("client_secret", w.client_secret.is_some(), Mode::OAuth2),
+        ("app_id", w.app_id.is_some(), Mode::Hmac),
+        ("app_key", w.app_key.is_some(), Mode::Hmac),
+        ("access_key", w.access_key.is_some(), Mode::Hmac),
+        ("secret_key", w.secret_key.is_some(), Mode::Hmac),
+    ];
+    let (other, this) = match mode {
+        Some(Mode::Hmac) => ("oauth2\" (API 2.0)", "hmac"),
+        _ => ("hmac\" (API 1.0)", "oauth2"),
     };
-    for (key, _) in stray.iter().filter(|(_, given)| *given) {
-        b.error(key, message);
+    for (key, _, _) in keys
+        .iter()
+        .filter(|(_, given, of)| *given && mode.is_some_and(|m| m != *of))
+    {
+        b.error(
+            key,
+            format!("belongs to auth = \"{other}; this account uses auth = \"{this}\""),
+        );
     }
-    let auth = match mode {
-        Some(Mode::OAuth2) => {
-            let client_id = b.required("client_id", w.client_id);
-            let client_secret = b.required("client_secret", w.client_secret);
-            client_id
-                .zip(client_secret)
-                .map(|(client_id, client_secret)| MimecastAuth::OAuth2 {
-                    client_id,
-                    client_secret,
-                })
+    let account = b.required("account", w.account);
+    // API 1.0 (hmac) has no global host: it needs a region or base_url; API 2.0 (oauth2) has
+    // its global gateway.
+    let (hmac, written) = (
+        mode == Some(Mode::Hmac),
+        (w.base_url.is_some(), w.region.is_some()),
+    );
+    let base_url = match written {
+        _ if mode.is_none() || b.failed("base_url") || b.failed("region") => None,
+        (false, true) if !hmac => {
+            let hint = "selects an API 1.0 host and needs auth = \"hmac\"; API 2.0 (oauth2) uses \
+                        base_url (default https://api.services.mimecast.com)";
+            b.error("region", hint);
+            None
         }
-        Some(Mode::Hmac) => {
-            let app_id = b.required("app_id", w.app_id);
-            let app_key = b.required("app_key", w.app_key);
+        (false, false) if hmac => {
+            let hint = "auth = \"hmac\" (API 1.0) needs region (eu, de, us, usb, ca, za, au, jer) \
+                        or base_url; the default host is the API 2.0 gateway, which does not \
+                        accept API 1.0 signatures";
+            b.error("region", hint);
+            None
+        }
+        (false, false) => Some(DEFAULT_URL.to_string()),
+        _ => b.host(w.base_url, w.region, &REGIONS).map(|(host, _)| host),
+    };
+    if w.endpoints.as_ref().is_some_and(BTreeSet::is_empty) {
+        b.error("endpoints", "must name at least one endpoint");
+    }
+    let auth = match mode? {
+        Mode::OAuth2 => {
+            let (id, secret) = (
+                b.required("client_id", w.client_id),
+                b.required("client_secret", w.client_secret),
+            );
+            MimecastAuth::OAuth2 {
+                client_id: id?,
+                client_secret: secret?,
+            }
+        }
+        Mode::Hmac => {
+            let (id, app_key) = (
+                b.required("app_id", w.app_id),
+                b.required("app_key", w.app_key),
+            );
             let access_key = b.required("access_key", w.access_key);
             let secret_key = b.required("secret_key", w.secret_key).filter(|k| {
                 use base64::Engine as _;
@@ -227,69 +229,24 @@ pub(super) fn read(mut b: Block<'_>) -> Option<MimecastConfig> {
                 }
                 valid
             });
-            match (app_id, app_key, access_key, secret_key) {
-                (Some(app_id), Some(app_key), Some(access_key), Some(secret_key)) => {
-                    Some(MimecastAuth::Hmac {
-                        app_id,
-                        app_key,
-                        access_key,
-                        secret_key,
-                    })
-                }
-                _ => None,
+            MimecastAuth::Hmac {
+                app_id: id?,
+                app_key: app_key?,
+                access_key: access_key?,
+                secret_key: secret_key?,
             }
         }
-        None => None,
-    };
-    let base_url = base_url(&b, w.base_url, w.region, mode == Some(Mode::Hmac));
-    let endpoints = match w.endpoints {
-        Some(e) if e.is_empty() => {
-            b.error("endpoints", "must name at least one endpoint");
-            None
-        }
-        Some(e) => Some(e.into_iter().map(|e| e.0).collect()),
-        None => Some(MimecastEndpoint::ALL.to_vec()),
     };
     Some(MimecastConfig {
-        account: b.required("account", w.account)?.into(),
+        account: account?.into(),
         base_url: base_url?,
-        auth: auth?,
+        auth,
         page_size: w.page_size.unwrap_or(500) as usize,
-        endpoints: endpoints?,
+        endpoints: match w.endpoints {
+            Some(e) => e.into_iter().map(|e| e.0).collect::<Vec<_>>(),
+            None => MimecastEndpoint::ALL.to_vec(),
+        },
         interval: w.interval,
     })
-}
-
-/// `base_url`, or the API 1.0 host of `region`. API 1.0 (hmac) has no global host, so it needs
-/// one of the two; API 2.0 (oauth2) defaults to its global gateway.
-fn base_url(
-    b: &Block<'_>,
-    url: Option<HttpUrl>,
-    region: Option<String>,
-    hmac: bool,
-) -> Option<String> {
-    match (url, region) {
-        (Some(_), Some(_)) => b.error("region", "give either base_url or region, not both"),
-        (Some(url), None) => return Some(url.into()),
-        (None, Some(region)) if hmac => {
-            let host = REGIONS.iter().find(|(name, _)| name.eq_ignore_ascii_case(region.trim()));
-            if host.is_none() {
-                b.error("region", "is not a known region; known: eu, de, us, usb, ca, za, au, jer (offshore)");
-            }
-            return host.map(|(_, host)| host.to_string());
-        }
-        (None, Some(_)) => b.error(
-            "region",
-            "selects an API 1.0 host and needs auth = \"hmac\"; API 2.0 (oauth2) uses base_url \
-             (default https://api.services.mimecast.com)",
-        ),
-        (None, None) if b.failed("base_url") || b.failed("region") => {}
-        (None, None) if hmac => b.error(
-            "region",
-            "auth = \"hmac\" (API 1.0) needs region (eu, de, us, usb, ca, za, au, jer) or base_url; \
-             the default host is the API 2.0 gateway, which does not accept API 1.0 signatures",
-        ),
-        (None, None) => return Some(DEFAULT_URL.to_string()),
-    }
-    None
+    .filter(|c| !c.endpoints.is_empty())
 }
