@@ -275,7 +275,6 @@ fn check_config_warns_about_a_secret_file_others_can_read() {
 /// (issue 23): the logged address is 0.0.0.0's, and loopback reaches it.
 #[tokio::test]
 async fn a_listen_address_of_only_a_port_is_every_interface() {
-    use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
     std::fs::write(
@@ -283,29 +282,8 @@ async fn a_listen_address_of_only_a_port_is_every_interface() {
         "[[cyberpilot]]\naccount = \"a\"\naccount_id = \"x\"\ntoken = \"t\"\nbase_url = \"http://127.0.0.1:9\"\n",
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
-        .arg("--config.file")
-        .arg(&path)
-        .args(["--web.listen-address", ":0", "--log.format", "json"])
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut addr = None;
-    while let Ok(Some(line)) = lines.next_line().await {
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if let Some(a) = v["fields"]["address"].as_str() {
-            addr = Some(a.to_string());
-            break;
-        }
-    }
-    let addr: std::net::SocketAddr = addr
-        .expect("the listening address is logged")
-        .parse()
-        .unwrap();
+    let (mut child, addr) = common::start_binary(&path, &["--web.listen-address", ":0"]).await;
     assert!(addr.ip().is_unspecified(), "{addr}");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let r = reqwest::get(format!("http://127.0.0.1:{}/-/healthy", addr.port()))
         .await
         .unwrap();

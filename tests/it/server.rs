@@ -729,35 +729,13 @@ async fn logs_never_contain_secrets() {
 
 #[tokio::test]
 async fn sighup_reloads_the_config_file() {
-    use tokio::io::AsyncBufReadExt;
     let sim = cyberpilot_sim(10).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
     std::fs::write(&path, cp_block(&sim, "before", &good_token())).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
-        .arg("--config.file")
-        .arg(&path)
-        .args([
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--log.format",
-            "json",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut addr = None;
-    while let Ok(Some(line)) = lines.next_line().await {
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if let Some(a) = v["fields"]["address"].as_str() {
-            addr = Some(a.to_string());
-            break;
-        }
-    }
-    let base = format!("http://{}", addr.expect("the listening address is logged"));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut child, addr) =
+        common::start_binary(&path, &["--web.listen-address", "127.0.0.1:0"]).await;
+    let base = format!("http://{addr}");
     wait_ready(&base).await;
     // Core dumps are off: a dump would hold every secret in plain memory.
     let pid = child.id().unwrap();

@@ -251,3 +251,32 @@ impl Captured {
         guard
     }
 }
+
+/// The exporter binary run on `config` with `args` and JSON logs, and the address it logged
+/// that it listens on (the rest of its log is drained). Killed when dropped.
+pub async fn start_binary(
+    config: &std::path::Path,
+    args: &[&str],
+) -> (tokio::process::Child, std::net::SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
+        .arg("--config.file")
+        .arg(config)
+        .args(args)
+        .args(["--log.format", "json"])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut addr = None;
+    while let Ok(Some(line)) = lines.next_line().await {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(a) = v["fields"]["address"].as_str() {
+            addr = Some(a.parse().unwrap());
+            break;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr.expect("the listening address is logged"))
+}
