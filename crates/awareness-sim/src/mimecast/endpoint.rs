@@ -6,6 +6,7 @@ use super::API_PREFIX;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Endpoint {
     Performance,
+    PerformanceSummary,
     Watchlist,
     SafeScore,
     SafeScoreSummary,
@@ -20,6 +21,7 @@ impl Endpoint {
     pub(super) fn from_path(path: &str) -> Option<Endpoint> {
         Some(match path.strip_prefix(API_PREFIX)? {
             "company/get-performance-details" => Endpoint::Performance,
+            "company/get-performance-summary" => Endpoint::PerformanceSummary,
             "company/get-watchlist-details" => Endpoint::Watchlist,
             "company/get-safe-score-details" => Endpoint::SafeScore,
             "company/get-safe-score-summary" => Endpoint::SafeScoreSummary,
@@ -32,9 +34,16 @@ impl Endpoint {
         })
     }
 
+    /// Listed in the API 2.0 catalogue (developer.services.mimecast.com, December 2025); the
+    /// catalogue lists no campaign/ endpoint.
+    pub(super) fn in_catalogue(self) -> bool {
+        !matches!(self, Endpoint::Campaigns | Endpoint::CampaignUserData)
+    }
+
     pub(super) fn tag(self) -> &'static str {
         match self {
             Endpoint::Performance => "perf",
+            Endpoint::PerformanceSummary => "perfsum",
             Endpoint::Watchlist => "watch",
             Endpoint::SafeScore => "safe",
             Endpoint::SafeScoreSummary => "safesum",

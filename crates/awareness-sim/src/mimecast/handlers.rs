@@ -14,8 +14,8 @@ use super::envelope::{fail, ok_envelope, raw_envelope, validation, Payload, Reje
 use super::paging::{parse_request, McRequest};
 use super::rate_limit::{with_rate_headers, RateInfo};
 use super::rows::{
-    campaign_user_item, campaigns, garble, performance_row, phishing_row, phishing_user_item,
-    safe_score_row, safe_score_summary, training_row, watchlist_row,
+    campaign_user_item, campaigns, garble, performance_row, performance_summary, phishing_row,
+    phishing_user_item, safe_score_row, safe_score_summary, training_row, watchlist_row,
 };
 use super::{MimecastSim, API_USER};
 use crate::control::is_garbage_row;
@@ -102,7 +102,9 @@ async fn api(sim: &MimecastSim, path: &str, req: Request) -> Result<Response, Re
         };
         return Err(Box::new(with_rate_headers(resp, &info)));
     }
-    let Some(endpoint) = Endpoint::from_path(path) else {
+    let catalogue = sim.options.catalogue_only;
+    let endpoint = Endpoint::from_path(path).filter(|e| !catalogue || e.in_catalogue());
+    let Some(endpoint) = endpoint else {
         return Err(fail(
             StatusCode::NOT_FOUND,
             404,
@@ -158,6 +160,10 @@ async fn api(sim: &MimecastSim, path: &str, req: Request) -> Result<Response, Re
         // The request selects no user: the answer is the calling (API) user's own record.
         Endpoint::Training => Payload::Value(ok_envelope(
             json!([training_row(&sim.population, API_USER)]),
+            None,
+        )),
+        Endpoint::PerformanceSummary => Payload::Value(ok_envelope(
+            json!([performance_summary(&sim.population)]),
             None,
         )),
         Endpoint::SafeScoreSummary => Payload::Value(ok_envelope(

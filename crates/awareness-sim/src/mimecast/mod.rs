@@ -32,8 +32,8 @@ use rate_limit::Limiter;
 pub use auth::SimAuth;
 pub use envelope::fail_envelope;
 pub use rows::{
-    campaign_user_item, campaigns, performance_row, phishing_row, phishing_user_item,
-    safe_score_row, safe_score_summary, training_row, watchlist_row,
+    campaign_user_item, campaigns, performance_row, performance_summary, phishing_row,
+    phishing_user_item, safe_score_row, safe_score_summary, training_row, watchlist_row,
 };
 pub use signing::{mc_date_now, parse_mc_date, sign, verify, MC_DATE_FORMAT};
 
@@ -71,6 +71,9 @@ pub struct MimecastOptions {
     pub rate_limit: u32,
     pub rate_window_ms: u64,
     pub token_lifetime_secs: u64,
+    /// Only the endpoints of the API 2.0 catalogue (as a tenant onboarded after API 1.0 keys
+    /// stopped): campaign/get-campaigns and campaign/get-user-data answer 404.
+    pub catalogue_only: bool,
 }
 
 impl Default for MimecastOptions {
@@ -81,6 +84,7 @@ impl Default for MimecastOptions {
             rate_limit: 800,
             rate_window_ms: 3700,
             token_lifetime_secs: 1800,
+            catalogue_only: false,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The rows and items each endpoint answers with, built from the population with the keys of
 //! the vendor's documentation and the recorded answers (tests/fixtures/mimecast/).
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 
 use super::endpoint::Endpoint;
@@ -133,6 +135,33 @@ pub fn training_row(pop: &Population, index: usize) -> Value {
 pub fn safe_score_summary(pop: &Population) -> Value {
     let count = |g: char| pop.users.iter().filter(|u| u.risk == g).count();
     json!({"scoreCounts": {"a": count('A'), "b": count('B'), "c": count('C'), "d": count('D'), "f": count('F')}})
+}
+
+/// `company/get-performance-summary` `data[0]`, in the API 2.0 catalogue's shape
+/// (tests/fixtures/mimecast/README.md): one `departmentCompletionStats` entry per department
+/// (no department name: the catalogue documents none), from the performance-details figures of
+/// its users; a video sent is answered correctly, incorrectly, or not watched.
+pub fn performance_summary(pop: &Population) -> Value {
+    let mut by_department: BTreeMap<Option<&str>, [u64; 8]> = BTreeMap::new();
+    for u in &pop.users {
+        let d = by_department.entry(u.department.as_deref()).or_default();
+        let (incorrect, not_watched) = (u.num_incorrect, u.num_not_watched);
+        d[0] += 1;
+        d[1] += u64::from(u.num_correct + incorrect + not_watched);
+        d[2] += u64::from(not_watched);
+        d[3 + incorrect.min(4) as usize] += 1;
+    }
+    let stats: Vec<Value> = by_department
+        .values()
+        .map(|d| {
+            json!({
+                "numParticipating": d[0], "numVideosSent": d[1], "numVideosNotWatched": d[2],
+                "numZeroIncorrect": d[3], "numOneIncorrect": d[4], "numTwoIncorrect": d[5],
+                "numThreeIncorrect": d[6], "numFourOrMoreIncorrect": d[7],
+            })
+        })
+        .collect();
+    json!({ "departmentCompletionStats": stats })
 }
 
 /// `campaign/get-campaigns` `data[0].campaigns`, with the keys of the real recorded answer
