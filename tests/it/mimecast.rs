@@ -80,6 +80,22 @@ fn expected(pop: &Population) -> BTreeMap<String, f64> {
             1.0,
         );
     }
+    // company/get-performance-summary: company totals; a video sent is answered correctly,
+    // incorrectly, or not watched.
+    for u in &pop.users {
+        let (correct, incorrect, not_watched) = (u.num_correct, u.num_incorrect, u.num_not_watched);
+        add("awareness_mimecast_participating_users", &[a], 1.0);
+        let sent = f64::from(correct + incorrect + not_watched);
+        add("awareness_mimecast_videos_sent", &[a], sent);
+        add(
+            "awareness_mimecast_videos_not_watched",
+            &[a],
+            f64::from(not_watched),
+        );
+        let bucket = ["0", "1", "2", "3", "4+"][incorrect.min(4) as usize];
+        let l = [a, ("incorrect", bucket)];
+        add("awareness_mimecast_users_by_incorrect_answers", &l, 1.0);
+    }
     // user/get-training-details: the API user's own record only.
     let me = &pop.users[mimecast::API_USER];
     let count = |f: &dyn Fn(&awareness_sim::population::ModuleProgress) -> bool| {

@@ -6,7 +6,7 @@ use crate::common;
 
 use std::sync::Arc;
 
-use awareness_exporter::model::{FailureReason, PollOutcome};
+use awareness_exporter::model::{FailureReason, PollError, PollOutcome, Retry};
 use awareness_exporter::stats::ApiStats;
 use awareness_sim::mimecast::{self, SimAuth};
 use awareness_sim::replay::{self, Recorded, Replay};
@@ -261,6 +261,71 @@ async fn api_2_error_bodies_are_read_whatever_the_status() {
         2
     );
     assert!(stats.failures(FailureReason::Auth) >= 2);
+}
+
+/// How each failed section of `outcome` is to be tried again, by section name.
+fn retries(outcome: &PollOutcome) -> Vec<(&'static str, Retry)> {
+    outcome
+        .sections
+        .iter()
+        .filter_map(|s| match &s.result {
+            Err(PollError::Fetch(e)) => Some((s.name, e.retry)),
+            _ => None,
+        })
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_iter()
+        .collect()
+}
+
+/// 404 ("the request URL does not exist") and 403 ("access is denied to the requested
+/// resource") of a data endpoint are endpoints not offered (issue 25); a 401, a 403 whose code
+/// refuses the credential, and any refusal of the token are not.
+#[tokio::test]
+async fn endpoints_not_offered_are_told_apart_from_refused_credentials() {
+    let token = Recorded::json(
+        200,
+        json!({"access_token": "t0k", "expires_in": 1800}).to_string(),
+    );
+    let refused = json!({"fail": [{"code": "unauthorized", "message": "not valid"}]}).to_string();
+    let (server, _) = replay_server(&[
+        ("/oauth/token", vec![token]),
+        // No route for watchlist-details: the replay answers 404.
+        (
+            "company/get-safe-score-details",
+            vec![Recorded::json(403, "")],
+        ),
+        (
+            "company/get-performance-details",
+            vec![Recorded::json(401, refused)],
+        ),
+    ])
+    .await;
+    let endpoints = "\"watchlist-details\", \"safe-score-details\", \"performance-details\"";
+    let config = parse(&config_for(&server, &SimAuth::demo_oauth2(), endpoints, ""));
+    let (outcome, _) = poll_once(&config).await;
+    assert_eq!(
+        retries(&outcome),
+        vec![
+            ("performance-details", Retry::Backoff),
+            ("safe-score-details", Retry::NotOffered),
+            ("watchlist-details", Retry::NotOffered),
+        ]
+    );
+
+    let xdk = json!({"meta": {"status": 403}, "fail": [{"errors": [{"code": "err_xdk_invalid_access_key", "message": "x"}]}]});
+    let (outcome, _, _) = poll_watchlist(vec![Recorded::json(403, xdk.to_string())]).await;
+    assert_eq!(
+        retries(&outcome),
+        vec![("watchlist-details", Retry::Backoff)]
+    );
+
+    // A token endpoint that answers 404 (a wrong base_url) fails the account, not an endpoint.
+    let (server, _) = replay_server(&[]).await;
+    let config = parse(&config_for(&server, &SimAuth::demo_oauth2(), endpoints, ""));
+    let (outcome, stats) = poll_once(&config).await;
+    assert_eq!(retries(&outcome).len(), 3);
+    assert!(retries(&outcome).iter().all(|(_, r)| *r == Retry::Backoff));
+    assert_eq!(stats.failures(FailureReason::Auth), 1);
 }
 
 // ---------------------------------------------------------------- no invented figures (10.6)

@@ -143,6 +143,70 @@ async fn recorded_campaigns_give_the_vendors_own_figures() {
     assert_eq!(asked.len(), 4);
 }
 
+const SUMMARY: &str = "/api/awareness-training/company/get-performance-summary";
+const SUMMARY_FIXTURE: &str = "company-get-performance-summary-catalogue.json";
+
+/// company/get-performance-summary as the API 2.0 catalogue documents it: the company totals are
+/// the sums over its department entries, on both APIs.
+#[tokio::test]
+async fn the_documented_performance_summary_gives_company_totals() {
+    let replay = Arc::new(Replay::default());
+    replay.route(SUMMARY, vec![Recorded::json(200, fixture(SUMMARY_FIXTURE))]);
+    let server = replay::start(replay.clone()).await.unwrap();
+    let hmac = hmac_config(&server, "\"performance-summary\"");
+    let oauth2 = format!(
+        "{}endpoints = [\"performance-summary\"]\n",
+        mimecast::account_block(&server, "j1", &SimAuth::demo_oauth2())
+    );
+    replay.route(
+        "/oauth/token",
+        vec![Recorded::json(
+            200,
+            r#"{"access_token":"t","expires_in":1800}"#,
+        )],
+    );
+    for text in [hmac, oauth2] {
+        let (outcome, _) = poll_once(&parse(&text)).await;
+        let got = samples(&text_of(&outcome));
+        let a = ("account", "j1");
+        let entries = fixture_json(SUMMARY_FIXTURE)["data"][0]["departmentCompletionStats"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let sum = |key: &str| {
+            entries
+                .iter()
+                .map(|e| e[key].as_f64().unwrap())
+                .sum::<f64>()
+        };
+        for (name, key, want) in [
+            (
+                "awareness_mimecast_participating_users",
+                "numParticipating",
+                25.0,
+            ),
+            ("awareness_mimecast_videos_sent", "numVideosSent", 150.0),
+            (
+                "awareness_mimecast_videos_not_watched",
+                "numVideosNotWatched",
+                21.0,
+            ),
+        ] {
+            assert_eq!(sum(key), want);
+            assert_eq!(got.get(&series(name, &[a])), Some(&want), "{name}");
+        }
+        for (incorrect, want) in [("0", 13.0), ("1", 5.0), ("2", 4.0), ("3", 2.0), ("4+", 1.0)] {
+            let s = series(
+                "awareness_mimecast_users_by_incorrect_answers",
+                &[a, ("incorrect", incorrect)],
+            );
+            assert_eq!(got.get(&s), Some(&want), "{s}");
+        }
+    }
+    let asked = replay.requests();
+    assert_eq!(asked.iter().filter(|(p, _)| p == SUMMARY).count(), 2);
+}
+
 // ---------------------------------------------------------------- simulator shapes
 
 /// The structure of a JSON value: objects by key (question keys `forQuestionN` folded into
@@ -262,6 +326,14 @@ async fn the_simulator_answers_in_the_recorded_shapes() {
         .reduce(merge)
         .unwrap();
     assert_eq!(shape(&users), recorded, "campaign/get-user-data");
+
+    let (status, summary) = sim_post(&server, &token, SUMMARY, json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        shape(&summary),
+        shape(&fixture_json(SUMMARY_FIXTURE)),
+        "company/get-performance-summary"
+    );
 }
 
 #[tokio::test]

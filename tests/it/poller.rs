@@ -457,7 +457,7 @@ async fn a_blackholed_mimecast_token_endpoint_fails_the_poll_within_one_request_
         "[[mimecast]]\naccount = \"corp\"\nbase_url = \"{url}\"\nauth = \"oauth2\"\nclient_id = \"c\"\nclient_secret = \"s\"\n"
     ), 300, 2);
     let (outcome, stats) = poll_once(&config).await;
-    assert_eq!(outcome.sections.len(), 6);
+    assert_eq!(outcome.sections.len(), 7);
     for s in &outcome.sections {
         let e = s.result.as_ref().unwrap_err().to_string();
         assert!(e.contains("token request failed"), "{}: {e}", s.name);

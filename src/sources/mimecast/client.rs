@@ -14,7 +14,7 @@ use super::errors::{describe, errors_of, reason_of, should_retry};
 use super::models::{Identified, Items, UserLike};
 use super::page::MetaFail;
 use crate::http::{Refusal, Reply};
-use crate::model::{FailureReason, FetchError};
+use crate::model::{FailureReason, FetchError, Retry};
 use crate::sources::decode::{decode_page, Page, PageError, RowBudget};
 use crate::sources::paging::{Engine, Format, Pager};
 use crate::sources::token::{request_token, TokenCache};
@@ -199,17 +199,22 @@ impl MimecastClient {
         };
         let url = format!("{}/oauth/token", self.config.base_url);
         let transport = &self.engine.transport;
-        self.token
-            .get(|| {
-                request_token(transport, ENDPOINT_TOKEN, "token request", || {
-                    transport.client().post(&url).form(&[
-                        ("grant_type", "client_credentials"),
-                        ("client_id", client_id.as_str()),
-                        ("client_secret", client_secret.expose()),
-                    ])
-                })
+        let issue = request_token(transport, ENDPOINT_TOKEN, "token request", || {
+            transport.client().post(&url).form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id.as_str()),
+                ("client_secret", client_secret.expose()),
+            ])
+        });
+        // A refused token is the account's failure, never an endpoint not offered (a 403 or
+        // 404 of the token endpoint reads as one in errors.rs).
+        let issue = async {
+            issue.await.map_err(|e| FetchError {
+                retry: Retry::Backoff,
+                ..e
             })
-            .await
+        };
+        self.token.get(|| issue).await
     }
 
     /// Starts a poll: the engine's count and deadline and, for OAuth2, the token the poll's

@@ -87,6 +87,7 @@ named! {
     /// also the group of the `endpoint` label.
     pub enum MimecastEndpoint {
         PerformanceDetails = "performance-details",
+        PerformanceSummary = "performance-summary",
         WatchlistDetails = "watchlist-details",
         SafeScoreDetails = "safe-score-details",
         TrainingDetails = "training-details",

@@ -3,7 +3,9 @@
 //!   inside HTTP 200 (`err_developer_key`, recorded with HTTP 200 and `meta.status` 200);
 //! - API 2.0: `{"fail":[{"code","message"}]}` with no `errors` wrapper (Azure Sentinel's
 //!   connector reads `fail[0].code` of a 401);
-//! - HTTP 418: the API 1.0 key binding (access key / secret key) expired.
+//! - HTTP 418: the API 1.0 key binding (access key / secret key) expired;
+//! - HTTP 404 and 403 on a data endpoint: not offered to this tenant (see docs/vendors/
+//!   mimecast-api.md).
 
 use serde::Deserialize;
 
@@ -124,17 +126,27 @@ pub fn read_error_body(status: u16, body: &[u8]) -> Option<VendorError> {
             retry: Retry::Backoff,
         });
     }
-    if errors.is_empty() {
+    // Mimecast's response codes: 404 "the request URL does not exist", 403 "access is denied to
+    // the requested resource" (valid credentials, not enough permission). Either is an endpoint
+    // this tenant or its API application does not offer, unless the codes refuse the credential.
+    let refuses_credential = errors.iter().any(|e| is_auth_code(&e.code));
+    let retry = match status {
+        404 => Retry::NotOffered,
+        403 if !refuses_credential => Retry::NotOffered,
+        _ => Retry::Backoff,
+    };
+    if errors.is_empty() && retry == Retry::Backoff {
         return None;
     }
     let reason = errors
         .iter()
         .any(|e| e.code.contains("binding_expired"))
         .then_some(FailureReason::Auth);
+    let detail = Some(detail).filter(|d| !d.is_empty());
     Some(VendorError {
-        detail,
+        detail: detail.unwrap_or_else(|| "not offered to this tenant or API application".into()),
         reason,
-        retry: Retry::Backoff,
+        retry,
     })
 }
 
@@ -175,6 +187,16 @@ mod tests {
             r#"[{"errors":[{"code":"err_xdk_rate_limit_exceeded","message":"x"}]}]"#,
         ));
         assert_eq!(reason_of(&rl), FailureReason::RateLimited);
+    }
+
+    #[test]
+    fn not_offered_is_a_404_or_a_403_that_refuses_no_credential() {
+        let retry = |status, body: &[u8]| read_error_body(status, body).map(|v| v.retry);
+        assert_eq!(retry(404, b""), Some(Retry::NotOffered));
+        assert_eq!(retry(403, b"<html>"), Some(Retry::NotOffered));
+        let xdk = br#"{"fail":[{"errors":[{"code":"err_xdk_invalid_access_key"}]}]}"#;
+        assert_eq!(retry(403, xdk), Some(Retry::Backoff));
+        assert_eq!(retry(401, b""), None);
     }
 
     #[test]

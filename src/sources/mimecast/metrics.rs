@@ -242,6 +242,65 @@ pub fn safe_score(b: &mut MetricsBuilder, account: &str, acc: SafeScore) {
     }
 }
 
+/// company/get-performance-summary: company totals, the sums over its department entries (the
+/// catalogue names no department); a count the vendor never sent stays absent rather than 0.
+pub fn performance_summary(b: &mut MetricsBuilder, account: &str, rows: &[PerformanceSummaryRow]) {
+    let mut sums = [None::<f64>; 8];
+    for d in rows
+        .iter()
+        .flat_map(|r| r.department_completion_stats.iter().flatten())
+    {
+        let counts = [
+            d.num_participating,
+            d.num_videos_sent,
+            d.num_videos_not_watched,
+            d.num_zero_incorrect,
+            d.num_one_incorrect,
+            d.num_two_incorrect,
+            d.num_three_incorrect,
+            d.num_four_or_more_incorrect,
+        ];
+        for (sum, v) in sums.iter_mut().zip(counts) {
+            *sum = v.map(|v| sum.unwrap_or(0.0) + v.max(0.0)).or(*sum);
+        }
+    }
+    let [participating, sent, not_watched, by_incorrect @ ..] = sums;
+    let l = [("account", account)];
+    for (name, help, v) in [
+        (
+            "awareness_mimecast_participating_users",
+            "Users participating in training, company-wide (performance-summary numParticipating)",
+            participating,
+        ),
+        (
+            "awareness_mimecast_videos_sent",
+            "Training videos sent to users, company-wide (performance-summary numVideosSent)",
+            sent,
+        ),
+        (
+            "awareness_mimecast_videos_not_watched",
+            "Training videos sent but not yet watched, company-wide (performance-summary \
+             numVideosNotWatched)",
+            not_watched,
+        ),
+    ] {
+        if let Some(v) = v {
+            b.gauge(name, help, &l, v);
+        }
+    }
+    for (incorrect, v) in ["0", "1", "2", "3", "4+"].into_iter().zip(by_incorrect) {
+        if let Some(v) = v {
+            b.gauge(
+                "awareness_mimecast_users_by_incorrect_answers",
+                "Users by how many training videos they answered incorrectly (0, 1, 2, 3, 4+), \
+                 company-wide (performance-summary num*Incorrect)",
+                &[("account", account), ("incorrect", incorrect)],
+                v,
+            );
+        }
+    }
+}
+
 /// user/get-training-details: its request selects no user and its rows carry no identity, so
 /// it describes the calling (API) user's own training, not the company's. Published under
 /// names that say so; company-wide module figures come from campaign/get-campaigns.
@@ -633,6 +692,27 @@ mod tests {
         assert!(text.contains("email=\"u0000@x\""));
         assert!(text.contains("email=\"u0001@x\""));
         assert!(!text.contains("email=\"u0002@x\""));
+    }
+
+    #[test]
+    fn the_summary_sums_what_was_sent_and_leaves_out_what_was_not() {
+        let row: PerformanceSummaryRow = serde_json::from_str(
+            r#"{"departmentCompletionStats":[{"numParticipating":3,"numOneIncorrect":2},
+                {"numParticipating":4,"numZeroIncorrect":null}]}"#,
+        )
+        .unwrap();
+        let mut b = MetricsBuilder::new();
+        performance_summary(&mut b, "a", &[row]);
+        let text = merge([&b.finish()]);
+        assert!(text.contains("awareness_mimecast_participating_users{account=\"a\"} 7"));
+        assert!(text.contains(
+            "awareness_mimecast_users_by_incorrect_answers{account=\"a\",incorrect=\"1\"} 2"
+        ));
+        assert!(
+            !text.contains("incorrect=\"0\""),
+            "never sent: absent, not 0"
+        );
+        assert!(!text.contains("awareness_mimecast_videos_sent"));
     }
 
     #[test]

@@ -60,6 +60,7 @@ impl Vendor for MimecastVendor {
 }
 
 pub const PERFORMANCE: &str = "company/get-performance-details";
+pub const PERFORMANCE_SUMMARY: &str = "company/get-performance-summary";
 pub const WATCHLIST: &str = "company/get-watchlist-details";
 pub const SAFE_SCORE: &str = "company/get-safe-score-details";
 pub const TRAINING: &str = "user/get-training-details";
@@ -80,6 +81,7 @@ fn endpoints(config: &MimecastConfig) -> Vec<&'static str> {
     for e in &config.endpoints {
         out.extend_from_slice(match e {
             MimecastEndpoint::PerformanceDetails => &[PERFORMANCE][..],
+            MimecastEndpoint::PerformanceSummary => &[PERFORMANCE_SUMMARY],
             MimecastEndpoint::WatchlistDetails => &[WATCHLIST],
             MimecastEndpoint::SafeScoreDetails => &[SAFE_SCORE],
             MimecastEndpoint::TrainingDetails => &[TRAINING],
@@ -124,6 +126,15 @@ impl MimecastSource {
                     )
                     .await?;
                 metrics::performance(&mut b, self.key(), account, acc, m, stats);
+            }
+            MimecastEndpoint::PerformanceSummary => {
+                let mut pager = TokenPager::<PerformanceSummaryRow, false>::new(
+                    &self.client,
+                    PERFORMANCE_SUMMARY,
+                    None,
+                );
+                let rows = self.client.engine.collect(&mut pager).await?;
+                metrics::performance_summary(&mut b, account, &rows);
             }
             MimecastEndpoint::WatchlistDetails => {
                 let acc = self

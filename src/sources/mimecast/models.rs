@@ -140,6 +140,28 @@ pub struct TrainingEntry {
     pub on_watchlist: Option<bool>,
 }
 
+/// One `data[]` entry of company/get-performance-summary: completion figures per department,
+/// which the API 2.0 catalogue documents without a department name, as int32 counts (a count of
+/// another type makes the entry malformed).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PerformanceSummaryRow {
+    pub department_completion_stats: Option<Vec<DepartmentCompletion>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DepartmentCompletion {
+    pub num_participating: Option<f64>,
+    pub num_videos_sent: Option<f64>,
+    pub num_videos_not_watched: Option<f64>,
+    pub num_zero_incorrect: Option<f64>,
+    pub num_one_incorrect: Option<f64>,
+    pub num_two_incorrect: Option<f64>,
+    pub num_three_incorrect: Option<f64>,
+    pub num_four_or_more_incorrect: Option<f64>,
+}
+
 /// One training campaign of campaign/get-campaigns.
 #[derive(Debug, Clone, Deserialize, Default)]
 pub struct Campaign {
@@ -256,6 +278,13 @@ impl Identified for PhishingCampaign {
     }
     fn key(&self) -> Option<&str> {
         self.id.as_deref()
+    }
+}
+
+/// A summary entry is one when it carries the department list (the catalogue's only field).
+impl Identified for PerformanceSummaryRow {
+    fn has_identity(&self) -> bool {
+        self.department_completion_stats.is_some()
     }
 }
 
