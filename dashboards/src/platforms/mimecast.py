@@ -1,5 +1,5 @@
-"""Mimecast Awareness Training: departments, SAFE score, training and phishing campaigns,
-training modules."""
+"""Mimecast Awareness Training: company summary, departments, SAFE score, training and phishing
+campaigns, training modules."""
 from lib import Col, Group, Platform, Q, Row, bar_panel, pie_panel, stat_panel, table_panel, \
     timeseries_panel, worst_panel
 
@@ -75,6 +75,21 @@ SPEC = Platform(
                     "{{department}} ({{account}})", w=8, h=10),
     ],
     rows=[
+        Row("Company", [
+            stat_panel("Participating users", "Users participating in training "
+                       "(company/get-performance-summary numParticipating, summed over its "
+                       "department entries).",
+                       Q("sum by (account) (@awareness_mimecast_participating_users)", "{{account}}")),
+            stat_panel("Videos sent", "Training videos sent to users (numVideosSent).",
+                       Q("sum by (account) (@awareness_mimecast_videos_sent)", "{{account}}")),
+            stat_panel("Videos not watched", "Training videos sent but not yet watched "
+                       "(numVideosNotWatched).",
+                       Q("sum by (account) (@awareness_mimecast_videos_not_watched)", "{{account}}")),
+            bar_panel("Users by incorrect answers", "Participating users by how many training "
+                      "videos they answered incorrectly: 0, 1, 2, 3, 4 or more.",
+                      Q("sum by (incorrect) (@awareness_mimecast_users_by_incorrect_answers)",
+                        "{{incorrect}} incorrect"), w=12, h=5),
+        ]),
         Row("Departments over time", [
             timeseries_panel("Modules not watched by department", "Training modules the "
                              "department's users have not watched.",
