@@ -6,8 +6,9 @@ use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use awareness_exporter::app::Exporter;
 use awareness_exporter::model::FailureReason;
 use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
 use awareness_sim::{Fault, Population, SimServer};
@@ -282,6 +283,60 @@ async fn oauth2_tenant_every_metric_matches_and_token_is_renewed_once() {
     server.control.expire_tokens();
     assert!(source.poll().await.ok());
     assert_eq!(server.control.token_requests(), 2);
+}
+
+/// A tenant onboarded on API 2.0 has only the catalogue's endpoints (issue 25): the two campaign
+/// sections are not offered, the account is up, and the company summary is there.
+#[tokio::test]
+async fn a_catalogue_only_tenant_is_up_without_the_campaign_endpoints() {
+    let auth = SimAuth::demo_oauth2();
+    let server = mimecast::start(
+        Arc::new(Population::generate(5, 40)),
+        MimecastOptions {
+            auth: auth.clone(),
+            catalogue_only: true,
+            ..MimecastOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let config = parse(&config_text(&server, &auth, "", 100));
+    let exporter = Exporter::start_with(config, None, |p| {
+        p.with_failure_backoff(Duration::from_millis(20))
+    });
+    assert!(eventually(10, || exporter.store.ready()).await);
+    let got = samples(&exporter.store.render(SystemTime::now()));
+    let source = |name: &str, extra: &[(&str, &str)]| {
+        let mut l = vec![("platform", "mimecast"), ("account", "corp")];
+        l.extend_from_slice(extra);
+        got.get(&series(name, &l)).copied()
+    };
+    assert_eq!(source("awareness_up", &[]), Some(1.0));
+    assert_eq!(
+        source("awareness_section_up", &[("section", "campaigns")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        source(
+            "awareness_section_up",
+            &[("section", "performance-summary")]
+        ),
+        Some(1.0)
+    );
+    let a = [("account", "corp")];
+    assert_eq!(
+        got.get(&series("awareness_mimecast_participating_users", &a)),
+        Some(&40.0)
+    );
+    assert!(!got
+        .keys()
+        .any(|k| k.starts_with("awareness_mimecast_campaign_users{")));
+    let html = awareness_exporter::landing::render(&exporter.store, SystemTime::now());
+    assert!(
+        html.contains("not offered by this tenant: campaigns"),
+        "{html}"
+    );
+    exporter.poller.stop();
 }
 
 #[tokio::test]
