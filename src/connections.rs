@@ -37,14 +37,14 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Largest piece of a response handed to hyper at once (progress is seen per piece).
-pub const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// A connection whose requests made no progress for this long may be shed for a newcomer.
-pub const STALLED: Duration = Duration::from_secs(1);
+pub(crate) const STALLED: Duration = Duration::from_secs(1);
 
 /// What a connection's task is told to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Order {
+pub(crate) enum Order {
     Serve = 0,
     /// Finish what is in flight, then close (HTTP/2: GOAWAY).
     Close = 1,
@@ -54,10 +54,10 @@ pub enum Order {
 
 /// The timeouts the sweeper applies.
 #[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    pub header_read: Duration,
-    pub idle: Duration,
-    pub send: Duration,
+pub(crate) struct Timeouts {
+    pub(crate) header_read: Duration,
+    pub(crate) idle: Duration,
+    pub(crate) send: Duration,
 }
 
 /// What a connection did, as the rules see it.
@@ -74,7 +74,7 @@ struct State {
 
 /// One open connection.
 #[derive(Debug)]
-pub struct Conn {
+pub(crate) struct Conn {
     id: u64,
     state: Mutex<State>,
     order: AtomicU8,
@@ -113,7 +113,7 @@ impl Conn {
     }
 
     /// The order in force.
-    pub fn order(&self) -> Order {
+    pub(crate) fn order(&self) -> Order {
         match self.order.load(Ordering::Acquire) {
             0 => Order::Serve,
             1 => Order::Close,
@@ -122,14 +122,14 @@ impl Conn {
     }
 
     /// Raises the order (never lowers it) and wakes the connection's task.
-    pub fn command(&self, order: Order) {
+    pub(crate) fn command(&self, order: Order) {
         if self.order.fetch_max(order as u8, Ordering::AcqRel) < order as u8 {
             self.wake.notify_one();
         }
     }
 
     /// Resolves when an order is given (check [`Conn::order`]).
-    pub async fn ordered(&self) {
+    pub(crate) async fn ordered(&self) {
         self.wake.notified().await
     }
 
@@ -156,13 +156,13 @@ impl Conn {
 /// hyper takes a whole HTTP/1.1 answer into its write queue and answers the next pipelined
 /// request while the client reads nothing: no request is in flight, only the socket shows
 /// the stall (`tests/it/hostile_clients.rs::http1_answers_never_read_are_dropped`).
-pub struct Metered<I> {
+pub(crate) struct Metered<I> {
     io: I,
     conn: Arc<Conn>,
 }
 
 impl<I> Metered<I> {
-    pub fn new(io: I, conn: Arc<Conn>) -> Self {
+    pub(crate) fn new(io: I, conn: Arc<Conn>) -> Self {
         Metered { io, conn }
     }
 
@@ -221,13 +221,13 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Metered<I> {
 
 /// Held by a request from when hyper hands it over until its answer is sent or dropped.
 #[derive(Debug)]
-pub struct InFlight {
+pub(crate) struct InFlight {
     conn: Arc<Conn>,
     number: u64,
 }
 
 impl InFlight {
-    pub fn start(conn: &Arc<Conn>) -> InFlight {
+    pub(crate) fn start(conn: &Arc<Conn>) -> InFlight {
         let mut s = conn.state();
         let number = s.requests;
         s.requests += 1;
@@ -241,7 +241,7 @@ impl InFlight {
     }
 
     /// This request made progress now.
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         if let Some(p) = self.conn.state().in_flight.get_mut(&self.number) {
             *p = Instant::now();
         }
@@ -257,9 +257,9 @@ impl Drop for InFlight {
 }
 
 /// Removes a connection from the table when its task ends, however it ends.
-pub struct Registration {
+pub(crate) struct Registration {
     conns: Arc<Connections>,
-    pub conn: Arc<Conn>,
+    pub(crate) conn: Arc<Conn>,
 }
 
 impl Drop for Registration {
@@ -270,24 +270,20 @@ impl Drop for Registration {
 
 /// The table of open connections.
 #[derive(Debug)]
-pub struct Connections {
+pub(crate) struct Connections {
     map: Mutex<HashMap<u64, Arc<Conn>>>,
     next_id: AtomicU64,
     max: usize,
     timeouts: Timeouts,
-    shed: AtomicU64,
-    refused: AtomicU64,
 }
 
 impl Connections {
-    pub fn new(max: usize, timeouts: Timeouts) -> Arc<Connections> {
+    pub(crate) fn new(max: usize, timeouts: Timeouts) -> Arc<Connections> {
         Arc::new(Connections {
             map: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             max: max.max(1),
             timeouts,
-            shed: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
         })
     }
 
@@ -295,21 +291,13 @@ impl Connections {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.lock().is_empty()
-    }
-
-    /// Connections shed for newcomers, and newcomers turned away.
-    pub fn shed_and_refused(&self) -> (u64, u64) {
-        (
-            self.shed.load(Ordering::Relaxed),
-            self.refused.load(Ordering::Relaxed),
-        )
     }
 
     /// Registers a just-accepted connection, shedding an old one if the table is full.
     /// `None`: every connection is busy making progress; close the newcomer.
-    pub fn admit(self: &Arc<Self>) -> Option<Registration> {
+    pub(crate) fn admit(self: &Arc<Self>) -> Option<Registration> {
         let now = Instant::now();
         let mut map = self.lock();
         let serving: Vec<&Arc<Conn>> = map.values().filter(|c| c.order() == Order::Serve).collect();
@@ -321,12 +309,7 @@ impl Connections {
                     !used || !busy || now.duration_since(*quiet) >= STALLED
                 })
                 .min_by_key(|(standing, _)| *standing);
-            let Some((_, victim)) = victim else {
-                self.refused.fetch_add(1, Ordering::Relaxed);
-                return None;
-            };
-            victim.command(Order::Drop);
-            self.shed.fetch_add(1, Ordering::Relaxed);
+            victim?.1.command(Order::Drop);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn::new(id));
@@ -338,7 +321,7 @@ impl Connections {
     }
 
     /// Orders every connection to close (server shutdown).
-    pub fn close_all(&self, order: Order) {
+    pub(crate) fn close_all(&self, order: Order) {
         for c in self.lock().values() {
             c.command(order);
         }
@@ -346,7 +329,7 @@ impl Connections {
 
     /// Applies the timeout rules to every connection, until the table is dropped; looks a
     /// quarter of the shortest timeout apart (within 50 ms and 1 s).
-    pub async fn sweep(self: Arc<Self>) {
+    pub(crate) async fn sweep(self: Arc<Self>) {
         let t = self.timeouts;
         let every = (t.header_read.min(t.idle).min(t.send) / 4)
             .clamp(Duration::from_millis(50), Duration::from_secs(1));
@@ -466,6 +449,5 @@ mod tests {
         );
         tokio::time::advance(STALLED).await;
         assert!(conns.admit().is_some(), "a stalled one is shed");
-        assert_eq!(conns.shed_and_refused(), (4, 1));
     }
 }

@@ -31,26 +31,6 @@ pub fn disable_core_dumps() -> Vec<String> {
     failed
 }
 
-/// Whether core dumps are off for this process: the core limit is 0 and (on Linux) the process
-/// is not dumpable.
-pub fn core_dumps_disabled() -> bool {
-    #[cfg(unix)]
-    {
-        let limit = rustix::process::getrlimit(rustix::process::Resource::Core);
-        if limit.current != Some(0) {
-            return false;
-        }
-    }
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::process::{dumpable_behavior, DumpableBehavior};
-        if dumpable_behavior().ok() != Some(DumpableBehavior::NotDumpable) {
-            return false;
-        }
-    }
-    true
-}
-
 /// Descriptors kept back for everything that is not a client or vendor connection: the
 /// listener, stdio, files being read, the runtime's own.
 const OTHER_FILES: u64 = 64;
@@ -116,6 +96,26 @@ pub fn fit_connections(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether core dumps are off for this process: the core limit is 0 and (on Linux) the process
+    /// is not dumpable.
+    fn core_dumps_disabled() -> bool {
+        #[cfg(unix)]
+        {
+            let limit = rustix::process::getrlimit(rustix::process::Resource::Core);
+            if limit.current != Some(0) {
+                return false;
+            }
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::process::{dumpable_behavior, DumpableBehavior};
+            if dumpable_behavior().ok() != Some(DumpableBehavior::NotDumpable) {
+                return false;
+            }
+        }
+        true
+    }
 
     #[test]
     fn the_soft_open_files_limit_is_raised_to_the_hard_one() {

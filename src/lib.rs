@@ -10,7 +10,7 @@
 
 pub mod app;
 pub mod config;
-pub mod connections;
+pub(crate) mod connections;
 pub mod demo;
 pub mod exposition;
 pub(crate) mod files;
@@ -19,7 +19,7 @@ pub mod http;
 pub mod landing;
 pub mod model;
 pub mod poller;
-pub mod scrape_body;
+pub(crate) mod scrape_body;
 pub mod server;
 pub mod shard;
 pub mod snapshot;

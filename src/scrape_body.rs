@@ -63,23 +63,13 @@ struct Gzipped {
 }
 
 /// What a scrape gets: the body as shared chunks, and whether they are gzip.
-pub struct ScrapeBody {
-    pub chunks: Vec<Bytes>,
-    pub gzip: bool,
-}
-
-impl ScrapeBody {
-    pub fn len(&self) -> usize {
-        self.chunks.iter().map(Bytes::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+pub(crate) struct ScrapeBody {
+    pub(crate) chunks: Vec<Bytes>,
+    pub(crate) gzip: bool,
 }
 
 /// The shared bodies of one store.
-pub struct ScrapeBodies {
+pub(crate) struct ScrapeBodies {
     store: Arc<Store>,
     data: Mutex<Option<Arc<Data>>>,
     health: Mutex<Option<Arc<Health>>>,
@@ -90,7 +80,7 @@ pub struct ScrapeBodies {
 }
 
 impl ScrapeBodies {
-    pub fn new(store: Arc<Store>) -> Self {
+    pub(crate) fn new(store: Arc<Store>) -> Self {
         ScrapeBodies {
             store,
             data: Mutex::new(None),
@@ -101,14 +91,15 @@ impl ScrapeBodies {
         }
     }
 
-    /// How many times the data was merged, health rendered, and a body compressed.
-    pub fn builds(&self) -> (u64, u64, u64) {
+    /// How many times the data was merged, health rendered, and a body compressed (tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn builds(&self) -> (u64, u64, u64) {
         let [d, h, z] = self.counts.each_ref().map(|c| c.load(Ordering::Relaxed));
         (d, h, z)
     }
 
     /// The body of one scrape.
-    pub async fn body(&self, format: Format, gzip: bool, now: SystemTime) -> ScrapeBody {
+    pub(crate) async fn body(&self, format: Format, gzip: bool, now: SystemTime) -> ScrapeBody {
         let arrived = self.clock.load(Ordering::SeqCst);
         let data = self.data(now).await;
         let health = self.health(arrived).await;
@@ -347,7 +338,9 @@ mod tests {
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let b = bodies.clone();
-                tokio::spawn(async move { b.body(Format::OpenMetrics, true, now).await.len() })
+                tokio::spawn(
+                    async move { text(&b.body(Format::OpenMetrics, true, now).await).len() },
+                )
             })
             .collect();
         for _ in 0..20 {

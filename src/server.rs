@@ -69,7 +69,7 @@ pub struct App {
     pub store: Arc<Store>,
     pub reload: ReloadFn,
     /// Shared `/metrics` bodies; [`App::new`] makes them from the store.
-    pub bodies: Arc<ScrapeBodies>,
+    pub(crate) bodies: Arc<ScrapeBodies>,
     /// `--web.enable-lifecycle`: `/-/reload` over HTTP.
     pub lifecycle: bool,
     /// How long a request body (of `/-/reload`) may take to arrive.

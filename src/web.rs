@@ -419,10 +419,6 @@ impl Access {
         }
     }
 
-    pub fn required(&self) -> bool {
-        !self.users.is_empty()
-    }
-
     /// Checks the basic-auth credentials of a request from `peer`.
     pub async fn check(self: &Arc<Self>, headers: &HeaderMap, peer: IpAddr) -> Verdict {
         if self.users.is_empty() {
