@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod cyberpilot;
 pub mod decode;
+pub mod defender;
 pub mod knowbe4;
 pub mod labels;
 pub mod lenient;
