@@ -20,6 +20,7 @@ pub mod tenant;
 
 // The vendors.
 pub mod cyberpilot;
+pub mod defender;
 pub mod knowbe4;
 pub mod mimecast;
 
