@@ -60,6 +60,14 @@ pub(crate) fn simulations(
             ("simulation_id", id),
             ("simulation", name),
         ];
+        if let Some(t) = s.launched_at() {
+            b.gauge(
+                "awareness_defender_simulation_launch_timestamp_seconds",
+                "When the simulation was launched (launchDateTime), Unix seconds",
+                &l,
+                t as f64,
+            );
+        }
         if let Some(n) = o.resolved_targets_count.filter(|n| *n >= 0.0) {
             b.gauge(
                 "awareness_defender_simulation_targeted_users",
@@ -195,8 +203,8 @@ fn fold_trainings<'a>(
     out
 }
 
-/// The `simulation-coverage` section: distinct users ever simulated and ever compromised, and
-/// per user (with `per_user`) their compromises.
+/// The `simulation-coverage` section: the tenant's distinct users, those ever simulated and
+/// ever compromised, and per user (with `per_user`) their compromises.
 pub(crate) fn simulation_coverage(
     b: &mut MetricsBuilder,
     key: &SourceKey,
@@ -212,6 +220,12 @@ pub(crate) fn simulation_coverage(
             .collect::<HashSet<&str>>()
             .len() as f64
     };
+    b.gauge(
+        "awareness_defender_users",
+        "Users the simulation user coverage report lists: the tenant's users, simulated or not",
+        &[("account", account)],
+        distinct(&|_| true),
+    );
     b.gauge(
         "awareness_defender_users_simulated",
         "Users included in at least one attack simulation (simulation user coverage)",
@@ -323,6 +337,7 @@ mod tests {
         for line in [
             r#"awareness_defender_simulations{account="acme",status="scheduled"} 1"#.to_string(),
             format!("awareness_defender_simulation_targeted_users{{{l}}} 1"),
+            format!("awareness_defender_simulation_launch_timestamp_seconds{{{l}}} 1609466461"),
             format!("awareness_defender_simulation_compromised_ratio{{{l}}} 1.0"),
             format!(
                 r#"awareness_defender_simulation_events{{{l},event="SuccessfullyDeliveredMail"}} 1"#
@@ -441,6 +456,7 @@ mod tests {
         simulation_coverage(&mut b, &key(), &rows, &per_user());
         let t = text(b);
         for line in [
+            r#"awareness_defender_users{account="acme"} 3"#,
             r#"awareness_defender_users_simulated{account="acme"} 2"#,
             r#"awareness_defender_users_compromised{account="acme"} 1"#,
             r#"awareness_defender_user_compromised{account="acme",email="reed@contoso.com"} 0"#,
