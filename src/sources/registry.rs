@@ -11,11 +11,16 @@ use std::sync::Arc;
 
 use crate::config::{Loader, SourceConfig, VendorConfig};
 use crate::model::Platform;
-use crate::sources::{cyberpilot, knowbe4, mimecast, Source, SourceContext};
+use crate::sources::{cyberpilot, defender, knowbe4, mimecast, Source, SourceContext};
 
 /// Every vendor the exporter can poll, in the order their `[[table]]` blocks are read. Adding a
 /// platform adds one line here.
-pub static VENDORS: &[&dyn Vendor] = &[&cyberpilot::VENDOR, &knowbe4::VENDOR, &mimecast::VENDOR];
+pub static VENDORS: &[&dyn Vendor] = &[
+    &cyberpilot::VENDOR,
+    &defender::VENDOR,
+    &knowbe4::VENDOR,
+    &mimecast::VENDOR,
+];
 
 /// A platform's registration: its config ([`VendorConfig`]), its product name and its source.
 pub trait Vendor: VendorConfig {

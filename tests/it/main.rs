@@ -6,6 +6,7 @@ mod config;
 mod config_cli;
 mod config_reload;
 mod cyberpilot;
+mod defender;
 mod demo_feature;
 mod deploy_files;
 mod exposition;

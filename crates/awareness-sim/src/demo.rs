@@ -15,8 +15,9 @@ const SETTINGS: &str = "[server]\nlisten = \"127.0.0.1:10019\"\n\n\
      [poll]\ninterval = \"5m\"\ntimeout = \"20s\"\n\n\
      [metrics]\nper_user = true\nmax_users = 2000\n";
 
-/// Keys every demo account gets.
-const ACCOUNT_KEYS: &str = "page_size = 100\n";
+/// The page size of the demo's accounts whose vendor lets the client choose one (each adds it in
+/// its `demo_tenant`; Graph chooses its own).
+pub(crate) const PAGE_SIZE: &str = "page_size = 100\n";
 
 impl Demo {
     /// Starts every demo tenant on loopback, healthy. With `DEMO_VENDOR_FAULTS=1` in the
@@ -29,6 +30,7 @@ impl Demo {
             crate::mimecast::demo_tenant_oauth2("demo-mimecast-oauth2").await?,
             crate::mimecast::demo_tenant_hmac("demo-mimecast-hmac").await?,
             crate::knowbe4::demo_tenant("demo-knowbe4").await?,
+            crate::defender::demo_tenant("demo-defender").await?,
         ];
         for t in tenants.iter().filter(|_| faults) {
             t.control().push_fault(crate::Fault::Status {
@@ -53,7 +55,7 @@ impl Demo {
         let mut text = SETTINGS.to_string();
         for tenant in &self.tenants {
             text.push('\n');
-            text.push_str(&tenant.table(ACCOUNT_KEYS));
+            text.push_str(&tenant.table(""));
         }
         text
     }

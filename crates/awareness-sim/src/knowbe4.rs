@@ -553,7 +553,9 @@ pub async fn fault_tenant() -> std::io::Result<Tenant> {
 pub async fn demo_tenant(account: &str) -> std::io::Result<Tenant> {
     let population = Arc::new(Population::generate(99, 500));
     let tenant = tenant(population, KnowBe4Options::default(), account).await?;
-    Ok(tenant.with_keys("interval = \"30m\"\n"))
+    Ok(tenant
+        .with_keys("interval = \"30m\"\n")
+        .with_keys(crate::demo::PAGE_SIZE))
 }
 
 /// A JSON answer with the vendor's headers (no rate-limit headers: KnowBe4 sends none).

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::models::{
-    Overview, RepeatOffender, Simulation, SimulationCoverage, TrainingCoverage, UserRow,
+    GraphRow, Overview, RepeatOffender, Simulation, SimulationCoverage, TrainingCoverage,
 };
 use crate::config::MetricsConfig;
 use crate::model::SourceKey;
@@ -240,7 +240,7 @@ pub(crate) fn simulation_coverage(
     );
     if m.per_user {
         let per_user = rows.iter().filter_map(|r| {
-            let email = r.user()?.label()?;
+            let email = r.attack_simulation_user.as_ref()?.label()?;
             Some((email.to_string(), r.compromised_count?))
         });
         for (email, n) in cap_users(key, per_user.collect(), m.max_users) {
@@ -272,7 +272,7 @@ pub(crate) fn repeat_offenders(
     );
     if m.per_user {
         let per_user = rows.iter().filter_map(|r| {
-            let email = r.user()?.label()?;
+            let email = r.attack_simulation_user.as_ref()?.label()?;
             Some((email.to_string(), r.repeat_offence_count?))
         });
         for (email, n) in cap_users(key, per_user.collect(), m.max_users) {
@@ -290,7 +290,6 @@ pub(crate) fn repeat_offenders(
 mod tests {
     use super::*;
     use crate::model::Platform;
-    use crate::sources::defender::models::Page;
 
     fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
         let path = format!(
@@ -298,6 +297,12 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// The `value` rows of a documented collection.
+    fn value<T: serde::de::DeserializeOwned>(name: &str) -> Vec<T> {
+        let page: serde_json::Value = fixture(name);
+        serde_json::from_value(page["value"].clone()).unwrap()
     }
 
     fn text(b: MetricsBuilder) -> String {
@@ -327,11 +332,11 @@ mod tests {
 
     #[test]
     fn the_documented_overview_becomes_series_with_a_ratio_from_its_percent() {
-        let page: Page<Simulation> = fixture("doc_list_simulations.json");
+        let sims: Vec<Simulation> = value("doc_list_simulations.json");
         let overview: Overview = fixture("doc_report_overview.json");
         let s = sim("f1", "succeeded", Some("2021-01-01T02:01:01.01Z"));
         let mut b = MetricsBuilder::new();
-        simulations(&mut b, "acme", &page.value, &[(&s, overview)]);
+        simulations(&mut b, "acme", &sims, &[(&s, overview)]);
         let t = text(b);
         let l = r#"account="acme",simulation_id="f1",simulation="Sim f1""#;
         for line in [
@@ -399,8 +404,7 @@ mod tests {
 
     #[test]
     fn training_coverage_counts_assignments_as_sent_and_overdue_users_once() {
-        let page: Page<TrainingCoverage> = fixture("doc_training_user_coverage.json");
-        let mut rows = page.value;
+        let mut rows: Vec<TrainingCoverage> = value("doc_training_user_coverage.json");
         rows.extend(
             serde_json::from_str::<Vec<TrainingCoverage>>(
                 r#"[{"attackSimulationUser":{"userId":"u2","email":"b@x"},"userTrainings":[
@@ -443,8 +447,7 @@ mod tests {
 
     #[test]
     fn coverage_and_offenders_count_distinct_users_and_label_by_email_or_id() {
-        let page: Page<SimulationCoverage> = fixture("doc_simulation_user_coverage.json");
-        let mut rows = page.value;
+        let mut rows: Vec<SimulationCoverage> = value("doc_simulation_user_coverage.json");
         rows.extend(
             serde_json::from_str::<Vec<SimulationCoverage>>(
                 r#"[{"simulationCount":2,"compromisedCount":1,"attackSimulationUser":{"userId":"u9","email":""}},
@@ -469,9 +472,9 @@ mod tests {
         }
         assert!(!t.contains("e911a813"), "a null count has no series\n{t}");
 
-        let page: Page<RepeatOffender> = fixture("doc_repeat_offenders.json");
+        let offenders: Vec<RepeatOffender> = value("doc_repeat_offenders.json");
         let mut b = MetricsBuilder::new();
-        repeat_offenders(&mut b, &key(), &page.value, &MetricsConfig::default());
+        repeat_offenders(&mut b, &key(), &offenders, &MetricsConfig::default());
         let t = text(b);
         assert!(
             t.contains(r#"awareness_defender_repeat_offenders{account="acme"} 2"#),
@@ -482,7 +485,7 @@ mod tests {
             "per-user series are off by default"
         );
         let mut b = MetricsBuilder::new();
-        repeat_offenders(&mut b, &key(), &page.value, &per_user());
+        repeat_offenders(&mut b, &key(), &offenders, &per_user());
         let t = text(b);
         // Two users share the documented e-mail: one series, as prometheus would have it.
         assert!(t.contains(r#"awareness_defender_user_repeat_offences{account="acme",email="reed@contoso.com"}"#), "{t}");

@@ -4,5 +4,352 @@
 //! `simulation-coverage`, `training-coverage` and `repeat-offenders` (the three report
 //! functions), each published whole or kept from the last good poll.
 
+pub(crate) mod config;
 pub(crate) mod metrics;
 pub(crate) mod models;
+pub(crate) mod page;
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+
+use crate::http::{Refusal, Reply};
+use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
+use crate::snapshot::{MetricsBuilder, Rendered};
+use crate::sources::paging::{Engine, Pager};
+use crate::sources::registry::{AccountConfig, Vendor};
+use crate::sources::token::{request_token, TokenCache};
+use crate::sources::{Source, SourceContext};
+use config::DefenderConfig;
+use models::{
+    GraphRow, Overview, RepeatOffender, Simulation, SimulationCoverage, TrainingCoverage,
+};
+use page::{Collection, GraphHttp};
+
+/// The `platform` label's value and the config's `[[defender]]` table.
+pub const PLATFORM: Platform = Platform::new("defender");
+
+/// Defender's registration (`crate::sources::registry::VENDORS`).
+pub static VENDOR: DefenderVendor = DefenderVendor;
+
+pub struct DefenderVendor;
+
+impl Vendor for DefenderVendor {
+    fn platform(&self) -> Platform {
+        PLATFORM
+    }
+    fn title(&self) -> &'static str {
+        "Microsoft Defender Attack Simulation Training (Microsoft Graph)"
+    }
+    fn read_account(&self, block: crate::config::Block<'_>) -> Option<Arc<dyn AccountConfig>> {
+        Some(Arc::new(config::read(block)?))
+    }
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &["client_secret"]
+    }
+}
+
+const TOKEN: &str = "token";
+const SIMULATIONS: &str = "simulations";
+const OVERVIEW: &str = "report-overview";
+/// The three report functions: section (and endpoint label) and path under `/v1.0/`.
+const REPORTS: [(&str, &str); 3] = [
+    (
+        "simulation-coverage",
+        "reports/security/getAttackSimulationSimulationUserCoverage",
+    ),
+    (
+        "training-coverage",
+        "reports/security/getAttackSimulationTrainingUserCoverage",
+    ),
+    (
+        "repeat-offenders",
+        "reports/security/getAttackSimulationRepeatOffenders",
+    ),
+];
+
+pub(crate) struct DefenderSource {
+    config: DefenderConfig,
+    ctx: SourceContext,
+    engine: Engine,
+    token: TokenCache,
+}
+
+/// A Graph collection: its first URL, then each `@odata.nextLink` exactly as given, as long
+/// as it stays on the configured Graph origin (the bearer token goes with it).
+struct NextLinks<'a, T> {
+    source: &'a DefenderSource,
+    endpoint: &'static str,
+    next: Option<String>,
+    rows: PhantomData<T>,
+}
+
+impl<T: GraphRow> Pager for NextLinks<'_, T> {
+    type Format = Collection<T>;
+    type Request = String;
+
+    fn endpoint(&self) -> &'static str {
+        self.endpoint
+    }
+
+    fn next(&mut self) -> Vec<String> {
+        self.next.take().into_iter().collect()
+    }
+
+    fn learn(&mut self, _: String, link: page::NextLink, _: u64) {
+        self.next = link.0;
+    }
+
+    async fn send<R, A, AF>(&self, url: &String, accept: A) -> Result<R, FetchError>
+    where
+        R: Send,
+        A: Fn(Reply) -> AF + Send + Sync,
+        AF: std::future::Future<Output = Result<R, Refusal>> + Send,
+    {
+        self.source.get(self.endpoint, url, accept).await
+    }
+}
+
+impl DefenderSource {
+    pub(crate) fn new(config: DefenderConfig, ctx: SourceContext) -> Self {
+        let key = SourceKey::new(PLATFORM, &config.account);
+        let listings = [
+            SIMULATIONS,
+            OVERVIEW,
+            REPORTS[0].0,
+            REPORTS[1].0,
+            REPORTS[2].0,
+        ];
+        let engine = ctx.engine(&config, key, Arc::new(GraphHttp), &listings);
+        DefenderSource {
+            config,
+            ctx,
+            engine,
+            token: TokenCache::default(),
+        }
+    }
+
+    async fn bearer(&self) -> Result<String, FetchError> {
+        let c = &self.config;
+        let url = format!("{}/{}/oauth2/v2.0/token", c.login_url, c.tenant_id);
+        let transport = &self.engine.transport;
+        self.token
+            .get(|| {
+                request_token(transport, TOKEN, "sign-in to Entra ID", || {
+                    transport.client().post(&url).form(&[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", c.client_id.as_str()),
+                        ("client_secret", c.client_secret.expose()),
+                        ("scope", "https://graph.microsoft.com/.default"),
+                    ])
+                })
+            })
+            .await
+    }
+
+    /// One GET of `url` with the token (renewed once when refused); only on the Graph origin.
+    async fn get<R, A, AF>(
+        &self,
+        endpoint: &'static str,
+        url: &str,
+        accept: A,
+    ) -> Result<R, FetchError>
+    where
+        A: Fn(Reply) -> AF,
+        AF: std::future::Future<Output = Result<R, Refusal>>,
+    {
+        if page::origin(url).is_none() || page::origin(url) != page::origin(&self.config.base_url) {
+            let e = FetchError::new(
+                FailureReason::Decode,
+                format!("{endpoint}: Graph sent a next link to another host; not followed"),
+            );
+            self.engine.transport.record_failure(endpoint, &e);
+            return Err(e);
+        }
+        let transport = &self.engine.transport;
+        let build = || {
+            transport
+                .client()
+                .get(url)
+                .header("accept", "application/json")
+                // Enum members Graph added later come as sent, not `unknownFutureValue`.
+                .header("prefer", "include-unknown-enum-members")
+        };
+        let token = self.bearer().await?;
+        match transport
+            .fetch(endpoint, || build().bearer_auth(&token), &accept)
+            .await
+        {
+            // A refused token (401) is renewed once; a 403 is the tenant's licence or the
+            // app's permission, which a new token does not change.
+            Err(e) if e.status == Some(401) => {
+                self.token.invalidate(&token).await;
+                let fresh = self.bearer().await?;
+                transport
+                    .fetch(endpoint, || build().bearer_auth(&fresh), &accept)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// Every row of the collection at `path` under `/v1.0/`.
+    async fn list<T: GraphRow>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+    ) -> Result<Vec<T>, FetchError> {
+        let mut pager = NextLinks {
+            source: self,
+            endpoint,
+            next: Some(format!("{}/v1.0/{path}", self.config.base_url)),
+            rows: PhantomData,
+        };
+        self.engine.collect(&mut pager).await
+    }
+
+    /// A simulation's report overview; `None` when the simulation is gone (404) meanwhile.
+    async fn overview(&self, id: &str) -> Result<Option<Overview>, FetchError> {
+        // The id as one percent-encoded path segment: a vendor's id cannot change the path.
+        let mut url = url::Url::parse(&self.config.base_url).map_err(|e| {
+            FetchError::new(FailureReason::Http, format!("base_url is not a URL: {e}"))
+        })?;
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend([
+                "v1.0",
+                "security",
+                "attackSimulation",
+                "simulations",
+                id,
+                "report",
+                "overview",
+            ]);
+        }
+        let url = url.to_string();
+        let read = |reply: Reply| async move {
+            serde_json::from_slice::<Overview>(&reply.body).map_err(|e| {
+                Refusal::fatal(FetchError::new(
+                    FailureReason::Decode,
+                    format!("{OVERVIEW}: not a report overview: {e}"),
+                ))
+            })
+        };
+        match self.get(OVERVIEW, &url, read).await {
+            Ok(o) => Ok(Some(o)),
+            Err(e) if e.status == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn simulations(&self) -> Result<Rendered, FetchError> {
+        let all: Vec<Simulation> = self
+            .list(SIMULATIONS, "security/attackSimulation/simulations")
+            .await?;
+        let since = chrono::Utc::now().timestamp()
+            - i64::try_from(self.config.lookback.as_secs()).unwrap_or(i64::MAX / 2);
+        let reported = metrics::reported(&all, since, self.ctx.metrics.max_label_values);
+        // Owned ids: a future per id that borrows only the source.
+        let ids: Vec<String> = reported.iter().filter_map(|s| s.id.clone()).collect();
+        let fetched: Vec<Result<Option<Overview>, FetchError>> = futures::stream::iter(
+            ids.into_iter()
+                .map(|id| async move { self.overview(&id).await }),
+        )
+        .buffered(self.ctx.poll.concurrency.max(1))
+        .collect()
+        .await;
+        let mut overviews = Vec::with_capacity(fetched.len());
+        for (s, o) in reported.into_iter().zip(fetched) {
+            if let Some(o) = o? {
+                overviews.push((s, o));
+            }
+        }
+        let mut b = MetricsBuilder::new();
+        metrics::simulations(&mut b, &self.config.account, &all, &overviews);
+        Ok(b.finish())
+    }
+
+    async fn report(&self, section: &'static str, path: &str) -> Result<Rendered, FetchError> {
+        let (key, m) = (self.engine.key.clone(), self.ctx.metrics.clone());
+        // Rendering a tenant's users: off the serving threads, like decoding.
+        let render = |fold: Box<dyn FnOnce(&mut MetricsBuilder) + Send>| {
+            self.engine.off_thread(move || {
+                let mut b = MetricsBuilder::new();
+                fold(&mut b);
+                b.finish()
+            })
+        };
+        match section {
+            "simulation-coverage" => {
+                let rows: Vec<SimulationCoverage> = self.list(section, path).await?;
+                render(Box::new(move |b| {
+                    metrics::simulation_coverage(b, &key, &rows, &m)
+                }))
+                .await
+            }
+            "training-coverage" => {
+                let rows: Vec<TrainingCoverage> = self.list(section, path).await?;
+                render(Box::new(move |b| {
+                    metrics::training(b, &key.account, &rows, m.max_label_values)
+                }))
+                .await
+            }
+            _ => {
+                let rows: Vec<RepeatOffender> = self.list(section, path).await?;
+                render(Box::new(move |b| {
+                    metrics::repeat_offenders(b, &key, &rows, &m)
+                }))
+                .await
+            }
+        }
+    }
+
+    async fn section(&self, name: &'static str) -> Result<Rendered, FetchError> {
+        match REPORTS.iter().find(|(s, _)| *s == name) {
+            Some((section, path)) => self.report(section, path).await,
+            None => self.simulations().await,
+        }
+    }
+}
+
+impl Source for DefenderSource {
+    fn key(&self) -> &SourceKey {
+        &self.engine.key
+    }
+
+    fn sections(&self) -> Vec<&'static str> {
+        self.config.endpoints.clone()
+    }
+
+    fn poll_sections(&self, wanted: Vec<&'static str>) -> BoxFuture<'_, PollOutcome> {
+        async move {
+            let names: Vec<&'static str> = self
+                .config
+                .endpoints
+                .iter()
+                .copied()
+                .filter(|s| wanted.contains(s))
+                .collect();
+            if names.is_empty() {
+                return PollOutcome::default();
+            }
+            // One sign-in per poll: a failed one fails the poll at once.
+            self.token.begin_poll().await;
+            self.engine.begin_poll();
+            if let Err(e) = self.bearer().await {
+                return PollOutcome::all_failed(&names, e);
+            }
+            let sections = futures::future::join_all(names.into_iter().map(|name| async move {
+                SectionOutcome {
+                    name,
+                    result: self.section(name).await.map_err(Into::into),
+                }
+            }))
+            .await;
+            self.ctx.stats.rows_read(self.engine.rows_read());
+            PollOutcome { sections }
+        }
+        .boxed()
+    }
+}

@@ -11,21 +11,6 @@ use serde::{Deserialize, Deserializer};
 
 use crate::sources::lenient;
 
-/// One page of a Graph collection: `value[]` and, while more follow, an absolute
-/// `@odata.nextLink` to request exactly as given.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(bound = "T: serde::de::DeserializeOwned")]
-pub(crate) struct Page<T> {
-    #[serde(default = "Vec::new", deserialize_with = "list")]
-    pub value: Vec<T>,
-    #[serde(
-        default,
-        rename = "@odata.nextLink",
-        deserialize_with = "lenient::text"
-    )]
-    pub next_link: Option<String>,
-}
-
 /// `GET /v1.0/security/attackSimulation/simulations`: one simulation (only what we use).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -192,31 +177,30 @@ impl UserTraining {
     }
 }
 
-/// The report rows' identity, to drop the repeats of shifting pages: the user.
-pub(crate) trait UserRow {
-    fn user(&self) -> Option<&SimulationUser>;
+/// A row of a Graph collection and what identifies it (to drop the repeats of shifting pages
+/// and to count users once); a row without one is skipped and counted.
+pub(crate) trait GraphRow: serde::de::DeserializeOwned + Send + Sync + 'static {
+    fn key(&self) -> Option<&str>;
+}
+
+impl GraphRow for Simulation {
     fn key(&self) -> Option<&str> {
-        self.user()?.key()
+        non_empty(self.id.as_deref())
     }
 }
 
-impl UserRow for RepeatOffender {
-    fn user(&self) -> Option<&SimulationUser> {
-        self.attack_simulation_user.as_ref()
-    }
+/// The report rows are users: the `attackSimulationUser`'s id, else its e-mail.
+macro_rules! user_rows {
+    ($($t:ty),*) => {$(
+        impl GraphRow for $t {
+            fn key(&self) -> Option<&str> {
+                self.attack_simulation_user.as_ref()?.key()
+            }
+        }
+    )*};
 }
 
-impl UserRow for SimulationCoverage {
-    fn user(&self) -> Option<&SimulationUser> {
-        self.attack_simulation_user.as_ref()
-    }
-}
-
-impl UserRow for TrainingCoverage {
-    fn user(&self) -> Option<&SimulationUser> {
-        self.attack_simulation_user.as_ref()
-    }
-}
+user_rows!(RepeatOffender, SimulationCoverage, TrainingCoverage);
 
 /// A list whose elements that do not read as `T` are skipped (not fatal to the row); null or
 /// absent is empty.
@@ -248,6 +232,15 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         std::fs::read_to_string(&path).unwrap()
+    }
+
+    /// A documented collection's `value` and `@odata.nextLink`.
+    #[derive(Deserialize)]
+    #[serde(bound = "T: serde::de::DeserializeOwned")]
+    struct Page<T> {
+        value: Vec<T>,
+        #[serde(rename = "@odata.nextLink")]
+        next_link: Option<String>,
     }
 
     #[test]
@@ -306,7 +299,7 @@ mod tests {
             r.next_link.as_deref(),
             Some("https://graph.microsoft.com/v1.0/reports/security/getAttackSimulationRepeatOffenders?$skiptoken=+RID%3")
         );
-        let keys: Vec<&str> = r.value.iter().filter_map(|o| o.key()).collect();
+        let keys: Vec<&str> = r.value.iter().filter_map(GraphRow::key).collect();
         assert_eq!(
             keys,
             [
@@ -369,8 +362,8 @@ mod tests {
         assert_eq!(e.events.len(), 2);
         assert_eq!(e.events[0].count, Some(3.0));
         assert_eq!(o.training_events_content, None);
-        let p: Page<UserTraining> = serde_json::from_str(r#"{"value":null}"#).unwrap();
-        assert!(p.value.is_empty());
+        let t: TrainingCoverage = serde_json::from_str(r#"{"userTrainings":null}"#).unwrap();
+        assert!(t.user_trainings.is_empty());
         let s: Simulation =
             serde_json::from_str(r#"{"id":1,"status":"inProgress","launchDateTime":"soon"}"#)
                 .unwrap();

@@ -204,12 +204,13 @@ async fn demo_tenant(
         auth,
         ..MimecastOptions::default()
     };
-    tenant(
+    let tenant = tenant(
         Arc::new(Population::generate(seed, users)),
         options,
         account,
     )
-    .await
+    .await?;
+    Ok(tenant.with_keys(crate::demo::PAGE_SIZE))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
