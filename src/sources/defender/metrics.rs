@@ -11,8 +11,12 @@ use super::models::{
 use crate::config::MetricsConfig;
 use crate::model::SourceKey;
 use crate::snapshot::MetricsBuilder;
+use crate::sources::aggregate::ByLabel;
 use crate::sources::cap_users;
-use crate::sources::labels::OTHER;
+use crate::stats::ApiStats;
+
+/// How a report function's rows become a section.
+pub(crate) type Render<T> = fn(&mut MetricsBuilder, &SourceKey, &[T], &MetricsConfig, &ApiStats);
 
 /// The simulations whose reports are read: launched (not a draft or scheduled, with a launch
 /// date) at or after `since` (Unix seconds), the newest `max` of them (by launch, then id), so a
@@ -136,40 +140,37 @@ pub(crate) fn simulations(
 }
 
 /// The `training-coverage` section: assignments by training and status, and the distinct
-/// users with an overdue one. At most `max_trainings` training names keep their own series
-/// (those with the most assignments); the rest are summed into `__other__`.
+/// users with an overdue one. Training names beyond `metrics.max_label_values` (by
+/// assignments) are summed into `__other__`, as every vendor-controlled label is.
 pub(crate) fn training(
     b: &mut MetricsBuilder,
-    account: &str,
+    key: &SourceKey,
     rows: &[TrainingCoverage],
-    max_trainings: usize,
+    m: &MetricsConfig,
+    stats: &ApiStats,
 ) {
-    let mut by_training: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+    let account = key.account.as_str();
+    let mut by_training: ByLabel<BTreeMap<String, f64>> = ByLabel::default();
     let mut overdue: HashSet<&str> = HashSet::new();
     for row in rows {
         for t in &row.user_trainings {
-            let name = t.display_name.as_deref().unwrap_or("");
+            let name = t.display_name.as_deref().filter(|n| !n.is_empty());
             let status = t.training_status.as_deref().unwrap_or("unknown");
-            *by_training.entry((name, status)).or_default() += 1.0;
+            *by_training.row(name).entry(status.to_string()).or_default() += 1.0;
             if t.is_overdue() {
-                if let Some(user) = row.key() {
-                    overdue.insert(user);
-                }
+                overdue.extend(row.key());
             }
         }
     }
-    for ((training, status), n) in fold_trainings(by_training, max_trainings) {
-        b.gauge(
-            "awareness_defender_training_assignments",
-            "Training assignments by training and status as Graph sends it (assigned, \
-             inProgress, completed, overdue, …), from the training user coverage report",
-            &[
-                ("account", account),
-                ("training", training),
-                ("status", status),
-            ],
-            n,
-        );
+    for (training, statuses) in by_training.finish(key, "training", m.max_label_values, stats) {
+        for (status, n) in statuses {
+            b.gauge(
+                "awareness_defender_training_assignments",
+                "Training assignments by training and status as Graph sends it (assigned, inProgress, completed, overdue, ...)",
+                &[("account", account), ("training", &training), ("status", &status)],
+                n,
+            );
+        }
     }
     b.gauge(
         "awareness_defender_users_overdue",
@@ -179,30 +180,6 @@ pub(crate) fn training(
     );
 }
 
-/// Keeps the `max` training names with the most assignments (ties by name); the rest are summed
-/// into [`OTHER`] per status.
-fn fold_trainings<'a>(
-    counts: BTreeMap<(&'a str, &'a str), f64>,
-    max: usize,
-) -> BTreeMap<(&'a str, &'a str), f64> {
-    let mut per_name: BTreeMap<&str, f64> = BTreeMap::new();
-    for ((name, _), n) in &counts {
-        *per_name.entry(name).or_default() += n;
-    }
-    if per_name.len() <= max {
-        return counts;
-    }
-    let mut ranked: Vec<(&str, f64)> = per_name.into_iter().collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-    let keep: HashSet<&str> = ranked.iter().take(max).map(|(n, _)| *n).collect();
-    let mut out: BTreeMap<(&str, &str), f64> = BTreeMap::new();
-    for ((name, status), n) in counts {
-        let name = if keep.contains(name) { name } else { OTHER };
-        *out.entry((name, status)).or_default() += n;
-    }
-    out
-}
-
 /// The `simulation-coverage` section: the tenant's distinct users, those ever simulated and
 /// ever compromised, and per user (with `per_user`) their compromises.
 pub(crate) fn simulation_coverage(
@@ -210,6 +187,7 @@ pub(crate) fn simulation_coverage(
     key: &SourceKey,
     rows: &[SimulationCoverage],
     m: &MetricsConfig,
+    _: &ApiStats,
 ) {
     let account = key.account.as_str();
     let positive = |v: Option<f64>| v.is_some_and(|v| v > 0.0);
@@ -261,6 +239,7 @@ pub(crate) fn repeat_offenders(
     key: &SourceKey,
     rows: &[RepeatOffender],
     m: &MetricsConfig,
+    _: &ApiStats,
 ) {
     let account = key.account.as_str();
     let users: HashSet<&str> = rows.iter().filter_map(|r| r.key()).collect();
@@ -417,7 +396,13 @@ mod tests {
             .unwrap(),
         );
         let mut b = MetricsBuilder::new();
-        training(&mut b, "acme", &rows, 10);
+        training(
+            &mut b,
+            &key(),
+            &rows,
+            &MetricsConfig::default(),
+            &ApiStats::default(),
+        );
         let t = text(b);
         for line in [
             r#"awareness_defender_training_assignments{account="acme",training="Phishing",status="assigned"} 1"#,
@@ -433,11 +418,21 @@ mod tests {
             );
         }
         let mut b = MetricsBuilder::new();
-        training(&mut b, "acme", &rows, 1);
+        let one = MetricsConfig {
+            max_label_values: 1,
+            ..MetricsConfig::default()
+        };
+        let stats = ApiStats::default();
+        training(&mut b, &key(), &rows, &one, &stats);
+        assert_eq!(stats.snapshot().labels_folded.get("training"), Some(&1));
         let t = text(b);
         assert!(
-            t.contains(r#"training="__other__",status="completed"} 1"#),
+            t.contains(r#"training="__other__",status="inProgress"} 1"#),
             "{t}"
+        );
+        assert!(
+            t.contains(r#"training="",status="completed"} 1"#),
+            "no name: never folded"
         );
         assert!(
             t.contains(r#"training="Phishing",status="overdue"} 1"#),
@@ -456,7 +451,7 @@ mod tests {
             .unwrap(),
         );
         let mut b = MetricsBuilder::new();
-        simulation_coverage(&mut b, &key(), &rows, &per_user());
+        simulation_coverage(&mut b, &key(), &rows, &per_user(), &ApiStats::default());
         let t = text(b);
         for line in [
             r#"awareness_defender_users{account="acme"} 3"#,
@@ -474,7 +469,13 @@ mod tests {
 
         let offenders: Vec<RepeatOffender> = value("doc_repeat_offenders.json");
         let mut b = MetricsBuilder::new();
-        repeat_offenders(&mut b, &key(), &offenders, &MetricsConfig::default());
+        repeat_offenders(
+            &mut b,
+            &key(),
+            &offenders,
+            &MetricsConfig::default(),
+            &ApiStats::default(),
+        );
         let t = text(b);
         assert!(
             t.contains(r#"awareness_defender_repeat_offenders{account="acme"} 2"#),
@@ -485,7 +486,13 @@ mod tests {
             "per-user series are off by default"
         );
         let mut b = MetricsBuilder::new();
-        repeat_offenders(&mut b, &key(), &offenders, &per_user());
+        repeat_offenders(
+            &mut b,
+            &key(),
+            &offenders,
+            &per_user(),
+            &ApiStats::default(),
+        );
         let t = text(b);
         // Two users share the documented e-mail: one series, as prometheus would have it.
         assert!(t.contains(r#"awareness_defender_user_repeat_offences{account="acme",email="reed@contoso.com"}"#), "{t}");

@@ -23,9 +23,7 @@ use crate::sources::registry::{AccountConfig, Vendor};
 use crate::sources::token::{request_token, TokenCache};
 use crate::sources::{Source, SourceContext};
 use config::DefenderConfig;
-use models::{
-    GraphRow, Overview, RepeatOffender, Simulation, SimulationCoverage, TrainingCoverage,
-};
+use models::{GraphRow, Overview, Simulation};
 use page::{Collection, GraphHttp};
 
 /// The `platform` label's value and the config's `[[defender]]` table.
@@ -53,22 +51,12 @@ impl Vendor for DefenderVendor {
 
 const TOKEN: &str = "token";
 const SIMULATIONS: &str = "simulations";
+const SIMULATIONS_PATH: &str = "security/attackSimulation/simulations";
 const OVERVIEW: &str = "report-overview";
-/// The three report functions: section (and endpoint label) and path under `/v1.0/`.
-const REPORTS: [(&str, &str); 3] = [
-    (
-        "simulation-coverage",
-        "reports/security/getAttackSimulationSimulationUserCoverage",
-    ),
-    (
-        "training-coverage",
-        "reports/security/getAttackSimulationTrainingUserCoverage",
-    ),
-    (
-        "repeat-offenders",
-        "reports/security/getAttackSimulationRepeatOffenders",
-    ),
-];
+// The sections of the three report functions (their endpoint labels too).
+const COVERAGE: &str = "simulation-coverage";
+const TRAINING: &str = "training-coverage";
+const OFFENDERS: &str = "repeat-offenders";
 
 pub(crate) struct DefenderSource {
     config: DefenderConfig,
@@ -115,13 +103,7 @@ impl<T: GraphRow> Pager for NextLinks<'_, T> {
 impl DefenderSource {
     pub(crate) fn new(config: DefenderConfig, ctx: SourceContext) -> Self {
         let key = SourceKey::new(PLATFORM, &config.account);
-        let listings = [
-            SIMULATIONS,
-            OVERVIEW,
-            REPORTS[0].0,
-            REPORTS[1].0,
-            REPORTS[2].0,
-        ];
+        let listings = [SIMULATIONS, OVERVIEW, COVERAGE, TRAINING, OFFENDERS];
         let engine = ctx.engine(&config, key, Arc::new(GraphHttp), &listings);
         DefenderSource {
             config,
@@ -210,45 +192,30 @@ impl DefenderSource {
         self.engine.collect(&mut pager).await
     }
 
-    /// A simulation's report overview; `None` when the simulation is gone (404) meanwhile.
+    /// A simulation's report overview; `None` when the simulation is gone (404) meanwhile, or
+    /// its id is not one (Graph's are GUIDs: nothing in one can change the path).
     async fn overview(&self, id: &str) -> Result<Option<Overview>, FetchError> {
-        // The id as one percent-encoded path segment: a vendor's id cannot change the path.
-        let mut url = url::Url::parse(&self.config.base_url).map_err(|e| {
-            FetchError::new(FailureReason::Http, format!("base_url is not a URL: {e}"))
-        })?;
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend([
-                "v1.0",
-                "security",
-                "attackSimulation",
-                "simulations",
-                id,
-                "report",
-                "overview",
-            ]);
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Ok(None);
         }
-        let url = url.to_string();
+        let base = &self.config.base_url;
+        let url = format!("{base}/v1.0/security/attackSimulation/simulations/{id}/report/overview");
         let read = |reply: Reply| async move {
             serde_json::from_slice::<Overview>(&reply.body).map_err(|e| {
-                Refusal::fatal(FetchError::new(
-                    FailureReason::Decode,
-                    format!("{OVERVIEW}: not a report overview: {e}"),
-                ))
+                let e = format!("{OVERVIEW}: not a report overview: {e}");
+                Refusal::fatal(FetchError::new(FailureReason::Decode, e))
             })
         };
         match self.get(OVERVIEW, &url, read).await {
-            Ok(o) => Ok(Some(o)),
             Err(e) if e.status == Some(404) => Ok(None),
-            Err(e) => Err(e),
+            other => other.map(Some),
         }
     }
 
     async fn simulations(&self) -> Result<Rendered, FetchError> {
-        let all: Vec<Simulation> = self
-            .list(SIMULATIONS, "security/attackSimulation/simulations")
-            .await?;
-        let since = chrono::Utc::now().timestamp()
-            - i64::try_from(self.config.lookback.as_secs()).unwrap_or(i64::MAX / 2);
+        let all: Vec<Simulation> = self.list(SIMULATIONS, SIMULATIONS_PATH).await?;
+        let lookback = i64::try_from(self.config.lookback.as_secs()).unwrap_or(i64::MAX / 2);
+        let since = chrono::Utc::now().timestamp().saturating_sub(lookback);
         let reported = metrics::reported(&all, since, self.ctx.metrics.max_label_values);
         // Owned ids: a future per id that borrows only the source.
         let ids: Vec<String> = reported.iter().filter_map(|s| s.id.clone()).collect();
@@ -261,54 +228,51 @@ impl DefenderSource {
         .await;
         let mut overviews = Vec::with_capacity(fetched.len());
         for (s, o) in reported.into_iter().zip(fetched) {
-            if let Some(o) = o? {
-                overviews.push((s, o));
-            }
+            overviews.extend(o?.map(|o| (s, o)));
         }
         let mut b = MetricsBuilder::new();
         metrics::simulations(&mut b, &self.config.account, &all, &overviews);
         Ok(b.finish())
     }
 
-    async fn report(&self, section: &'static str, path: &str) -> Result<Rendered, FetchError> {
-        let (key, m) = (self.engine.key.clone(), self.ctx.metrics.clone());
-        // Rendering a tenant's users: off the serving threads, like decoding.
-        let render = |fold: Box<dyn FnOnce(&mut MetricsBuilder) + Send>| {
-            self.engine.off_thread(move || {
+    /// A report function's rows, rendered off the serving threads (a tenant's users).
+    async fn report<T: GraphRow>(
+        &self,
+        name: &'static str,
+        function: &str,
+        render: metrics::Render<T>,
+    ) -> Result<Rendered, FetchError> {
+        let path = format!("reports/security/getAttackSimulation{function}");
+        let rows: Vec<T> = self.list(name, &path).await?;
+        let (key, m, stats) = (
+            self.engine.key.clone(),
+            self.ctx.metrics.clone(),
+            self.ctx.stats.clone(),
+        );
+        self.engine
+            .off_thread(move || {
                 let mut b = MetricsBuilder::new();
-                fold(&mut b);
+                render(&mut b, &key, &rows, &m, &stats);
                 b.finish()
             })
-        };
-        match section {
-            "simulation-coverage" => {
-                let rows: Vec<SimulationCoverage> = self.list(section, path).await?;
-                render(Box::new(move |b| {
-                    metrics::simulation_coverage(b, &key, &rows, &m)
-                }))
-                .await
-            }
-            "training-coverage" => {
-                let rows: Vec<TrainingCoverage> = self.list(section, path).await?;
-                render(Box::new(move |b| {
-                    metrics::training(b, &key.account, &rows, m.max_label_values)
-                }))
-                .await
-            }
-            _ => {
-                let rows: Vec<RepeatOffender> = self.list(section, path).await?;
-                render(Box::new(move |b| {
-                    metrics::repeat_offenders(b, &key, &rows, &m)
-                }))
-                .await
-            }
-        }
+            .await
     }
 
     async fn section(&self, name: &'static str) -> Result<Rendered, FetchError> {
-        match REPORTS.iter().find(|(s, _)| *s == name) {
-            Some((section, path)) => self.report(section, path).await,
-            None => self.simulations().await,
+        match name {
+            COVERAGE => {
+                self.report(name, "SimulationUserCoverage", metrics::simulation_coverage)
+                    .await
+            }
+            TRAINING => {
+                self.report(name, "TrainingUserCoverage", metrics::training)
+                    .await
+            }
+            OFFENDERS => {
+                self.report(name, "RepeatOffenders", metrics::repeat_offenders)
+                    .await
+            }
+            _ => self.simulations().await,
         }
     }
 }

@@ -15,15 +15,11 @@ use crate::sources::lenient;
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Simulation {
-    #[serde(default, deserialize_with = "lenient::text")]
     pub id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
     pub display_name: Option<String>,
     /// `running`, `succeeded`, `scheduled`, `draft`, … and on older tenants `inProgress`,
     /// `completed`: a label value as sent.
-    #[serde(default, deserialize_with = "lenient::text")]
     pub status: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
     pub launch_date_time: Option<String>,
 }
 
@@ -72,7 +68,6 @@ pub(crate) struct EventsContent {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Event {
-    #[serde(default, deserialize_with = "lenient::text")]
     pub event_name: Option<String>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub count: Option<f64>,
@@ -88,7 +83,6 @@ pub(crate) struct TrainingEventsContent {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AssignedTrainings {
-    #[serde(default, deserialize_with = "lenient::text")]
     pub display_name: Option<String>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub assigned_user_count: Option<f64>,
@@ -101,9 +95,7 @@ pub(crate) struct AssignedTrainings {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SimulationUser {
-    #[serde(default, deserialize_with = "lenient::text")]
     pub user_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
     pub email: Option<String>,
 }
 
@@ -163,9 +155,7 @@ pub(crate) struct TrainingCoverage {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UserTraining {
-    #[serde(default, deserialize_with = "lenient::text")]
     pub display_name: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
     pub training_status: Option<String>,
 }
 
@@ -365,9 +355,11 @@ mod tests {
         let t: TrainingCoverage = serde_json::from_str(r#"{"userTrainings":null}"#).unwrap();
         assert!(t.user_trainings.is_empty());
         let s: Simulation =
-            serde_json::from_str(r#"{"id":1,"status":"inProgress","launchDateTime":"soon"}"#)
+            serde_json::from_str(r#"{"id":"1","status":"inProgress","launchDateTime":"soon"}"#)
                 .unwrap();
         assert_eq!((s.id.as_deref(), s.launched_at()), (Some("1"), None));
+        // Graph's strings are strings: a number there makes the row malformed (skipped, counted).
+        assert!(serde_json::from_str::<Simulation>(r#"{"id":1}"#).is_err());
         assert!(!s.not_launched(), "an older status is a launched one");
         let t: UserTraining = serde_json::from_str(r#"{"trainingStatus":" Overdue "}"#).unwrap();
         assert!(t.is_overdue());

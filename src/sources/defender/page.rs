@@ -92,9 +92,7 @@ struct ErrorBody {
 
 #[derive(serde::Deserialize)]
 struct ErrorDetail {
-    #[serde(default, deserialize_with = "crate::sources::lenient::text")]
     code: Option<String>,
-    #[serde(default, deserialize_with = "crate::sources::lenient::text")]
     message: Option<String>,
 }
 
