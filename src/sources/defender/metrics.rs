@@ -166,7 +166,7 @@ pub(crate) fn training(
         for (status, n) in statuses {
             b.gauge(
                 "awareness_defender_training_assignments",
-                "Training assignments by training and status as Graph sends it (assigned, inProgress, completed, overdue, ...)",
+                "Training assignments by training and status as Graph sends it (assigned, inProgress, completed, overdue, …)",
                 &[("account", account), ("training", &training), ("status", &status)],
                 n,
             );
