@@ -12,7 +12,8 @@ async fn every_demo_tenant_polls_through_the_one_harness() {
     let demo = Demo::start().await.unwrap();
     assert!(!demo.tenants().is_empty());
     for tenant in demo.tenants() {
-        let polled = harness::poll_tenant(tenant, "", "page_size = 100\n").await;
+        // Each demo tenant carries the keys its vendor takes (page_size where it has one).
+        let polled = harness::poll_tenant(tenant, "", "").await;
         assert!(
             polled.outcome.ok(),
             "{}: {:?}",
