@@ -1,28 +1,60 @@
 //! The `[[defender]]` block: the Entra tenant and app, its client secret, the hosts, how far
 //! back simulations are reported, and which sections are polled.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::config::{Block, Secret};
-use crate::model::SourceInfo;
-use crate::sources::registry::AccountConfig;
-use crate::sources::{public_url, Source, SourceContext};
+use serde::Deserialize;
 
-pub(crate) const GRAPH_URL: &str = "https://graph.microsoft.com";
-pub(crate) const LOGIN_URL: &str = "https://login.microsoftonline.com";
-/// Simulations launched within this are reported (Graph keeps 18 months).
+use crate::config::values::{duration, Account, HttpUrl, Name, DAY, SEC, WEEK};
+use crate::config::{AccountConfig, Block, Secret};
+use crate::model::SourceInfo;
+use crate::sources::public_url;
+
+const GRAPH_URL: &str = "https://graph.microsoft.com";
+const LOGIN_URL: &str = "https://login.microsoftonline.com";
+/// Simulations launched within this are reported; Graph keeps 18 months.
 const LOOKBACK: Duration = Duration::from_secs(180 * 86_400);
+const MAX_LOOKBACK: u64 = 548 * DAY;
 /// Graph's reports refresh every 10–60 minutes after a simulation starts: hourly is enough.
 const INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The sections, each its own endpoint group (`endpoints`).
-pub(crate) const SECTIONS: [&str; 4] = [
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Section {
+    Simulations,
+    SimulationCoverage,
+    TrainingCoverage,
+    RepeatOffenders,
+}
+
+const SECTIONS: [&str; 4] = [
     "simulations",
     "simulation-coverage",
     "training-coverage",
     "repeat-offenders",
 ];
+
+/// The block as written (the secret's `_file`/`_env` forms are resolved before it is read).
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Written {
+    account: Option<Account>,
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    base_url: Option<HttpUrl>,
+    login_url: Option<HttpUrl>,
+    #[serde(deserialize_with = "duration::<_, _, DAY, MAX_LOOKBACK>")]
+    lookback: Option<Duration>,
+    #[serde(deserialize_with = "duration::<_, _, SEC, WEEK>")]
+    interval: Option<Duration>,
+    endpoints: Option<BTreeSet<Name<Section>>>,
+}
+
+/// The secret keys of the block.
+pub(crate) const SECRET_KEYS: &[&str] = &["client_secret"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct DefenderConfig {
@@ -34,7 +66,7 @@ pub(crate) struct DefenderConfig {
     pub(crate) login_url: String,
     pub(crate) lookback: Duration,
     pub(crate) interval: Duration,
-    /// Names from [`SECTIONS`], in their order.
+    /// Section names, in their order.
     pub(crate) endpoints: Vec<&'static str>,
 }
 
@@ -67,82 +99,103 @@ impl AccountConfig for DefenderConfig {
     fn secrets(&self) -> Vec<&str> {
         vec![self.client_secret.expose()]
     }
-
-    fn build(&self, ctx: SourceContext) -> Arc<dyn Source> {
-        Arc::new(super::DefenderSource::new(self.clone(), ctx))
-    }
 }
 
 /// Reads one `[[defender]]` block.
-pub(crate) fn read(mut s: Block<'_>) -> Option<DefenderConfig> {
-    let account = s.account();
-    let id = |s: &mut Block<'_>, key: &'static str| {
-        let v = s.required(key)?;
-        // A path segment of the token URL: nothing that could change the path or the host.
+pub(super) fn read(mut b: Block<'_>) -> Option<DefenderConfig> {
+    let w: Written = b.read()?;
+    // Path segments of the token URL and labels on the landing page: nothing that could change
+    // the path or the host.
+    let id = |key: &str, v: Option<String>| {
+        let v = b.required(key, v)?;
         let ok = !v.is_empty()
             && v.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
         if !ok {
-            s.error(
+            b.error(
                 key,
                 "must be a GUID or a domain name (letters, digits, '-', '.', '_')",
             );
         }
         ok.then_some(v)
     };
-    let tenant_id = id(&mut s, "tenant_id");
-    let client_id = id(&mut s, "client_id");
-    let client_secret =
-        s.require_secret(["client_secret", "client_secret_file", "client_secret_env"]);
-    let base_url = s.url("base_url", Some(GRAPH_URL));
-    let login_url = s.url("login_url", Some(LOGIN_URL));
-    let lookback = match s.duration("lookback") {
-        Some(d) if d < Duration::from_secs(86_400) => {
-            s.error("lookback", "must be at least 1d");
+    let (tenant_id, client_id) = (id("tenant_id", w.tenant_id), id("client_id", w.client_id));
+    let client_secret = b.required("client_secret", w.client_secret);
+    let endpoints = match w.endpoints {
+        Some(names) if names.is_empty() => {
+            b.error(
+                "endpoints",
+                format!("names no section; known: {}", SECTIONS.join(", ")),
+            );
             None
         }
-        Some(d) => Some(d),
-        None if s.has("lookback") => None,
-        None => Some(LOOKBACK),
-    };
-    let endpoints = match s.strings("endpoints") {
-        None if s.has("endpoints") => None,
+        Some(names) => Some(names.into_iter().map(|n| SECTIONS[n.0 as usize]).collect()),
         None => Some(SECTIONS.to_vec()),
-        Some(names) => {
-            let unknown: Vec<&String> = names
-                .iter()
-                .filter(|n| !SECTIONS.contains(&n.trim()))
-                .collect();
-            if !unknown.is_empty() || names.is_empty() {
-                s.error(
-                    "endpoints",
-                    format!(
-                        "unknown or empty endpoints {unknown:?}; known: {}",
-                        SECTIONS.join(", ")
-                    ),
-                );
-                None
-            } else {
-                Some(
-                    SECTIONS
-                        .into_iter()
-                        .filter(|e| names.iter().any(|n| n.trim() == *e))
-                        .collect(),
-                )
-            }
-        }
     };
-    let interval = s.interval();
-    s.finish();
     Some(DefenderConfig {
-        account: account?,
+        account: b.required("account", w.account)?.into(),
         tenant_id: tenant_id?,
         client_id: client_id?,
-        client_secret: client_secret?.secret,
-        base_url: base_url?.trim_end_matches('/').to_string(),
-        login_url: login_url?.trim_end_matches('/').to_string(),
-        lookback: lookback?,
-        interval: interval.unwrap_or(INTERVAL),
+        client_secret: client_secret?,
+        base_url: w
+            .base_url
+            .map_or_else(|| GRAPH_URL.to_string(), String::from),
+        login_url: w
+            .login_url
+            .map_or_else(|| LOGIN_URL.to_string(), String::from),
+        lookback: w.lookback.unwrap_or(LOOKBACK),
+        interval: w.interval.unwrap_or(INTERVAL),
         endpoints: endpoints?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLOCK: &str = "[[defender]]\naccount = \"contoso\"\ntenant_id = \"8f2a6d31-4c1b\"\n\
+                         client_id = \"535fb089\"\nclient_secret = \"s3cr3t-value\"\n";
+
+    fn read(extra: &str) -> Result<DefenderConfig, String> {
+        let c = crate::sources::registry::loader()
+            .parse(&format!("{BLOCK}{extra}"), "t.toml")
+            .map_err(|e| e.to_string())?;
+        Ok(c.sources[0].get::<DefenderConfig>().unwrap().clone())
+    }
+
+    #[test]
+    fn defaults_are_the_contracts() {
+        let c = read("").unwrap();
+        assert_eq!(
+            (c.base_url.as_str(), c.login_url.as_str()),
+            (GRAPH_URL, LOGIN_URL)
+        );
+        assert_eq!((c.lookback, c.interval), (LOOKBACK, INTERVAL));
+        assert_eq!(c.endpoints, SECTIONS);
+        let c = read("lookback = \"30d\"\nendpoints = [\"repeat-offenders\", \"simulations\"]\n")
+            .unwrap();
+        assert_eq!(c.lookback, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.endpoints, ["simulations", "repeat-offenders"]);
+    }
+
+    #[test]
+    fn problems_name_the_key_and_never_the_secret() {
+        for (extra, key) in [
+            ("endpoints = [\"nope\"]\n", "defender[0].endpoints"),
+            ("endpoints = []\n", "defender[0].endpoints"),
+            ("lookback = \"1h\"\n", "defender[0].lookback"),
+            ("page_size = 100\n", "defender[0].page_size"),
+        ] {
+            let e = read(extra).unwrap_err();
+            assert!(e.contains(key) && !e.contains("s3cr3t"), "{extra}: {e}");
+        }
+        let e = crate::sources::registry::loader()
+            .parse(&BLOCK.replace("8f2a6d31-4c1b", "x/../y"), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("defender[0].tenant_id") && !e.contains("s3cr3t"),
+            "{e}"
+        );
+    }
 }

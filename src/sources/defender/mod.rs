@@ -15,11 +15,12 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
+use crate::config::{AccountConfig, Block, SourceConfig, VendorConfig};
 use crate::http::{Refusal, Reply};
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::sources::paging::{Engine, Pager};
-use crate::sources::registry::{AccountConfig, Vendor};
+use crate::sources::registry::Vendor;
 use crate::sources::token::{request_token, TokenCache};
 use crate::sources::{Source, SourceContext};
 use config::DefenderConfig;
@@ -34,18 +35,25 @@ pub static VENDOR: DefenderVendor = DefenderVendor;
 
 pub struct DefenderVendor;
 
-impl Vendor for DefenderVendor {
+impl VendorConfig for DefenderVendor {
     fn platform(&self) -> Platform {
         PLATFORM
     }
+    fn secret_keys(&self) -> &'static [&'static str] {
+        config::SECRET_KEYS
+    }
+    fn read_account(&self, block: Block<'_>) -> Option<Arc<dyn AccountConfig>> {
+        Some(Arc::new(config::read(block)?))
+    }
+}
+
+impl Vendor for DefenderVendor {
     fn title(&self) -> &'static str {
         "Microsoft Defender Attack Simulation Training (Microsoft Graph)"
     }
-    fn read_account(&self, block: crate::config::Block<'_>) -> Option<Arc<dyn AccountConfig>> {
-        Some(Arc::new(config::read(block)?))
-    }
-    fn secret_keys(&self) -> &'static [&'static str] {
-        &["client_secret"]
+    fn build(&self, config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source>> {
+        let config = config.get::<DefenderConfig>()?.clone();
+        Some(Arc::new(DefenderSource::new(config, ctx)))
     }
 }
 
