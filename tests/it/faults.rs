@@ -45,11 +45,8 @@ fn fix_timeout(mut c: awareness_exporter::config::Config) -> awareness_exporter:
 async fn every_vendor_fails_truthfully_within_budget_and_keeps_its_last_good_data() {
     const SETTINGS: &str = "[poll]\ndeadline = \"30s\"\nmax_attempts = 3\nretry_backoff = \"10ms\"\nmax_pages = 8\nmax_body_bytes = 262144\n";
     for tenant in awareness_sim::fault_tenants().await.unwrap() {
-        let mut config = harness::load(&harness::config_text(
-            SETTINGS,
-            &tenant,
-            "page_size = 100\n",
-        ));
+        // Each fault tenant carries the keys its vendor takes (page_size where it has one).
+        let mut config = harness::load(&harness::config_text(SETTINGS, &tenant, ""));
         config.poll.timeout = Duration::from_millis(600);
         let key = config.sources[0].key();
         let prefix = format!("awareness_{}_", tenant.platform);
@@ -100,9 +97,9 @@ async fn every_vendor_fails_truthfully_within_budget_and_keeps_its_last_good_dat
                 let e = bad.outcome.first_error().unwrap_or_default();
                 assert!(e.contains("poll.max_pages"), "{what}: {e}");
             }
-            // Every listing the source reads has its counter from the start. The fault tenants
-            // need no token: every request counted is a data request (the server's own count
-            // may hold stragglers of the case before).
+            // Every listing the source reads has its counter from the start, a token
+            // endpoint's too once asked (the server's own count may hold stragglers of the case
+            // before).
             let listings = bad.stats.snapshot().requests.len() as u64;
             let data = bad.stats.total_requests();
             assert!(

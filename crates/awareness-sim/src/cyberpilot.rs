@@ -185,7 +185,8 @@ pub async fn login_tenant(
 /// The fault matrix's CyberPilot tenant: 250 users, static token.
 pub async fn fault_tenant() -> std::io::Result<Tenant> {
     let population = Arc::new(Population::generate(8, 250));
-    tenant(population, CyberPilotOptions::default(), "faulty").await
+    let tenant = tenant(population, CyberPilotOptions::default(), "faulty").await?;
+    Ok(tenant.with_keys(crate::demo::PAGE_SIZE))
 }
 
 /// The demo's CyberPilot tenant: 1,200 users, logging in with the password grant.

@@ -354,6 +354,31 @@ pub struct DefenderSim {
 impl crate::Simulator for DefenderSim {
     const PLATFORM: &'static str = PLATFORM;
     type Options = DefenderOptions;
+    const FAULTS: &'static [(Fault, &'static str)] = &[
+        (
+            Fault::Status {
+                code: 500,
+                times: 1000,
+            },
+            "http",
+        ),
+        // Fractional Retry-After, as Graph sends it.
+        (
+            Fault::RateLimit {
+                times: 1000,
+                reset_ms: 20,
+            },
+            "rate_limited",
+        ),
+        // 403: no licence or no AttackSimulation.Read.All; not retried.
+        (
+            Fault::NotLicensed {
+                endpoint: String::new(),
+            },
+            "auth",
+        ),
+        (Fault::TokenFailure, "auth"),
+    ];
 
     fn router(
         population: Arc<Population>,
@@ -406,17 +431,20 @@ pub async fn tenant(
     Tenant::start::<DefenderSim>(population, options, account).await
 }
 
-/// The demo's Defender tenant: 400 people, eleven simulations (two outside the report: a draft and
-/// a scheduled one; one launched before the lookback), and one throttled request (429 with a
-/// fractional `Retry-After`) so the retry counters show.
+/// The demo's Defender tenant: 400 people, eleven simulations (a draft and a scheduled one
+/// without a report, one launched before the lookback).
 pub async fn demo_tenant(account: &str) -> std::io::Result<Tenant> {
     let population = Arc::new(Population::generate(2027, 400));
-    let tenant = tenant(population, DefenderOptions::default(), account).await?;
-    tenant.control().push_fault(Fault::RateLimit {
-        times: 1,
-        reset_ms: 250,
-    });
-    Ok(tenant)
+    tenant(population, DefenderOptions::default(), account).await
+}
+
+/// The fault matrix's Defender tenant: 120 people on 50-row pages.
+pub async fn fault_tenant() -> std::io::Result<Tenant> {
+    let options = DefenderOptions {
+        page_size: 50,
+        ..DefenderOptions::default()
+    };
+    tenant(Arc::new(Population::generate(8, 120)), options, "faulty").await
 }
 
 /// The Graph error envelope with its `innerError`.

@@ -544,7 +544,9 @@ pub async fn fault_tenant() -> std::io::Result<Tenant> {
         ..KnowBe4Options::default()
     };
     let tenant = tenant(Arc::new(Population::generate(8, 120)), options, "faulty").await?;
-    Ok(tenant.with_keys("requests_per_second = 1000\nrequests_per_minute = 60000\n"))
+    Ok(tenant
+        .with_keys("requests_per_second = 1000\nrequests_per_minute = 60000\n")
+        .with_keys(crate::demo::PAGE_SIZE))
 }
 
 /// The demo's KnowBe4 account: 500 people, the vendor's pace limits and daily quota. It polls

@@ -149,6 +149,7 @@ pub async fn fault_tenants() -> io::Result<Vec<Tenant>> {
         cyberpilot::fault_tenant().await?,
         mimecast::fault_tenant().await?,
         knowbe4::fault_tenant().await?,
+        defender::fault_tenant().await?,
     ])
 }
 
