@@ -91,10 +91,10 @@ macro_rules! named {
         $vis enum $E { $(#[serde(rename = $name)] $V),* }
 
         impl $E {
-            pub const ALL: [$E; [$($name),*].len()] = [$($E::$V),*];
+            $vis const ALL: [$E; [$($name),*].len()] = [$($E::$V),*];
 
             /// The name in the config (and of the section, where it is one).
-            pub fn name(self) -> &'static str {
+            $vis fn name(self) -> &'static str {
                 match self { $($E::$V => $name),* }
             }
         }

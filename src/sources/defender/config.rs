@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::values::{duration, Account, HttpUrl, Name, DAY, SEC, WEEK};
+use crate::config::values::{duration, named, Account, HttpUrl, Name, DAY, SEC, WEEK};
 use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
@@ -19,22 +19,15 @@ const MAX_LOOKBACK: u64 = 548 * DAY;
 /// Graph's reports refresh every 10–60 minutes after a simulation starts: hourly is enough.
 const INTERVAL: Duration = Duration::from_secs(3600);
 
-/// The sections, each its own endpoint group (`endpoints`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum Section {
-    Simulations,
-    SimulationCoverage,
-    TrainingCoverage,
-    RepeatOffenders,
+named! {
+    /// The sections, each its own endpoint group (`endpoints`).
+    enum Section {
+        Simulations = "simulations",
+        SimulationCoverage = "simulation-coverage",
+        TrainingCoverage = "training-coverage",
+        RepeatOffenders = "repeat-offenders",
+    }
 }
-
-const SECTIONS: [&str; 4] = [
-    "simulations",
-    "simulation-coverage",
-    "training-coverage",
-    "repeat-offenders",
-];
 
 /// The block as written (the secret's `_file`/`_env` forms are resolved before it is read).
 #[derive(Default, Deserialize)]
@@ -123,14 +116,12 @@ pub(super) fn read(mut b: Block<'_>) -> Option<DefenderConfig> {
     let client_secret = b.required("client_secret", w.client_secret);
     let endpoints = match w.endpoints {
         Some(names) if names.is_empty() => {
-            b.error(
-                "endpoints",
-                format!("names no section; known: {}", SECTIONS.join(", ")),
-            );
+            let known = Section::ALL.map(Section::name).join(", ");
+            b.error("endpoints", format!("names no section; known: {known}"));
             None
         }
-        Some(names) => Some(names.into_iter().map(|n| SECTIONS[n.0 as usize]).collect()),
-        None => Some(SECTIONS.to_vec()),
+        Some(names) => Some(names.into_iter().map(|n| n.0.name()).collect()),
+        None => Some(Section::ALL.map(Section::name).to_vec()),
     };
     Some(DefenderConfig {
         account: b.required("account", w.account)?.into(),
@@ -171,7 +162,7 @@ mod tests {
             (GRAPH_URL, LOGIN_URL)
         );
         assert_eq!((c.lookback, c.interval), (LOOKBACK, INTERVAL));
-        assert_eq!(c.endpoints, SECTIONS);
+        assert_eq!(c.endpoints, Section::ALL.map(Section::name));
         let c = read("lookback = \"30d\"\nendpoints = [\"repeat-offenders\", \"simulations\"]\n")
             .unwrap();
         assert_eq!(c.lookback, Duration::from_secs(30 * 86_400));
