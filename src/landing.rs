@@ -7,45 +7,46 @@ use std::time::SystemTime;
 use crate::model::SourceKey;
 use crate::store::{SourceStatus, Store};
 
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
+/// A time as a person reads it, and how long ago it was; escaped.
 fn when(t: Option<SystemTime>, now: SystemTime) -> String {
-    match t {
-        None => "never".to_string(),
-        Some(t) => {
-            let stamp = chrono::DateTime::<chrono::Utc>::from(t).format("%Y-%m-%d %H:%M:%S UTC");
-            let ago = now.duration_since(t).map(|d| d.as_secs()).unwrap_or(0);
-            format!("{stamp} ({ago}s ago)")
-        }
-    }
+    let Some(t) = t else {
+        return "never".to_string();
+    };
+    let stamp = chrono::DateTime::<chrono::Utc>::from(t).format("%Y-%m-%d %H:%M:%S UTC");
+    let ago = now.duration_since(t).unwrap_or_default().as_secs();
+    format!("{stamp} ({ago}s ago)")
+}
+
+/// One table row of HTML cells.
+fn row(class: &str, cells: &[String]) -> String {
+    let cells: String = cells.iter().map(|c| format!("<td>{c}</td>")).collect();
+    format!("<tr class=\"{class}\">{cells}</tr>\n")
 }
 
 /// The page for everything the store holds now.
 pub fn render(store: &Store, now: SystemTime) -> String {
     let mut notes = String::new();
+    if store.demo {
+        notes.push_str("<p class=\"demo\"><strong>Demo mode</strong>: every source is a built-in simulator on loopback, not a vendor. Run with <code>--config.file</code> to poll real accounts.</p>\n");
+    }
     if let Some((at, reason)) = store.config_status().refused {
         let _ = writeln!(
             notes,
             "<p class=\"refused\"><strong>Config reload refused</strong> at {}; the running \
              config is kept:<br><pre>{}</pre></p>",
-            escape(&when(Some(at), now)),
+            when(Some(at), now),
             escape(&reason)
         );
     }
-    if let Some((ordinal, total)) = store.shard() {
+    if let Some((ordinal, total)) = store.shard {
         let _ = writeln!(
             notes,
             "<p class=\"shard\">Shard {ordinal} of {total}: this replica polls only the accounts \
@@ -53,27 +54,21 @@ pub fn render(store: &Store, now: SystemTime) -> String {
              rest.</p>"
         );
     }
-    page(&store.statuses(now), store.demo_mode(), &notes, now)
+    page(&store.statuses(now), &notes, now)
 }
 
 /// The state column: the last result, the sections down or not offered, and the poll running
 /// now with its latest error.
 fn state_of(s: &SourceStatus, now: SystemTime) -> (&'static str, String) {
-    let class = match (s.first_poll_done(), s.up) {
-        (false, _) => "polling",
-        (true, true) => "up",
-        (true, false) => "down",
+    let (class, mut text) = match (s.first_poll_done(), s.up()) {
+        (false, _) => ("polling", String::from("first poll running")),
+        (true, true) => ("up", String::from("up")),
+        (true, false) => ("down", String::from("down")),
     };
-    let mut text = String::from(if class == "polling" {
-        "first poll running"
-    } else {
-        class
-    });
     let names = |offered: bool| -> Vec<&str> {
-        let down = s.sections.iter().filter(|h| h.up == Some(false));
-        down.filter(|h| h.not_offered() != offered)
-            .map(|h| h.name)
-            .collect()
+        let down = s.sections.iter().filter(|(_, h)| h.up == Some(false));
+        let down = down.filter(|(_, h)| h.not_offered() != offered);
+        down.map(|(name, _)| *name).collect()
     };
     let (down, not_offered) = (names(true), names(false));
     if !down.is_empty() && down.len() < s.sections.len() {
@@ -88,57 +83,41 @@ fn state_of(s: &SourceStatus, now: SystemTime) -> (&'static str, String) {
         );
     }
     if let Some(since) = s.polling_since {
-        let _ = write!(
-            text,
-            "<br>polling since {}",
-            escape(&when(Some(since), now))
-        );
-        if let Some((endpoint, reason)) = &s.current_error {
-            let _ = write!(
-                text,
-                "<br>latest error: {}: {}",
-                escape(endpoint),
-                escape(reason.as_str())
-            );
+        let _ = write!(text, "<br>polling since {}", when(Some(since), now));
+        if let Some((endpoint, reason)) = s.current_error() {
+            let _ = write!(text, "<br>latest error: {}: {reason}", escape(endpoint));
         }
     }
     (class, text)
 }
 
-pub fn page(
-    sources: &[(SourceKey, SourceStatus)],
-    demo: bool,
-    notes: &str,
-    now: SystemTime,
-) -> String {
+fn page(sources: &[(SourceKey, SourceStatus)], notes: &str, now: SystemTime) -> String {
     let mut rows = String::new();
     for (key, s) in sources {
         let (class, state) = state_of(s, now);
         let error = s.last_error.as_ref();
-        let _ = writeln!(
-            rows,
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        let cells = [
             escape(key.platform.as_str()),
             escape(&key.account),
             escape(&s.info.url),
             escape(s.info.auth),
-            escape(&when(s.last_success, now)),
+            state,
+            when(s.last_success, now),
             s.last_duration
-                .map(|d| format!("{:.2}s", d.as_secs_f64()))
-                .unwrap_or_else(|| "-".into()),
-            s.series,
-            escape(&error.map_or(String::new(), |e| format!("{}: {}", e.section, e.error.summary()))),
-            escape(error.and_then(|e| e.reason()).map_or("", |r| r.as_str())),
-        );
+                .map_or("-".into(), |d| format!("{:.2}s", d.as_secs_f64())),
+            s.series().to_string(),
+            error.map_or(String::new(), |e| {
+                escape(&format!("{}: {}", e.section, e.error.summary()))
+            }),
+            error
+                .and_then(|e| e.reason())
+                .map_or(String::new(), |r| r.to_string()),
+        ];
+        rows.push_str(&row(class, &cells));
     }
     if sources.is_empty() {
         rows.push_str("<tr><td colspan=\"10\">No sources configured.</td></tr>\n");
     }
-    let mode = if demo {
-        "<p class=\"demo\"><strong>Demo mode</strong>: every source is a built-in simulator on loopback, not a vendor. Run with <code>--config.file</code> to poll real accounts.</p>\n"
-    } else {
-        ""
-    };
     format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -155,7 +134,7 @@ p.refused {{ background: #ffebe9; padding: 4px 8px; }}
 <body>
 <h1>awareness-exporter</h1>
 <p>Prometheus exporter for security awareness training platforms, version {version}.</p>
-{mode}<p><a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
+<p><a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
 {notes}<h2>Sources</h2>
 <table>
 <tr><th>Platform</th><th>Account</th><th>Vendor URL</th><th>Auth</th><th>State</th><th>Last success</th><th>Last poll took</th><th>Series</th><th>Last error</th><th>Reason</th></tr>
@@ -170,24 +149,22 @@ p.refused {{ background: #ffebe9; padding: 4px 8px; }}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Platform;
+    use crate::model::{FailureReason, FetchError, Platform, SectionError, SourceInfo};
+    use std::time::Duration;
 
     #[test]
     fn escapes_everything_shown() {
         let key = SourceKey::new(Platform::new("mimecast"), "<script>alert(1)</script>");
+        let error = FetchError::new(FailureReason::Auth, "bad \"thing\" & <b>");
         let status = SourceStatus {
-            last_error: Some(crate::model::SectionError {
+            last_error: Some(SectionError {
                 section: "s",
-                error: crate::model::FetchError::new(
-                    crate::model::FailureReason::Auth,
-                    "bad \"thing\" & <b>",
-                )
-                .into(),
+                error: error.into(),
             }),
             last_poll_end: Some(SystemTime::now()),
             ..Default::default()
         };
-        let html = page(&[(key, status)], false, "", SystemTime::now());
+        let html = page(&[(key, status)], "", SystemTime::now());
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains("<td>s: auth</td><td>auth</td>"), "{html}");
@@ -196,32 +173,32 @@ mod tests {
             "the vendor's prose is not shown: {html}"
         );
         assert!(html.contains("<td>down</td>"));
-        assert!(!html.contains("Demo mode"));
+        assert_eq!(escape("&<>\"'"), "&amp;&lt;&gt;&quot;&#39;");
     }
 
     #[test]
-    fn shows_vendor_auth_demo_mode_and_the_running_poll() {
+    fn shows_the_vendor_its_auth_and_the_running_poll() {
         let key = SourceKey::new(Platform::new("mimecast"), "acme");
-        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(100_000);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100_000);
         let status = SourceStatus {
-            info: crate::model::SourceInfo {
+            info: SourceInfo {
                 url: crate::sources::public_url(
                     "https://user:pw@api.services.mimecast.com/?k=SECRET#x",
                 ),
                 auth: "OAuth2 client credentials (API 2.0)",
             },
-            polling_since: Some(now - std::time::Duration::from_secs(42)),
-            current_error: Some(("oauth/token", crate::model::FailureReason::Timeout)),
+            polling_since: Some(now - Duration::from_secs(42)),
             ..Default::default()
         };
-        let html = page(&[(key, status)], true, "", now);
+        // A failure of the poll running now is shown; one from before it is not.
+        status.stats.failure("oauth/token", FailureReason::Timeout);
+        let html = page(&[(key, status)], "", now);
         assert!(
             html.contains("<td>https://api.services.mimecast.com</td>"),
             "{html}"
         );
         assert!(!html.contains("SECRET") && !html.contains("pw@"));
         assert!(html.contains("OAuth2 client credentials (API 2.0)"));
-        assert!(html.contains("Demo mode"));
         assert!(
             html.contains("polling since 1970-01-02 03:45:58 UTC"),
             "{html}"

@@ -7,10 +7,11 @@
 //! caught, logged and counted while the source keeps its schedule.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -25,9 +26,10 @@ use crate::store::Store;
 /// First delay after a failed poll; doubles per consecutive failure up to the interval.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(30);
 
+/// A source's poller task (stopped when this is dropped) and what it was started with.
 struct Running {
     settings: Settings,
-    handle: JoinHandle<()>,
+    _task: AbortOnDrop<()>,
 }
 
 /// Everything a source's poller depends on. A reload restarts a source only when these
@@ -43,16 +45,7 @@ struct Settings {
 }
 
 impl Settings {
-    /// A digest of what the account's data depends on (its vendor URL, account and auth as
-    /// `describe` shows them, and the metrics settings): saved state of another is not served.
-    fn identity(&self) -> String {
-        use sha1::{Digest, Sha1};
-        let text = format!("{}\n{:?}", self.source.account().describe(), self.metrics);
-        format!("{:x}", Sha1::digest(text.as_bytes()))
-    }
-
     fn of(source: &SourceConfig, config: &Config) -> Settings {
-        let interval = source.interval().unwrap_or(config.poll.interval);
         let poll = PollConfig {
             max_age: Duration::ZERO,
             interval: Duration::ZERO,
@@ -60,10 +53,18 @@ impl Settings {
         };
         Settings {
             source: source.clone(),
-            interval,
+            interval: source.interval().unwrap_or(config.poll.interval),
             poll,
             metrics: config.metrics.clone(),
         }
+    }
+
+    /// A digest of what the account's data depends on (its vendor URL, account and auth as
+    /// `describe` shows them, and the metrics settings): saved state of another is not served.
+    fn identity(&self) -> String {
+        use sha1::{Digest, Sha1};
+        let text = format!("{}\n{:?}", self.source.account().describe(), self.metrics);
+        format!("{:x}", Sha1::digest(text.as_bytes()))
     }
 }
 
@@ -73,7 +74,7 @@ pub struct Poller {
     running: Mutex<BTreeMap<SourceKey, Running>>,
     failure_backoff: Duration,
     /// Process-wide request limit, replaced when `poll.max_requests_in_flight` changes.
-    global: Mutex<(usize, Arc<tokio::sync::Semaphore>)>,
+    global: Mutex<(usize, Arc<Semaphore>)>,
     /// The accounts this replica polls (`--shard` / `--total-shards`); the others are skipped
     /// on every apply, start and reload alike.
     shard: Shard,
@@ -81,36 +82,41 @@ pub struct Poller {
     state: Option<Arc<StateDir>>,
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Poller {
     pub fn new(store: Arc<Store>, client: reqwest::Client) -> Self {
         Poller {
             store,
             client,
-            running: Mutex::new(BTreeMap::new()),
+            running: Mutex::default(),
             failure_backoff: FAILURE_BACKOFF,
-            global: Mutex::new((0, Arc::new(tokio::sync::Semaphore::new(1)))),
+            global: Mutex::new((0, Arc::new(Semaphore::new(1)))),
             shard: Shard::ALL,
             state: None,
         }
     }
 
     /// Polls only the accounts of `shard` (see [`crate::shard`]).
-    pub fn with_shard(mut self, shard: Shard) -> Self {
-        self.shard = shard;
-        self
+    pub fn with_shard(self, shard: Shard) -> Self {
+        Poller { shard, ..self }
     }
 
     /// Keeps each account's last good sections in `dir` and serves them again after a
     /// restart (see [`crate::state`]).
-    pub fn with_state_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
-        self.state = dir.map(|d| Arc::new(StateDir::new(d)));
-        self
+    pub fn with_state_dir(self, dir: Option<std::path::PathBuf>) -> Self {
+        let state = dir.map(|d| Arc::new(StateDir::new(d)));
+        Poller { state, ..self }
     }
 
     /// Changes the first retry delay after a failed poll (tests use short ones).
-    pub fn with_failure_backoff(mut self, d: Duration) -> Self {
-        self.failure_backoff = d;
-        self
+    pub fn with_failure_backoff(self, failure_backoff: Duration) -> Self {
+        Poller {
+            failure_backoff,
+            ..self
+        }
     }
 
     /// Brings the running pollers in line with `config` as a diff: unchanged sources keep
@@ -118,19 +124,14 @@ impl Poller {
     /// data), new ones started, removed ones stopped and their series dropped.
     pub fn apply(&self, config: &Config) {
         self.store.set_max_age(config.poll.max_age);
+        let limit = config.poll.max_requests_in_flight;
         let global = {
-            let mut g = self.global.lock().unwrap_or_else(|e| e.into_inner());
-            if g.0 != config.poll.max_requests_in_flight {
-                *g = (
-                    config.poll.max_requests_in_flight,
-                    Arc::new(tokio::sync::Semaphore::new(
-                        config.poll.max_requests_in_flight.max(1),
-                    )),
-                );
+            let mut g = lock(&self.global);
+            if g.0 != limit {
+                *g = (limit, Arc::new(Semaphore::new(limit.max(1))));
             }
             g.1.clone()
         };
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let wanted: BTreeMap<SourceKey, &SourceConfig> = config
             .sources
             .iter()
@@ -147,45 +148,41 @@ impl Poller {
             );
         }
 
-        let removed: Vec<SourceKey> = running
-            .keys()
-            .filter(|k| !wanted.contains_key(*k))
-            .cloned()
-            .collect();
-        for key in removed {
-            if let Some(r) = running.remove(&key) {
-                r.handle.abort();
+        let mut running = lock(&self.running);
+        running.retain(|key, _| {
+            let keep = wanted.contains_key(key);
+            if !keep {
+                self.store.remove(key);
+                if let Some(state) = &self.state {
+                    state.remove(key);
+                }
+                tracing::info!(source = %key, "source removed");
             }
-            self.store.remove(&key);
-            if let Some(state) = &self.state {
-                state.remove(&key);
-            }
-            tracing::info!(source = %key, "source removed");
-        }
+            keep
+        });
         if let (Some(state), true) = (&self.state, running.is_empty()) {
-            let keep: Vec<&SourceKey> = wanted.keys().collect();
-            state.prune(&keep);
+            state.prune(&wanted.keys().collect::<Vec<_>>());
         }
 
         for (key, source_config) in wanted {
             let settings = Settings::of(source_config, config);
             // A new source resumes from its saved state; a changed one polls at once.
-            let restore = if let Some(r) = running.get(&key) {
-                if r.settings == settings {
-                    continue; // unchanged: keeps its token, its schedule and its data
+            let restore = match running.get(&key) {
+                Some(r) if r.settings == settings => continue, // keeps its token, schedule, data
+                Some(_) => {
+                    running.remove(&key);
+                    tracing::info!(source = %key, "source changed; restarting its poller");
+                    false
                 }
-                r.handle.abort();
-                tracing::info!(source = %key, "source changed; restarting its poller");
-                false
-            } else {
-                tracing::info!(source = %key, "source added");
-                true
+                None => {
+                    tracing::info!(source = %key, "source added");
+                    true
+                }
             };
-            let stats = self.store.register(&key);
             let ctx = SourceContext {
                 client: self.client.clone(),
                 global_permits: global.clone(),
-                stats,
+                stats: self.store.register(&key),
                 poll: config.poll.clone(),
                 metrics: config.metrics.clone(),
             };
@@ -194,12 +191,9 @@ impl Poller {
                 continue;
             };
             let interval = settings.interval;
-            self.store.configure(
-                &key,
-                &source.sections(),
-                interval,
-                source_config.account().info(),
-            );
+            let info = source_config.account().info();
+            self.store
+                .configure(&key, &source.sections(), interval, info);
             let schedule = Schedule {
                 interval,
                 deadline: config.poll.deadline.min(interval),
@@ -210,23 +204,20 @@ impl Poller {
                 identity: settings.identity(),
                 restore,
             });
-            let handle = tokio::spawn(run(source, self.store.clone(), schedule, state));
-            running.insert(key, Running { settings, handle });
+            let task = AbortOnDrop(spawn_with(source, self.store.clone(), schedule, state));
+            running.insert(
+                key,
+                Running {
+                    settings,
+                    _task: task,
+                },
+            );
         }
     }
 
     /// Stops every poller (at shutdown).
     pub fn stop(&self) {
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        for (_, r) in std::mem::take(&mut *running) {
-            r.handle.abort();
-        }
-    }
-}
-
-impl Drop for Poller {
-    fn drop(&mut self) {
-        self.stop();
+        lock(&self.running).clear();
     }
 }
 
@@ -249,43 +240,52 @@ struct Due {
 /// Polls one source for ever in a task of its own. The source must be registered (and
 /// configured) in `store`.
 pub fn spawn(source: Arc<dyn Source>, store: Arc<Store>, schedule: Schedule) -> JoinHandle<()> {
-    tokio::spawn(run(source, store, schedule, None))
+    spawn_with(source, store, schedule, None)
 }
 
-/// Polls one source for ever; with `state`, its sections are restored at start (when asked)
-/// and saved after each publish.
+/// [`spawn`]; with `state`, its sections are restored at start (when asked) and saved after
+/// each publish. Every log line of the task names the source.
+fn spawn_with(
+    source: Arc<dyn Source>,
+    store: Arc<Store>,
+    schedule: Schedule,
+    state: Option<SourceState>,
+) -> JoinHandle<()> {
+    let key = source.key();
+    let (platform, account) = (key.platform.as_str(), key.account.as_str());
+    let span = tracing::info_span!("poll", platform, account);
+    tokio::spawn(run(source, store, schedule, state).instrument(span))
+}
+
 async fn run(
     source: Arc<dyn Source>,
     store: Arc<Store>,
     schedule: Schedule,
     state: Option<SourceState>,
 ) {
-    let key = source.key().clone();
-    let span = tracing::info_span!(
-        "poll",
-        platform = key.platform.as_str(),
-        account = key.account.as_str()
-    );
     let restored = match &state {
-        Some(s) if s.restore => s.load(&source, &store).instrument(span.clone()).await,
+        Some(s) if s.restore => s.load(&source, &store).await,
         _ => BTreeMap::new(),
     };
-    // A restored section is next due one interval (jittered) after its last success.
+    // A restored section is next due one interval (jittered) after its last success, but never
+    // later than one interval from now: a clock set back must not stall it.
     let (start, now) = (Instant::now(), SystemTime::now());
     let mut due: BTreeMap<&'static str, Due> = source
         .sections()
         .into_iter()
         .map(|name| {
-            let at = restored.get(name).map_or(start, |success: &SystemTime| {
-                // Never later than one interval from now: a clock set back must not stall it.
-                let interval = jitter(schedule.interval);
-                start
-                    + (*success + interval)
-                        .duration_since(now)
-                        .unwrap_or_default()
-                        .min(interval)
+            let interval = jitter(schedule.interval);
+            let wait = restored.get(name).map_or(Duration::ZERO, |success| {
+                let next = *success + interval;
+                next.duration_since(now).unwrap_or_default().min(interval)
             });
-            (name, Due { at, failures: 0 })
+            (
+                name,
+                Due {
+                    at: start + wait,
+                    failures: 0,
+                },
+            )
         })
         .collect();
     loop {
@@ -300,11 +300,9 @@ async fn run(
             .filter(|(_, d)| d.at <= horizon)
             .map(|(name, _)| *name)
             .collect();
-        let failed = poll_supervised(&source, &store, wanted.clone(), schedule.deadline)
-            .instrument(span.clone())
-            .await;
+        let failed = poll_supervised(&source, &store, wanted.clone(), schedule.deadline).await;
         if let Some(state) = &state {
-            state.save(&source, &store).instrument(span.clone()).await;
+            state.save(&source, &store).await;
         }
 
         // Good sections (re)join the next regular poll; failed ones retry on their own backoff,
@@ -316,21 +314,23 @@ async fn run(
             .filter(|(name, d)| !wanted.contains(name) && d.failures == 0 && d.at > finished)
             .map(|(_, d)| d.at)
             .min();
-        let any_ok = wanted.iter().any(|n| !failed.contains_key(n));
-        let regular = group.or(any_ok.then(|| finished + jitter(schedule.interval)));
-        let regular = regular.unwrap_or_else(|| finished + jitter(schedule.interval));
+        let regular = group.unwrap_or_else(|| finished + jitter(schedule.interval));
         for name in &wanted {
             let Some(d) = due.get_mut(name) else { continue };
-            (d.at, d.failures) = match failed.get(name) {
+            *d = match failed.get(name) {
                 Some(Retry::Backoff) => {
                     let failures = d.failures.saturating_add(1);
                     let backoff = schedule
                         .failure_backoff
                         .saturating_mul(1u32 << (failures - 1).min(16))
                         .min(schedule.interval);
-                    ((finished + jitter(backoff)).min(regular), failures)
+                    let at = (finished + jitter(backoff)).min(regular);
+                    Due { at, failures }
                 }
-                _ => (regular, 0),
+                _ => Due {
+                    at: regular,
+                    failures: 0,
+                },
             };
         }
     }
@@ -341,79 +341,63 @@ async fn run(
 /// sections and when each may be tried again.
 async fn poll_supervised(
     source: &Arc<dyn Source>,
-    store: &Arc<Store>,
+    store: &Store,
     wanted: Vec<&'static str>,
     deadline: Duration,
 ) -> BTreeMap<&'static str, Retry> {
-    let key = source.key().clone();
-    store.poll_started(&key, SystemTime::now());
+    let key = source.key();
+    store.poll_started(key, SystemTime::now());
     let started = Instant::now();
-    let task = {
-        let source = source.clone();
-        let wanted = wanted.clone();
-        tokio::spawn(
-            async move { source.poll_sections(wanted).await }.instrument(tracing::Span::current()),
-        )
-    };
+    let (polled, names) = (source.clone(), wanted.clone());
+    let poll = async move { polled.poll_sections(names).await };
     // Stopping this poller (reload, shutdown) or the deadline must stop the poll too: a
     // dropped JoinHandle would leave it running detached.
-    let _abort = AbortOnDrop(task.abort_handle());
-    let error = match tokio::time::timeout(deadline, task).await {
+    let mut task = AbortOnDrop(tokio::spawn(poll.instrument(tracing::Span::current())));
+    let outcome = match tokio::time::timeout(deadline, &mut task.0).await {
         Ok(Ok(outcome)) => Ok(outcome),
         Ok(Err(e)) if e.is_panic() => {
-            let message = panic_message(e.into_panic());
+            let payload = e.into_panic();
+            let text = payload.downcast_ref::<&str>().map(|s| s.to_string());
+            let message = text.or_else(|| payload.downcast_ref::<String>().cloned());
+            let message = message.unwrap_or_else(|| "(no message)".to_string());
             tracing::error!(panic = %message, "poll panicked; the source keeps its schedule");
             Err(PollError::Panicked(message))
         }
         Ok(Err(e)) => Err(PollError::Ended(e.to_string())),
         Err(_) => Err(PollError::Deadline(deadline)),
     };
-    let outcome = error.unwrap_or_else(|e| PollOutcome::all_failed(&wanted, e));
+    let outcome = outcome.unwrap_or_else(|e| PollOutcome::all_failed(&wanted, e));
     let took = started.elapsed();
     let failed: BTreeMap<&'static str, Retry> = outcome
         .sections
         .iter()
         .filter_map(|s| Some((s.name, s.result.as_ref().err()?.retry())))
         .collect();
-    let now = SystemTime::now();
-    let took_ms = took.as_millis() as u64;
+    let error = outcome.first_failure();
+    let error = error.map_or(String::new(), |e| {
+        format!("{}: {}", e.section, e.error.summary())
+    });
+    let kept = store.publish(key, outcome, took, SystemTime::now());
+    let (took_ms, names) = (took.as_millis() as u64, failed.keys().collect::<Vec<_>>());
     if failed.is_empty() {
         tracing::info!(took_ms, sections = wanted.len(), "poll succeeded");
     } else {
-        let names: Vec<&str> = failed.keys().copied().collect();
-        let kept = store.has_data(&key, &names, now);
-        let error = outcome
-            .first_failure()
-            .map(|e| format!("{}: {}", e.section, e.error.summary()));
-        let error = error.unwrap_or_default();
-        if kept {
-            tracing::warn!(took_ms, failed = ?names, error, "poll failed; keeping the last good data");
+        let data = if kept {
+            "keeping the last good data"
         } else {
-            tracing::warn!(took_ms, failed = ?names, error, "poll failed; no data to publish yet");
-        }
+            "no data to publish yet"
+        };
+        tracing::warn!(took_ms, failed = ?names, error, "poll failed; {data}");
     }
-    store.publish(&key, outcome, took, now);
-    store.expire(now);
     failed
 }
 
 /// Aborts a spawned task when dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
+struct AbortOnDrop<T>(JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// The text of a panic payload (`panic!` gives a `&str` or a `String`).
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(no message)".to_string()
     }
 }
 

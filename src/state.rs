@@ -25,9 +25,9 @@ const MAX_BYTES: u64 = 1 << 30;
 /// Longest a save or a load may take before the poller goes on without it.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A file's content; `D` is `Rendered` when read, and shared, not copied, when written.
+/// A file's content.
 #[derive(Serialize, Deserialize)]
-struct StateFile<D> {
+struct StateFile {
     version: u32,
     platform: String,
     account: String,
@@ -35,16 +35,16 @@ struct StateFile<D> {
     identity: String,
     /// The end of the source's last fully successful poll.
     last_success: Option<SystemTime>,
-    sections: Vec<SavedSection<D>>,
+    sections: Vec<SavedSection>,
     /// The vendor's request ledger (KnowBe4's daily count), as the source gives it.
     ledger: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct SavedSection<D> {
+struct SavedSection {
     name: String,
     success_at: SystemTime,
-    data: D,
+    data: Arc<Rendered>,
 }
 
 /// The state directory.
@@ -95,7 +95,7 @@ impl StateDir {
         }
     }
 
-    fn write(&self, key: &SourceKey, file: &StateFile<Arc<Rendered>>) -> std::io::Result<()> {
+    fn write(&self, key: &SourceKey, file: &StateFile) -> std::io::Result<()> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -118,7 +118,7 @@ impl StateDir {
 
     /// The file of `key`, if it is one of ours for this account and identity; otherwise the
     /// reason, and a file of another account or identity is removed.
-    fn read(&self, key: &SourceKey, identity: &str) -> Result<Option<StateFile<Rendered>>, String> {
+    fn read(&self, key: &SourceKey, identity: &str) -> Result<Option<StateFile>, String> {
         let path = self.path(key);
         let meta = match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -128,24 +128,21 @@ impl StateDir {
             return Err("not a regular file of a plausible size".into());
         }
         let mut text = Vec::new();
-        let file = std::fs::File::open(&path).map_err(|e| format!("cannot read it: {e}"))?;
-        file.take(MAX_BYTES)
-            .read_to_end(&mut text)
-            .map_err(|e| format!("cannot read it: {e}"))?;
+        let file = std::fs::File::open(&path);
+        let read = file.and_then(|f| f.take(MAX_BYTES).read_to_end(&mut text));
+        read.map_err(|e| format!("cannot read it: {e}"))?;
         #[derive(Deserialize)]
         struct Version {
             version: u32,
         }
-        let version: Version =
-            serde_json::from_slice(&text).map_err(|e| format!("truncated or corrupt: {e}"))?;
-        if version.version != VERSION {
+        let corrupt = |e: serde_json::Error| format!("truncated or corrupt: {e}");
+        let Version { version } = serde_json::from_slice(&text).map_err(corrupt)?;
+        if version != VERSION {
             return Err(format!(
-                "format version {} (this exporter reads {VERSION})",
-                version.version
+                "format version {version} (this exporter reads {VERSION})"
             ));
         }
-        let state: StateFile<Rendered> =
-            serde_json::from_slice(&text).map_err(|e| format!("truncated or corrupt: {e}"))?;
+        let state: StateFile = serde_json::from_slice(&text).map_err(corrupt)?;
         let platform = key.platform.as_str();
         if state.platform != platform || state.account != key.account || state.identity != identity
         {
@@ -184,18 +181,9 @@ impl SourceState {
                 return BTreeMap::new();
             }
         };
-        let names = source.sections();
-        let sections: Vec<(&'static str, SystemTime, Rendered)> = state
-            .sections
-            .into_iter()
-            .filter_map(|s| {
-                let name = names.iter().find(|n| **n == s.name)?;
-                Some((*name, s.success_at, s.data))
-            })
-            .collect();
-        let restored: BTreeMap<&'static str, SystemTime> =
-            sections.iter().map(|(name, at, _)| (*name, *at)).collect();
-        store.restore(source.key(), sections, state.last_success);
+        let sections = state.sections.into_iter();
+        let sections = sections.map(|s| (s.name, s.success_at, s.data)).collect();
+        let restored = store.restore(source.key(), sections, state.last_success);
         if let Some(ledger) = state.ledger {
             source.restore_ledger(ledger);
         }
@@ -206,18 +194,22 @@ impl SourceState {
     /// Saves what `store` publishes of `source` now, and its ledger.
     pub(crate) async fn save(&self, source: &Arc<dyn Source>, store: &Store) {
         let key = source.key().clone();
-        let (sections, last_success) = store.saved(&key);
-        let sections = sections.into_iter().map(|(name, at, data)| SavedSection {
-            name: name.to_string(),
-            success_at: at,
-            data,
+        let Some(status) = store.status(&key, SystemTime::now()) else {
+            return; // removed by a reload
+        };
+        let sections = status.sections.into_iter().filter_map(|(name, s)| {
+            Some(SavedSection {
+                name: name.to_string(),
+                success_at: s.last_success?,
+                data: s.data?,
+            })
         });
         let file = StateFile {
             version: VERSION,
             platform: key.platform.to_string(),
             account: key.account.clone(),
             identity: self.identity.clone(),
-            last_success,
+            last_success: status.last_success,
             sections: sections.collect(),
             ledger: source.ledger(),
         };
@@ -228,7 +220,6 @@ impl SourceState {
         }
     }
 }
-
 /// Runs file work on the blocking pool under [`DEADLINE`]: a hung disk cannot stop a poller.
 async fn off_thread<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, String> + Send + 'static,

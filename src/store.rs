@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, LockResult, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::model::{
@@ -13,45 +13,48 @@ use crate::model::{
 use crate::snapshot::{merge, MetricsBuilder, Rendered};
 use crate::stats::ApiStats;
 
-/// What the landing page and the health metrics show about a source.
+/// A source as the landing page and the health metrics show it.
 #[derive(Debug, Clone, Default)]
 pub struct SourceStatus {
     pub polls_ok: u64,
     pub polls_failed: u64,
     /// Polls that panicked (caught; the source kept its schedule).
     pub polls_panicked: u64,
-    /// Every section's last attempt succeeded, or found it not offered by the tenant.
-    pub up: bool,
     pub last_poll_end: Option<SystemTime>,
     /// End of the last poll after which the source was up (or as restored from the state dir).
     pub last_success: Option<SystemTime>,
     pub last_duration: Option<Duration>,
-    /// Why the source is down: a failed section and its typed error.
+    /// Why the source is down: the failure of the latest poll, else of a section still down.
     pub last_error: Option<SectionError>,
     /// Start of the poll running now, if one is.
     pub polling_since: Option<SystemTime>,
-    /// The latest failed request of the poll running now: endpoint and reason.
-    pub current_error: Option<(&'static str, FailureReason)>,
     /// The source's poll interval (its own or `poll.interval`).
     pub interval: Option<Duration>,
     pub info: SourceInfo,
-    /// Each section's state, in name order.
-    pub sections: Vec<SectionStatus>,
-    /// Data series currently published (after `max_age`).
-    pub series: usize,
+    pub sections: BTreeMap<&'static str, SectionStatus>,
+    pub(crate) stats: Arc<ApiStats>,
 }
 
-/// One section's health.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One section's health and its last good data.
+#[derive(Debug, Clone, Default)]
 pub struct SectionStatus {
-    pub name: &'static str,
     /// `None` until its first attempt ends.
     pub up: Option<bool>,
     pub last_success: Option<SystemTime>,
     pub last_error: Option<PollError>,
+    /// As polled at `last_success`; gone once older than `max_age`.
+    pub data: Option<Arc<Rendered>>,
 }
 
 impl SectionStatus {
+    /// Good data, polled (or restored) as of `at`.
+    fn succeeded(&mut self, at: SystemTime, data: Arc<Rendered>) {
+        self.up = Some(true);
+        self.last_success = Some(at);
+        self.last_error = None;
+        self.data = Some(data);
+    }
+
     /// The tenant does not offer it: down, but not the source's fault.
     pub fn not_offered(&self) -> bool {
         self.up == Some(false)
@@ -60,12 +63,62 @@ impl SectionStatus {
                 .as_ref()
                 .is_some_and(|e| e.retry() == Retry::NotOffered)
     }
+
+    /// Its data, when not older than `max_age` at `now`.
+    fn fresh(&self, now: SystemTime, max_age: Duration) -> Option<&Arc<Rendered>> {
+        let at = self.last_success?;
+        let age = now.duration_since(at).unwrap_or_default();
+        self.data.as_ref().filter(|_| age <= max_age)
+    }
 }
 
 impl SourceStatus {
+    /// Every section's last attempt succeeded or found it not offered, and one succeeded.
+    pub fn up(&self) -> bool {
+        let mut sections = self.sections.values();
+        sections.clone().any(|s| s.up == Some(true))
+            && sections.all(|s| s.up == Some(true) || s.not_offered())
+    }
+
     /// True once the first poll attempt ended, whatever its result, or data was restored.
     pub fn first_poll_done(&self) -> bool {
         self.last_poll_end.is_some() || self.last_success.is_some()
+    }
+
+    /// Data series published (after `max_age`, as [`Store::statuses`] gives them).
+    pub fn series(&self) -> usize {
+        let data = self.sections.values().filter_map(|s| s.data.as_ref());
+        data.map(|d| d.series()).sum()
+    }
+
+    /// The latest failed request of the poll running now: endpoint and reason.
+    pub fn current_error(&self) -> Option<(&'static str, FailureReason)> {
+        let since = self.polling_since?;
+        let (endpoint, reason, at) = self.stats.last_failure()?;
+        (at >= since).then_some((endpoint, reason))
+    }
+
+    /// A copy as served at `now`: sections older than `max_age` without their data.
+    fn served(&self, now: SystemTime, max_age: Duration) -> SourceStatus {
+        let mut served = self.clone();
+        for section in served.sections.values_mut() {
+            section.data = section.fresh(now, max_age).cloned();
+        }
+        served
+    }
+
+    /// The first of `first` (then of every section) that is down, and why.
+    fn first_down(&self, first: &[&'static str]) -> Option<SectionError> {
+        let mut names = first.iter().chain(self.sections.keys());
+        names.find_map(|name| {
+            let s = self.sections.get(name)?;
+            let down = s.up == Some(false) && !s.not_offered();
+            let error = s.last_error.clone().filter(|_| down)?;
+            Some(SectionError {
+                section: name,
+                error,
+            })
+        })
     }
 }
 
@@ -78,49 +131,14 @@ pub struct ConfigStatus {
     pub refused: Option<(SystemTime, String)>,
 }
 
-/// A section's name, success time and data, as the state dir keeps it.
-pub type SavedSection<D> = (&'static str, SystemTime, D);
-
-/// A section's health and its last good data (published at `health.last_success`).
-#[derive(Debug)]
-struct Section {
-    health: SectionStatus,
-    data: Option<Arc<Rendered>>,
-}
-
-impl Section {
-    fn new(name: &'static str) -> Section {
-        let health = SectionStatus {
-            name,
-            ..SectionStatus::default()
-        };
-        Section { health, data: None }
-    }
-
-    /// Good data, polled (or restored) as of `at`.
-    fn succeeded(&mut self, at: SystemTime, data: Rendered) {
-        self.health.up = Some(true);
-        self.health.last_success = Some(at);
-        self.health.last_error = None;
-        self.data = Some(Arc::new(data));
-    }
-}
-
-#[derive(Debug)]
-struct Entry {
-    stats: Arc<ApiStats>,
-    status: SourceStatus,
-    sections: BTreeMap<&'static str, Section>,
-}
-
 #[derive(Debug)]
 pub struct Store {
-    sources: RwLock<BTreeMap<SourceKey, Entry>>,
+    sources: RwLock<BTreeMap<SourceKey, SourceStatus>>,
     max_age: RwLock<Duration>,
     /// `(ordinal, total)` when this replica polls one shard of several.
-    shard: Option<(u32, u32)>,
+    pub(crate) shard: Option<(u32, u32)>,
     /// The process polls built-in simulators (`--demo`), not vendors.
-    demo: bool,
+    pub(crate) demo: bool,
     config: Mutex<ConfigStatus>,
     /// Latched once the first config's sources finished their first poll: a reload that adds
     /// an account does not take a serving exporter out of its Service.
@@ -132,44 +150,30 @@ fn secs(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn lock<T>(r: std::sync::LockResult<T>) -> T {
+fn lock<T>(r: LockResult<T>) -> T {
     r.unwrap_or_else(|e| e.into_inner())
 }
 
 impl Store {
     pub fn new(max_age: Duration) -> Self {
         Store {
-            sources: RwLock::new(BTreeMap::new()),
+            sources: RwLock::default(),
             max_age: RwLock::new(max_age),
             shard: None,
             demo: false,
-            config: Mutex::new(ConfigStatus::default()),
+            config: Mutex::default(),
             ready: AtomicBool::new(false),
         }
     }
 
     /// The replica this store serves: its shard `(ordinal, total)` when sharded, and whether
     /// it polls the demo's simulators.
-    pub fn for_replica(mut self, shard: Option<(u32, u32)>, demo: bool) -> Self {
-        self.shard = shard;
-        self.demo = demo;
-        self
-    }
-
-    pub fn shard(&self) -> Option<(u32, u32)> {
-        self.shard
-    }
-
-    pub fn demo_mode(&self) -> bool {
-        self.demo
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<SourceKey, Entry>> {
-        lock(self.sources.read())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<SourceKey, Entry>> {
-        lock(self.sources.write())
+    pub fn for_replica(self, shard: Option<(u32, u32)>, demo: bool) -> Self {
+        Store {
+            shard,
+            demo,
+            ..self
+        }
     }
 
     pub fn max_age(&self) -> Duration {
@@ -200,13 +204,15 @@ impl Store {
 
     /// Registers a source (keeping its state if it exists) and returns its counters.
     pub fn register(&self, key: &SourceKey) -> Arc<ApiStats> {
-        let mut map = self.write();
-        let entry = map.entry(key.clone()).or_insert_with(|| Entry {
-            stats: Arc::new(ApiStats::default()),
-            status: SourceStatus::default(),
-            sections: BTreeMap::new(),
-        });
-        entry.stats.clone()
+        let mut map = lock(self.sources.write());
+        map.entry(key.clone()).or_default().stats.clone()
+    }
+
+    /// Changes the source of `key`, if it is registered.
+    fn update(&self, key: &SourceKey, change: impl FnOnce(&mut SourceStatus)) {
+        if let Some(status) = lock(self.sources.write()).get_mut(key) {
+            change(status);
+        }
     }
 
     /// Sets what a (re)started poller of `key` polls: its sections (others are forgotten, data
@@ -218,169 +224,114 @@ impl Store {
         interval: Duration,
         info: SourceInfo,
     ) {
-        if let Some(entry) = self.write().get_mut(key) {
-            entry.sections.retain(|name, _| sections.contains(name));
+        self.update(key, |s| {
+            s.sections.retain(|name, _| sections.contains(name));
             for name in sections {
-                entry
-                    .sections
-                    .entry(name)
-                    .or_insert_with(|| Section::new(name));
+                s.sections.entry(name).or_default();
             }
-            entry.status.interval = Some(interval);
-            entry.status.info = info;
-            entry.status.up = all_up(&entry.sections);
-        }
+            s.interval = Some(interval);
+            s.info = info;
+        });
     }
 
     /// Serves sections saved before a restart as if just polled at their own success times
-    /// (`max_age` still applies); the source's last success is `last_success`.
-    pub fn restore(
+    /// (`max_age` still applies); the source's last success is `last_success`. Returns when
+    /// each section it polls was restored to.
+    pub(crate) fn restore(
         &self,
         key: &SourceKey,
-        sections: Vec<SavedSection<Rendered>>,
+        sections: Vec<(String, SystemTime, Arc<Rendered>)>,
         last_success: Option<SystemTime>,
-    ) {
-        if let Some(entry) = self.write().get_mut(key) {
+    ) -> BTreeMap<&'static str, SystemTime> {
+        let mut restored = BTreeMap::new();
+        self.update(key, |s| {
             for (name, at, data) in sections {
-                if let Some(s) = entry.sections.get_mut(name) {
-                    s.succeeded(at, data);
+                if let Some((name, section)) = s.sections.iter_mut().find(|(n, _)| **n == name) {
+                    section.succeeded(at, data);
+                    restored.insert(*name, at);
                 }
             }
-            entry.status.up = all_up(&entry.sections);
-            entry.status.last_success = last_success;
-        }
-    }
-
-    /// The sections of `key` with good data, when each succeeded, and the source's last
-    /// success: what the state dir keeps.
-    pub fn saved(&self, key: &SourceKey) -> (Vec<SavedSection<Arc<Rendered>>>, Option<SystemTime>) {
-        let map = self.read();
-        let Some(entry) = map.get(key) else {
-            return (Vec::new(), None);
-        };
-        let sections = entry
-            .sections
-            .values()
-            .filter_map(|s| Some((s.health.name, s.health.last_success?, s.data.clone()?)));
-        (sections.collect(), entry.status.last_success)
+            s.last_success = last_success;
+        });
+        restored
     }
 
     /// Marks a poll of `key` as running since `now` (the landing page shows it).
     pub fn poll_started(&self, key: &SourceKey, now: SystemTime) {
-        if let Some(entry) = self.write().get_mut(key) {
-            entry.status.polling_since = Some(now);
-        }
-    }
-
-    /// True when one of `sections` of `key` has good data to keep (not yet expired).
-    pub fn has_data(&self, key: &SourceKey, sections: &[&'static str], now: SystemTime) -> bool {
-        let max_age = self.max_age();
-        self.read().get(key).is_some_and(|e| {
-            sections
-                .iter()
-                .any(|name| e.sections.get(name).is_some_and(|s| fresh(s, now, max_age)))
-        })
+        self.update(key, |s| s.polling_since = Some(now));
     }
 
     /// Forgets a source: its data and health series disappear from the next scrape.
     pub fn remove(&self, key: &SourceKey) {
-        self.write().remove(key);
+        lock(self.sources.write()).remove(key);
     }
 
-    /// Publishes one finished poll (of every section or of some). Sections that succeeded
-    /// replace their predecessors; failed ones keep the last good data; sections not polled keep
-    /// their state. A poll with a panicked section is counted as a panic.
-    pub fn publish(&self, key: &SourceKey, outcome: PollOutcome, took: Duration, now: SystemTime) {
-        let mut map = self.write();
-        let Some(entry) = map.get_mut(key) else {
-            return; // removed by a reload while it polled
-        };
-        let panicked = outcome
-            .sections
-            .iter()
-            .any(|s| matches!(s.result, Err(PollError::Panicked(_))));
-        let ok = outcome.ok();
-        let error = outcome.sections.iter().find_map(|s| match &s.result {
-            Err(e) if e.retry() != Retry::NotOffered => Some(SectionError {
-                section: s.name,
-                error: e.clone(),
-            }),
-            _ => None,
-        });
-        for outcome in outcome.sections {
-            let section = entry.sections.entry(outcome.name);
-            let section = section.or_insert_with(|| Section::new(outcome.name));
-            match outcome.result {
-                Ok(data) => section.succeeded(now, data),
-                Err(e) => {
-                    section.health.up = Some(false);
-                    section.health.last_error = Some(e);
-                }
-            }
-        }
-        let up = all_up(&entry.sections);
-        let status = &mut entry.status;
-        status.up = up;
-        status.polling_since = None;
-        status.last_poll_end = Some(now);
-        status.last_duration = Some(took);
-        match (panicked, ok) {
-            (true, _) => status.polls_panicked += 1,
-            (false, true) => status.polls_ok += 1,
-            (false, false) => status.polls_failed += 1,
-        }
-        if up {
-            status.last_success = Some(now);
-        }
-        // The error of this poll, else that of a section still down from an earlier one.
-        status.last_error = error.or_else(|| {
-            let down = entry.sections.values().map(|s| &s.health);
-            down.filter(|h| h.up == Some(false) && !h.not_offered())
-                .find_map(|h| {
-                    let error = h.last_error.clone()?;
-                    Some(SectionError {
-                        section: h.name,
-                        error,
-                    })
-                })
-        });
-    }
-
-    /// Drops sections older than `max_age` so their memory is freed, not just hidden.
-    pub fn expire(&self, now: SystemTime) {
+    /// Publishes one finished poll (of every section or of some) and drops data older than
+    /// `max_age` so its memory is freed. Sections that succeeded replace their predecessors;
+    /// failed ones keep the last good data; sections not polled keep their state. A poll with a
+    /// panicked section is counted as a panic. True when a failed section kept data.
+    pub fn publish(
+        &self,
+        key: &SourceKey,
+        outcome: PollOutcome,
+        took: Duration,
+        now: SystemTime,
+    ) -> bool {
         let max_age = self.max_age();
-        for entry in self.write().values_mut() {
-            for s in entry.sections.values_mut() {
-                if !fresh(s, now, max_age) {
-                    s.data = None;
+        let mut map = lock(self.sources.write());
+        let mut kept = false;
+        if let Some(status) = map.get_mut(key) {
+            let polled: Vec<&'static str> = outcome.sections.iter().map(|s| s.name).collect();
+            let panicked = outcome
+                .sections
+                .iter()
+                .any(|s| matches!(s.result, Err(PollError::Panicked(_))));
+            let result = match (outcome.ok(), panicked) {
+                (_, true) => &mut status.polls_panicked,
+                (true, false) => &mut status.polls_ok,
+                (false, false) => &mut status.polls_failed,
+            };
+            *result += 1;
+            for outcome in outcome.sections {
+                let section = status.sections.entry(outcome.name).or_default();
+                match outcome.result {
+                    Ok(data) => section.succeeded(now, Arc::new(data)),
+                    Err(e) => {
+                        section.up = Some(false);
+                        section.last_error = Some(e);
+                        kept |= section.fresh(now, max_age).is_some();
+                    }
                 }
             }
+            status.polling_since = None;
+            status.last_poll_end = Some(now);
+            status.last_duration = Some(took);
+            if status.up() {
+                status.last_success = Some(now);
+            }
+            status.last_error = status.first_down(&polled);
+        } // else removed by a reload while it polled
+        for s in map.values_mut().flat_map(|s| s.sections.values_mut()) {
+            if s.fresh(now, max_age).is_none() {
+                s.data = None;
+            }
         }
+        kept
     }
 
-    /// Status of every source, with the number of data series currently published.
+    /// The source of `key` as served at `now`.
+    pub(crate) fn status(&self, key: &SourceKey, now: SystemTime) -> Option<SourceStatus> {
+        let max_age = self.max_age();
+        let map = lock(self.sources.read());
+        map.get(key).map(|s| s.served(now, max_age))
+    }
+
+    /// Every source as served at `now`.
     pub fn statuses(&self, now: SystemTime) -> Vec<(SourceKey, SourceStatus)> {
         let max_age = self.max_age();
-        self.read()
-            .iter()
-            .map(|(k, e)| {
-                let mut s = e.status.clone();
-                s.sections = e.sections.values().map(|sec| sec.health.clone()).collect();
-                if let Some(since) = s.polling_since {
-                    s.current_error = e
-                        .stats
-                        .last_failure()
-                        .filter(|(_, _, at)| *at >= since)
-                        .map(|(endpoint, reason, _)| (endpoint, reason));
-                }
-                s.series = e
-                    .sections
-                    .values()
-                    .filter(|sec| fresh(sec, now, max_age))
-                    .filter_map(|sec| Some(sec.data.as_ref()?.series()))
-                    .sum();
-                (k.clone(), s)
-            })
+        let map = lock(self.sources.read());
+        map.iter()
+            .map(|(key, s)| (key.clone(), s.served(now, max_age)))
             .collect()
     }
 
@@ -390,7 +341,9 @@ impl Store {
         if self.ready.load(Ordering::Relaxed) {
             return true;
         }
-        let ready = self.read().values().all(|e| e.status.first_poll_done());
+        let ready = lock(self.sources.read())
+            .values()
+            .all(|s| s.first_poll_done());
         self.ready.fetch_or(ready, Ordering::Relaxed) || ready
     }
 
@@ -408,11 +361,10 @@ impl Store {
     /// whether anything changed.
     pub fn data_sections(&self, now: SystemTime) -> Vec<Arc<Rendered>> {
         let max_age = self.max_age();
-        let map = self.read();
-        let sections = map.values().flat_map(|e| e.sections.values());
+        let map = lock(self.sources.read());
+        let sections = map.values().flat_map(|s| s.sections.values());
         sections
-            .filter(|s| fresh(s, now, max_age))
-            .filter_map(|s| s.data.clone())
+            .filter_map(|s| s.fresh(now, max_age).cloned())
             .collect()
     }
 
@@ -431,11 +383,7 @@ impl Store {
             ("awareness_config_last_reload_successful", "1 when the last attempt to load the config file succeeded (at start or on reload), else 0", Some(f64::from(u8::from(config.refused.is_none())))),
             ("awareness_config_last_reload_success_timestamp_seconds", "Unix time at which the config in force was loaded", config.loaded_at.map(secs)),
         ];
-        for (name, help, value) in config_gauges {
-            if let Some(v) = value {
-                b.gauge(name, help, &[], v);
-            }
-        }
+        gauges(&mut b, &[], config_gauges);
         // As kube-state-metrics shows its sharding; absent when not sharded.
         if let Some((ordinal, total)) = self.shard {
             let shard = ordinal.to_string();
@@ -448,92 +396,83 @@ impl Store {
                 f64::from(total),
             );
         }
-        for (key, entry) in self.read().iter() {
-            source_health(&mut b, key, entry);
+        for (key, status) in lock(self.sources.read()).iter() {
+            source_health(&mut b, key, status);
         }
         b.finish()
     }
 }
 
-/// The health series of one source.
-fn source_health(b: &mut MetricsBuilder, key: &SourceKey, entry: &Entry) {
+/// Sets each gauge that has a value.
+fn gauges<const N: usize>(
+    b: &mut MetricsBuilder,
+    labels: &[(&str, &str)],
+    gauges: [(&'static str, &'static str, Option<f64>); N],
+) {
+    for (name, help, value) in gauges {
+        if let Some(v) = value {
+            b.gauge(name, help, labels, v);
+        }
+    }
+}
+
+/// A source's labels and one more.
+fn labels<'a>(key: &'a SourceKey, name: &'a str, value: &'a str) -> [(&'a str, &'a str); 3] {
     let (platform, account) = (key.platform.as_str(), key.account.as_str());
-    let labels = [("platform", platform), ("account", account)];
-    let st = &entry.status;
-    let gauges = [
-        ("awareness_up", "1 when the last poll of the source fully succeeded (sections the tenant does not offer aside), else 0", Some(f64::from(u8::from(st.up)))),
+    [("platform", platform), ("account", account), (name, value)]
+}
+
+/// The health series of one source.
+fn source_health(b: &mut MetricsBuilder, key: &SourceKey, st: &SourceStatus) {
+    let source = &labels(key, "", "")[..2];
+    let source_gauges = [
+        ("awareness_up", "1 when the last poll of the source fully succeeded (sections the tenant does not offer aside), else 0", Some(f64::from(u8::from(st.up())))),
         ("awareness_last_success_timestamp_seconds", "Unix time at the end of the last fully successful poll", st.last_success.map(secs)),
         ("awareness_poll_duration_seconds", "How long the last poll of the source took", st.last_duration.map(|d| d.as_secs_f64())),
         ("awareness_poll_interval_seconds", "The source's poll interval (after a success; failures retry sooner)", st.interval.map(|d| d.as_secs_f64())),
     ];
-    for (name, help, value) in gauges {
-        if let Some(v) = value {
-            b.gauge(name, help, &labels, v);
-        }
-    }
-    for (name, s) in &entry.sections {
-        let labels = [
-            ("platform", platform),
-            ("account", account),
-            ("section", *name),
+    gauges(b, source, source_gauges);
+    for (name, s) in &st.sections {
+        let section_gauges = [
+            ("awareness_section_up", "1 when the last attempt at this section of the source succeeded, else 0 (down, or not offered by the tenant)", s.up.map(|up| f64::from(u8::from(up)))),
+            ("awareness_section_last_success_timestamp_seconds", "Unix time at the end of the last successful poll of this section", s.last_success.map(secs)),
         ];
-        let h = &s.health;
-        if let Some(up) = h.up {
-            b.gauge("awareness_section_up", "1 when the last attempt at this section of the source succeeded, else 0 (down, or not offered by the tenant)", &labels, f64::from(u8::from(up)));
-        }
-        if let Some(t) = h.last_success {
-            b.gauge(
-                "awareness_section_last_success_timestamp_seconds",
-                "Unix time at the end of the last successful poll of this section",
-                &labels,
-                secs(t),
-            );
-        }
+        gauges(b, &labels(key, "section", name), section_gauges);
     }
-    for (result, n) in [
+    let polls = [
         ("success", st.polls_ok),
         ("failure", st.polls_failed),
         ("panic", st.polls_panicked),
-    ] {
-        let labels = [
-            ("platform", platform),
-            ("account", account),
-            ("result", result),
-        ];
+    ];
+    for (result, n) in polls {
         b.counter(
             "awareness_polls",
             "Finished polls of the source, by result (a panic is caught and counted)",
-            &labels,
+            &labels(key, "result", result),
             n as f64,
         );
     }
-    let stats = entry.stats.snapshot();
-    let by_endpoint = [
-        (
+    let stats = st.stats.snapshot();
+    for (endpoint, n) in &stats.requests {
+        b.counter(
             "awareness_api_requests",
             "HTTP requests made to the vendor API",
-            &stats.requests,
-        ),
-        (
+            &labels(key, "endpoint", endpoint),
+            *n as f64,
+        );
+    }
+    for (endpoint, n) in &stats.rows_skipped {
+        b.counter(
             "awareness_rows_skipped",
             "Malformed rows in vendor answers that were skipped",
-            &stats.rows_skipped,
-        ),
-    ];
-    for (name, help, counts) in by_endpoint {
-        for (endpoint, n) in counts {
-            let labels = [
-                ("platform", platform),
-                ("account", account),
-                ("endpoint", endpoint),
-            ];
-            b.counter(name, help, &labels, *n as f64);
-        }
+            &labels(key, "endpoint", endpoint),
+            *n as f64,
+        );
     }
     for ((endpoint, reason), n) in &stats.failures {
         let labels = [
-            ("platform", platform),
-            ("account", account),
+            source[0],
+            source[1],
             ("endpoint", endpoint),
             ("reason", reason.as_str()),
         ];
@@ -545,34 +484,13 @@ fn source_health(b: &mut MetricsBuilder, key: &SourceKey, entry: &Entry) {
         );
     }
     if let Some(n) = stats.rows_read {
-        b.gauge("awareness_source_rows", "Rows read from the vendor by the source's latest poll, all pages and sections (what its memory grows with; poll.max_rows bounds it)", &labels, n as f64);
+        b.gauge("awareness_source_rows", "Rows read from the vendor by the source's latest poll, all pages and sections (what its memory grows with; poll.max_rows bounds it)", source, n as f64);
     }
-    b.counter("awareness_label_values_cut", "Vendor strings cut to 256 bytes (ending in …) on their way to a label value, summed over polls", &labels, stats.labels_cut as f64);
+    b.counter("awareness_label_values_cut", "Vendor strings cut to 256 bytes (ending in …) on their way to a label value, summed over polls", source, stats.labels_cut as f64);
     for (label, n) in &stats.labels_folded {
-        let labels = [
-            ("platform", platform),
-            ("account", account),
-            ("label", label),
-        ];
-        b.counter("awareness_label_values_folded", "Distinct vendor label values folded into __other__ by metrics.max_label_values, summed over polls", &labels, *n as f64);
+        b.counter("awareness_label_values_folded", "Distinct vendor label values folded into __other__ by metrics.max_label_values, summed over polls", &labels(key, "label", label), *n as f64);
     }
 }
-
-/// Up when every section's last attempt succeeded or found it not offered, and one succeeded.
-fn all_up(sections: &BTreeMap<&'static str, Section>) -> bool {
-    let health = || sections.values().map(|s| &s.health);
-    health().any(|h| h.up == Some(true)) && health().all(|h| h.up == Some(true) || h.not_offered())
-}
-
-/// The section's data is there and not older than `max_age`.
-fn fresh(section: &Section, now: SystemTime, max_age: Duration) -> bool {
-    section.data.is_some()
-        && section
-            .health
-            .last_success
-            .is_some_and(|at| now.duration_since(at).map_or(true, |age| age <= max_age))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,7 +571,7 @@ mod tests {
         assert_eq!(last.reason(), Some(FailureReason::Auth));
         assert_eq!(last.to_string(), "s: HTTP 401 Unauthorized");
         assert_eq!(
-            status.sections[0].last_error,
+            status.sections["s"].last_error,
             Some(PollError::Fetch(refused))
         );
 

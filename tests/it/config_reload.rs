@@ -49,7 +49,7 @@ async fn an_empty_or_accountless_reload_is_refused_and_the_old_sources_kept() {
         e.store
             .statuses(SystemTime::now())
             .iter()
-            .map(|(_, s)| s.series)
+            .map(|(_, s)| s.series())
             .sum()
     };
     assert!(

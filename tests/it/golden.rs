@@ -76,7 +76,7 @@ async fn whole_metrics_body_for_a_fixed_population() {
     assert!(eventually(30, || exporter.store.ready()).await);
     let statuses = exporter.store.statuses(SystemTime::now());
     for (key, s) in &statuses {
-        assert!(s.up, "{key}: {:?}", s.last_error);
+        assert!(s.up(), "{key}: {:?}", s.last_error);
     }
     let now = SystemTime::now();
     // Every vendor and section declares each shared family alike (type and help).
