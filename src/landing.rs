@@ -66,7 +66,7 @@ fn state_of(s: &SourceStatus, now: SystemTime) -> (&'static str, String) {
         (true, false) => ("down", String::from("down")),
     };
     let names = |offered: bool| -> Vec<&str> {
-        let down = s.sections.iter().filter(|(_, h)| h.up == Some(false));
+        let down = s.sections.iter().filter(|(_, h)| h.up() == Some(false));
         let down = down.filter(|(_, h)| h.not_offered() != offered);
         down.map(|(name, _)| *name).collect()
     };
@@ -110,7 +110,7 @@ fn page(sources: &[(SourceKey, SourceStatus)], notes: &str, now: SystemTime) -> 
                 escape(&format!("{}: {}", e.section, e.error.summary()))
             }),
             error
-                .and_then(|e| e.reason())
+                .and_then(|e| e.error.reason())
                 .map_or(String::new(), |r| r.to_string()),
         ];
         rows.push_str(&row(class, &cells));

@@ -166,9 +166,6 @@ pub enum PollError {
     /// The poll's task ended without an answer (cancelled at shutdown or reload).
     #[error("poll task ended: {0}")]
     Ended(String),
-    /// A failure known only in words.
-    #[error("{0}")]
-    Other(String),
 }
 
 impl PollError {
@@ -203,18 +200,6 @@ impl PollError {
             PollError::Fetch(e) => e.reason.to_string(),
             other => other.to_string(),
         }
-    }
-}
-
-impl From<String> for PollError {
-    fn from(message: String) -> Self {
-        PollError::Other(message)
-    }
-}
-
-impl From<&str> for PollError {
-    fn from(message: &str) -> Self {
-        PollError::Other(message.to_string())
     }
 }
 
@@ -270,12 +255,6 @@ impl PollOutcome {
 pub struct SectionError {
     pub section: &'static str,
     pub error: PollError,
-}
-
-impl SectionError {
-    pub fn reason(&self) -> Option<FailureReason> {
-        self.error.reason()
-    }
 }
 
 /// Why a reload was refused; the running config is kept. The refusal keeps the loader's own

@@ -10,8 +10,6 @@
 //! going from n to n+1 shards moves only about 1/(n+1) of the accounts, where `hash % n` would
 //! move most of them.
 
-use std::fmt;
-
 use crate::model::SourceKey;
 
 /// This replica's shard: `ordinal` in `0..total`.
@@ -19,12 +17,6 @@ use crate::model::SourceKey;
 pub struct Shard {
     ordinal: u32,
     total: u32,
-}
-
-impl Default for Shard {
-    fn default() -> Self {
-        Shard::ALL
-    }
 }
 
 impl Shard {
@@ -88,12 +80,6 @@ impl Shard {
     /// True when this shard polls `key`.
     pub fn owns(self, key: &SourceKey) -> bool {
         Shard::of(key, self.total) == self.ordinal
-    }
-}
-
-impl fmt::Display for Shard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "shard {} of {}", self.ordinal, self.total)
     }
 }
 
@@ -195,7 +181,7 @@ mod tests {
 
     #[test]
     fn flags_and_pod_names() {
-        assert_eq!(Shard::new(2, 3).unwrap().to_string(), "shard 2 of 3");
+        assert_eq!(Shard::new(2, 3).unwrap().ordinal(), 2);
         assert!(Shard::new(3, 3)
             .unwrap_err()
             .contains("numbered from 0 to 2"));

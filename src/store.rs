@@ -38,9 +38,8 @@ pub struct SourceStatus {
 /// One section's health and its last good data.
 #[derive(Debug, Clone, Default)]
 pub struct SectionStatus {
-    /// `None` until its first attempt ends.
-    pub up: Option<bool>,
     pub last_success: Option<SystemTime>,
+    /// Why its last attempt failed; `None` after a success.
     pub last_error: Option<PollError>,
     /// As polled at `last_success`; gone once older than `max_age`.
     pub data: Option<Arc<Rendered>>,
@@ -49,19 +48,23 @@ pub struct SectionStatus {
 impl SectionStatus {
     /// Good data, polled (or restored) as of `at`.
     fn succeeded(&mut self, at: SystemTime, data: Arc<Rendered>) {
-        self.up = Some(true);
         self.last_success = Some(at);
         self.last_error = None;
         self.data = Some(data);
     }
 
+    /// Whether its last attempt succeeded; `None` until its first attempt ends.
+    pub fn up(&self) -> Option<bool> {
+        match (&self.last_error, self.last_success) {
+            (Some(_), _) => Some(false),
+            (None, success) => success.map(|_| true),
+        }
+    }
+
     /// The tenant does not offer it: down, but not the source's fault.
     pub fn not_offered(&self) -> bool {
-        self.up == Some(false)
-            && self
-                .last_error
-                .as_ref()
-                .is_some_and(|e| e.retry() == Retry::NotOffered)
+        let error = self.last_error.as_ref();
+        error.is_some_and(|e| e.retry() == Retry::NotOffered)
     }
 
     /// Its data, when not older than `max_age` at `now`.
@@ -76,8 +79,8 @@ impl SourceStatus {
     /// Every section's last attempt succeeded or found it not offered, and one succeeded.
     pub fn up(&self) -> bool {
         let mut sections = self.sections.values();
-        sections.clone().any(|s| s.up == Some(true))
-            && sections.all(|s| s.up == Some(true) || s.not_offered())
+        sections.clone().any(|s| s.up() == Some(true))
+            && sections.all(|s| s.up() == Some(true) || s.not_offered())
     }
 
     /// True once the first poll attempt ended, whatever its result, or data was restored.
@@ -112,8 +115,7 @@ impl SourceStatus {
         let mut names = first.iter().chain(self.sections.keys());
         names.find_map(|name| {
             let s = self.sections.get(name)?;
-            let down = s.up == Some(false) && !s.not_offered();
-            let error = s.last_error.clone().filter(|_| down)?;
+            let error = s.last_error.clone().filter(|_| !s.not_offered())?;
             Some(SectionError {
                 section: name,
                 error,
@@ -187,14 +189,9 @@ impl Store {
     /// Records a config taken (`Ok`, at start or on reload) or a reload refused, and why.
     pub fn config_loaded(&self, result: Result<(), String>, now: SystemTime) {
         let mut c = lock(self.config.lock());
-        match result {
-            Ok(()) => {
-                *c = ConfigStatus {
-                    loaded_at: Some(now),
-                    refused: None,
-                }
-            }
-            Err(reason) => c.refused = Some((now, reason)),
+        c.refused = result.err().map(|reason| (now, reason));
+        if c.refused.is_none() {
+            c.loaded_at = Some(now);
         }
     }
 
@@ -297,7 +294,6 @@ impl Store {
                 match outcome.result {
                     Ok(data) => section.succeeded(now, Arc::new(data)),
                     Err(e) => {
-                        section.up = Some(false);
                         section.last_error = Some(e);
                         kept |= section.fresh(now, max_age).is_some();
                     }
@@ -312,9 +308,7 @@ impl Store {
             status.last_error = status.first_down(&polled);
         } // else removed by a reload while it polled
         for s in map.values_mut().flat_map(|s| s.sections.values_mut()) {
-            if s.fresh(now, max_age).is_none() {
-                s.data = None;
-            }
+            s.data = s.fresh(now, max_age).cloned();
         }
         kept
     }
@@ -434,7 +428,7 @@ fn source_health(b: &mut MetricsBuilder, key: &SourceKey, st: &SourceStatus) {
     gauges(b, source, source_gauges);
     for (name, s) in &st.sections {
         let section_gauges = [
-            ("awareness_section_up", "1 when the last attempt at this section of the source succeeded, else 0 (down, or not offered by the tenant)", s.up.map(|up| f64::from(u8::from(up)))),
+            ("awareness_section_up", "1 when the last attempt at this section of the source succeeded, else 0 (down, or not offered by the tenant)", s.up().map(|up| f64::from(u8::from(up)))),
             ("awareness_section_last_success_timestamp_seconds", "Unix time at the end of the last successful poll of this section", s.last_success.map(secs)),
         ];
         gauges(b, &labels(key, "section", name), section_gauges);
@@ -520,7 +514,7 @@ mod tests {
         let failed = PollOutcome {
             sections: vec![SectionOutcome {
                 name: "s",
-                result: Err("boom".into()),
+                result: Err(PollError::Ended("boom".into())),
             }],
         };
         store.publish(
@@ -568,7 +562,7 @@ mod tests {
         store.publish(&key, outcome, Duration::from_secs(1), now);
         let status = &store.statuses(now)[0].1;
         let last = status.last_error.clone().unwrap();
-        assert_eq!(last.reason(), Some(FailureReason::Auth));
+        assert_eq!(last.error.reason(), Some(FailureReason::Auth));
         assert_eq!(last.to_string(), "s: HTTP 401 Unauthorized");
         assert_eq!(
             status.sections["s"].last_error,
@@ -579,7 +573,7 @@ mod tests {
         store.publish(&key, deadline, Duration::from_secs(5), now);
         let status = &store.statuses(now)[0].1;
         let last = status.last_error.clone().unwrap();
-        assert_eq!(last.reason(), None);
+        assert_eq!(last.error.reason(), None);
         assert_eq!(
             last.to_string(),
             "t: poll deadline of 5s exceeded (poll.deadline)"

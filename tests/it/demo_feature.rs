@@ -6,7 +6,7 @@
 async fn demo_starts_the_simulated_tenants_with_the_feature() {
     let (demo, config) = awareness_exporter::demo::start().await.unwrap();
     let accounts: Vec<String> = config.sources.iter().map(|s| s.key().to_string()).collect();
-    let tenants = demo.tenants().tenants();
+    let tenants = demo.tenants();
     assert!(!tenants.is_empty());
     assert_eq!(accounts.len(), tenants.len(), "{accounts:?}");
 }

@@ -34,8 +34,7 @@ fn demo_base() -> String {
 }
 
 async fn demo_exporter() -> (Demo, Arc<Exporter>, ServerHandle, String) {
-    let demo = Demo::start().await.unwrap();
-    let config = demo.config().unwrap();
+    let (demo, config) = awareness_exporter::demo::start().await.unwrap();
     let server_config = config.server.clone();
     let exporter = Exporter::start(config, None);
     assert!(

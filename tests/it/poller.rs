@@ -100,7 +100,7 @@ impl Source for Fake {
                     }
                     Act::Fail => sections.push(SectionOutcome {
                         name,
-                        result: Err("not licensed".into()),
+                        result: Err(FetchError::new(FailureReason::Http, "not licensed").into()),
                     }),
                     Act::NotOffered | Act::Spent => {
                         let (reason, status, retry) = match (self.script)(name, n) {
@@ -650,10 +650,9 @@ async fn a_reload_touches_only_what_changed() {
 /// from the start, and no failure (the demo injects none).
 #[tokio::test]
 async fn the_demo_exposes_every_health_signal_with_every_section_up() {
-    let demo = awareness_exporter::demo::Demo::start().await.unwrap();
-    let config = demo.config().unwrap();
+    let (demo, config) = awareness_exporter::demo::start().await.unwrap();
     let (accounts, sections_total) = (config.sources.len(), harness::section_count(&config));
-    assert_eq!(accounts, demo.tenants().tenants().len());
+    assert_eq!(accounts, demo.tenants().len());
     let exporter = Exporter::start(config, None);
     assert!(eventually(60, || exporter.store.ready()).await);
     exporter.poller.stop();

@@ -108,7 +108,7 @@ async fn each_replica_polls_only_its_accounts_at_start_and_after_reloads() {
         let want = owned(*shard, 0..12);
         assert!(
             common::eventually(20, || polled(seen) == want).await,
-            "{shard}: polled {:?}, owns {want:?}",
+            "{shard:?}: polled {:?}, owns {want:?}",
             polled(seen)
         );
         let shown: BTreeSet<SourceKey> = exporter
@@ -131,7 +131,7 @@ async fn each_replica_polls_only_its_accounts_at_start_and_after_reloads() {
         let want_now = owned(*shard, 6..20);
         assert!(
             common::eventually(20, || want_now.is_subset(&polled(seen))).await,
-            "{shard}: polled {:?} after the reload, owns {want_now:?}",
+            "{shard:?}: polled {:?} after the reload, owns {want_now:?}",
             polled(seen)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -139,7 +139,7 @@ async fn each_replica_polls_only_its_accounts_at_start_and_after_reloads() {
         let allowed: BTreeSet<usize> = owned(*shard, 0..20);
         assert!(
             ever.is_subset(&allowed),
-            "{shard} polled another shard's account: {:?}",
+            "{shard:?} polled another shard's account: {:?}",
             ever.difference(&allowed).collect::<Vec<_>>()
         );
         let shown: BTreeSet<SourceKey> = exporter
