@@ -13,8 +13,7 @@ mod document;
 pub(crate) mod values;
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,28 +63,15 @@ impl fmt::Debug for Secret {
 pub enum ConfigError {
     #[error("cannot read config file {path}: {reason}")]
     Read { path: String, reason: String },
-    #[error(
-        "config file {path} does not exist: copy config.example.toml to {path} and edit it, \
-         or run with --demo to try the exporter on simulated tenants"
-    )]
+    #[error("config file {path} does not exist: copy and edit config.example.toml, or try --demo")]
     Missing { path: String },
-    #[error(
-        "config file {path} is empty; a config that names no account is refused outside --demo"
-    )]
+    #[error("config file {path} is empty: name an account in it, or run with --demo")]
     Empty { path: String },
-    #[error(
-        "config file {path} names no account: add a {tables} block \
-         (see config.example.toml), or run with --demo"
-    )]
-    NoSources {
-        path: String,
-        /// Every registered platform's table: `[[cyberpilot]] or [[mimecast]]`.
-        tables: String,
-    },
-    #[error(
-        "config file {path} changed while it was read; it was not used. Replace it atomically \
-         (write a new file beside it, then rename it over the old one)"
-    )]
+    /// `tables`: every registered platform's table, `[[cyberpilot]] or [[mimecast]]`.
+    #[error("config file {path} names no account: add a {tables} block, or run with --demo")]
+    NoSources { path: String, tables: String },
+    /// Replacing a file atomically (writing a new one, then renaming it) avoids this.
+    #[error("config file {path} changed while it was read: write a new file, then rename it over")]
     Changing { path: String },
     #[error("config file {path}, line {line}, column {column}: {message}")]
     Syntax {
@@ -105,13 +91,13 @@ pub enum ConfigError {
     #[error("web config file {path} (server.web_config_file): {message}")]
     WebConfig { path: String, message: String },
     /// Several problems found in one pass; each names its key.
-    #[error("{} problems in the config:\n{}", .0.len(), list(.0))]
+    #[error("{} problems in the config:\n  - {}", .0.len(), list(.0))]
     Many(Vec<ConfigError>),
 }
 
 fn list(errors: &[ConfigError]) -> String {
-    let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
-    lines.join("\n")
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    lines.join("\n  - ")
 }
 
 impl ConfigError {
@@ -128,13 +114,17 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:10019";
 
 // ---------------------------------------------------------------- validated configuration
 
-#[derive(Debug, Clone, PartialEq)]
+/// The whole config: its sections as declared, its accounts as each vendor read them.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Config {
     pub server: ServerConfig,
     pub poll: PollConfig,
     pub metrics: MetricsConfig,
+    #[serde(skip)]
     pub sources: Vec<SourceConfig>,
     /// True when secrets are written inline in the file (used for the permission warning).
+    #[serde(skip)]
     pub has_inline_secrets: bool,
 }
 
@@ -422,14 +412,15 @@ pub struct Loader {
 impl Loader {
     pub fn new(vendors: impl IntoIterator<Item = &'static dyn VendorConfig>) -> Self {
         let env = std::env::vars_os()
-            .filter_map(|(k, v)| {
-                Some((k.into_string().ok()?, Zeroizing::new(v.into_string().ok()?)))
-            })
-            .collect();
-        Loader {
-            vendors: vendors.into_iter().collect(),
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        let vendors = vendors.into_iter().collect();
+        Loader::with_env(
+            Loader {
+                vendors,
+                env: BTreeMap::new(),
+            },
             env,
-        }
+        )
     }
 
     /// The same vendors with `vars` as the whole environment.
@@ -437,10 +428,10 @@ impl Loader {
         mut self,
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        self.env = vars
+        let vars = vars
             .into_iter()
-            .map(|(k, v)| (k.into(), Zeroizing::new(v.into())))
-            .collect();
+            .map(|(k, v)| (k.into(), Zeroizing::new(v.into())));
+        self.env = vars.collect();
         self
     }
 
@@ -454,33 +445,36 @@ impl Loader {
     pub fn check_file(&self, path: &Path) -> Report {
         let origin = path.display().to_string();
         let text = match read_stable(path) {
-            Ok(t) => t,
+            Ok(text) => text,
             Err(e) => return Report::failed(e),
         };
         if text.trim().is_empty() {
             return Report::failed(ConfigError::Empty { path: origin });
         }
-        let base = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let mut report = self.check_text(&text, &origin, base.unwrap_or(Path::new(".")));
+        let Some(config) = &report.config else {
+            return report;
         };
-        let mut report = self.check_text(&text, &origin, base);
-        if let Some(c) = &report.config {
-            if c.sources.is_empty() {
-                let tables = self.vendors.iter().map(|v| format!("[[{}]]", v.platform()));
-                let tables = tables.collect::<Vec<_>>().join(" or ");
-                report.errors.push(ConfigError::NoSources {
-                    path: origin,
-                    tables,
-                });
-                report.config = None;
-            } else if let Some(who) = readable_by_others(path).filter(|_| c.has_inline_secrets) {
-                report.warnings.push(format!(
-                    "config file {} holds inline secrets and is open to {who}; chmod 600 it or \
-                     use *_file / *_env keys",
-                    path.display()
-                ));
-            }
+        if config.sources.is_empty() {
+            let tables: Vec<String> = self
+                .vendors
+                .iter()
+                .map(|v| format!("[[{}]]", v.platform()))
+                .collect();
+            let tables = tables.join(" or ");
+            report.errors.push(ConfigError::NoSources {
+                path: origin,
+                tables,
+            });
+            report.config = None;
+        } else if let Some(who) =
+            crate::files::open_to_others(path).filter(|_| config.has_inline_secrets)
+        {
+            report.warnings.push(format!(
+                "config file {origin} holds inline secrets and is open to {who}; chmod 600 it or \
+                 use *_file / *_env keys"
+            ));
         }
         report
     }
@@ -498,16 +492,9 @@ impl Loader {
             Ok(read) => read,
             Err(e) => return Report::failed(e),
         };
-        let checks = Checks {
-            doc: &doc,
-            base,
-            env: &self.env,
-            inline: Cell::new(false),
-            errors: RefCell::new(Vec::new()),
-            warnings: RefCell::new(Vec::new()),
-        };
+        let checks = Checks::new(&doc, base, &self.env);
         let config = self.resolve(&checks, tree, base);
-        let mut errors = checks.errors.into_inner();
+        let (mut errors, warnings) = (checks.errors.into_inner(), checks.warnings.into_inner());
         // In the order of the file, so they read top to bottom; problems without a line last.
         errors.sort_by_key(|e| match e {
             ConfigError::Invalid { line: Some(l), .. } => *l,
@@ -517,178 +504,101 @@ impl Loader {
             web_config_file: config.server.web_config_file.clone(),
             config: errors.is_empty().then_some(config),
             errors,
-            warnings: checks.warnings.into_inner(),
+            warnings,
         }
     }
 
-    /// Reads every section and block; problems go to `checks`, and the config is meaningful
-    /// only when there are none.
+    /// Reads the sections, then every vendor's blocks; problems go to `checks`, and the config
+    /// is meaningful only when there are none.
     fn resolve(&self, checks: &Checks<'_>, mut tree: Dict, base: &Path) -> Config {
         for (key, value) in &tree {
-            checks.warn_about_values(std::slice::from_ref(key), value);
+            checks.warn_about_values(key, value);
         }
+        let tables: Vec<_> = (self.vendors.iter())
+            .filter_map(|&v| Some((v, tree.remove(v.platform().as_str())?)))
+            .collect();
         let mut known: Vec<String> = ["server", "poll", "metrics"].map(String::from).to_vec();
         known.extend(self.vendors.iter().map(|v| v.platform().to_string()));
         for key in tree.keys().filter(|k| !known.contains(k)) {
-            checks.error(std::slice::from_ref(key), unknown_key(key, &known));
+            checks.error(key, unknown_key(key, &known));
         }
-        let mut failed = BTreeSet::new();
-        let mut section = |name: &str| {
-            let value = tree
-                .remove(name)
-                .unwrap_or_else(|| Value::from(Dict::new()));
-            (vec![name.to_string()], value)
-        };
-        let (at, v) = section("poll");
-        let poll: PollConfig = checks
-            .declared(&at, v, &[], &mut failed)
-            .unwrap_or_default();
-        let (at, v) = section("metrics");
-        let metrics: MetricsConfig = checks
-            .declared(&at, v, &[], &mut failed)
-            .unwrap_or_default();
-        let (at, v) = section("server");
-        let mut server: ServerConfig = checks
-            .declared(&at, v, &[], &mut failed)
-            .unwrap_or_default();
-        server.web_config_file = server.web_config_file.map(|p| base.join(p));
-        server.state_dir = server.state_dir.map(|p| base.join(p));
-
-        let mut sources = Vec::new();
-        let mut blocks_of = BTreeMap::new();
-        for &vendor in &self.vendors {
+        let sections = Block::new(checks, String::new(), Value::from(tree), &[]).read();
+        let mut config: Config = sections.unwrap_or_default();
+        let server = &mut config.server;
+        server.web_config_file = server.web_config_file.take().map(|p| base.join(p));
+        server.state_dir = server.state_dir.take().map(|p| base.join(p));
+        let (poll, poll_interval) = (&config.poll, config.poll.interval);
+        checks.poll_interval.set(poll_interval);
+        if poll.interval < Duration::from_secs(300) {
+            checks.warn(
+                "poll.interval",
+                "is under 5m and spends vendor API quota quickly",
+            );
+        }
+        if poll.max_age < poll.interval {
+            let warning = "is shorter than poll.interval: every series disappears between polls";
+            checks.warn("poll.max_age", warning);
+        }
+        let mut first = BTreeMap::new();
+        for (vendor, value) in tables {
             let platform = vendor.platform();
-            let Some(value) = tree.remove(platform.as_str()) else {
+            let Value::Array(_, blocks) = value else {
+                let message = format!("must be written as [[{platform}]] blocks, one per account");
+                checks.error(platform.as_str(), message);
                 continue;
             };
-            let blocks = match value {
-                Value::Array(_, items) if items.iter().all(|v| matches!(v, Value::Dict(..))) => {
-                    items
-                }
-                _ => {
-                    let message =
-                        format!("must be written as [[{platform}]] blocks, one per account");
-                    checks.error(&[platform.to_string()], message);
-                    continue;
-                }
-            };
             for (i, value) in blocks.into_iter().enumerate() {
-                let path = vec![platform.to_string(), i.to_string()];
-                let block = Block::new(
-                    checks,
-                    path.clone(),
-                    value,
-                    vendor.secret_keys(),
-                    poll.interval,
-                );
-                if let Some(account) = vendor.read_account(block) {
-                    let source = SourceConfig::new(platform, account);
-                    if let Some(first) = blocks_of.insert(source.key(), path.clone()) {
-                        let first = document::key_name(&first);
-                        checks.error(
-                            &[path, vec!["account".into()]].concat(),
-                            format!("is configured twice (also in {first})"),
-                        );
-                    }
-                    sources.push(source);
+                let path = format!("{platform}.{i}");
+                let block = Block::new(checks, path.clone(), value, vendor.secret_keys());
+                let Some(account) = vendor.read_account(block) else {
+                    continue;
+                };
+                let source = SourceConfig::new(platform, account);
+                if let Some(other) = first.insert(source.key(), document::key_name(&path)) {
+                    let message = format!("is configured twice (also in {other})");
+                    checks.error(&format!("{path}.account"), message);
                 }
+                let max_age = config.poll.max_age;
+                if source
+                    .interval()
+                    .is_some_and(|i| i > max_age && max_age >= poll_interval)
+                {
+                    let warning = "is longer than poll.max_age: its series disappear between polls";
+                    checks.warn(&format!("{path}.interval"), warning);
+                }
+                config.sources.push(source);
             }
         }
-        warn_about_durations(checks, &poll, &sources);
-        Config {
-            server,
-            poll,
-            metrics,
-            sources,
-            has_inline_secrets: checks.inline.get(),
-        }
+        config.has_inline_secrets = checks.inline.get();
+        config
     }
 }
-
-fn warn_about_durations(checks: &Checks<'_>, poll: &PollConfig, sources: &[SourceConfig]) {
-    let show = |d: Duration| humantime::format_duration(d).to_string();
-    if poll.interval < Duration::from_secs(300) {
-        checks.warn(format!(
-            "poll.interval {} is under 5m and spends vendor API quota quickly",
-            show(poll.interval)
-        ));
-    }
-    if poll.max_age < poll.interval {
-        checks.warn(format!(
-            "poll.max_age {} is shorter than poll.interval {}: every source's series disappear between two polls",
-            show(poll.max_age),
-            show(poll.interval)
-        ));
-    }
-    for s in sources {
-        if let Some(i) = s
-            .interval()
-            .filter(|i| *i > poll.max_age && poll.max_age >= poll.interval)
-        {
-            checks.warn(format!(
-                "{}: interval {} is longer than poll.max_age {}: its series disappear between two polls",
-                s.key(),
-                show(i),
-                show(poll.max_age)
-            ));
-        }
-    }
-}
-
-// ---------------------------------------------------------------- files
 
 /// Reads the file (through [`crate::files`]: a regular file, a bounded read with a deadline),
 /// refusing one that changes while it is read (an in-place rewrite would otherwise hand us
-/// half a file): size and modification time before and after, and two reads that must agree.
+/// half a file): its size and modification time before and after must agree with each other
+/// and with what was read.
 fn read_stable(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
-    let origin = || path.display().to_string();
-    let read = || {
-        crate::files::read_text(path).map_err(|e| match e {
-            crate::files::FileError::Missing => ConfigError::Missing { path: origin() },
-            e => ConfigError::Read {
-                path: origin(),
-                reason: e.to_string(),
-            },
-        })
-    };
+    let origin = path.display().to_string();
     let stamp = || {
         std::fs::metadata(path)
-            .ok()
             .map(|m| (m.len(), m.modified().ok()))
+            .ok()
     };
     let before = stamp();
-    let (first, second) = (read()?, read()?);
-    let size = before.map(|(len, _)| len);
-    if before != stamp() || first != second || size != Some(first.len() as u64) {
-        return Err(ConfigError::Changing { path: origin() });
+    let text = crate::files::read_text(path).map_err(|e| match e {
+        crate::files::FileError::Missing => ConfigError::Missing {
+            path: origin.clone(),
+        },
+        e => ConfigError::Read {
+            path: origin.clone(),
+            reason: e.to_string(),
+        },
+    })?;
+    match before == stamp() && before.is_some_and(|(len, _)| len == text.len() as u64) {
+        true => Ok(text),
+        false => Err(ConfigError::Changing { path: origin }),
     }
-    Ok(first)
-}
-
-/// Who besides the exporter may read the secret file at `path`, in words with its mode
-/// ("other users (mode 0644)"), or `None` when nobody may. Group bits count unless the file's
-/// group is the exporter's own (effective) group: Kubernetes mounts secrets `0440` with the
-/// pod's `fsGroup`, and a service account's own group is how a unit file shares a key with it.
-/// Only the metadata is read, never the content.
-#[cfg(unix)]
-fn readable_by_others(path: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
-    let mode = meta.mode() & 0o7777;
-    let own_group = meta.gid() == rustix::process::getegid().as_raw();
-    let who = if mode & 0o007 != 0 {
-        "other users"
-    } else if mode & 0o070 != 0 && !own_group {
-        "its group, which is not the exporter's own"
-    } else {
-        return None;
-    };
-    Some(format!("{who} (mode {mode:04o})"))
-}
-
-#[cfg(not(unix))]
-fn readable_by_others(_: &Path) -> Option<String> {
-    None
 }
 
 #[cfg(test)]
@@ -696,13 +606,12 @@ mod tests {
     //! A vendor plugs in through its registration alone: a toy vendor, unknown to the rest of
     //! the program, gets strict keys with lines, `_file`/`_env` secrets and the reload diff.
 
-    use super::values::{int, Account};
     use super::*;
 
     #[derive(Default, Deserialize)]
     #[serde(default, deny_unknown_fields)]
     struct Written {
-        account: Option<Account>,
+        account: Option<values::Account>,
         token: Option<Secret>,
         #[serde(deserialize_with = "int::<_, _, 1, 100>")]
         page_size: Option<u64>,
@@ -792,7 +701,7 @@ mod tests {
                 "config key `toy[1].token` (line 6): is required (or `token_file` / `token_env`)",
                 "config key `toy[1].account` (line 6): is required",
                 "config key `toy[1].token_fil` (line 7): unknown key; did you mean `token_file`?",
-                "config key `toy[1].page_size` (line 8): must be a whole number without quotes, not text",
+                "config key `toy[1].page_size` (line 8): must be a whole number without quotes",
             ]
         );
         assert!(!text.concat().contains("SECRET-VALUE"));

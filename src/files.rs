@@ -109,6 +109,26 @@ fn read_now(path: &PathBuf) -> Result<Zeroizing<Vec<u8>>, FileError> {
     Ok(bytes)
 }
 
+/// Who besides the exporter may read the file at `path`, in words with its mode ("other users
+/// (mode 0644)"), or `None` when nobody may. Group bits count unless the file's group is the
+/// exporter's own (effective) group: Kubernetes mounts secrets `0440` with the pod's `fsGroup`,
+/// and a service account's own group is how a unit file shares a key with it. Only the
+/// metadata is read, never the content.
+pub(crate) fn open_to_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let mode = meta.mode() & 0o7777;
+    let own_group = meta.gid() == rustix::process::getegid().as_raw();
+    let who = if mode & 0o007 != 0 {
+        "other users"
+    } else if mode & 0o070 != 0 && !own_group {
+        "its group, which is not the exporter's own"
+    } else {
+        return None;
+    };
+    Some(format!("{who} (mode {mode:04o})"))
+}
+
 /// Runs `work` on a thread of its own and waits for it at most `deadline`.
 fn within<T: Send + 'static>(
     deadline: Duration,

@@ -120,11 +120,9 @@ impl WebConfig {
             None => None,
             Some(t) => {
                 let (cert, key) = (base.join(&t.cert_file), base.join(&t.key_file));
-                if world_readable(&key) {
-                    warnings.push(err(
-                        "tls_server_config.key_file",
-                        "the key file is world-readable; restrict it (chmod 600)",
-                    ));
+                if let Some(who) = files::open_to_others(&key) {
+                    let problem = format!("the key file is open to {who}; restrict it (chmod 600)");
+                    warnings.push(err("tls_server_config.key_file", problem));
                 }
                 let config = load_tls(&cert, &key, t.min_version.as_deref())?;
                 files.extend([cert, key]);
@@ -147,17 +145,6 @@ impl WebConfig {
     pub fn tls_acceptor(&self) -> Option<TlsAcceptor> {
         self.tls.clone().map(TlsAcceptor::from)
     }
-}
-
-#[cfg(unix)]
-fn world_readable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
-}
-
-#[cfg(not(unix))]
-fn world_readable(_: &Path) -> bool {
-    false
 }
 
 /// How often the web config files are looked at for changes.
@@ -672,7 +659,9 @@ mod tests {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let cfg = WebConfig::parse(text, dir.path()).unwrap();
         assert!(
-            cfg.warnings().iter().any(|w| w.contains("world-readable")),
+            cfg.warnings()
+                .iter()
+                .any(|w| w.contains("open to other users")),
             "{:?}",
             cfg.warnings()
         );

@@ -1,12 +1,13 @@
 //! The config as figment layers — the TOML file, then `AWARENESS_<SECTION>__<KEY>` variables
-//! over [server], [poll] and [metrics] — and where each key was written, for messages.
+//! over [server], [poll] and [metrics] — and where each key was written, for messages. Keys are
+//! dotted paths: `mimecast.1.client_secret_file`.
 
 use std::collections::BTreeMap;
 
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Value};
 use figment::Figment;
-use toml_edit::{ImDocument, Item, TableLike};
+use toml_edit::ImDocument;
 use zeroize::Zeroizing;
 
 use super::ConfigError;
@@ -17,7 +18,7 @@ const OVERRIDABLE: [&str; 3] = ["server", "poll", "metrics"];
 /// The text, for the line of each key; and which keys the environment set.
 pub(super) struct Document<'a> {
     text: &'a str,
-    doc: ImDocument<&'a str>,
+    toml: ImDocument<&'a str>,
     /// `poll.interval` → `AWARENESS_POLL__INTERVAL`.
     from_env: BTreeMap<String, String>,
 }
@@ -29,22 +30,22 @@ pub(super) fn read<'a>(
     origin: &str,
     env: &BTreeMap<String, Zeroizing<String>>,
 ) -> Result<(Document<'a>, Dict), ConfigError> {
-    let doc = ImDocument::parse(text).map_err(|e| {
-        let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
-        // The first line is the problem; the rest lists what the parser expected.
-        let message: Vec<&str> = e
-            .message()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect();
-        let (path, message) = (origin.to_string(), message.join("; "));
+    let syntax = |offset: usize, message: String| {
+        let (line, column) = line_col(text, offset);
+        let path = origin.to_string();
         ConfigError::Syntax {
             path,
             line,
             column,
             message,
         }
+    };
+    // The first line is the problem; the rest lists what the parser expected.
+    let toml = ImDocument::parse(text).map_err(|e| {
+        let message: Vec<&str> = (e.message().lines().map(str::trim))
+            .filter(|l| !l.is_empty())
+            .collect();
+        syntax(e.span().map_or(0, |s| s.start), message.join("; "))
     })?;
     let mut layers = Figment::from(Toml::string(text));
     let mut from_env = BTreeMap::new();
@@ -60,7 +61,7 @@ pub(super) fn read<'a>(
         let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
         if parts.len() < 2
             || parts.iter().any(String::is_empty)
-            || !OVERRIDABLE.contains(&parts[0].as_str())
+            || !OVERRIDABLE.contains(&&*parts[0])
         {
             continue;
         }
@@ -73,16 +74,12 @@ pub(super) fn read<'a>(
             format!("AWARENESS_{}", parts.join("__").to_ascii_uppercase()),
         );
     }
-    let tree = layers.extract::<Dict>().map_err(|_| ConfigError::Syntax {
-        path: origin.to_string(),
-        line: 0,
-        column: 0,
-        message: "cannot be read as TOML".into(),
-    })?;
+    let tree = layers.extract::<Dict>();
+    let tree = tree.map_err(|_| syntax(0, "cannot be read as TOML".into()))?;
     Ok((
         Document {
             text,
-            doc,
+            toml,
             from_env,
         },
         tree,
@@ -90,9 +87,9 @@ pub(super) fn read<'a>(
 }
 
 /// A key as the user sees it: `poll.interval`, `mimecast[1].client_secret_file`.
-pub(super) fn key_name(path: &[String]) -> String {
+pub(super) fn key_name(key: &str) -> String {
     let mut name = String::new();
-    for part in path {
+    for part in key.split('.') {
         match part.parse::<usize>() {
             Ok(i) => name.push_str(&format!("[{i}]")),
             Err(_) if name.is_empty() => name.push_str(part),
@@ -103,34 +100,27 @@ pub(super) fn key_name(path: &[String]) -> String {
 }
 
 impl Document<'_> {
-    /// The variable that set the key at `path`, if the environment did.
-    pub(super) fn env_var(&self, path: &[String]) -> Option<&str> {
-        self.from_env.get(&path.join(".")).map(String::as_str)
+    /// The variable that set `key`, if the environment did.
+    pub(super) fn env_var(&self, key: &str) -> Option<&str> {
+        self.from_env.get(key).map(String::as_str)
     }
 
-    /// The line of the key at `path` in the file, or of the nearest table written that holds
-    /// it (the `[[mimecast]]` line of `mimecast.1.account` when the key is missing).
-    pub(super) fn line(&self, path: &[String]) -> Option<usize> {
-        let line =
-            |span: Option<std::ops::Range<usize>>| span.map(|s| line_col(self.text, s.start).0);
-        let (mut table, mut found): (&dyn TableLike, _) = (self.doc.as_table(), None);
-        let mut parts = path.iter();
-        while let Some((key, item)) = parts.next().and_then(|p| table.get_key_value(p)) {
-            found = line(key.span()).or(found);
-            let (next, span) = match item {
-                Item::ArrayOfTables(a) => match parts.next().and_then(|i| a.get(i.parse().ok()?)) {
-                    Some(t) => (Some(t as &dyn TableLike), t.span()),
-                    None => break,
-                },
-                item => (item.as_table_like(), None),
+    /// The line of `key` in the file, or of the nearest table written that holds it (the
+    /// `[[mimecast]]` line of `mimecast.1.account` when the key is missing).
+    pub(super) fn line(&self, key: &str) -> Option<usize> {
+        let (mut item, mut line) = (self.toml.as_item(), None);
+        for part in key.split('.') {
+            let next = match part.parse::<usize>() {
+                Ok(i) => item.get(i),
+                Err(_) => item.get(part),
             };
-            found = line(span).or(found);
-            match next {
-                Some(t) => table = t,
-                None => break,
-            }
+            let Some(next) = next else {
+                break;
+            };
+            item = next;
+            line = item.span().map(|s| line_col(self.text, s.start).0).or(line);
         }
-        found
+        line
     }
 }
 
@@ -172,29 +162,24 @@ mod tests {
             "{got}"
         );
         assert!(!got.contains("secret") && !got.contains("\"1m\""), "{got}");
-        let path = |k: &str| k.split('.').map(str::to_string).collect::<Vec<_>>();
         assert_eq!(
-            doc.env_var(&path("metrics.per_user")),
+            doc.env_var("metrics.per_user"),
             Some("AWARENESS_METRICS__PER_USER")
         );
-        assert_eq!(doc.env_var(&path("poll.timeout")), None);
-        assert_eq!(doc.line(&path("poll.timeout")), Some(2));
+        assert_eq!(doc.env_var("poll.timeout"), None);
+        assert_eq!(doc.line("poll.timeout"), Some(2));
     }
 
     #[test]
     fn lines_of_keys_blocks_and_inline_tables() {
         let text = "[[m]]\na = 1\n\n[[m]]\nb = 2\n[m.login]\nc = 3\n[n]\nd = { e = 1 }\n";
         let (doc, _) = read(text, "t", &BTreeMap::new()).unwrap();
-        let line = |p: &[&str]| doc.line(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(line(&["m", "1", "b"]), Some(5));
-        assert_eq!(line(&["m", "1"]), Some(4));
-        assert_eq!(line(&["m", "1", "login", "c"]), Some(7));
-        assert_eq!(line(&["m", "1", "missing"]), Some(4));
-        assert_eq!(line(&["n", "d", "e"]), Some(9));
-        assert_eq!(
-            key_name(&["m".into(), "1".into(), "login".into()]),
-            "m[1].login"
-        );
+        assert_eq!(doc.line("m.1.b"), Some(5));
+        assert_eq!(doc.line("m.1"), Some(4));
+        assert_eq!(doc.line("m.1.login.c"), Some(7));
+        assert_eq!(doc.line("m.1.missing"), Some(4));
+        assert_eq!(doc.line("n.d.e"), Some(9));
+        assert_eq!(key_name("m.1.login"), "m[1].login");
     }
 
     #[test]

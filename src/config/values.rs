@@ -19,21 +19,6 @@ pub(crate) const HOUR: u64 = 60 * MINUTE;
 pub(crate) const DAY: u64 = 24 * HOUR;
 pub(crate) const WEEK: u64 = 7 * DAY;
 
-/// Text in quotes, or a type error that says `expected` (never the value).
-fn text<'de, D: Deserializer<'de>>(d: D, expected: &'static str) -> Result<String, D::Error> {
-    struct Text(&'static str);
-    impl Visitor<'_> for Text {
-        type Value = String;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(self.0)
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-    }
-    d.deserialize_str(Text(expected))
-}
-
 /// A duration in quotes from `MIN` to `MAX` milliseconds, as a `Duration` or an
 /// `Option<Duration>`: `deserialize_with = "duration::<_, _, SEC, WEEK>"`. The upper bounds
 /// catch unit slips ("30d" for "30m") before they silence a source for weeks.
@@ -42,22 +27,28 @@ where
     D: Deserializer<'de>,
     T: From<Duration>,
 {
-    let text = text(
-        d,
-        "a duration in quotes, such as \"90s\", \"15m\" or \"1h 30m\"",
-    )?;
-    let show = |ms| humantime::format_duration(Duration::from_millis(ms)).to_string();
-    match humantime::parse_duration(text.trim()) {
+    /// Text, or a type error that shows the accepted forms.
+    struct Text;
+    impl Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a duration in quotes, such as \"90s\", \"15m\" or \"1h 30m\"")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    let show = |ms| humantime::format_duration(Duration::from_millis(ms));
+    match humantime::parse_duration(d.deserialize_str(Text)?.trim()) {
         Err(_) => Err(de::Error::custom(
             "must be a number and a unit (ms, s, m, h, d), such as \"90s\", \"15m\" or \"1h 30m\"",
         )),
-        Ok(v) if v < Duration::from_millis(MIN) => {
-            Err(de::Error::custom(format!("must be at least {}", show(MIN))))
-        }
-        Ok(v) if v > Duration::from_millis(MAX) => {
-            Err(de::Error::custom(format!("must be at most {}", show(MAX))))
-        }
-        Ok(v) => Ok(T::from(v)),
+        Ok(v) if (MIN..=MAX).contains(&(v.as_millis() as u64)) => Ok(T::from(v)),
+        Ok(_) => Err(de::Error::custom(format!(
+            "must be from {} to {}",
+            show(MIN),
+            show(MAX)
+        ))),
     }
 }
 
@@ -68,18 +59,10 @@ where
     D: Deserializer<'de>,
     T: TryFrom<u64>,
 {
-    let v = i64::deserialize(d)?;
-    if v < 0 {
-        return Err(de::Error::custom("must not be negative"));
-    }
-    match u64::try_from(v) {
-        Ok(v) if (MIN..=MAX).contains(&v) => {
-            T::try_from(v).map_err(|_| de::Error::custom("is too large"))
-        }
-        _ => Err(de::Error::custom(format!(
-            "must be between {MIN} and {MAX}"
-        ))),
-    }
+    let v = u64::try_from(i64::deserialize(d)?).ok();
+    let v = v.filter(|v| (MIN..=MAX).contains(v)).map(T::try_from);
+    let problem = || de::Error::custom(format!("must be between {MIN} and {MAX}"));
+    v.and_then(Result::ok).ok_or_else(problem)
 }
 
 /// An enum whose variants are written as names in the config (`endpoints = ["users"]`): it
@@ -108,7 +91,7 @@ pub(crate) struct Name<T>(pub(crate) T);
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Name<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = text(d, "a name in quotes")?;
+        let name = String::deserialize(d)?;
         T::deserialize(name.trim().into_deserializer()).map(Name)
     }
 }
@@ -125,18 +108,16 @@ impl From<HttpUrl> for String {
 
 impl<'de> Deserialize<'de> for HttpUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = text(
-            d,
-            "an absolute URL in quotes, such as \"https://api.example.com\"",
-        )?;
-        match url::Url::parse(text.trim()) {
-            Ok(u) if !u.username().is_empty() || u.password().is_some() => Err(de::Error::custom(
-                "must not contain a user name or password",
-            )),
-            Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {
+        let text = String::deserialize(d)?;
+        let url = url::Url::parse(text.trim()).ok();
+        match url.filter(|u| matches!(u.scheme(), "https" | "http") && u.has_host()) {
+            Some(u) if u.username().is_empty() && u.password().is_none() => {
                 Ok(HttpUrl(text.trim().trim_end_matches('/').to_string()))
             }
-            _ => Err(de::Error::custom(
+            Some(_) => Err(de::Error::custom(
+                "must not contain a user name or password",
+            )),
+            None => Err(de::Error::custom(
                 "must be an absolute URL starting with https://, such as https://api.example.com",
             )),
         }
@@ -159,7 +140,7 @@ pub(super) fn plain_http_to_another_host(url: &str) -> bool {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match text(d, "a secret in quotes")? {
+        match String::deserialize(d)? {
             empty if empty.is_empty() => Err(de::Error::custom("the secret is empty")),
             value => Ok(Secret::new(value)),
         }
@@ -178,11 +159,10 @@ impl From<Account> for String {
 
 impl<'de> Deserialize<'de> for Account {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match text(d, "a name in quotes")? {
-            a if a.trim().is_empty() => Err(de::Error::custom("must not be empty")),
-            a if a.len() > 128 || a.chars().any(char::is_control) => Err(de::Error::custom(
-                "must be at most 128 characters with no control characters",
-            )),
+        match String::deserialize(d)? {
+            a if a.trim().is_empty() || a.len() > 128 || a.chars().any(char::is_control) => Err(
+                de::Error::custom("must be 1 to 128 characters with no control characters"),
+            ),
             a => Ok(Account(a)),
         }
     }

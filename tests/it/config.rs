@@ -618,10 +618,7 @@ fn a_duration_error_shows_the_accepted_forms() {
     );
     assert!(!e.contains("in quotes"), "{e}");
     let e = err("[poll]\ntimeout = 60\n");
-    assert!(
-        e.contains("must be a duration in quotes") && e.contains("not a number"),
-        "{e}"
-    );
+    assert!(e.contains("must be a duration in quotes"), "{e}");
 }
 
 /// `:PORT` is every interface, as in Prometheus and its exporters (issue 23).

@@ -150,12 +150,9 @@ pub const SECRET_KEYS: &[&str] = &["token"];
 /// Reads one `[[knowbe4]]` block.
 pub(super) fn read(mut b: Block<'_>) -> Option<KnowBe4Config> {
     let w: Written = b.read()?;
-    if w.base_url.is_none() && w.region.is_none() && !b.failed("base_url") && !b.failed("region") {
-        let hint = "is required (us, eu, ca, uk or de: the region of the console you log in to, \
+    let required = "is required (us, eu, ca, uk or de: the region of the console you log in to, \
                     training.knowbe4.com is us), or give base_url";
-        b.error("region", hint);
-    }
-    let host = b.host(w.base_url, w.region, &REGIONS);
+    let host = b.host(w.base_url, w.region, &REGIONS, Err(required));
     let token = b.required("token", w.token);
     let rate = |n: Option<u64>, max: u32, key: &str| match n.map(|n| n as u32) {
         Some(n) if n > max => {

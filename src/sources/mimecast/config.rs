@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -163,66 +165,53 @@ pub(super) fn read(mut b: Block<'_>) -> Option<MimecastConfig> {
         Some(Mode::Hmac) => ("oauth2\" (API 2.0)", "hmac"),
         _ => ("hmac\" (API 1.0)", "oauth2"),
     };
-    for (key, _, _) in keys
-        .iter()
-        .filter(|(_, given, of)| *given && mode.is_some_and(|m| m != *of))
-    {
-        b.error(
-            key,
-            format!("belongs to auth = \"{other}; this account uses auth = \"{this}\""),
-        );
+    for (key, given, of) in keys {
+        if given && mode.is_some_and(|m| m != of) {
+            b.error(
+                key,
+                format!("belongs to auth = \"{other}; this account uses auth = \"{this}\""),
+            );
+        }
     }
-    let account = b.required("account", w.account);
     // API 1.0 (hmac) has no global host: it needs a region or base_url; API 2.0 (oauth2) has
-    // its global gateway.
-    let (hmac, written) = (
-        mode == Some(Mode::Hmac),
-        (w.base_url.is_some(), w.region.is_some()),
-    );
-    let base_url = match written {
-        _ if mode.is_none() || b.failed("base_url") || b.failed("region") => None,
-        (false, true) if !hmac => {
-            let hint = "selects an API 1.0 host and needs auth = \"hmac\"; API 2.0 (oauth2) uses \
-                        base_url (default https://api.services.mimecast.com)";
-            b.error("region", hint);
-            None
-        }
-        (false, false) if hmac => {
-            let hint = "auth = \"hmac\" (API 1.0) needs region (eu, de, us, usb, ca, za, au, jer) \
-                        or base_url; the default host is the API 2.0 gateway, which does not \
-                        accept API 1.0 signatures";
-            b.error("region", hint);
-            None
-        }
-        (false, false) => Some(DEFAULT_URL.to_string()),
-        _ => b.host(w.base_url, w.region, &REGIONS).map(|(host, _)| host),
+    // its global gateway and no regions.
+    let otherwise = match mode {
+        Some(Mode::Hmac) => Err(
+            "auth = \"hmac\" (API 1.0) needs region (eu, de, us, usb, ca, za, \
+                                 au, jer) or base_url; the default host is the API 2.0 gateway, \
+                                 which does not accept API 1.0 signatures",
+        ),
+        _ => Ok(DEFAULT_URL),
     };
-    if w.endpoints.as_ref().is_some_and(BTreeSet::is_empty) {
+    if mode == Some(Mode::OAuth2) && w.region.is_some() && w.base_url.is_none() {
+        let hint = "selects an API 1.0 host and needs auth = \"hmac\"; API 2.0 (oauth2) uses \
+                    base_url (default https://api.services.mimecast.com)";
+        b.error("region", hint);
+    }
+    let base_url = b.host(w.base_url, w.region, &REGIONS, otherwise);
+    let endpoints = w.endpoints.map_or(MimecastEndpoint::ALL.to_vec(), |e| {
+        e.into_iter().map(|e| e.0).collect()
+    });
+    if endpoints.is_empty() {
         b.error("endpoints", "must name at least one endpoint");
     }
+    let account = b.required("account", w.account);
     let auth = match mode? {
         Mode::OAuth2 => {
-            let (id, secret) = (
-                b.required("client_id", w.client_id),
-                b.required("client_secret", w.client_secret),
-            );
+            let client_id = b.required("client_id", w.client_id);
+            let client_secret = b.required("client_secret", w.client_secret);
             MimecastAuth::OAuth2 {
-                client_id: id?,
-                client_secret: secret?,
+                client_id: client_id?,
+                client_secret: client_secret?,
             }
         }
         Mode::Hmac => {
-            let (id, app_key) = (
-                b.required("app_id", w.app_id),
-                b.required("app_key", w.app_key),
-            );
+            let app_id = b.required("app_id", w.app_id);
+            let app_key = b.required("app_key", w.app_key);
             let access_key = b.required("access_key", w.access_key);
             let secret_key = b.required("secret_key", w.secret_key).filter(|k| {
-                use base64::Engine as _;
-                let decoded = base64::engine::general_purpose::STANDARD.decode(k.expose());
-                let valid = decoded.map(Zeroizing::new).is_ok();
+                let valid = STANDARD.decode(k.expose()).map(Zeroizing::new).is_ok();
                 if !valid {
-                    // Named as written: `secret_key_file`, not `secret_key`.
                     b.error(
                         "secret_key",
                         "does not hold valid base64 (Mimecast issues secret keys in base64)",
@@ -231,7 +220,7 @@ pub(super) fn read(mut b: Block<'_>) -> Option<MimecastConfig> {
                 valid
             });
             MimecastAuth::Hmac {
-                app_id: id?,
+                app_id: app_id?,
                 app_key: app_key?,
                 access_key: access_key?,
                 secret_key: secret_key?,
@@ -240,14 +229,10 @@ pub(super) fn read(mut b: Block<'_>) -> Option<MimecastConfig> {
     };
     Some(MimecastConfig {
         account: account?.into(),
-        base_url: base_url?,
+        base_url: base_url?.0,
         auth,
         page_size: w.page_size.unwrap_or(500) as usize,
-        endpoints: match w.endpoints {
-            Some(e) => e.into_iter().map(|e| e.0).collect::<Vec<_>>(),
-            None => MimecastEndpoint::ALL.to_vec(),
-        },
+        endpoints: Some(endpoints).filter(|e| !e.is_empty())?,
         interval: w.interval,
     })
-    .filter(|c| !c.endpoints.is_empty())
 }
