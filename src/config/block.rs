@@ -16,16 +16,17 @@ use std::time::Duration;
 use figment::error::Kind;
 use figment::value::{Dict, Value};
 use serde::de::DeserializeOwned;
+use toml_edit::ImDocument;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::document::{key_name, Document};
+use super::document::{key_name, line, overridden_key};
 use super::values::{plain_http_to_another_host, HttpUrl};
 use super::ConfigError;
 
 /// What the reading of one config shares: the document (for lines), the folder of relative
 /// paths, the environment, `poll.interval` once read, and the problems found so far.
 pub(super) struct Checks<'a> {
-    doc: &'a Document<'a>,
+    doc: &'a ImDocument<&'a str>,
     base: &'a Path,
     env: &'a BTreeMap<String, Zeroizing<String>>,
     pub(super) poll_interval: Cell<Duration>,
@@ -37,7 +38,7 @@ pub(super) struct Checks<'a> {
 
 impl<'a> Checks<'a> {
     pub(super) fn new(
-        doc: &'a Document<'a>,
+        doc: &'a ImDocument<&'a str>,
         base: &'a Path,
         env: &'a BTreeMap<String, Zeroizing<String>>,
     ) -> Self {
@@ -52,19 +53,19 @@ impl<'a> Checks<'a> {
         }
     }
 
-    /// A problem with `key`: its line, or the variable that set it.
+    /// A problem with `key`: its line, or the variable that set it (the last one, as figment
+    /// layers them).
     pub(super) fn error(&self, key: &str, message: impl Display) {
-        let (line, message) = match self.doc.env_var(key) {
-            Some(var) => (
-                None,
-                format!("{message} (set by environment variable {var})"),
-            ),
-            None => (self.doc.line(key), message.to_string()),
+        let mut vars = self.env.keys();
+        let var = vars.rfind(|v| overridden_key(v).as_deref() == Some(key));
+        let message = match var {
+            Some(var) => format!("{message} (set by environment variable {var})"),
+            None => message.to_string(),
         };
+        let line = var.is_none().then(|| line(self.doc, key)).flatten();
         let key = key_name(key);
-        self.errors
-            .borrow_mut()
-            .push(ConfigError::Invalid { key, line, message });
+        let problem = ConfigError::Invalid { key, line, message };
+        self.errors.borrow_mut().push(problem);
     }
 
     /// Whether a problem with `key` is already reported.
@@ -78,7 +79,7 @@ impl<'a> Checks<'a> {
 
     /// A warning about `key` (printed by `--check-config`, logged at start-up and reload).
     pub(super) fn warn(&self, key: &str, message: impl Display) {
-        let at = at_line(self.doc.line(key));
+        let at = at_line(line(self.doc, key));
         let warning = format!("key `{}`{at}: {message}", key_name(key));
         self.warnings.borrow_mut().push(warning);
     }

@@ -15,75 +15,49 @@ use super::ConfigError;
 /// The sections whose keys `AWARENESS_<SECTION>__<KEY>` may set.
 const OVERRIDABLE: [&str; 3] = ["server", "poll", "metrics"];
 
-/// The text, for the line of each key; and which keys the environment set.
-pub(super) struct Document<'a> {
-    text: &'a str,
-    toml: ImDocument<&'a str>,
-    /// `poll.interval` → `AWARENESS_POLL__INTERVAL`.
-    from_env: BTreeMap<String, String>,
-}
-
-/// Reads `text` and lays the environment's overrides over it: the merged tree and where its
-/// keys came from. A syntax error names its line and column, never the text around it.
+/// The file as written (for the line of each key), and the merged tree with the environment's
+/// overrides. A syntax error names its line and column, never the text around it.
 pub(super) fn read<'a>(
     text: &'a str,
     origin: &str,
     env: &BTreeMap<String, Zeroizing<String>>,
-) -> Result<(Document<'a>, Dict), ConfigError> {
-    let syntax = |offset: usize, message: String| {
-        let (line, column) = line_col(text, offset);
-        let path = origin.to_string();
+) -> Result<(ImDocument<&'a str>, Dict), ConfigError> {
+    let doc = ImDocument::parse(text).map_err(|e| {
+        let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
+        // The first line is the problem; the rest lists what the parser expected.
+        let message: Vec<&str> = (e.message().lines().map(str::trim))
+            .filter(|l| !l.is_empty())
+            .collect();
+        let (path, message) = (origin.to_string(), message.join("; "));
         ConfigError::Syntax {
             path,
             line,
             column,
             message,
         }
-    };
-    // The first line is the problem; the rest lists what the parser expected.
-    let toml = ImDocument::parse(text).map_err(|e| {
-        let message: Vec<&str> = (e.message().lines().map(str::trim))
-            .filter(|l| !l.is_empty())
-            .collect();
-        syntax(e.span().map_or(0, |s| s.start), message.join("; "))
     })?;
     let mut layers = Figment::from(Toml::string(text));
-    let mut from_env = BTreeMap::new();
     for (name, value) in env {
-        // As figment's `Env::prefixed("AWARENESS_").split("__")`: the prefix in any case, keys
-        // lower-cased, a variable with an empty part left out.
-        let prefixed = name
-            .get(..10)
-            .is_some_and(|p| p.eq_ignore_ascii_case("AWARENESS_"));
-        let Some(rest) = name.get(10..).filter(|_| prefixed) else {
-            continue;
-        };
-        let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-        if parts.len() < 2
-            || parts.iter().any(String::is_empty)
-            || !OVERRIDABLE.contains(&&*parts[0])
-        {
-            continue;
+        if let Some(key) = overridden_key(name) {
+            // Booleans and numbers as such, anything else as text (so `15m` needs no quotes).
+            let Ok(value) = value.parse::<Value>();
+            layers = layers.merge(Serialized::default(&key, value));
         }
-        // Booleans and numbers as such, anything else as text (so `15m` needs no quotes).
-        let Ok(value) = value.parse::<Value>();
-        let key = parts.join(".");
-        layers = layers.merge(Serialized::default(&key, value));
-        from_env.insert(
-            key,
-            format!("AWARENESS_{}", parts.join("__").to_ascii_uppercase()),
-        );
     }
-    let tree = layers.extract::<Dict>();
-    let tree = tree.map_err(|_| syntax(0, "cannot be read as TOML".into()))?;
-    Ok((
-        Document {
-            text,
-            toml,
-            from_env,
-        },
-        tree,
-    ))
+    let tree = layers.extract::<Dict>().map_err(|_| ConfigError::Read {
+        path: origin.to_string(),
+        reason: "it is not TOML".into(),
+    })?;
+    Ok((doc, tree))
+}
+
+/// The key the variable `name` sets, as figment's `Env::prefixed("AWARENESS_").split("__")`
+/// would: the prefix in any case, keys lower-cased, a variable with an empty part left out.
+pub(super) fn overridden_key(name: &str) -> Option<String> {
+    let name = name.to_ascii_lowercase();
+    let parts: Vec<&str> = name.strip_prefix("awareness_")?.split("__").collect();
+    let overridable = parts.len() > 1 && OVERRIDABLE.contains(&parts[0]);
+    (overridable && !parts.contains(&"")).then(|| parts.join("."))
 }
 
 /// A key as the user sees it: `poll.interval`, `mimecast[1].client_secret_file`.
@@ -99,29 +73,22 @@ pub(super) fn key_name(key: &str) -> String {
     name
 }
 
-impl Document<'_> {
-    /// The variable that set `key`, if the environment did.
-    pub(super) fn env_var(&self, key: &str) -> Option<&str> {
-        self.from_env.get(key).map(String::as_str)
+/// The line of `key` in the file, or of the nearest table written that holds it (the
+/// `[[mimecast]]` line of `mimecast.1.account` when the key is missing).
+pub(super) fn line(doc: &ImDocument<&str>, key: &str) -> Option<usize> {
+    let (mut item, mut line) = (doc.as_item(), None);
+    for part in key.split('.') {
+        let next = match part.parse::<usize>() {
+            Ok(i) => item.get(i),
+            Err(_) => item.get(part),
+        };
+        let Some(next) = next else {
+            break;
+        };
+        item = next;
+        line = item.span().map(|s| line_col(doc.raw(), s.start).0).or(line);
     }
-
-    /// The line of `key` in the file, or of the nearest table written that holds it (the
-    /// `[[mimecast]]` line of `mimecast.1.account` when the key is missing).
-    pub(super) fn line(&self, key: &str) -> Option<usize> {
-        let (mut item, mut line) = (self.toml.as_item(), None);
-        for part in key.split('.') {
-            let next = match part.parse::<usize>() {
-                Ok(i) => item.get(i),
-                Err(_) => item.get(part),
-            };
-            let Some(next) = next else {
-                break;
-            };
-            item = next;
-            line = item.span().map(|s| line_col(self.text, s.start).0).or(line);
-        }
-        line
-    }
+    line
 }
 
 /// 1-based line and column of a byte offset (clamped; never splits a character).
@@ -162,23 +129,21 @@ mod tests {
             "{got}"
         );
         assert!(!got.contains("secret") && !got.contains("\"1m\""), "{got}");
-        assert_eq!(
-            doc.env_var("metrics.per_user"),
-            Some("AWARENESS_METRICS__PER_USER")
-        );
-        assert_eq!(doc.env_var("poll.timeout"), None);
-        assert_eq!(doc.line("poll.timeout"), Some(2));
+        let key = overridden_key("Awareness_Metrics__Per_User");
+        assert_eq!(key.as_deref(), Some("metrics.per_user"));
+        assert_eq!(overridden_key("AWARENESS_CYBERPILOT__TOKEN"), None);
+        assert_eq!(line(&doc, "poll.timeout"), Some(2));
     }
 
     #[test]
     fn lines_of_keys_blocks_and_inline_tables() {
         let text = "[[m]]\na = 1\n\n[[m]]\nb = 2\n[m.login]\nc = 3\n[n]\nd = { e = 1 }\n";
         let (doc, _) = read(text, "t", &BTreeMap::new()).unwrap();
-        assert_eq!(doc.line("m.1.b"), Some(5));
-        assert_eq!(doc.line("m.1"), Some(4));
-        assert_eq!(doc.line("m.1.login.c"), Some(7));
-        assert_eq!(doc.line("m.1.missing"), Some(4));
-        assert_eq!(doc.line("n.d.e"), Some(9));
+        assert_eq!(line(&doc, "m.1.b"), Some(5));
+        assert_eq!(line(&doc, "m.1"), Some(4));
+        assert_eq!(line(&doc, "m.1.login.c"), Some(7));
+        assert_eq!(line(&doc, "m.1.missing"), Some(4));
+        assert_eq!(line(&doc, "n.d.e"), Some(9));
         assert_eq!(key_name("m.1.login"), "m[1].login");
     }
 

@@ -598,7 +598,7 @@ fn environment_overrides_scalar_keys_of_three_sections() {
     .unwrap_err()
     .to_string();
     for expected in [
-        "`poll.max_age`: must be a number and a unit (ms, s, m, h, d), such as \"90s\", \"15m\" or \"1h 30m\" (set by environment variable AWARENESS_POLL__MAX_AGE)",
+        "`poll.max_age`: must be a number and a unit (ms, s, m, h, d), such as \"90s\", \"15m\" or \"1h 30m\" (set by environment variable Awareness_Poll__Max_Age)",
         "`metrics.per_users`: unknown key; did you mean `per_user`? (set by environment variable AWARENESS_METRICS__PER_USERS)",
         "`poll.bogus`: unknown key",
     ] {
