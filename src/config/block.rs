@@ -321,9 +321,10 @@ impl<'a> Block<'a> {
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
-        let shown = path_like
-            .then(|| format!(" {}", path.display()))
-            .unwrap_or_default();
+        let shown = match path_like {
+            true => format!(" {}", path.display()),
+            false => String::new(),
+        };
         let value = crate::files::read_text(&path)
             .map_err(|e| format!("cannot read the file it names{shown}: {e}"))?;
         if let Some(who) = crate::files::open_to_others(&path) {
@@ -349,7 +350,10 @@ impl<'a> Block<'a> {
             ));
         }
         let capitals = !name.chars().any(|c| c.is_ascii_lowercase());
-        let shown = capitals.then(|| format!(" {name}")).unwrap_or_default();
+        let shown = match capitals {
+            true => format!(" {name}"),
+            false => String::new(),
+        };
         let value = self
             .checks
             .env
