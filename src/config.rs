@@ -13,6 +13,7 @@ mod document;
 pub(crate) mod values;
 
 use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 use zeroize::Zeroizing;
 
+use crate::files::FileError;
 use crate::model::{Platform, SourceInfo, SourceKey};
 pub use block::Block;
 use block::{at_line, unknown_key, Checks};
@@ -61,25 +63,14 @@ impl fmt::Debug for Secret {
 /// A configuration problem, always naming the key the user wrote (and its line when known).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {reason}")]
-    Read { path: String, reason: String },
-    #[error("config file {path} does not exist: copy and edit config.example.toml, or try --demo")]
-    Missing { path: String },
+    /// The file as a whole: missing, unreadable, changing while it is read, or not TOML.
+    #[error("config file {path}: {problem}")]
+    File { path: String, problem: String },
     #[error("config file {path} is empty: name an account in it, or run with --demo")]
     Empty { path: String },
     /// `tables`: every registered platform's table, `[[cyberpilot]] or [[mimecast]]`.
     #[error("config file {path} names no account: add a {tables} block, or run with --demo")]
     NoSources { path: String, tables: String },
-    /// Replacing a file atomically (writing a new one, then renaming it) avoids this.
-    #[error("config file {path} changed while it was read: write a new file, then rename it over")]
-    Changing { path: String },
-    #[error("config file {path}, line {line}, column {column}: {message}")]
-    Syntax {
-        path: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
     #[error("config key `{key}`{}: {message}", at_line(*.line))]
     Invalid {
         key: String,
@@ -383,8 +374,9 @@ pub struct Report {
 
 impl Report {
     fn failed(e: ConfigError) -> Report {
+        let errors = vec![e];
         Report {
-            errors: vec![e],
+            errors,
             ..Report::default()
         }
     }
@@ -411,16 +403,14 @@ pub struct Loader {
 
 impl Loader {
     pub fn new(vendors: impl IntoIterator<Item = &'static dyn VendorConfig>) -> Self {
+        let vendors = vendors.into_iter().collect();
         let env = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-        let vendors = vendors.into_iter().collect();
-        Loader::with_env(
-            Loader {
-                vendors,
-                env: BTreeMap::new(),
-            },
-            env,
-        )
+        Loader {
+            vendors,
+            env: BTreeMap::new(),
+        }
+        .with_env(env)
     }
 
     /// The same vendors with `vars` as the whole environment.
@@ -445,17 +435,21 @@ impl Loader {
     pub fn check_file(&self, path: &Path) -> Report {
         let origin = path.display().to_string();
         let text = match read_stable(path) {
+            Ok(text) if text.trim().is_empty() => Err(ConfigError::Empty {
+                path: origin.clone(),
+            }),
+            read => read,
+        };
+        let text = match text {
             Ok(text) => text,
             Err(e) => return Report::failed(e),
         };
-        if text.trim().is_empty() {
-            return Report::failed(ConfigError::Empty { path: origin });
-        }
         let base = path.parent().filter(|p| !p.as_os_str().is_empty());
         let mut report = self.check_text(&text, &origin, base.unwrap_or(Path::new(".")));
         let Some(config) = &report.config else {
             return report;
         };
+        let open_to = crate::files::open_to_others(path).filter(|_| config.has_inline_secrets);
         if config.sources.is_empty() {
             let tables: Vec<String> = self
                 .vendors
@@ -468,9 +462,7 @@ impl Loader {
                 tables,
             });
             report.config = None;
-        } else if let Some(who) =
-            crate::files::open_to_others(path).filter(|_| config.has_inline_secrets)
-        {
+        } else if let Some(who) = open_to {
             report.warnings.push(format!(
                 "config file {origin} holds inline secrets and is open to {who}; chmod 600 it or \
                  use *_file / *_env keys"
@@ -485,35 +477,23 @@ impl Loader {
         self.check_text(text, origin, Path::new(".")).into_result()
     }
 
-    /// Checks config text; relative paths (secret files, the web config file, the state
-    /// folder) resolve against `base`, the config file's folder.
+    /// Checks config text: the sections, then every vendor's blocks. Relative paths (secret
+    /// files, the web config file, the state folder) resolve against `base`, the config file's
+    /// folder.
     pub fn check_text(&self, text: &str, origin: &str, base: &Path) -> Report {
-        let (doc, tree) = match document::read(text, origin, &self.env) {
+        let (doc, mut tree) = match document::read(text, origin, &self.env) {
             Ok(read) => read,
             Err(e) => return Report::failed(e),
         };
-        let checks = Checks::new(&doc, base, &self.env);
-        let config = self.resolve(&checks, tree, base);
-        let (mut errors, warnings) = (checks.errors.into_inner(), checks.warnings.into_inner());
-        // In the order of the file, so they read top to bottom; problems without a line last.
-        errors.sort_by_key(|e| match e {
-            ConfigError::Invalid { line: Some(l), .. } => *l,
-            _ => usize::MAX,
-        });
-        Report {
-            web_config_file: config.server.web_config_file.clone(),
-            config: errors.is_empty().then_some(config),
-            errors,
-            warnings,
-        }
-    }
-
-    /// Reads the sections, then every vendor's blocks; problems go to `checks`, and the config
-    /// is meaningful only when there are none.
-    fn resolve(&self, checks: &Checks<'_>, mut tree: Dict, base: &Path) -> Config {
-        for (key, value) in &tree {
-            checks.warn_about_values(key, value);
-        }
+        let checks = Checks {
+            doc: &doc,
+            base,
+            env: &self.env,
+            poll_interval: Cell::default(),
+            inline: Cell::default(),
+            errors: RefCell::default(),
+            warnings: RefCell::default(),
+        };
         let tables: Vec<_> = (self.vendors.iter())
             .filter_map(|&v| Some((v, tree.remove(v.platform().as_str())?)))
             .collect();
@@ -522,20 +502,20 @@ impl Loader {
         for key in tree.keys().filter(|k| !known.contains(k)) {
             checks.error(key, unknown_key(key, &known));
         }
-        let sections = Block::new(checks, String::new(), Value::from(tree), &[]).read();
+        let sections = Block::new(&checks, String::new(), Value::from(tree), &[]).read();
         let mut config: Config = sections.unwrap_or_default();
         let server = &mut config.server;
         server.web_config_file = server.web_config_file.take().map(|p| base.join(p));
         server.state_dir = server.state_dir.take().map(|p| base.join(p));
-        let (poll, poll_interval) = (&config.poll, config.poll.interval);
-        checks.poll_interval.set(poll_interval);
-        if poll.interval < Duration::from_secs(300) {
+        let (max_age, interval) = (config.poll.max_age, config.poll.interval);
+        checks.poll_interval.set(interval);
+        if interval < Duration::from_secs(300) {
             checks.warn(
                 "poll.interval",
                 "is under 5m and spends vendor API quota quickly",
             );
         }
-        if poll.max_age < poll.interval {
+        if max_age < interval {
             let warning = "is shorter than poll.interval: every series disappears between polls";
             checks.warn("poll.max_age", warning);
         }
@@ -549,7 +529,7 @@ impl Loader {
             };
             for (i, value) in blocks.into_iter().enumerate() {
                 let path = format!("{platform}.{i}");
-                let block = Block::new(checks, path.clone(), value, vendor.secret_keys());
+                let block = Block::new(&checks, path.clone(), value, vendor.secret_keys());
                 let Some(account) = vendor.read_account(block) else {
                     continue;
                 };
@@ -558,10 +538,9 @@ impl Loader {
                     let message = format!("is configured twice (also in {other})");
                     checks.error(&format!("{path}.account"), message);
                 }
-                let max_age = config.poll.max_age;
                 if source
                     .interval()
-                    .is_some_and(|i| i > max_age && max_age >= poll_interval)
+                    .is_some_and(|i| i > max_age && max_age >= interval)
                 {
                     let warning = "is longer than poll.max_age: its series disappear between polls";
                     checks.warn(&format!("{path}.interval"), warning);
@@ -570,7 +549,18 @@ impl Loader {
             }
         }
         config.has_inline_secrets = checks.inline.get();
-        config
+        let mut errors = checks.errors.into_inner();
+        // In the order of the file, so they read top to bottom; problems without a line last.
+        errors.sort_by_key(|e| match e {
+            ConfigError::Invalid { line: Some(l), .. } => *l,
+            _ => usize::MAX,
+        });
+        Report {
+            web_config_file: config.server.web_config_file.clone(),
+            config: errors.is_empty().then_some(config),
+            errors,
+            warnings: checks.warnings.into_inner(),
+        }
     }
 }
 
@@ -579,26 +569,26 @@ impl Loader {
 /// half a file): its size and modification time before and after must agree with each other
 /// and with what was read.
 fn read_stable(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
-    let origin = path.display().to_string();
     let stamp = || {
         std::fs::metadata(path)
-            .map(|m| (m.len(), m.modified().ok()))
             .ok()
+            .map(|m| (m.len(), m.modified().ok()))
     };
     let before = stamp();
-    let text = crate::files::read_text(path).map_err(|e| match e {
-        crate::files::FileError::Missing => ConfigError::Missing {
-            path: origin.clone(),
-        },
-        e => ConfigError::Read {
-            path: origin.clone(),
-            reason: e.to_string(),
-        },
-    })?;
-    match before == stamp() && before.is_some_and(|(len, _)| len == text.len() as u64) {
-        true => Ok(text),
-        false => Err(ConfigError::Changing { path: origin }),
-    }
+    let problem = match crate::files::read_text(path) {
+        Ok(text)
+            if before == stamp() && before.is_some_and(|(len, _)| len == text.len() as u64) =>
+        {
+            return Ok(text)
+        }
+        Ok(_) => "changed while it was read: write a new file, then rename it over".to_string(),
+        Err(FileError::Missing) => {
+            "does not exist: copy and edit config.example.toml, or try --demo".to_string()
+        }
+        Err(e) => format!("cannot be read: {e}"),
+    };
+    let path = path.display().to_string();
+    Err(ConfigError::File { path, problem })
 }
 
 #[cfg(test)]

@@ -26,9 +26,9 @@ use super::ConfigError;
 /// What the reading of one config shares: the document (for lines), the folder of relative
 /// paths, the environment, `poll.interval` once read, and the problems found so far.
 pub(super) struct Checks<'a> {
-    doc: &'a ImDocument<&'a str>,
-    base: &'a Path,
-    env: &'a BTreeMap<String, Zeroizing<String>>,
+    pub(super) doc: &'a ImDocument<&'a str>,
+    pub(super) base: &'a Path,
+    pub(super) env: &'a BTreeMap<String, Zeroizing<String>>,
     pub(super) poll_interval: Cell<Duration>,
     /// Set once any secret is written inline in the file (the permission warning).
     pub(super) inline: Cell<bool>,
@@ -36,23 +36,7 @@ pub(super) struct Checks<'a> {
     pub(super) warnings: RefCell<Vec<String>>,
 }
 
-impl<'a> Checks<'a> {
-    pub(super) fn new(
-        doc: &'a ImDocument<&'a str>,
-        base: &'a Path,
-        env: &'a BTreeMap<String, Zeroizing<String>>,
-    ) -> Self {
-        Checks {
-            doc,
-            base,
-            env,
-            poll_interval: Cell::default(),
-            inline: Cell::default(),
-            errors: RefCell::default(),
-            warnings: RefCell::default(),
-        }
-    }
-
+impl Checks<'_> {
     /// A problem with `key`: its line, or the variable that set it (the last one, as figment
     /// layers them).
     pub(super) fn error(&self, key: &str, message: impl Display) {
@@ -82,29 +66,6 @@ impl<'a> Checks<'a> {
         let at = at_line(line(self.doc, key));
         let warning = format!("key `{}`{at}: {message}", key_name(key));
         self.warnings.borrow_mut().push(warning);
-    }
-
-    /// Warns about texts that still hold the example's placeholder "..." and about plain
-    /// http:// URLs (`*_url` keys) to another host, which would send credentials unencrypted.
-    pub(super) fn warn_about_values(&self, key: &str, value: &Value) {
-        match value {
-            Value::Dict(_, d) => d
-                .iter()
-                .for_each(|(k, v)| self.warn_about_values(&format!("{key}.{k}"), v)),
-            Value::Array(_, a) => a
-                .iter()
-                .enumerate()
-                .for_each(|(i, v)| self.warn_about_values(&format!("{key}.{i}"), v)),
-            Value::String(_, s) if s.trim() == "..." => {
-                self.warn(key, "still holds the example's placeholder \"...\"")
-            }
-            Value::String(_, s) if key.ends_with("url") && plain_http_to_another_host(s) => {
-                let warning = "plain http:// to a host other than this machine sends credentials \
-                               unencrypted; use https://";
-                self.warn(key, warning)
-            }
-            _ => {}
-        }
     }
 }
 
@@ -141,7 +102,7 @@ impl<'a> Block<'a> {
             written_as,
         };
         if let Value::Dict(_, table) = &mut value {
-            block.resolve_secrets("", table);
+            block.walk("", table);
         }
         block.value = value;
         block
@@ -252,12 +213,15 @@ impl<'a> Block<'a> {
         self.checks.poll_interval.get()
     }
 
-    /// Replaces `<name>_file` and `<name>_env` by `<name>` holding what they point at, in
-    /// `table` (at `within` in the block: `login.`) and the tables in it.
-    fn resolve_secrets(&mut self, within: &str, table: &mut Dict) {
+    /// Resolves the secrets (`<name>_file` and `<name>_env` become `<name>`, holding what they
+    /// point at) and warns about suspicious texts, in `table` (at `within` in the block:
+    /// `login.`) and the tables in it.
+    fn walk(&mut self, within: &str, table: &mut Dict) {
         for (key, value) in table.iter_mut() {
-            if let Value::Dict(_, inner) = value {
-                self.resolve_secrets(&format!("{within}{key}."), inner);
+            match value {
+                Value::Dict(_, inner) => self.walk(&format!("{within}{key}."), inner),
+                Value::String(_, text) => self.warn_about(&format!("{within}{key}"), text),
+                _ => {}
             }
         }
         for &name in self.secret_keys {
@@ -289,6 +253,19 @@ impl<'a> Block<'a> {
                     table.retain(|k, _| *k != file && *k != env);
                 }
             }
+        }
+    }
+
+    /// Warns about a text that still holds the example's placeholder "..." and about a plain
+    /// http:// URL (`*_url` keys) to another host, which would send credentials unencrypted.
+    fn warn_about(&self, key: &str, text: &str) {
+        if text.trim() == "..." {
+            self.warn(key, "still holds the example's placeholder \"...\"");
+        }
+        if key.ends_with("url") && plain_http_to_another_host(text) {
+            let warning = "plain http:// to a host other than this machine sends credentials \
+                           unencrypted; use https://";
+            self.warn(key, warning);
         }
     }
 

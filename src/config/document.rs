@@ -22,19 +22,20 @@ pub(super) fn read<'a>(
     origin: &str,
     env: &BTreeMap<String, Zeroizing<String>>,
 ) -> Result<(ImDocument<&'a str>, Dict), ConfigError> {
+    let problem = |problem| ConfigError::File {
+        path: origin.to_string(),
+        problem,
+    };
     let doc = ImDocument::parse(text).map_err(|e| {
         let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
         // The first line is the problem; the rest lists what the parser expected.
         let message: Vec<&str> = (e.message().lines().map(str::trim))
             .filter(|l| !l.is_empty())
             .collect();
-        let (path, message) = (origin.to_string(), message.join("; "));
-        ConfigError::Syntax {
-            path,
-            line,
-            column,
-            message,
-        }
+        problem(format!(
+            "line {line}, column {column}: {}",
+            message.join("; ")
+        ))
     })?;
     let mut layers = Figment::from(Toml::string(text));
     for (name, value) in env {
@@ -44,10 +45,9 @@ pub(super) fn read<'a>(
             layers = layers.merge(Serialized::default(&key, value));
         }
     }
-    let tree = layers.extract::<Dict>().map_err(|_| ConfigError::Read {
-        path: origin.to_string(),
-        reason: "it is not TOML".into(),
-    })?;
+    let tree = layers
+        .extract::<Dict>()
+        .map_err(|_| problem("it is not TOML".into()))?;
     Ok((doc, tree))
 }
 

@@ -698,7 +698,7 @@ fn config_and_secret_files_that_are_no_regular_files_are_refused_at_once() {
         .recv_timeout(std::time::Duration::from_secs(30))
         .expect("no read blocks or runs on");
     assert!(
-        out[0].contains("cannot read config file") && out[0].contains("not a regular file"),
+        out[0].contains("cannot be read") && out[0].contains("not a regular file"),
         "{}",
         out[0]
     );

@@ -152,41 +152,42 @@ impl AccountConfig for MimecastConfig {
 pub(super) fn read(mut b: Block<'_>) -> Option<MimecastConfig> {
     let w: Written = b.read()?;
     let mode = (!b.failed("auth")).then(|| w.auth.map_or(Mode::OAuth2, |m| m.0));
-    // Each auth mode's keys; a key of the other mode is a mistake worth naming.
-    let keys = [
-        ("client_id", w.client_id.is_some(), Mode::OAuth2),
-        ("client_secret", w.client_secret.is_some(), Mode::OAuth2),
-        ("app_id", w.app_id.is_some(), Mode::Hmac),
-        ("app_key", w.app_key.is_some(), Mode::Hmac),
-        ("access_key", w.access_key.is_some(), Mode::Hmac),
-        ("secret_key", w.secret_key.is_some(), Mode::Hmac),
+    let hmac_keys = [
+        w.app_key.is_some(),
+        w.access_key.is_some(),
+        w.secret_key.is_some(),
     ];
-    let (other, this) = match mode {
-        Some(Mode::Hmac) => ("oauth2\" (API 2.0)", "hmac"),
-        _ => ("hmac\" (API 1.0)", "oauth2"),
+    let (oauth2_given, hmac_given) = (
+        w.client_id.is_some() || w.client_secret.is_some(),
+        w.app_id.is_some() || hmac_keys.contains(&true),
+    );
+    let wrong_mode = match mode {
+        Some(Mode::OAuth2) => hmac_given,
+        Some(Mode::Hmac) => oauth2_given,
+        None => false,
     };
-    for (key, given, of) in keys {
-        if given && mode.is_some_and(|m| m != of) {
-            b.error(
-                key,
-                format!("belongs to auth = \"{other}; this account uses auth = \"{this}\""),
-            );
-        }
+    if wrong_mode {
+        b.error(
+            "auth",
+            "does not match the keys given: client_id and client_secret are for \
+                         \"oauth2\" (API 2.0, the default), app_id, app_key, access_key and \
+                         secret_key for \"hmac\" (API 1.0)",
+        );
     }
     // API 1.0 (hmac) has no global host: it needs a region or base_url; API 2.0 (oauth2) has
     // its global gateway and no regions.
     let otherwise = match mode {
         Some(Mode::Hmac) => Err(
-            "auth = \"hmac\" (API 1.0) needs region (eu, de, us, usb, ca, za, \
-                                 au, jer) or base_url; the default host is the API 2.0 gateway, \
-                                 which does not accept API 1.0 signatures",
+            "is required with auth = \"hmac\" (API 1.0): eu, de, us, usb, \
+                                 ca, za, au or jer, or give base_url",
         ),
         _ => Ok(DEFAULT_URL),
     };
     if mode == Some(Mode::OAuth2) && w.region.is_some() && w.base_url.is_none() {
-        let hint = "selects an API 1.0 host and needs auth = \"hmac\"; API 2.0 (oauth2) uses \
-                    base_url (default https://api.services.mimecast.com)";
-        b.error("region", hint);
+        b.error(
+            "region",
+            "is for auth = \"hmac\" (API 1.0); API 2.0 (oauth2) takes base_url",
+        );
     }
     let base_url = b.host(w.base_url, w.region, &REGIONS, otherwise);
     let endpoints = w.endpoints.map_or(MimecastEndpoint::ALL.to_vec(), |e| {
