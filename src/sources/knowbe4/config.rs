@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::budget::{self, daily_quota, requests_per_poll, Plan, PlanSections};
+use super::budget::{daily_quota, requests_per_poll, Plan, PlanSections, PER_MINUTE, PER_SECOND};
 use crate::config::values::{duration, int, named, Account, HttpUrl, Name, SEC, WEEK};
 use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
@@ -61,8 +61,8 @@ impl KnowBe4Config {
             endpoints: Endpoint::ALL.to_vec(),
             interval: None,
             licensed_users: None,
-            requests_per_second: super::budget::PER_SECOND,
-            requests_per_minute: super::budget::PER_MINUTE,
+            requests_per_second: PER_SECOND,
+            requests_per_minute: PER_MINUTE,
         }
     }
 
@@ -78,11 +78,8 @@ impl KnowBe4Config {
             training: self.has(Endpoint::Training),
             phishing: self.has(Endpoint::Phishing),
         };
-        let per_poll = requests_per_poll(
-            self.licensed_users.unwrap_or(0),
-            self.page_size as u64,
-            sections,
-        );
+        let users = self.licensed_users.unwrap_or(0);
+        let per_poll = requests_per_poll(users, self.page_size as u64, sections);
         Plan::new(daily_quota(self.licensed_users), per_poll, interval)
     }
 }
@@ -97,17 +94,16 @@ impl AccountConfig for KnowBe4Config {
     }
 
     fn describe(&self) -> String {
-        let region = self.region.as_ref().map(|r| format!(" (region {r})"));
+        let (base_url, region) = (&self.base_url, self.region.as_ref());
+        let region = region.map(|r| format!(" (region {r})")).unwrap_or_default();
         let quota = match self.licensed_users {
             Some(n) => format!(", {n} licensed users: daily quota {}", daily_quota(Some(n))),
             None => ", licensed_users not set: the quota check assumes a small account".into(),
         };
         // KnowBe4 refuses a key of another region's account as it refuses a wrong key.
         format!(
-            "{}{}; a 401 from this host means a wrong or disabled key, or an account of another \
-             region{quota}",
-            self.base_url,
-            region.unwrap_or_default()
+            "{base_url}{region}; a 401 from this host means a wrong or disabled key, or an \
+             account of another region{quota}"
         )
     }
 
@@ -154,30 +150,18 @@ pub(super) fn read(mut b: Block<'_>) -> Option<KnowBe4Config> {
                     training.knowbe4.com is us), or give base_url";
     let host = b.host(w.base_url, w.region, &REGIONS, Err(required));
     let token = b.required("token", w.token);
-    let rate = |n: Option<u64>, max: u32, key: &str| match n.map(|n| n as u32) {
-        Some(n) if n > max => {
-            let warning = format!(
-                "is above KnowBe4's documented limit ({max}): it will be answered with 429"
-            );
-            b.warn(key, warning);
-            n
+    let limit = |key: &str, n: Option<u64>, documented: u32| {
+        let n = n.map_or(documented, |n| n as u32);
+        if n > documented {
+            let warning = "is above KnowBe4's documented limit: it will be answered with 429";
+            b.warn(key, format!("{warning} ({documented})"));
         }
-        n => n.unwrap_or(max),
+        n
     };
-    let per_second = rate(
-        w.requests_per_second,
-        budget::PER_SECOND,
-        "requests_per_second",
-    );
-    let per_minute = rate(
-        w.requests_per_minute,
-        budget::PER_MINUTE,
-        "requests_per_minute",
-    );
-    let mut endpoints: BTreeSet<Endpoint> = match w.endpoints {
-        Some(names) => names.into_iter().map(|e| e.0).collect(),
-        None => Endpoint::ALL.into(),
-    };
+    let per_second = limit("requests_per_second", w.requests_per_second, PER_SECOND);
+    let per_minute = limit("requests_per_minute", w.requests_per_minute, PER_MINUTE);
+    let endpoints = w.endpoints.map(|e| e.into_iter().map(|e| e.0).collect());
+    let mut endpoints: BTreeSet<Endpoint> = endpoints.unwrap_or(Endpoint::ALL.into());
     endpoints.insert(Endpoint::Account);
     let (base_url, region) = host?;
     let config = KnowBe4Config {
@@ -194,9 +178,9 @@ pub(super) fn read(mut b: Block<'_>) -> Option<KnowBe4Config> {
     };
     // The day's polls must fit the day's quota: 2,000 requests plus the licensed users.
     let every = w.interval.unwrap_or(b.poll_interval());
-    match config.plan(every).refusal(every) {
-        Some(refusal) => b.error("interval", refusal),
-        None => return Some(config),
+    if let Some(refusal) = config.plan(every).refusal(every) {
+        b.error("interval", refusal);
+        return None;
     }
-    None
+    Some(config)
 }

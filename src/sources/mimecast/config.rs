@@ -152,27 +152,15 @@ impl AccountConfig for MimecastConfig {
 pub(super) fn read(mut b: Block<'_>) -> Option<MimecastConfig> {
     let w: Written = b.read()?;
     let mode = (!b.failed("auth")).then(|| w.auth.map_or(Mode::OAuth2, |m| m.0));
-    let hmac_keys = [
-        w.app_key.is_some(),
-        w.access_key.is_some(),
-        w.secret_key.is_some(),
-    ];
-    let (oauth2_given, hmac_given) = (
-        w.client_id.is_some() || w.client_secret.is_some(),
-        w.app_id.is_some() || hmac_keys.contains(&true),
-    );
-    let wrong_mode = match mode {
-        Some(Mode::OAuth2) => hmac_given,
-        Some(Mode::Hmac) => oauth2_given,
-        None => false,
-    };
-    if wrong_mode {
-        b.error(
-            "auth",
-            "does not match the keys given: client_id and client_secret are for \
-                         \"oauth2\" (API 2.0, the default), app_id, app_key, access_key and \
-                         secret_key for \"hmac\" (API 1.0)",
-        );
+    // A key of the other auth mode is a mistake worth naming.
+    let hmac_keys = [&w.app_key, &w.access_key, &w.secret_key];
+    let hmac_given = w.app_id.is_some() || hmac_keys.iter().any(|k| k.is_some());
+    let oauth2_given = w.client_id.is_some() || w.client_secret.is_some();
+    if (mode == Some(Mode::OAuth2) && hmac_given) || (mode == Some(Mode::Hmac) && oauth2_given) {
+        let problem = "does not match the keys: client_id and client_secret are for \"oauth2\" \
+                       (API 2.0, the default); app_id, app_key, access_key and secret_key for \
+                       \"hmac\" (API 1.0)";
+        b.error("auth", problem);
     }
     // API 1.0 (hmac) has no global host: it needs a region or base_url; API 2.0 (oauth2) has
     // its global gateway and no regions.
@@ -184,15 +172,11 @@ pub(super) fn read(mut b: Block<'_>) -> Option<MimecastConfig> {
         _ => Ok(DEFAULT_URL),
     };
     if mode == Some(Mode::OAuth2) && w.region.is_some() && w.base_url.is_none() {
-        b.error(
-            "region",
-            "is for auth = \"hmac\" (API 1.0); API 2.0 (oauth2) takes base_url",
-        );
+        b.error("region", "is only for auth = \"hmac\" (API 1.0)");
     }
     let base_url = b.host(w.base_url, w.region, &REGIONS, otherwise);
-    let endpoints = w.endpoints.map_or(MimecastEndpoint::ALL.to_vec(), |e| {
-        e.into_iter().map(|e| e.0).collect()
-    });
+    let endpoints = w.endpoints.map(|e| e.into_iter().map(|e| e.0).collect());
+    let endpoints = endpoints.unwrap_or(MimecastEndpoint::ALL.to_vec());
     if endpoints.is_empty() {
         b.error("endpoints", "must name at least one endpoint");
     }
@@ -213,10 +197,9 @@ pub(super) fn read(mut b: Block<'_>) -> Option<MimecastConfig> {
             let secret_key = b.required("secret_key", w.secret_key).filter(|k| {
                 let valid = STANDARD.decode(k.expose()).map(Zeroizing::new).is_ok();
                 if !valid {
-                    b.error(
-                        "secret_key",
-                        "does not hold valid base64 (Mimecast issues secret keys in base64)",
-                    );
+                    let problem =
+                        "does not hold valid base64 (Mimecast issues secret keys in base64)";
+                    b.error("secret_key", problem);
                 }
                 valid
             });
