@@ -435,13 +435,8 @@ impl Loader {
     pub fn check_file(&self, path: &Path) -> Report {
         let origin = path.display().to_string();
         let text = match read_stable(path) {
-            Ok(text) if text.trim().is_empty() => Err(ConfigError::Empty {
-                path: origin.clone(),
-            }),
-            read => read,
-        };
-        let text = match text {
-            Ok(text) => text,
+            Ok(text) if !text.trim().is_empty() => text,
+            Ok(_) => return Report::failed(ConfigError::Empty { path: origin }),
             Err(e) => return Report::failed(e),
         };
         let base = path.parent().filter(|p| !p.as_os_str().is_empty());
@@ -451,12 +446,13 @@ impl Loader {
         };
         let open_to = crate::files::open_to_others(path).filter(|_| config.has_inline_secrets);
         if config.sources.is_empty() {
-            let tables: Vec<String> = self
+            let table = |v: &&dyn VendorConfig| format!("[[{}]]", v.platform());
+            let tables = self
                 .vendors
                 .iter()
-                .map(|v| format!("[[{}]]", v.platform()))
-                .collect();
-            let tables = tables.join(" or ");
+                .map(table)
+                .collect::<Vec<_>>()
+                .join(" or ");
             report.errors.push(ConfigError::NoSources {
                 path: origin,
                 tables,

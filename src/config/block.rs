@@ -144,13 +144,11 @@ impl<'a> Block<'a> {
     pub(crate) fn required<T>(&self, key: &str, value: Option<T>) -> Option<T> {
         if value.is_none() && !self.failed(key) {
             let name = key.rsplit('.').next().unwrap_or(key);
-            match self.secret_keys.contains(&name) {
-                true => self.error(
-                    key,
-                    format!("is required (or `{name}_file` / `{name}_env`)"),
-                ),
-                false => self.error(key, "is required"),
-            }
+            let or = match self.secret_keys.contains(&name) {
+                true => format!(" (or `{name}_file` / `{name}_env`)"),
+                false => String::new(),
+            };
+            self.error(key, format!("is required{or}"));
         }
         value
     }
@@ -182,12 +180,8 @@ impl<'a> Block<'a> {
         regions: &[(&'static str, &'static str)],
         otherwise: Result<&str, &str>,
     ) -> Option<(String, Option<String>)> {
-        let find = |r: &str| {
-            regions
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(r.trim()))
-        };
-        let problem = match (url, region.as_deref().map(find)) {
+        let find = |r: &str| regions.iter().find(|(n, _)| n.eq_ignore_ascii_case(r));
+        let problem = match (url, region.as_deref().map(str::trim).map(find)) {
             _ if self.failed("base_url") || self.failed("region") => return None,
             (Some(_), Some(_)) => "give either base_url or region, not both".to_string(),
             (Some(url), None) => return Some((url.into(), None)),
