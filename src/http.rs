@@ -330,12 +330,8 @@ impl Transport {
         &self.client
     }
 
-    pub fn stats(&self) -> &ApiStats {
+    pub fn stats(&self) -> &Arc<ApiStats> {
         &self.stats
-    }
-
-    pub fn stats_handle(&self) -> Arc<ApiStats> {
-        self.stats.clone()
     }
 
     pub fn scrub(&self) -> &Scrub {
@@ -416,25 +412,6 @@ impl Transport {
             }
             other => other,
         }
-    }
-
-    /// [`fetch_with_bearer`](Self::fetch_with_bearer) of the raw answer.
-    pub async fn send_with_bearer<TF, TFut, R, RF, B>(
-        &self,
-        endpoint: &'static str,
-        token: TF,
-        refused: R,
-        build: B,
-    ) -> Result<Reply, FetchError>
-    where
-        TF: Fn() -> TFut,
-        TFut: Future<Output = Result<String, FetchError>>,
-        R: FnOnce(String) -> RF,
-        RF: Future<Output = bool>,
-        B: Fn() -> reqwest::RequestBuilder,
-    {
-        self.fetch_with_bearer(endpoint, token, refused, build, |r| async { Ok(r) })
-            .await
     }
 
     /// Like [`fetch`](Self::fetch) for a token endpoint: every 4xx but 429 is an auth failure

@@ -192,7 +192,7 @@ impl Engine {
             let mut pages = Vec::with_capacity(batch.len());
             for (i, request) in batch.into_iter().enumerate() {
                 let reader = Reader {
-                    stats: self.transport.stats_handle(),
+                    stats: self.transport.stats().clone(),
                     endpoint,
                     page_no: first + i,
                     decoder: self.decoder.clone(),

@@ -148,7 +148,7 @@ async fn a_refused_bearer_token_is_renewed_once_and_only_once() {
     let tokens = Mutex::new(vec!["fresh", "stale"]);
     let refused = Mutex::new(Vec::new());
     let reply = t
-        .send_with_bearer(
+        .fetch_with_bearer(
             "x",
             || async { Ok(tokens.lock().unwrap().pop().unwrap().to_string()) },
             |token| async {
@@ -156,6 +156,7 @@ async fn a_refused_bearer_token_is_renewed_once_and_only_once() {
                 true
             },
             || t.client().get(&url),
+            |r| async { Ok(r) },
         )
         .await
         .unwrap();
@@ -167,11 +168,12 @@ async fn a_refused_bearer_token_is_renewed_once_and_only_once() {
     let (addr, count) = bearer_vendor().await;
     let url = format!("http://{addr}/x");
     let e = t
-        .send_with_bearer(
+        .fetch_with_bearer(
             "x",
             || async { Ok("revoked".to_string()) },
             |_| async { true },
             || t.client().get(&url),
+            |r| async { Ok(r) },
         )
         .await
         .unwrap_err();
@@ -182,11 +184,12 @@ async fn a_refused_bearer_token_is_renewed_once_and_only_once() {
     let (addr, count) = bearer_vendor().await;
     let url = format!("http://{addr}/x");
     let e = t
-        .send_with_bearer(
+        .fetch_with_bearer(
             "x",
             || async { Ok("static".to_string()) },
             |_| async { false },
             || t.client().get(&url),
+            |r| async { Ok(r) },
         )
         .await
         .unwrap_err();
@@ -197,11 +200,12 @@ async fn a_refused_bearer_token_is_renewed_once_and_only_once() {
     let (addr, count) = bearer_vendor().await;
     let url = format!("http://{addr}/x");
     let e = t
-        .send_with_bearer(
+        .fetch_with_bearer(
             "x",
             || async { Err(FetchError::new(FailureReason::Timeout, "token timed out")) },
             |_| async { true },
             || t.client().get(&url),
+            |r| async { Ok(r) },
         )
         .await
         .unwrap_err();
