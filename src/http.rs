@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use rand::Rng;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::StatusCode;
+use reqwest::{RequestBuilder, StatusCode};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
@@ -57,27 +57,6 @@ impl Refusal {
         Refusal {
             error,
             again: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct TransportSettings {
-    pub timeout: Duration,
-    pub max_attempts: u32,
-    pub retry_backoff: Duration,
-    pub max_body_bytes: usize,
-    pub concurrency: usize,
-}
-
-impl From<&PollConfig> for TransportSettings {
-    fn from(p: &PollConfig) -> Self {
-        TransportSettings {
-            timeout: p.timeout,
-            max_attempts: p.max_attempts,
-            retry_backoff: p.retry_backoff,
-            max_body_bytes: p.max_body_bytes,
-            concurrency: p.concurrency,
         }
     }
 }
@@ -146,8 +125,10 @@ pub struct VendorError {
 }
 
 /// A vendor's HTTP semantics, as hooks the transport calls on every answer; the defaults are
-/// plain HTTP: no quota headers, error bodies not read, 401 and 403 mean the credentials were
-/// refused, a 429 without `Retry-After` waits the transport's own backoff.
+/// plain HTTP: no quota headers, error bodies not read, a 429 without `Retry-After` waits the
+/// transport's own backoff. 401 and 403 always mean the credentials were refused (reason
+/// `auth`), unless an error body says otherwise; token requests treat every other 4xx but 429
+/// as `auth` too.
 pub trait VendorHttp: Send + Sync {
     /// How long until the vendor's quota window reopens, from an answer's headers (a 429 waits
     /// this long when it has no `Retry-After`).
@@ -163,11 +144,6 @@ pub trait VendorHttp: Send + Sync {
     /// nothing the vendor documents.
     fn read_error(&self, _status: u16, _body: &[u8]) -> Option<VendorError> {
         None
-    }
-    /// Whether `status` means the credentials were refused (reason `auth`). Token requests
-    /// also treat every other 4xx but 429 as `auth`.
-    fn is_auth(&self, status: StatusCode) -> bool {
-        status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
     }
     /// How long the `refused`-th 429 of one request waits when it says nothing of when to come
     /// back (no `Retry-After`, no quota headers): `None` is the transport's own backoff. A
@@ -195,36 +171,22 @@ pub struct Scrub {
     needles: Arc<Vec<Zeroizing<String>>>,
 }
 
-impl std::fmt::Debug for Scrub {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Scrub({} forms)", self.needles.len())
-    }
-}
-
 impl Scrub {
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
         let mut needles = Vec::new();
         // Too short to be a secret worth a search (and would blank ordinary words).
         for s in secrets.into_iter().filter(|s| s.len() >= 4) {
-            let b = s.as_bytes();
-            let engines = [
-                &base64::engine::general_purpose::STANDARD,
-                &base64::engine::general_purpose::URL_SAFE,
-            ];
-            for e in engines {
-                let encoded = e.encode(b);
+            use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+            for encoded in [STANDARD.encode(s), URL_SAFE.encode(s)] {
                 needles.push(encoded.trim_end_matches('=').to_string());
                 needles.push(encoded);
             }
-            needles.push(url::form_urlencoded::byte_serialize(b).collect());
-            needles.push(b.iter().fold(String::new(), |mut out, c| {
-                if c.is_ascii_alphanumeric() {
-                    out.push(char::from(*c));
-                } else {
-                    out.push_str(&format!("%{c:02X}"));
-                }
-                out
-            }));
+            needles.push(url::form_urlencoded::byte_serialize(s.as_bytes()).collect());
+            let percent = s.bytes().map(|c| match c.is_ascii_alphanumeric() {
+                true => char::from(c).to_string(),
+                false => format!("%{c:02X}"),
+            });
+            needles.push(percent.collect());
             needles.push(s.to_string());
         }
         // Longest first, so a secret's encoded form goes whole before its plain part.
@@ -238,27 +200,28 @@ impl Scrub {
     /// `text` with every form of every secret replaced by `[redacted]`.
     pub fn text(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for n in self.needles.iter().filter(|n| !n.is_empty()) {
+        for n in self.needles.iter() {
             if out.contains(n.as_str()) {
                 out = out.replace(n.as_str(), "[redacted]");
             }
         }
         out
     }
+}
 
-    pub fn error(&self, e: FetchError) -> FetchError {
-        FetchError {
-            message: self.text(&e.message),
-            ..e
-        }
-    }
+/// What a failed attempt leads to: nothing more, the transport's backoff, or a pause the
+/// vendor asked for (which every request of the account keeps).
+enum Next {
+    Final,
+    Backoff,
+    Pause(Duration),
 }
 
 /// One account's view of the network.
 pub struct Transport {
     client: reqwest::Client,
     stats: Arc<ApiStats>,
-    settings: TransportSettings,
+    poll: PollConfig,
     permits: Semaphore,
     /// Shared by every account's transport: the process-wide request limit.
     global: Arc<Semaphore>,
@@ -272,58 +235,29 @@ pub struct Transport {
     log_gate: Mutex<(Instant, u32, u64)>,
 }
 
-impl std::fmt::Debug for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transport")
-            .field("settings", &self.settings)
-            .finish()
-    }
-}
-
-/// How one attempt went.
-enum Attempt {
-    Done(Reply),
-    Fail(FetchError),
-    /// Try again after the transport's backoff (`None`) or a pause the vendor asked for.
-    Retry(FetchError, Option<Duration>),
-}
-
 impl Transport {
+    /// The transport of one account: `poll`'s timeout, attempts, backoff, body cap and
+    /// concurrency; `vendor`'s HTTP semantics; `scrub`'s secrets removed from every error.
     pub fn new(
         client: reqwest::Client,
         stats: Arc<ApiStats>,
-        settings: TransportSettings,
+        poll: PollConfig,
         global: Arc<Semaphore>,
+        vendor: Arc<dyn VendorHttp>,
+        scrub: Scrub,
     ) -> Self {
-        let permits = Semaphore::new(settings.concurrency.max(1));
         Transport {
-            global,
+            permits: Semaphore::new(poll.concurrency.max(1)),
             client,
             stats,
-            settings,
-            permits,
+            poll,
+            global,
             paused_until: Mutex::new(None),
             deadline: Mutex::new(None),
-            vendor: Arc::new(PlainHttp),
-            scrub: Scrub::default(),
+            vendor,
+            scrub,
             log_gate: Mutex::new((Instant::now(), 0, 0)),
         }
-    }
-
-    /// Uses the vendor's HTTP semantics instead of plain HTTP's.
-    pub fn with_vendor(mut self, vendor: Arc<dyn VendorHttp>) -> Self {
-        self.vendor = vendor;
-        self
-    }
-
-    /// Scrubs these secrets from every error and log line.
-    pub fn with_scrub(mut self, scrub: Scrub) -> Self {
-        self.scrub = scrub;
-        self
-    }
-
-    pub fn settings(&self) -> &TransportSettings {
-        &self.settings
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -332,10 +266,6 @@ impl Transport {
 
     pub fn stats(&self) -> &Arc<ApiStats> {
         &self.stats
-    }
-
-    pub fn scrub(&self) -> &Scrub {
-        &self.scrub
     }
 
     /// A poll begins that must end within `within`: no retry wait may outlast it.
@@ -350,62 +280,59 @@ impl Transport {
     }
 
     /// Sends a request, retrying 5xx, timeouts, connection errors and 429s up to
-    /// `max_attempts` attempts. `build` is called for every attempt, so per-request signatures
-    /// and ids are fresh. 401/403 come back at once as [`FailureReason::Auth`].
-    pub async fn send<F>(&self, endpoint: &'static str, build: F) -> Result<Reply, FetchError>
-    where
-        F: Fn() -> reqwest::RequestBuilder,
-    {
-        self.fetch(endpoint, build, |r| async { Ok(r) }).await
-    }
-
-    /// Like [`send`](Self::send), with every successful answer handed to `accept` (which may
-    /// decode it): a [`Refusal`] that may pass (`again`) is retried like a 5xx, within the same
-    /// attempts and deadline, so errors inside an HTTP 200 have the same one retry loop.
-    pub async fn fetch<T, B, A, AF>(
+    /// `max_attempts` attempts, with every successful answer handed to `accept` (which may
+    /// decode it): a [`Refusal`] that may pass (`again`) is retried like a 5xx, within the
+    /// same attempts and deadline, so errors inside an HTTP 200 have the same one retry loop.
+    /// `build` is called for every attempt, so per-request signatures and ids are fresh.
+    pub async fn fetch<T, AF>(
         &self,
         endpoint: &'static str,
-        build: B,
-        accept: A,
+        build: impl Fn() -> RequestBuilder,
+        accept: impl Fn(Reply) -> AF,
     ) -> Result<T, FetchError>
     where
-        B: Fn() -> reqwest::RequestBuilder,
-        A: Fn(Reply) -> AF,
         AF: Future<Output = Result<T, Refusal>>,
     {
-        self.run(endpoint, false, build, accept).await
+        self.run(endpoint, false, &build, accept).await
+    }
+
+    /// Like [`fetch`](Self::fetch) for a token endpoint: every 4xx but 429 is an auth failure
+    /// (OAuth2 servers answer a bad credential with 400 `invalid_grant`/`invalid_client`), and
+    /// no redirect is followed.
+    pub async fn token_request<T, AF>(
+        &self,
+        endpoint: &'static str,
+        build: impl Fn() -> RequestBuilder,
+        accept: impl Fn(Reply) -> AF,
+    ) -> Result<T, FetchError>
+    where
+        AF: Future<Output = Result<T, Refusal>>,
+    {
+        self.run(endpoint, true, &build, accept).await
     }
 
     /// Sends a request with `Authorization: Bearer <token>`, the token from `token` (cached or
-    /// fetched). When the vendor refuses it (reason `auth`), `refused` is told which token
-    /// failed; if it can get another (it forgot the cached one: `true`), the request is sent
-    /// once more with a fresh token. A static token cannot be renewed (`false`).
-    pub async fn fetch_with_bearer<T, TF, TFut, R, RF, B, A, AF>(
+    /// fetched). When the vendor answers 401 (a 403 is a missing permission, which a new token
+    /// does not change), `refused` is told which token failed; if it can get another (it
+    /// forgot the cached one: `true`), the request is sent once more with a fresh token. A
+    /// static token cannot be renewed (`false`).
+    pub async fn fetch_with_bearer<T, TF, RF, AF>(
         &self,
         endpoint: &'static str,
-        token: TF,
-        refused: R,
-        build: B,
-        accept: A,
+        token: impl Fn() -> TF,
+        refused: impl FnOnce(String) -> RF,
+        build: impl Fn() -> RequestBuilder,
+        accept: impl Fn(Reply) -> AF,
     ) -> Result<T, FetchError>
     where
-        TF: Fn() -> TFut,
-        TFut: Future<Output = Result<String, FetchError>>,
-        R: FnOnce(String) -> RF,
+        TF: Future<Output = Result<String, FetchError>>,
         RF: Future<Output = bool>,
-        B: Fn() -> reqwest::RequestBuilder,
-        A: Fn(Reply) -> AF,
         AF: Future<Output = Result<T, Refusal>>,
     {
         let first = token().await?;
-        match self
-            .fetch(endpoint, || build().bearer_auth(&first), &accept)
-            .await
-        {
-            Err(e) if e.reason == FailureReason::Auth => {
-                if !refused(first).await {
-                    return Err(e);
-                }
+        let result = self.fetch(endpoint, || build().bearer_auth(&first), &accept);
+        match result.await {
+            Err(e) if e.status == Some(401) && refused(first).await => {
                 let fresh = token().await?;
                 self.fetch(endpoint, || build().bearer_auth(&fresh), &accept)
                     .await
@@ -414,108 +341,62 @@ impl Transport {
         }
     }
 
-    /// Like [`fetch`](Self::fetch) for a token endpoint: every 4xx but 429 is an auth failure
-    /// (OAuth2 servers answer a bad credential with 400 `invalid_grant`/`invalid_client`), and
-    /// no redirect is followed.
-    pub async fn token_request<T, B, A, AF>(
-        &self,
-        endpoint: &'static str,
-        build: B,
-        accept: A,
-    ) -> Result<T, FetchError>
-    where
-        B: Fn() -> reqwest::RequestBuilder,
-        A: Fn(Reply) -> AF,
-        AF: Future<Output = Result<T, Refusal>>,
-    {
-        self.run(endpoint, true, build, accept).await
-    }
-
-    async fn run<T, B, A, AF>(
+    async fn run<T, AF>(
         &self,
         endpoint: &'static str,
         token_request: bool,
-        build: B,
-        accept: A,
+        build: &impl Fn() -> RequestBuilder,
+        accept: impl Fn(Reply) -> AF,
     ) -> Result<T, FetchError>
     where
-        B: Fn() -> reqwest::RequestBuilder,
-        A: Fn(Reply) -> AF,
         AF: Future<Output = Result<T, Refusal>>,
     {
-        let attempts = self.settings.max_attempts.max(1);
+        let attempts = self.poll.max_attempts.max(1);
         let mut refused_429 = 0;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            self.wait_for_quota().await;
-            let result = match self.vendor.before_send().await {
-                Err(e) => Attempt::Fail(e),
-                Ok(()) => {
-                    let _permit = self.permits.acquire().await;
-                    let _global = self.global.acquire().await;
-                    self.attempt(endpoint, token_request, build(), &mut refused_429)
-                        .await
-                }
-            };
-            // The wait before another attempt (`None`: final), and whether the vendor asked
-            // for it (a pause every request of the account keeps).
-            let (e, wait, pause) = match result {
-                Attempt::Done(reply) => match accept(reply).await {
+            let attempted = self.attempt(endpoint, token_request, build, &mut refused_429);
+            let (e, next) = match attempted.await {
+                Ok(reply) => match accept(reply).await {
                     Ok(t) => return Ok(t),
-                    Err(r) if r.again => (r.error, Some(self.backoff(attempt)), false),
-                    Err(r) => (r.error, None, false),
+                    Err(r) if r.again => (r.error, Next::Backoff),
+                    Err(r) => (r.error, Next::Final),
                 },
-                Attempt::Fail(e) => (e, None, false),
-                Attempt::Retry(e, None) => (e, Some(self.backoff(attempt)), false),
-                Attempt::Retry(e, Some(p)) => (e, Some(p), true),
+                Err(failed) => failed,
             };
-            let e = self.scrub.error(e);
+            let mut e = FetchError {
+                message: self.scrub.text(&e.message),
+                ..e
+            };
             self.stats.failure(endpoint, e.reason);
             let plural = if attempt == 1 { "" } else { "s" };
-            let late = wait.filter(|w| {
-                let deadline = *lock(&self.deadline);
-                deadline.is_some_and(|d| Instant::now() + *w >= d)
-            });
-            let wait = match wait {
-                Some(w) if attempt < attempts && late.is_none() => w,
-                _ => {
-                    let why = match late {
-                        Some(w) if attempt < attempts => format!(
-                            "not retried: waiting {} would outlast the poll's deadline (poll.deadline); ",
-                            humantime::format_duration(round_ms(w))
-                        ),
-                        _ => String::new(),
-                    };
-                    let e = FetchError {
-                        message: if wait.is_some() {
-                            format!("{} ({why}after {attempt} attempt{plural})", e.message)
-                        } else {
-                            e.message
-                        },
-                        ..e
-                    };
-                    self.log_attempt(
-                        endpoint,
-                        &e,
-                        &format!("giving up after {attempt} attempt{plural}"),
-                    );
+            let giving_up = format!("giving up after {attempt} attempt{plural}");
+            let wait = match next {
+                Next::Final => {
+                    self.log_attempt(endpoint, &e, &giving_up);
                     return Err(e);
                 }
+                Next::Backoff => self.backoff(attempt),
+                Next::Pause(wait) => wait,
             };
-            self.log_attempt(
-                endpoint,
-                &e,
-                &format!(
-                    "retrying in {}, attempt {} of {attempts}",
-                    humantime::format_duration(round_ms(wait)),
-                    attempt + 1
-                ),
-            );
-            if pause {
-                self.pause(wait);
-            } else {
-                tokio::time::sleep(wait).await;
+            let shown = humantime::format_duration(Duration::from_millis(wait.as_millis() as u64));
+            let deadline = *lock(&self.deadline);
+            if attempt >= attempts || deadline.is_some_and(|d| Instant::now() + wait >= d) {
+                let why = match attempt < attempts {
+                    true => format!("not retried: waiting {shown} would outlast the poll's deadline (poll.deadline); "),
+                    false => String::new(),
+                };
+                e.message = format!("{} ({why}after {attempt} attempt{plural})", e.message);
+                self.log_attempt(endpoint, &e, &giving_up);
+                return Err(e);
+            }
+            let next_try = attempt + 1;
+            let retrying = format!("retrying in {shown}, attempt {next_try} of {attempts}");
+            self.log_attempt(endpoint, &e, &retrying);
+            match next {
+                Next::Pause(_) => self.pause(wait),
+                _ => tokio::time::sleep(wait).await,
             }
         }
     }
@@ -548,16 +429,9 @@ impl Transport {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.settings.retry_backoff.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
+        let base = self.poll.retry_backoff.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
         let jitter = rand::thread_rng().gen_range(0.8..1.2);
         Duration::from_secs_f64((base * jitter).min(MAX_BACKOFF.as_secs_f64()))
-    }
-
-    async fn wait_for_quota(&self) {
-        let until = *lock(&self.paused_until);
-        if let Some(until) = until {
-            tokio::time::sleep_until(until).await;
-        }
     }
 
     fn pause(&self, wait: Duration) {
@@ -568,125 +442,115 @@ impl Transport {
         }
     }
 
+    /// One attempt, after any pause the vendor asked for, its own pacing and a request slot:
+    /// the answer, or the error and what it leads to.
     async fn attempt(
         &self,
         endpoint: &'static str,
         token_request: bool,
-        request: reqwest::RequestBuilder,
+        build: &impl Fn() -> RequestBuilder,
         refused_429: &mut u32,
-    ) -> Attempt {
+    ) -> Result<Reply, (FetchError, Next)> {
+        let paused_until = *lock(&self.paused_until);
+        if let Some(until) = paused_until {
+            tokio::time::sleep_until(until).await;
+        }
+        self.vendor
+            .before_send()
+            .await
+            .map_err(|e| (e, Next::Final))?;
+        let _permits = (self.permits.acquire().await, self.global.acquire().await);
         self.stats.request(endpoint);
-        let timeout = self.settings.timeout;
-        let fut = async {
-            let (client, request) = request.timeout(timeout).build_split();
-            let request = request.map_err(classify)?;
+        let timeout = self.poll.timeout;
+        let exchange = async {
+            let (client, request) = build().timeout(timeout).build_split();
             // Token requests go through the client that follows no redirect.
             let client = if token_request {
                 token_client()
             } else {
                 &client
             };
-            let response = client.execute(request).await.map_err(classify)?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = read_capped(response, self.settings.max_body_bytes).await?;
-            Ok::<_, FetchError>((status, headers, body))
-        };
-        let (status, headers, body) = match tokio::time::timeout(timeout, fut).await {
-            Err(_) => {
-                let message = format!(
-                    "no answer within {} (poll.timeout)",
-                    humantime::format_duration(timeout)
-                );
-                return Attempt::Retry(FetchError::new(FailureReason::Timeout, message), None);
-            }
-            Ok(Err(e)) if matches!(e.reason, FailureReason::Timeout | FailureReason::Connect) => {
-                return Attempt::Retry(e, None)
-            }
-            Ok(Err(e)) => return Attempt::Fail(e),
-            Ok(Ok(parts)) => parts,
-        };
-
-        // Quota headers on every answer: stop before the vendor has to say 429.
-        let reset = self
-            .vendor
-            .rate_limit_reset(&headers)
-            .map(|d| d.min(MAX_RATE_LIMIT_WAIT));
-        if self.vendor.quota_exhausted(&headers) {
-            if let Some(reset) = reset {
-                self.pause(reset);
-            }
-        }
-        if status.is_success() {
-            return Attempt::Done(Reply {
+            let response = client.execute(request.map_err(classify)?).await;
+            let response = response.map_err(classify)?;
+            let (status, headers) = (response.status(), response.headers().clone());
+            let body = read_capped(response, self.poll.max_body_bytes).await?;
+            Ok::<_, FetchError>(Reply {
                 status,
                 headers,
                 body,
-            });
+            })
+        };
+        let reply = match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) if matches!(e.reason, FailureReason::Timeout | FailureReason::Connect) => {
+                return Err((e, Next::Backoff))
+            }
+            Ok(Err(e)) => return Err((e, Next::Final)),
+            Err(_) => {
+                let shown = humantime::format_duration(timeout);
+                let message = format!("no answer within {shown} (poll.timeout)");
+                return Err((
+                    FetchError::new(FailureReason::Timeout, message),
+                    Next::Backoff,
+                ));
+            }
+        };
+        let (status, headers) = (reply.status, &reply.headers);
+
+        // Quota headers on every answer: stop before the vendor has to say 429.
+        let reset = self.vendor.rate_limit_reset(headers);
+        let reset = reset.map(|d| d.min(MAX_RATE_LIMIT_WAIT));
+        if let Some(reset) = reset.filter(|_| self.vendor.quota_exhausted(headers)) {
+            self.pause(reset);
+        }
+        if status.is_success() {
+            return Ok(reply);
         }
         let code = status.as_u16();
-        let http_error = |reason| FetchError {
-            reason,
-            message: format!("HTTP {code} {}", status.canonical_reason().unwrap_or(""))
-                .trim_end()
-                .to_string(),
+        let auth = code == 401 || code == 403 || (token_request && status.is_client_error());
+        let text = format!("HTTP {code} {}", status.canonical_reason().unwrap_or(""));
+        let mut e = FetchError {
+            reason: if auth {
+                FailureReason::Auth
+            } else {
+                FailureReason::Http
+            },
+            message: text.trim_end().to_string(),
             status: Some(code),
             retry: Retry::Backoff,
         };
         if status == StatusCode::TOO_MANY_REQUESTS {
             *refused_429 += 1;
-            let wait = retry_after(&headers)
-                .or(reset)
-                .or_else(|| self.vendor.rate_limited_wait(*refused_429));
-            let mut e = http_error(FailureReason::RateLimited);
+            e.reason = FailureReason::RateLimited;
             e.message.push_str(": the vendor's rate limit was hit");
-            return Attempt::Retry(e, wait);
+            let wait = retry_after(headers).or(reset);
+            let wait = wait.or_else(|| self.vendor.rate_limited_wait(*refused_429));
+            return Err((e, wait.map_or(Next::Backoff, Next::Pause)));
         }
-        let is_auth = self.vendor.is_auth(status) || (token_request && status.is_client_error());
-        if let Some(v) = self.vendor.read_error(code, &body) {
-            let reason = v.reason.unwrap_or(if is_auth {
-                FailureReason::Auth
-            } else {
-                FailureReason::Http
-            });
-            let e = FetchError {
-                message: format!("{}: {}", http_error(reason).message, v.detail),
-                retry: v.retry,
-                ..http_error(reason)
-            };
-            return if status.is_server_error() && v.reason.is_none() {
-                Attempt::Retry(e, None)
-            } else {
-                Attempt::Fail(e)
-            };
-        }
-        if status.is_redirection() {
+        // A vendor error with a reason of its own is final.
+        let mut own_reason = false;
+        if let Some(v) = self.vendor.read_error(code, &reply.body) {
+            e.message = format!("{}: {}", e.message, v.detail);
+            e.retry = v.retry;
+            own_reason = v.reason.is_some();
+            e.reason = v.reason.unwrap_or(e.reason);
+        } else if status.is_redirection() {
             // Only a redirect the client refused to follow gets here (a token request's, or
             // one without a usable Location).
-            let mut e = http_error(FailureReason::Redirect);
+            e.reason = FailureReason::Redirect;
             e.message.push_str(": redirect not followed");
             if token_request {
                 e.message
                     .push_str(" (token requests never follow redirects)");
             }
-            Attempt::Fail(e)
-        } else if is_auth {
-            Attempt::Fail(http_error(FailureReason::Auth))
-        } else if status.is_server_error() {
-            Attempt::Retry(http_error(FailureReason::Http), None)
-        } else {
-            Attempt::Fail(http_error(FailureReason::Http))
         }
+        let retried = status.is_server_error() && !own_reason;
+        Err((e, if retried { Next::Backoff } else { Next::Final }))
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A wait as people read it: whole milliseconds.
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(d.as_millis() as u64)
 }
 
 /// Maps a reqwest error to a reason and a short, URL-free message in plain words: the
@@ -695,81 +559,66 @@ fn round_ms(d: Duration) -> Duration {
 /// error: Connection refused (os error 111)").
 fn classify(e: reqwest::Error) -> FetchError {
     let e = e.without_url();
-    let reason = if e.is_redirect() {
-        FailureReason::Redirect
-    } else if is_tls_failure(&e) {
-        FailureReason::Tls
-    } else if e.is_timeout() {
-        FailureReason::Timeout
-    } else {
-        FailureReason::Connect
-    };
     let mut chain = vec![e.to_string()];
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         chain.push(s.to_string());
         source = s.source();
     }
-    let innermost = chain.last().map(|m| plain(m)).unwrap_or_default();
-    let dns = chain.iter().any(|m| m.contains("dns error"));
-    let message = match reason {
-        FailureReason::Redirect => innermost,
-        FailureReason::Tls => format!("TLS handshake failed: {innermost}"),
-        FailureReason::Timeout => format!("timed out: {innermost}"),
-        _ if dns => format!("cannot resolve the host name: {innermost}"),
-        _ if e.is_connect() => format!("cannot connect: {innermost}"),
-        _ => format!("request failed: {innermost}"),
+    // Without Rust's " (os error 111)", starting in lower case.
+    let last = chain
+        .last()
+        .map_or("", |m| m.split(" (os error").next().unwrap_or(m));
+    let mut chars = last.trim().chars();
+    let cause: String = chars
+        .next()
+        .map(|c| c.to_lowercase().chain(chars).collect())
+        .unwrap_or_default();
+    let (reason, message) = if e.is_redirect() {
+        (FailureReason::Redirect, cause)
+    } else if is_tls_failure(&e) {
+        (FailureReason::Tls, format!("TLS handshake failed: {cause}"))
+    } else if e.is_timeout() {
+        (FailureReason::Timeout, format!("timed out: {cause}"))
+    } else if chain.iter().any(|m| m.contains("dns error")) {
+        (
+            FailureReason::Connect,
+            format!("cannot resolve the host name: {cause}"),
+        )
+    } else if e.is_connect() {
+        (FailureReason::Connect, format!("cannot connect: {cause}"))
+    } else {
+        (FailureReason::Connect, format!("request failed: {cause}"))
     };
     FetchError::new(reason, message)
-}
-
-/// An error text without Rust's " (os error 111)" and with a lower-case start.
-fn plain(message: &str) -> String {
-    let m = message.split(" (os error").next().unwrap_or(message).trim();
-    let mut chars = m.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 /// Whether a rustls error (a refused certificate, a failed handshake) is in the error's cause
 /// chain. rustls errors travel inside `io::Error`s, whose `source()` skips the wrapped error,
 /// so both links are looked at.
 fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = next {
-        if err.is::<tokio_rustls::rustls::Error>() {
-            return true;
-        }
-        if let Some(inner) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            if is_tls_failure(inner) {
-                return true;
-            }
-        }
-        next = err.source();
-    }
-    false
+    let wrapped = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref());
+    e.is::<tokio_rustls::rustls::Error>()
+        || wrapped.is_some_and(|inner| is_tls_failure(inner))
+        || e.source().is_some_and(is_tls_failure)
 }
 
 async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Bytes, FetchError> {
-    if response.content_length().is_some_and(|n| n as usize > cap) {
-        return Err(FetchError::new(
-            FailureReason::Decode,
-            format!("response body larger than the {cap}-byte limit"),
-        ));
+    let too_large = || {
+        let message = format!("response body larger than the {cap}-byte limit");
+        FetchError::new(FailureReason::Decode, message)
+    };
+    let announced = response.content_length().unwrap_or(0);
+    if announced > cap as u64 {
+        return Err(too_large());
     }
     // Announced lengths are capped above, so reserving them is bounded.
-    let mut buf = BytesMut::with_capacity(response.content_length().unwrap_or(0) as usize);
+    let mut buf = BytesMut::with_capacity(announced as usize);
     while let Some(chunk) = response.chunk().await.map_err(classify)? {
         if buf.len() + chunk.len() > cap {
-            return Err(FetchError::new(
-                FailureReason::Decode,
-                format!("response body larger than the {cap}-byte limit"),
-            ));
+            return Err(too_large());
         }
         buf.extend_from_slice(&chunk);
     }
@@ -779,8 +628,11 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Byte
 /// `Retry-After` in seconds (the HTTP-date form is rare for APIs; treated as absent).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    v.parse::<f64>()
+    let secs = v
+        .parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(MAX_RATE_LIMIT_WAIT.as_secs_f64())))
+        .filter(|s| s.is_finite() && *s >= 0.0)?;
+    Some(Duration::from_secs_f64(
+        secs.min(MAX_RATE_LIMIT_WAIT.as_secs_f64()),
+    ))
 }

@@ -57,21 +57,15 @@ impl ApiStats {
     }
 
     pub fn rows_skipped(&self, endpoint: &'static str, n: u64) {
-        if n > 0 {
-            self.with(|s| *s.rows_skipped.entry(endpoint).or_default() += n);
-        }
+        self.with(|s| *s.rows_skipped.entry(endpoint).or_default() += n);
     }
 
     pub fn labels_folded(&self, label: &'static str, n: u64) {
-        if n > 0 {
-            self.with(|s| *s.labels_folded.entry(label).or_default() += n);
-        }
+        self.with(|s| *s.labels_folded.entry(label).or_default() += n);
     }
 
     pub fn labels_cut(&self, n: u64) {
-        if n > 0 {
-            self.with(|s| s.labels_cut += n);
-        }
+        self.with(|s| s.labels_cut += n);
     }
 
     pub fn rows_read(&self, n: u64) {

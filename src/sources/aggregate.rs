@@ -4,44 +4,36 @@
 //! the JSON received. Each page is now parsed, folded into these accumulators and dropped:
 //! - [`SeenKeys`]: which users were already counted, exactly;
 //! - [`ByLabel`]: sums per branch or department, with `metrics.max_label_values` applied when
-//!   the poll ends (the rarest values folded into `__other__`, as [`labels`](super::labels)
-//!   always did);
+//!   the poll ends (the rarest values folded into `__other__`, ranked as
+//!   [`labels`](super::labels) ranks them);
 //! - [`UserRows`]: per-user rows, only with `per_user`, never more than `max_users`;
 //! - [`Shared`]: an accumulator the pages of one poll fold into from the blocking pool.
 //!
 //! A failed page fails the poll before anything is published, so an accumulator is either
 //! rendered whole or dropped: whole-or-nothing publishing is unchanged.
 
+use std::collections::btree_map::{BTreeMap, Entry};
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
-
-use hashbrown::HashTable;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use hashbrown::HashTable;
+
 use crate::model::SourceKey;
-use crate::sources::labels::OTHER;
+use crate::sources::labels::{keep_most, OTHER};
 use crate::stats::ApiStats;
 
 /// Keys (user ids, emails) already counted in one listing, compared exactly: a second row
 /// with the same key is dropped, two different keys are never taken for one. The keys' text
 /// sits end to end in one string and the table holds their places (8 bytes a key, plus the
 /// key itself), so a million users cost tens of MiB, not one allocation each.
+#[derive(Default)]
 pub struct SeenKeys {
     hasher: RandomState,
     text: String,
     /// (start, length) of each key in `text`.
     table: HashTable<(u32, u32)>,
-}
-
-impl Default for SeenKeys {
-    fn default() -> Self {
-        SeenKeys {
-            hasher: RandomState::new(),
-            text: String::new(),
-            table: HashTable::new(),
-        }
-    }
 }
 
 impl SeenKeys {
@@ -53,18 +45,20 @@ impl SeenKeys {
         if self.table.find(hash, |k| at(k) == key).is_some() {
             return false;
         }
-        let (Ok(start), Ok(len)) = (u32::try_from(text.len()), u32::try_from(key.len())) else {
-            // Past 4 GiB of keys (poll.max_rows keeps a poll far below): counted, not kept.
+        // Past 4 GiB of keys (poll.max_rows keeps a poll far below): counted, not kept.
+        let Ok(start) = u32::try_from(text.len()) else {
             return true;
         };
-        if start.checked_add(len).is_none() {
+        let Some(len) = u32::try_from(key.len())
+            .ok()
+            .filter(|l| start.checked_add(*l).is_some())
+        else {
             return true;
-        }
+        };
         self.text.push_str(key);
-        let (hasher, text) = (&self.hasher, &self.text);
-        self.table.insert_unique(hash, (start, len), |&(s, l)| {
-            hasher.hash_one(&text[s as usize..(s + l) as usize])
-        });
+        let at = |&(start, len): &(u32, u32)| &self.text[start as usize..(start + len) as usize];
+        let rehash = |k: &(u32, u32)| self.hasher.hash_one(at(k));
+        self.table.insert_unique(hash, (start, len), rehash);
         true
     }
 
@@ -88,12 +82,6 @@ impl Merge for f64 {
     }
 }
 
-impl Merge for u64 {
-    fn absorb(&mut self, other: Self) {
-        *self += other;
-    }
-}
-
 impl<const N: usize> Merge for [f64; N] {
     fn absorb(&mut self, other: Self) {
         for (a, b) in self.iter_mut().zip(other) {
@@ -107,7 +95,7 @@ impl<T: Merge> Merge for Option<T> {
     fn absorb(&mut self, other: Self) {
         match (self.as_mut(), other) {
             (Some(a), Some(b)) => a.absorb(b),
-            (None, Some(b)) => *self = Some(b),
+            (None, b) => *self = b,
             (_, None) => {}
         }
     }
@@ -116,12 +104,17 @@ impl<T: Merge> Merge for Option<T> {
 impl<K: Ord, V: Merge> Merge for BTreeMap<K, V> {
     fn absorb(&mut self, other: Self) {
         for (k, v) in other {
-            match self.entry(k) {
-                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().absorb(v),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(v);
-                }
-            }
+            add(self, k, v);
+        }
+    }
+}
+
+/// Adds `v` to what `map` holds under `k`.
+fn add<K: Ord, V: Merge>(map: &mut BTreeMap<K, V>, k: K, v: V) {
+    match map.entry(k) {
+        Entry::Occupied(mut e) => e.get_mut().absorb(v),
+        Entry::Vacant(e) => {
+            e.insert(v);
         }
     }
 }
@@ -181,35 +174,19 @@ impl<T: Default + Merge> ByLabel<T> {
         max: usize,
         stats: &ApiStats,
     ) -> BTreeMap<String, T> {
-        let mut ranked: Vec<(Box<str>, (u64, T))> = self.named.into_iter().collect();
-        let mut out: BTreeMap<String, T> = BTreeMap::new();
-        let add = |out: &mut BTreeMap<String, T>, name: &str, t: T| match out.get_mut(name) {
-            Some(have) => have.absorb(t),
-            None => {
-                out.insert(name.to_string(), t);
-            }
-        };
-        if ranked.len() > max {
-            ranked.sort_unstable_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
-            let folded = ranked.len() - max;
-            for (i, (name, (_, t))) in ranked.into_iter().enumerate() {
-                add(&mut out, if i < max { &name } else { OTHER }, t);
-            }
-            stats.labels_folded(label, folded as u64);
-            tracing::warn!(
-                source = %key,
-                label,
-                folded,
-                max_label_values = max,
-                "label values beyond metrics.max_label_values folded into {OTHER}"
+        let rows = self.named.iter().map(|(name, (n, _))| (&**name, *n as f64));
+        let keep = keep_most(key, label, rows, max, stats);
+        let mut out = BTreeMap::new();
+        for (name, (_, t)) in self.named {
+            let kept = keep.as_ref().is_none_or(|k| k.contains(&*name));
+            add(
+                &mut out,
+                if kept { name.into() } else { OTHER.to_string() },
+                t,
             );
-        } else {
-            for (name, (_, t)) in ranked {
-                add(&mut out, &name, t);
-            }
         }
         if let Some(t) = self.unnamed {
-            add(&mut out, "", t);
+            add(&mut out, String::new(), t);
         }
         out
     }
@@ -280,15 +257,15 @@ pub fn shared<A>(acc: A) -> Shared<A> {
     Arc::new(Mutex::new(acc))
 }
 
+/// Takes the finished accumulator out of its lock.
+pub fn take<A: Default>(acc: &Mutex<A>) -> A {
+    std::mem::take(&mut *lock(acc))
+}
+
 /// The accumulator, even if a fold panicked while holding it (that poll fails anyway: the
 /// panic is reported by the decoder and nothing is published).
 pub fn lock<A>(acc: &Mutex<A>) -> MutexGuard<'_, A> {
     acc.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Takes the finished accumulator out of its lock.
-pub fn take<A: Default>(acc: &Mutex<A>) -> A {
-    std::mem::take(&mut *lock(acc))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 
@@ -32,29 +32,20 @@ impl Decoder {
 
     /// Runs `decode` on the blocking pool. The permit travels with the work, so a poll that is
     /// cancelled meanwhile does not let more decodes start than the bound allows.
-    pub async fn run<T, F>(&self, decode: F) -> Result<T, FetchError>
-    where
-        T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
-    {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| FetchError::new(FailureReason::Decode, "the decoder is shut down"))?;
-        tokio::task::spawn_blocking(move || {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        decode: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, FetchError> {
+        let failed = |e: String| FetchError::new(FailureReason::Decode, e);
+        let permit = self.permits.clone().acquire_owned().await;
+        let permit = permit.map_err(|_| failed("the decoder is shut down".into()))?;
+        let work = tokio::task::spawn_blocking(move || {
             let out = decode();
             drop(permit);
             out
-        })
-        .await
-        .map_err(|e| {
-            FetchError::new(
-                FailureReason::Decode,
-                format!("decoding a page failed unexpectedly: {e}"),
-            )
-        })
+        });
+        let unexpected = |e| failed(format!("decoding a page failed unexpectedly: {e}"));
+        work.await.map_err(unexpected)
     }
 }
 
@@ -67,10 +58,8 @@ pub struct RowBudget {
 
 impl RowBudget {
     pub fn new(limit: u64) -> Arc<Self> {
-        Arc::new(RowBudget {
-            limit,
-            used: AtomicU64::new(0),
-        })
+        let used = AtomicU64::new(0);
+        Arc::new(RowBudget { limit, used })
     }
 
     /// Starts a poll's count.
@@ -81,10 +70,6 @@ impl RowBudget {
     /// Counts `n` more rows; false once the poll has read more than the limit.
     pub fn charge(&self, n: u64) -> bool {
         self.used.fetch_add(n, Ordering::Relaxed).saturating_add(n) <= self.limit
-    }
-
-    pub fn exceeded(&self) -> bool {
-        self.used() > self.limit
     }
 
     /// Rows read so far in this poll.
@@ -128,57 +113,43 @@ pub struct Page<E> {
 /// Decodes one page, handing each element of its row array to `on_row` as it is read (which
 /// says how many rows the element held, charged to `budget`); nothing of the page is kept but
 /// its envelope. Trailing bytes after the object are an error.
-pub fn decode_page<E, F>(body: &[u8], budget: &RowBudget, on_row: F) -> Result<Page<E>, PageError>
-where
-    E: Envelope,
-    F: FnMut(&RawValue) -> u64,
-{
+pub fn decode_page<E: Envelope, F: FnMut(&RawValue) -> u64>(
+    body: &[u8],
+    budget: &RowBudget,
+    on_row: F,
+) -> Result<Page<E>, PageError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let page = PageSeed::<E, F> {
-        budget,
-        on_row,
-        envelope: std::marker::PhantomData,
-    }
-    .deserialize(&mut de)
-    .and_then(|p| de.end().map(|()| p));
-    page.map_err(|e| page_error(e, budget))
+    let visitor = PageVisitor(EachRow { budget, on_row }, std::marker::PhantomData::<E>);
+    let page = de.deserialize_map(visitor);
+    page.and_then(|p| de.end().map(|()| p))
+        .map_err(|e| page_error(e, budget))
 }
 
 /// Decodes a page that is a bare JSON array of rows (no envelope); `null` reads as no array.
-pub fn decode_array<F>(body: &[u8], budget: &RowBudget, on_row: F) -> Result<bool, PageError>
-where
-    F: FnMut(&RawValue) -> u64,
-{
+pub fn decode_array(
+    body: &[u8],
+    budget: &RowBudget,
+    on_row: impl FnMut(&RawValue) -> u64,
+) -> Result<bool, PageError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let present = EachRow { budget, on_row }
-        .deserialize(&mut de)
-        .and_then(|p| de.end().map(|()| p));
-    present.map_err(|e| page_error(e, budget))
+    let present = EachRow { budget, on_row }.deserialize(&mut de);
+    present
+        .and_then(|p| de.end().map(|()| p))
+        .map_err(|e| page_error(e, budget))
 }
 
 fn page_error(e: serde_json::Error, budget: &RowBudget) -> PageError {
-    if budget.exceeded() {
+    if budget.used() > budget.limit {
         PageError::TooManyRows
     } else {
         PageError::Json(e)
     }
 }
 
-struct PageSeed<'b, E, F> {
-    budget: &'b RowBudget,
-    on_row: F,
-    envelope: std::marker::PhantomData<E>,
-}
+/// Reads a page object: its row array through the [`EachRow`], every other key into `E`.
+struct PageVisitor<R, E>(R, std::marker::PhantomData<E>);
 
-impl<'de, E: Envelope, F: FnMut(&RawValue) -> u64> DeserializeSeed<'de> for PageSeed<'_, E, F> {
-    type Value = Page<E>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Page<E>, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de, E: Envelope, F: FnMut(&RawValue) -> u64> Visitor<'de> for PageSeed<'_, E, F> {
+impl<'de, F: FnMut(&RawValue) -> u64, E: Envelope> Visitor<'de> for PageVisitor<EachRow<'_, F>, E> {
     type Value = Page<E>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -189,10 +160,11 @@ impl<'de, E: Envelope, F: FnMut(&RawValue) -> u64> Visitor<'de> for PageSeed<'_,
         let mut page = Page::<E>::default();
         while let Some(key) = map.next_key::<String>()? {
             if key == E::ROWS {
-                page.has_rows = map.next_value_seed(EachRow {
-                    budget: self.budget,
-                    on_row: &mut self.on_row,
-                })?;
+                let rows = EachRow {
+                    budget: self.0.budget,
+                    on_row: &mut self.0.on_row,
+                };
+                page.has_rows = map.next_value_seed(rows)?;
             } else {
                 page.envelope.field(&key, &mut map)?;
             }
@@ -209,10 +181,7 @@ pub struct EachRow<'b, F> {
     pub on_row: F,
 }
 
-impl<'de, F> DeserializeSeed<'de> for EachRow<'_, F>
-where
-    F: FnMut(&RawValue) -> u64,
-{
+impl<'de, F: FnMut(&RawValue) -> u64> DeserializeSeed<'de> for EachRow<'_, F> {
     /// Whether an array was there.
     type Value = bool;
 
@@ -221,10 +190,7 @@ where
     }
 }
 
-impl<'de, F> Visitor<'de> for EachRow<'_, F>
-where
-    F: FnMut(&RawValue) -> u64,
-{
+impl<'de, F: FnMut(&RawValue) -> u64> Visitor<'de> for EachRow<'_, F> {
     type Value = bool;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -292,7 +258,7 @@ mod tests {
     fn the_budget_stops_the_array() {
         let b = RowBudget::new(2);
         assert!(read(r#"[{"id":1},{"id":2},{"id":3},{"id":4}]"#, &b).is_err());
-        assert!(b.exceeded());
+        assert!(b.used() > b.limit());
         assert_eq!(
             b.used(),
             3,
@@ -300,7 +266,7 @@ mod tests {
         );
         b.reset();
         assert!(read(r#"[{"id":1},{"id":2}]"#, &b).is_ok());
-        assert!(!b.exceeded());
+        assert!(b.used() <= b.limit());
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -3,7 +3,7 @@
 //! metric. The values with the most rows keep their own series; the rest are folded into
 //! [`OTHER`], with a warning and `awareness_label_values_folded_total`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::model::SourceKey;
 use crate::stats::ApiStats;
@@ -11,33 +11,22 @@ use crate::stats::ApiStats;
 /// The value the rarest label values are folded into.
 pub const OTHER: &str = "__other__";
 
-/// Keeps at most `max` distinct values among `values` (those with the most rows; ties by name,
-/// so the choice is stable) and renames the rest to [`OTHER`]. Returns how many distinct values
-/// were folded.
-pub fn fold_rare(
+/// The values of `label` that keep their own series when `weights` (rows or sums, one entry
+/// a distinct value) hold more than `max`: the `max` heaviest, ties by name so the choice is
+/// stable; the fold is counted and warned. `None` when every value fits.
+pub fn keep_most<'a>(
     key: &SourceKey,
     label: &'static str,
-    mut values: Vec<&mut String>,
+    weights: impl IntoIterator<Item = (&'a str, f64)>,
     max: usize,
     stats: &ApiStats,
-) -> usize {
-    let mut counts: HashMap<&str, u64> = HashMap::new();
-    for v in &values {
-        *counts.entry(v.as_str()).or_default() += 1;
+) -> Option<HashSet<String>> {
+    let mut ranked: Vec<(&str, f64)> = weights.into_iter().collect();
+    if ranked.len() <= max {
+        return None;
     }
-    if counts.len() <= max {
-        return 0;
-    }
-    let mut ranked: Vec<(&str, u64)> = counts.into_iter().collect();
-    ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
     let folded = ranked.len() - max;
-    let keep: std::collections::HashSet<String> =
-        ranked[..max].iter().map(|(v, _)| v.to_string()).collect();
-    for v in values.iter_mut() {
-        if !keep.contains(v.as_str()) {
-            **v = OTHER.to_string();
-        }
-    }
     stats.labels_folded(label, folded as u64);
     tracing::warn!(
         source = %key,
@@ -46,7 +35,31 @@ pub fn fold_rare(
         max_label_values = max,
         "label values beyond metrics.max_label_values folded into {OTHER}"
     );
-    folded
+    Some(ranked[..max].iter().map(|(v, _)| v.to_string()).collect())
+}
+
+/// Keeps at most `max` distinct values among `values` (those with the most rows, as
+/// [`keep_most`] ranks them) and renames the rest to [`OTHER`]. Returns how many distinct
+/// values were folded.
+pub fn fold_rare(
+    key: &SourceKey,
+    label: &'static str,
+    mut values: Vec<&mut String>,
+    max: usize,
+    stats: &ApiStats,
+) -> usize {
+    let mut rows: HashMap<&str, f64> = HashMap::new();
+    for v in &values {
+        *rows.entry(v.as_str()).or_default() += 1.0;
+    }
+    let distinct = rows.len();
+    let Some(keep) = keep_most(key, label, rows, max, stats) else {
+        return 0;
+    };
+    for v in values.iter_mut().filter(|v| !keep.contains(v.as_str())) {
+        **v = OTHER.to_string();
+    }
+    distinct - max
 }
 
 #[cfg(test)]

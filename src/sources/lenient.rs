@@ -4,90 +4,92 @@
 use serde::de::{self, Deserializer, Visitor};
 use std::fmt;
 
-struct NumberVisitor;
+/// A JSON scalar as a vendor sent it; `Null` for null or absent. Arrays and objects are errors.
+enum Scalar {
+    Number(f64),
+    Text(String),
+    Flag(bool),
+    Null,
+}
 
-impl<'de> Visitor<'de> for NumberVisitor {
-    type Value = Option<f64>;
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a number, a numeric string or null")
+        f.write_str("a number, a string, a boolean or null")
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(v as f64))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar::Number(v as f64))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(v as f64))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+        Ok(Scalar::Number(v as f64))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(v.is_finite().then_some(v))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+        Ok(Scalar::Number(v))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        let t = v.trim();
-        if t.is_empty() {
-            return Ok(None);
-        }
-        t.parse::<f64>()
-            .ok()
-            .filter(|x| x.is_finite())
-            .map(Some)
-            .ok_or_else(|| E::invalid_value(de::Unexpected::Str("non-numeric text"), &self))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+        Ok(Scalar::Text(v.to_string()))
     }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
+        Ok(Scalar::Text(v))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+        Ok(Scalar::Flag(v))
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(NumberVisitor)
+    fn visit_none<E: de::Error>(self) -> Result<Scalar, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Scalar, D::Error> {
+        d.deserialize_any(ScalarVisitor)
     }
 }
 
-/// A number given as a number, a numeric string, or null/absent (→ `None`).
+fn invalid<E: de::Error>(what: &'static str, expected: &'static str) -> E {
+    E::invalid_value(de::Unexpected::Other(what), &expected)
+}
+
+/// A number given as a number, a numeric string, or null/absent/empty text (→ `None`); a value
+/// that is not finite reads as `None` too.
 pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    d.deserialize_any(NumberVisitor)
-}
-
-struct TextVisitor;
-
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string, a number or null")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Some(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(TextVisitor)
+    match d.deserialize_any(ScalarVisitor)? {
+        Scalar::Number(v) => Ok(v.is_finite().then_some(v)),
+        Scalar::Text(t) if t.trim().is_empty() => Ok(None),
+        Scalar::Text(t) => match t.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(Some(v)),
+            _ => Err(invalid("non-numeric text", "a number or a numeric string")),
+        },
+        Scalar::Flag(_) => Err(invalid("a boolean", "a number or a numeric string")),
+        Scalar::Null => Ok(None),
     }
 }
 
 /// Text given as a string or a scalar (ids are sometimes numbers), or null/absent.
 pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    d.deserialize_any(TextVisitor)
+    Ok(match d.deserialize_any(ScalarVisitor)? {
+        Scalar::Number(v) => Some(v.to_string()),
+        Scalar::Text(t) => Some(t),
+        Scalar::Flag(b) => Some(b.to_string()),
+        Scalar::Null => None,
+    })
+}
+
+/// A flag given as a boolean, 0/1 or text, or null/absent.
+pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    match d.deserialize_any(ScalarVisitor)? {
+        Scalar::Flag(b) => Ok(Some(b)),
+        Scalar::Number(v) => Ok(Some(v != 0.0)),
+        Scalar::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Ok(Some(true)),
+            "false" | "no" | "0" | "" => Ok(Some(false)),
+            _ => Err(invalid("text", "a boolean, 0/1 or \"true\"/\"false\"")),
+        },
+        Scalar::Null => Ok(None),
+    }
 }
 
 /// The longest label value a vendor string becomes, in bytes: longer text is cut (at a
@@ -128,52 +130,6 @@ pub fn label<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error
     Ok(text(d)?.map(cut))
 }
 
-struct FlagVisitor;
-
-impl<'de> Visitor<'de> for FlagVisitor {
-    type Value = Option<bool>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a boolean, 0/1, \"true\"/\"false\" or null")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Some(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(v != 0))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(v != 0))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        match v.trim().to_ascii_lowercase().as_str() {
-            "true" | "yes" | "1" => Ok(Some(true)),
-            "false" | "no" | "0" | "" => Ok(Some(false)),
-            _ => Err(E::invalid_value(de::Unexpected::Str("text"), &self)),
-        }
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(FlagVisitor)
-    }
-}
-
-/// A flag given as a boolean, 0/1 or text, or null/absent.
-pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    d.deserialize_any(FlagVisitor)
-}
-
-/// True when most rows of an answer were skipped (malformed or without identity): the answer
-/// is garbage, and publishing the few good rows would present it as the truth.
-pub fn mostly_skipped(good: u64, skipped: u64) -> bool {
-    skipped > good
-}
-
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
@@ -197,15 +153,6 @@ mod tests {
         assert_eq!(super::cut("short".into()), "short");
         assert_eq!(super::take_cut(), 1);
         assert_eq!(super::take_cut(), 0);
-    }
-
-    #[test]
-    fn mostly_skipped_means_more_bad_rows_than_good() {
-        assert!(!super::mostly_skipped(0, 0));
-        assert!(!super::mostly_skipped(9, 1));
-        assert!(!super::mostly_skipped(5, 5));
-        assert!(super::mostly_skipped(4, 5));
-        assert!(super::mostly_skipped(0, 10_000));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::config::{AccountConfig, MetricsConfig, PollConfig, SourceConfig};
-use crate::http::{Scrub, Transport, TransportSettings, VendorHttp};
+use crate::http::{Scrub, Transport, VendorHttp};
 use crate::model::{PollOutcome, SourceKey};
 use crate::sources::paging::Engine;
 use crate::stats::ApiStats;
@@ -123,11 +123,11 @@ impl SourceContext {
         let transport = Transport::new(
             self.client.clone(),
             self.stats.clone(),
-            TransportSettings::from(&self.poll),
+            self.poll.clone(),
             self.global_permits.clone(),
-        )
-        .with_vendor(vendor)
-        .with_scrub(Scrub::new(account.secrets()));
+            vendor,
+            Scrub::new(account.secrets()),
+        );
         Engine::new(self, key, transport, account.interval())
     }
 }

@@ -95,11 +95,16 @@ pub struct Engine {
     deadline: Duration,
 }
 
-/// Good and skipped rows of one listing.
-#[derive(Default)]
-struct Tally {
-    good: u64,
-    skipped: u64,
+/// One listing as its pages are read: what every page's decoding shares.
+struct Listing<S> {
+    endpoint: &'static str,
+    stats: Arc<ApiStats>,
+    decoder: Decoder,
+    budget: Arc<RowBudget>,
+    seen: Mutex<SeenKeys>,
+    sink: S,
+    /// Good and skipped rows so far.
+    tally: Mutex<(u64, u64)>,
 }
 
 impl Engine {
@@ -165,71 +170,65 @@ impl Engine {
         S: Fn(Vec<<P::Format as Format>::Row>) + Send + Sync + 'static,
     {
         let endpoint = pager.endpoint();
-        let sink = Arc::new(sink);
-        let seen = Arc::new(Mutex::new(SeenKeys::default()));
-        let tally = Arc::new(Mutex::new(Tally::default()));
+        let listing = Arc::new(Listing {
+            endpoint,
+            stats: self.transport.stats().clone(),
+            decoder: self.decoder.clone(),
+            budget: self.rows.clone(),
+            seen: Mutex::default(),
+            sink,
+            tally: Mutex::default(),
+        });
         let mut sent = HashSet::new();
         loop {
             let batch = pager.next();
             if batch.is_empty() {
                 break;
             }
-            let refused = if batch.iter().any(|r| sent.contains(r)) {
-                Some("the vendor pointed to a page already read (a paging loop)".to_string())
-            } else if sent.len() + batch.len() > self.max_pages {
-                Some(format!(
+            if batch.iter().any(|r| sent.contains(r)) {
+                let why = "the vendor pointed to a page already read (a paging loop)";
+                return Err(self.refuse(endpoint, why.to_string()));
+            }
+            if sent.len() + batch.len() > self.max_pages {
+                let why = format!(
                     "paging exceeded poll.max_pages ({}); refusing to continue",
                     self.max_pages
-                ))
-            } else {
-                None
-            };
-            if let Some(why) = refused {
+                );
                 return Err(self.refuse(endpoint, why));
             }
             let first = sent.len() + 1;
             sent.extend(batch.iter().cloned());
-            let mut pages = Vec::with_capacity(batch.len());
-            for (i, request) in batch.into_iter().enumerate() {
-                let reader = Reader {
-                    stats: self.transport.stats().clone(),
-                    endpoint,
-                    page_no: first + i,
-                    decoder: self.decoder.clone(),
-                    budget: self.rows.clone(),
-                    seen: seen.clone(),
-                    sink: sink.clone(),
-                    tally: tally.clone(),
-                };
-                let pager = &*pager;
-                pages.push(async move {
-                    let accept = move |reply: Reply| reader.clone().read::<P::Format>(reply);
-                    let (envelope, rows) = pager.send(&request, accept).await?;
+            let pager_ref = &*pager;
+            let pages = batch.into_iter().enumerate().map(|(i, request)| {
+                let listing = listing.clone();
+                async move {
+                    let accept = |reply| listing.clone().read::<P::Format>(first + i, reply);
+                    let (envelope, rows) = pager_ref.send(&request, accept).await?;
                     Ok::<_, FetchError>((request, envelope, rows))
-                });
-            }
-            let pages = futures::stream::iter(pages)
+                }
+            });
+            let pages: Vec<_> = futures::stream::iter(pages)
                 .buffer_unordered(self.in_progress)
-                .try_collect::<Vec<_>>()
+                .try_collect()
                 .await?;
             for (request, envelope, rows) in pages {
                 pager.learn(request, envelope, rows);
             }
         }
-        let Tally { good, skipped } = std::mem::take(&mut *lock(&tally));
+        let (good, skipped) = *lock(&listing.tally);
         if skipped > 0 {
             self.transport.stats().rows_skipped(endpoint, skipped);
             tracing::warn!(source = %self.key, endpoint, skipped, "skipped malformed rows");
         }
-        if lenient::mostly_skipped(good, skipped) {
+        // Most rows skipped: the answer is garbage, and publishing the few good rows would
+        // present it as the truth.
+        if skipped > good {
             let total = good + skipped;
-            return Err(self.refuse(
-                endpoint,
-                format!(
-                    "{skipped} of {total} rows are malformed or have no identity; refusing to \
-                     publish the rest"
-                ),
-            ));
+            let why = format!(
+                "{skipped} of {total} rows are malformed or have no identity; refusing to \
+                 publish the rest"
+            );
+            return Err(self.refuse(endpoint, why));
         }
         Ok(())
     }
@@ -242,90 +241,57 @@ impl Engine {
     }
 }
 
-/// What reading one page of a listing needs, owned, so the transport's retry loop can call it
-/// for every attempt.
-struct Reader<S> {
-    stats: Arc<ApiStats>,
-    endpoint: &'static str,
-    page_no: usize,
-    decoder: Decoder,
-    budget: Arc<RowBudget>,
-    seen: Arc<Mutex<SeenKeys>>,
-    sink: Arc<S>,
-    tally: Arc<Mutex<Tally>>,
-}
-
-impl<S> Clone for Reader<S> {
-    fn clone(&self) -> Self {
-        Reader {
-            stats: self.stats.clone(),
-            endpoint: self.endpoint,
-            page_no: self.page_no,
-            decoder: self.decoder.clone(),
-            budget: self.budget.clone(),
-            seen: self.seen.clone(),
-            sink: self.sink.clone(),
-            tally: self.tally.clone(),
-        }
-    }
-}
-
-impl<S> Reader<S> {
-    /// Decodes one answer on the blocking pool and folds its new rows: the transport's
-    /// `accept` step, so an error inside the answer is retried like any failed attempt.
-    async fn read<F: Format>(self, reply: Reply) -> Result<(F::Envelope, u64), Refusal>
+impl<S> Listing<S> {
+    /// Decodes the answer to page `page_no` on the blocking pool and folds its new rows: the
+    /// transport's `accept` step, so an error inside the answer is retried like any failed
+    /// attempt.
+    async fn read<F: Format>(
+        self: Arc<Self>,
+        page_no: usize,
+        reply: Reply,
+    ) -> Result<(F::Envelope, u64), Refusal>
     where
         S: Fn(Vec<F::Row>) + Send + Sync + 'static,
     {
-        let Reader {
-            stats,
-            endpoint,
-            page_no,
-            decoder,
-            budget,
-            seen,
-            sink,
-            tally,
-        } = self;
-        let limit = budget.limit();
+        let (endpoint, limit) = (self.endpoint, self.budget.limit());
+        let decoder = self.decoder.clone();
         let decoded = decoder.run(move || {
             lenient::take_cut();
             let (mut rows, mut elements, mut skipped) = (Vec::new(), 0u64, 0u64);
-            let page = F::read(&reply.body, &budget, &mut |raw| {
+            let page = F::read(&reply.body, &self.budget, &mut |raw| {
                 let (n, bad) = F::rows(raw, &mut rows);
                 elements += n;
                 skipped += bad;
                 n
             })?;
             drop(reply);
-            stats.labels_cut(lenient::take_cut());
+            self.stats.labels_cut(lenient::take_cut());
             if let Some(refusal) = F::refusal(&page) {
                 return Ok(Err(refusal));
             }
-            {
-                let mut seen = lock(&seen);
-                rows.retain(|r| F::key(r).is_none_or(|k| seen.first_time(&k)));
-            }
-            sink(rows);
-            let mut tally = lock(&tally);
-            tally.good += elements - skipped;
-            tally.skipped += skipped;
+            let mut seen = lock(&self.seen);
+            rows.retain(|r| F::key(r).is_none_or(|k| seen.first_time(&k)));
+            drop(seen);
+            (self.sink)(rows);
+            let mut tally = lock(&self.tally);
+            tally.0 += elements - skipped;
+            tally.1 += skipped;
             Ok(Ok((page.envelope, elements)))
         });
-        match decoded.await {
-            Err(e) => Err(Refusal::fatal(e)),
-            Ok(Ok(result)) => result,
-            Ok(Err(PageError::TooManyRows)) => Err(Refusal::fatal(FetchError::new(
-                FailureReason::Decode,
-                format!(
-                    "{endpoint}: more than poll.max_rows ({limit}) rows in one poll; refusing to \
-                     read further (raise poll.max_rows if the account is really this large)"
-                ),
-            ))),
-            Ok(Err(PageError::Json(e))) => Err(Refusal::fatal(FetchError::new(
-                FailureReason::Decode,
-                format!("{endpoint}: page {page_no} is not valid JSON: {e}"),
-            ))),
-        }
+        let message = match decoded.await {
+            Err(e) => return Err(Refusal::fatal(e)),
+            Ok(Ok(result)) => return result,
+            Ok(Err(PageError::TooManyRows)) => format!(
+                "{endpoint}: more than poll.max_rows ({limit}) rows in one poll; refusing to \
+                 read further (raise poll.max_rows if the account is really this large)"
+            ),
+            Ok(Err(PageError::Json(e))) => {
+                format!("{endpoint}: page {page_no} is not valid JSON: {e}")
+            }
+        };
+        Err(Refusal::fatal(FetchError::new(
+            FailureReason::Decode,
+            message,
+        )))
     }
 }

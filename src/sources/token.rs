@@ -1,5 +1,5 @@
-//! Access tokens shared by the OAuth2 flows (CyberPilot password grant, Mimecast client
-//! credentials): fetched once, cached, refreshed shortly before they expire.
+//! Access tokens shared by the OAuth2 flows (CyberPilot password grant, Mimecast and Defender
+//! client credentials): fetched once, cached, refreshed shortly before they expire.
 
 use std::time::{Duration, SystemTime};
 
@@ -10,8 +10,7 @@ use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 use crate::http::{Refusal, Transport};
-use crate::model::FailureReason;
-use crate::model::FetchError;
+use crate::model::{FailureReason, FetchError};
 
 /// Lifetime assumed when the server tells none.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(15 * 60);
@@ -28,27 +27,15 @@ pub fn clamp_lifetime(secs: f64) -> Option<Duration> {
     Some(Duration::try_from_secs_f64(secs).map_or(MAX_LIFETIME, |d| d.min(MAX_LIFETIME)))
 }
 
-/// The token kept between requests, for up to its lifetime: zeroized when replaced or
-/// dropped (the copies handed to a request live only as long as it).
-#[derive(Debug)]
-struct Cached {
-    value: Zeroizing<String>,
-    refresh_at: Instant,
-}
-
-/// One cached bearer token. The lock is held while fetching, so concurrent requests that all
-/// find the token missing cause a single token request. A failed fetch is remembered until the
-/// next poll begins: the sections of a poll share one token acquisition, so an unreachable
-/// token endpoint fails the poll once instead of once per section.
+/// One cached bearer token: the token and when to refresh it (zeroized when replaced or
+/// dropped; the copies handed to a request live only as long as it), or the error of the
+/// poll's failed fetch. The lock is held while fetching, so concurrent requests that all find
+/// the token missing cause a single token request. A failed fetch is remembered until the next
+/// poll begins: the sections of a poll share one token acquisition, so an unreachable token
+/// endpoint fails the poll once instead of once per section.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    inner: Mutex<State>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    cached: Option<Cached>,
-    failed: Option<FetchError>,
+    state: Mutex<Option<Result<(Zeroizing<String>, Instant), FetchError>>>,
 }
 
 /// A token as issued: its value and how long it lives.
@@ -60,51 +47,44 @@ pub struct Issued {
 
 impl TokenCache {
     /// The cached token, or a fresh one from `fetch` when there is none or it is about to expire.
-    pub async fn get<F, Fut>(&self, fetch: F) -> Result<String, FetchError>
+    pub async fn get<Fut>(&self, fetch: impl FnOnce() -> Fut) -> Result<String, FetchError>
     where
-        F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Issued, FetchError>>,
     {
-        let mut guard = self.inner.lock().await;
-        if let Some(e) = &guard.failed {
-            return Err(e.clone());
-        }
-        if let Some(c) = guard.cached.as_ref() {
-            if Instant::now() < c.refresh_at {
-                return Ok(c.value.to_string());
+        let mut state = self.state.lock().await;
+        match &*state {
+            Some(Err(e)) => return Err(e.clone()),
+            Some(Ok((token, refresh_at))) if Instant::now() < *refresh_at => {
+                return Ok(token.to_string())
             }
+            _ => {}
         }
-        let issued = match fetch().await {
-            Ok(issued) => issued,
-            Err(e) => {
-                guard.failed = Some(e.clone());
-                return Err(e);
-            }
-        };
+        let issued = fetch()
+            .await
+            .inspect_err(|e| *state = Some(Err(e.clone())))?;
         let lifetime = issued
             .lifetime
-            .or_else(|| jwt_lifetime(&issued.value, SystemTime::now()))
-            .unwrap_or(DEFAULT_LIFETIME);
-        let value = issued.value;
-        guard.cached = Some(Cached {
-            value: Zeroizing::new(value.clone()),
-            refresh_at: Instant::now() + refresh_after(lifetime),
-        });
-        Ok(value)
+            .or_else(|| jwt_lifetime(&issued.value, SystemTime::now()));
+        let refresh_at = Instant::now() + refresh_after(lifetime.unwrap_or(DEFAULT_LIFETIME));
+        *state = Some(Ok((Zeroizing::new(issued.value.clone()), refresh_at)));
+        Ok(issued.value)
     }
 
     /// A new poll begins: the last poll's token failure is forgotten, so this poll tries again.
     pub async fn begin_poll(&self) {
-        self.inner.lock().await.failed = None;
+        let mut state = self.state.lock().await;
+        if matches!(*state, Some(Err(_))) {
+            *state = None;
+        }
     }
 
     /// Forgets `rejected` (after a 401), so the next [`get`](Self::get) fetches a new one.
     /// A token already replaced by a concurrent request is left alone, so requests that were
     /// refused together cause one renewal, not one each.
     pub async fn invalidate(&self, rejected: &str) {
-        let mut guard = self.inner.lock().await;
-        if guard.cached.as_ref().is_some_and(|c| *c.value == rejected) {
-            guard.cached = None;
+        let mut state = self.state.lock().await;
+        if matches!(&*state, Some(Ok((token, _))) if token.as_str() == rejected) {
+            *state = None;
         }
     }
 }
@@ -117,75 +97,57 @@ pub fn refresh_after(lifetime: Duration) -> Duration {
 
 /// The remaining lifetime of a JWT from its `exp` claim (the signature is not ours to check).
 pub fn jwt_lifetime(token: &str, now: SystemTime) -> Option<Duration> {
-    let payload = token.split('.').nth(1)?;
+    let payload = token.split('.').nth(1)?.trim_end_matches('=');
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
+        .decode(payload)
         .ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let exp = claims.get("exp")?.as_f64()?;
-    let now = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .ok()?
-        .as_secs_f64();
-    clamp_lifetime(exp - now)
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: Option<String>,
-    /// Any JSON: an unreadable lifetime is no reason to refuse a token.
-    #[serde(default)]
-    expires_in: Option<serde_json::Value>,
-}
-
-/// `expires_in` as a number or numeric text; anything else means "not told".
-fn lifetime_of(value: &serde_json::Value) -> Option<Duration> {
-    let secs = match value {
-        serde_json::Value::Number(n) => n.as_f64()?,
-        serde_json::Value::String(s) => s.trim().parse::<f64>().ok()?,
-        _ => return None,
-    };
-    clamp_lifetime(secs)
+    let now = now.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    clamp_lifetime(claims.get("exp")?.as_f64()? - now.as_secs_f64())
 }
 
 /// Asks a token endpoint for a token (`build` makes the request, for every attempt) and reads
 /// the OAuth2 answer (`access_token`, optional `expires_in`) inside the transport's retry loop;
 /// `what` names the step in the error ("login failed: ...").
-pub async fn request_token<B>(
+pub async fn request_token(
     transport: &Transport,
     endpoint: &'static str,
     what: &str,
-    build: B,
-) -> Result<Issued, FetchError>
-where
-    B: Fn() -> reqwest::RequestBuilder,
-{
-    transport
-        .token_request(endpoint, build, |reply| async move {
-            parse_token_response(&reply.body).map_err(Refusal::fatal)
-        })
-        .await
-        .map_err(|e| FetchError {
-            message: format!("{what} failed: {}", e.message),
-            ..e
-        })
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<Issued, FetchError> {
+    let read = |reply: crate::http::Reply| async move {
+        parse_token_response(&reply.body).map_err(Refusal::fatal)
+    };
+    let issued = transport.token_request(endpoint, build, read).await;
+    issued.map_err(|e| FetchError {
+        message: format!("{what} failed: {}", e.message),
+        ..e
+    })
 }
 
-/// Reads an OAuth2 token response (`access_token`, optional `expires_in`).
+/// Reads an OAuth2 token response (`access_token`, optional `expires_in` as a number or
+/// numeric text; anything else there means "not told", no reason to refuse a token).
 pub fn parse_token_response(body: &[u8]) -> Result<Issued, FetchError> {
+    #[derive(Deserialize)]
+    struct TokenResponse {
+        access_token: Option<String>,
+        #[serde(default)]
+        expires_in: Option<serde_json::Value>,
+    }
     let parsed: TokenResponse = serde_json::from_slice(body).map_err(|e| {
-        FetchError::new(
-            FailureReason::Decode,
-            format!("token response is not JSON: {e}"),
-        )
+        let message = format!("token response is not JSON: {e}");
+        FetchError::new(FailureReason::Decode, message)
     })?;
-    let value = parsed
-        .access_token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            FetchError::new(FailureReason::Auth, "token response has no access_token")
-        })?;
-    let lifetime = parsed.expires_in.as_ref().and_then(lifetime_of);
+    let Some(value) = parsed.access_token.filter(|t| !t.is_empty()) else {
+        let message = "token response has no access_token";
+        return Err(FetchError::new(FailureReason::Auth, message));
+    };
+    let secs = match parsed.expires_in {
+        Some(serde_json::Value::Number(n)) => n.as_f64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    let lifetime = secs.and_then(clamp_lifetime);
     Ok(Issued { value, lifetime })
 }
 
@@ -229,10 +191,10 @@ mod tests {
             })
         };
         assert_eq!(cache.get(fetch).await.unwrap(), "tok");
-        let guard = cache.inner.lock().await;
-        let cached = guard.cached.as_ref().unwrap();
-        zeroized_on_drop(&cached.value);
-        assert_eq!(cached.value.as_str(), "tok");
+        let guard = cache.state.lock().await;
+        let (cached, _) = guard.as_ref().unwrap().as_ref().unwrap();
+        zeroized_on_drop(cached);
+        assert_eq!(cached.as_str(), "tok");
     }
 
     #[tokio::test]

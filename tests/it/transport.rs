@@ -8,15 +8,13 @@ use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use awareness_exporter::http::{self, Transport, TransportSettings};
+use awareness_exporter::http::{self, Transport};
 use awareness_exporter::model::FailureReason;
 use awareness_exporter::stats::ApiStats;
 use awareness_sim::toml_str;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
 
 const SENTINEL: &str = "SENTINEL-SECRET-4c1d0e";
 
@@ -88,18 +86,7 @@ async fn thief() -> (SocketAddr, Seen) {
 }
 
 fn transport(stats: Arc<ApiStats>) -> Transport {
-    Transport::new(
-        http::client(),
-        stats,
-        TransportSettings {
-            timeout: Duration::from_secs(5),
-            max_attempts: 4,
-            retry_backoff: Duration::from_millis(1),
-            max_body_bytes: 1 << 20,
-            concurrency: 2,
-        },
-        Arc::new(Semaphore::new(8)),
-    )
+    common::transport(stats, 4, Arc::new(http::PlainHttp), http::Scrub::default())
 }
 
 #[tokio::test]
@@ -202,25 +189,23 @@ async fn data_requests_follow_same_host_redirects_only() {
     .await;
     let stats = Arc::new(ApiStats::default());
     let t = transport(stats.clone());
-    let reply = t
-        .send("users", || {
-            t.client().get(format!("http://{vendor}/v1/users"))
-        })
-        .await
-        .unwrap();
+    let reply = common::send(&t, "users", || {
+        t.client().get(format!("http://{vendor}/v1/users"))
+    })
+    .await
+    .unwrap();
     assert_eq!(&reply.body[..], b"ok");
 
     // Another port: refused, the bearer token never reaches it, not retried.
     let (thief, stolen) = thief().await;
     let (vendor, asked) = redirecting_to(307, thief).await;
-    let e = t
-        .send("users", || {
-            t.client()
-                .get(format!("http://{vendor}/v1/users"))
-                .bearer_auth(SENTINEL)
-        })
-        .await
-        .unwrap_err();
+    let e = common::send(&t, "users", || {
+        t.client()
+            .get(format!("http://{vendor}/v1/users"))
+            .bearer_auth(SENTINEL)
+    })
+    .await
+    .unwrap_err();
     assert_eq!(e.reason, FailureReason::Redirect, "{e}");
     assert!(e.message.contains("another host"), "{e}");
     assert!(
@@ -240,10 +225,11 @@ async fn a_redirect_loop_fails_at_once() {
     .await;
     let stats = Arc::new(ApiStats::default());
     let t = transport(stats.clone());
-    let e = t
-        .send("users", || t.client().get(format!("http://{vendor}/loop0")))
-        .await
-        .unwrap_err();
+    let e = common::send(&t, "users", || {
+        t.client().get(format!("http://{vendor}/loop0"))
+    })
+    .await
+    .unwrap_err();
     assert_eq!(e.reason, FailureReason::Redirect, "{e}");
     assert!(e.message.contains("loop"), "{e}");
     assert_eq!(stats.total_requests(), 1, "one attempt, not retried");
@@ -282,12 +268,11 @@ async fn a_refused_certificate_is_a_tls_failure_and_not_retried() {
     let stats = Arc::new(ApiStats::default());
     let t = transport(stats.clone());
     let port = addr.port();
-    let e = t
-        .send("users", || {
-            t.client().get(format!("https://localhost:{port}/v1/users"))
-        })
-        .await
-        .unwrap_err();
+    let e = common::send(&t, "users", || {
+        t.client().get(format!("https://localhost:{port}/v1/users"))
+    })
+    .await
+    .unwrap_err();
     assert_eq!(e.reason, FailureReason::Tls, "{e}");
     assert_eq!(stats.total_requests(), 1, "not retried");
     assert_eq!(stats.failures(FailureReason::Tls), 1);
@@ -301,24 +286,12 @@ async fn network_errors_are_told_in_plain_words() {
         l.local_addr().unwrap().port()
     };
     let stats = Arc::new(ApiStats::default());
-    let t = Transport::new(
-        http::client(),
-        stats,
-        TransportSettings {
-            timeout: Duration::from_secs(5),
-            max_attempts: 1,
-            retry_backoff: Duration::from_millis(1),
-            max_body_bytes: 1 << 20,
-            concurrency: 2,
-        },
-        Arc::new(Semaphore::new(8)),
-    );
-    let e = t
-        .send("users", || {
-            t.client().get(format!("http://127.0.0.1:{port}/"))
-        })
-        .await
-        .unwrap_err();
+    let t = common::transport(stats, 1, Arc::new(http::PlainHttp), http::Scrub::default());
+    let e = common::send(&t, "users", || {
+        t.client().get(format!("http://127.0.0.1:{port}/"))
+    })
+    .await
+    .unwrap_err();
     assert_eq!(e.reason, FailureReason::Connect);
     assert_eq!(
         e.message,

@@ -8,12 +8,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use awareness_exporter::http::{self, Transport, TransportSettings, VendorHttp};
+use awareness_exporter::http::{self, Transport, VendorHttp};
+
+use crate::common;
 use awareness_exporter::model::{FailureReason, FetchError};
 use awareness_exporter::stats::ApiStats;
 use axum::response::IntoResponse;
 use futures::future::BoxFuture;
-use tokio::sync::Semaphore;
 
 const SENTINEL: &str = "SENTINEL-SECRET-4c1d0e";
 
@@ -69,29 +70,19 @@ fn capture() -> (Buffer, tracing::subscriber::DefaultGuard) {
     (logs, guard)
 }
 
-fn transport(max_attempts: u32) -> Transport {
-    Transport::new(
-        http::client(),
-        Arc::new(ApiStats::default()),
-        TransportSettings {
-            timeout: Duration::from_secs(5),
-            max_attempts,
-            retry_backoff: Duration::from_millis(1),
-            max_body_bytes: 1 << 20,
-            concurrency: 2,
-        },
-        Arc::new(Semaphore::new(8)),
-    )
+fn transport(max_attempts: u32, vendor: Arc<dyn VendorHttp>) -> Transport {
+    let stats = Arc::new(ApiStats::default());
+    common::transport(stats, max_attempts, vendor, http::Scrub::default())
 }
 
 #[tokio::test]
 async fn every_failed_attempt_is_logged_at_warn_with_what_comes_next_and_without_its_url() {
     let (logs, _guard) = capture();
     let vendor = unavailable().await;
-    let t = transport(2);
+    let t = transport(2, Arc::new(http::PlainHttp));
     let span = tracing::warn_span!("poll", platform = "cyberpilot", account = "acme");
     let _ = tracing::Instrument::instrument(
-        t.send("users-summary", || {
+        common::send(&t, "users-summary", || {
             t.client()
                 .get(format!("http://{vendor}/v1/users?secret={SENTINEL}"))
         }),
@@ -141,15 +132,19 @@ impl VendorHttp for Refusing {
 #[tokio::test(start_paused = true)]
 async fn a_flapping_vendor_cannot_flood_the_log() {
     let (logs, _guard) = capture();
-    let t = transport(1).with_vendor(Arc::new(Refusing));
+    let t = transport(1, Arc::new(Refusing));
     let url = "http://127.0.0.1:9/x";
     for _ in 0..50 {
-        t.send("x", || t.client().get(url)).await.unwrap_err();
+        common::send(&t, "x", || t.client().get(url))
+            .await
+            .unwrap_err();
     }
     let count = |text: &str| text.matches("vendor request failed").count();
     assert_eq!(count(&logs.text()), 6, "six lines a minute");
     tokio::time::advance(Duration::from_secs(61)).await;
-    t.send("x", || t.client().get(url)).await.unwrap_err();
+    common::send(&t, "x", || t.client().get(url))
+        .await
+        .unwrap_err();
     let text = logs.text();
     assert_eq!(count(&text), 7);
     let last = text.lines().last().unwrap();

@@ -3,16 +3,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use awareness_exporter::http::{self, Transport, TransportSettings, VendorError, VendorHttp};
+use awareness_exporter::http::{self, Transport, VendorError, VendorHttp};
 use awareness_exporter::model::{FailureReason, FetchError};
 use awareness_exporter::sources::knowbe4::config::KnowBe4Config;
 use awareness_exporter::sources::knowbe4::http::KnowBe4Http;
 use awareness_exporter::sources::mimecast::http::MimecastHttp;
 use awareness_exporter::stats::ApiStats;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
 
 /// Answers every request with `status`, a Mimecast-shaped error body and exhausted-quota headers.
 async fn vendor(status: u16) -> SocketAddr {
@@ -34,37 +32,24 @@ async fn vendor(status: u16) -> SocketAddr {
 }
 
 fn transport(hooks: Option<Arc<dyn VendorHttp>>) -> Transport {
-    let t = Transport::new(
-        http::client(),
-        Arc::new(ApiStats::default()),
-        TransportSettings {
-            timeout: Duration::from_secs(5),
-            max_attempts: 2,
-            retry_backoff: Duration::from_millis(1),
-            max_body_bytes: 1 << 20,
-            concurrency: 2,
-        },
-        Arc::new(Semaphore::new(8)),
-    );
-    match hooks {
-        Some(h) => t.with_vendor(h),
-        None => t,
-    }
+    transport_scrubbing(hooks, http::Scrub::default())
 }
 
-/// A vendor for which 409 means "your key was revoked" and whose bodies say why.
+fn transport_scrubbing(hooks: Option<Arc<dyn VendorHttp>>, scrub: http::Scrub) -> Transport {
+    let hooks = hooks.unwrap_or_else(|| Arc::new(http::PlainHttp));
+    crate::common::transport(Arc::new(ApiStats::default()), 2, hooks, scrub)
+}
+
+/// A vendor whose bodies say why, and for which a 409 body means "your key was revoked".
 #[derive(Debug)]
 struct Toy;
 
 impl VendorHttp for Toy {
-    fn is_auth(&self, status: reqwest::StatusCode) -> bool {
-        status.as_u16() == 409 || status.as_u16() == 401
-    }
-    fn read_error(&self, _status: u16, body: &[u8]) -> Option<VendorError> {
+    fn read_error(&self, status: u16, body: &[u8]) -> Option<VendorError> {
         let text = String::from_utf8_lossy(body);
         text.contains("toy says no").then(|| VendorError {
             detail: "toy says no".into(),
-            reason: None,
+            reason: (status == 409).then_some(FailureReason::Auth),
             retry: Default::default(),
         })
     }
@@ -72,7 +57,9 @@ impl VendorHttp for Toy {
 
 async fn fetch(t: &Transport, addr: SocketAddr) -> FetchError {
     let url = format!("http://{addr}/x");
-    t.send("x", || t.client().get(&url)).await.unwrap_err()
+    crate::common::send(&t, "x", || t.client().get(&url))
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test]
@@ -114,6 +101,11 @@ async fn each_registered_vendor_reads_only_its_own_error_format() {
 
 /// Answers 200 only to `Bearer fresh`, 401 to anything else; counts requests.
 async fn bearer_vendor() -> (SocketAddr, Arc<std::sync::atomic::AtomicU32>) {
+    bearer_vendor_refusing(401).await
+}
+
+/// Answers 200 only to `Bearer fresh`, `refusal` to anything else; counts requests.
+async fn bearer_vendor_refusing(refusal: u16) -> (SocketAddr, Arc<std::sync::atomic::AtomicU32>) {
     let count = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let seen = count.clone();
     let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
@@ -123,7 +115,7 @@ async fn bearer_vendor() -> (SocketAddr, Arc<std::sync::atomic::AtomicU32>) {
             let ok = headers
                 .get("authorization")
                 .is_some_and(|v| v == "Bearer fresh");
-            let status = if ok { 200 } else { 401 };
+            let status = if ok { 200 } else { refusal };
             axum::http::StatusCode::from_u16(status).unwrap()
         }
     });
@@ -211,6 +203,27 @@ async fn a_refused_bearer_token_is_renewed_once_and_only_once() {
         .unwrap_err();
     assert_eq!(e.reason, FailureReason::Timeout);
     assert_eq!(requests(&count), 0);
+
+    // A 403 is a missing permission, not an expired token: no renewal (Defender's licence or
+    // consent, a CyberPilot role).
+    let (addr, count) = bearer_vendor_refusing(403).await;
+    let url = format!("http://{addr}/x");
+    let asked = Mutex::new(0);
+    let e = t
+        .fetch_with_bearer(
+            "x",
+            || async { Ok("stale".to_string()) },
+            |_| async {
+                *asked.lock().unwrap() += 1;
+                true
+            },
+            || t.client().get(&url),
+            |r| async { Ok(r) },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason, FailureReason::Auth);
+    assert_eq!((requests(&count), *asked.lock().unwrap()), (1, 0));
 }
 
 /// Repeats the vendor's whole error body in its detail, as a careless proxy page would.
@@ -247,7 +260,7 @@ async fn secrets_echoed_by_a_vendor_are_scrubbed() {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let t = transport(Some(Arc::new(Echo))).with_scrub(http::Scrub::new([SECRET]));
+    let t = transport_scrubbing(Some(Arc::new(Echo)), http::Scrub::new([SECRET]));
     let e = fetch(&t, addr).await;
     assert!(
         e.message.contains("client_secret=[redacted]"),

@@ -15,7 +15,7 @@ use futures::FutureExt;
 use crate::config::{AccountConfig, Block, SourceConfig, VendorConfig};
 use crate::http::{PlainHttp, Refusal, Reply};
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
-use crate::sources::aggregate::{self, Shared};
+use crate::sources::aggregate::{self, lock};
 use crate::sources::paging::{Engine, Pager};
 use crate::sources::registry::Vendor;
 use crate::sources::token::{request_token, TokenCache};
@@ -50,16 +50,14 @@ impl Vendor for CyberPilotVendor {
         "CyberPilot"
     }
     fn build(&self, config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source>> {
-        Some(Arc::new(CyberPilotSource::new(
-            config.get::<CyberPilotConfig>()?.clone(),
-            ctx,
-        )))
+        let config = config.get::<CyberPilotConfig>()?.clone();
+        Some(Arc::new(CyberPilotSource::new(config, ctx)))
     }
 }
 
-pub const ENDPOINT_USERS: &str = "users-summary";
-pub const ENDPOINT_LOGIN: &str = "login";
+/// The report: the section, its endpoint label, and the login's endpoint label.
 pub const SECTION: &str = "users-summary";
+pub const ENDPOINT_LOGIN: &str = "login";
 
 pub struct CyberPilotSource {
     config: CyberPilotConfig,
@@ -86,7 +84,7 @@ impl Pager for UsersPager<'_> {
     type Request = u64;
 
     fn endpoint(&self) -> &'static str {
-        ENDPOINT_USERS
+        SECTION
     }
 
     fn next(&mut self) -> Vec<u64> {
@@ -110,14 +108,11 @@ impl Pager for UsersPager<'_> {
                 _ => at.max(skip + len),
             };
         }
-        if at < self.total {
-            vec![at]
-        } else {
-            Vec::new()
-        }
+        (at < self.total).then_some(at).into_iter().collect()
     }
 
     fn learn(&mut self, skip: u64, page: Counts, rows: u64) {
+        // The furthest page read says the total (the first page: its rows, if it says none).
         if self
             .pages
             .keys()
@@ -137,30 +132,23 @@ impl Pager for UsersPager<'_> {
         AF: std::future::Future<Output = Result<T, Refusal>> + Send,
     {
         let s = self.source;
-        let (take, skip) = (s.config.page_size.to_string(), skip.to_string());
+        let query = [("take", s.config.page_size), ("skip", *skip as usize)];
+        let build = || {
+            let users = s.engine.transport.client().get(&self.url).query(&query);
+            users.header("accept", "application/json")
+        };
         // A refused login token is renewed once; a static token's refusal stands.
-        s.engine
-            .transport
-            .fetch_with_bearer(
-                ENDPOINT_USERS,
-                || s.bearer(),
-                |token| async move {
-                    let renewable = matches!(s.config.auth, CyberPilotAuth::Login { .. });
-                    if renewable {
-                        s.token.invalidate(&token).await;
-                    }
-                    renewable
-                },
-                || {
-                    s.engine
-                        .transport
-                        .client()
-                        .get(&self.url)
-                        .query(&[("take", take.as_str()), ("skip", skip.as_str())])
-                        .header("accept", "application/json")
-                },
-                accept,
-            )
+        let renew = |token: String| async move {
+            let login = matches!(s.config.auth, CyberPilotAuth::Login { .. });
+            if login {
+                s.token.invalidate(&token).await;
+            }
+            login
+        };
+        let transport = &s.engine.transport;
+        let bearer = || s.bearer();
+        transport
+            .fetch_with_bearer(SECTION, bearer, renew, build, accept)
             .await
     }
 }
@@ -168,61 +156,61 @@ impl Pager for UsersPager<'_> {
 impl CyberPilotSource {
     pub fn new(config: CyberPilotConfig, ctx: SourceContext) -> Self {
         let key = SourceKey::new(PLATFORM, &config.account);
-        let engine = ctx.engine(&config, key, Arc::new(PlainHttp), &[ENDPOINT_USERS]);
+        let engine = ctx.engine(&config, key, Arc::new(PlainHttp), &[SECTION]);
+        let token = TokenCache::default();
         CyberPilotSource {
             config,
             ctx,
             engine,
-            token: TokenCache::default(),
+            token,
         }
     }
 
     async fn bearer(&self) -> Result<String, FetchError> {
-        match &self.config.auth {
-            CyberPilotAuth::Token(t) => Ok(t.expose().to_string()),
+        let (token_url, client_id, username, password) = match &self.config.auth {
+            CyberPilotAuth::Token(token) => return Ok(token.expose().to_string()),
             CyberPilotAuth::Login {
                 token_url,
                 client_id,
                 username,
                 password,
-            } => {
-                let transport = &self.engine.transport;
-                self.token
-                    .get(|| {
-                        request_token(transport, ENDPOINT_LOGIN, "login", || {
-                            transport.client().post(token_url).form(&[
-                                ("grant_type", "password"),
-                                ("client_id", client_id.as_str()),
-                                ("username", username.as_str()),
-                                ("password", password.expose()),
-                            ])
-                        })
-                    })
-                    .await
-            }
-        }
+            } => (token_url, client_id, username, password),
+        };
+        let transport = &self.engine.transport;
+        let form = [
+            ("grant_type", "password"),
+            ("client_id", client_id.as_str()),
+            ("username", username.as_str()),
+            ("password", password.expose()),
+        ];
+        let login = || transport.client().post(token_url).form(&form);
+        let issue = || request_token(transport, ENDPOINT_LOGIN, "login", login);
+        self.token.get(issue).await
     }
 
     /// Reads the whole report, folding each page into a [`Report`] as it arrives (a user on
-    /// two pages counts once).
-    pub async fn fetch_all(&self) -> Result<Report, FetchError> {
-        let report: Shared<Report> = aggregate::shared(Report::new(&self.ctx.metrics));
+    /// two pages counts once), then renders it off the serving threads.
+    async fn poll_report(&self) -> Result<crate::snapshot::Rendered, FetchError> {
+        let base = &self.config.base_url;
+        let url = users_summary_url(base, &self.config.account_id)?;
+        let report = aggregate::shared(Report::new(&self.ctx.metrics));
         let mut pager = UsersPager {
             source: self,
-            url: users_summary_url(&self.config.base_url, &self.config.account_id)?,
+            url,
             pages: BTreeMap::new(),
             total: 0,
         };
         let sink = report.clone();
-        self.engine
-            .fold(&mut pager, move |users| {
-                let mut report = aggregate::lock(&sink);
-                for u in &users {
-                    report.add(u);
-                }
-            })
-            .await?;
-        Ok(aggregate::take(&report))
+        let fold = move |users: Vec<_>| users.iter().for_each(|u| lock(&sink).add(u));
+        self.engine.fold(&mut pager, fold).await?;
+        let report = aggregate::take(&report);
+        let (key, metrics, stats) = (
+            self.engine.key.clone(),
+            self.ctx.metrics.clone(),
+            self.ctx.stats.clone(),
+        );
+        let render = move || report.render(&key, &metrics, &stats);
+        self.engine.off_thread(render).await
     }
 }
 
@@ -246,25 +234,13 @@ impl Source for CyberPilotSource {
             if let Err(e) = self.bearer().await {
                 return PollOutcome::all_failed(&[SECTION], e);
             }
-            let result = match self.fetch_all().await {
-                // Rendering and folding rare branches: off the serving threads as well.
-                Ok(report) => {
-                    let (key, config) = (self.engine.key.clone(), self.ctx.metrics.clone());
-                    let stats = self.ctx.stats.clone();
-                    self.engine
-                        .off_thread(move || report.render(&key, &config, &stats))
-                        .await
-                        .map_err(Into::into)
-                }
-                Err(e) => Err(e.into()),
-            };
+            let result = self.poll_report().await.map_err(Into::into);
             self.ctx.stats.rows_read(self.engine.rows_read());
-            PollOutcome {
-                sections: vec![SectionOutcome {
-                    name: SECTION,
-                    result,
-                }],
-            }
+            let sections = vec![SectionOutcome {
+                name: SECTION,
+                result,
+            }];
+            PollOutcome { sections }
         }
         .boxed()
     }
@@ -273,20 +249,15 @@ impl Source for CyberPilotSource {
 /// `{base_url}/accounts/{account_id}/reports/users-summary`, the account id percent-encoded as
 /// one path segment (a `/`, `?`, `#` or space in it cannot change the path, query or fragment).
 pub fn users_summary_url(base_url: &str, account_id: &str) -> Result<String, FetchError> {
+    let error = |why: String| FetchError::new(FailureReason::Http, why);
     let mut url = url::Url::parse(base_url.trim())
-        .map_err(|e| FetchError::new(FailureReason::Http, format!("base_url is not a URL: {e}")))?;
-    match url.path_segments_mut() {
-        Ok(mut path) => {
-            path.pop_if_empty()
-                .extend(["accounts", account_id, "reports", "users-summary"]);
-        }
-        Err(()) => {
-            return Err(FetchError::new(
-                FailureReason::Http,
-                "base_url cannot hold a path".to_string(),
-            ))
-        }
-    }
+        .map_err(|e| error(format!("base_url is not a URL: {e}")))?;
+    let Ok(mut path) = url.path_segments_mut() else {
+        return Err(error("base_url cannot hold a path".into()));
+    };
+    let segments = ["accounts", account_id, "reports", "users-summary"];
+    path.pop_if_empty().extend(segments);
+    drop(path);
     Ok(url.into())
 }
 

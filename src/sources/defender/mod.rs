@@ -167,22 +167,15 @@ impl DefenderSource {
                 // Enum members Graph added later come as sent, not `unknownFutureValue`.
                 .header("prefer", "include-unknown-enum-members")
         };
-        let token = self.bearer().await?;
-        match transport
-            .fetch(endpoint, || build().bearer_auth(&token), &accept)
+        // A refused token (401) is renewed once; a 403 is the tenant's licence or the app's
+        // permission, which a new token does not change (the transport renews on 401 only).
+        let renew = |token: String| async move {
+            self.token.invalidate(&token).await;
+            true
+        };
+        transport
+            .fetch_with_bearer(endpoint, || self.bearer(), renew, build, accept)
             .await
-        {
-            // A refused token (401) is renewed once; a 403 is the tenant's licence or the
-            // app's permission, which a new token does not change.
-            Err(e) if e.status == Some(401) => {
-                self.token.invalidate(&token).await;
-                let fresh = self.bearer().await?;
-                transport
-                    .fetch(endpoint, || build().bearer_auth(&fresh), &accept)
-                    .await
-            }
-            other => other,
-        }
     }
 
     /// Every row of the collection at `path` under `/v1.0/`.

@@ -280,3 +280,33 @@ pub async fn start_binary(
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, addr.expect("the listening address is logged"))
 }
+
+/// A bare transport, for tests of the transport itself: `max_attempts` attempts 1 ms apart,
+/// a 5 s timeout, `vendor`'s HTTP semantics and `scrub`'s secrets.
+pub fn transport(
+    stats: Arc<ApiStats>,
+    max_attempts: u32,
+    vendor: Arc<dyn awareness_exporter::http::VendorHttp>,
+    scrub: awareness_exporter::http::Scrub,
+) -> awareness_exporter::http::Transport {
+    let poll = awareness_exporter::config::PollConfig {
+        timeout: Duration::from_secs(5),
+        max_attempts,
+        retry_backoff: Duration::from_millis(1),
+        max_body_bytes: 1 << 20,
+        concurrency: 2,
+        ..Default::default()
+    };
+    let global = Arc::new(tokio::sync::Semaphore::new(8));
+    let client = awareness_exporter::http::client();
+    awareness_exporter::http::Transport::new(client, stats, poll, global, vendor, scrub)
+}
+
+/// Sends one request through `t`, the answer as it came.
+pub async fn send(
+    t: &awareness_exporter::http::Transport,
+    endpoint: &'static str,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<awareness_exporter::http::Reply, awareness_exporter::model::FetchError> {
+    t.fetch(endpoint, build, |r| async { Ok(r) }).await
+}
