@@ -35,8 +35,11 @@ pub fn clamp_lifetime(secs: f64) -> Option<Duration> {
 /// endpoint fails the poll once instead of once per section.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    state: Mutex<Option<Result<(Zeroizing<String>, Instant), FetchError>>>,
+    state: Mutex<Option<Result<Cached, FetchError>>>,
 }
+
+/// A token and when to refresh it.
+type Cached = (Zeroizing<String>, Instant);
 
 /// A token as issued: its value and how long it lives.
 #[derive(Debug)]

@@ -57,7 +57,7 @@ impl VendorHttp for Toy {
 
 async fn fetch(t: &Transport, addr: SocketAddr) -> FetchError {
     let url = format!("http://{addr}/x");
-    crate::common::send(&t, "x", || t.client().get(&url))
+    crate::common::send(t, "x", || t.client().get(&url))
         .await
         .unwrap_err()
 }
