@@ -80,42 +80,34 @@ fn parse_args() -> Args {
     Args::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
 }
 
-/// The levels `--log.level` accepts, alone or as `target=level` directives.
-const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
-
-/// Refuses an unknown level: tracing would read `warning` as a target name and silently log
-/// nothing at all, errors included.
-fn check_log_level(level: &str) -> Result<(), String> {
-    for directive in level.split(',').map(str::trim) {
+/// The tracing filter of `--log.level`. An unknown level is refused: tracing would read
+/// `warning` as a target name and silently log nothing at all, errors included.
+fn log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    let levels = ["error", "warn", "info", "debug", "trace"];
+    // Each comma-separated directive is a level or `target=level`.
+    let mut names = level.split(',').map(|directive| {
         let name = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
-        if !LOG_LEVELS.contains(&name.to_ascii_lowercase().as_str()) {
-            let hint = match name.to_ascii_lowercase().as_str() {
-                "warning" => " (did you mean `warn`?)",
-                "err" | "fatal" | "critical" => " (did you mean `error`?)",
-                "information" | "notice" => " (did you mean `info`?)",
-                _ => "",
-            };
-            return Err(format!(
-                "invalid --log.level `{level}`: use one of {}{hint}",
-                LOG_LEVELS.join(", ")
-            ));
-        }
-    }
-    Ok(())
+        name.trim().to_ascii_lowercase()
+    });
+    let unknown = names.find(|name| !levels.contains(&name.as_str()));
+    let filter = tracing_subscriber::EnvFilter::try_new(level).ok();
+    filter.filter(|_| unknown.is_none()).ok_or_else(|| {
+        let hint = match unknown.as_deref() {
+            Some("warning") => " (did you mean `warn`?)",
+            Some("err" | "fatal" | "critical") => " (did you mean `error`?)",
+            Some("information" | "notice") => " (did you mean `info`?)",
+            _ => "",
+        };
+        let levels = levels.join(", ");
+        format!("invalid --log.level `{level}`: use one of {levels}{hint}")
+    })
 }
 
 fn init_logging(level: &str, format: &str) -> Result<(), String> {
-    check_log_level(level)?;
-    let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|_| {
-        format!(
-            "invalid --log.level `{level}`: use one of {}",
-            LOG_LEVELS.join(", ")
-        )
-    })?;
     // Colour codes only for a person at a terminal, never into files or journald.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter(level)?)
         .with_ansi(ansi);
     let result = if format == "json" {
         builder.json().with_writer(|| JsonLists).try_init()
@@ -287,14 +279,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(run(args, open_files));
     // A file read stuck on the blocking pool must not hold the process after a shutdown.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Logged once (the log goes to stderr already).
-            tracing::error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    let Err(e) = result else {
+        return ExitCode::SUCCESS;
+    };
+    // Logged once (the log goes to stderr already).
+    tracing::error!("{e}");
+    ExitCode::FAILURE
 }
 
 async fn run(args: Args, open_files: Option<u64>) -> Result<(), StartError> {
@@ -335,13 +325,6 @@ async fn run(args: Args, open_files: Option<u64>) -> Result<(), StartError> {
         demo = args.demo,
         "starting"
     );
-    if shard.is_sharded() {
-        tracing::info!(
-            shard = shard.ordinal(),
-            total_shards = shard.total(),
-            "sharded: polling only this shard's accounts"
-        );
-    }
     let exporter = Exporter::start_shard(config, path, shard);
     let server = app::serve(exporter.clone(), &listen, &server_config).await?;
     tracing::info!(address = %server.addr, "listening");
@@ -353,7 +336,6 @@ async fn run(args: Args, open_files: Option<u64>) -> Result<(), StartError> {
     Ok(())
 }
 
-#[cfg(unix)]
 async fn wait_for_signals(exporter: &Arc<Exporter>, web: &Arc<WebSettings>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
@@ -380,11 +362,6 @@ async fn wait_for_signals(exporter: &Arc<Exporter>, web: &Arc<WebSettings>) {
             _ = int.recv() => return,
         }
     }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signals(_exporter: &Arc<Exporter>, _web: &Arc<WebSettings>) {
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]
