@@ -104,7 +104,7 @@ impl Exporter {
         let loaded =
             tokio::task::spawn_blocking(move || crate::sources::registry::loader().load(&path))
                 .await
-                .map_err(|e| ReloadError::Task(e.to_string()))?;
+                .map_err(|e| ReloadError::Refused(Box::new(e)))?;
         self.store.config_loaded(
             loaded.as_ref().map(|_| ()).map_err(|e| e.to_string()),
             SystemTime::now(),

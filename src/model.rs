@@ -263,9 +263,7 @@ pub struct SectionError {
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     /// The new file is not a usable config (every problem, each naming its key).
+    /// (The task reading it may also have ended without an answer: it panicked.)
     #[error(transparent)]
     Refused(Box<dyn std::error::Error + Send + Sync>),
-    /// The task reading the file ended without an answer (it panicked or was cancelled).
-    #[error("reload task failed: {0}")]
-    Task(String),
 }

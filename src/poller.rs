@@ -26,12 +26,6 @@ use crate::store::Store;
 /// First delay after a failed poll; doubles per consecutive failure up to the interval.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(30);
 
-/// A source's poller task (stopped when this is dropped) and what it was started with.
-struct Running {
-    settings: Settings,
-    _task: AbortOnDrop<()>,
-}
-
 /// Everything a source's poller depends on. A reload restarts a source only when these
 /// changed: `poll.max_age` (applied by the store) and another source's `interval` do not.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,7 +65,8 @@ impl Settings {
 pub struct Poller {
     store: Arc<Store>,
     client: reqwest::Client,
-    running: Mutex<BTreeMap<SourceKey, Running>>,
+    /// Each source's poller task (stopped when dropped) and what it was started with.
+    running: Mutex<BTreeMap<SourceKey, (Settings, AbortOnDrop<()>)>>,
     failure_backoff: Duration,
     /// Process-wide request limit, replaced when `poll.max_requests_in_flight` changes.
     global: Mutex<(usize, Arc<Semaphore>)>,
@@ -112,11 +107,9 @@ impl Poller {
     }
 
     /// Changes the first retry delay after a failed poll (tests use short ones).
-    pub fn with_failure_backoff(self, failure_backoff: Duration) -> Self {
-        Poller {
-            failure_backoff,
-            ..self
-        }
+    pub fn with_failure_backoff(mut self, d: Duration) -> Self {
+        self.failure_backoff = d;
+        self
     }
 
     /// Brings the running pollers in line with `config` as a diff: unchanged sources keep
@@ -168,7 +161,7 @@ impl Poller {
             let settings = Settings::of(source_config, config);
             // A new source resumes from its saved state; a changed one polls at once.
             let restore = match running.get(&key) {
-                Some(r) if r.settings == settings => continue, // keeps its token, schedule, data
+                Some((running, _)) if *running == settings => continue, // keeps its token, data
                 Some(_) => {
                     running.remove(&key);
                     tracing::info!(source = %key, "source changed; restarting its poller");
@@ -205,13 +198,7 @@ impl Poller {
                 restore,
             });
             let task = AbortOnDrop(spawn_with(source, self.store.clone(), schedule, state));
-            running.insert(
-                key,
-                Running {
-                    settings,
-                    _task: task,
-                },
-            );
+            running.insert(key, (settings, task));
         }
     }
 
@@ -228,13 +215,6 @@ pub struct Schedule {
     /// Longest a whole poll may run; never more than the interval.
     pub deadline: Duration,
     pub failure_backoff: Duration,
-}
-
-/// When a section is next due, and how often in a row it failed.
-#[derive(Debug, Clone, Copy)]
-struct Due {
-    at: Instant,
-    failures: u32,
 }
 
 /// Polls one source for ever in a task of its own. The source must be registered (and
@@ -270,7 +250,8 @@ async fn run(
     // A restored section is next due one interval (jittered) after its last success, but never
     // later than one interval from now: a clock set back must not stall it.
     let (start, now) = (Instant::now(), SystemTime::now());
-    let mut due: BTreeMap<&'static str, Due> = source
+    // When each section is next due, and how often in a row it failed.
+    let mut due: BTreeMap<&'static str, (Instant, u32)> = source
         .sections()
         .into_iter()
         .map(|name| {
@@ -279,17 +260,11 @@ async fn run(
                 let next = *success + interval;
                 next.duration_since(now).unwrap_or_default().min(interval)
             });
-            (
-                name,
-                Due {
-                    at: start + wait,
-                    failures: 0,
-                },
-            )
+            (name, (start + wait, 0))
         })
         .collect();
     loop {
-        let Some(next) = due.values().map(|d| d.at).min() else {
+        let Some(next) = due.values().map(|(at, _)| *at).min() else {
             return; // a source without sections has nothing to poll
         };
         tokio::time::sleep_until(next).await;
@@ -297,7 +272,7 @@ async fn run(
         let horizon = Instant::now() + Duration::from_secs(1);
         let wanted: Vec<&'static str> = due
             .iter()
-            .filter(|(_, d)| d.at <= horizon)
+            .filter(|(_, (at, _))| *at <= horizon)
             .map(|(name, _)| *name)
             .collect();
         let failed = poll_supervised(&source, &store, wanted.clone(), schedule.deadline).await;
@@ -311,26 +286,28 @@ async fn run(
         let finished = Instant::now();
         let group = due
             .iter()
-            .filter(|(name, d)| !wanted.contains(name) && d.failures == 0 && d.at > finished)
-            .map(|(_, d)| d.at)
+            .filter(|(name, (at, failures))| {
+                !wanted.contains(name) && *failures == 0 && *at > finished
+            })
+            .map(|(_, (at, _))| *at)
             .min();
         let regular = group.unwrap_or_else(|| finished + jitter(schedule.interval));
         for name in &wanted {
-            let Some(d) = due.get_mut(name) else { continue };
-            *d = match failed.get(name) {
+            let Some((at, failures)) = due.get_mut(name) else {
+                continue;
+            };
+            (*at, *failures) = match failed.get(name) {
                 Some(Retry::Backoff) => {
-                    let failures = d.failures.saturating_add(1);
                     let backoff = schedule
                         .failure_backoff
-                        .saturating_mul(1u32 << (failures - 1).min(16))
+                        .saturating_mul(1u32 << (*failures).min(16))
                         .min(schedule.interval);
-                    let at = (finished + jitter(backoff)).min(regular);
-                    Due { at, failures }
+                    (
+                        (finished + jitter(backoff)).min(regular),
+                        failures.saturating_add(1),
+                    )
                 }
-                _ => Due {
-                    at: regular,
-                    failures: 0,
-                },
+                _ => (regular, 0),
             };
         }
     }
