@@ -162,12 +162,9 @@ pub async fn serve(
 ) -> Result<ServerHandle, StartError> {
     let web = WebSettings::load(server_config.web_config_file.clone());
     let web = Arc::new(web.map_err(StartError::WebConfig)?);
-    let bind = async {
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
-        Ok::<_, std::io::Error>((listener, addr))
-    };
-    let (listener, addr) = bind.await.map_err(|source| StartError::Listen {
+    let bound = TcpListener::bind(listen).await;
+    let bound = bound.and_then(|listener| Ok((listener.local_addr()?, listener)));
+    let (addr, listener) = bound.map_err(|source| StartError::Listen {
         address: listen.to_string(),
         source,
     })?;

@@ -16,10 +16,7 @@ fn escape(s: &str) -> String {
 }
 
 /// A time as a person reads it, and how long ago it was; escaped.
-fn when(t: Option<SystemTime>, now: SystemTime) -> String {
-    let Some(t) = t else {
-        return "never".to_string();
-    };
+fn when(t: SystemTime, now: SystemTime) -> String {
     let stamp = chrono::DateTime::<chrono::Utc>::from(t).format("%Y-%m-%d %H:%M:%S UTC");
     let ago = now.duration_since(t).unwrap_or_default().as_secs();
     format!("{stamp} ({ago}s ago)")
@@ -42,7 +39,7 @@ pub fn render(store: &Store, now: SystemTime) -> String {
             notes,
             "<p class=\"refused\"><strong>Config reload refused</strong> at {}; the running \
              config is kept:<br><pre>{}</pre></p>",
-            when(Some(at), now),
+            when(at, now),
             escape(&reason)
         );
     }
@@ -83,7 +80,7 @@ fn state_of(s: &SourceStatus, now: SystemTime) -> (&'static str, String) {
         );
     }
     if let Some(since) = s.polling_since {
-        let _ = write!(text, "<br>polling since {}", when(Some(since), now));
+        let _ = write!(text, "<br>polling since {}", when(since, now));
         if let Some((endpoint, reason)) = s.current_error() {
             let _ = write!(text, "<br>latest error: {}: {reason}", escape(endpoint));
         }
@@ -102,7 +99,7 @@ fn page(sources: &[(SourceKey, SourceStatus)], notes: &str, now: SystemTime) -> 
             escape(&s.info.url),
             escape(s.info.auth),
             state,
-            when(s.last_success, now),
+            s.last_success.map_or("never".into(), |t| when(t, now)),
             s.last_duration
                 .map_or("-".into(), |d| format!("{:.2}s", d.as_secs_f64())),
             s.series().to_string(),

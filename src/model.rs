@@ -223,24 +223,21 @@ impl PollOutcome {
     /// An outcome in which every section of `names` failed with the same `error`.
     pub fn all_failed(names: &[&'static str], error: impl Into<PollError>) -> Self {
         let error = error.into();
-        PollOutcome {
-            sections: names
-                .iter()
-                .map(|name| SectionOutcome {
-                    name,
-                    result: Err(error.clone()),
-                })
-                .collect(),
-        }
+        let result = |name| SectionOutcome {
+            name,
+            result: Err(error.clone()),
+        };
+        let sections = names.iter().copied().map(result).collect();
+        PollOutcome { sections }
     }
     /// The first failed section and why.
     pub fn first_failure(&self) -> Option<SectionError> {
-        self.sections.iter().find_map(|s| match &s.result {
-            Err(e) => Some(SectionError {
+        self.sections.iter().find_map(|s| {
+            let error = s.result.as_ref().err()?.clone();
+            Some(SectionError {
                 section: s.name,
-                error: e.clone(),
-            }),
-            Ok(_) => None,
+                error,
+            })
         })
     }
     /// [`first_failure`](Self::first_failure) as text: `section: message`.

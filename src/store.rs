@@ -332,12 +332,12 @@ impl Store {
     /// True once every source of the first config has finished its first poll, and from then
     /// on (reloads included).
     pub fn ready(&self) -> bool {
-        if self.ready.load(Ordering::Relaxed) {
-            return true;
-        }
-        let ready = lock(self.sources.read())
-            .values()
-            .all(|s| s.first_poll_done());
+        let done = || {
+            lock(self.sources.read())
+                .values()
+                .all(|s| s.first_poll_done())
+        };
+        let ready = self.ready.load(Ordering::Relaxed) || done();
         self.ready.fetch_or(ready, Ordering::Relaxed) || ready
     }
 
@@ -380,15 +380,11 @@ impl Store {
         gauges(&mut b, &[], config_gauges);
         // As kube-state-metrics shows its sharding; absent when not sharded.
         if let Some((ordinal, total)) = self.shard {
-            let shard = ordinal.to_string();
-            let labels = [("shard", shard.as_str())];
-            b.gauge("awareness_shard_ordinal", "This replica's shard (--shard or the StatefulSet ordinal): it polls the accounts whose hash of (platform, account) falls on it", &labels, f64::from(ordinal));
-            b.gauge(
-                "awareness_total_shards",
-                "The number of shards the accounts are spread over (--total-shards)",
-                &labels,
-                f64::from(total),
-            );
+            let shard_gauges = [
+                ("awareness_shard_ordinal", "This replica's shard (--shard or the StatefulSet ordinal): it polls the accounts whose hash of (platform, account) falls on it", Some(f64::from(ordinal))),
+                ("awareness_total_shards", "The number of shards the accounts are spread over (--total-shards)", Some(f64::from(total))),
+            ];
+            gauges(&mut b, &[("shard", &ordinal.to_string())], shard_gauges);
         }
         for (key, status) in lock(self.sources.read()).iter() {
             source_health(&mut b, key, status);
@@ -433,35 +429,23 @@ fn source_health(b: &mut MetricsBuilder, key: &SourceKey, st: &SourceStatus) {
         ];
         gauges(b, &labels(key, "section", name), section_gauges);
     }
-    let polls = [
+    let polls = BTreeMap::from([
         ("success", st.polls_ok),
         ("failure", st.polls_failed),
         ("panic", st.polls_panicked),
-    ];
-    for (result, n) in polls {
-        b.counter(
-            "awareness_polls",
-            "Finished polls of the source, by result (a panic is caught and counted)",
-            &labels(key, "result", result),
-            n as f64,
-        );
-    }
+    ]);
     let stats = st.stats.snapshot();
-    for (endpoint, n) in &stats.requests {
-        b.counter(
-            "awareness_api_requests",
-            "HTTP requests made to the vendor API",
-            &labels(key, "endpoint", endpoint),
-            *n as f64,
-        );
-    }
-    for (endpoint, n) in &stats.rows_skipped {
-        b.counter(
-            "awareness_rows_skipped",
-            "Malformed rows in vendor answers that were skipped",
-            &labels(key, "endpoint", endpoint),
-            *n as f64,
-        );
+    // Counters with one label more than the source's: its value, and the count.
+    let counters = [
+        ("awareness_polls", "Finished polls of the source, by result (a panic is caught and counted)", "result", &polls),
+        ("awareness_api_requests", "HTTP requests made to the vendor API", "endpoint", &stats.requests),
+        ("awareness_rows_skipped", "Malformed rows in vendor answers that were skipped", "endpoint", &stats.rows_skipped),
+        ("awareness_label_values_folded", "Distinct vendor label values folded into __other__ by metrics.max_label_values, summed over polls", "label", &stats.labels_folded),
+    ];
+    for (name, help, label, counts) in counters {
+        for (value, n) in counts {
+            b.counter(name, help, &labels(key, label, value), *n as f64);
+        }
     }
     for ((endpoint, reason), n) in &stats.failures {
         let labels = [
@@ -481,9 +465,6 @@ fn source_health(b: &mut MetricsBuilder, key: &SourceKey, st: &SourceStatus) {
         b.gauge("awareness_source_rows", "Rows read from the vendor by the source's latest poll, all pages and sections (what its memory grows with; poll.max_rows bounds it)", source, n as f64);
     }
     b.counter("awareness_label_values_cut", "Vendor strings cut to 256 bytes (ending in …) on their way to a label value, summed over polls", source, stats.labels_cut as f64);
-    for (label, n) in &stats.labels_folded {
-        b.counter("awareness_label_values_folded", "Distinct vendor label values folded into __other__ by metrics.max_label_values, summed over polls", &labels(key, "label", label), *n as f64);
-    }
 }
 #[cfg(test)]
 mod tests {
