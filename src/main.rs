@@ -189,24 +189,16 @@ fn check_config(args: &Args) -> ExitCode {
             });
         }
     }
-    let shard = match shard_of(args) {
-        Ok(s) => s,
-        Err((flag, message)) => {
-            report.errors.push(ConfigError::Flag {
-                flag: flag.into(),
-                message,
-            });
-            Shard::ALL
-        }
-    };
+    let shard = shard_of(args).unwrap_or_else(|(flag, message)| {
+        let flag = flag.into();
+        report.errors.push(ConfigError::Flag { flag, message });
+        Shard::ALL
+    });
     if let Some(c) = &report.config {
-        let limit = hardening::open_files_limit();
-        let vendors = c.poll.max_requests_in_flight;
+        let (limit, vendors) = (hardening::open_files_limit(), c.poll.max_requests_in_flight);
         let fit =
             hardening::fit_connections(c.server.max_connections, WAITING_ROOM, vendors, limit);
-        if let Some(w) = fit.1 {
-            eprintln!("warning: {w}");
-        }
+        report.warnings.extend(fit.1);
     }
     for w in &report.warnings {
         eprintln!("warning: {w}");
@@ -235,12 +227,8 @@ fn describe(config: &Config, shard: Shard) -> String {
         out.push_str(&format!("  - {} {}", s.key(), s.account().describe()));
         if shard.is_sharded() {
             let of = Shard::of(&s.key(), shard.total());
-            let mine = if of == shard.ordinal() {
-                ", polled here"
-            } else {
-                ""
-            };
-            out.push_str(&format!(" (shard {of}{mine})"));
+            let mine = (of == shard.ordinal()).then_some(", polled here");
+            out.push_str(&format!(" (shard {of}{})", mine.unwrap_or_default()));
         }
         out.push('\n');
     }
