@@ -29,11 +29,9 @@ pub enum StartError {
     /// A command-line flag that cannot be used.
     #[error("{flag}: {message}")]
     Flag { flag: &'static str, message: String },
-    #[error("cannot listen on {address}: {source}")]
-    Listen {
-        address: String,
-        source: std::io::Error,
-    },
+    /// The address, and why it cannot be listened on.
+    #[error("cannot listen on {0}: {1}")]
+    Listen(String, #[source] std::io::Error),
     /// The web config file (TLS, basic auth) cannot be used.
     #[error("{0}")]
     WebConfig(String),
@@ -82,9 +80,8 @@ impl Exporter {
         let store = Store::new(config.poll.max_age).for_replica(sharded, config_path.is_none());
         let store = Arc::new(store);
         store.config_loaded(Ok(()), SystemTime::now());
-        let poller = Poller::new(store.clone(), crate::http::client())
-            .with_shard(shard)
-            .with_state_dir(config.server.state_dir.clone());
+        let state_dir = config.server.state_dir.clone();
+        let poller = Poller::new(store.clone(), crate::http::client(), shard, state_dir);
         let poller = tune(poller);
         poller.apply(&config);
         Arc::new(Exporter {
@@ -164,10 +161,7 @@ pub async fn serve(
     let web = Arc::new(web.map_err(StartError::WebConfig)?);
     let bound = TcpListener::bind(listen).await;
     let bound = bound.and_then(|listener| Ok((listener.local_addr()?, listener)));
-    let (addr, listener) = bound.map_err(|source| StartError::Listen {
-        address: listen.to_string(),
-        source,
-    })?;
+    let (addr, listener) = bound.map_err(|e| StartError::Listen(listen.to_string(), e))?;
     let reload_target = exporter.clone();
     let reload: ReloadFn = Arc::new(move || {
         let target = reload_target.clone();

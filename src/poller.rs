@@ -7,7 +7,7 @@
 //! caught, logged and counted while the source keeps its schedule.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
@@ -21,7 +21,7 @@ use crate::model::{PollError, PollOutcome, Retry, SourceKey};
 use crate::shard::Shard;
 use crate::sources::{self, Source, SourceContext};
 use crate::state::{SourceState, StateDir};
-use crate::store::Store;
+use crate::store::{lock, Store};
 
 /// First delay after a failed poll; doubles per consecutive failure up to the interval.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(30);
@@ -77,33 +77,25 @@ pub struct Poller {
     state: Option<Arc<StateDir>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Poller {
-    pub fn new(store: Arc<Store>, client: reqwest::Client) -> Self {
+    /// A poller of the accounts of `shard` (see [`crate::shard`]) into `store`; with
+    /// `state_dir`, each account's last good sections are kept there and served again after a
+    /// restart (see [`crate::state`]).
+    pub fn new(
+        store: Arc<Store>,
+        client: reqwest::Client,
+        shard: Shard,
+        state_dir: Option<std::path::PathBuf>,
+    ) -> Self {
         Poller {
             store,
             client,
             running: Mutex::default(),
             failure_backoff: FAILURE_BACKOFF,
             global: Mutex::new((0, Arc::new(Semaphore::new(1)))),
-            shard: Shard::ALL,
-            state: None,
+            shard,
+            state: state_dir.map(|d| Arc::new(StateDir(d))),
         }
-    }
-
-    /// Polls only the accounts of `shard` (see [`crate::shard`]).
-    pub fn with_shard(self, shard: Shard) -> Self {
-        Poller { shard, ..self }
-    }
-
-    /// Keeps each account's last good sections in `dir` and serves them again after a
-    /// restart (see [`crate::state`]).
-    pub fn with_state_dir(self, dir: Option<std::path::PathBuf>) -> Self {
-        let state = dir.map(|d| Arc::new(StateDir::new(d)));
-        Poller { state, ..self }
     }
 
     /// Changes the first retry delay after a failed poll (tests use short ones).
@@ -119,7 +111,7 @@ impl Poller {
         self.store.set_max_age(config.poll.max_age);
         let limit = config.poll.max_requests_in_flight;
         let global = {
-            let mut g = lock(&self.global);
+            let mut g = lock(self.global.lock());
             if g.0 != limit {
                 *g = (limit, Arc::new(Semaphore::new(limit.max(1))));
             }
@@ -141,7 +133,7 @@ impl Poller {
             );
         }
 
-        let mut running = lock(&self.running);
+        let mut running = lock(self.running.lock());
         running.retain(|key, _| {
             let keep = wanted.contains_key(key);
             if !keep {
@@ -204,7 +196,7 @@ impl Poller {
 
     /// Stops every poller (at shutdown).
     pub fn stop(&self) {
-        lock(&self.running).clear();
+        lock(self.running.lock()).clear();
     }
 }
 

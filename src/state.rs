@@ -49,9 +49,7 @@ struct SavedSection {
 
 /// The state directory.
 #[derive(Debug)]
-pub(crate) struct StateDir {
-    dir: PathBuf,
-}
+pub(crate) struct StateDir(pub(crate) PathBuf);
 
 /// What a source's poller needs of the state directory.
 pub(crate) struct SourceState {
@@ -62,15 +60,11 @@ pub(crate) struct SourceState {
 }
 
 impl StateDir {
-    pub(crate) fn new(dir: PathBuf) -> Self {
-        StateDir { dir }
-    }
-
     /// `<platform>-<digest of the account name>.json`: any account name gives a safe file name.
     fn path(&self, key: &SourceKey) -> PathBuf {
         use sha1::{Digest, Sha1};
         let digest = format!("{:x}", Sha1::digest(key.account.as_bytes()));
-        self.dir
+        self.0
             .join(format!("{}-{}.json", key.platform, &digest[..16]))
     }
 
@@ -83,7 +77,7 @@ impl StateDir {
     /// files a crash left behind.
     pub(crate) fn prune(&self, keep: &[&SourceKey]) {
         let keep: Vec<PathBuf> = keep.iter().map(|k| self.path(k)).collect();
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+        let Ok(entries) = std::fs::read_dir(&self.0) else {
             return;
         };
         for path in entries.flatten().map(|e| e.path()) {
@@ -100,7 +94,7 @@ impl StateDir {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&self.dir)?;
+            .create(&self.0)?;
         let path = self.path(key);
         let tmp = path.with_extension("tmp");
         let mut out = std::fs::OpenOptions::new()
@@ -113,7 +107,7 @@ impl StateDir {
         out.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         // The rename itself must survive a crash too.
-        std::fs::File::open(&self.dir)?.sync_all()
+        std::fs::File::open(&self.0)?.sync_all()
     }
 
     /// The file of `key`, if it is one of ours for this account and identity; otherwise the

@@ -152,7 +152,8 @@ fn secs(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn lock<T>(r: LockResult<T>) -> T {
+/// A lock's guard, also after a panic elsewhere poisoned it: every writer leaves whole values.
+pub(crate) fn lock<T>(r: LockResult<T>) -> T {
     r.unwrap_or_else(|e| e.into_inner())
 }
 
