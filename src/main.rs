@@ -12,11 +12,11 @@ use clap::Parser;
 
 use awareness_exporter::app::{self, Exporter, StartError};
 use awareness_exporter::config::{self, Config, ConfigError};
-use awareness_exporter::hardening;
 use awareness_exporter::server::WAITING_ROOM;
 use awareness_exporter::shard::Shard;
 use awareness_exporter::sources::registry;
 use awareness_exporter::web::{WebConfig, WebSettings};
+use awareness_exporter::{demo, hardening};
 
 #[derive(Debug, Parser)]
 #[command(name = "awareness-exporter", version)]
@@ -173,21 +173,14 @@ fn shard_of(args: &Args) -> Result<Shard, (&'static str, String)> {
 fn check_config(args: &Args) -> ExitCode {
     let path = args.config_file.display();
     let mut report = registry::loader().check_file(&args.config_file);
-    if let Some(addr) = &args.listen_address {
-        if let Err(message) = config::check_listen_address(addr) {
-            report.errors.push(ConfigError::Flag {
-                flag: "--web.listen-address".into(),
-                message,
-            });
-        }
+    let listen = args.listen_address.as_deref();
+    if let Some(Err(message)) = listen.map(config::check_listen_address) {
+        let flag = "--web.listen-address".into();
+        report.errors.push(ConfigError::Flag { flag, message });
     }
-    if let Some(web) = &report.web_config_file {
-        if let Err(message) = WebConfig::load(web) {
-            report.errors.push(ConfigError::WebConfig {
-                path: web.display().to_string(),
-                message,
-            });
-        }
+    let web = report.web_config_file.as_ref();
+    if let Some((path, Err(message))) = web.map(|p| (p.display().to_string(), WebConfig::load(p))) {
+        report.errors.push(ConfigError::WebConfig { path, message });
     }
     let shard = shard_of(args).unwrap_or_else(|(flag, message)| {
         let flag = flag.into();
@@ -254,15 +247,11 @@ fn main() -> ExitCode {
         tracing::warn!("{problem}");
     }
     let open_files = hardening::raise_open_files_limit();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("awareness-exporter: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let runtime = tokio::runtime::Runtime::new(); // multi-threaded, with I/O and timers
+    let runtime =
+        runtime.inspect_err(|e| eprintln!("awareness-exporter: cannot start the runtime: {e}"));
+    let Ok(runtime) = runtime else {
+        return ExitCode::FAILURE;
     };
     let result = runtime.block_on(run(args, open_files));
     // A file read stuck on the blocking pool must not hold the process after a shutdown.
@@ -278,31 +267,23 @@ fn main() -> ExitCode {
 async fn run(args: Args, open_files: Option<u64>) -> Result<(), StartError> {
     // Demo tenants live as long as the process.
     let (config, path, _demo) = if args.demo {
-        let (demo, config) = awareness_exporter::demo::start()
-            .await
-            .map_err(StartError::Demo)?;
-        (config, None, Some(demo))
+        let (tenants, config) = demo::start().await.map_err(StartError::Demo)?;
+        (config, None, Some(tenants))
     } else {
         let config = registry::loader().load(&args.config_file)?;
         (config, Some(args.config_file.clone()), None)
     };
-    let listen = args
-        .listen_address
-        .clone()
-        .unwrap_or_else(|| config.server.listen.clone());
+    let default = &config.server.listen;
+    let listen = args.listen_address.as_ref().unwrap_or(default);
     let flag = |flag| move |message| StartError::Flag { flag, message };
-    config::check_listen_address(&listen).map_err(flag("--web.listen-address"))?;
-    let listen = config::listen_address(&listen);
+    config::check_listen_address(listen).map_err(flag("--web.listen-address"))?;
+    let listen = config::listen_address(listen);
     let shard = shard_of(&args).map_err(|(f, message)| flag(f)(message))?;
     let mut server_config = config.server.clone();
     server_config.enable_lifecycle = args.enable_lifecycle;
+    let max = server_config.max_connections;
     let vendors = config.poll.max_requests_in_flight;
-    let (fits, warning) = hardening::fit_connections(
-        server_config.max_connections,
-        WAITING_ROOM,
-        vendors,
-        open_files,
-    );
+    let (fits, warning) = hardening::fit_connections(max, WAITING_ROOM, vendors, open_files);
     if let Some(w) = warning {
         tracing::warn!("{w}");
     }
