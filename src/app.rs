@@ -138,9 +138,7 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// Stops accepting, lets open requests finish, and waits.
     pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        drop(self.shutdown.take()); // the server's signal to close
         let _ = (&mut self.task).await;
     }
 }
@@ -180,6 +178,7 @@ pub async fn serve(
         send_timeout: server_config.send_timeout,
         web: web.clone(),
     };
+    // Sending or dropping `tx` closes the server.
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server::serve(listener, app, settings, async move {
         let _ = rx.await;

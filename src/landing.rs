@@ -158,7 +158,7 @@ mod tests {
                 section: "s",
                 error: error.into(),
             }),
-            last_poll_end: Some(SystemTime::now()),
+            last_duration: Some(Duration::from_secs(1)),
             ..Default::default()
         };
         let html = page(&[(key, status)], "", SystemTime::now());

@@ -231,9 +231,7 @@ fn describe(config: &Config, shard: Shard) -> String {
 fn main() -> ExitCode {
     let args = parse_args();
     if args.list_platforms {
-        for platform in registry::platforms() {
-            println!("{platform}");
-        }
+        println!("{}", registry::platforms().collect::<Vec<_>>().join("\n"));
         return ExitCode::SUCCESS;
     }
     if let Err(e) = init_logging(&args.log_level, &args.log_format) {

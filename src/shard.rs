@@ -48,8 +48,8 @@ impl Shard {
         let ordinal = name
             .rsplit_once('-')
             .map(|(_, n)| n)
-            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit())) // no sign
+            .and_then(|n| n.parse().ok())
             .ok_or_else(|| {
                 format!(
                     "cannot read a StatefulSet ordinal from the pod name `{name}`: expected \

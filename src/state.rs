@@ -22,6 +22,9 @@ use crate::store::Store;
 const VERSION: u32 = 1;
 /// Largest state file read back: what a very large tenant's per-user series take.
 const MAX_BYTES: u64 = 1 << 30;
+/// Why a file of another account, or of another identity, is ignored (and removed).
+const ANOTHER: &str =
+    "saved for another account or another vendor URL, account id or metrics settings; removed";
 /// Longest a save or a load may take before the poller goes on without it.
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -141,11 +144,7 @@ impl StateDir {
         if state.platform != platform || state.account != key.account || state.identity != identity
         {
             let _ = std::fs::remove_file(&path);
-            return Err(
-                "saved for another account or another vendor URL, account id or \
-                        metrics settings; removed"
-                    .into(),
-            );
+            return Err(ANOTHER.into());
         }
         Ok(Some(state))
     }

@@ -20,9 +20,9 @@ pub struct SourceStatus {
     pub polls_failed: u64,
     /// Polls that panicked (caught; the source kept its schedule).
     pub polls_panicked: u64,
-    pub last_poll_end: Option<SystemTime>,
     /// End of the last poll after which the source was up (or as restored from the state dir).
     pub last_success: Option<SystemTime>,
+    /// How long the last poll took; `None` until the first one ends.
     pub last_duration: Option<Duration>,
     /// Why the source is down: the failure of the latest poll, else of a section still down.
     pub last_error: Option<SectionError>,
@@ -85,7 +85,7 @@ impl SourceStatus {
 
     /// True once the first poll attempt ended, whatever its result, or data was restored.
     pub fn first_poll_done(&self) -> bool {
-        self.last_poll_end.is_some() || self.last_success.is_some()
+        self.last_duration.is_some() || self.last_success.is_some()
     }
 
     /// Data series published (after `max_age`, as [`Store::statuses`] gives them).
@@ -171,12 +171,9 @@ impl Store {
 
     /// The replica this store serves: its shard `(ordinal, total)` when sharded, and whether
     /// it polls the demo's simulators.
-    pub fn for_replica(self, shard: Option<(u32, u32)>, demo: bool) -> Self {
-        Store {
-            shard,
-            demo,
-            ..self
-        }
+    pub fn for_replica(mut self, shard: Option<(u32, u32)>, demo: bool) -> Self {
+        (self.shard, self.demo) = (shard, demo);
+        self
     }
 
     pub fn max_age(&self) -> Duration {
@@ -301,7 +298,6 @@ impl Store {
                 }
             }
             status.polling_since = None;
-            status.last_poll_end = Some(now);
             status.last_duration = Some(took);
             if status.up() {
                 status.last_success = Some(now);
