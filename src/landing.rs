@@ -22,12 +22,6 @@ fn when(t: SystemTime, now: SystemTime) -> String {
     format!("{stamp} ({ago}s ago)")
 }
 
-/// One table row of HTML cells.
-fn row(class: &str, cells: &[String]) -> String {
-    let cells: String = cells.iter().map(|c| format!("<td>{c}</td>")).collect();
-    format!("<tr class=\"{class}\">{cells}</tr>\n")
-}
-
 /// The page for everything the store holds now.
 pub fn render(store: &Store, now: SystemTime) -> String {
     let mut notes = String::new();
@@ -110,7 +104,8 @@ fn page(sources: &[(SourceKey, SourceStatus)], notes: &str, now: SystemTime) -> 
                 .and_then(|e| e.error.reason())
                 .map_or(String::new(), |r| r.to_string()),
         ];
-        rows.push_str(&row(class, &cells));
+        let cells: String = cells.iter().map(|c| format!("<td>{c}</td>")).collect();
+        let _ = writeln!(rows, "<tr class=\"{class}\">{cells}</tr>");
     }
     if sources.is_empty() {
         rows.push_str("<tr><td colspan=\"10\">No sources configured.</td></tr>\n");

@@ -80,9 +80,9 @@ fn parse_args() -> Args {
     Args::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
 }
 
-/// The tracing filter of `--log.level`. An unknown level is refused: tracing would read
-/// `warning` as a target name and silently log nothing at all, errors included.
-fn log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+/// Logs to stderr at `--log.level`. An unknown level is refused: tracing would read `warning` as
+/// a target name and silently log nothing at all, errors included.
+fn init_logging(level: &str, format: &str) -> Result<(), String> {
     let levels = ["error", "warn", "info", "debug", "trace"];
     // Each comma-separated directive is a level or `target=level`.
     let mut names = level.split(',').map(|directive| {
@@ -91,7 +91,7 @@ fn log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
     });
     let unknown = names.find(|name| !levels.contains(&name.as_str()));
     let filter = tracing_subscriber::EnvFilter::try_new(level).ok();
-    filter.filter(|_| unknown.is_none()).ok_or_else(|| {
+    let filter = filter.filter(|_| unknown.is_none()).ok_or_else(|| {
         let hint = match unknown.as_deref() {
             Some("warning") => " (did you mean `warn`?)",
             Some("err" | "fatal" | "critical") => " (did you mean `error`?)",
@@ -100,14 +100,11 @@ fn log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
         };
         let levels = levels.join(", ");
         format!("invalid --log.level `{level}`: use one of {levels}{hint}")
-    })
-}
-
-fn init_logging(level: &str, format: &str) -> Result<(), String> {
+    })?;
     // Colour codes only for a person at a terminal, never into files or journald.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(log_filter(level)?)
+        .with_env_filter(filter)
         .with_ansi(ansi);
     let result = if format == "json" {
         builder.json().with_writer(|| JsonLists).try_init()

@@ -39,20 +39,6 @@ struct Settings {
 }
 
 impl Settings {
-    fn of(source: &SourceConfig, config: &Config) -> Settings {
-        let poll = PollConfig {
-            max_age: Duration::ZERO,
-            interval: Duration::ZERO,
-            ..config.poll.clone()
-        };
-        Settings {
-            source: source.clone(),
-            interval: source.interval().unwrap_or(config.poll.interval),
-            poll,
-            metrics: config.metrics.clone(),
-        }
-    }
-
     /// A digest of what the account's data depends on (its vendor URL, account and auth as
     /// `describe` shows them, and the metrics settings): saved state of another is not served.
     fn identity(&self) -> String {
@@ -133,24 +119,31 @@ impl Poller {
             );
         }
 
+        let poll = PollConfig {
+            max_age: Duration::ZERO,
+            interval: Duration::ZERO,
+            ..config.poll.clone()
+        };
         let mut running = lock(self.running.lock());
         running.retain(|key, _| {
             let keep = wanted.contains_key(key);
             if !keep {
                 self.store.remove(key);
-                if let Some(state) = &self.state {
-                    state.remove(key);
-                }
                 tracing::info!(source = %key, "source removed");
             }
             keep
         });
-        if let (Some(state), true) = (&self.state, running.is_empty()) {
+        if let Some(state) = &self.state {
             state.prune(&wanted.keys().collect::<Vec<_>>());
         }
 
         for (key, source_config) in wanted {
-            let settings = Settings::of(source_config, config);
+            let settings = Settings {
+                source: source_config.clone(),
+                interval: source_config.interval().unwrap_or(config.poll.interval),
+                poll: poll.clone(),
+                metrics: config.metrics.clone(),
+            };
             // A new source resumes from its saved state; a changed one polls at once.
             let restore = match running.get(&key) {
                 Some((running, _)) if *running == settings => continue, // keeps its token, data

@@ -71,13 +71,9 @@ impl StateDir {
             .join(format!("{}-{}.json", key.platform, &digest[..16]))
     }
 
-    /// Forgets the state of an account no longer polled here.
-    pub(crate) fn remove(&self, key: &SourceKey) {
-        let _ = std::fs::remove_file(self.path(key));
-    }
-
-    /// Removes the files of accounts not in `keep` (left by an earlier config), and temporary
-    /// files a crash left behind.
+    /// Removes the files (and temporary files a crash left behind) of accounts not in `keep`:
+    /// left by an earlier config, or removed by a reload. Those of `keep` stay, so a save under
+    /// way is not disturbed.
     pub(crate) fn prune(&self, keep: &[&SourceKey]) {
         let keep: Vec<PathBuf> = keep.iter().map(|k| self.path(k)).collect();
         let Ok(entries) = std::fs::read_dir(&self.0) else {
@@ -85,7 +81,7 @@ impl StateDir {
         };
         for path in entries.flatten().map(|e| e.path()) {
             let ours = path.extension().is_some_and(|e| e == "json" || e == "tmp");
-            if ours && !keep.contains(&path) {
+            if ours && !keep.contains(&path.with_extension("json")) {
                 tracing::info!(file = %path.display(), "removing the state of an account no longer polled here");
                 let _ = std::fs::remove_file(&path);
             }

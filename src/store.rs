@@ -109,19 +109,6 @@ impl SourceStatus {
         }
         served
     }
-
-    /// The first of `first` (then of every section) that is down, and why.
-    fn first_down(&self, first: &[&'static str]) -> Option<SectionError> {
-        let mut names = first.iter().chain(self.sections.keys());
-        names.find_map(|name| {
-            let s = self.sections.get(name)?;
-            let error = s.last_error.clone().filter(|_| !s.not_offered())?;
-            Some(SectionError {
-                section: name,
-                error,
-            })
-        })
-    }
 }
 
 /// The config in force and the last reload's verdict.
@@ -302,7 +289,16 @@ impl Store {
             if status.up() {
                 status.last_success = Some(now);
             }
-            status.last_error = status.first_down(&polled);
+            // The error of this poll, else that of a section still down from an earlier one.
+            let mut names = polled.iter().chain(status.sections.keys());
+            status.last_error = names.find_map(|name| {
+                let s = status.sections.get(name)?;
+                let error = s.last_error.clone().filter(|_| !s.not_offered())?;
+                Some(SectionError {
+                    section: name,
+                    error,
+                })
+            });
         } // else removed by a reload while it polled
         for s in map.values_mut().flat_map(|s| s.sections.values_mut()) {
             s.data = s.fresh(now, max_age).cloned();
