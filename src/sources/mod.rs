@@ -11,6 +11,7 @@ pub mod lenient;
 pub mod mimecast;
 pub mod order_free_sum;
 pub mod paging;
+pub mod proofpoint;
 pub mod registry;
 pub mod token;
 

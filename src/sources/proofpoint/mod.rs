@@ -1,0 +1,4 @@
+//! Proofpoint Security Awareness (ZenGuide) Results API.
+
+pub(crate) mod metrics;
+pub(crate) mod models;
