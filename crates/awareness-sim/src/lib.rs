@@ -23,6 +23,7 @@ pub mod cyberpilot;
 pub mod defender;
 pub mod knowbe4;
 pub mod mimecast;
+pub mod proofpoint;
 
 pub use control::{Control, Fault};
 pub use cyberpilot::{CyberPilotOptions, CyberPilotSim};
