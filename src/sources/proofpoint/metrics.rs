@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::models::{
-    tag, Answer, Enrollment, Outcome, PhishingEvent, ReportedEmail, User, EMAIL_TYPES,
+    tag, Answer, Enrollment, Outcome, PhishingEvent, ReportRow, ReportedEmail, User, EMAIL_TYPES,
     ENROLLMENT_STATUSES,
 };
 use crate::config::MetricsConfig;
@@ -15,6 +15,13 @@ use crate::model::SourceKey;
 use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::sources::aggregate::{ByLabel, Merge, UserRows};
 use crate::stats::ApiStats;
+
+/// One report's accumulator: its rows in as pages arrive, its section out.
+pub(crate) trait Accumulate: Send + 'static {
+    type Row: ReportRow;
+    fn add(&mut self, row: Self::Row);
+    fn render(self, scope: &Scope) -> Rendered;
+}
 
 /// Where a section's figures go: the account, and the caps on vendor-named label values.
 pub(crate) struct Scope<'a> {
@@ -57,8 +64,12 @@ impl Users {
             by_department: ByLabel::default(),
         }
     }
+}
 
-    pub(crate) fn add(&mut self, u: User) {
+impl Accumulate for Users {
+    type Row = User;
+
+    fn add(&mut self, u: User) {
         if u.active == Some(false) || !self.seen.insert(u.email.into()) {
             return;
         }
@@ -66,7 +77,7 @@ impl Users {
         *self.by_department.row(d.as_deref()) += 1.0;
     }
 
-    pub(crate) fn render(self, scope: &Scope) -> Rendered {
+    fn render(self, scope: &Scope) -> Rendered {
         let mut b = MetricsBuilder::new();
         for (d, n) in scope.fold(self.by_department, "department") {
             b.gauge(
@@ -109,8 +120,12 @@ impl Phishing {
             failures: metrics.per_user.then(|| UserRows::new(metrics.max_users)),
         }
     }
+}
 
-    pub(crate) fn add(&mut self, e: PhishingEvent) {
+impl Accumulate for Phishing {
+    type Row = PhishingEvent;
+
+    fn add(&mut self, e: PhishingEvent) {
         let next = self.users.len() as u32;
         let user = *self.users.entry(e.email.as_str().into()).or_insert(next);
         let bits = self
@@ -127,7 +142,7 @@ impl Phishing {
         }
     }
 
-    pub(crate) fn render(self, scope: &Scope) -> Rendered {
+    fn render(self, scope: &Scope) -> Rendered {
         let mut b = MetricsBuilder::new();
         for (campaign, users) in scope.fold(self.campaigns, "campaign") {
             let l = [
@@ -181,12 +196,14 @@ impl Phishing {
 #[derive(Default)]
 pub(crate) struct Reports([f64; EMAIL_TYPES.len()]);
 
-impl Reports {
-    pub(crate) fn add(&mut self, r: ReportedEmail) {
+impl Accumulate for Reports {
+    type Row = ReportedEmail;
+
+    fn add(&mut self, r: ReportedEmail) {
         self.0[r.kind()] += 1.0;
     }
 
-    pub(crate) fn render(self, scope: &Scope) -> Rendered {
+    fn render(self, scope: &Scope) -> Rendered {
         let mut b = MetricsBuilder::new();
         for (email_type, n) in EMAIL_TYPES.iter().zip(self.0) {
             if *email_type != "other" || n > 0.0 {
@@ -222,8 +239,12 @@ impl Enrollments {
             overdue: metrics.per_user.then(|| UserRows::new(metrics.max_users)),
         }
     }
+}
 
-    pub(crate) fn add(&mut self, e: Enrollment) {
+impl Accumulate for Enrollments {
+    type Row = Enrollment;
+
+    fn add(&mut self, e: Enrollment) {
         if e.is_removed() {
             return;
         }
@@ -243,7 +264,7 @@ impl Enrollments {
         user.1 |= overdue;
     }
 
-    pub(crate) fn render(self, scope: &Scope) -> Rendered {
+    fn render(self, scope: &Scope) -> Rendered {
         let mut b = MetricsBuilder::new();
         for (assignment, counts) in scope.fold(self.by_assignment, "assignment") {
             for (status, n) in ENROLLMENT_STATUSES.iter().zip(counts) {
@@ -294,15 +315,17 @@ impl Enrollments {
 #[derive(Default)]
 pub(crate) struct Answers(ByLabel<[f64; 2]>);
 
-impl Answers {
-    pub(crate) fn add(&mut self, a: Answer) {
+impl Accumulate for Answers {
+    type Row = Answer;
+
+    fn add(&mut self, a: Answer) {
         let counts = self.0.row(a.assessment.as_deref());
         if a.answered() {
             counts[usize::from(a.correct != Some(true))] += 1.0;
         }
     }
 
-    pub(crate) fn render(self, scope: &Scope) -> Rendered {
+    fn render(self, scope: &Scope) -> Rendered {
         let mut b = MetricsBuilder::new();
         for (assessment, [correct, incorrect]) in scope.fold(self.0, "assessment") {
             let l = [

@@ -53,6 +53,26 @@ pub(crate) fn parse<A: for<'de> Deserialize<'de>>(raw: &str) -> Option<A> {
         .map(|r| r.attributes)
 }
 
+/// A row of one report, as the paging engine counts it.
+pub(crate) trait ReportRow: for<'de> Deserialize<'de> + Send + 'static {
+    /// The key a row counts once by; `None`: every row counts (events, enrollments, reports
+    /// and answers are rows; their ids are neither unique nor stable).
+    fn key(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Users count once by e-mail address.
+impl ReportRow for User {
+    fn key(&self) -> Option<&str> {
+        Some(&self.email)
+    }
+}
+impl ReportRow for PhishingEvent {}
+impl ReportRow for ReportedEmail {}
+impl ReportRow for Enrollment {}
+impl ReportRow for Answer {}
+
 /// `useremailaddress`, trimmed and lower-cased: the one key of a user. Required.
 fn email<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     lenient::text(d)?
@@ -315,6 +335,7 @@ pub(crate) mod tests {
         assert_eq!(users[0].email, "email_0972@wombank.com");
         assert_eq!(users[0].active, Some(true));
         assert_eq!(users[0].usertags, None);
+        assert_eq!(users[0].key(), Some("email_0972@wombank.com"), "a user counts once");
 
         let (events, _, env) = rows::<PhishingEvent>(&fixture("doc_phishing.json"));
         assert_eq!(
@@ -328,6 +349,7 @@ pub(crate) mod tests {
             Some("SmishGuru Campaign 04-28-2016 LW")
         );
         assert_eq!(events[0].outcome(), Outcome::NoAction);
+        assert_eq!(events[0].key(), None, "events are rows, repeats included");
 
         let (reports, _, env) = rows::<ReportedEmail>(&fixture("doc_phishalarm.json"));
         assert!(env.next.is_some());
