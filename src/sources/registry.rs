@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::config::{Loader, SourceConfig, VendorConfig};
 use crate::model::Platform;
-use crate::sources::{cyberpilot, defender, knowbe4, mimecast, Source, SourceContext};
+use crate::sources::{cyberpilot, defender, knowbe4, mimecast, proofpoint, Source, SourceContext};
 
 /// Every vendor the exporter can poll, in the order their `[[table]]` blocks are read. Adding a
 /// platform adds one line here.
@@ -20,6 +20,7 @@ pub static VENDORS: &[&dyn Vendor] = &[
     &defender::VENDOR,
     &knowbe4::VENDOR,
     &mimecast::VENDOR,
+    &proofpoint::VENDOR,
 ];
 
 /// A platform's registration: its config ([`VendorConfig`]), its product name and its source.

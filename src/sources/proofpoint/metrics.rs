@@ -4,17 +4,30 @@
 //! enrollment, reported-e-mail and answer figures count rows. Vendor-named labels (department,
 //! campaign, assignment, assessment) are capped by `metrics.max_label_values`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use super::models::{
-    tag, Answer, Enrollment, Outcome, PhishingEvent, ReportRow, ReportedEmail, User, EMAIL_TYPES,
-    ENROLLMENT_STATUSES,
+    tag, Answer, Enrollment, PhishingEvent, ReportRow, ReportedEmail, User, EMAIL_TYPES,
+    ENROLLMENT_STATUSES, FAILED, OUTCOMES,
 };
 use crate::config::MetricsConfig;
 use crate::model::SourceKey;
 use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::sources::aggregate::{ByLabel, Merge, UserRows};
 use crate::stats::ApiStats;
+use std::sync::Arc;
+
+/// A metric family: its name and help.
+type Family = (&'static str, &'static str);
+
+const USER_FAILURES: Family = (
+    "awareness_proofpoint_user_phishing_failures",
+    "Phishing campaigns in which the user clicked, submitted data or opened an attachment",
+);
+const USER_OVERDUE: Family = (
+    "awareness_proofpoint_user_enrollments_overdue",
+    "The user's overdue training enrollments",
+);
 
 /// One report's accumulator: its rows in as pages arrive, its section out.
 pub(crate) trait Accumulate: Send + 'static {
@@ -24,23 +37,31 @@ pub(crate) trait Accumulate: Send + 'static {
 }
 
 /// Where a section's figures go: the account, and the caps on vendor-named label values.
-pub(crate) struct Scope<'a> {
-    pub(crate) key: &'a SourceKey,
-    pub(crate) metrics: &'a MetricsConfig,
-    pub(crate) stats: &'a ApiStats,
+pub(crate) struct Scope {
+    pub(crate) key: SourceKey,
+    pub(crate) metrics: MetricsConfig,
+    pub(crate) stats: Arc<ApiStats>,
 }
 
-impl Scope<'_> {
+impl Scope {
     fn account(&self) -> &str {
         &self.key.account
     }
 
-    fn fold<T: Default + Merge>(
-        &self,
-        by: ByLabel<T>,
-        label: &'static str,
-    ) -> std::collections::BTreeMap<String, T> {
-        by.finish(self.key, label, self.metrics.max_label_values, self.stats)
+    /// The per-user series of `rows` (only with `per_user`).
+    fn per_user(&self, b: &mut MetricsBuilder, (name, help): Family, rows: Option<UserRows<f64>>) {
+        for (email, n) in rows.map(|r| r.finish(&self.key)).unwrap_or_default() {
+            b.gauge(
+                name,
+                help,
+                &[("account", self.account()), ("email", &email)],
+                n,
+            );
+        }
+    }
+
+    fn fold<T: Default + Merge>(&self, by: ByLabel<T>, label: &'static str) -> BTreeMap<String, T> {
+        by.finish(&self.key, label, self.metrics.max_label_values, &self.stats)
     }
 }
 
@@ -49,10 +70,9 @@ fn department(user_tag: Option<&str>, tags: &Option<serde_json::Value>) -> Optio
     user_tag.and_then(|name| tag(tags, name))
 }
 
-/// `/users`: active users by department, each e-mail once.
+/// `/users`: active users by department (the engine reads each e-mail once).
 pub(crate) struct Users {
     user_tag: Option<String>,
-    seen: HashSet<Box<str>>,
     by_department: ByLabel<f64>,
 }
 
@@ -60,7 +80,6 @@ impl Users {
     pub(crate) fn new(user_tag: Option<&str>) -> Self {
         Users {
             user_tag: user_tag.map(str::to_string),
-            seen: HashSet::new(),
             by_department: ByLabel::default(),
         }
     }
@@ -70,7 +89,7 @@ impl Accumulate for Users {
     type Row = User;
 
     fn add(&mut self, u: User) {
-        if u.active == Some(false) || !self.seen.insert(u.email.into()) {
+        if u.active == Some(false) {
             return;
         }
         let d = department(self.user_tag.as_deref(), &u.usertags);
@@ -128,17 +147,13 @@ impl Accumulate for Phishing {
     fn add(&mut self, e: PhishingEvent) {
         let next = self.users.len() as u32;
         let user = *self.users.entry(e.email.as_str().into()).or_insert(next);
-        let bits = self
-            .campaigns
-            .row(e.campaign.as_deref())
-            .0
-            .entry(user)
-            .or_default();
-        let caught_before = *bits & Outcome::FAILED != 0;
-        *bits |= e.outcome().bit();
-        let caught_now = !caught_before && *bits & Outcome::FAILED != 0;
+        let campaign = self.campaigns.row(e.campaign.as_deref());
+        let bits = campaign.0.entry(user).or_default();
+        let before = *bits;
+        *bits |= e.outcome();
+        let caught = before & FAILED == 0 && *bits & FAILED != 0;
         if let Some(n) = self.failures.as_mut().and_then(|f| f.entry(&e.email)) {
-            *n += if caught_now { 1.0 } else { 0.0 };
+            *n += f64::from(u8::from(caught));
         }
     }
 
@@ -161,9 +176,9 @@ impl Accumulate for Phishing {
                 )
             };
             recipients(&mut b, "sent", sent);
-            for (outcome, name) in Outcome::ALL {
-                let n = with(outcome.bit());
-                if outcome != Outcome::Other || n > 0.0 {
+            for (i, (_, name)) in OUTCOMES.iter().enumerate() {
+                let n = with(1 << i);
+                if *name != "other" || n > 0.0 {
                     recipients(&mut b, name, n);
                 }
             }
@@ -172,22 +187,11 @@ impl Accumulate for Phishing {
                     "awareness_proofpoint_phishing_failure_ratio",
                     "Share of the campaign's users who clicked, submitted data or opened an attachment",
                     &l,
-                    with(Outcome::FAILED) / sent,
+                    with(FAILED) / sent,
                 );
             }
         }
-        for (email, n) in self
-            .failures
-            .map(|f| f.finish(scope.key))
-            .unwrap_or_default()
-        {
-            b.gauge(
-                "awareness_proofpoint_user_phishing_failures",
-                "Phishing campaigns in which the user clicked, submitted data or opened an attachment",
-                &[("account", scope.account()), ("email", &email)],
-                n,
-            );
-        }
+        scope.per_user(&mut b, USER_FAILURES, self.failures);
         b.finish()
     }
 }
@@ -205,7 +209,7 @@ impl Accumulate for Reports {
 
     fn render(self, scope: &Scope) -> Rendered {
         let mut b = MetricsBuilder::new();
-        for (email_type, n) in EMAIL_TYPES.iter().zip(self.0) {
+        for ((_, email_type), n) in EMAIL_TYPES.iter().zip(self.0) {
             if *email_type != "other" || n > 0.0 {
                 b.gauge(
                     "awareness_proofpoint_reported_emails",
@@ -267,7 +271,7 @@ impl Accumulate for Enrollments {
     fn render(self, scope: &Scope) -> Rendered {
         let mut b = MetricsBuilder::new();
         for (assignment, counts) in scope.fold(self.by_assignment, "assignment") {
-            for (status, n) in ENROLLMENT_STATUSES.iter().zip(counts) {
+            for ((_, status), n) in ENROLLMENT_STATUSES.iter().zip(counts) {
                 if *status != "other" || n > 0.0 {
                     b.gauge(
                         "awareness_proofpoint_enrollments",
@@ -295,18 +299,7 @@ impl Accumulate for Enrollments {
                 n,
             );
         }
-        for (email, n) in self
-            .overdue
-            .map(|o| o.finish(scope.key))
-            .unwrap_or_default()
-        {
-            b.gauge(
-                "awareness_proofpoint_user_enrollments_overdue",
-                "The user's overdue training enrollments",
-                &[("account", scope.account()), ("email", &email)],
-                n,
-            );
-        }
+        scope.per_user(&mut b, USER_OVERDUE, self.overdue);
         b.finish()
     }
 }
@@ -362,8 +355,12 @@ mod tests {
     use crate::sources::proofpoint::models::parse;
     use crate::sources::proofpoint::models::tests::{fixture, rows};
 
-    fn key() -> SourceKey {
-        SourceKey::new(Platform::new("proofpoint"), "acme")
+    fn scope(metrics: MetricsConfig) -> Scope {
+        Scope {
+            key: SourceKey::new(Platform::new("proofpoint"), "acme"),
+            metrics,
+            stats: Arc::default(),
+        }
     }
 
     fn text(r: Rendered) -> String {
@@ -388,12 +385,8 @@ mod tests {
 
     #[test]
     fn the_documented_examples_become_the_contracts_series() {
-        let (k, m, stats) = (key(), metrics(false), ApiStats::default());
-        let scope = Scope {
-            key: &k,
-            metrics: &m,
-            stats: &stats,
-        };
+        let scope = scope(metrics(false));
+        let m = scope.metrics.clone();
 
         let mut users = Users::new(Some("Department"));
         rows::<User>(&fixture("doc_users.json"))
@@ -471,12 +464,8 @@ mod tests {
 
     #[test]
     fn phishing_counts_distinct_users_not_events() {
-        let (k, m, stats) = (key(), metrics(true), ApiStats::default());
-        let scope = Scope {
-            key: &k,
-            metrics: &m,
-            stats: &stats,
-        };
+        let scope = scope(metrics(true));
+        let m = scope.metrics.clone();
         let mut p = Phishing::new(&m);
         let ev = |email: &str, campaign: &str, event: &str| {
             row::<PhishingEvent>(serde_json::json!({
@@ -531,17 +520,12 @@ mod tests {
 
     #[test]
     fn users_and_overdue_by_department_from_the_user_tag() {
-        let (k, m, stats) = (key(), metrics(true), ApiStats::default());
-        let scope = Scope {
-            key: &k,
-            metrics: &m,
-            stats: &stats,
-        };
+        let scope = scope(metrics(true));
+        let m = scope.metrics.clone();
         let tags = |d: &str| serde_json::json!({ "Department": [d] });
         let mut users = Users::new(Some("Department"));
         for (email, active, d) in [
             ("a@x", true, "Finance"),
-            ("A@x", true, "Finance"), // the same user again
             ("b@x", true, "Sales"),
             ("c@x", false, "Sales"),
         ] {
@@ -594,12 +578,7 @@ mod tests {
 
     #[test]
     fn answers_count_answered_rows_and_their_ratio() {
-        let (k, m, stats) = (key(), metrics(false), ApiStats::default());
-        let scope = Scope {
-            key: &k,
-            metrics: &m,
-            stats: &stats,
-        };
+        let scope = scope(metrics(false));
         let mut a = Answers::default();
         for (selected, correct) in [
             (Some("A"), true),
@@ -622,17 +601,11 @@ mod tests {
 
     #[test]
     fn vendor_named_labels_are_capped() {
-        let k = key();
-        let m = MetricsConfig {
+        let scope = scope(MetricsConfig {
             max_label_values: 2,
             ..MetricsConfig::default()
-        };
-        let stats = ApiStats::default();
-        let scope = Scope {
-            key: &k,
-            metrics: &m,
-            stats: &stats,
-        };
+        });
+        let m = scope.metrics.clone();
         let mut p = Phishing::new(&m);
         for (i, c) in ["a", "b", "b", "c", "c", "c"].iter().enumerate() {
             p.add(row(serde_json::json!({
@@ -644,6 +617,9 @@ mod tests {
             "{t}"
         );
         assert!(!t.contains("campaign=\"a\""));
-        assert_eq!(stats.snapshot().labels_folded.get("campaign"), Some(&1));
+        assert_eq!(
+            scope.stats.snapshot().labels_folded.get("campaign"),
+            Some(&1)
+        );
     }
 }

@@ -19,20 +19,15 @@ pub(crate) struct Envelope {
     pub(crate) next: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Links {
-    #[serde(default, deserialize_with = "lenient::text")]
-    next: Option<String>,
-}
-
 impl decode::Envelope for Envelope {
     const ROWS: &'static str = "data";
     const WHAT: &'static str = "a Proofpoint report page (an object with data[] and links)";
 
     fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         if key == "links" {
-            let links: Option<Links> = map.next_value()?;
-            self.next = links.and_then(|l| l.next).filter(|n| !n.trim().is_empty());
+            let links: Option<serde_json::Map<String, Value>> = map.next_value()?;
+            let next = links.as_ref().and_then(|l| l.get("next")?.as_str());
+            self.next = next.filter(|n| !n.trim().is_empty()).map(str::to_string);
         } else {
             map.next_value::<IgnoredAny>()?;
         }
@@ -89,11 +84,8 @@ pub(crate) fn tag(tags: &Option<Value>, name: &str) -> Option<String> {
         .as_object()?
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))?;
-    let first = match value {
-        Value::Array(values) => values.iter().find_map(Value::as_str),
-        other => other.as_str(),
-    };
-    first.map(str::trim).map(str::to_string)
+    let first = value.as_array().and_then(|v| v.first()).unwrap_or(value);
+    first.as_str().map(|s| s.trim().to_string())
 }
 
 /// `GET /users`: one user.
@@ -120,60 +112,37 @@ pub(crate) struct PhishingEvent {
     pub(crate) event: Option<String>,
 }
 
-/// What a phishing event says a user did, one bit each ([`PhishingEvent::outcome`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Viewed,
-    Clicked,
-    DataSubmitted,
-    AttachmentOpened,
-    Reported,
-    NoAction,
-    Other,
-}
+/// Phishing event types and the outcome each counts as, one bit each in that order; any other
+/// type ("TM Sent", "TM Complete", ...) is `other`, the last.
+pub(crate) const OUTCOMES: [(&str, &str); 7] = [
+    ("Email View", "viewed"),
+    ("Email Click", "clicked"),
+    ("Data Submission", "data_submitted"),
+    ("Attachment Open", "attachment_opened"),
+    ("Reported", "reported"),
+    ("No Action", "no_action"),
+    ("", "other"),
+];
 
-impl Outcome {
-    /// Every outcome with its label value, in the order of its bit.
-    pub(crate) const ALL: [(Outcome, &'static str); 7] = [
-        (Outcome::Viewed, "viewed"),
-        (Outcome::Clicked, "clicked"),
-        (Outcome::DataSubmitted, "data_submitted"),
-        (Outcome::AttachmentOpened, "attachment_opened"),
-        (Outcome::Reported, "reported"),
-        (Outcome::NoAction, "no_action"),
-        (Outcome::Other, "other"),
-    ];
-
-    pub(crate) fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
-
-    /// Clicked, submitted data or opened an attachment: the campaign caught the user.
-    pub(crate) const FAILED: u8 = (1 << Outcome::Clicked as u8)
-        | (1 << Outcome::DataSubmitted as u8)
-        | (1 << Outcome::AttachmentOpened as u8);
-}
+/// The outcomes of a user the campaign caught: clicked, submitted data, opened an attachment.
+pub(crate) const FAILED: u8 = 0b1110;
 
 impl PhishingEvent {
-    pub(crate) fn outcome(&self) -> Outcome {
-        let event = self.event.as_deref().unwrap_or("").trim();
-        let is = |name: &str| event.eq_ignore_ascii_case(name);
-        if is("Email View") {
-            Outcome::Viewed
-        } else if is("Email Click") {
-            Outcome::Clicked
-        } else if is("Data Submission") {
-            Outcome::DataSubmitted
-        } else if is("Attachment Open") {
-            Outcome::AttachmentOpened
-        } else if is("Reported") {
-            Outcome::Reported
-        } else if is("No Action") {
-            Outcome::NoAction
-        } else {
-            Outcome::Other
-        }
+    /// The bit of its outcome in [`OUTCOMES`].
+    pub(crate) fn outcome(&self) -> u8 {
+        1 << lookup(&OUTCOMES, self.event.as_deref().unwrap_or(""))
     }
+}
+
+/// The row of `table` (vendor word, label value) whose word is `word`, case aside; the last
+/// (`other`) for any other word.
+fn lookup(table: &[(&str, &str)], word: &str) -> usize {
+    let last = table.len() - 1;
+    let word = word.trim();
+    table[..last]
+        .iter()
+        .position(|(w, _)| w.eq_ignore_ascii_case(word))
+        .unwrap_or(last)
 }
 
 /// `GET /phishalarm`: one e-mail a user reported. Counted as a row; its type is required.
@@ -184,22 +153,18 @@ pub(crate) struct ReportedEmail {
     pub(crate) email_type: String,
 }
 
-/// The label values of `email_type`, in order; anything else is `other`.
-pub(crate) const EMAIL_TYPES: [&str; 4] = [
-    "simulated_phish",
-    "potential_phish",
-    "platform_notification",
-    "other",
+/// E-mail types and their label values; any other is `other`.
+pub(crate) const EMAIL_TYPES: [(&str, &str); 4] = [
+    ("Simulated Phish", "simulated_phish"),
+    ("Potential Phish", "potential_phish"),
+    ("Platform Notification", "platform_notification"),
+    ("", "other"),
 ];
 
 impl ReportedEmail {
-    /// The index of its type in [`EMAIL_TYPES`].
+    /// Its row in [`EMAIL_TYPES`].
     pub(crate) fn kind(&self) -> usize {
-        let label = label_value(&self.email_type);
-        EMAIL_TYPES
-            .iter()
-            .position(|t| *t == label)
-            .unwrap_or(EMAIL_TYPES.len() - 1)
+        lookup(&EMAIL_TYPES, &self.email_type)
     }
 }
 
@@ -227,28 +192,27 @@ pub(crate) struct Enrollment {
     pub(crate) usertags: Option<Value>,
 }
 
-/// The label values of `status`, in order; anything else is `other`.
-pub(crate) const ENROLLMENT_STATUSES: [&str; 6] = [
-    "not_started",
-    "in_progress",
-    "completed",
-    "overdue_not_started",
-    "overdue_in_progress",
-    "other",
+/// Module statuses and their label values; any other is `other`.
+pub(crate) const ENROLLMENT_STATUSES: [(&str, &str); 6] = [
+    ("Not Started", "not_started"),
+    ("In Progress", "in_progress"),
+    ("Completed", "completed"),
+    ("Overdue - Not Started", "overdue_not_started"),
+    ("Overdue - In Progress", "overdue_in_progress"),
+    ("", "other"),
 ];
 
 impl Enrollment {
-    /// The index of its status in [`ENROLLMENT_STATUSES`].
+    /// Its row in [`ENROLLMENT_STATUSES`].
     pub(crate) fn status(&self) -> usize {
-        let label = label_value(self.module_attempt_status.as_deref().unwrap_or(""));
-        ENROLLMENT_STATUSES
-            .iter()
-            .position(|s| *s == label)
-            .unwrap_or(ENROLLMENT_STATUSES.len() - 1)
+        lookup(
+            &ENROLLMENT_STATUSES,
+            self.module_attempt_status.as_deref().unwrap_or(""),
+        )
     }
 
     pub(crate) fn is_overdue(&self) -> bool {
-        ENROLLMENT_STATUSES[self.status()].starts_with("overdue")
+        ENROLLMENT_STATUSES[self.status()].1.starts_with("overdue")
     }
 
     pub(crate) fn is_removed(&self) -> bool {
@@ -283,20 +247,6 @@ impl Answer {
 
 fn required_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     lenient::text(d)?.ok_or_else(|| de::Error::custom("a required field is null"))
-}
-
-/// A vendor word as a label value: lower case, runs of other characters as one `_`
-/// ("Overdue - Not Started" → `overdue_not_started`).
-fn label_value(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.trim().chars() {
-        if c.is_alphanumeric() {
-            out.extend(c.to_lowercase());
-        } else if !out.is_empty() && !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    out.trim_end_matches('_').to_string()
 }
 
 #[cfg(test)]
@@ -335,7 +285,11 @@ pub(crate) mod tests {
         assert_eq!(users[0].email, "email_0972@wombank.com");
         assert_eq!(users[0].active, Some(true));
         assert_eq!(users[0].usertags, None);
-        assert_eq!(users[0].key(), Some("email_0972@wombank.com"), "a user counts once");
+        assert_eq!(
+            users[0].key(),
+            Some("email_0972@wombank.com"),
+            "a user counts once"
+        );
 
         let (events, _, env) = rows::<PhishingEvent>(&fixture("doc_phishing.json"));
         assert_eq!(
@@ -348,19 +302,19 @@ pub(crate) mod tests {
             events[0].campaign.as_deref(),
             Some("SmishGuru Campaign 04-28-2016 LW")
         );
-        assert_eq!(events[0].outcome(), Outcome::NoAction);
+        assert_eq!(events[0].outcome(), 1 << 5, "no_action");
         assert_eq!(events[0].key(), None, "events are rows, repeats included");
 
         let (reports, _, env) = rows::<ReportedEmail>(&fixture("doc_phishalarm.json"));
         assert!(env.next.is_some());
-        assert_eq!(EMAIL_TYPES[reports[0].kind()], "simulated_phish");
+        assert_eq!(EMAIL_TYPES[reports[0].kind()].1, "simulated_phish");
 
         let (enrollments, _, env) = rows::<Enrollment>(&fixture("doc_trainingenrollments.json"));
         assert_eq!(env.next, None);
         let e = &enrollments[0];
         assert_eq!(e.email, "activeuserbravo@qlikbot.wombatqa.com");
         assert_eq!(e.assignment.as_deref(), Some("test duration"));
-        assert_eq!(ENROLLMENT_STATUSES[e.status()], "overdue_not_started");
+        assert_eq!(ENROLLMENT_STATUSES[e.status()].1, "overdue_not_started");
         assert!(e.is_overdue() && !e.is_removed());
         assert_eq!(e.active, Some(true));
 
@@ -394,9 +348,9 @@ pub(crate) mod tests {
         let e: Enrollment =
             parse(r#"{"attributes":{"useremailaddress":"a@b","module_attempt_status":"Waived"}}"#)
                 .unwrap();
-        assert_eq!(ENROLLMENT_STATUSES[e.status()], "other");
+        assert_eq!(ENROLLMENT_STATUSES[e.status()].1, "other");
         let r: ReportedEmail = parse(r#"{"attributes":{"emailtype":"Newsletter"}}"#).unwrap();
-        assert_eq!(EMAIL_TYPES[r.kind()], "other");
+        assert_eq!(EMAIL_TYPES[r.kind()].1, "other");
         // An answer is answered by its selected answer, whatever `correct` says.
         let a: Answer = parse(
             r#"{"attributes":{"useremailaddress":"a@b","selectedanswer":"True","correct":"true"}}"#,
@@ -427,18 +381,25 @@ pub(crate) mod tests {
 
     #[test]
     fn phishing_outcomes_by_event_type() {
-        let ev = |t: &str| PhishingEvent {
-            email: "a".into(),
-            campaign: None,
-            event: Some(t.into()),
+        let outcome = |t: &str| {
+            let e = PhishingEvent {
+                email: "a".into(),
+                campaign: None,
+                event: Some(t.into()),
+            };
+            OUTCOMES[e.outcome().trailing_zeros() as usize].1
         };
-        assert_eq!(ev("Email Click").outcome(), Outcome::Clicked);
-        assert_eq!(ev("email view").outcome(), Outcome::Viewed);
-        assert_eq!(ev("Data Submission").outcome(), Outcome::DataSubmitted);
-        assert_eq!(ev("Attachment Open").outcome(), Outcome::AttachmentOpened);
-        assert_eq!(ev("Reported").outcome(), Outcome::Reported);
-        assert_eq!(ev("TM Sent").outcome(), Outcome::Other);
-        assert_ne!(Outcome::FAILED & Outcome::Clicked.bit(), 0);
-        assert_eq!(Outcome::FAILED & Outcome::Viewed.bit(), 0);
+        assert_eq!(outcome("Email Click"), "clicked");
+        assert_eq!(outcome("email view"), "viewed");
+        assert_eq!(outcome("Data Submission"), "data_submitted");
+        assert_eq!(outcome("Attachment Open"), "attachment_opened");
+        assert_eq!(outcome("Reported"), "reported");
+        assert_eq!(outcome("TM Sent"), "other");
+        assert_eq!(outcome(""), "other");
+        let failed: Vec<&str> = (0..7)
+            .filter(|i| FAILED & (1 << i) != 0)
+            .map(|i| OUTCOMES[i].1)
+            .collect();
+        assert_eq!(failed, ["clicked", "data_submitted", "attachment_opened"]);
     }
 }

@@ -1,0 +1,267 @@
+//! Proofpoint's `[[proofpoint]]` block: its keys as a declared type, and the checks between them.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::values::{duration, int, Account, HttpUrl, Name, DAY, SEC, WEEK};
+use crate::config::{AccountConfig, Block, Secret};
+use crate::model::SourceInfo;
+use crate::sources::public_url;
+
+/// The regions, for `region`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Region {
+    Us,
+    Eu,
+    Ap,
+    Ca,
+    In,
+}
+
+/// Each region's Results API host, in [`Region`]'s order (the community client's list; the
+/// vendor's page names us, eu and ap).
+const HOSTS: [&str; 5] = [
+    "https://results.us.securityeducation.com",
+    "https://results.eu.securityeducation.com",
+    "https://results.ap.securityeducation.com",
+    "https://results.zenguide.ca",
+    "https://results.securityeducation.in",
+];
+
+/// The reports an account can read, each a section of its polls (`endpoints` picks them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Report {
+    Users,
+    Phishing,
+    Phishalarm,
+    Trainingenrollments,
+    Cyberstrength,
+}
+
+impl Report {
+    pub(crate) const ALL: [Report; 5] = [
+        Report::Users,
+        Report::Phishing,
+        Report::Phishalarm,
+        Report::Trainingenrollments,
+        Report::Cyberstrength,
+    ];
+
+    /// Its path under `/api/reporting/v0.3.0/`, its section and its `endpoint` label.
+    pub(crate) fn name(self) -> &'static str {
+        [
+            "users",
+            "phishing",
+            "phishalarm",
+            "trainingenrollments",
+            "cyberstrength",
+        ][self as usize]
+    }
+}
+
+/// The block as written (the key's `_file`/`_env` forms are resolved before it is read).
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Written {
+    account: Option<Account>,
+    region: Option<Name<Region>>,
+    base_url: Option<HttpUrl>,
+    api_key: Option<Secret>,
+    user_tag: Option<String>,
+    #[serde(deserialize_with = "int::<_, _, 1, 10_000>")]
+    page_size: Option<u64>,
+    #[serde(deserialize_with = "duration::<_, _, DAY, { 3660 * DAY }>")]
+    lookback: Option<Duration>,
+    #[serde(deserialize_with = "duration::<_, _, SEC, WEEK>")]
+    interval: Option<Duration>,
+    endpoints: Option<BTreeSet<Name<Report>>>,
+}
+
+/// The secret keys of the block.
+pub(crate) const SECRET_KEYS: &[&str] = &["api_key"];
+
+/// One Proofpoint account.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ProofpointConfig {
+    pub(crate) account: String,
+    pub(crate) base_url: String,
+    pub(crate) api_key: Secret,
+    /// The user tag whose first value is the `department` label; tags are asked for only then.
+    pub(crate) user_tag: Option<String>,
+    pub(crate) page_size: usize,
+    pub(crate) lookback: Duration,
+    pub(crate) interval: Duration,
+    pub(crate) reports: Vec<Report>,
+}
+
+impl AccountConfig for ProofpointConfig {
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn interval(&self) -> Option<Duration> {
+        Some(self.interval)
+    }
+
+    fn describe(&self) -> String {
+        let tag = self.user_tag.as_deref().unwrap_or("none");
+        format!("{} (user tag {tag})", self.base_url)
+    }
+
+    fn info(&self) -> SourceInfo {
+        SourceInfo {
+            url: public_url(&self.base_url),
+            auth: "Results API key (x-apikey-token)",
+        }
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        vec![self.api_key.expose()]
+    }
+}
+
+/// Reads one `[[proofpoint]]` block.
+pub(super) fn read(mut b: Block<'_>) -> Option<ProofpointConfig> {
+    let w: Written = b.read()?;
+    let base_url = match (w.base_url, w.region) {
+        (Some(_), Some(_)) => {
+            b.error("region", "give either base_url or region, not both");
+            None
+        }
+        (Some(url), None) => Some(String::from(url)),
+        (None, Some(Name(region))) => Some(HOSTS[region as usize].to_string()),
+        (None, None) if b.failed("base_url") || b.failed("region") => None,
+        (None, None) => {
+            b.error(
+                "region",
+                "is required (us, eu, ap, ca or in), or give base_url",
+            );
+            None
+        }
+    };
+    let reports: Vec<Report> = w
+        .endpoints
+        .map_or(Report::ALL.into(), |e| e.into_iter().map(|r| r.0).collect());
+    if reports.is_empty() {
+        b.error("endpoints", "names no report");
+    }
+    let user_tag = w.user_tag.map(|t| t.trim().to_string());
+    let api_key = b.required("api_key", w.api_key);
+    Some(ProofpointConfig {
+        account: b.required("account", w.account)?.into(),
+        base_url: base_url?,
+        api_key: api_key?,
+        user_tag: user_tag.filter(|t| !t.is_empty()),
+        page_size: w.page_size.unwrap_or(5000) as usize,
+        lookback: w.lookback.unwrap_or(Duration::from_secs(365 * 86_400)),
+        interval: w.interval.unwrap_or(Duration::from_secs(3600)),
+        reports,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// An account on `base_url` with the defaults.
+    pub(crate) fn config(base_url: &str) -> ProofpointConfig {
+        ProofpointConfig {
+            account: "acme".into(),
+            base_url: base_url.into(),
+            api_key: Secret::new("k"),
+            user_tag: None,
+            page_size: 5000,
+            lookback: Duration::from_secs(365 * 86_400),
+            interval: Duration::from_secs(3600),
+            reports: Report::ALL.to_vec(),
+        }
+    }
+
+    const KEY: &str = "SENTINEL-PP-KEY-0c1d";
+
+    fn parse(extra: &str) -> Result<ProofpointConfig, String> {
+        let text = format!("[[proofpoint]]\naccount = \"acme\"\n{extra}");
+        let loader = crate::sources::registry::loader().with_env([("PP_KEY", KEY)]);
+        let c = loader.parse(&text, "t.toml").map_err(|e| e.to_string())?;
+        Ok(c.sources[0].get::<ProofpointConfig>().cloned().unwrap())
+    }
+
+    #[test]
+    fn a_region_names_its_host_and_the_defaults_are_the_contracts() {
+        let c = parse(&format!("region = \"eu\"\napi_key = \"{KEY}\"\n")).unwrap();
+        let mut want = config("https://results.eu.securityeducation.com");
+        want.api_key = Secret::new(KEY);
+        assert_eq!(c, want);
+        for (region, host) in [
+            ("us", HOSTS[0]),
+            ("ap", HOSTS[2]),
+            ("ca", "https://results.zenguide.ca"),
+            ("in", HOSTS[4]),
+        ] {
+            let c = parse(&format!(
+                "region = \"{region}\"\napi_key_env = \"PP_KEY\"\n"
+            ))
+            .unwrap();
+            assert_eq!((c.base_url.as_str(), c.api_key.expose()), (host, KEY));
+        }
+        let c = parse(&format!(
+            "base_url = \"https://pp.proxy.example/\"\napi_key = \"{KEY}\"\nuser_tag = \" Department \"\n\
+             page_size = 1000\nlookback = \"90d\"\ninterval = \"3h\"\nendpoints = [\"phishing\", \"users\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.base_url, "https://pp.proxy.example");
+        assert_eq!(c.user_tag.as_deref(), Some("Department"));
+        assert_eq!(
+            (c.page_size, c.lookback, c.interval),
+            (
+                1000,
+                Duration::from_secs(90 * 86_400),
+                Duration::from_secs(3 * 3600)
+            )
+        );
+        assert_eq!(
+            c.reports,
+            [Report::Users, Report::Phishing],
+            "in the reports' order"
+        );
+    }
+
+    #[test]
+    fn mistakes_name_the_key_and_never_the_value() {
+        for (extra, key) in [
+            ("region = \"asia\"\n", "proofpoint[0].region"),
+            (
+                "region = \"us\"\nbase_url = \"https://x.example\"\n",
+                "proofpoint[0].region",
+            ),
+            ("", "proofpoint[0].region"),
+            ("region = \"us\"\napi_token = \"x\"\n", "api_token"),
+            (
+                "region = \"us\"\nendpoints = [\"training\"]\n",
+                "proofpoint[0].endpoints",
+            ),
+            (
+                "region = \"us\"\nendpoints = []\n",
+                "proofpoint[0].endpoints",
+            ),
+            (
+                "region = \"us\"\npage_size = 0\n",
+                "proofpoint[0].page_size",
+            ),
+            (
+                "region = \"us\"\nlookback = \"1h\"\n",
+                "proofpoint[0].lookback",
+            ),
+        ] {
+            let e = parse(&format!("{extra}api_key = \"{KEY}\"\n")).unwrap_err();
+            assert!(e.contains(key), "{extra}: {e}");
+            assert!(!e.contains(KEY), "the key never shows: {e}");
+        }
+        let e = parse("region = \"us\"\n").unwrap_err();
+        assert!(e.contains("proofpoint[0].api_key"), "{e}");
+    }
+}
