@@ -23,6 +23,7 @@ mod mimecast;
 mod mimecast_answers;
 mod mimecast_recorded;
 mod poller;
+mod proofpoint;
 mod properties;
 mod server;
 mod shard;

@@ -31,6 +31,7 @@ impl Demo {
             crate::mimecast::demo_tenant_hmac("demo-mimecast-hmac").await?,
             crate::knowbe4::demo_tenant("demo-knowbe4").await?,
             crate::defender::demo_tenant("demo-defender").await?,
+            crate::proofpoint::demo_tenant("demo-proofpoint").await?,
         ];
         for t in tenants.iter().filter(|_| faults) {
             t.control().push_fault(crate::Fault::Status {
