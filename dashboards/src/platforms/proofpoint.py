@@ -126,6 +126,7 @@ SPEC = Platform(
         stat_panel("Proofpoint budget refusals (24h)", "HTTP 402 \"API Budget Empty\" answers in "
                    "the last 24 hours (AwarenessProofpointBudgetEmpty).",
                    Q('sum by (account) (increase(@awareness_api_request_failures_total'
-                     '{reason="quota"}[1d]))', ACCOUNT), kind="any_is_bad", w=6, h=6),
+                     '{reason="quota"}[1d])) or on (account) 0 * sum by (account) '
+                     '(@awareness_up{platform="proofpoint"})', ACCOUNT), kind="any_is_bad", w=6, h=6),
     ],
 )
