@@ -151,6 +151,7 @@ pub async fn fault_tenants() -> io::Result<Vec<Tenant>> {
         mimecast::fault_tenant().await?,
         knowbe4::fault_tenant().await?,
         defender::fault_tenant().await?,
+        proofpoint::fault_tenant().await?,
     ])
 }
 

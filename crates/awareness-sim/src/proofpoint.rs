@@ -377,6 +377,38 @@ pub struct ProofpointSim {
 impl crate::Simulator for ProofpointSim {
     const PLATFORM: &'static str = PLATFORM;
     type Options = ProofpointOptions;
+    /// The documented statuses: an empty budget is final until the next interval, a refused
+    /// key is auth, a 429 (with `Retry-After`) keeps coming.
+    const FAULTS: &'static [(crate::Fault, &'static str)] = &[
+        (
+            crate::Fault::Status {
+                code: 500,
+                times: 1000,
+            },
+            "http",
+        ),
+        (
+            crate::Fault::Status {
+                code: 402,
+                times: 1000,
+            },
+            "quota",
+        ),
+        (
+            crate::Fault::Status {
+                code: 422,
+                times: 1000,
+            },
+            "auth",
+        ),
+        (
+            crate::Fault::RateLimit {
+                times: 1000,
+                reset_ms: 0,
+            },
+            "rate_limited",
+        ),
+    ];
 
     fn router(
         population: Arc<Population>,
@@ -390,22 +422,6 @@ impl crate::Simulator for ProofpointSim {
     fn account_keys(options: &ProofpointOptions, server: &SimServer, account: &str) -> String {
         options.account_block(server, account)
     }
-}
-
-/// Starts a simulated Proofpoint account of `population` on `127.0.0.1:<random port>`.
-pub async fn start(
-    population: Arc<Population>,
-    options: ProofpointOptions,
-) -> std::io::Result<SimServer> {
-    crate::start::<ProofpointSim>(population, options).await
-}
-
-/// Starts a simulated Proofpoint server for an account's rows as given.
-pub async fn start_account(
-    tenant: Arc<ProofpointTenant>,
-    options: ProofpointOptions,
-) -> std::io::Result<SimServer> {
-    crate::serve(|control| account_router(&tenant, options, control)).await
 }
 
 fn account_router(
@@ -464,6 +480,12 @@ pub async fn tenant(
     account: &str,
 ) -> std::io::Result<Tenant> {
     Tenant::start::<ProofpointSim>(population, options, account).await
+}
+
+/// The fault matrix's Proofpoint account: 60 people (every report within 8 pages of 100).
+pub async fn fault_tenant() -> std::io::Result<Tenant> {
+    let population = Arc::new(Population::generate(9, 60));
+    tenant(population, ProofpointOptions::default(), "faulty").await
 }
 
 /// The demo's Proofpoint account: 400 people, departments from the `Department` user tag.
@@ -693,7 +715,7 @@ mod tests {
             ..Default::default()
         };
         let key = options.api_key.clone();
-        let server = start(pop, options).await.unwrap();
+        let server = crate::start::<ProofpointSim>(pop, options).await.unwrap();
         assert_eq!(
             get(&server, "/api/reporting/v0.3.0/users", "wrong")
                 .await

@@ -70,7 +70,7 @@ impl ReportRow for Answer {}
 
 /// `useremailaddress`, trimmed and lower-cased: the one key of a user. Required.
 fn email<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    lenient::text(d)?
+    lenient::label(d)?
         .map(|e| e.trim().to_lowercase())
         .filter(|e| !e.is_empty())
         .ok_or_else(|| de::Error::custom("a row without useremailaddress"))
@@ -85,7 +85,7 @@ pub(crate) fn tag(tags: &Option<Value>, name: &str) -> Option<String> {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))?;
     let first = value.as_array().and_then(|v| v.first()).unwrap_or(value);
-    first.as_str().map(|s| s.trim().to_string())
+    first.as_str().map(|s| lenient::cut(s.trim().to_string()))
 }
 
 /// `GET /users`: one user.
@@ -105,7 +105,7 @@ pub(crate) struct User {
 pub(crate) struct PhishingEvent {
     #[serde(rename = "useremailaddress", deserialize_with = "email")]
     pub(crate) email: String,
-    #[serde(default, rename = "campaignname", deserialize_with = "lenient::text")]
+    #[serde(default, rename = "campaignname", deserialize_with = "lenient::label")]
     pub(crate) campaign: Option<String>,
     /// "Email View", "Email Click", "Data Submission", "No Action", "TM Sent", …
     #[serde(default, rename = "eventtype", deserialize_with = "lenient::text")]
@@ -173,7 +173,11 @@ impl ReportedEmail {
 pub(crate) struct Enrollment {
     #[serde(rename = "useremailaddress", deserialize_with = "email")]
     pub(crate) email: String,
-    #[serde(default, rename = "assignmentname", deserialize_with = "lenient::text")]
+    #[serde(
+        default,
+        rename = "assignmentname",
+        deserialize_with = "lenient::label"
+    )]
     pub(crate) assignment: Option<String>,
     /// "Not Started", "In Progress", "Completed", "Overdue - Not Started", "Overdue - In Progress".
     #[serde(default, deserialize_with = "lenient::text")]
@@ -227,7 +231,11 @@ impl Enrollment {
 pub(crate) struct Answer {
     #[serde(rename = "useremailaddress", deserialize_with = "email")]
     pub(crate) email: String,
-    #[serde(default, rename = "assessmentname", deserialize_with = "lenient::text")]
+    #[serde(
+        default,
+        rename = "assessmentname",
+        deserialize_with = "lenient::label"
+    )]
     pub(crate) assessment: Option<String>,
     #[serde(default, rename = "selectedanswer", deserialize_with = "lenient::text")]
     pub(crate) selected: Option<String>,
