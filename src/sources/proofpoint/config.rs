@@ -5,62 +5,25 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::values::{duration, int, Account, HttpUrl, Name, DAY, SEC, WEEK};
+use crate::config::values::{duration, int, named, Account, HttpUrl, Name, DAY, SEC, WEEK};
 use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
 
-/// The regions, for `region`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Region {
-    Us,
-    Eu,
-    Ap,
-    Ca,
-    In,
-}
-
-/// Each region's Results API host, in [`Region`]'s order (the community client's list; the
-/// vendor's page names us, eu and ap).
-const HOSTS: [&str; 5] = [
-    "https://results.us.securityeducation.com",
-    "https://results.eu.securityeducation.com",
-    "https://results.ap.securityeducation.com",
-    "https://results.zenguide.ca",
-    "https://results.securityeducation.in",
+/// Each region's Results API host (the community client's list; the vendor's page names us,
+/// eu and ap).
+const REGIONS: [(&str, &str); 5] = [
+    ("us", "https://results.us.securityeducation.com"),
+    ("eu", "https://results.eu.securityeducation.com"),
+    ("ap", "https://results.ap.securityeducation.com"),
+    ("ca", "https://results.zenguide.ca"),
+    ("in", "https://results.securityeducation.in"),
 ];
 
-/// The reports an account can read, each a section of its polls (`endpoints` picks them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Report {
-    Users,
-    Phishing,
-    Phishalarm,
-    Trainingenrollments,
-    Cyberstrength,
-}
-
-impl Report {
-    pub(crate) const ALL: [Report; 5] = [
-        Report::Users,
-        Report::Phishing,
-        Report::Phishalarm,
-        Report::Trainingenrollments,
-        Report::Cyberstrength,
-    ];
-
-    /// Its path under `/api/reporting/v0.3.0/`, its section and its `endpoint` label.
-    pub(crate) fn name(self) -> &'static str {
-        [
-            "users",
-            "phishing",
-            "phishalarm",
-            "trainingenrollments",
-            "cyberstrength",
-        ][self as usize]
-    }
+named! {
+    /// The reports an account reads, each a section of its polls (`endpoints` picks them), its
+    /// path under `/api/reporting/v0.3.0/` and its `endpoint` label.
+    pub(crate) enum Report { Users = "users", Phishing = "phishing", Phishalarm = "phishalarm", Trainingenrollments = "trainingenrollments", Cyberstrength = "cyberstrength" }
 }
 
 /// The block as written (the key's `_file`/`_env` forms are resolved before it is read).
@@ -68,7 +31,7 @@ impl Report {
 #[serde(default, deny_unknown_fields)]
 struct Written {
     account: Option<Account>,
-    region: Option<Name<Region>>,
+    region: Option<String>,
     base_url: Option<HttpUrl>,
     api_key: Option<Secret>,
     user_tag: Option<String>,
@@ -127,22 +90,13 @@ impl AccountConfig for ProofpointConfig {
 /// Reads one `[[proofpoint]]` block.
 pub(super) fn read(mut b: Block<'_>) -> Option<ProofpointConfig> {
     let w: Written = b.read()?;
-    let base_url = match (w.base_url, w.region) {
-        (Some(_), Some(_)) => {
-            b.error("region", "give either base_url or region, not both");
-            None
-        }
-        (Some(url), None) => Some(String::from(url)),
-        (None, Some(Name(region))) => Some(HOSTS[region as usize].to_string()),
-        (None, None) if b.failed("base_url") || b.failed("region") => None,
-        (None, None) => {
-            b.error(
-                "region",
-                "is required (us, eu, ap, ca or in), or give base_url",
-            );
-            None
-        }
-    };
+    if w.base_url.is_none() && w.region.is_none() && !b.failed("base_url") && !b.failed("region") {
+        b.error(
+            "region",
+            "is required (us, eu, ap, ca or in), or give base_url",
+        );
+    }
+    let host = b.host(w.base_url, w.region, &REGIONS);
     let reports: Vec<Report> = w
         .endpoints
         .map_or(Report::ALL.into(), |e| e.into_iter().map(|r| r.0).collect());
@@ -153,7 +107,7 @@ pub(super) fn read(mut b: Block<'_>) -> Option<ProofpointConfig> {
     let api_key = b.required("api_key", w.api_key);
     Some(ProofpointConfig {
         account: b.required("account", w.account)?.into(),
-        base_url: base_url?,
+        base_url: host?.0,
         api_key: api_key?,
         user_tag: user_tag.filter(|t| !t.is_empty()),
         page_size: w.page_size.unwrap_or(5000) as usize,
@@ -196,12 +150,7 @@ pub(crate) mod tests {
         let mut want = config("https://results.eu.securityeducation.com");
         want.api_key = Secret::new(KEY);
         assert_eq!(c, want);
-        for (region, host) in [
-            ("us", HOSTS[0]),
-            ("ap", HOSTS[2]),
-            ("ca", "https://results.zenguide.ca"),
-            ("in", HOSTS[4]),
-        ] {
+        for (region, host) in REGIONS {
             let c = parse(&format!(
                 "region = \"{region}\"\napi_key_env = \"PP_KEY\"\n"
             ))
