@@ -488,9 +488,9 @@ pub async fn fault_tenant() -> std::io::Result<Tenant> {
     tenant(population, ProofpointOptions::default(), "faulty").await
 }
 
-/// The demo's Proofpoint account: 400 people, departments from the `Department` user tag.
+/// The demo's Proofpoint account: 200 people, departments from the `Department` user tag.
 pub async fn demo_tenant(account: &str) -> std::io::Result<Tenant> {
-    let population = Arc::new(Population::generate(26, 400));
+    let population = Arc::new(Population::generate(26, 200));
     let tenant = tenant(population, ProofpointOptions::default(), account).await?;
     Ok(tenant.with_keys("user_tag = \"Department\"\n"))
 }
