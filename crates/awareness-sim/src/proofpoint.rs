@@ -485,7 +485,8 @@ pub async fn tenant(
 /// The fault matrix's Proofpoint account: 60 people (every report within 8 pages of 100).
 pub async fn fault_tenant() -> std::io::Result<Tenant> {
     let population = Arc::new(Population::generate(9, 60));
-    tenant(population, ProofpointOptions::default(), "faulty").await
+    let tenant = tenant(population, ProofpointOptions::default(), "faulty").await?;
+    Ok(tenant.with_keys("page_size = 100\n"))
 }
 
 /// The demo's Proofpoint account: 200 people, departments from the `Department` user tag.
