@@ -90,13 +90,8 @@ impl AccountConfig for ProofpointConfig {
 /// Reads one `[[proofpoint]]` block.
 pub(super) fn read(mut b: Block<'_>) -> Option<ProofpointConfig> {
     let w: Written = b.read()?;
-    if w.base_url.is_none() && w.region.is_none() && !b.failed("base_url") && !b.failed("region") {
-        b.error(
-            "region",
-            "is required (us, eu, ap, ca or in), or give base_url",
-        );
-    }
-    let host = b.host(w.base_url, w.region, &REGIONS);
+    let needed = Err("is required (us, eu, ap, ca or in), or give base_url");
+    let host = b.host(w.base_url, w.region, &REGIONS, needed);
     let reports: Vec<Report> = w
         .endpoints
         .map_or(Report::ALL.into(), |e| e.into_iter().map(|r| r.0).collect());

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use reqwest::StatusCode;
 
 use crate::config::{AccountConfig, Block, SourceConfig, VendorConfig};
 use crate::http::{VendorError, VendorHttp};
@@ -58,20 +57,25 @@ impl Vendor for ProofpointVendor {
 }
 
 /// What the Results API's statuses mean: 402 "API Budget Empty" is final until the next
-/// interval; 401, 403 and 422 ("Invalid Token, Token Decode Error") refuse the key.
+/// interval; 422 ("Invalid Token, Token Decode Error") refuses the key, as 401 and 403 do.
 struct ProofpointHttp;
 
 impl VendorHttp for ProofpointHttp {
     fn read_error(&self, status: u16, _body: &[u8]) -> Option<VendorError> {
-        // The documented 402 body is not valid JSON: the status alone says it.
-        (status == 402).then(|| VendorError {
-            detail: "API Budget Empty (HTTP 402): no API requests remaining in budget".into(),
-            reason: Some(FailureReason::Quota),
-            retry: Retry::NextInterval,
-        })
-    }
-    fn is_auth(&self, status: StatusCode) -> bool {
-        matches!(status.as_u16(), 401 | 403 | 422)
+        // The documented bodies are not valid JSON: the status alone says it.
+        match status {
+            402 => Some(VendorError {
+                detail: "API Budget Empty (HTTP 402): no API requests remaining in budget".into(),
+                reason: Some(FailureReason::Quota),
+                retry: Retry::NextInterval,
+            }),
+            422 => Some(VendorError {
+                detail: "Invalid Token, Token Decode Error".into(),
+                reason: Some(FailureReason::Auth),
+                retry: Retry::Backoff,
+            }),
+            _ => None,
+        }
     }
 }
 
