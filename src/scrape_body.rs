@@ -1,28 +1,23 @@
 //! `/metrics` bodies, built once per change and shared by every scrape.
 //!
-//! A body is health, then data, then the trailer (`# EOF` for OpenMetrics):
+//! A body is health, then data, then the trailer (`# EOF` for OpenMetrics), kept in one cache:
 //!
-//! - **data**: the published sections of every source. They change only when a poll publishes,
-//!   a source is added or removed, or a section passes `max_age`. They are merged once per
-//!   change: the cache keeps the sections it was built from and rebuilds only when
-//!   [`Store::data_sections`] returns a different list (each publish puts a new `Arc` in the
-//!   store, so pointer identity is the version).
+//! - **data**: the published sections of every source, merged once per change: when
+//!   [`Store::data_sections`] returns another list (each publish puts a new `Arc` in the store,
+//!   so pointer identity is the version; expiry and removed sources change the list too).
 //! - **health**: `awareness_up`, request counters and the like, which move while a poll runs.
-//!   Rendered per scrape, but single-flight: a scrape reuses the health render of another
-//!   scrape if that render *started after it arrived* (so no scrape ever sees older health
-//!   than at its arrival), and otherwise starts one. N concurrent scrapes cause at most two
-//!   renders, not N.
-//! - **gzip**: the whole body of a format, compressed once (on the blocking pool, single-flight)
-//!   when its data or its health text changed. Health moves only while a poll runs, so between
-//!   polls every gzip scrape is one shared buffer. While it moves, a format is compressed at
-//!   most once per [`GZIP_EVERY`]; a scrape that would need another compression sooner gets
-//!   the plain body (a client that accepts gzip accepts identity too), so no client can make
-//!   us compress more often.
+//!   Rendered per scrape, but single-flight: a scrape reuses the render of another scrape if
+//!   that render *started after it arrived* (so no scrape ever sees older health than at its
+//!   arrival), and otherwise makes one. N concurrent scrapes cause at most two renders, not N.
+//! - **gzip**: the whole body of a format, compressed once (on the blocking pool) when its data
+//!   or its health text changed, so between polls every gzip scrape is one shared buffer. While
+//!   health moves, a format is compressed at most once per [`GZIP_EVERY`]; a scrape that would
+//!   need another compression sooner gets the plain body (a client that accepts gzip accepts
+//!   identity too), so no client can make us compress more often.
 //!
 //! Every piece is a [`Bytes`]: a scrape's response is a few reference-counted pointers into
 //! the shared buffers, never a copy, over HTTP/1.1 and HTTP/2 alike.
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,24 +36,26 @@ use crate::store::Store;
 /// The least time between two compressions of one format.
 const GZIP_EVERY: Duration = Duration::from_secs(1);
 
-struct Data {
+/// The parts of both formats' bodies, and what they were built from.
+#[derive(Default)]
+struct Cache {
     sections: Vec<Arc<Rendered>>,
-    names: BTreeSet<String>,
-    text: [Bytes; 2],
-}
-
-struct Health {
-    /// Value of the arrival clock when this render started.
+    /// Bumped when the data is merged again.
+    version: u64,
+    data: [Bytes; 2],
+    /// Value of the arrival clock when the health render started.
     started: u64,
-    rendered: Rendered,
-    text: [Bytes; 2],
+    health: [Bytes; 2],
+    /// Both halves declare a family: the body is merged whole instead (correct, slower).
+    whole: Option<[Bytes; 2]>,
+    gzip: [Option<Arc<Gzipped>>; 2],
 }
 
-/// One format's whole body, gzipped at most once.
+/// One format's whole body, compressed once.
 struct Gzipped {
-    data: Arc<Data>,
+    version: u64,
     health: Bytes,
-    started: Instant,
+    at: Instant,
     body: OnceCell<Bytes>,
 }
 
@@ -71,9 +68,7 @@ pub(crate) struct ScrapeBody {
 /// The shared bodies of one store.
 pub(crate) struct ScrapeBodies {
     store: Arc<Store>,
-    data: Mutex<Option<Arc<Data>>>,
-    health: Mutex<Option<Arc<Health>>>,
-    gzipped: [Mutex<Option<Arc<Gzipped>>>; 2],
+    cache: Mutex<Cache>,
     clock: AtomicU64,
     /// Data merges, health renders, gzip compressions (tests and benches).
     counts: [AtomicU64; 3],
@@ -83,94 +78,87 @@ impl ScrapeBodies {
     pub(crate) fn new(store: Arc<Store>) -> Self {
         ScrapeBodies {
             store,
-            data: Mutex::new(None),
-            health: Mutex::new(None),
-            gzipped: Default::default(),
+            cache: Mutex::default(),
             clock: AtomicU64::new(0),
             counts: Default::default(),
         }
     }
 
-    /// How many times the data was merged, health rendered, and a body compressed (tests).
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn builds(&self) -> (u64, u64, u64) {
-        let [d, h, z] = self.counts.each_ref().map(|c| c.load(Ordering::Relaxed));
-        (d, h, z)
+    fn count(&self, what: usize) {
+        self.counts[what].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The body of one scrape.
     pub(crate) async fn body(&self, format: Format, gzip: bool, now: SystemTime) -> ScrapeBody {
         let arrived = self.clock.load(Ordering::SeqCst);
-        let data = self.data(now).await;
-        let health = self.health(arrived).await;
+        let i = format as usize;
+        let mut c = self.cache.lock().await;
+        // Read under the lock so that scrapes never race each other into building an older set.
+        let sections = self.store.data_sections(now);
+        let changed = c.version == 0 || !same(&c.sections, &sections);
+        if changed {
+            self.count(0);
+            c.data = Format::ALL.map(|f| Bytes::from(merge_families(parts(&sections), f)));
+            c.sections = sections;
+            c.version += 1;
+        }
+        if changed || c.started <= arrived {
+            self.count(1);
+            c.started = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
+            let health = self.store.render_health();
+            c.health = Format::ALL.map(|f| Bytes::from(merge_families([&health], f)));
+            let data = || c.sections.iter().flat_map(|s| &s.families);
+            let shared = health
+                .families
+                .iter()
+                .any(|h| data().any(|d| d.name == h.name));
+            let whole = shared.then(|| {
+                tracing::debug!("health and data share a family; merging the whole body");
+                let all = || std::iter::once(&health).chain(parts(&c.sections));
+                Format::ALL.map(|f| Bytes::from(merge_families(all(), f)))
+            });
+            c.whole = whole;
+        }
         let trailer = Bytes::from_static(format.trailer().as_bytes());
-        let i = format.index();
-        if health
-            .rendered
-            .families
-            .iter()
-            .any(|f| data.names.contains(&f.name))
-        {
-            // A family in both halves would be written twice; merge it all (correct, slower).
-            tracing::debug!("health and data share a family; merging the whole body");
-            let parts = std::iter::once(&health.rendered).chain(data.sections.iter().map(|s| &**s));
-            let text = Bytes::from(merge_families(parts, format));
-            return match gzip {
-                true => ScrapeBody {
-                    chunks: vec![self.compress(vec![text, trailer]).await],
-                    gzip: true,
-                },
-                false => ScrapeBody {
-                    chunks: vec![text, trailer],
-                    gzip: false,
-                },
-            };
-        }
-        let plain = vec![health.text[i].clone(), data.text[i].clone(), trailer];
-        if !gzip {
-            return ScrapeBody {
-                chunks: plain,
-                gzip: false,
-            };
-        }
-        let zipped = {
-            let mut cached = self.gzipped[i].lock().await;
-            match cached.as_ref() {
-                Some(z) if Arc::ptr_eq(&z.data, &data) && z.health == health.text[i] => z.clone(),
-                Some(z) if z.started.elapsed() < GZIP_EVERY => {
-                    return ScrapeBody {
-                        chunks: plain,
-                        gzip: false,
-                    }
-                }
-                _ => {
-                    let z = Arc::new(Gzipped {
-                        data: data.clone(),
-                        health: health.text[i].clone(),
-                        started: Instant::now(),
-                        body: OnceCell::new(),
-                    });
-                    *cached = Some(z.clone());
-                    z
-                }
+        let plain = match &c.whole {
+            Some(whole) => vec![whole[i].clone(), trailer],
+            None => vec![c.health[i].clone(), c.data[i].clone(), trailer],
+        };
+        let fresh = |z: &Gzipped| z.version == c.version && z.health == c.health[i];
+        let zipped = match &c.gzip[i] {
+            _ if !gzip => None,
+            Some(z) if fresh(z) => Some(z.clone()),
+            Some(z) if z.at.elapsed() < GZIP_EVERY => None,
+            _ => {
+                let z = Arc::new(Gzipped {
+                    version: c.version,
+                    health: c.health[i].clone(),
+                    at: Instant::now(),
+                    body: OnceCell::new(),
+                });
+                c.gzip[i] = Some(z.clone());
+                Some(z)
             }
         };
-        let body = zipped.body.get_or_init(|| self.compress(plain)).await;
-        ScrapeBody {
-            chunks: vec![body.clone()],
-            gzip: true,
+        drop(c);
+        match zipped {
+            None => ScrapeBody {
+                chunks: plain,
+                gzip: false,
+            },
+            Some(z) => ScrapeBody {
+                chunks: vec![z.body.get_or_init(|| self.compress(plain)).await.clone()],
+                gzip: true,
+            },
         }
     }
 
     /// One gzip member of `parts`, made on the blocking pool (it can be megabytes).
     async fn compress(&self, parts: Vec<Bytes>) -> Bytes {
-        self.counts[2].fetch_add(1, Ordering::Relaxed);
+        self.count(2);
         let gzip = move || {
-            let size: usize = parts.iter().map(Bytes::len).sum();
-            let mut enc = GzEncoder::new(Vec::with_capacity(size / 8 + 64), Compression::default());
-            for p in &parts {
-                enc.write_all(p)?;
-            }
+            let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+            parts.iter().try_for_each(|p| enc.write_all(p))?;
             enc.finish()
         };
         match tokio::task::spawn_blocking(gzip).await {
@@ -183,56 +171,14 @@ impl ScrapeBodies {
             }
         }
     }
+}
 
-    async fn data(&self, now: SystemTime) -> Arc<Data> {
-        let mut cached = self.data.lock().await;
-        // Read under the lock so that scrapes never race each other into building an older set.
-        let sections = self.store.data_sections(now);
-        if let Some(c) = cached.as_ref() {
-            let same = c.sections.len() == sections.len()
-                && c.sections
-                    .iter()
-                    .zip(&sections)
-                    .all(|(a, b)| Arc::ptr_eq(a, b));
-            if same {
-                return c.clone();
-            }
-        }
-        self.counts[0].fetch_add(1, Ordering::Relaxed);
-        let names = sections
-            .iter()
-            .flat_map(|s| s.families.iter().map(|f| f.name.clone()))
-            .collect();
-        let text =
-            Format::ALL.map(|f| Bytes::from(merge_families(sections.iter().map(|s| &**s), f)));
-        let built = Arc::new(Data {
-            sections,
-            names,
-            text,
-        });
-        *cached = Some(built.clone());
-        built
-    }
+fn parts(sections: &[Arc<Rendered>]) -> impl Iterator<Item = &Rendered> {
+    sections.iter().map(|s| &**s)
+}
 
-    async fn health(&self, arrived: u64) -> Arc<Health> {
-        let mut cached = self.health.lock().await;
-        if let Some(c) = cached.as_ref() {
-            if c.started > arrived {
-                return c.clone();
-            }
-        }
-        let started = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
-        self.counts[1].fetch_add(1, Ordering::Relaxed);
-        let rendered = self.store.render_health();
-        let text = Format::ALL.map(|f| Bytes::from(merge_families([&rendered], f)));
-        let built = Arc::new(Health {
-            started,
-            rendered,
-            text,
-        });
-        *cached = Some(built.clone());
-        built
-    }
+fn same(a: &[Arc<Rendered>], b: &[Arc<Rendered>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| Arc::ptr_eq(a, b))
 }
 
 #[cfg(test)]
@@ -241,6 +187,14 @@ mod tests {
     use crate::model::{Platform, PollOutcome, SectionOutcome, SourceKey};
     use crate::snapshot::MetricsBuilder;
     use std::io::Read;
+
+    impl ScrapeBodies {
+        /// How many times the data was merged, health rendered, and a body compressed.
+        fn builds(&self) -> (u64, u64, u64) {
+            let [d, h, z] = self.counts.each_ref().map(|c| c.load(Ordering::Relaxed));
+            (d, h, z)
+        }
+    }
 
     fn text(body: &ScrapeBody) -> String {
         let all: Vec<u8> = body.chunks.iter().flat_map(|c| c.iter().copied()).collect();
@@ -334,7 +288,7 @@ mod tests {
 
         // Scrapes that arrive while a health render is pending share the next one.
         let (_, renders_before, _) = bodies.builds();
-        let held = bodies.health.lock().await;
+        let held = bodies.cache.lock().await;
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let b = bodies.clone();

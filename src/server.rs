@@ -2,7 +2,8 @@
 //!
 //! Every answer is built from the store; nothing here talks to a vendor. hyper and hyper-util
 //! do HTTP/1.1 and HTTP/2: the HTTP/1.1 header-read timeout (which also ends idle keep-alive
-//! waits), HTTP/2 keep-alive pings and the stream cap. What they cannot do is hand-written in
+//! waits), HTTP/2 keep-alive pings and the stream cap; `tokio-io-timeout` drops a connection
+//! whose socket refuses writes for `send_timeout`. What they cannot do is hand-written in
 //! [`crate::connections`] (see there, and the tests that keep each rule): timing every
 //! connection from accept, progress per request, and shedding when the server is full.
 //! `/metrics` bodies are shared buffers ([`crate::scrape_body`]); basic auth never queues
@@ -13,7 +14,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -21,23 +21,21 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_io_timeout::TimeoutStream;
 
-use crate::connections::{
-    Connections, InFlight, Metered, Order, Registration, Timeouts, CHUNK, STALLED,
-};
-use crate::exposition::Format;
+use crate::connections::{Conn, Connections, InFlight, Order, Timeouts, CHUNK, STALLED};
+use crate::exposition::{accepts_gzip, Format};
 use crate::model::ReloadError;
 use crate::scrape_body::ScrapeBodies;
 use crate::store::Store;
 use crate::web::{Access, Verdict, WebSettings};
-
-pub use crate::exposition::OPENMETRICS;
 
 /// Reloads the configuration; `Err` says why the new one was refused (its text is the answer).
 pub type ReloadFn = Arc<
@@ -66,14 +64,13 @@ pub struct ServerSettings {
 
 #[derive(Clone)]
 pub struct App {
-    pub store: Arc<Store>,
-    pub reload: ReloadFn,
-    /// Shared `/metrics` bodies; [`App::new`] makes them from the store.
-    pub(crate) bodies: Arc<ScrapeBodies>,
+    store: Arc<Store>,
+    reload: ReloadFn,
+    bodies: Arc<ScrapeBodies>,
     /// `--web.enable-lifecycle`: `/-/reload` over HTTP.
-    pub lifecycle: bool,
-    /// How long a request body (of `/-/reload`) may take to arrive.
-    pub body_timeout: Duration,
+    lifecycle: bool,
+    /// How long a request body (of `/-/reload`) may take to arrive: `header_read_timeout`.
+    body_timeout: Duration,
 }
 
 impl App {
@@ -88,21 +85,25 @@ impl App {
     }
 }
 
-/// A response body made of shared buffers (see [`crate::scrape_body`]): sending it never copies
-/// them. Handed to hyper in pieces of at most [`CHUNK`] bytes (slices of the same buffers), so
-/// that its request sees progress as the client reads.
-#[derive(Debug, Default)]
-pub struct Body {
+/// A response body of shared buffers (see [`crate::scrape_body`]), never copied: handed to
+/// hyper in slices of at most [`CHUNK`] bytes, so that its request sees progress as the client
+/// reads. It marks its request in flight until it is sent (or dropped).
+struct Body {
     chunks: VecDeque<Bytes>,
-    /// Marks the request in flight until the answer is sent (or dropped).
     in_flight: Option<InFlight>,
 }
 
 impl Body {
-    fn new(chunks: impl IntoIterator<Item = Bytes>) -> Body {
+    fn new(chunks: Vec<Bytes>, in_flight: InFlight) -> Body {
+        let slices = chunks.into_iter().flat_map(|c| {
+            let n = c.len();
+            (0..n)
+                .step_by(CHUNK)
+                .map(move |i| c.slice(i..n.min(i + CHUNK)))
+        });
         Body {
-            chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
-            in_flight: None,
+            chunks: slices.collect(),
+            in_flight: Some(in_flight),
         }
     }
 }
@@ -118,15 +119,11 @@ impl hyper::body::Body for Body {
         if let Some(f) = &self.in_flight {
             f.touch();
         }
-        let Some(mut chunk) = self.chunks.pop_front() else {
+        let chunk = self.chunks.pop_front();
+        if chunk.is_none() {
             self.in_flight = None;
-            return Poll::Ready(None);
-        };
-        if chunk.len() > CHUNK {
-            let rest = chunk.split_off(CHUNK);
-            self.chunks.push_front(rest);
         }
-        Poll::Ready(Some(Ok(Frame::data(chunk))))
+        Poll::Ready(chunk.map(|c| Ok(Frame::data(c))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -138,46 +135,27 @@ impl hyper::body::Body for Body {
     }
 }
 
-fn answer(status: StatusCode, kind: &'static str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Body::new([body.into()]));
+type Answer = Response<Vec<Bytes>>;
+
+fn answer(status: StatusCode, kind: &'static str, body: impl Into<Bytes>) -> Answer {
+    let mut r = Response::new(vec![body.into()]);
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-    r
+    with(r, header::CONTENT_TYPE, kind)
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Answer {
     answer(status, "text/plain; charset=utf-8", body)
 }
 
-fn with(mut r: Response<Body>, name: header::HeaderName, value: &'static str) -> Response<Body> {
+fn with(mut r: Answer, name: HeaderName, value: &'static str) -> Answer {
     r.headers_mut()
         .insert(name, HeaderValue::from_static(value));
     r
 }
 
-fn accepts_gzip(req: &Request<Incoming>) -> bool {
-    req.headers()
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|enc| {
-            let mut parts = enc.trim().split(';');
-            let name = parts.next().unwrap_or("").trim();
-            let q_zero = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
-            name.eq_ignore_ascii_case("gzip") && !q_zero
-        })
-}
-
 impl App {
     /// Answers one request from `peer`, checked against `access` (the users in force).
-    pub async fn handle(
-        &self,
-        req: Request<Incoming>,
-        access: &Arc<Access>,
-        peer: IpAddr,
-    ) -> Response<Body> {
+    async fn handle(&self, req: Request<Incoming>, access: &Arc<Access>, peer: IpAddr) -> Answer {
         match access.check(req.headers(), peer).await {
             Verdict::Allowed => {}
             Verdict::Denied => {
@@ -222,7 +200,7 @@ impl App {
         }
     }
 
-    async fn reload(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn reload(&self, req: Request<Incoming>) -> Answer {
         // The body is ignored, but read (bounded in size and time) so keep-alive stays healthy.
         let body = Limited::new(req.into_body(), 64 * 1024).collect();
         if tokio::time::timeout(self.body_timeout, body).await.is_err() {
@@ -238,13 +216,21 @@ impl App {
     }
 
     /// The shared body in the negotiated format, gzip if the client accepts it.
-    async fn metrics(&self, req: &Request<Incoming>) -> Response<Body> {
-        let accept = req.headers().get(header::ACCEPT);
-        let format = Format::negotiate(accept.and_then(|v| v.to_str().ok()));
-        let now = SystemTime::now();
-        let body = self.bodies.body(format, accepts_gzip(req), now).await;
-        let r = Response::new(Body::new(body.chunks));
-        let r = with(r, header::CONTENT_TYPE, format.content_type());
+    async fn metrics(&self, req: &Request<Incoming>) -> Answer {
+        let values = |name| {
+            let all = req.headers().get_all(name).iter();
+            all.filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let format = Format::negotiate(&values(header::ACCEPT));
+        let gzip = accepts_gzip(&values(header::ACCEPT_ENCODING));
+        let body = self.bodies.body(format, gzip, SystemTime::now()).await;
+        let r = with(
+            Response::new(body.chunks),
+            header::CONTENT_TYPE,
+            format.content_type(),
+        );
         let r = with(r, header::VARY, "Accept, Accept-Encoding");
         match body.gzip {
             true => with(r, header::CONTENT_ENCODING, "gzip"),
@@ -274,18 +260,16 @@ pub async fn serve(
         .keep_alive_interval(settings.header_read_timeout)
         .keep_alive_timeout(settings.header_read_timeout);
     let builder = Arc::new(builder);
-    let conns = Connections::new(
-        settings.max_connections,
-        Timeouts {
-            header_read: settings.header_read_timeout,
-            idle: settings.idle_timeout,
-            send: settings.send_timeout,
-        },
-    );
+    let timeouts = Timeouts {
+        header_read: settings.header_read_timeout,
+        idle: settings.idle_timeout,
+        send: settings.send_timeout,
+    };
+    let conns = Connections::new(settings.max_connections, timeouts);
     let sweeper = tokio::spawn(conns.clone().sweep());
     let watcher = tokio::spawn(settings.web.clone().watch());
+    let waiting_room = Arc::new(Semaphore::new(WAITING_ROOM));
     let mut accept_warned: Option<tokio::time::Instant> = None;
-    let waiting = Arc::new(AtomicUsize::new(0));
     let app = App {
         body_timeout: settings.header_read_timeout,
         ..app
@@ -310,50 +294,56 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let registration = conns.admit();
-        if registration.is_none() && waiting.load(Ordering::Relaxed) >= WAITING_ROOM {
-            tracing::debug!(%peer, "connection limit reached and every connection busy");
-            continue;
-        }
-        let (app, builder, web) = (app.clone(), builder.clone(), settings.web.clone());
-        let (conns, waiting) = (conns.clone(), waiting.clone());
-        tokio::spawn(async move {
-            let registration = match registration {
-                Some(r) => r,
-                None => {
-                    // Every connection is busy and progressing: wait for one to stall or end.
-                    waiting.fetch_add(1, Ordering::Relaxed);
-                    let mut admitted = None;
-                    for _ in 0..4 {
-                        tokio::time::sleep(STALLED / 2).await;
-                        admitted = conns.admit();
-                        if admitted.is_some() {
-                            break;
-                        }
-                    }
-                    waiting.fetch_sub(1, Ordering::Relaxed);
-                    let Some(r) = admitted else {
-                        tracing::debug!(%peer, "connection limit reached; closing the new one");
-                        return;
-                    };
-                    r
+        let admitted = conns.admit();
+        let waiting = match admitted {
+            Some(_) => None,
+            None => match waiting_room.clone().try_acquire_owned() {
+                Ok(place) => Some(place),
+                Err(_) => {
+                    tracing::debug!(%peer, "connection limit reached and every connection busy");
+                    continue;
                 }
+            },
+        };
+        let (app, builder, web) = (app.clone(), builder.clone(), settings.web.clone());
+        let conns = conns.clone();
+        tokio::spawn(async move {
+            let conn = match admitted {
+                Some(conn) => conn,
+                None => match wait_for_a_slot(&conns).await {
+                    Some(conn) => conn,
+                    None => return,
+                },
             };
-            connection(stream, peer.ip(), registration, app, &builder, web).await;
+            drop(waiting);
+            connection(stream, peer.ip(), conn, app, &builder, web, timeouts.send).await;
         });
     }
     drop(listener);
-    conns.close_all(Order::Close);
-    let deadline = tokio::time::Instant::now() + GRACE;
-    while !conns.is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    if !conns.is_empty() {
-        tracing::warn!("connections still open after 10s; closing");
-        conns.close_all(Order::Drop);
+    // Each connection finishes what is in flight within GRACE (see `connection`).
+    conns.close_all();
+    let closed = async {
+        while !conns.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(GRACE * 2, closed).await.is_err() {
+        tracing::warn!("connections still open after the grace period");
     }
     sweeper.abort();
     watcher.abort();
+}
+
+/// Every connection is busy and progressing: wait a little for one to stall or end.
+async fn wait_for_a_slot(conns: &Connections) -> Option<Arc<Conn>> {
+    for _ in 0..4 {
+        tokio::time::sleep(STALLED / 2).await;
+        if let Some(conn) = conns.admit() {
+            return Some(conn);
+        }
+    }
+    tracing::debug!("connection limit reached; closing the new one");
+    None
 }
 
 /// A connection's byte stream, plain or TLS.
@@ -365,14 +355,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 async fn connection(
     stream: TcpStream,
     peer: IpAddr,
-    registration: Registration,
+    conn: Arc<Conn>,
     app: App,
     builder: &auto::Builder<TokioExecutor>,
     web: Arc<WebSettings>,
+    send_timeout: Duration,
 ) {
-    let conn = registration.conn.clone();
-    let tls = web.current().tls.clone();
-    let io: Box<dyn Io> = match tls {
+    let stream: Box<dyn Io> = match web.current().tls.clone() {
         None => Box::new(stream),
         // The sweeper's "no request since accept" rule covers the handshake.
         Some(acceptor) => tokio::select! {
@@ -383,9 +372,13 @@ async fn connection(
                     return;
                 }
             },
-            _ = conn.ordered() => return,
+            _ = conn.ordered(Order::Close) => return,
         },
     };
+    // hyper queues a whole HTTP/1.1 answer and goes on to the next pipelined request: when
+    // the client reads nothing, only the socket shows the stall.
+    let mut io = TimeoutStream::new(stream);
+    io.set_write_timeout(Some(send_timeout));
     let service_conn = conn.clone();
     let service = hyper::service::service_fn(move |req| {
         let in_flight = InFlight::start(&service_conn);
@@ -393,35 +386,21 @@ async fn connection(
         // The users in force now, not those of when the connection was accepted.
         let access = web.current().access.clone();
         async move {
-            let mut response = app.handle(req, &access, peer).await;
-            response.body_mut().in_flight = Some(in_flight);
-            Ok::<_, Infallible>(response)
+            let answer = app.handle(req, &access, peer).await;
+            Ok::<_, Infallible>(answer.map(|chunks| Body::new(chunks, in_flight)))
         }
     });
-    let io = Metered::new(io, conn.clone());
-    let http = builder.serve_connection(TokioIo::new(io), service);
+    let http = builder.serve_connection(TokioIo::new(Box::pin(io)), service);
     tokio::pin!(http);
     tokio::select! {
-        r = http.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-            return;
-        }
-        _ = conn.ordered() => {}
+        _ = http.as_mut() => return,
+        _ = conn.ordered(Order::Close) => {}
     }
-    if conn.order() == Order::Close {
-        // What is in flight gets GRACE to finish (HTTP/2: after a GOAWAY), unless dropped.
-        http.as_mut().graceful_shutdown();
-        let dropped = async {
-            while conn.order() != Order::Drop {
-                conn.ordered().await;
-            }
-        };
-        tokio::select! {
-            _ = http => {}
-            _ = tokio::time::sleep(GRACE) => {}
-            _ = dropped => {}
-        }
+    // What is in flight gets GRACE to finish (HTTP/2: after a GOAWAY), unless dropped.
+    http.as_mut().graceful_shutdown();
+    tokio::select! {
+        _ = http => {}
+        _ = tokio::time::sleep(GRACE) => {}
+        _ = conn.ordered(Order::Drop) => {}
     }
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::exposition::Format;
 
 /// The metric types a section can hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricType {
     Gauge,
@@ -85,40 +85,31 @@ pub struct FamilyClash {
     pub second: String,
 }
 
-impl FamilyClash {
-    fn new(name: &str, first: (MetricType, &str), second: (MetricType, &str)) -> Self {
-        let show = |(t, h): (MetricType, &str)| format!("{} {h:?}", t.as_str());
-        FamilyClash {
-            name: name.to_string(),
-            first: show(first),
-            second: show(second),
-        }
-    }
-}
-
 type Labels = Vec<(String, String)>;
+
+/// A family as declared: name, type, help. Declared twice differently, a name gives two
+/// families, which the merge reports (or, serving, leaves out) as a [`FamilyClash`].
+type Declaration = (&'static str, MetricType, &'static str);
 
 /// One family's values, handed to prometheus-client to encode.
 #[derive(Debug)]
-struct FamilyBuilder {
-    name: &'static str,
-    help: &'static str,
-    metric_type: MetricType,
+struct Family {
+    declaration: Declaration,
     /// Gauges keep the last value set, counters the sum of what was added.
     values: HashMap<Labels, f64>,
 }
 
-impl Collector for FamilyBuilder {
+impl Collector for Family {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let kind = match self.metric_type {
+        let (name, metric_type, help) = self.declaration;
+        let kind = match metric_type {
             MetricType::Gauge => prometheus_client::metrics::MetricType::Gauge,
             MetricType::Counter => prometheus_client::metrics::MetricType::Counter,
         };
-        let help = format!("{}.", self.help);
-        let mut family = encoder.encode_descriptor(self.name, &help, None, kind)?;
+        let mut family = encoder.encode_descriptor(name, &format!("{help}."), None, kind)?;
         for (labels, v) in &self.values {
             let mut sample = family.encode_family(labels)?;
-            match self.metric_type {
+            match metric_type {
                 MetricType::Gauge => sample.encode_gauge(v)?,
                 MetricType::Counter => sample.encode_counter::<Labels, _, f64>(v, None)?,
             }
@@ -130,8 +121,7 @@ impl Collector for FamilyBuilder {
 /// Collects metric values of one section, then encodes them once.
 #[derive(Default)]
 pub struct MetricsBuilder {
-    families: BTreeMap<&'static str, FamilyBuilder>,
-    clashes: Vec<FamilyClash>,
+    families: BTreeMap<Declaration, HashMap<Labels, f64>>,
 }
 
 fn to_labels(labels: &[(&str, &str)]) -> Labels {
@@ -154,9 +144,8 @@ impl MetricsBuilder {
         labels: &[(&str, &str)],
         v: f64,
     ) {
-        if let Some(values) = self.family(name, help, MetricType::Gauge) {
-            values.insert(to_labels(labels), v);
-        }
+        let family = self.families.entry((name, MetricType::Gauge, help));
+        family.or_default().insert(to_labels(labels), v);
     }
 
     /// Adds to a counter sample. `name` is given without `_total`; the encoder appends it.
@@ -167,151 +156,88 @@ impl MetricsBuilder {
         labels: &[(&str, &str)],
         v: f64,
     ) {
-        if let Some(values) = self.family(name, help, MetricType::Counter) {
-            *values.entry(to_labels(labels)).or_insert(0.0) += v;
-        }
+        let family = self.families.entry((name, MetricType::Counter, help));
+        *family.or_default().entry(to_labels(labels)).or_insert(0.0) += v;
     }
 
-    /// The values of family `name`, declared on first use; `None` (and a recorded clash) when
-    /// it was declared with another type or help.
-    fn family(
-        &mut self,
-        name: &'static str,
-        help: &'static str,
-        metric_type: MetricType,
-    ) -> Option<&mut HashMap<Labels, f64>> {
-        let family = self.families.entry(name).or_insert_with(|| FamilyBuilder {
-            name,
-            help,
-            metric_type,
-            values: HashMap::new(),
-        });
-        if family.metric_type != metric_type || family.help != help {
-            let clash =
-                FamilyClash::new(name, (family.metric_type, family.help), (metric_type, help));
-            if !self.clashes.contains(&clash) {
-                self.clashes.push(clash);
-            }
-            return None;
-        }
-        Some(&mut family.values)
-    }
-
-    /// Encodes every family, or names the first family declared twice differently.
-    pub fn try_finish(self) -> Result<Rendered, FamilyClash> {
-        match self.clashes.into_iter().next() {
-            Some(clash) => Err(clash),
-            None => Ok(encode_families(self.families)),
-        }
-    }
-
-    /// Encodes every family. Families without samples are left out. A family declared twice
-    /// differently keeps its first declaration; the clash is logged (and
-    /// [`MetricsBuilder::try_finish`] reports it, for tests).
+    /// Encodes every family, sorted by name. Families without samples are left out.
     pub fn finish(self) -> Rendered {
-        for clash in &self.clashes {
-            tracing::error!(%clash, "metric family declared twice; later samples dropped");
+        let families = self.families.into_iter();
+        let families = families.filter(|(_, values)| !values.is_empty());
+        Rendered {
+            families: families.map(|(d, values)| encode(d, values)).collect(),
         }
-        encode_families(self.families)
     }
-}
-
-fn encode_families(families: BTreeMap<&'static str, FamilyBuilder>) -> Rendered {
-    let families = families
-        .into_values()
-        .filter(|f| !f.values.is_empty())
-        .map(encode_family)
-        .collect();
-    Rendered { families }
 }
 
 /// prometheus-client's OpenMetrics text of one family, its sample lines sorted as text so that
 /// equal data always gives equal bytes (label values escape newlines, so a line is a sample).
-fn encode_family(f: FamilyBuilder) -> RenderedFamily {
+fn encode(declaration: Declaration, values: HashMap<Labels, f64>) -> RenderedFamily {
+    let (name, metric_type, help) = declaration;
     let mut text = String::new();
     let mut registry = prometheus_client::registry::Registry::default();
-    let (name, help, metric_type) = (f.name.to_string(), format!("{}.", f.help), f.metric_type);
-    registry.register_collector(Box::new(f));
+    registry.register_collector(Box::new(Family {
+        declaration,
+        values,
+    }));
     // Writing to a String cannot fail, and our collector returns no error of its own.
     let _ = prometheus_client::encoding::text::encode_registry(&mut text, &registry);
     let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut samples = lines.split_off(2.min(lines.len()));
-    let header = lines.concat();
     samples.sort_unstable();
     RenderedFamily {
-        name,
+        name: name.to_string(),
         metric_type,
-        help,
-        header,
+        help: format!("{help}."),
+        header: lines.concat(),
         series: samples.len(),
         samples: samples.concat(),
     }
 }
 
-/// Merges rendered parts into one OpenMetrics body: each family's header once, then the samples
-/// of every part in the order given, then `# EOF`. A clashing family keeps its first
-/// declaration (see [`merge_families`]).
+/// Merges rendered parts into one OpenMetrics body, `# EOF` included (see [`merge_families`]).
 pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Rendered>) -> String {
-    let mut out = merge_families(parts, Format::OpenMetrics);
-    out.push_str(Format::OpenMetrics.trailer());
-    out
+    merge_families(parts, Format::OpenMetrics) + Format::OpenMetrics.trailer()
 }
 
-/// [`merge`], but a family declared with a different type or help in two parts is an error.
+/// [`merge`], but a family declared with another type or help (in one part or two) is an error.
 pub fn try_merge<'a>(parts: impl IntoIterator<Item = &'a Rendered>) -> Result<String, FamilyClash> {
-    let mut out = try_merge_families(parts, Format::OpenMetrics)?;
-    out.push_str(Format::OpenMetrics.trailer());
-    Ok(out)
+    Ok(merge_checked(parts, Format::OpenMetrics, true)? + Format::OpenMetrics.trailer())
 }
 
 /// The families of `parts` in `format`, without the trailer: each family's header once (families
-/// sorted by name), then its samples from every part in the order given. A family that a later
-/// part declares with another type or help is left out of that part and the clash is logged:
-/// the body stays valid, and [`try_merge_families`] (which tests use) reports it.
+/// sorted by name), then its samples from every part in the order given. A family declared
+/// again with another type or help is left out and the clash logged: the body stays valid, and
+/// [`try_merge`] (which tests use) reports it.
 pub fn merge_families<'a>(parts: impl IntoIterator<Item = &'a Rendered>, format: Format) -> String {
-    merge_checked(parts, format, |clash| {
-        tracing::error!(%clash, "metric family declared differently by two sections; the later one's samples are left out");
-        Ok(())
-    })
-    .unwrap_or_default()
-}
-
-/// [`merge_families`], but the first clash is an error.
-pub fn try_merge_families<'a>(
-    parts: impl IntoIterator<Item = &'a Rendered>,
-    format: Format,
-) -> Result<String, FamilyClash> {
-    merge_checked(parts, format, Err)
+    merge_checked(parts, format, false).unwrap_or_default()
 }
 
 fn merge_checked<'a>(
     parts: impl IntoIterator<Item = &'a Rendered>,
     format: Format,
-    mut on_clash: impl FnMut(FamilyClash) -> Result<(), FamilyClash>,
+    strict: bool,
 ) -> Result<String, FamilyClash> {
     let mut by_name: BTreeMap<&str, (&RenderedFamily, Vec<&str>)> = BTreeMap::new();
-    for part in parts {
-        for f in &part.families {
-            let e = by_name
-                .entry(f.name.as_str())
-                .or_insert_with(|| (f, Vec::new()));
-            let first = e.0;
-            if first.metric_type != f.metric_type || first.help != f.help {
-                on_clash(FamilyClash::new(
-                    &f.name,
-                    (first.metric_type, &first.help),
-                    (f.metric_type, &f.help),
-                ))?;
-                continue;
-            }
-            e.1.push(f.samples.as_str());
+    for f in parts.into_iter().flat_map(|part| &part.families) {
+        let (first, samples) = by_name.entry(&f.name).or_insert((f, Vec::new()));
+        if (first.metric_type, &first.help) == (f.metric_type, &f.help) {
+            samples.push(&f.samples);
+            continue;
         }
+        let show = |f: &RenderedFamily| format!("{} {:?}", f.metric_type.as_str(), f.help);
+        let (first, second) = (show(first), show(f));
+        let clash = FamilyClash {
+            name: f.name.clone(),
+            first,
+            second,
+        };
+        if strict {
+            return Err(clash);
+        }
+        tracing::error!(%clash, "metric family declared twice differently; the later samples are left out");
     }
-    let size: usize = by_name
-        .values()
-        .map(|(f, s)| f.header.len() + 16 + s.iter().map(|s| s.len()).sum::<usize>())
-        .sum();
-    let mut out = String::with_capacity(size + 8);
+    let mut out = String::new();
     for (family, samples) in by_name.values() {
         out.push_str(&family.header_in(format));
         out.extend(samples.iter().copied());
@@ -470,22 +396,22 @@ mod tests {
         let mut b = MetricsBuilder::new();
         b.gauge("x", "X", &[("a", "1")], 1.0);
         b.counter("x", "X", &[("a", "2")], 1.0);
-        let err = b.try_finish().unwrap_err();
+        let r = b.finish();
+        let err = try_merge([&r]).unwrap_err();
         assert_eq!(err.name, "x");
-        assert_eq!(err.first, "gauge \"X\"");
-        assert_eq!(err.second, "counter \"X\"");
+        assert_eq!(err.first, "gauge \"X.\"");
+        assert_eq!(err.second, "counter \"X.\"");
 
         let mut b = MetricsBuilder::new();
         b.gauge("x", "X", &[("a", "1")], 1.0);
         b.gauge("x", "Other", &[("a", "2")], 1.0);
-        assert!(b.try_finish().is_err());
+        assert!(try_merge([&b.finish()]).is_err());
 
-        // The lenient path keeps the first declaration and its samples only.
-        let mut b = MetricsBuilder::new();
-        b.gauge("x", "X", &[("a", "1")], 1.0);
-        b.counter("x", "X", &[("a", "2")], 1.0);
-        let r = b.finish();
-        assert_eq!(r.families[0].samples, "x{a=\"1\"} 1.0\n");
+        // The served path keeps the first declaration and its samples only.
+        assert_eq!(
+            merge([&r]),
+            "# HELP x X.\n# TYPE x gauge\nx{a=\"1\"} 1.0\n# EOF\n"
+        );
     }
 
     #[test]
@@ -493,7 +419,7 @@ mod tests {
         let section = |f: fn(&mut MetricsBuilder)| {
             let mut b = MetricsBuilder::new();
             f(&mut b);
-            b.try_finish().unwrap()
+            b.finish()
         };
         let gauge = section(|b| b.gauge("m", "M", &[("account", "a")], 1.0));
         let same = section(|b| b.gauge("m", "M", &[("account", "b")], 2.0));
@@ -502,14 +428,15 @@ mod tests {
 
         assert!(try_merge([&gauge, &same]).is_ok());
         for format in Format::ALL {
-            assert!(try_merge_families([&gauge, &same], format).is_ok());
+            assert!(merge_checked([&gauge, &same], format, true).is_ok());
+            assert!(merge_checked([&gauge, &other_help], format, true).is_err());
         }
         let err = try_merge([&gauge, &counter]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "metric family m declared as gauge \"M.\" and as counter \"M.\""
         );
-        let err = try_merge_families([&gauge, &other_help], Format::Text004).unwrap_err();
+        let err = try_merge([&gauge, &other_help]).unwrap_err();
         assert_eq!(err.second, "gauge \"Another text.\"");
 
         // Served bodies stay valid: the first declaration wins, the clashing samples are left out.

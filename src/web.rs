@@ -14,8 +14,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
@@ -24,14 +25,14 @@ use hyper::header::{HeaderMap, AUTHORIZATION};
 use serde::Deserialize;
 use sha1::Sha1;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
 use crate::files;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWebConfig {
     tls_server_config: Option<RawTls>,
@@ -39,7 +40,7 @@ struct RawWebConfig {
     basic_auth_users: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTls {
     cert_file: PathBuf,
@@ -50,19 +51,21 @@ struct RawTls {
 /// The validated web config.
 #[derive(Clone, Default)]
 pub struct WebConfig {
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<TlsAcceptor>,
     users: BTreeMap<String, String>,
-    /// The certificate and key files it was built from (watched for changes).
+    /// The files it was read from: the config itself, the certificate and the key.
     files: Vec<PathBuf>,
     warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for WebConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebConfig")
-            .field("tls", &self.tls.is_some())
-            .field("users", &self.users.keys().collect::<Vec<_>>())
-            .finish()
+        let users: Vec<_> = self.users.keys().collect();
+        write!(
+            f,
+            "WebConfig {{ tls: {}, users: {users:?} }}",
+            self.tls.is_some()
+        )
     }
 }
 
@@ -73,23 +76,20 @@ fn err(key: &str, msg: impl std::fmt::Display) -> String {
 /// A YAML or type error without the value serde quotes ("invalid type: string \"…\"").
 fn yaml_error(e: &serde_yaml_ng::Error) -> String {
     let text = e.to_string();
+    let text = text.rsplit_once(" at line ").map_or(&*text, |(t, _)| t);
+    let (key, msg) = match text.split_once(": ") {
+        Some((path, msg)) if !path.contains(' ') => (format!(" key `{path}`"), msg),
+        _ => (String::new(), text),
+    };
+    let msg = match msg.starts_with("invalid ") {
+        true => match msg.rsplit_once(", expected ") {
+            Some((_, expected)) => format!("has the wrong type or value; expected {expected}"),
+            None => "has the wrong type or value".into(),
+        },
+        false => msg.to_string(),
+    };
     let line = e.location().map(|l| format!(" (line {})", l.line()));
-    let (path, msg) = match text.split_once(": ") {
-        Some((p, m)) if !p.contains(' ') => (Some(p), m),
-        _ => (None, text.as_str()),
-    };
-    let msg = msg.split(" at line ").next().unwrap_or(msg);
-    let msg = match msg.split_once(", expected ") {
-        Some((what, expected)) if what.starts_with("invalid ") => {
-            format!("has the wrong type or value; expected {expected}")
-        }
-        _ => msg.to_string(),
-    };
-    let line = line.unwrap_or_default();
-    match path {
-        Some(p) => err(p, format!("{msg}{line}")),
-        None => format!("web config: {msg}{line}"),
-    }
+    format!("web config{key}: {msg}{}", line.unwrap_or_default())
 }
 
 impl WebConfig {
@@ -97,14 +97,15 @@ impl WebConfig {
     pub fn load(path: &Path) -> Result<WebConfig, String> {
         let text = files::read_text(path)
             .map_err(|e| format!("the web config file cannot be read: {e}"))?;
-        Self::parse(&text, path.parent().unwrap_or(Path::new(".")))
+        let mut config = Self::parse(&text, path.parent().unwrap_or(Path::new(".")))?;
+        config.files.insert(0, path.to_path_buf());
+        Ok(config)
     }
 
     pub fn parse(text: &str, base: &Path) -> Result<WebConfig, String> {
-        let raw: RawWebConfig = if text.trim().is_empty() {
-            RawWebConfig::default()
-        } else {
-            serde_yaml_ng::from_str(text).map_err(|e| yaml_error(&e))?
+        let raw: RawWebConfig = match text.trim() {
+            "" => RawWebConfig::default(),
+            _ => serde_yaml_ng::from_str(text).map_err(|e| yaml_error(&e))?,
         };
         for (user, hash) in &raw.basic_auth_users {
             if hash.parse::<bcrypt::HashParts>().is_err() {
@@ -114,27 +115,23 @@ impl WebConfig {
                 ));
             }
         }
-        let mut warnings = Vec::new();
-        let mut files = Vec::new();
-        let tls = match raw.tls_server_config {
-            None => None,
-            Some(t) => {
-                let (cert, key) = (base.join(&t.cert_file), base.join(&t.key_file));
-                if let Some(who) = files::open_to_others(&key) {
-                    let problem = format!("the key file is open to {who}; restrict it (chmod 600)");
-                    warnings.push(err("tls_server_config.key_file", problem));
-                }
-                let config = load_tls(&cert, &key, t.min_version.as_deref())?;
-                files.extend([cert, key]);
-                Some(Arc::new(config))
-            }
-        };
-        Ok(WebConfig {
-            tls,
+        let mut config = WebConfig {
             users: raw.basic_auth_users,
-            files,
-            warnings,
-        })
+            ..WebConfig::default()
+        };
+        if let Some(t) = raw.tls_server_config {
+            let (cert, key) = (base.join(&t.cert_file), base.join(&t.key_file));
+            if let Some(who) = files::open_to_others(&key) {
+                let problem = format!("the key file is open to {who}; restrict it (chmod 600)");
+                config
+                    .warnings
+                    .push(err("tls_server_config.key_file", problem));
+            }
+            let tls = load_tls(&cert, &key, t.min_version.as_deref())?;
+            config.tls = Some(TlsAcceptor::from(Arc::new(tls)));
+            config.files = vec![cert, key];
+        }
+        Ok(config)
     }
 
     /// Things that work but should not be so (e.g. a world-readable key), logged at load.
@@ -143,151 +140,11 @@ impl WebConfig {
     }
 
     pub fn tls_acceptor(&self) -> Option<TlsAcceptor> {
-        self.tls.clone().map(TlsAcceptor::from)
+        self.tls.clone()
     }
 }
 
-/// How often the web config files are looked at for changes.
-const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Identity of a file's content as far as `stat` tells: modification time, size, inode.
-/// Kubernetes secret volumes swap a symlink, which changes the inode.
-type Stamp = Vec<Option<(SystemTime, u64, u64)>>;
-
-fn stamp(paths: &[PathBuf]) -> Stamp {
-    paths
-        .iter()
-        .map(|p| {
-            let m = std::fs::metadata(p).ok()?;
-            #[cfg(unix)]
-            let ino = std::os::unix::fs::MetadataExt::ino(&m);
-            #[cfg(not(unix))]
-            let ino = 0;
-            Some((m.modified().ok()?, m.len(), ino))
-        })
-        .collect()
-}
-
-/// The web config in force. Connections take its TLS acceptor at accept, and every request
-/// is checked against its users, so a changed password takes effect on open connections too.
-pub struct ActiveWeb {
-    pub tls: Option<TlsAcceptor>,
-    pub access: Arc<Access>,
-    files: Vec<PathBuf>,
-    stamp: Stamp,
-}
-
-/// The web config file, re-read when it (or a certificate or key it names) changes: looked at
-/// every second by [`WebSettings::watch`], and on SIGHUP. A file that fails to load is refused
-/// and logged; the one in force stays. All file work runs off the runtime workers.
-pub struct WebSettings {
-    path: Option<PathBuf>,
-    active: RwLock<Arc<ActiveWeb>>,
-    /// The stamp of a file that was refused: not re-read until it changes again.
-    refused: Mutex<Option<Stamp>>,
-}
-
-impl WebSettings {
-    /// Loads the web config (none: plain HTTP, no auth). An error here stops start-up.
-    pub fn load(path: Option<PathBuf>) -> Result<WebSettings, String> {
-        let config = match &path {
-            None => WebConfig::default(),
-            Some(p) => WebConfig::load(p)?,
-        };
-        let active = Self::activate(path.as_deref(), config, None);
-        Ok(WebSettings {
-            path,
-            active: RwLock::new(Arc::new(active)),
-            refused: Mutex::new(None),
-        })
-    }
-
-    fn activate(path: Option<&Path>, config: WebConfig, old: Option<&Access>) -> ActiveWeb {
-        for w in config.warnings() {
-            tracing::warn!("{w}");
-        }
-        let own = path.map(Path::to_path_buf);
-        let files: Vec<PathBuf> = own
-            .into_iter()
-            .chain(config.files.iter().cloned())
-            .collect();
-        ActiveWeb {
-            tls: config.tls_acceptor(),
-            access: Arc::new(Access::new(config.users, old)),
-            stamp: stamp(&files),
-            files,
-        }
-    }
-
-    /// The config in force (no file work: the watcher and SIGHUP re-read it).
-    pub fn current(&self) -> Arc<ActiveWeb> {
-        self.active
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Re-reads the files every [`RECHECK_INTERVAL`] when one changed, until dropped.
-    pub async fn watch(self: Arc<Self>) {
-        if self.path.is_none() {
-            return;
-        }
-        let mut tick = tokio::time::interval(RECHECK_INTERVAL);
-        loop {
-            tick.tick().await;
-            let me = self.clone();
-            let _ = tokio::task::spawn_blocking(move || me.reload_if_changed()).await;
-        }
-    }
-
-    fn reload_if_changed(&self) {
-        let now = stamp(&self.current().files);
-        let refused = self
-            .refused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if now != self.current().stamp && refused.as_ref() != Some(&now) {
-            let _ = self.reload_now();
-        }
-    }
-
-    /// Re-reads the file now (SIGHUP), off the runtime workers. On error the config in force
-    /// stays.
-    pub async fn reload(self: &Arc<Self>) -> Result<(), String> {
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.reload_now())
-            .await
-            .unwrap_or_else(|e| Err(format!("web config reload failed: {e}")))
-    }
-
-    fn reload_now(&self) -> Result<(), String> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        // Stamp before reading: a change during the read is seen at the next check.
-        let old = self.current();
-        let before = stamp(&old.files);
-        let loaded = WebConfig::load(path);
-        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        match loaded {
-            Ok(config) => {
-                let active = Arc::new(Self::activate(Some(path), config, Some(&old.access)));
-                *self.active.write().unwrap_or_else(|e| e.into_inner()) = active;
-                *refused = None;
-                tracing::info!("web config reloaded");
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "web config refused; keeping the one in force");
-                *refused = Some(before);
-                Err(e)
-            }
-        }
-    }
-}
-
-fn load_tls(cert: &Path, key: &Path, min: Option<&str>) -> Result<rustls::ServerConfig, String> {
+fn load_tls(cert: &Path, key: &Path, min: Option<&str>) -> Result<ServerConfig, String> {
     let read = |what: &str, path: &Path| {
         files::read(path).map_err(|e| err(what, format!("the file it names cannot be read: {e}")))
     };
@@ -312,7 +169,7 @@ fn load_tls(cert: &Path, key: &Path, min: Option<&str>) -> Result<rustls::Server
         }
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
         .map_err(|e| err("tls_server_config", e))?
         .with_no_client_auth()
@@ -320,6 +177,129 @@ fn load_tls(cert: &Path, key: &Path, min: Option<&str>) -> Result<rustls::Server
         .map_err(|e| err("tls_server_config", e))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// How often the web config files are looked at for changes.
+const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What `stat` tells of each file's content: modification time, size, inode (Kubernetes secret
+/// volumes swap a symlink, which changes the inode).
+type Stamp = Vec<Option<(SystemTime, u64, u64)>>;
+
+fn stamp(paths: &[PathBuf]) -> Stamp {
+    let one = |p: &PathBuf| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len(), m.ino()))
+    };
+    paths
+        .iter()
+        .map(|p| one(p).and_then(|(t, len, ino)| Some((t?, len, ino))))
+        .collect()
+}
+
+/// The web config in force. Connections take its TLS acceptor at accept, and every request
+/// is checked against its users, so a changed password takes effect on open connections too.
+pub struct ActiveWeb {
+    pub tls: Option<TlsAcceptor>,
+    pub access: Arc<Access>,
+    files: Vec<PathBuf>,
+}
+
+/// The web config file, read at start and again when it (or a certificate or key it names)
+/// changes: looked at every second by [`WebSettings::watch`], and on SIGHUP. A file that fails
+/// to load is refused and logged; the one in force stays. All file work runs off the runtime
+/// workers.
+pub struct WebSettings {
+    path: Option<PathBuf>,
+    active: RwLock<Arc<ActiveWeb>>,
+    /// The files' stamp when they were last read (and accepted or refused): the watcher reads
+    /// them again only when it changes.
+    read: Mutex<Stamp>,
+}
+
+impl WebSettings {
+    /// Loads the web config (none: plain HTTP, no auth). An error here stops start-up.
+    pub fn load(path: Option<PathBuf>) -> Result<WebSettings, String> {
+        let none = ActiveWeb {
+            tls: None,
+            access: Arc::new(Access::new(BTreeMap::new(), None)),
+            files: Vec::new(),
+        };
+        let web = WebSettings {
+            path,
+            active: RwLock::new(Arc::new(none)),
+            read: Mutex::default(),
+        };
+        web.read()?;
+        Ok(web)
+    }
+
+    /// The config in force (no file work: the watcher and SIGHUP read the files).
+    pub fn current(&self) -> Arc<ActiveWeb> {
+        self.active
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads the files and puts the config in force, keeping what the old one verified for
+    /// users whose hash did not change. Blocking.
+    fn read(&self) -> Result<(), String> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let old = self.current();
+        // Stamped before reading: a change during the read is seen at the next look.
+        *lock(&self.read) = stamp(&old.files);
+        let config = WebConfig::load(path)?;
+        if config.files != old.files {
+            *lock(&self.read) = stamp(&config.files);
+        }
+        for w in config.warnings() {
+            tracing::warn!("{w}");
+        }
+        let active = ActiveWeb {
+            tls: config.tls,
+            access: Arc::new(Access::new(config.users, Some(&old.access))),
+            files: config.files,
+        };
+        *self.active.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(active);
+        Ok(())
+    }
+
+    /// Reads the files again now (SIGHUP, or a change the watcher saw), off the runtime
+    /// workers. On error the config in force stays.
+    pub async fn reload(self: &Arc<Self>) -> Result<(), String> {
+        let me = self.clone();
+        let read = tokio::task::spawn_blocking(move || me.read()).await;
+        let read = read.unwrap_or_else(|e| Err(format!("web config reload failed: {e}")));
+        match &read {
+            Ok(()) => tracing::info!("web config reloaded"),
+            Err(e) => tracing::error!(error = %e, "web config refused; keeping the one in force"),
+        }
+        read
+    }
+
+    /// Reloads when a file changed, looking every [`RECHECK_INTERVAL`], until dropped.
+    pub async fn watch(self: Arc<Self>) {
+        if self.path.is_none() {
+            return;
+        }
+        let mut tick = tokio::time::interval(RECHECK_INTERVAL);
+        loop {
+            tick.tick().await;
+            let me = self.clone();
+            let look = move || stamp(&me.current().files) != *lock(&me.read);
+            if tokio::task::spawn_blocking(look).await.unwrap_or(false) {
+                let _ = self.reload().await;
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What a basic-auth check concluded.
@@ -347,14 +327,20 @@ const REMEMBERED: usize = 1024;
 pub struct Access {
     users: BTreeMap<String, String>,
     cache_key: [u8; 32],
-    /// Digest of verified credentials → their user.
-    verified: Mutex<HashMap<Vec<u8>, String>>,
-    known: Mutex<HashSet<IpAddr>>,
-    checking: Mutex<HashSet<IpAddr>>,
+    memory: Mutex<Memory>,
     slots: Arc<Semaphore>,
     kept_slot: Arc<Semaphore>,
-    dummy_cost: u32,
     dummy: OnceLock<String>,
+}
+
+#[derive(Clone, Default)]
+struct Memory {
+    /// Digest of verified credentials → their user.
+    verified: HashMap<Vec<u8>, String>,
+    /// Addresses that passed a check.
+    known: HashSet<IpAddr>,
+    /// Addresses with a check running.
+    checking: HashSet<IpAddr>,
 }
 
 /// A running check: its slot, and its address marked busy.
@@ -366,42 +352,30 @@ struct Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        lock(&self.access.checking).remove(&self.peer);
+        lock(&self.access.memory).checking.remove(&self.peer);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Access {
     /// The users' access; what `old` verified for users whose hash did not change, and the
     /// addresses it knows, are kept.
     pub fn new(users: BTreeMap<String, String>, old: Option<&Access>) -> Self {
-        let dummy_cost = users
-            .values()
-            .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
-            .map(|p| p.get_cost())
-            .max()
-            .unwrap_or(bcrypt::DEFAULT_COST);
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let (cache_key, verified, known) = match old {
-            None => (rand::random(), HashMap::new(), HashSet::new()),
-            Some(old) => {
-                let mut verified = lock(&old.verified).clone();
-                verified.retain(|_, user| users.get(user) == old.users.get(user));
-                (old.cache_key, verified, lock(&old.known).clone())
-            }
+        let (cache_key, mut memory) = match old {
+            None => (rand::random(), Memory::default()),
+            Some(old) => (old.cache_key, lock(&old.memory).clone()),
         };
+        if let Some(old) = old {
+            let kept = |user: &String| users.get(user) == old.users.get(user);
+            memory.verified.retain(|_, user| kept(user));
+        }
+        memory.checking.clear();
         Access {
             users,
             cache_key,
-            verified: Mutex::new(verified),
-            known: Mutex::new(known),
-            checking: Mutex::new(HashSet::new()),
+            memory: Mutex::new(memory),
             slots: Arc::new(Semaphore::new(parallel / 2 + 1)),
             kept_slot: Arc::new(Semaphore::new(1)),
-            dummy_cost,
             dummy: OnceLock::new(),
         }
     }
@@ -417,7 +391,7 @@ impl Access {
         let Some(digest) = self.digest(&user, &password) else {
             return Verdict::Denied;
         };
-        if lock(&self.verified).contains_key(&digest) {
+        if lock(&self.memory).verified.contains_key(&digest) {
             return Verdict::Allowed;
         }
         let Some(ticket) = self.ticket(peer) else {
@@ -434,18 +408,18 @@ impl Access {
 
     /// A slot for a check from `peer`: none when `peer` has one running or none is free.
     fn ticket(self: &Arc<Self>, peer: IpAddr) -> Option<Ticket> {
-        let mut checking = lock(&self.checking);
-        if checking.contains(&peer) {
+        let mut memory = lock(&self.memory);
+        if memory.checking.contains(&peer) {
             return None;
         }
         let slot = match self.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
-            Err(_) if lock(&self.known).contains(&peer) => {
+            Err(_) if memory.known.contains(&peer) => {
                 self.kept_slot.clone().try_acquire_owned().ok()?
             }
             Err(_) => return None,
         };
-        checking.insert(peer);
+        memory.checking.insert(peer);
         Some(Ticket {
             access: self.clone(),
             peer,
@@ -470,25 +444,27 @@ impl Access {
         if !bcrypt::verify(password, hash).unwrap_or(false) {
             return Verdict::Denied;
         }
-        let mut verified = lock(&self.verified);
-        if verified.len() >= REMEMBERED {
-            verified.clear();
+        let mut memory = lock(&self.memory);
+        if memory.verified.len() >= REMEMBERED || memory.known.len() >= REMEMBERED {
+            memory.verified.clear();
+            memory.known.clear();
         }
-        verified.insert(digest, user.to_string());
-        drop(verified);
-        let mut known = lock(&self.known);
-        if known.len() >= REMEMBERED {
-            known.clear();
-        }
-        known.insert(peer);
+        memory.verified.insert(digest, user.to_string());
+        memory.known.insert(peer);
         Verdict::Allowed
     }
 
-    /// A hash of a random password at the configured cost, made once on first need.
+    /// A hash of a random password at the configured cost (the highest among the users), made
+    /// once on first need.
     fn dummy_hash(&self) -> &str {
         self.dummy.get_or_init(|| {
+            let hashes = self
+                .users
+                .values()
+                .filter_map(|h| h.parse::<bcrypt::HashParts>().ok());
+            let cost = hashes.map(|p| p.get_cost()).max();
             let password: [u8; 16] = rand::random();
-            bcrypt::hash(password, self.dummy_cost).unwrap_or_default()
+            bcrypt::hash(password, cost.unwrap_or(bcrypt::DEFAULT_COST)).unwrap_or_default()
         })
     }
 }

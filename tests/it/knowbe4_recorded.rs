@@ -43,7 +43,7 @@ fn account_of(name: &str) -> Account {
 fn render(f: impl FnOnce(&mut MetricsBuilder)) -> std::collections::BTreeMap<String, f64> {
     let mut b = MetricsBuilder::new();
     f(&mut b);
-    let r = b.try_finish().unwrap();
+    let r = b.finish();
     samples(&awareness_exporter::snapshot::try_merge([&r]).unwrap())
 }
 
