@@ -164,7 +164,7 @@ fn expected(pop: &Population) -> BTreeMap<String, f64> {
         add("awareness_mimecast_module_assigned", &m, users);
         add("awareness_mimecast_module_watched", &m, completed);
         let launched =
-            awareness_exporter::sources::mimecast::models::parse_timestamp(&c.launch_date).unwrap();
+            chrono::DateTime::parse_from_str(&c.launch_date, "%Y-%m-%dT%H:%M:%S%z").unwrap();
         add(
             "awareness_mimecast_campaign_launch_timestamp_seconds",
             &l,
@@ -210,7 +210,7 @@ fn expected(pop: &Population) -> BTreeMap<String, f64> {
             p.reported as f64,
         );
         let launched =
-            awareness_exporter::sources::mimecast::models::parse_timestamp(&p.launch_date).unwrap();
+            chrono::DateTime::parse_from_str(&p.launch_date, "%Y-%m-%dT%H:%M:%S%z").unwrap();
         add(
             "awareness_mimecast_phishing_launch_timestamp_seconds",
             &l,

@@ -1,7 +1,8 @@
 //! Turns Mimecast rows into the contract's metrics: by department, grade, module or campaign,
 //! and per user only with `per_user`. Rows are folded into an accumulator per section as their
 //! pages arrive (see [`aggregate`](crate::sources::aggregate)); a section renders from its
-//! accumulator when every page has been read.
+//! accumulator when every page has been read. Each section's families are a table of (name,
+//! help), one per figure of its accumulator and in the same order.
 
 use std::collections::BTreeMap;
 
@@ -12,230 +13,234 @@ use crate::snapshot::MetricsBuilder;
 use crate::sources::aggregate::{ByLabel, Merge, UserRows};
 use crate::stats::ApiStats;
 
+/// A metric family: its name and help.
+type Family = (&'static str, &'static str);
+
 fn n(v: Option<f64>) -> f64 {
     v.unwrap_or(0.0).max(0.0)
 }
 
-/// A user's state in lower case, for `awareness_mimecast_users_excluded{state}`.
-fn state_label(state: &Option<String>) -> String {
-    state
-        .as_deref()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
+fn flag(v: bool) -> f64 {
+    f64::from(u8::from(v))
 }
 
-/// Per-user rows of a section: only with `per_user`, at most `max_users`.
-fn user_rows<T: Default>(m: &MetricsConfig) -> Option<UserRows<T>> {
-    m.per_user.then(|| UserRows::new(m.max_users))
+/// One gauge of each family, its value the one at the same place in `values` (`None`
+/// publishes nothing).
+fn gauges<const N: usize>(
+    b: &mut MetricsBuilder,
+    families: &[Family; N],
+    labels: &[(&str, &str)],
+    values: [Option<f64>; N],
+) {
+    for ((name, help), v) in families.iter().zip(values) {
+        if let Some(v) = v {
+            b.gauge(name, help, labels, v);
+        }
+    }
 }
 
-/// One department's performance figures: users, not watched, correct, incorrect (ACTIVE users
-/// only; `None` while the department has none) and the users left out, by state.
-#[derive(Debug, Default)]
-pub struct PerformanceTotals {
-    active: Option<[f64; 4]>,
+/// User rows folded by department: `D` sums over the users that count, and the users left
+/// out by their `userState`; with `per_user`, `U` figures per user.
+#[derive(Default)]
+pub(crate) struct People<const D: usize, const U: usize> {
+    by: ByLabel<Department<D>>,
+    users: Option<UserRows<[f64; U]>>,
+}
+
+/// One department's sums (`None` while no user of it counts) and its users left out, by state
+/// in lower case.
+#[derive(Default)]
+pub(crate) struct Department<const D: usize> {
+    counted: Option<[f64; D]>,
     excluded: BTreeMap<String, f64>,
 }
 
-impl Merge for PerformanceTotals {
+impl<const D: usize> Merge for Department<D> {
     fn absorb(&mut self, other: Self) {
-        self.active.absorb(other.active);
+        self.counted.absorb(other.counted);
         self.excluded.absorb(other.excluded);
     }
 }
 
-/// company/get-performance-details, folded.
-#[derive(Default)]
-pub struct Performance {
-    by: ByLabel<PerformanceTotals>,
-    users: Option<UserRows<f64>>,
-}
-
-impl Performance {
-    pub fn new(m: &MetricsConfig) -> Self {
-        Performance {
-            users: user_rows(m),
-            ..Performance::default()
+impl<const D: usize, const U: usize> People<D, U>
+where
+    [f64; U]: Default,
+{
+    pub(crate) fn new(m: &MetricsConfig) -> Self {
+        People {
+            by: ByLabel::default(),
+            users: m.per_user.then(|| UserRows::new(m.max_users)),
         }
     }
 
-    /// Folds one user's row in; a user already counted (the same email) is not counted again.
-    pub fn add(&mut self, r: &PerformanceRow) {
-        let t = self.by.row(r.department.as_deref());
-        if !counts_as_user(&r.user_state) {
-            *t.excluded.entry(state_label(&r.user_state)).or_default() += 1.0;
+    /// Folds one user's row in: its department's `sums` and the user's `own` figures, or only
+    /// the department's users left out when its `state` does not count.
+    fn add(
+        &mut self,
+        department: &Option<String>,
+        state: &Option<String>,
+        email: &Option<String>,
+        sums: [f64; D],
+        own: [f64; U],
+    ) {
+        let d = self.by.row(department.as_deref());
+        if !counts_as_user(state) {
+            let state = state
+                .as_deref()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            *d.excluded.entry(state).or_default() += 1.0;
             return;
         }
-        let a = t.active.get_or_insert_default();
-        a[0] += 1.0;
-        a[1] += n(r.num_not_watched);
-        a[2] += n(r.num_correct);
-        a[3] += n(r.num_incorrect);
-        if let (Some(users), Some(email)) = (self.users.as_mut(), r.email.as_deref()) {
-            if let Some(u) = users.entry(email) {
-                *u = n(r.num_not_watched);
-            }
+        d.counted.absorb(Some(sums));
+        let users = self.users.as_mut().zip(email.as_deref());
+        if let Some(user) = users.and_then(|(users, email)| users.entry(email)) {
+            user.absorb(own);
         }
+    }
+
+    /// Renders the kept users (a gauge of each family of `own`) and gives the departments,
+    /// `metrics.max_label_values` applied.
+    fn finish(
+        self,
+        b: &mut MetricsBuilder,
+        key: &SourceKey,
+        own: &[Family; U],
+        m: &MetricsConfig,
+        stats: &ApiStats,
+    ) -> BTreeMap<String, Department<D>> {
+        for (email, v) in self.users.map(|u| u.finish(key)).into_iter().flatten() {
+            gauges(
+                b,
+                own,
+                &[("account", &key.account), ("email", &email)],
+                v.map(Some),
+            );
+        }
+        self.by.finish(key, "department", m.max_label_values, stats)
     }
 }
 
-pub fn performance(
+/// company/get-performance-details by department: users, modules not watched, answers
+/// correct and incorrect; per user: modules not watched.
+pub(crate) type Performance = People<4, 1>;
+
+const PERFORMANCE: [Family; 4] = [
+    (
+        "awareness_mimecast_users",
+        "Users in the department (performance details)",
+    ),
+    (
+        "awareness_mimecast_modules_not_watched",
+        "Training modules not watched by the department's users",
+    ),
+    (
+        "awareness_mimecast_answers_correct",
+        "Correct module answers of the department's users",
+    ),
+    (
+        "awareness_mimecast_answers_incorrect",
+        "Incorrect module answers of the department's users",
+    ),
+];
+
+const EXCLUDED: Family = (
+    "awareness_mimecast_users_excluded",
+    "Users of the department left out of the Mimecast user figures because their userState is \
+     not ACTIVE, by state (performance details)",
+);
+
+const PERFORMANCE_USER: [Family; 1] = [(
+    "awareness_mimecast_user_modules_not_watched",
+    "Training modules the user has not watched",
+)];
+
+pub(crate) fn performance_row(acc: &mut Performance, r: &PerformanceRow) {
+    let not_watched = n(r.num_not_watched);
+    let sums = [1.0, not_watched, n(r.num_correct), n(r.num_incorrect)];
+    acc.add(&r.department, &r.user_state, &r.email, sums, [not_watched]);
+}
+
+pub(crate) fn performance(
     b: &mut MetricsBuilder,
     key: &SourceKey,
-    account: &str,
     acc: Performance,
     m: &MetricsConfig,
     stats: &ApiStats,
 ) {
-    let by = acc.by.finish(key, "department", m.max_label_values, stats);
-    for (d, t) in by.iter().filter_map(|(d, t)| Some((d.as_str(), t.active?))) {
-        let l = [("account", account), ("department", d)];
-        b.gauge(
-            "awareness_mimecast_users",
-            "Users in the department (performance details)",
-            &l,
-            t[0],
-        );
-        b.gauge(
-            "awareness_mimecast_modules_not_watched",
-            "Training modules not watched by the department's users",
-            &l,
-            t[1],
-        );
-        b.gauge(
-            "awareness_mimecast_answers_correct",
-            "Correct module answers of the department's users",
-            &l,
-            t[2],
-        );
-        b.gauge(
-            "awareness_mimecast_answers_incorrect",
-            "Incorrect module answers of the department's users",
-            &l,
-            t[3],
-        );
-    }
-    for (d, state, v) in by
-        .iter()
-        .flat_map(|(d, t)| t.excluded.iter().map(move |(s, v)| (d.as_str(), s, *v)))
-    {
-        b.gauge(
-            "awareness_mimecast_users_excluded",
-            "Users of the department left out of the Mimecast user figures because their \
-             userState is not ACTIVE, by state (performance details)",
-            &[
-                ("account", account),
-                ("department", d),
-                ("state", state.as_str()),
-            ],
-            v,
-        );
-    }
-    for (email, v) in acc.users.map(|u| u.finish(key)).into_iter().flatten() {
-        b.gauge(
-            "awareness_mimecast_user_modules_not_watched",
-            "Training modules the user has not watched",
-            &[("account", account), ("email", &*email)],
-            v,
-        );
-    }
-}
-
-/// company/get-watchlist-details, folded: per department, users on the watchlist and entries
-/// (ACTIVE users only; `None` while the department has none).
-#[derive(Default)]
-pub struct Watchlist {
-    by: ByLabel<Option<[f64; 2]>>,
-    users: Option<UserRows<f64>>,
-}
-
-impl Watchlist {
-    pub fn new(m: &MetricsConfig) -> Self {
-        Watchlist {
-            users: user_rows(m),
-            ..Watchlist::default()
+    for (d, t) in acc.finish(b, key, &PERFORMANCE_USER, m, stats) {
+        let l = [("account", key.account.as_str()), ("department", &d)];
+        if let Some(sums) = t.counted {
+            gauges(b, &PERFORMANCE, &l, sums.map(Some));
         }
-    }
-
-    pub fn add(&mut self, r: &WatchlistRow) {
-        let slot = self.by.row(r.department.as_deref());
-        if !counts_as_user(&r.user_state) {
-            return;
-        }
-        let t = slot.get_or_insert_default();
-        if n(r.watchlist_count) > 0.0 {
-            t[0] += 1.0;
-        }
-        t[1] += n(r.watchlist_count);
-        if let (Some(users), Some(email)) = (self.users.as_mut(), r.email.as_deref()) {
-            if let Some(u) = users.entry(email) {
-                *u = n(r.watchlist_count);
-            }
+        for (state, v) in t.excluded {
+            b.gauge(EXCLUDED.0, EXCLUDED.1, &[l[0], l[1], ("state", &state)], v);
         }
     }
 }
 
-pub fn watchlist(
+/// company/get-watchlist-details by department: users on the watchlist and entries; per user:
+/// entries.
+pub(crate) type Watchlist = People<2, 1>;
+
+const WATCHLIST: [Family; 2] = [
+    (
+        "awareness_mimecast_watchlist_users",
+        "Users of the department on the watchlist (watchlistCount > 0)",
+    ),
+    (
+        "awareness_mimecast_watchlist_entries",
+        "Sum of the department's users' watchlistCount (watchlist entries)",
+    ),
+];
+
+const WATCHLIST_USER: [Family; 1] = [(
+    "awareness_mimecast_user_watchlist_entries",
+    "The user's watchlistCount (watchlist entries)",
+)];
+
+pub(crate) fn watchlist_row(acc: &mut Watchlist, r: &WatchlistRow) {
+    let entries = n(r.watchlist_count);
+    let sums = [flag(entries > 0.0), entries];
+    acc.add(&r.department, &r.user_state, &r.email, sums, [entries]);
+}
+
+pub(crate) fn watchlist(
     b: &mut MetricsBuilder,
     key: &SourceKey,
-    account: &str,
     acc: Watchlist,
     m: &MetricsConfig,
     stats: &ApiStats,
 ) {
-    let by = acc.by.finish(key, "department", m.max_label_values, stats);
-    for (d, t) in by.iter().filter_map(|(d, t)| Some((d.as_str(), (*t)?))) {
-        let l = [("account", account), ("department", d)];
-        b.gauge(
-            "awareness_mimecast_watchlist_users",
-            "Users of the department on the watchlist (watchlistCount > 0)",
-            &l,
-            t[0],
-        );
-        b.gauge(
-            "awareness_mimecast_watchlist_entries",
-            "Sum of the department's users' watchlistCount (watchlist entries)",
-            &l,
-            t[1],
-        );
-    }
-    for (email, v) in acc.users.map(|u| u.finish(key)).into_iter().flatten() {
-        b.gauge(
-            "awareness_mimecast_user_watchlist_entries",
-            "The user's watchlistCount (watchlist entries)",
-            &[("account", account), ("email", &*email)],
-            v,
-        );
-    }
-}
-
-/// company/get-safe-score-details, folded: ACTIVE users per risk grade.
-#[derive(Default)]
-pub struct SafeScore {
-    by: BTreeMap<String, f64>,
-}
-
-impl SafeScore {
-    pub fn add(&mut self, r: &SafeScoreRow) {
-        if !counts_as_user(&r.user_state) {
-            return;
+    for (d, t) in acc.finish(b, key, &WATCHLIST_USER, m, stats) {
+        if let Some(sums) = t.counted {
+            let l = [("account", key.account.as_str()), ("department", &d)];
+            gauges(b, &WATCHLIST, &l, sums.map(Some));
         }
-        let grade = r.risk.as_deref().map(str::trim).unwrap_or_default();
-        let grade = if grade.is_empty() {
-            "unknown".to_string()
-        } else {
-            grade.to_uppercase()
-        };
-        *self.by.entry(grade).or_default() += 1.0;
     }
 }
 
-pub fn safe_score(b: &mut MetricsBuilder, account: &str, acc: SafeScore) {
-    for (grade, v) in acc.by {
+/// company/get-safe-score-details: users that count, per risk grade (upper case; `unknown`
+/// when the row has none).
+pub(crate) fn safe_score_row(by: &mut BTreeMap<String, f64>, r: &SafeScoreRow) {
+    if counts_as_user(&r.user_state) {
+        let grade = r.risk.as_deref().map(str::trim).filter(|g| !g.is_empty());
+        *by.entry(grade.map_or("unknown".into(), str::to_uppercase))
+            .or_default() += 1.0;
+    }
+}
+
+const SAFE_SCORE: Family = (
+    "awareness_mimecast_safe_score_users",
+    "Users per SAFE score risk grade",
+);
+
+pub(crate) fn safe_score(b: &mut MetricsBuilder, account: &str, by: BTreeMap<String, f64>) {
+    for (grade, v) in by {
         b.gauge(
-            "awareness_mimecast_safe_score_users",
-            "Users per SAFE score risk grade",
+            SAFE_SCORE.0,
+            SAFE_SCORE.1,
             &[("account", account), ("grade", &grade)],
             v,
         );
@@ -243,109 +248,90 @@ pub fn safe_score(b: &mut MetricsBuilder, account: &str, acc: SafeScore) {
 }
 
 /// company/get-performance-summary: company totals, the sums over its department entries (the
-/// catalogue names no department); a count the vendor never sent stays absent rather than 0.
-pub fn performance_summary(b: &mut MetricsBuilder, account: &str, rows: &[PerformanceSummaryRow]) {
-    let mut sums = [None::<f64>; 8];
-    for d in rows
-        .iter()
-        .flat_map(|r| r.department_completion_stats.iter().flatten())
-    {
-        let counts = [
-            d.num_participating,
-            d.num_videos_sent,
-            d.num_videos_not_watched,
-            d.num_zero_incorrect,
-            d.num_one_incorrect,
-            d.num_two_incorrect,
-            d.num_three_incorrect,
-            d.num_four_or_more_incorrect,
-        ];
-        for (sum, v) in sums.iter_mut().zip(counts) {
+/// catalogue names no department) in [`DepartmentCompletion::counts`]'s order; a count the
+/// vendor never sent stays absent rather than 0.
+pub(crate) fn summary_row(sums: &mut [Option<f64>; 8], r: &PerformanceSummaryRow) {
+    for d in r.department_completion_stats.iter().flatten() {
+        for (sum, v) in sums.iter_mut().zip(d.counts()) {
             *sum = v.map(|v| sum.unwrap_or(0.0) + v.max(0.0)).or(*sum);
         }
     }
+}
+
+const SUMMARY: [Family; 3] = [
+    (
+        "awareness_mimecast_participating_users",
+        "Users participating in training, company-wide (performance-summary numParticipating)",
+    ),
+    (
+        "awareness_mimecast_videos_sent",
+        "Training videos sent to users, company-wide (performance-summary numVideosSent)",
+    ),
+    (
+        "awareness_mimecast_videos_not_watched",
+        "Training videos sent but not yet watched, company-wide (performance-summary \
+         numVideosNotWatched)",
+    ),
+];
+
+const BY_INCORRECT: [Family; 1] = [(
+    "awareness_mimecast_users_by_incorrect_answers",
+    "Users by how many training videos they answered incorrectly (0, 1, 2, 3, 4+), \
+     company-wide (performance-summary num*Incorrect)",
+)];
+
+pub(crate) fn performance_summary(b: &mut MetricsBuilder, account: &str, sums: [Option<f64>; 8]) {
     let [participating, sent, not_watched, by_incorrect @ ..] = sums;
-    let l = [("account", account)];
-    for (name, help, v) in [
-        (
-            "awareness_mimecast_participating_users",
-            "Users participating in training, company-wide (performance-summary numParticipating)",
-            participating,
-        ),
-        (
-            "awareness_mimecast_videos_sent",
-            "Training videos sent to users, company-wide (performance-summary numVideosSent)",
-            sent,
-        ),
-        (
-            "awareness_mimecast_videos_not_watched",
-            "Training videos sent but not yet watched, company-wide (performance-summary \
-             numVideosNotWatched)",
-            not_watched,
-        ),
-    ] {
-        if let Some(v) = v {
-            b.gauge(name, help, &l, v);
-        }
-    }
+    gauges(
+        b,
+        &SUMMARY,
+        &[("account", account)],
+        [participating, sent, not_watched],
+    );
     for (incorrect, v) in ["0", "1", "2", "3", "4+"].into_iter().zip(by_incorrect) {
-        if let Some(v) = v {
-            b.gauge(
-                "awareness_mimecast_users_by_incorrect_answers",
-                "Users by how many training videos they answered incorrectly (0, 1, 2, 3, 4+), \
-                 company-wide (performance-summary num*Incorrect)",
-                &[("account", account), ("incorrect", incorrect)],
-                v,
-            );
-        }
+        gauges(
+            b,
+            &BY_INCORRECT,
+            &[("account", account), ("incorrect", incorrect)],
+            [v],
+        );
     }
 }
 
 /// user/get-training-details: its request selects no user and its rows carry no identity, so
 /// it describes the calling (API) user's own training, not the company's. Published under
 /// names that say so; company-wide module figures come from campaign/get-campaigns.
-pub fn training(b: &mut MetricsBuilder, account: &str, rows: &[TrainingRow]) {
-    let (mut need, mut assigned, mut watched, mut on_watchlist) = (0.0, 0.0, 0.0, 0.0);
-    for r in rows {
-        if r.need_engagement == Some(true) {
-            need += 1.0;
-        }
-        for t in r.training.iter().flatten() {
-            assigned += 1.0;
-            if t.watched == Some(true) {
-                watched += 1.0;
-            }
-            if t.on_watchlist == Some(true) {
-                on_watchlist += 1.0;
-            }
-        }
-    }
-    let l = [("account", account)];
-    b.gauge(
+const TRAINING: [Family; 4] = [
+    (
         "awareness_mimecast_users_need_engagement",
-        "1 when the API user's own training record (user/get-training-details) needs engagement; \
-         not a company-wide count (the endpoint describes the calling user)",
-        &l,
-        need,
-    );
-    b.gauge(
+        "1 when the API user's own training record (user/get-training-details) needs \
+         engagement; not a company-wide count (the endpoint describes the calling user)",
+    ),
+    (
         "awareness_mimecast_api_user_modules_assigned",
         "Training modules assigned to the API user itself (user/get-training-details)",
-        &l,
-        assigned,
-    );
-    b.gauge(
+    ),
+    (
         "awareness_mimecast_api_user_modules_watched",
         "Training modules the API user itself has watched (user/get-training-details)",
-        &l,
-        watched,
-    );
-    b.gauge(
+    ),
+    (
         "awareness_mimecast_api_user_modules_on_watchlist",
-        "Training modules for which the API user itself is on the watchlist (user/get-training-details)",
-        &l,
-        on_watchlist,
-    );
+        "Training modules for which the API user itself is on the watchlist \
+         (user/get-training-details)",
+    ),
+];
+
+pub(crate) fn training_row(sums: &mut [f64; 4], r: &TrainingRow) {
+    sums[0] += flag(r.need_engagement == Some(true));
+    for t in r.training.iter().flatten() {
+        let (watched, listed) = (t.watched == Some(true), t.on_watchlist == Some(true));
+        sums.absorb([0.0, 1.0, flag(watched), flag(listed)]);
+    }
+}
+
+pub(crate) fn training(b: &mut MetricsBuilder, account: &str, sums: [f64; 4]) {
+    gauges(b, &TRAINING, &[("account", account)], sums.map(Some));
 }
 
 /// `forQuestion2` → `2`.
@@ -358,286 +344,249 @@ fn question(key: &str) -> String {
     })
 }
 
-/// One training campaign's users (campaign/get-user-data), folded.
+/// One training campaign's users (campaign/get-user-data), folded: users, acknowledged, and
+/// answers by question and result.
 #[derive(Debug, Default)]
-pub struct CampaignUsers {
+pub(crate) struct CampaignUsers {
     users: f64,
     acknowledged: f64,
     answers: BTreeMap<(String, &'static str), f64>,
-    correct: f64,
-    incorrect: f64,
 }
 
-impl CampaignUsers {
-    pub fn add(&mut self, r: &CampaignUserRow) {
-        self.users += 1.0;
-        if r.acknowledgement == Some(true) {
-            self.acknowledged += 1.0;
-        }
-        for (q, result) in r.results.iter().flatten() {
-            let result = match result.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
-                Some(s) if s == "correct" => "correct",
-                Some(s) if s == "incorrect" => "incorrect",
-                Some(s) if s == "sent" => "sent",
-                _ => continue,
-            };
-            match result {
-                "correct" => self.correct += 1.0,
-                "incorrect" => self.incorrect += 1.0,
-                _ => {}
-            }
-            *self.answers.entry((question(q), result)).or_default() += 1.0;
+/// Folds a user of campaign number `campaign` in.
+pub(crate) fn campaign_user_row(all: &mut [CampaignUsers], campaign: usize, r: &CampaignUserRow) {
+    let Some(c) = all.get_mut(campaign) else {
+        return;
+    };
+    c.users += 1.0;
+    c.acknowledged += flag(r.acknowledgement == Some(true));
+    for (q, result) in r.results.iter().flatten() {
+        let result = result.as_deref().map(str::trim).unwrap_or_default();
+        let mut known = ["correct", "incorrect", "sent"].into_iter();
+        if let Some(result) = known.find(|k| result.eq_ignore_ascii_case(k)) {
+            *c.answers.entry((question(q), result)).or_default() += 1.0;
         }
     }
 }
+
+const MODULE: [Family; 2] = [
+    (
+        "awareness_mimecast_module_assigned",
+        "Users the training module was sent to, over all its campaigns (sum of numSent)",
+    ),
+    (
+        "awareness_mimecast_module_watched",
+        "Users who completed the training module, over all its campaigns (sum of numCompleted)",
+    ),
+];
+
+const CAMPAIGN: [Family; 5] = [
+    (
+        "awareness_mimecast_campaign_users",
+        "Users in the training campaign",
+    ),
+    (
+        "awareness_mimecast_campaign_completed_users",
+        "Users who completed the training campaign (the vendor's numCompleted)",
+    ),
+    (
+        "awareness_mimecast_campaign_launch_timestamp_seconds",
+        "Unix time the training campaign was launched",
+    ),
+    (
+        "awareness_mimecast_campaign_acknowledged_users",
+        "Users who acknowledged the training campaign",
+    ),
+    (
+        "awareness_mimecast_campaign_correct_ratio",
+        "Correct answers over all answered questions of the training campaign",
+    ),
+];
+
+const ANSWERS: Family = (
+    "awareness_mimecast_campaign_answers",
+    "Answers per question and result in the training campaign",
+);
 
 /// campaign/get-campaigns and campaign/get-user-data: per campaign, and company-wide per
 /// module (`title.title`) as the sums of the vendor's own numSent / numCompleted.
-pub fn campaigns(b: &mut MetricsBuilder, account: &str, all: &[(Campaign, CampaignUsers)]) {
+pub(crate) fn campaigns(
+    b: &mut MetricsBuilder,
+    account: &str,
+    campaigns: &[Campaign],
+    users: Vec<CampaignUsers>,
+) {
     let mut modules: BTreeMap<&str, [f64; 2]> = BTreeMap::new();
-    for (c, _) in all {
+    for c in campaigns {
         if let Some(module) = c.module() {
-            let m = modules.entry(module).or_default();
-            m[0] += n(c.num_sent);
-            m[1] += n(c.num_completed);
+            let sums = [n(c.num_sent), n(c.num_completed)];
+            modules.entry(module).or_default().absorb(sums);
         }
     }
-    for (module, [sent, completed]) in modules {
-        let l = [("account", account), ("module", module)];
-        b.gauge(
-            "awareness_mimecast_module_assigned",
-            "Users the training module was sent to, over all its campaigns (sum of numSent)",
-            &l,
-            sent,
-        );
-        b.gauge(
-            "awareness_mimecast_module_watched",
-            "Users who completed the training module, over all its campaigns (sum of numCompleted)",
-            &l,
-            completed,
+    for (module, sums) in modules {
+        gauges(
+            b,
+            &MODULE,
+            &[("account", account), ("module", module)],
+            sums.map(Some),
         );
     }
-    for (c, rows) in all {
-        let id = c.id.clone().unwrap_or_default();
-        let name = c.label();
+    for (c, u) in campaigns.iter().zip(users) {
+        let id = c.id.as_deref().unwrap_or_default();
         let l = [
             ("account", account),
-            ("campaign_id", id.as_str()),
-            ("campaign", name.as_str()),
+            ("campaign_id", id),
+            ("campaign", c.label()),
         ];
-        b.gauge(
-            "awareness_mimecast_campaign_users",
-            "Users in the training campaign",
-            &l,
-            rows.users,
-        );
-        if let Some(completed) = c.num_completed {
-            b.gauge(
-                "awareness_mimecast_campaign_completed_users",
-                "Users who completed the training campaign (the vendor's numCompleted)",
-                &l,
-                completed.max(0.0),
-            );
-        }
-        if let Some(t) = c.launch_date.as_deref().and_then(parse_timestamp) {
-            b.gauge(
-                "awareness_mimecast_campaign_launch_timestamp_seconds",
-                "Unix time the training campaign was launched",
-                &l,
-                t.timestamp() as f64,
-            );
-        }
-        b.gauge(
-            "awareness_mimecast_campaign_acknowledged_users",
-            "Users who acknowledged the training campaign",
-            &l,
-            rows.acknowledged,
-        );
-        for ((q, result), v) in &rows.answers {
-            b.gauge(
-                "awareness_mimecast_campaign_answers",
-                "Answers per question and result in the training campaign",
-                &[
-                    ("account", account),
-                    ("campaign_id", id.as_str()),
-                    ("campaign", name.as_str()),
-                    ("question", q.as_str()),
-                    ("result", result),
-                ],
-                *v,
-            );
-        }
-        let (correct, incorrect) = (rows.correct, rows.incorrect);
-        if correct + incorrect > 0.0 {
-            b.gauge(
-                "awareness_mimecast_campaign_correct_ratio",
-                "Correct answers over all answered questions of the training campaign",
-                &l,
-                correct / (correct + incorrect),
-            );
+        let answered = |r: &str| -> f64 {
+            let of = u.answers.iter().filter(|((_, result), _)| *result == r);
+            of.map(|(_, v)| v).sum()
+        };
+        let (correct, incorrect) = (answered("correct"), answered("incorrect"));
+        let ratio = (correct + incorrect > 0.0).then(|| correct / (correct + incorrect));
+        let values = [
+            Some(u.users),
+            c.num_completed.map(|v| v.max(0.0)),
+            c.launch_date.as_deref().and_then(parse_timestamp),
+            Some(u.acknowledged),
+            ratio,
+        ];
+        gauges(b, &CAMPAIGN, &l, values);
+        for ((q, result), v) in &u.answers {
+            let l = [l[0], l[1], l[2], ("question", q), ("result", result)];
+            b.gauge(ANSWERS.0, ANSWERS.1, &l, *v);
         }
     }
 }
 
-/// phishing/campaign/get-user-data over all phishing campaigns, folded: reports per campaign,
-/// recipients by department and outcome, and per recipient only with `per_user`.
+/// phishing/campaign/get-user-data over all phishing campaigns, folded: recipients by
+/// department and outcome (one per recipient and campaign), per recipient only with
+/// `per_user` (clicked, reported), and the recipients who reported, by campaign.
 #[derive(Default)]
-pub struct Phishing {
-    /// Recipients who reported, by campaign (index in the campaign list).
+pub(crate) struct Phishing {
+    people: People<5, 2>,
     reported: Vec<f64>,
-    /// sent, opened, clicked, submitted, reported.
-    departments: ByLabel<[f64; 5]>,
-    /// clicked, reported.
-    users: Option<UserRows<[f64; 2]>>,
 }
 
 impl Phishing {
-    pub fn new(campaigns: usize, m: &MetricsConfig) -> Self {
+    pub(crate) fn new(campaigns: usize, m: &MetricsConfig) -> Self {
         Phishing {
+            people: People::new(m),
             reported: vec![0.0; campaigns],
-            departments: ByLabel::default(),
-            users: user_rows(m),
-        }
-    }
-
-    /// Folds one recipient of campaign number `campaign` in.
-    pub fn add(&mut self, campaign: usize, r: &PhishingUserRow) {
-        let step = r.step();
-        let reported = r.reported();
-        if reported {
-            if let Some(c) = self.reported.get_mut(campaign) {
-                *c += 1.0;
-            }
-        }
-        let t = self.departments.row(r.department.as_deref());
-        t[0] += 1.0;
-        t[1] += f64::from(u8::from(step >= PhishingStep::Opened));
-        t[2] += f64::from(u8::from(step >= PhishingStep::Clicked));
-        t[3] += f64::from(u8::from(step >= PhishingStep::Submitted));
-        t[4] += f64::from(u8::from(reported));
-        if let (Some(users), Some(email)) = (self.users.as_mut(), r.email.as_deref()) {
-            if let Some(u) = users.entry(email) {
-                u[0] += f64::from(u8::from(step >= PhishingStep::Clicked));
-                u[1] += f64::from(u8::from(reported));
-            }
         }
     }
 }
+
+/// The outcomes of a phishing recipient: its steps (each implies the ones before), then
+/// whether it reported.
+const OUTCOMES: [&str; 5] = ["sent", "opened", "clicked", "submitted", "reported"];
+
+/// Folds a recipient of campaign number `campaign` in.
+pub(crate) fn phishing_row(acc: &mut Phishing, campaign: usize, r: &PhishingUserRow) {
+    let reported = flag(r.reported());
+    if let Some(c) = acc.reported.get_mut(campaign) {
+        *c += reported;
+    }
+    let mut outcomes = [0.0, 0.0, 0.0, 0.0, reported];
+    outcomes[..=r.step()].fill(1.0);
+    let clicked = outcomes[2];
+    let own = [clicked, reported];
+    acc.people
+        .add(&r.department, &None, &r.email, outcomes, own);
+}
+
+const PHISHING: [Family; 7] = [
+    (
+        "awareness_mimecast_phishing_emails_sent",
+        "Phishing emails sent in the campaign",
+    ),
+    (
+        "awareness_mimecast_phishing_emails_opened",
+        "Phishing emails opened in the campaign",
+    ),
+    (
+        "awareness_mimecast_phishing_links_clicked",
+        "Phishing links clicked in the campaign",
+    ),
+    (
+        "awareness_mimecast_phishing_data_submitted",
+        "Phishing data submissions in the campaign",
+    ),
+    (
+        "awareness_mimecast_phishing_launch_timestamp_seconds",
+        "Unix time the phishing campaign was launched",
+    ),
+    // Counted from the recipients' timeReported: the report figure every campaign has.
+    (
+        "awareness_mimecast_phishing_reported_recipients",
+        "Recipients of the campaign who reported the phishing email (phishing/campaign/\
+         get-user-data timeReported)",
+    ),
+    // The vendor documents no numReported: published only where it was sent.
+    (
+        "awareness_mimecast_phishing_reported",
+        "Phishing emails reported in the campaign (only where the vendor sends numReported)",
+    ),
+];
+
+const PHISHING_DEPARTMENT: Family = (
+    "awareness_mimecast_phishing_department_recipients",
+    "Phishing recipients of the department over all phishing campaigns (one per recipient and \
+     campaign) by outcome: sent (all), opened, clicked, submitted (each implies the ones \
+     before), reported",
+);
+
+const PHISHING_USER: [Family; 2] = [
+    (
+        "awareness_mimecast_user_phishing_clicked",
+        "Phishing campaigns in which the user clicked a link (or submitted data)",
+    ),
+    (
+        "awareness_mimecast_user_phishing_reported",
+        "Phishing campaigns in which the user reported the email",
+    ),
+];
 
 /// phishing/campaign/get-campaign, with each campaign's recipients
 /// (phishing/campaign/get-user-data).
-pub fn phishing(
-    b: &mut MetricsBuilder,
-    account: &str,
-    campaigns: &[PhishingCampaign],
-    acc: &Phishing,
-) {
-    for (i, c) in campaigns.iter().enumerate() {
-        let id = c.id.clone().unwrap_or_default();
-        let name = c.name.clone().unwrap_or_default();
-        let l = [
-            ("account", account),
-            ("campaign_id", id.as_str()),
-            ("campaign", name.as_str()),
-        ];
-        b.gauge(
-            "awareness_mimecast_phishing_emails_sent",
-            "Phishing emails sent in the campaign",
-            &l,
-            n(c.num_sent),
-        );
-        if let Some(t) = c.launch_date.as_deref().and_then(parse_timestamp) {
-            b.gauge(
-                "awareness_mimecast_phishing_launch_timestamp_seconds",
-                "Unix time the phishing campaign was launched",
-                &l,
-                t.timestamp() as f64,
-            );
-        }
-        b.gauge(
-            "awareness_mimecast_phishing_emails_opened",
-            "Phishing emails opened in the campaign",
-            &l,
-            n(c.num_opened),
-        );
-        b.gauge(
-            "awareness_mimecast_phishing_links_clicked",
-            "Phishing links clicked in the campaign",
-            &l,
-            n(c.num_clicked),
-        );
-        b.gauge(
-            "awareness_mimecast_phishing_data_submitted",
-            "Phishing data submissions in the campaign",
-            &l,
-            n(c.num_submitted),
-        );
-        // Counted from the recipients' timeReported: the report figure every campaign has.
-        b.gauge(
-            "awareness_mimecast_phishing_reported_recipients",
-            "Recipients of the campaign who reported the phishing email (phishing/campaign/\
-             get-user-data timeReported)",
-            &l,
-            acc.reported.get(i).copied().unwrap_or(0.0),
-        );
-        // The vendor documents no numReported: publish it only where it was sent.
-        if let Some(reported) = c.num_reported {
-            b.gauge(
-                "awareness_mimecast_phishing_reported",
-                "Phishing emails reported in the campaign (only where the vendor sends numReported)",
-                &l,
-                reported.max(0.0),
-            );
-        }
-    }
-}
-
-/// phishing/campaign/get-user-data over all phishing campaigns, by department: recipients
-/// (one per recipient and campaign) and how far they went. Per recipient only with `per_user`.
-pub fn phishing_departments(
+pub(crate) fn phishing(
     b: &mut MetricsBuilder,
     key: &SourceKey,
-    account: &str,
+    campaigns: &[PhishingCampaign],
     acc: Phishing,
     m: &MetricsConfig,
     stats: &ApiStats,
 ) {
-    let by = acc
-        .departments
-        .finish(key, "department", m.max_label_values, stats);
-    for (d, t) in by {
-        for (outcome, v) in ["sent", "opened", "clicked", "submitted", "reported"]
-            .iter()
-            .zip(t)
-        {
-            b.gauge(
-                "awareness_mimecast_phishing_department_recipients",
-                "Phishing recipients of the department over all phishing campaigns (one per \
-                 recipient and campaign) by outcome: sent (all), opened, clicked, submitted \
-                 (each implies the ones before), reported",
-                &[
-                    ("account", account),
-                    ("department", d.as_str()),
-                    ("outcome", outcome),
-                ],
-                v,
-            );
-        }
+    let account = key.account.as_str();
+    for (c, reported) in campaigns.iter().zip(acc.reported) {
+        let id = c.id.as_deref().unwrap_or_default();
+        let name = c.name.as_deref().unwrap_or_default();
+        let l = [
+            ("account", account),
+            ("campaign_id", id),
+            ("campaign", name),
+        ];
+        let values = [
+            Some(n(c.num_sent)),
+            Some(n(c.num_opened)),
+            Some(n(c.num_clicked)),
+            Some(n(c.num_submitted)),
+            c.launch_date.as_deref().and_then(parse_timestamp),
+            Some(reported),
+            c.num_reported.map(|v| v.max(0.0)),
+        ];
+        gauges(b, &PHISHING, &l, values);
     }
-    for (email, [clicked, reported]) in acc.users.map(|u| u.finish(key)).into_iter().flatten() {
-        let l = [("account", account), ("email", &*email)];
-        b.gauge(
-            "awareness_mimecast_user_phishing_clicked",
-            "Phishing campaigns in which the user clicked a link (or submitted data)",
-            &l,
-            clicked,
-        );
-        b.gauge(
-            "awareness_mimecast_user_phishing_reported",
-            "Phishing campaigns in which the user reported the email",
-            &l,
-            reported,
-        );
+    for (d, t) in acc.people.finish(b, key, &PHISHING_USER, m, stats) {
+        let Some(sums) = t.counted else { continue };
+        for (outcome, v) in OUTCOMES.into_iter().zip(sums) {
+            let l = [
+                ("account", account),
+                ("department", &d),
+                ("outcome", outcome),
+            ];
+            b.gauge(PHISHING_DEPARTMENT.0, PHISHING_DEPARTMENT.1, &l, v);
+        }
     }
 }
 
@@ -666,9 +615,12 @@ mod tests {
         };
         let mut acc = Performance::new(&m);
         for i in 0..1_000 {
-            acc.add(&row(&format!("u{i:04}@x"), "Sales", 1.0, "ACTIVE"));
+            performance_row(
+                &mut acc,
+                &row(&format!("u{i:04}@x"), "Sales", 1.0, "ACTIVE"),
+            );
         }
-        acc.add(&row("gone@x", "Ops", 0.0, "DELETED"));
+        performance_row(&mut acc, &row("gone@x", "Ops", 0.0, "DELETED"));
         assert_eq!(
             acc.users.as_ref().map(|u| u.len()),
             Some(2),
@@ -676,7 +628,7 @@ mod tests {
         );
         let key = SourceKey::new(Platform::new("mimecast"), "a");
         let mut b = MetricsBuilder::new();
-        performance(&mut b, &key, "a", acc, &m, &ApiStats::default());
+        performance(&mut b, &key, acc, &m, &ApiStats::default());
         let text = merge([&b.finish()]);
         assert!(text.contains("awareness_mimecast_users{account=\"a\",department=\"Sales\"} 1000"));
         assert!(text.contains(
@@ -701,8 +653,10 @@ mod tests {
                 {"numParticipating":4,"numZeroIncorrect":null}]}"#,
         )
         .unwrap();
+        let mut sums = Default::default();
+        summary_row(&mut sums, &row);
         let mut b = MetricsBuilder::new();
-        performance_summary(&mut b, "a", &[row]);
+        performance_summary(&mut b, "a", sums);
         let text = merge([&b.finish()]);
         assert!(text.contains("awareness_mimecast_participating_users{account=\"a\"} 7"));
         assert!(text.contains(
@@ -716,21 +670,55 @@ mod tests {
     }
 
     #[test]
+    fn phishing_outcomes_imply_the_steps_before() {
+        let m = MetricsConfig {
+            per_user: true,
+            ..Default::default()
+        };
+        let mut acc = Phishing::new(2, &m);
+        for (campaign, status) in [(0, "submitted"), (1, "reported")] {
+            let r = PhishingUserRow {
+                email: Some("u@x".into()),
+                department: Some("D".into()),
+                status: Some(status.into()),
+                ..Default::default()
+            };
+            phishing_row(&mut acc, campaign, &r);
+        }
+        assert_eq!(acc.reported, [0.0, 1.0]);
+        let key = SourceKey::new(Platform::new("mimecast"), "a");
+        let mut b = MetricsBuilder::new();
+        phishing(&mut b, &key, &[], acc, &m, &ApiStats::default());
+        let text = merge([&b.finish()]);
+        let outcome = |o: &str, v: u8| {
+            format!("awareness_mimecast_phishing_department_recipients{{account=\"a\",department=\"D\",outcome=\"{o}\"}} {v}")
+        };
+        for (o, v) in [
+            ("sent", 2),
+            ("clicked", 1),
+            ("submitted", 1),
+            ("reported", 1),
+        ] {
+            assert!(text.contains(&outcome(o, v)), "{o}: {text}");
+        }
+        assert!(text
+            .contains("awareness_mimecast_user_phishing_clicked{account=\"a\",email=\"u@x\"} 1"));
+    }
+
+    #[test]
     fn without_per_user_no_user_rows_are_held() {
         let m = MetricsConfig::default();
         let mut acc = Phishing::new(1, &m);
         for i in 0..100 {
-            acc.add(
-                0,
-                &PhishingUserRow {
-                    email: Some(format!("u{i}@x")),
-                    department: Some("D".into()),
-                    status: Some("clicked".into()),
-                    ..Default::default()
-                },
-            );
+            let r = PhishingUserRow {
+                email: Some(format!("u{i}@x")),
+                department: Some("D".into()),
+                status: Some("clicked".into()),
+                ..Default::default()
+            };
+            phishing_row(&mut acc, 0, &r);
         }
-        assert!(acc.users.is_none());
-        assert_eq!(acc.departments.len(), 1);
+        assert!(acc.people.users.is_none());
+        assert_eq!(acc.people.by.len(), 1);
     }
 }

@@ -1,6 +1,6 @@
 //! Mimecast Awareness Training answers, read leniently. Field spellings that differ between the
 //! vendor's docs and examples are all accepted (`email`/`emailAddress`, `onWatchlist`/
-//! `onWatchList`, `watchedDate`/`watchedData`).
+//! `onWatchList`).
 
 use std::collections::BTreeMap;
 
@@ -23,22 +23,12 @@ pub struct Pagination {
     pub next: Option<String>,
 }
 
-/// One `fail[]` entry: API 1.0 wraps its errors in `errors[]`, API 2.0 puts `code` and
-/// `message` directly in the entry.
+/// One `fail[]` entry: API 1.0 wraps its errors in `errors[]` (entries of the same shape),
+/// API 2.0 puts `code` and `message` directly in the entry.
 #[derive(Debug, Deserialize)]
 pub struct Fail {
     #[serde(default)]
-    pub errors: Vec<FailError>,
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub code: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub message: Option<String>,
-    #[serde(default, deserialize_with = "lenient::flag")]
-    pub retryable: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct FailError {
+    pub errors: Vec<Fail>,
     #[serde(default, deserialize_with = "lenient::text")]
     pub code: Option<String>,
     #[serde(default, deserialize_with = "lenient::text")]
@@ -49,29 +39,26 @@ pub struct FailError {
 
 /// A row is only a row when it says whose it is: rows without one are skipped and counted
 /// (10 M `{}` rows must not become 10 M users).
-pub trait Identified {
-    fn has_identity(&self) -> bool;
-    /// What the row is counted once by (a user's email); `None`: every row counts.
+pub(crate) trait Identified {
+    /// What the row is counted once by (a user's email, a campaign's id); `None`: every row
+    /// counts.
     fn key(&self) -> Option<&str> {
         None
     }
+    fn has_identity(&self) -> bool {
+        present(&self.key())
+    }
 }
 
-fn present(s: &Option<String>) -> bool {
-    s.as_deref().is_some_and(|s| !s.trim().is_empty())
+fn present(s: &Option<impl AsRef<str>>) -> bool {
+    s.as_ref().is_some_and(|s| !s.as_ref().trim().is_empty())
 }
 
-/// Just enough of a row to tell a user row (with an email) from anything else.
-#[derive(Debug, Deserialize)]
-pub struct UserLike {
-    #[serde(default, alias = "emailAddress", deserialize_with = "lenient::label")]
-    pub email: Option<String>,
-}
-
-/// `data[0].items[]` as campaign/get-user-data documents it.
+/// The list inside a `data[]` entry: `items[]` as campaign/get-user-data documents it,
+/// `campaigns[]` as campaign/get-campaigns answers.
 #[derive(Debug, Deserialize)]
 pub struct Items<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, alias = "campaigns")]
     pub items: Vec<&'a RawValue>,
 }
 
@@ -111,8 +98,6 @@ pub struct SafeScoreRow {
     #[serde(default, alias = "email", deserialize_with = "lenient::label")]
     pub email_address: Option<String>,
     #[serde(default, deserialize_with = "lenient::label")]
-    pub department: Option<String>,
-    #[serde(default, deserialize_with = "lenient::label")]
     pub risk: Option<String>,
     #[serde(default, deserialize_with = "lenient::label")]
     pub user_state: Option<String>,
@@ -130,10 +115,6 @@ pub struct TrainingRow {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TrainingEntry {
-    #[serde(default, deserialize_with = "lenient::label")]
-    pub title: Option<String>,
-    #[serde(default, deserialize_with = "lenient::label")]
-    pub title_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::flag")]
     pub watched: Option<bool>,
     #[serde(default, alias = "onWatchList", deserialize_with = "lenient::flag")]
@@ -149,6 +130,8 @@ pub struct PerformanceSummaryRow {
     pub department_completion_stats: Option<Vec<DepartmentCompletion>>,
 }
 
+/// The catalogue's counts, in its order: participating, videos sent, videos not watched, users
+/// with 0, 1, 2, 3 and 4 or more incorrect answers.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
 pub struct DepartmentCompletion {
@@ -162,8 +145,24 @@ pub struct DepartmentCompletion {
     pub num_four_or_more_incorrect: Option<f64>,
 }
 
+impl DepartmentCompletion {
+    pub(crate) fn counts(&self) -> [Option<f64>; 8] {
+        [
+            self.num_participating,
+            self.num_videos_sent,
+            self.num_videos_not_watched,
+            self.num_zero_incorrect,
+            self.num_one_incorrect,
+            self.num_two_incorrect,
+            self.num_three_incorrect,
+            self.num_four_or_more_incorrect,
+        ]
+    }
+}
+
 /// One training campaign of campaign/get-campaigns.
 #[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct Campaign {
     #[serde(default, deserialize_with = "lenient::label")]
     pub id: Option<String>,
@@ -171,13 +170,13 @@ pub struct Campaign {
     pub name: Option<String>,
     #[serde(default)]
     pub title: Option<CampaignTitle>,
-    #[serde(default, rename = "launchDate", deserialize_with = "lenient::label")]
+    #[serde(default, deserialize_with = "lenient::label")]
     pub launch_date: Option<String>,
     /// Users the campaign was sent to.
-    #[serde(default, rename = "numSent", deserialize_with = "lenient::number")]
+    #[serde(default, deserialize_with = "lenient::number")]
     pub num_sent: Option<f64>,
     /// Users who completed it (answered every question).
-    #[serde(default, rename = "numCompleted", deserialize_with = "lenient::number")]
+    #[serde(default, deserialize_with = "lenient::number")]
     pub num_completed: Option<f64>,
 }
 
@@ -189,18 +188,18 @@ pub struct CampaignTitle {
 
 impl Campaign {
     /// The training module the campaign sends (`title.title`).
-    pub fn module(&self) -> Option<&str> {
+    pub(crate) fn module(&self) -> Option<&str> {
         self.title
-            .as_ref()
-            .and_then(|t| t.title.as_deref())
+            .as_ref()?
+            .title
+            .as_deref()
             .filter(|t| !t.is_empty())
     }
 
-    pub fn label(&self) -> String {
-        self.name
-            .clone()
-            .or_else(|| self.title.as_ref().and_then(|t| t.title.clone()))
-            .unwrap_or_default()
+    /// Its name, else its module's.
+    pub(crate) fn label(&self) -> &str {
+        let title = self.title.as_ref().and_then(|t| t.title.as_deref());
+        self.name.as_deref().or(title).unwrap_or_default()
     }
 }
 
@@ -236,84 +235,6 @@ pub struct PhishingCampaign {
     pub num_reported: Option<f64>,
 }
 
-impl Identified for PerformanceRow {
-    fn has_identity(&self) -> bool {
-        present(&self.email)
-    }
-    fn key(&self) -> Option<&str> {
-        self.email.as_deref()
-    }
-}
-
-impl Identified for WatchlistRow {
-    fn has_identity(&self) -> bool {
-        present(&self.email)
-    }
-    fn key(&self) -> Option<&str> {
-        self.email.as_deref()
-    }
-}
-
-impl Identified for SafeScoreRow {
-    fn has_identity(&self) -> bool {
-        present(&self.email_address)
-    }
-    fn key(&self) -> Option<&str> {
-        self.email_address.as_deref()
-    }
-}
-
-impl Identified for CampaignUserRow {
-    fn has_identity(&self) -> bool {
-        present(&self.email)
-    }
-    fn key(&self) -> Option<&str> {
-        self.email.as_deref()
-    }
-}
-
-impl Identified for PhishingCampaign {
-    fn has_identity(&self) -> bool {
-        present(&self.id)
-    }
-    fn key(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
-}
-
-/// A summary entry is one when it carries the department list (the catalogue's only field).
-impl Identified for PerformanceSummaryRow {
-    fn has_identity(&self) -> bool {
-        self.department_completion_stats.is_some()
-    }
-}
-
-/// The training record carries no user (it is the API user's own): it must at least be one.
-impl Identified for TrainingRow {
-    fn has_identity(&self) -> bool {
-        self.training.is_some() || self.need_engagement.is_some()
-    }
-}
-
-/// campaign/get-campaigns entries: `{campaigns: [...]}`, or a campaign with an id.
-impl Identified for serde_json::Value {
-    fn has_identity(&self) -> bool {
-        self.get("campaigns").is_some_and(|c| c.is_array())
-            || self
-                .get("id")
-                .is_some_and(|id| id.as_str().is_some_and(|s| !s.is_empty()) || id.is_number())
-    }
-}
-
-/// `userState` values that count toward the user totals: `ACTIVE` (as recorded), in any
-/// case, or no state at all. Every other state is counted apart.
-pub fn counts_as_user(state: &Option<String>) -> bool {
-    match state.as_deref().map(str::trim) {
-        None | Some("") => true,
-        Some(s) => s.eq_ignore_ascii_case("active"),
-    }
-}
-
 /// One recipient of one phishing campaign (phishing/campaign/get-user-data `data[0].items[]`;
 /// field names as Azure Sentinel's Awareness_User_Data table stores them, plus the documented
 /// `timeSubmitted`).
@@ -337,66 +258,101 @@ pub struct PhishingUserRow {
     pub time_reported: Option<String>,
 }
 
-impl Identified for PhishingUserRow {
-    fn has_identity(&self) -> bool {
-        present(&self.email)
-    }
+impl Identified for PerformanceRow {
     fn key(&self) -> Option<&str> {
         self.email.as_deref()
     }
 }
 
-/// How far a phishing recipient went; each step implies the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum PhishingStep {
-    Sent,
-    Opened,
-    Clicked,
-    Submitted,
+impl Identified for WatchlistRow {
+    fn key(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
 }
+
+impl Identified for SafeScoreRow {
+    fn key(&self) -> Option<&str> {
+        self.email_address.as_deref()
+    }
+}
+
+impl Identified for CampaignUserRow {
+    fn key(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+}
+
+impl Identified for PhishingUserRow {
+    fn key(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+}
+
+impl Identified for Campaign {
+    fn key(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+}
+
+impl Identified for PhishingCampaign {
+    fn key(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+}
+
+/// A summary entry is one when it carries the department list (the catalogue's only field).
+impl Identified for PerformanceSummaryRow {
+    fn has_identity(&self) -> bool {
+        self.department_completion_stats.is_some()
+    }
+}
+
+/// The training record carries no user (it is the API user's own): it must at least be one.
+impl Identified for TrainingRow {
+    fn has_identity(&self) -> bool {
+        self.training.is_some() || self.need_engagement.is_some()
+    }
+}
+
+/// `userState` values that count toward the user totals: `ACTIVE` (as recorded), in any
+/// case, or no state at all. Every other state is counted apart.
+pub(crate) fn counts_as_user(state: &Option<String>) -> bool {
+    !present(state)
+        || state
+            .as_deref()
+            .is_some_and(|s| s.trim().eq_ignore_ascii_case("active"))
+}
+
+/// How far a phishing recipient went, in order; each step implies the ones before it.
+pub(crate) const PHISHING_STEPS: [&str; 4] = ["sent", "opened", "clicked", "submitted"];
 
 impl PhishingUserRow {
-    /// The furthest step, from `status` and the time stamps (whichever says more).
-    pub fn step(&self) -> PhishingStep {
-        let by_status = match self
-            .status
-            .as_deref()
-            .map(|s| s.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            Some("submitted") => PhishingStep::Submitted,
-            Some("clicked") => PhishingStep::Clicked,
-            Some("opened") => PhishingStep::Opened,
-            _ => PhishingStep::Sent,
-        };
-        let by_time = if present(&self.time_submitted) {
-            PhishingStep::Submitted
-        } else if present(&self.time_clicked) {
-            PhishingStep::Clicked
-        } else if present(&self.time_opened) {
-            PhishingStep::Opened
-        } else {
-            PhishingStep::Sent
-        };
-        by_status.max(by_time)
+    /// The furthest step (an index of [`PHISHING_STEPS`]), from `status` and the time stamps
+    /// (whichever says more).
+    pub(crate) fn step(&self) -> usize {
+        let status = self.status.as_deref().map(str::trim).unwrap_or_default();
+        let by_status = PHISHING_STEPS
+            .iter()
+            .position(|s| status.eq_ignore_ascii_case(s));
+        let times = [&self.time_opened, &self.time_clicked, &self.time_submitted];
+        let by_time = times.iter().rposition(|t| present(t)).map_or(0, |i| i + 1);
+        by_status.unwrap_or(0).max(by_time)
     }
 
-    pub fn reported(&self) -> bool {
-        present(&self.time_reported)
-            || self
-                .status
-                .as_deref()
-                .is_some_and(|s| s.trim().eq_ignore_ascii_case("reported"))
+    pub(crate) fn reported(&self) -> bool {
+        let status = self.status.as_deref().map(str::trim).unwrap_or_default();
+        present(&self.time_reported) || status.eq_ignore_ascii_case("reported")
     }
 }
 
-/// Mimecast timestamps look like `2022-01-11T23:32:00+0000` (no colon in the offset).
-pub fn parse_timestamp(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+/// Mimecast timestamps look like `2022-01-11T23:32:00+0000` (no colon in the offset); the
+/// Unix time.
+pub fn parse_timestamp(s: &str) -> Option<f64> {
     let s = s.trim();
-    chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%z")
+    let t = chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%z")
         .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .or_else(|_| chrono::DateTime::parse_from_rfc3339(s))
-        .ok()
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(s));
+    t.ok().map(|t| t.timestamp() as f64)
 }
 
 #[cfg(test)]
@@ -405,8 +361,10 @@ mod tests {
 
     #[test]
     fn timestamps_with_plus_0000() {
-        let t = parse_timestamp("2022-01-11T23:32:00+0000").unwrap();
-        assert_eq!(t.timestamp(), 1641943920);
+        assert_eq!(
+            parse_timestamp("2022-01-11T23:32:00+0000"),
+            Some(1641943920.0)
+        );
         assert!(parse_timestamp("2022-01-11T23:32:00+00:00").is_some());
         assert!(parse_timestamp("2022-01-11T23:32:00.123+0000").is_some());
         assert!(parse_timestamp("yesterday").is_none());
@@ -426,5 +384,19 @@ mod tests {
         assert_eq!(c.email.as_deref(), Some("a@x"));
         let d: SafeScoreRow = serde_json::from_str(r#"{"email":"a@x","risk":"b"}"#).unwrap();
         assert_eq!(d.email_address.as_deref(), Some("a@x"));
+    }
+
+    #[test]
+    fn phishing_steps_from_status_and_times() {
+        let row = |status: &str, clicked: &str| PhishingUserRow {
+            status: Some(status.into()),
+            time_clicked: Some(clicked.into()),
+            ..Default::default()
+        };
+        assert_eq!(row("Submitted", "").step(), 3);
+        assert_eq!(row("opened", "2022-01-11T23:32:00+0000").step(), 2);
+        assert_eq!(row("whatever", " ").step(), 0);
+        assert!(row("REPORTED", "").reported());
+        assert!(!row("clicked", "").reported());
     }
 }

@@ -1,17 +1,27 @@
-//! One Mimecast answer, `{meta, data[], fail[]}`: `meta` and `fail` are the envelope the
-//! paging engine keeps; each `data[]` element is parsed as it is read
-//! ([`Rows`](super::client::Rows)) and the raw JSON is never kept.
+//! One Mimecast answer, `{meta, data[], fail[]}`, and its `pageToken` paging, on the paging
+//! engine: `meta` and `fail` are the envelope the engine keeps; each `data[]` element is parsed
+//! as it is read and the raw JSON is never kept.
 
-use serde::de::{IgnoredAny, MapAccess};
+use std::borrow::Cow;
+use std::marker::PhantomData;
 
-use super::models::{Fail, Meta};
-use crate::sources::decode::Envelope;
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess};
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use super::http::{describe, errors_of, reason_of, should_retry};
+use super::models::{Fail, Identified, Items, Meta};
+use super::MimecastSource;
+use crate::http::{Refusal, Reply};
+use crate::model::{FailureReason, FetchError};
+use crate::sources::decode::{decode_page, Envelope, Page, PageError, RowBudget};
+use crate::sources::paging::{Format, Pager};
 
 /// `meta` and `fail`, the fields around `data[]`.
 #[derive(Debug, Default)]
-pub struct MetaFail {
-    pub meta: Option<Meta>,
-    pub fail: Option<Vec<Fail>>,
+pub(crate) struct MetaFail {
+    pub(crate) meta: Option<Meta>,
+    pub(crate) fail: Option<Vec<Fail>>,
 }
 
 impl Envelope for MetaFail {
@@ -30,17 +40,146 @@ impl Envelope for MetaFail {
     }
 }
 
+/// Rows of `data[]`, or with `NESTED` the list inside each `data[]` entry (`items[]` of the
+/// user data, `campaigns[]` of campaign/get-campaigns): an entry without one is no row, unless
+/// it is itself a row that says whose it is (the seed's example), never a phantom. A row counts
+/// once by its key.
+pub(crate) struct Rows<T, const NESTED: bool>(PhantomData<T>);
+
+impl<T, const NESTED: bool> Format for Rows<T, NESTED>
+where
+    T: DeserializeOwned + Identified + Send + 'static,
+{
+    type Envelope = MetaFail;
+    type Row = T;
+
+    fn read(
+        body: &[u8],
+        budget: &RowBudget,
+        element: &mut dyn FnMut(&RawValue) -> u64,
+    ) -> Result<Page<MetaFail>, PageError> {
+        decode_page::<MetaFail, _>(body, budget, element)
+    }
+
+    fn rows(element: &RawValue, rows: &mut Vec<T>) -> (u64, u64) {
+        let mut push = |raw: &RawValue| match serde_json::from_str::<T>(raw.get()) {
+            Ok(row) if row.has_identity() => {
+                rows.push(row);
+                0
+            }
+            _ => 1,
+        };
+        if !NESTED {
+            return (1, push(element));
+        }
+        if let Ok(list) = serde_json::from_str::<Items>(element.get()) {
+            let skipped = list.items.iter().map(|i| push(i)).sum();
+            return (list.items.len() as u64, skipped);
+        }
+        let pushed = push(element) == 0;
+        (u64::from(pushed), 0)
+    }
+
+    fn key(row: &T) -> Option<Cow<'_, str>> {
+        row.key().map(Cow::Borrowed)
+    }
+
+    /// Errors arrive inside HTTP 200: a non-empty `fail[]` (API 1.0 or 2.0 shape) or a
+    /// `meta.status` other than 200. `err_developer_key` and `retryable` errors are asked
+    /// again before they count as what they say.
+    fn refusal(page: &Page<MetaFail>) -> Option<Refusal> {
+        let fail = page.envelope.fail.as_deref().unwrap_or_default();
+        if !fail.is_empty() {
+            let errors = errors_of(fail);
+            let detail = Some(describe(&errors)).filter(|d| !d.is_empty());
+            let detail = detail.unwrap_or_else(|| "fail[] without details".into());
+            let error = FetchError::new(reason_of(&errors), format!("API error: {detail}"));
+            let again = should_retry(&errors);
+            return Some(Refusal { error, again });
+        }
+        let status = page.envelope.meta.as_ref()?.status?;
+        let error = format!("API answered meta.status {status}");
+        (status != 200.0).then(|| Refusal::fatal(FetchError::new(FailureReason::ApiError, error)))
+    }
+}
+
+/// `pageToken` paging of one endpoint for one request item: tokens are sequential, each
+/// page's `meta.pagination.next` names the next (absent or empty: the last page).
+pub(crate) struct TokenPager<'a, T, const NESTED: bool> {
+    source: &'a MimecastSource,
+    endpoint: &'static str,
+    item: Option<serde_json::Value>,
+    /// `None` before the first page; then the next token, if any.
+    next: Option<Option<String>>,
+    rows: PhantomData<T>,
+}
+
+impl<'a, T, const NESTED: bool> TokenPager<'a, T, NESTED> {
+    pub(crate) fn new(
+        source: &'a MimecastSource,
+        endpoint: &'static str,
+        item: Option<serde_json::Value>,
+    ) -> Self {
+        TokenPager {
+            source,
+            endpoint,
+            item,
+            next: None,
+            rows: PhantomData,
+        }
+    }
+}
+
+impl<T, const NESTED: bool> Pager for TokenPager<'_, T, NESTED>
+where
+    T: DeserializeOwned + Identified + Send + Sync + 'static,
+{
+    type Format = Rows<T, NESTED>;
+    type Request = Option<String>;
+
+    fn endpoint(&self) -> &'static str {
+        self.endpoint
+    }
+
+    fn next(&mut self) -> Vec<Option<String>> {
+        match &self.next {
+            None => vec![None],
+            Some(token) => token.iter().map(|t| Some(t.clone())).collect(),
+        }
+    }
+
+    fn learn(&mut self, _sent: Option<String>, page: MetaFail, _rows: u64) {
+        let next = page.meta.and_then(|m| m.pagination).and_then(|p| p.next);
+        self.next = Some(next.filter(|n| !n.is_empty()));
+    }
+
+    async fn send<R, A, AF>(&self, token: &Option<String>, accept: A) -> Result<R, FetchError>
+    where
+        R: Send,
+        A: Fn(Reply) -> AF + Send + Sync,
+        AF: std::future::Future<Output = Result<R, Refusal>> + Send,
+    {
+        let mut pagination = json!({ "pageSize": self.source.config.page_size });
+        if let Some(t) = token {
+            pagination["pageToken"] = json!(t);
+        }
+        let body = json!({
+            "meta": { "pagination": pagination },
+            "data": self.item.iter().collect::<Vec<_>>(),
+        });
+        self.source.post(self.endpoint, &body, accept).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::client::Rows;
-    use crate::sources::decode::{Page, PageError, RowBudget};
+    use super::*;
     use crate::sources::mimecast::models::WatchlistRow;
-    use crate::sources::paging::Format;
 
     fn decode<const NESTED: bool>(
         body: &[u8],
         b: &RowBudget,
-    ) -> Result<(Page<super::MetaFail>, usize, u64), PageError> {
+    ) -> Result<(Page<MetaFail>, usize, u64), PageError> {
         let (mut rows, mut skipped) = (Vec::<WatchlistRow>::new(), 0);
         let page = Rows::<WatchlistRow, NESTED>::read(body, b, &mut |raw| {
             let (n, bad) = Rows::<WatchlistRow, NESTED>::rows(raw, &mut rows);
@@ -66,11 +205,11 @@ mod tests {
             .and_then(|p| p.next);
         assert_eq!(next.as_deref(), Some("t2"));
         let (_, rows, skipped) = decode::<true>(
-            br#"{"data":[{"items":[{"email":"a@x"},{"email":"b@x"},{}]},{"id":"no items"},{"email":"c@x"}]}"#,
+            br#"{"data":[{"items":[{"email":"a@x"},{"email":"b@x"},{}]},{"id":"no items"},{"email":"c@x"},{"campaigns":[{"email":"d@x"}]}]}"#,
             &b,
         )
         .unwrap();
-        assert_eq!((rows, skipped), (3, 1));
+        assert_eq!((rows, skipped), (4, 1));
     }
 
     #[test]
