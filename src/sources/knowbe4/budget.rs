@@ -2,14 +2,14 @@
 //! licensed users", "four times per second" and "50 requests per minute" (burst), and sends
 //! no rate-limit headers: so we count ourselves.
 //!
-//! - [`DailyCount`]: requests in the last 24 h (minute buckets, fixed memory), the quota they
-//!   are counted against, and what is left. A sliding 24 h window never counts fewer requests
-//!   than the vendor's window anchored at the first request, so it errs on the safe side.
+//! - [`DailyCount`]: requests in the last 24 h (minute buckets, a ledger that outlives a
+//!   restart). A sliding 24 h window never counts fewer requests than the vendor's window
+//!   anchored at the first request, so it errs on the safe side.
 //! - [`Pacer`]: at most `per_second` requests in any second and `per_minute` in any minute.
 //! - [`rate_limited_wait`]: how long a 429 without `Retry-After` waits: two seconds when we
 //!   were sending at the per-second limit, else the minute window, doubled for each further
 //!   429 of the same request, jittered, never shorter.
-//! - [`plan`]: the requests one poll needs for an account of a given size, and whether the
+//! - [`Plan`]: the requests one poll needs for an account of a given size, and whether the
 //!   polls of a day fit the quota (`--check-config` refuses an interval that cannot fit).
 
 use std::collections::VecDeque;
@@ -18,29 +18,31 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::config::{Endpoint, KnowBe4Config};
+use crate::sources::aggregate::lock;
+
 /// The part of the daily quota every account has, whatever its size.
-pub const BASE_DAILY_QUOTA: u64 = 2_000;
+pub(crate) const BASE_DAILY_QUOTA: u64 = 2_000;
 /// The share of the quota our polls plan to use: the rest is for restarts (the count starts
 /// again at 0) and for other tools using the same key. A third-party page even says 1,000.
-pub const PLANNED_SHARE: f64 = 0.9;
+const PLANNED_SHARE: f64 = 0.9;
 /// Enrollments per user assumed when planning (the vendor's research example: 20 each).
-pub const ENROLLMENTS_PER_USER: u64 = 20;
+const ENROLLMENTS_PER_USER: u64 = 20;
 /// The vendor's documented limits.
-pub const PER_SECOND: u32 = 4;
-pub const PER_MINUTE: u32 = 50;
-
-const DAY_MINUTES: usize = 24 * 60;
+pub(crate) const PER_SECOND: u32 = 4;
+pub(crate) const PER_MINUTE: u32 = 50;
 /// The pacing windows: a second and a minute, plus room for latency that varies.
-pub const SECOND: Duration = Duration::from_millis(1_250);
-pub const MINUTE: Duration = Duration::from_secs(61);
-
+pub(crate) const SECOND: Duration = Duration::from_millis(1_250);
+pub(crate) const MINUTE: Duration = Duration::from_secs(61);
 /// The longest wait after a 429.
-pub const MAX_RATE_LIMITED_WAIT: Duration = Duration::from_secs(5 * 60);
+const MAX_RATE_LIMITED_WAIT: Duration = Duration::from_secs(5 * 60);
+const DAY_SECS: u64 = 86_400;
+const DAY_MINUTES: usize = 24 * 60;
 
 /// The vendor's window a 429 without `Retry-After` most likely means, judged from what we
-/// sent ([`Pacer::sent_within`]).
+/// sent ([`Pacer::likely_window`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Window {
+pub(crate) enum Window {
     /// We were sending at the per-second limit: latency bunched our requests as they arrived.
     Second,
     /// We were not: another tool on the key, the minute's burst or the day's quota.
@@ -54,18 +56,15 @@ pub enum Window {
 /// day's quota may be spent), up to [`MAX_RATE_LIMITED_WAIT`]. `jitter` (0..1, random in
 /// use) adds up to a fifth so accounts and replicas sharing a key do not come back together;
 /// it never shortens the window.
-pub fn rate_limited_wait(n: u32, first: Window, jitter: f64) -> Duration {
-    let minutes = match first {
-        Window::Second if n <= 1 => None,
-        Window::Second => Some(n - 2),
-        Window::Minute => Some(n.saturating_sub(1)),
+pub(crate) fn rate_limited_wait(n: u32, first: Window, jitter: f64) -> Duration {
+    let doublings = match first {
+        Window::Second if n <= 1 => return SECOND * 2,
+        Window::Second => n - 2,
+        Window::Minute => n.saturating_sub(1),
     };
-    let base = match minutes {
-        None => SECOND * 2,
-        Some(doublings) => MINUTE
-            .saturating_mul(1u32 << doublings.min(8))
-            .min(MAX_RATE_LIMITED_WAIT),
-    };
+    let base = MINUTE
+        .saturating_mul(1u32 << doublings.min(8))
+        .min(MAX_RATE_LIMITED_WAIT);
     let jitter = if jitter.is_finite() {
         jitter.clamp(0.0, 1.0)
     } else {
@@ -77,25 +76,19 @@ pub fn rate_limited_wait(n: u32, first: Window, jitter: f64) -> Duration {
 }
 
 /// The daily quota of an account with `seats` licensed users (unknown: the base only).
-pub fn daily_quota(seats: Option<u64>) -> u64 {
+pub(crate) fn daily_quota(seats: Option<u64>) -> u64 {
     BASE_DAILY_QUOTA + seats.unwrap_or(0)
 }
 
-/// Requests counted over the last 24 hours, in one-minute buckets.
+/// Requests counted over the last 24 hours, by the minute.
 #[derive(Debug)]
-pub struct DailyCount {
+pub(crate) struct DailyCount {
     origin: Instant,
-    /// Unix seconds at `origin`: the count outlives a restart as a ledger of wall-clock minutes.
+    /// Unix seconds at `origin`: the count is kept as wall-clock minutes, so it outlives a
+    /// restart as a ledger.
     origin_unix: u64,
-    inner: Mutex<Buckets>,
-}
-
-#[derive(Debug)]
-struct Buckets {
-    /// `(minute since origin, requests)` per slot; a slot holds the minute `m % 1440`.
-    slots: Vec<(u64, u64)>,
-    /// `(unix second, requests)` counted before a restart ([`DailyCount::restore`]).
-    carried: Vec<(u64, u64)>,
+    /// `(unix second the minute began, requests)`, a restored ledger's first.
+    minutes: Mutex<VecDeque<(u64, u64)>>,
 }
 
 impl Default for DailyCount {
@@ -104,15 +97,10 @@ impl Default for DailyCount {
         DailyCount {
             origin: Instant::now(),
             origin_unix: unix.map_or(0, |d| d.as_secs()),
-            inner: Mutex::new(Buckets {
-                slots: vec![(u64::MAX, 0); DAY_MINUTES],
-                carried: Vec::new(),
-            }),
+            minutes: Mutex::new(VecDeque::new()),
         }
     }
 }
-
-const DAY_SECS: u64 = 86_400;
 
 impl DailyCount {
     fn unix(&self, now: Instant) -> u64 {
@@ -121,58 +109,55 @@ impl DailyCount {
 
     /// The requests of the last 24 hours as `(unix second, requests)`, the plain form the
     /// state dir keeps across restarts.
-    pub fn ledger(&self) -> Vec<(u64, u64)> {
+    pub(crate) fn ledger(&self) -> Vec<(u64, u64)> {
         let now = self.unix(Instant::now());
-        let b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let slots = b.slots.iter().filter(|(m, _)| *m != u64::MAX);
-        let slots = slots.map(|(m, n)| (self.origin_unix + m * 60, *n));
-        let all = b.carried.iter().copied().chain(slots);
-        all.filter(|(at, _)| at + DAY_SECS > now).collect()
+        let minutes = lock(&self.minutes);
+        minutes
+            .iter()
+            .copied()
+            .filter(|(at, _)| at + DAY_SECS > now)
+            .collect()
     }
 
     /// Counts the requests of a [`ledger`](Self::ledger) saved before a restart (at most two
     /// days of minutes are taken).
-    pub fn restore(&self, ledger: &[(u64, u64)]) {
-        let mut b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+    pub(crate) fn restore(&self, ledger: &[(u64, u64)]) {
         let from = ledger.len().saturating_sub(2 * DAY_MINUTES);
-        b.carried = ledger[from..].to_vec();
-    }
-
-    fn minute(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.origin).as_secs() / 60
+        let mut minutes = lock(&self.minutes);
+        ledger[from..]
+            .iter()
+            .rev()
+            .for_each(|m| minutes.push_front(*m));
     }
 
     /// Counts one request sent now.
-    pub fn record(&self) {
+    pub(crate) fn record(&self) {
         self.record_at(Instant::now());
     }
 
-    pub fn record_at(&self, now: Instant) {
-        let m = self.minute(now);
-        let mut b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = &mut b.slots[(m % DAY_MINUTES as u64) as usize];
-        if slot.0 != m {
-            *slot = (m, 0);
+    fn record_at(&self, now: Instant) {
+        let minute =
+            self.origin_unix + now.saturating_duration_since(self.origin).as_secs() / 60 * 60;
+        let now = self.unix(now);
+        let mut minutes = lock(&self.minutes);
+        minutes.retain(|(at, _)| at + DAY_SECS > now);
+        match minutes.back_mut() {
+            Some((at, n)) if *at == minute => *n += 1,
+            _ => minutes.push_back((minute, 1)),
         }
-        slot.1 += 1;
     }
 
     /// Requests sent in the last 24 hours.
-    pub fn used(&self) -> u64 {
+    pub(crate) fn used(&self) -> u64 {
         self.used_at(Instant::now())
     }
 
-    pub fn used_at(&self, now: Instant) -> u64 {
-        let m = self.minute(now);
-        let b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let carried = b
-            .carried
+    fn used_at(&self, now: Instant) -> u64 {
+        let now = self.unix(now);
+        let minutes = lock(&self.minutes);
+        minutes
             .iter()
-            .filter(|(at, _)| at + DAY_SECS > self.unix(now));
-        b.slots
-            .iter()
-            .filter(|(minute, _)| *minute != u64::MAX && *minute + (DAY_MINUTES as u64) > m)
-            .chain(carried)
+            .filter(|(at, _)| at + DAY_SECS > now)
             .map(|(_, n)| n)
             .sum()
     }
@@ -183,98 +168,61 @@ impl DailyCount {
 /// windows are counted a little longer ([`SECOND`], [`MINUTE`]). Waiters take turns (a fair
 /// lock), so pages keep their order under load.
 #[derive(Debug)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     per_second: usize,
     per_minute: usize,
     turn: tokio::sync::Mutex<()>,
-    /// When our requests of the last [`MINUTE`] were sent.
+    /// When our requests of the last [`MINUTE`] were sent, oldest first.
     sent: Mutex<VecDeque<Instant>>,
-    /// Nothing is sent before this (a 429 closed the gate for the whole account).
-    held_until: Mutex<Option<Instant>>,
 }
 
 impl Pacer {
-    pub fn new(per_second: u32, per_minute: u32) -> Self {
+    pub(crate) fn new(per_second: u32, per_minute: u32) -> Self {
         Pacer {
             per_second: per_second.max(1) as usize,
             per_minute: per_minute.max(1) as usize,
             turn: tokio::sync::Mutex::new(()),
             sent: Mutex::new(VecDeque::new()),
-            held_until: Mutex::new(None),
         }
-    }
-
-    /// Sends nothing before `until` (a later hold wins): every request of the account waits,
-    /// not only the one that was refused.
-    pub fn hold_until(&self, until: Instant) {
-        let mut held = self.held_until.lock().unwrap_or_else(|e| e.into_inner());
-        if held.is_none_or(|h| h < until) {
-            *held = Some(until);
-        }
-    }
-
-    /// Our requests sent within the last `window`.
-    pub fn sent_within(&self, window: Duration) -> usize {
-        let now = Instant::now();
-        let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
-        sent.iter()
-            .rev()
-            .take_while(|t| now.saturating_duration_since(**t) < window)
-            .count()
     }
 
     /// Which window a 429 answered now most likely means: the per-second one when at least
     /// `per_second` of our requests left within the last two (long) seconds, since only then
     /// can latency have made more than `per_second` of them arrive within one.
-    pub fn likely_window(&self) -> Window {
-        if self.sent_within(SECOND * 2) >= self.per_second {
+    pub(crate) fn likely_window(&self) -> Window {
+        let now = Instant::now();
+        let sent = lock(&self.sent);
+        let recent = sent
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) < SECOND * 2);
+        if recent.count() >= self.per_second {
             Window::Second
         } else {
             Window::Minute
         }
     }
 
-    /// Waits until the gate is open and one more request fits both windows, and counts it as
-    /// sent.
-    pub async fn acquire(&self) {
+    /// Waits until one more request fits both windows, and counts it as sent.
+    pub(crate) async fn acquire(&self) {
         let _turn = self.turn.lock().await;
         loop {
-            let held = *self.held_until.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(until) = held.filter(|t| *t > Instant::now()) {
-                tokio::time::sleep_until(until).await;
-                continue;
-            }
             let wait_until = {
                 let now = Instant::now();
-                let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+                let mut sent = lock(&self.sent);
                 while sent
                     .front()
                     .is_some_and(|t| now.saturating_duration_since(*t) >= MINUTE)
                 {
                     sent.pop_front();
                 }
-                let in_second = sent
-                    .iter()
-                    .rev()
-                    .take_while(|t| now.saturating_duration_since(**t) < SECOND)
-                    .count();
-                let wait_until = if sent.len() >= self.per_minute {
-                    sent.front().map(|t| *t + MINUTE)
-                } else if in_second >= self.per_second {
-                    // The oldest of the last second's requests leaves the window first.
-                    sent.iter()
-                        .rev()
-                        .nth(self.per_second - 1)
-                        .map(|t| *t + SECOND)
-                } else {
-                    None
-                };
-                match wait_until {
-                    Some(t) => t,
-                    None => {
-                        sent.push_back(now);
-                        return;
-                    }
+                // A window is full while its `limit`-th newest request is in it.
+                let windows = [(SECOND, self.per_second), (MINUTE, self.per_minute)];
+                let full = windows.into_iter().filter_map(|(window, limit)| {
+                    Some(*sent.iter().rev().nth(limit - 1)? + window)
+                });
+                match full.filter(|until| *until > now).max() {
+                    Some(until) => until,
+                    None => return sent.push_back(now),
                 }
             };
             tokio::time::sleep_until(wait_until).await;
@@ -282,67 +230,62 @@ impl Pacer {
     }
 }
 
-/// The sections of a poll, for planning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlanSections {
-    pub users: bool,
-    pub training: bool,
-    pub phishing: bool,
-}
-
-/// The requests one poll makes for an account of `users` licensed users at `page_size` rows a
-/// page: each list needs `floor(rows / page_size) + 1` pages (the last page is short or empty).
-/// Groups are assumed one per ten users, enrollments [`ENROLLMENTS_PER_USER`] per user,
-/// training campaigns and security tests one page.
-pub fn requests_per_poll(users: u64, page_size: u64, sections: PlanSections) -> u64 {
-    let pages = |rows: u64| rows / page_size.max(1) + 1;
-    let mut n = 1; // the account
-    if sections.users {
-        n += pages(users) + pages(users / 10);
-    }
-    if sections.training {
-        n += pages(users.saturating_mul(ENROLLMENTS_PER_USER)) + 1;
-    }
-    if sections.phishing {
-        n += 1;
-    }
-    n
-}
-
 /// How a poll interval fits the daily quota.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
-    pub quota: u64,
-    pub per_poll: u64,
-    pub polls_per_day: f64,
+pub(crate) struct Plan {
+    pub(crate) quota: u64,
+    pub(crate) per_poll: u64,
     /// Requests one poll may use so that a day of polls stays within the planned share.
-    pub poll_budget: u64,
+    pub(crate) poll_budget: u64,
     /// The shortest interval that fits.
-    pub shortest_interval: Duration,
+    pub(crate) shortest_interval: Duration,
+    interval: Duration,
 }
 
 impl Plan {
-    pub fn new(quota: u64, per_poll: u64, interval: Duration) -> Self {
-        let polls_per_day = 86_400.0 / interval.as_secs_f64().max(1.0);
+    /// Polls of `config`'s sections every `interval` for an account of `seats` licensed users
+    /// (unknown: the smallest account), each making `per_poll` requests; an estimate from the
+    /// account's size when `None`: every list needs `floor(rows / page_size) + 1` pages (the last
+    /// is short or empty), with a group per ten users, [`ENROLLMENTS_PER_USER`] enrollments per
+    /// user, and one page of training campaigns and of security tests.
+    pub(crate) fn new(
+        config: &KnowBe4Config,
+        seats: Option<u64>,
+        per_poll: Option<u64>,
+        interval: Duration,
+    ) -> Self {
+        let users = seats.unwrap_or(0);
+        let pages = |rows: u64| rows / (config.page_size as u64).max(1) + 1;
+        let estimate = || {
+            let section = |e: &Endpoint| match e {
+                Endpoint::Account => 1,
+                Endpoint::Users => pages(users) + pages(users / 10),
+                Endpoint::Training => pages(users.saturating_mul(ENROLLMENTS_PER_USER)) + 1,
+                Endpoint::Phishing => 1,
+            };
+            config.endpoints.iter().map(section).sum()
+        };
+        let per_poll = per_poll.unwrap_or_else(estimate);
+        let quota = daily_quota(seats);
         let usable = quota as f64 * PLANNED_SHARE;
+        let polls_per_day = 86_400.0 / interval.as_secs_f64().max(1.0);
+        let shortest = (86_400.0 * per_poll as f64 / usable.max(1.0)).ceil() as u64;
         Plan {
             quota,
             per_poll,
-            polls_per_day,
             poll_budget: (usable / polls_per_day).floor() as u64,
-            shortest_interval: Duration::from_secs(
-                (86_400.0 * per_poll as f64 / usable.max(1.0)).ceil() as u64,
-            ),
+            shortest_interval: Duration::from_secs(shortest),
+            interval,
         }
     }
 
-    pub fn fits(&self) -> bool {
+    pub(crate) fn fits(&self) -> bool {
         self.per_poll <= self.poll_budget
     }
 
-    /// Why polling every `every` (this plan's interval) cannot fit the daily quota, with the
-    /// shortest interval that does (whole minutes); `None` when it fits.
-    pub fn refusal(&self, every: Duration) -> Option<String> {
+    /// Why polling at this plan's interval cannot fit the daily quota, with the shortest
+    /// interval that does (whole minutes); `None` when it fits.
+    pub(crate) fn refusal(&self) -> Option<String> {
         let show = |d: Duration| humantime::format_duration(d).to_string();
         let shortest = Duration::from_secs(self.shortest_interval.as_secs().div_ceil(60) * 60);
         (!self.fits()).then(|| {
@@ -350,9 +293,9 @@ impl Plan {
                 "polling every {} cannot fit KnowBe4's daily quota: about {} requests a poll, {:.0} \
                  polls a day, against {} requests a day (2,000 + {} licensed users; polls plan \
                  with {:.0}% of it). Set interval to at least {}",
-                show(every),
+                show(self.interval),
                 self.per_poll,
-                self.polls_per_day,
+                86_400.0 / self.interval.as_secs_f64().max(1.0),
                 self.quota,
                 self.quota - BASE_DAILY_QUOTA,
                 PLANNED_SHARE * 100.0,
@@ -403,24 +346,24 @@ mod tests {
     #[test]
     fn the_research_example_needs_a_long_interval() {
         // 2,000 users, 500 a page: 1 + (5 + 1) + (81 + 1) + 1 = 90 requests a poll.
-        let all = PlanSections {
-            users: true,
-            training: true,
-            phishing: true,
-        };
-        assert_eq!(requests_per_poll(2_000, 500, all), 90);
-        let quota = daily_quota(Some(2_000));
-        assert_eq!(quota, 4_000);
-        let half_hour = Plan::new(quota, 90, Duration::from_secs(1800));
+        let all = KnowBe4Config::new("a", "http://127.0.0.1:9", "k");
+        let half_hour = Plan::new(&all, Some(2_000), None, Duration::from_secs(1800));
+        assert_eq!((half_hour.per_poll, half_hour.quota), (90, 4_000));
         assert!(!half_hour.fits(), "48 polls x 90 = 4,320 > 3,600");
         assert_eq!(half_hour.poll_budget, 75);
-        let hour = Plan::new(quota, 90, Duration::from_secs(3600));
+        let hour = Plan::new(&all, Some(2_000), Some(90), Duration::from_secs(3600));
         assert!(hour.fits());
         assert_eq!(hour.shortest_interval, Duration::from_secs(2160));
-        // A small account fits the default interval.
-        let small = requests_per_poll(0, 500, all);
-        assert_eq!(small, 6);
-        assert!(Plan::new(daily_quota(None), small, Duration::from_secs(1800)).fits());
+        // A small account fits the default interval; fewer sections need fewer requests.
+        let small = Plan::new(&all, None, None, Duration::from_secs(1800));
+        assert_eq!((small.per_poll, small.quota), (6, 2_000));
+        assert!(small.fits());
+        let phishing = KnowBe4Config {
+            endpoints: vec![Endpoint::Account, Endpoint::Phishing],
+            ..all
+        };
+        let few = Plan::new(&phishing, Some(2_000), None, Duration::from_secs(1800));
+        assert_eq!(few.per_poll, 2);
     }
 
     #[test]
@@ -469,24 +412,9 @@ mod tests {
         for _ in 0..3 {
             p.acquire().await;
         }
-        assert_eq!(p.sent_within(SECOND), 4);
         assert_eq!(p.likely_window(), Window::Second, "at the per-second pace");
         tokio::time::sleep(SECOND * 2).await;
         assert_eq!(p.likely_window(), Window::Minute);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_hold_closes_the_gate_for_every_request() {
-        let p = Pacer::new(4, 50);
-        let start = Instant::now();
-        p.hold_until(start + MINUTE);
-        // An earlier hold does not reopen it.
-        p.hold_until(start + SECOND);
-        p.acquire().await;
-        assert_eq!(Instant::now() - start, MINUTE);
-        // Open again: the next ones go at once (within the pace).
-        p.acquire().await;
-        assert_eq!(Instant::now() - start, MINUTE);
     }
 
     #[tokio::test(start_paused = true)]

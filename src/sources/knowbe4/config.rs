@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::budget::{daily_quota, requests_per_poll, Plan, PlanSections, PER_MINUTE, PER_SECOND};
+use super::budget::{daily_quota, Plan, PER_MINUTE, PER_SECOND};
 use crate::config::values::{duration, int, named, Account, HttpUrl, Name, SEC, WEEK};
 use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
@@ -72,15 +72,8 @@ impl KnowBe4Config {
 
     /// The request plan at `interval`, for an account of `licensed_users` (unknown: the
     /// smallest account).
-    pub fn plan(&self, interval: Duration) -> Plan {
-        let sections = PlanSections {
-            users: self.has(Endpoint::Users),
-            training: self.has(Endpoint::Training),
-            phishing: self.has(Endpoint::Phishing),
-        };
-        let users = self.licensed_users.unwrap_or(0);
-        let per_poll = requests_per_poll(users, self.page_size as u64, sections);
-        Plan::new(daily_quota(self.licensed_users), per_poll, interval)
+    pub(crate) fn plan(&self, interval: Duration) -> Plan {
+        Plan::new(self, self.licensed_users, None, interval)
     }
 }
 
@@ -178,7 +171,7 @@ pub(super) fn read(mut b: Block<'_>) -> Option<KnowBe4Config> {
     };
     // The day's polls must fit the day's quota: 2,000 requests plus the licensed users.
     let every = w.interval.unwrap_or(b.poll_interval());
-    if let Some(refusal) = config.plan(every).refusal(every) {
+    if let Some(refusal) = config.plan(every).refusal() {
         b.error("interval", refusal);
         return None;
     }

@@ -13,21 +13,19 @@ use super::budget::{daily_quota, rate_limited_wait, DailyCount, Pacer, Window};
 use super::config::KnowBe4Config;
 use crate::http::{VendorError, VendorHttp};
 use crate::model::{FailureReason, FetchError, Retry};
+use crate::sources::aggregate::lock;
 
 /// One account's request budget and the meaning of its answers.
 pub struct KnowBe4Http {
-    pub daily: DailyCount,
+    pub(crate) daily: DailyCount,
     pacer: Pacer,
-    /// Seats from the latest good `/v1/account` (the quota is 2,000 plus these).
-    pub seats: Mutex<Option<u64>>,
+    /// Seats from the latest good `/v1/account` (the quota is 2,000 plus these), or the
+    /// configured `licensed_users` before it.
+    pub(crate) seats: Mutex<Option<u64>>,
     /// The window the first 429 of a run of them most likely meant.
     first_window: Mutex<Option<Window>>,
     host: String,
     region: Option<String>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl KnowBe4Http {
@@ -42,9 +40,8 @@ impl KnowBe4Http {
         }
     }
 
-    /// The daily quota as known now: 2,000 plus the seats of the latest account answer (or
-    /// the configured `licensed_users`).
-    pub fn quota(&self) -> u64 {
+    /// The daily quota as known now: 2,000 plus the seats.
+    pub(crate) fn quota(&self) -> u64 {
         daily_quota(*lock(&self.seats))
     }
 }
@@ -83,15 +80,12 @@ impl VendorHttp for KnowBe4Http {
     /// window, doubling for each further 429 of the same request.
     fn rate_limited_wait(&self, refused: u32) -> Option<Duration> {
         let mut first = lock(&self.first_window);
-        if refused <= 1 || first.is_none() {
-            *first = Some(self.pacer.likely_window());
-        }
-        let window = first.unwrap_or(Window::Minute);
-        Some(rate_limited_wait(
-            refused,
-            window,
-            rand::thread_rng().gen_range(0.0..1.0),
-        ))
+        let window = match *first {
+            Some(w) if refused > 1 => w,
+            _ => *first.insert(self.pacer.likely_window()),
+        };
+        let jitter = rand::thread_rng().gen_range(0.0..1.0);
+        Some(rate_limited_wait(refused, window, jitter))
     }
 
     /// Every attempt waits for the pace and counts against the daily quota; none is sent
@@ -100,15 +94,13 @@ impl VendorHttp for KnowBe4Http {
         Box::pin(async move {
             let quota = self.quota();
             if self.daily.used() >= quota {
+                let message = format!(
+                    "daily quota spent: {quota} requests (2,000 + licensed users) in the last 24 \
+                     hours; no request sent"
+                );
                 return Err(FetchError {
                     retry: Retry::NextInterval,
-                    ..FetchError::new(
-                        FailureReason::RateLimited,
-                        format!(
-                            "daily quota spent: {quota} requests (2,000 + licensed users) in the \
-                             last 24 hours; no request sent"
-                        ),
-                    )
+                    ..FetchError::new(FailureReason::RateLimited, message)
                 });
             }
             self.pacer.acquire().await;

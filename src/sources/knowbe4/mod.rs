@@ -2,30 +2,34 @@
 //! a daily request quota we count ourselves. One section per endpoint group (`account`,
 //! `users`, `training`, `phishing`), each published whole or kept from the last good poll.
 
-pub mod budget;
-pub mod client;
+pub(crate) mod budget;
 pub mod config;
 pub mod http;
-pub mod metrics;
-pub mod models;
-pub mod page;
+pub(crate) mod metrics;
+pub(crate) mod models;
+pub(crate) mod pager;
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use futures::future::BoxFuture;
+use futures::future::{try_join, BoxFuture};
 use futures::FutureExt;
 
 use crate::config::{AccountConfig, Block, SourceConfig, VendorConfig};
+use crate::http::{Refusal, Reply};
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::sources::aggregate::{lock, shared, take};
+use crate::sources::paging::Engine;
 use crate::sources::registry::Vendor;
 use crate::sources::{Source, SourceContext};
-use budget::{requests_per_poll, Plan, PlanSections};
-use client::KnowBe4Client;
-use config::{Endpoint, KnowBe4Config};
-use models::{Enrollment, Group, SecurityTest, TrainingCampaign, User};
+use budget::{Plan, BASE_DAILY_QUOTA};
+use config::{Endpoint, KnowBe4Config, MAX_PAGE_SIZE};
+use http::KnowBe4Http;
+use models::{is_active, Account, Enrollment, Group, Row, SecurityTest, TrainingCampaign, User};
+use pager::{PageNumbers, ACCOUNT};
 
 /// The `platform` label's value and the config's `[[knowbe4]]` table.
 pub const PLATFORM: Platform = Platform::new("knowbe4");
@@ -54,168 +58,199 @@ impl Vendor for KnowBe4Vendor {
         "KnowBe4 (KSAT Reporting API)"
     }
     fn build(&self, config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source>> {
-        Some(Arc::new(KnowBe4Source::new(
-            config.get::<KnowBe4Config>()?.clone(),
-            ctx,
-        )))
+        let config = config.get::<KnowBe4Config>()?.clone();
+        Some(Arc::new(KnowBe4Source::new(config, ctx)))
     }
 }
 
-pub struct KnowBe4Source {
+pub(crate) struct KnowBe4Source {
     config: KnowBe4Config,
     ctx: SourceContext,
-    client: KnowBe4Client,
+    engine: Engine,
+    http: Arc<KnowBe4Http>,
     /// Requests the latest poll made (0 before the first): what the next one will need.
     last_poll_requests: AtomicU64,
 }
 
+fn render(f: impl FnOnce(&mut MetricsBuilder)) -> Rendered {
+    let mut b = MetricsBuilder::new();
+    f(&mut b);
+    b.finish()
+}
+
 impl KnowBe4Source {
-    pub fn new(config: KnowBe4Config, ctx: SourceContext) -> Self {
+    fn new(config: KnowBe4Config, ctx: SourceContext) -> Self {
         let key = SourceKey::new(PLATFORM, &config.account);
-        let http = Arc::new(http::KnowBe4Http::new(&config));
-        let mut endpoints = vec![client::ACCOUNT];
-        for e in &config.endpoints {
-            endpoints.extend_from_slice(match e {
-                Endpoint::Account => &[][..],
-                Endpoint::Users => &[client::USERS, client::GROUPS],
-                Endpoint::Training => &[client::ENROLLMENTS, client::TRAINING_CAMPAIGNS],
-                Endpoint::Phishing => &[client::SECURITY_TESTS],
-            });
-        }
-        let engine = ctx.engine(&config, key, http.clone(), &endpoints);
-        let client = KnowBe4Client::new(config.clone(), engine, http);
+        let http = Arc::new(KnowBe4Http::new(&config));
+        let lists = config.endpoints.iter().flat_map(|e| pager::lists(*e));
+        let endpoints: Vec<&str> = [ACCOUNT]
+            .into_iter()
+            .chain(lists.map(|l| l.endpoint))
+            .collect();
         KnowBe4Source {
+            engine: ctx.engine(&config, key, http.clone(), &endpoints),
             config,
             ctx,
-            client,
+            http,
             last_poll_requests: AtomicU64::new(0),
         }
     }
 
-    fn interval(&self) -> std::time::Duration {
+    fn interval(&self) -> Duration {
         self.config.interval.unwrap_or(self.ctx.poll.interval)
+    }
+
+    /// `per_page` as sent: `page_size`, never more than the documented 500.
+    fn per_page(&self) -> usize {
+        self.config.page_size.clamp(1, MAX_PAGE_SIZE)
     }
 
     /// The plan for this account at its interval: the latest poll's requests, or an estimate
     /// from its size before the first poll.
-    pub fn plan(&self) -> Plan {
+    fn plan(&self) -> Plan {
         let last = self.last_poll_requests.load(Ordering::Relaxed);
-        let per_poll = if last > 0 {
-            last
-        } else {
-            let users = self.client.quota() - budget::BASE_DAILY_QUOTA;
-            requests_per_poll(users, self.config.page_size as u64, self.plan_sections())
-        };
-        Plan::new(self.client.quota(), per_poll, self.interval())
+        let seats = *lock(&self.http.seats);
+        Plan::new(
+            &self.config,
+            seats,
+            (last > 0).then_some(last),
+            self.interval(),
+        )
     }
 
-    fn plan_sections(&self) -> PlanSections {
-        PlanSections {
-            users: self.config.has(Endpoint::Users),
-            training: self.config.has(Endpoint::Training),
-            phishing: self.config.has(Endpoint::Phishing),
+    /// One GET under `/v1/` with the key as bearer (paced and counted by [`KnowBe4Http`]).
+    async fn get<R, A, AF>(
+        &self,
+        endpoint: &'static str,
+        query: &[(&str, &str)],
+        accept: A,
+    ) -> Result<R, FetchError>
+    where
+        A: Fn(Reply) -> AF,
+        AF: std::future::Future<Output = Result<R, Refusal>>,
+    {
+        let url = format!("{}/v1/{endpoint}", self.config.base_url);
+        let transport = &self.engine.transport;
+        let build = || {
+            let get = transport.client().get(&url).query(query);
+            let get = get.bearer_auth(self.config.token.expose());
+            get.header("accept", "application/json")
+        };
+        transport.fetch(endpoint, build, accept).await
+    }
+
+    /// `GET /v1/account`; remembers the seat count for the quota.
+    async fn account(&self) -> Result<Account, FetchError> {
+        let read = |reply: Reply| async move {
+            let refused = |why: String| {
+                let e = FetchError::new(FailureReason::Decode, format!("{ACCOUNT}: {why}"));
+                Refusal::fatal(e)
+            };
+            match serde_json::from_slice::<serde_json::Value>(&reply.body) {
+                Ok(v) if v.is_object() => serde_json::from_value::<Account>(v)
+                    .map_err(|e| refused(format!("the account is malformed: {e}"))),
+                Ok(_) => Err(refused("the account is not a JSON object".into())),
+                Err(e) => Err(refused(format!("not valid JSON: {e}"))),
+            }
+        };
+        let account = self.get(ACCOUNT, &[], read).await?;
+        if let Some(seats) = account.seats() {
+            *lock(&self.http.seats) = Some(seats as u64);
+        }
+        Ok(account)
+    }
+
+    fn pages<T>(&self, list: pager::List) -> PageNumbers<'_, T> {
+        PageNumbers {
+            source: self,
+            list,
+            next: Some(1),
+            rows: PhantomData,
         }
     }
 
+    /// Every row of a list, each counted once.
+    async fn list<T: Row>(&self, list: pager::List) -> Result<Vec<T>, FetchError> {
+        self.engine.collect(&mut self.pages::<T>(list)).await
+    }
+
     async fn users(&self) -> Result<Rendered, FetchError> {
-        let (mut users, groups) = futures::future::try_join(
-            self.client.list::<User>(client::ACTIVE_USERS),
-            self.client.list::<Group>(client::ACTIVE_GROUPS),
+        let (mut users, mut groups) = try_join(
+            self.list::<User>(pager::USERS),
+            self.list::<Group>(pager::GROUPS),
         )
         .await?;
-        // The server is asked for active users only; archived ones are dropped if sent anyway.
-        users.retain(User::is_active);
-        let groups: Vec<Group> = groups
-            .into_iter()
-            .filter(|g| {
-                g.status
-                    .as_deref()
-                    .is_none_or(|s| s.eq_ignore_ascii_case("active"))
-            })
-            .collect();
-        if users.is_empty() && self.client.quota() > budget::BASE_DAILY_QUOTA {
+        users.retain(|u| is_active(&u.status));
+        groups.retain(|g| is_active(&g.status));
+        if users.is_empty() && self.http.quota() > BASE_DAILY_QUOTA {
             tracing::warn!(
                 source = %self.key(),
                 "KnowBe4 sent no active users for an account with licensed seats: is the region right?"
             );
         }
-        let mut departments: Vec<String> = users
-            .iter_mut()
-            .map(|u| u.department.take().unwrap_or_default())
-            .collect();
-        self.fold("department", departments.iter_mut().collect());
-        for (u, d) in users.iter_mut().zip(departments) {
-            u.department = Some(d);
-        }
-        let mut b = MetricsBuilder::new();
-        metrics::users(&mut b, self.key(), &users, &groups, &self.ctx.metrics);
-        Ok(b.finish())
+        let (m, stats) = (&self.ctx.metrics, &self.ctx.stats);
+        Ok(render(|b| {
+            metrics::users(b, self.key(), &users, &groups, m, stats)
+        }))
     }
 
     async fn training(&self) -> Result<Rendered, FetchError> {
         let acc = shared(metrics::Enrollments::default());
         let sink = acc.clone();
-        let mut pages = self.client.pages::<Enrollment>(client::ENROLLMENT_LIST);
         let fold = move |rows: Vec<Enrollment>| {
             let mut acc = lock(&sink);
             rows.into_iter().for_each(|e| acc.add(e));
         };
-        let (_, campaigns) = futures::future::try_join(
-            self.client.engine.fold(&mut pages, fold),
-            self.client
-                .list::<TrainingCampaign>(client::TRAINING_CAMPAIGN_LIST),
+        let (_, campaigns) = try_join(
+            self.engine.fold(&mut self.pages(pager::ENROLLMENTS), fold),
+            self.list::<TrainingCampaign>(pager::TRAINING_CAMPAIGNS),
         )
         .await?;
-        let mut enrollments = take(&acc);
-        enrollments.fold_rare(
-            self.key(),
-            self.ctx.metrics.max_label_values,
-            &self.ctx.stats,
-        );
-        let mut b = MetricsBuilder::new();
-        metrics::training(&mut b, &self.key().account, &enrollments, &campaigns);
-        Ok(b.finish())
+        let (m, stats) = (&self.ctx.metrics, &self.ctx.stats);
+        let enrollments = take(&acc);
+        Ok(render(|b| {
+            metrics::training(b, self.key(), enrollments, &campaigns, m, stats)
+        }))
     }
 
     async fn phishing(&self) -> Result<Rendered, FetchError> {
-        let tests = self
-            .client
-            .list::<SecurityTest>(client::SECURITY_TEST_LIST)
-            .await?;
-        let mut b = MetricsBuilder::new();
-        metrics::phishing(
-            &mut b,
-            &self.key().account,
-            &tests,
-            self.ctx.metrics.max_label_values,
-        );
-        Ok(b.finish())
+        let tests = self.list::<SecurityTest>(pager::SECURITY_TESTS).await?;
+        let (account, max) = (&self.key().account, self.ctx.metrics.max_label_values);
+        Ok(render(|b| metrics::phishing(b, account, &tests, max)))
     }
 
-    fn fold(&self, label: &'static str, values: Vec<&mut String>) {
-        crate::sources::labels::fold_rare(
-            self.key(),
-            label,
-            values,
-            self.ctx.metrics.max_label_values,
-            &self.ctx.stats,
-        );
-    }
-
-    async fn section(&self, e: Endpoint) -> Result<Rendered, FetchError> {
-        match e {
-            Endpoint::Users => self.users().await,
-            Endpoint::Training => self.training().await,
-            Endpoint::Phishing => self.phishing().await,
-            // Polled first, rendered last (see poll_sections).
-            Endpoint::Account => Ok(Rendered::default()),
+    /// Warns when a poll at the vendor's pace cannot finish within the deadline, or the polls
+    /// of a day cannot fit the daily quota.
+    fn warn_if_unfit(&self, plan: &Plan) {
+        let per_minute = f64::from(self.config.requests_per_minute.max(1));
+        let pace = Duration::from_secs_f64(60.0 * plan.per_poll as f64 / per_minute);
+        let deadline = self.ctx.poll.deadline.min(self.interval());
+        if pace > deadline {
+            tracing::warn!(
+                source = %self.key(),
+                per_poll = plan.per_poll,
+                requests_per_minute = self.config.requests_per_minute,
+                "a KnowBe4 poll at the vendor's pace takes {} but poll.deadline (or the \
+                 interval) ends it after {}; raise poll.deadline and the interval",
+                humantime::format_duration(pace),
+                humantime::format_duration(deadline)
+            );
+        }
+        if !plan.fits() {
+            tracing::warn!(
+                source = %self.key(),
+                per_poll = plan.per_poll,
+                poll_budget = plan.poll_budget,
+                shortest_interval = %humantime::format_duration(plan.shortest_interval),
+                "KnowBe4 polls at this interval do not fit the daily quota; set a longer interval"
+            );
         }
     }
 }
 
 impl Source for KnowBe4Source {
     fn key(&self) -> &SourceKey {
-        &self.client.engine.key
+        &self.engine.key
     }
 
     fn sections(&self) -> Vec<&'static str> {
@@ -223,12 +258,12 @@ impl Source for KnowBe4Source {
     }
 
     fn ledger(&self) -> Option<serde_json::Value> {
-        serde_json::to_value(self.client.http.daily.ledger()).ok()
+        serde_json::to_value(self.http.daily.ledger()).ok()
     }
 
     fn restore_ledger(&self, ledger: serde_json::Value) {
         if let Ok(ledger) = serde_json::from_value::<Vec<(u64, u64)>>(ledger) {
-            self.client.http.daily.restore(&ledger);
+            self.http.daily.restore(&ledger);
         }
     }
 
@@ -240,8 +275,8 @@ impl Source for KnowBe4Source {
                 return PollOutcome::default();
             }
             // Its row count, and its deadline: no wait for a rate-limit window outlasts it.
-            self.client.engine.begin_poll();
-            let used_before = self.client.used_today();
+            self.engine.begin_poll();
+            let used_before = self.http.daily.used();
 
             // A poll the day's quota cannot carry is not started: the last good data stays.
             let plan = self.plan();
@@ -252,89 +287,59 @@ impl Source for KnowBe4Source {
                      poll needs about {}; not polling (the last good data is kept)",
                     plan.quota, plan.per_poll
                 );
-                self.ctx.stats.failure(client::ACCOUNT, FailureReason::RateLimited);
-                return PollOutcome::all_failed(&names, FetchError::new(FailureReason::RateLimited, e));
+                self.ctx.stats.failure(ACCOUNT, FailureReason::RateLimited);
+                let e = FetchError::new(FailureReason::RateLimited, e);
+                return PollOutcome::all_failed(&names, e);
             }
 
-            // The account first: its seats set the quota, and a refused key fails the poll at
-            // once instead of on every endpoint.
+            // The account first: its seats set the quota, and a refused key (401) fails every
+            // section at once instead of on every endpoint; a 403 may be this endpoint's
+            // permission only.
             let account = if endpoints.contains(&Endpoint::Account) {
-                match self.client.account().await {
-                    // A refused key (401) fails every section at once; a 403 may be this
-                    // endpoint's permission only.
-                    Err(e) if e.status == Some(401) => {
-                        return PollOutcome::all_failed(&names, e);
-                    }
+                match self.account().await {
+                    Err(e) if e.status == Some(401) => return PollOutcome::all_failed(&names, e),
                     other => Some(other),
                 }
             } else {
                 None
             };
-
-            let mut sections = futures::future::join_all(
-                endpoints
-                    .iter()
-                    .filter(|e| **e != Endpoint::Account)
-                    .map(|e| async move {
-                        SectionOutcome {
-                            name: e.name(),
-                            result: self.section(*e).await.map_err(Into::into),
-                        }
-                    }),
-            )
+            let others = endpoints.iter().filter(|e| **e != Endpoint::Account);
+            let mut sections = futures::future::join_all(others.map(|e| async move {
+                let result = match e {
+                    Endpoint::Users => self.users().await,
+                    Endpoint::Training => self.training().await,
+                    Endpoint::Phishing => self.phishing().await,
+                    // Read first, rendered last (below).
+                    Endpoint::Account => Ok(Rendered::default()),
+                };
+                SectionOutcome {
+                    name: e.name(),
+                    result: result.map_err(Into::into),
+                }
+            }))
             .await;
 
-            let poll_requests = self.client.used_today().saturating_sub(used_before);
-            if sections.iter().all(|s| s.result.is_ok()) && account.as_ref().is_none_or(|a| a.is_ok())
-            {
+            let poll_requests = self.http.daily.used().saturating_sub(used_before);
+            let account_ok = account.as_ref().is_none_or(Result::is_ok);
+            if account_ok && sections.iter().all(|s| s.result.is_ok()) {
                 self.last_poll_requests
                     .store(poll_requests, Ordering::Relaxed);
             }
+            let plan = self.plan();
             if let Some(account) = account {
-                let result = account.map_err(Into::into).map(|a| {
-                    let quota = metrics::QuotaState {
-                        plan: self.plan(),
-                        used: self.client.used_today(),
-                        poll_requests,
-                    };
-                    let mut b = MetricsBuilder::new();
-                    metrics::account(&mut b, &self.key().account, &a, &quota);
-                    b.finish()
-                });
+                let (name, used) = (&self.key().account, self.http.daily.used());
+                let rendered = account
+                    .map(|a| render(|b| metrics::account(b, name, &a, &plan, used, poll_requests)));
                 sections.insert(
                     0,
                     SectionOutcome {
                         name: Endpoint::Account.name(),
-                        result,
+                        result: rendered.map_err(Into::into),
                     },
                 );
             }
-            let plan = self.plan();
-            let pace = std::time::Duration::from_secs_f64(
-                60.0 * plan.per_poll as f64 / f64::from(self.config.requests_per_minute.max(1)),
-            );
-            let deadline = self.ctx.poll.deadline.min(self.interval());
-            if pace > deadline {
-                tracing::warn!(
-                    source = %self.key(),
-                    per_poll = plan.per_poll,
-                    requests_per_minute = self.config.requests_per_minute,
-                    "a KnowBe4 poll at the vendor's pace takes {} but poll.deadline (or the \
-                     interval) ends it after {}; raise poll.deadline and the interval",
-                    humantime::format_duration(pace),
-                    humantime::format_duration(deadline)
-                );
-            }
-            if !plan.fits() {
-                tracing::warn!(
-                    source = %self.key(),
-                    per_poll = plan.per_poll,
-                    poll_budget = plan.poll_budget,
-                    shortest_interval = %humantime::format_duration(plan.shortest_interval),
-                    "KnowBe4 polls at this interval do not fit the daily quota; set a longer interval"
-                );
-            }
-            self.ctx.stats.rows_read(self.client.engine.rows_read());
+            self.warn_if_unfit(&plan);
+            self.ctx.stats.rows_read(self.engine.rows_read());
             PollOutcome { sections }
         }
         .boxed()
@@ -358,8 +363,8 @@ mod tests {
         );
         // Nothing listens there: a request would fail with `connect`.
         let source = KnowBe4Source::new(KnowBe4Config::new("acme", "http://127.0.0.1:9", "k"), ctx);
-        for _ in 0..budget::BASE_DAILY_QUOTA - 3 {
-            source.client.http.daily.record();
+        for _ in 0..BASE_DAILY_QUOTA - 3 {
+            source.http.daily.record();
         }
         let outcome = source.poll().await;
         assert_eq!(outcome.sections.len(), 4);

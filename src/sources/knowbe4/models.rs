@@ -1,8 +1,9 @@
-//! KnowBe4 Reporting API rows as the vendor really sends them, read leniently.
+//! KnowBe4 Reporting API rows as the vendor really sends them, read leniently: only the fields
+//! the metrics read.
 //!
 //! The wire shape is a bare JSON array per page (recorded from `eu.api.knowbe4.com`); the
 //! vendor's documentation shows several list endpoints as one lone object, and one client's
-//! test data wraps rows in `{"data": [...]}`. All three are accepted (see [`super::page`]).
+//! test data wraps rows in `{"data": [...]}`. All three are accepted (see [`super::pager`]).
 //! Every field is optional, unknown fields are ignored, numbers may be text, ids may be
 //! numbers or text. Units are the vendor's: a user's `phish_prone_percentage` is a percent, a
 //! security test's is a fraction (the conversion to ratios happens in [`super::metrics`]).
@@ -13,131 +14,112 @@ use serde::Deserialize;
 
 use crate::sources::lenient;
 
+/// A row type read from a list page, and its identity (to drop the duplicates that shifting
+/// pages produce); `None` when the row is unusable.
+pub(crate) trait Row: serde::de::DeserializeOwned + Send + Sync + 'static {
+    fn key(&self) -> Option<Cow<'_, str>>;
+}
+
 /// `GET /v1/account`: one object.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct Account {
-    #[serde(default, deserialize_with = "lenient::label")]
-    pub name: Option<String>,
-    /// `paid`, `trial`, `free`.
-    #[serde(default, rename = "type", deserialize_with = "lenient::label")]
-    pub account_type: Option<String>,
-    #[serde(default, deserialize_with = "lenient::label")]
-    pub subscription_level: Option<String>,
+pub(crate) struct Account {
     /// Licensed seats; absent for trial accounts. The daily quota is 2,000 plus these.
     #[serde(default, deserialize_with = "lenient::number")]
-    pub number_of_seats: Option<f64>,
+    pub(crate) number_of_seats: Option<f64>,
     /// 1 (least risky) to 100; may be null.
     #[serde(default, deserialize_with = "lenient::number")]
-    pub current_risk_score: Option<f64>,
+    pub(crate) current_risk_score: Option<f64>,
+}
+
+impl Account {
+    pub(crate) fn seats(&self) -> Option<f64> {
+        self.number_of_seats.filter(|s| *s >= 0.0)
+    }
 }
 
 /// `GET /v1/users?status=active`: one user.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct User {
+pub(crate) struct User {
     #[serde(default, deserialize_with = "lenient::label")]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     #[serde(default, deserialize_with = "lenient::label")]
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
     #[serde(default, deserialize_with = "lenient::label")]
-    pub department: Option<String>,
+    pub(crate) department: Option<String>,
     /// A **percent** (0–100): 14.235 documented, 76 in the old samples.
     #[serde(default, deserialize_with = "lenient::number")]
-    pub phish_prone_percentage: Option<f64>,
+    pub(crate) phish_prone_percentage: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
-    pub current_risk_score: Option<f64>,
+    pub(crate) current_risk_score: Option<f64>,
     /// Ids of the groups the user is in.
     #[serde(default, deserialize_with = "ids")]
-    pub groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
     /// `active` or `archived`; `None` when not sent.
     #[serde(default, deserialize_with = "lenient::label")]
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
 }
 
 impl User {
     /// The user's phish-prone figure as a ratio 0..1 (the vendor sends a percent); `None` when
     /// not sent or outside 0–100.
-    pub fn phish_prone_ratio(&self) -> Option<f64> {
+    pub(crate) fn phish_prone_ratio(&self) -> Option<f64> {
         self.phish_prone_percentage
             .filter(|p| (0.0..=100.0).contains(p))
             .map(|p| p / 100.0)
     }
+}
 
-    /// Archived users are left out even if the server ignores `status=active`.
-    pub fn is_active(&self) -> bool {
-        self.status
-            .as_deref()
-            .is_none_or(|s| s.trim().eq_ignore_ascii_case("active"))
-    }
+/// Users and groups are asked for `status=active`; archived ones are left out even if the
+/// server ignores that. No status is active.
+pub(crate) fn is_active(status: &Option<String>) -> bool {
+    status
+        .as_deref()
+        .is_none_or(|s| s.trim().eq_ignore_ascii_case("active"))
 }
 
 /// `GET /v1/groups?status=active`: one group.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct Group {
+pub(crate) struct Group {
     #[serde(default, deserialize_with = "lenient::label")]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     #[serde(default, deserialize_with = "lenient::label")]
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "lenient::number")]
-    pub member_count: Option<f64>,
+    pub(crate) name: Option<String>,
     /// Absent in the vendor's older samples.
     #[serde(default, deserialize_with = "lenient::number")]
-    pub current_risk_score: Option<f64>,
+    pub(crate) current_risk_score: Option<f64>,
     #[serde(default, deserialize_with = "lenient::label")]
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
 }
 
 /// `GET /v1/training/enrollments`: one enrollment, kept compact (tens of thousands per poll).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct Enrollment {
+pub(crate) struct Enrollment {
     #[serde(default, deserialize_with = "lenient::label")]
-    pub enrollment_id: Option<String>,
+    pub(crate) enrollment_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::label")]
-    pub module_name: Option<String>,
+    pub(crate) module_name: Option<String>,
     #[serde(default, deserialize_with = "lenient::label")]
-    pub campaign_name: Option<String>,
+    pub(crate) campaign_name: Option<String>,
     /// Only with `include_campaign_id=true`.
     #[serde(default, deserialize_with = "lenient::label")]
-    pub campaign_id: Option<String>,
+    pub(crate) campaign_id: Option<String>,
     /// `Not Started`, `In Progress`, `Completed`, `Passed`, `Past Due`.
     #[serde(default, deserialize_with = "lenient::label")]
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
     #[serde(default)]
-    pub user: Option<EnrollmentUser>,
+    pub(crate) user: Option<EnrollmentUser>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct EnrollmentUser {
+pub(crate) struct EnrollmentUser {
     #[serde(default, deserialize_with = "lenient::label")]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
 }
 
-impl Enrollment {
-    /// What makes two rows the same enrollment: the vendor's enrollment ids repeat across
-    /// campaigns (the older samples have one id three times), so the id alone is not enough.
-    pub fn identity(&self) -> Option<(String, String, String, String)> {
-        Some((
-            self.enrollment_id.clone()?,
-            self.user
-                .as_ref()
-                .and_then(|u| u.id.clone())
-                .unwrap_or_default(),
-            self.campaign_id
-                .clone()
-                .or_else(|| self.campaign_name.clone())
-                .unwrap_or_default(),
-            self.module_name.clone().unwrap_or_default(),
-        ))
-    }
-
-    /// The status as a label value: `Past Due` → `past_due`; unknown statuses keep their own
-    /// (normalised) value, never dropped; none → `unknown`.
-    pub fn status_label(&self) -> String {
-        status_label(self.status.as_deref())
-    }
-}
-
-/// A vendor status as a label value: lower case, runs of other characters as one `_`.
-pub fn status_label(status: Option<&str>) -> String {
+/// A vendor status as a label value: lower case, runs of other characters as one `_`
+/// (`Past Due` → `past_due`); unknown statuses keep their own value, never dropped; none →
+/// `unknown`.
+pub(crate) fn status_label(status: Option<&str>) -> String {
     let mut out = String::new();
     for c in status.unwrap_or("").trim().chars() {
         if c.is_alphanumeric() {
@@ -146,84 +128,76 @@ pub fn status_label(status: Option<&str>) -> String {
             out.push('_');
         }
     }
-    let out = out.trim_end_matches('_').to_string();
-    if out.is_empty() {
-        "unknown".to_string()
-    } else {
-        out
-    }
+    let out = out.trim_end_matches('_');
+    if out.is_empty() { "unknown" } else { out }.to_string()
 }
 
 /// `GET /v1/training/campaigns?exclude_percentages=true`: one campaign (only what we count).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct TrainingCampaign {
+pub(crate) struct TrainingCampaign {
     #[serde(default, deserialize_with = "lenient::label")]
-    pub campaign_id: Option<String>,
+    pub(crate) campaign_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::label")]
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "lenient::label")]
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
 }
 
 /// A group a campaign or test targets: `group_id: 0` is "All Users", a pseudo-group.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct TargetGroup {
+pub(crate) struct TargetGroup {
     #[serde(default, deserialize_with = "lenient::label")]
-    pub group_id: Option<String>,
+    pub(crate) group_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::label")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
 /// `GET /v1/phishing/security_tests`: one phishing security test (PST) with its counts. A
 /// count sent as null is "not reported" (a test in status `Error` has `scheduled_count: null`),
 /// not 0.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct SecurityTest {
+pub(crate) struct SecurityTest {
     #[serde(default, deserialize_with = "lenient::label")]
-    pub pst_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::label")]
-    pub campaign_id: Option<String>,
+    pub(crate) pst_id: Option<String>,
     /// Repeats the campaign's name for recurring tests: not unique.
     #[serde(default, deserialize_with = "lenient::label")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default, deserialize_with = "lenient::label")]
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
     #[serde(default, deserialize_with = "lenient::label")]
-    pub started_at: Option<String>,
+    pub(crate) started_at: Option<String>,
     #[serde(default, deserialize_with = "target_groups")]
-    pub groups: Vec<TargetGroup>,
+    pub(crate) groups: Vec<TargetGroup>,
     /// A **fraction** (0–1, three decimals): 0.277 for 173 failures of 625 delivered.
     #[serde(default, deserialize_with = "lenient::number")]
-    pub phish_prone_percentage: Option<f64>,
+    pub(crate) phish_prone_percentage: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
-    pub scheduled_count: Option<f64>,
+    scheduled_count: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
-    pub delivered_count: Option<f64>,
+    delivered_count: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
-    pub opened_count: Option<f64>,
+    opened_count: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
-    pub clicked_count: Option<f64>,
+    clicked_count: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
-    pub replied_count: Option<f64>,
+    replied_count: Option<f64>,
     /// `attachment_open_count` (sic: "open", not "opened").
     #[serde(default, deserialize_with = "lenient::number")]
-    pub attachment_open_count: Option<f64>,
+    attachment_open_count: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
-    pub macro_enabled_count: Option<f64>,
+    macro_enabled_count: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
-    pub data_entered_count: Option<f64>,
+    data_entered_count: Option<f64>,
     /// Absent on the 2021 wire, present since 2022.
     #[serde(default, deserialize_with = "lenient::number")]
-    pub qr_code_scanned_count: Option<f64>,
+    qr_code_scanned_count: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
-    pub reported_count: Option<f64>,
+    reported_count: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
-    pub bounced_count: Option<f64>,
+    bounced_count: Option<f64>,
 }
 
 impl SecurityTest {
     /// `(outcome label, count)` for every count the vendor reported (null counts left out).
-    pub fn outcomes(&self) -> Vec<(&'static str, f64)> {
+    pub(crate) fn outcomes(&self) -> Vec<(&'static str, f64)> {
         [
             ("scheduled", self.scheduled_count),
             ("delivered", self.delivered_count),
@@ -243,7 +217,7 @@ impl SecurityTest {
     }
 
     /// The test's phish-prone figure, already a fraction; `None` outside 0..1.
-    pub fn phish_prone_ratio(&self) -> Option<f64> {
+    pub(crate) fn phish_prone_ratio(&self) -> Option<f64> {
         self.phish_prone_percentage
             .filter(|p| (0.0..=1.0).contains(p))
     }
@@ -273,13 +247,6 @@ fn target_groups<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TargetGro
         .collect())
 }
 
-/// A row type read from a list page: how to tell a usable row and its identity (to drop the
-/// duplicates that shifting pages produce).
-pub trait Row: serde::de::DeserializeOwned + Send + 'static {
-    /// What tells two rows apart; `None` when the row is unusable.
-    fn key(&self) -> Option<Cow<'_, str>>;
-}
-
 impl Row for User {
     fn key(&self) -> Option<Cow<'_, str>> {
         self.id
@@ -296,9 +263,21 @@ impl Row for Group {
 }
 
 impl Row for Enrollment {
+    /// The vendor's enrollment ids repeat across campaigns (the older samples have one id
+    /// three times): the id with the user, the campaign and the module tell an enrollment.
     fn key(&self) -> Option<Cow<'_, str>> {
-        let (e, u, c, m) = self.identity()?;
-        Some(Cow::Owned(format!("{e}\u{1f}{u}\u{1f}{c}\u{1f}{m}")))
+        let user = self.user.as_ref().and_then(|u| u.id.as_deref());
+        let campaign = self.campaign_id.as_ref().or(self.campaign_name.as_ref());
+        let parts = [
+            user,
+            campaign.map(String::as_str),
+            self.module_name.as_deref(),
+        ];
+        let [u, c, m] = parts.map(Option::unwrap_or_default);
+        Some(Cow::Owned(format!(
+            "{}\u{1f}{u}\u{1f}{c}\u{1f}{m}",
+            self.enrollment_id.as_ref()?
+        )))
     }
 }
 
@@ -352,11 +331,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(u.groups, ["1", "2"]);
-        assert!(u.is_active());
+        assert!(is_active(&u.status));
+        assert!(!is_active(&Some(" Archived".into())));
         let t: SecurityTest =
             serde_json::from_str(r#"{"pst_id":1,"groups":[{"group_id":0,"name":"All Users"},3],"scheduled_count":null,"clicked_count":"4"}"#)
                 .unwrap();
         assert_eq!(t.groups.len(), 1);
         assert_eq!(t.outcomes(), vec![("clicked", 4.0)]);
+    }
+
+    #[test]
+    fn an_enrollment_is_told_by_its_id_user_campaign_and_module() {
+        let e = |json: &str| serde_json::from_str::<Enrollment>(json).unwrap();
+        let a = e(r#"{"enrollment_id":1,"user":{"id":7},"campaign_id":3,"module_name":"M"}"#);
+        assert_eq!(a.key().unwrap(), "1\u{1f}7\u{1f}3\u{1f}M");
+        let b = e(r#"{"enrollment_id":1,"campaign_name":"C"}"#);
+        assert_eq!(b.key().unwrap(), "1\u{1f}\u{1f}C\u{1f}");
+        assert_eq!(e(r#"{"campaign_name":"C"}"#).key(), None);
     }
 }

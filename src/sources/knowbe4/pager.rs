@@ -1,0 +1,215 @@
+//! KnowBe4 lists on the paging engine: `page=1, 2, …` with `per_page` over bare JSON arrays
+//! (no envelope, no total), until a page holds fewer elements than asked for (short, or the
+//! `[]` past the end). The vendor's documentation shows some lists as one lone object, and a
+//! client's test data wraps rows in `{"data": [...]}`: both are read too. Arrays are read one
+//! element at a time (never held as a list of raw rows); the other two shapes are small and read
+//! whole.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use serde::de::Error as _;
+use serde_json::value::RawValue;
+
+use super::config::Endpoint;
+use super::models::Row;
+use super::KnowBe4Source;
+use crate::http::{Refusal, Reply};
+use crate::model::FetchError;
+use crate::sources::decode::{decode_array, Page, PageError, RowBudget};
+use crate::sources::paging::{Format, Pager};
+
+/// One list: its path under `/v1/` (also its endpoint label) and its query besides `page` and
+/// `per_page`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct List {
+    pub(crate) endpoint: &'static str,
+    query: &'static [(&'static str, &'static str)],
+}
+
+/// The endpoint label of `GET /v1/account`.
+pub(crate) const ACCOUNT: &str = "account";
+pub(crate) const USERS: List = List {
+    endpoint: "users",
+    query: &[("status", "active")],
+};
+pub(crate) const GROUPS: List = List {
+    endpoint: "groups",
+    query: &[("status", "active")],
+};
+pub(crate) const ENROLLMENTS: List = List {
+    endpoint: "training/enrollments",
+    query: &[
+        ("include_campaign_id", "true"),
+        ("exclude_archived_users", "true"),
+    ],
+};
+/// Without `exclude_percentages=true` the vendor answers only 10 campaigns a page.
+pub(crate) const TRAINING_CAMPAIGNS: List = List {
+    endpoint: "training/campaigns",
+    query: &[("exclude_percentages", "true")],
+};
+pub(crate) const SECURITY_TESTS: List = List {
+    endpoint: "phishing/security_tests",
+    query: &[],
+};
+
+/// The lists a section reads (the account is one object, not a list).
+pub(crate) fn lists(e: Endpoint) -> &'static [List] {
+    match e {
+        Endpoint::Account => &[],
+        Endpoint::Users => &[USERS, GROUPS],
+        Endpoint::Training => &[ENROLLMENTS, TRAINING_CAMPAIGNS],
+        Endpoint::Phishing => &[SECURITY_TESTS],
+    }
+}
+
+/// The pages of one list.
+pub(crate) struct PageNumbers<'a, T> {
+    pub(crate) source: &'a KnowBe4Source,
+    pub(crate) list: List,
+    /// The next page to ask for; `None` once a page came back short.
+    pub(crate) next: Option<u32>,
+    pub(crate) rows: PhantomData<T>,
+}
+
+impl<T: Row> Pager for PageNumbers<'_, T> {
+    type Format = ListRows<T>;
+    type Request = u32;
+
+    fn endpoint(&self) -> &'static str {
+        self.list.endpoint
+    }
+
+    fn next(&mut self) -> Vec<u32> {
+        self.next.into_iter().collect()
+    }
+
+    fn learn(&mut self, page: u32, _: (), rows: u64) {
+        self.next = (rows >= self.source.per_page() as u64).then_some(page + 1);
+    }
+
+    async fn send<R, A, AF>(&self, page: &u32, accept: A) -> Result<R, FetchError>
+    where
+        R: Send,
+        A: Fn(Reply) -> AF + Send + Sync,
+        AF: std::future::Future<Output = Result<R, Refusal>> + Send,
+    {
+        let (page, per_page) = (page.to_string(), self.source.per_page().to_string());
+        let mut query = self.list.query.to_vec();
+        query.extend([("page", page.as_str()), ("per_page", per_page.as_str())]);
+        self.source.get(self.list.endpoint, &query, accept).await
+    }
+}
+
+/// The rows of a list page; a row counts once by its key.
+pub(crate) struct ListRows<T>(PhantomData<T>);
+
+impl<T: Row> Format for ListRows<T> {
+    type Envelope = ();
+    type Row = T;
+
+    fn read(
+        body: &[u8],
+        budget: &RowBudget,
+        element: &mut dyn FnMut(&RawValue) -> u64,
+    ) -> Result<Page<()>, PageError> {
+        match body.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'[') => {
+                decode_array(body, budget, element)?;
+            }
+            Some(b'{') => {
+                let object: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_slice(body).map_err(PageError::Json)?;
+                // `{"data": [...]}` (an envelope) or a lone row as the documentation shows it.
+                let elements = match object.get("data") {
+                    Some(serde_json::Value::Array(rows)) if object.len() <= 2 => rows.clone(),
+                    _ => vec![serde_json::Value::Object(object)],
+                };
+                if !budget.charge(elements.len() as u64) {
+                    return Err(PageError::TooManyRows);
+                }
+                for e in elements {
+                    element(&serde_json::value::to_raw_value(&e).map_err(PageError::Json)?);
+                }
+            }
+            _ => {
+                let e = serde_json::Error::custom("the answer is not a JSON array or object");
+                return Err(PageError::Json(e));
+            }
+        }
+        Ok(Page {
+            envelope: (),
+            has_rows: true,
+        })
+    }
+
+    fn rows(element: &RawValue, rows: &mut Vec<T>) -> (u64, u64) {
+        match serde_json::from_str::<T>(element.get()) {
+            Ok(row) if row.key().is_some() => {
+                rows.push(row);
+                (1, 0)
+            }
+            _ => (1, 1),
+        }
+    }
+
+    fn key(row: &T) -> Option<Cow<'_, str>> {
+        row.key()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// What one page held: its elements (good and bad: what paging compares with
+    /// `per_page`), those that were not a usable row, and the rows.
+    pub(crate) fn decode<T: Row>(
+        body: &[u8],
+        budget: &RowBudget,
+    ) -> Result<(u64, u64, Vec<T>), PageError> {
+        let (mut rows, mut len, mut skipped) = (Vec::new(), 0, 0);
+        ListRows::<T>::read(body, budget, &mut |raw| {
+            let (n, bad) = ListRows::<T>::rows(raw, &mut rows);
+            len += n;
+            skipped += bad;
+            n
+        })?;
+        Ok((len, skipped, rows))
+    }
+
+    #[test]
+    fn the_three_shapes_are_read() {
+        use crate::sources::knowbe4::models::{Group, User};
+        let b = RowBudget::new(100);
+        let (len, skipped, rows) = decode::<User>(br#" [{"id":1},{"id":"2"},{},7] "#, &b).unwrap();
+        assert_eq!((len, skipped, rows.len()), (4, 2, 2));
+        let (len, _, rows) = decode::<User>(br#"{"id":667542,"email":"a@x"}"#, &b).unwrap();
+        assert_eq!((len, rows.len()), (1, 1));
+        let (len, _, rows) = decode::<Group>(
+            br#"{"data":[{"id":1},{"id":2}],"_metadata":{"next_cursor":""}}"#,
+            &b,
+        )
+        .unwrap();
+        assert_eq!((len, rows.len()), (2, 2));
+        assert_eq!(decode::<User>(b"[]", &b).unwrap().0, 0);
+    }
+
+    #[test]
+    fn garbage_is_an_error_and_the_budget_holds() {
+        use crate::sources::knowbe4::models::User;
+        let b = RowBudget::new(100);
+        for garbage in [&b"<html>"[..], b"[{\"id\":1}", b"[] []", b""] {
+            assert!(matches!(
+                decode::<User>(garbage, &b),
+                Err(PageError::Json(_))
+            ));
+        }
+        let small = RowBudget::new(2);
+        assert!(matches!(
+            decode::<User>(br#"[{"id":1},{"id":2},{"id":3}]"#, &small),
+            Err(PageError::TooManyRows)
+        ));
+    }
+}
