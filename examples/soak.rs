@@ -142,11 +142,11 @@ async fn main() {
     let rss_end = rss_mib();
     fault_task.abort();
     let statuses = exporter.store.statuses(std::time::SystemTime::now());
-    let polls: u64 = statuses
+    let polls: u64 = statuses.iter().flat_map(|(_, s)| s.polls.values()).sum();
+    let failed: u64 = statuses
         .iter()
-        .map(|(_, s)| s.polls_ok + s.polls_failed)
+        .filter_map(|(_, s)| s.polls.get("failure"))
         .sum();
-    let failed: u64 = statuses.iter().map(|(_, s)| s.polls_failed).sum();
     let growth = rss_end - rss_after_warmup;
     println!(
         "soak: {scrapes} scrapes in {:.1} s, {errors} errors, last body {bytes} bytes",

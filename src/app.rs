@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Mutex};
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::config::{self, Config};
 use crate::model::ReloadError;
@@ -17,25 +17,6 @@ use crate::server::{self, App, ReloadFn, ServerSettings};
 use crate::shard::Shard;
 use crate::store::Store;
 use crate::web::WebSettings;
-
-/// Why the exporter could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
-    /// The demo tenants could not start.
-    #[error("{0}")]
-    Demo(String),
-    /// A command-line flag that cannot be used.
-    #[error("{flag}: {message}")]
-    Flag { flag: &'static str, message: String },
-    /// The address, and why it cannot be listened on.
-    #[error("cannot listen on {0}: {1}")]
-    Listen(String, #[source] std::io::Error),
-    /// The web config file (TLS, basic auth) cannot be used.
-    #[error("{0}")]
-    WebConfig(String),
-}
 
 /// The pollers and the data they publish, plus what is needed to reload.
 pub struct Exporter {
@@ -49,16 +30,7 @@ impl Exporter {
     /// Starts polling every source of `config`. `config_path` is what reloads read (none in
     /// demo mode).
     pub fn start(config: Config, config_path: Option<PathBuf>) -> Arc<Exporter> {
-        Self::start_shard(config, config_path, Shard::ALL)
-    }
-
-    /// Like [`start`](Self::start), polling only the accounts of `shard` (also after reloads).
-    pub fn start_shard(
-        config: Config,
-        config_path: Option<PathBuf>,
-        shard: Shard,
-    ) -> Arc<Exporter> {
-        Self::launch(config, config_path, shard, |p| p)
+        Self::start_with(config, config_path, |p| p)
     }
 
     /// Like [`start`](Self::start), letting tests tune the poller.
@@ -67,10 +39,12 @@ impl Exporter {
         config_path: Option<PathBuf>,
         tune: impl FnOnce(Poller) -> Poller,
     ) -> Arc<Exporter> {
-        Self::launch(config, config_path, Shard::ALL, tune)
+        Self::start_shard(config, config_path, Shard::ALL, tune)
     }
 
-    fn launch(
+    /// Like [`start_with`](Self::start_with), polling only the accounts of `shard` (also after
+    /// reloads).
+    pub fn start_shard(
         config: Config,
         config_path: Option<PathBuf>,
         shard: Shard,
@@ -101,7 +75,7 @@ impl Exporter {
         let loaded =
             tokio::task::spawn_blocking(move || crate::sources::registry::loader().load(&path))
                 .await
-                .map_err(|e| ReloadError::Refused(Box::new(e)))?;
+                .map_err(|e| ReloadError(Box::new(e)))?;
         self.store.config_loaded(
             loaded.as_ref().map(|_| ()).map_err(|e| e.to_string()),
             SystemTime::now(),
@@ -109,7 +83,7 @@ impl Exporter {
         match loaded {
             Err(e) => {
                 tracing::error!(error = %e, "config reload refused; keeping the running config");
-                Err(ReloadError::Refused(Box::new(e)))
+                Err(ReloadError(Box::new(e)))
             }
             Ok(new) => {
                 let mut current = self.current.lock().await;
@@ -131,35 +105,30 @@ pub struct ServerHandle {
     pub addr: SocketAddr,
     /// The web config in force; [`WebSettings::reload`] re-reads it (SIGHUP).
     pub web: Arc<WebSettings>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    shutdown: oneshot::Sender<()>,
+    /// Dropping the handle stops the server at once.
+    task: AbortOnDropHandle<()>,
 }
 
 impl ServerHandle {
     /// Stops accepting, lets open requests finish, and waits.
-    pub async fn shutdown(mut self) {
-        drop(self.shutdown.take()); // the server's signal to close
-        let _ = (&mut self.task).await;
+    pub async fn shutdown(self) {
+        drop(self.shutdown); // the server's signal to close
+        let _ = self.task.await;
     }
 }
 
-impl Drop for ServerHandle {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Binds `listen` and serves the exporter's endpoints.
+/// Binds `listen` and serves the exporter's endpoints; an error says why it cannot (the web
+/// config file, or the address).
 pub async fn serve(
     exporter: Arc<Exporter>,
     listen: &str,
     server_config: &config::ServerConfig,
-) -> Result<ServerHandle, StartError> {
-    let web = WebSettings::load(server_config.web_config_file.clone());
-    let web = Arc::new(web.map_err(StartError::WebConfig)?);
+) -> Result<ServerHandle, String> {
+    let web = Arc::new(WebSettings::load(server_config.web_config_file.clone())?);
     let bound = TcpListener::bind(listen).await;
     let bound = bound.and_then(|listener| Ok((listener.local_addr()?, listener)));
-    let (addr, listener) = bound.map_err(|e| StartError::Listen(listen.to_string(), e))?;
+    let (addr, listener) = bound.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let reload_target = exporter.clone();
     let reload: ReloadFn = Arc::new(move || {
         let target = reload_target.clone();
@@ -186,7 +155,7 @@ pub async fn serve(
     Ok(ServerHandle {
         addr,
         web,
-        shutdown: Some(tx),
-        task,
+        shutdown: tx,
+        task: AbortOnDropHandle::new(task),
     })
 }

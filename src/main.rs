@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use awareness_exporter::app::{self, Exporter, StartError};
+use awareness_exporter::app::{self, Exporter};
 use awareness_exporter::config::{self, Config, ConfigError};
 use awareness_exporter::server::WAITING_ROOM;
 use awareness_exporter::shard::Shard;
@@ -259,18 +259,20 @@ fn main() -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn run(args: Args, open_files: Option<u64>) -> Result<(), StartError> {
+/// Runs until SIGTERM or SIGINT; an error says why the exporter cannot start.
+async fn run(args: Args, open_files: Option<u64>) -> Result<(), String> {
     // Demo tenants live as long as the process.
     let (config, path, _demo) = if args.demo {
-        let (tenants, config) = demo::start().await.map_err(StartError::Demo)?;
+        let (tenants, config) = demo::start().await?;
         (config, None, Some(tenants))
     } else {
-        let config = registry::loader().load(&args.config_file)?;
+        let loaded = registry::loader().load(&args.config_file);
+        let config = loaded.map_err(|e| e.to_string())?;
         (config, Some(args.config_file.clone()), None)
     };
     let default = &config.server.listen;
     let listen = args.listen_address.as_ref().unwrap_or(default);
-    let flag = |flag| move |message| StartError::Flag { flag, message };
+    let flag = |flag| move |message| format!("{flag}: {message}");
     config::check_listen_address(listen).map_err(flag("--web.listen-address"))?;
     let listen = config::listen_address(listen);
     let shard = shard_of(&args).map_err(|(f, message)| flag(f)(message))?;
@@ -289,7 +291,7 @@ async fn run(args: Args, open_files: Option<u64>) -> Result<(), StartError> {
         demo = args.demo,
         "starting"
     );
-    let exporter = Exporter::start_shard(config, path, shard);
+    let exporter = Exporter::start_shard(config, path, shard, |p| p);
     let server = app::serve(exporter.clone(), &listen, &server_config).await?;
     tracing::info!(address = %server.addr, "listening");
 

@@ -254,13 +254,9 @@ pub struct SectionError {
     pub error: PollError,
 }
 
-/// Why a reload was refused; the running config is kept. The refusal keeps the loader's own
-/// typed error (`crate::config::ConfigError`, reachable by `downcast_ref`) without this module
-/// depending on the config.
+/// Why a reload was refused; the running config is kept. It keeps the loader's own typed error
+/// (`crate::config::ConfigError`, reachable by `downcast_ref`: every problem, each naming its
+/// key; or the reading task's panic) without this module depending on the config.
 #[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    /// The new file is not a usable config (every problem, each naming its key).
-    /// (The task reading it may also have ended without an answer: it panicked.)
-    #[error(transparent)]
-    Refused(Box<dyn std::error::Error + Send + Sync>),
-}
+#[error(transparent)]
+pub struct ReloadError(pub Box<dyn std::error::Error + Send + Sync>);

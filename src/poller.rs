@@ -14,6 +14,7 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use crate::config::{Config, MetricsConfig, PollConfig, SourceConfig};
@@ -52,7 +53,7 @@ pub struct Poller {
     store: Arc<Store>,
     client: reqwest::Client,
     /// Each source's poller task (stopped when dropped) and what it was started with.
-    running: Mutex<BTreeMap<SourceKey, (Settings, AbortOnDrop<()>)>>,
+    running: Mutex<BTreeMap<SourceKey, (Settings, AbortOnDropHandle<()>)>>,
     failure_backoff: Duration,
     /// Process-wide request limit, replaced when `poll.max_requests_in_flight` changes.
     global: Mutex<(usize, Arc<Semaphore>)>,
@@ -182,7 +183,8 @@ impl Poller {
                 identity: settings.identity(),
                 restore,
             });
-            let task = AbortOnDrop(spawn_with(source, self.store.clone(), schedule, state));
+            let task = tokio::spawn(run(source, self.store.clone(), schedule, state));
+            let task = AbortOnDropHandle::new(task);
             running.insert(key, (settings, task));
         }
     }
@@ -205,23 +207,12 @@ pub struct Schedule {
 /// Polls one source for ever in a task of its own. The source must be registered (and
 /// configured) in `store`.
 pub fn spawn(source: Arc<dyn Source>, store: Arc<Store>, schedule: Schedule) -> JoinHandle<()> {
-    spawn_with(source, store, schedule, None)
+    tokio::spawn(run(source, store, schedule, None))
 }
 
-/// [`spawn`]; with `state`, its sections are restored at start (when asked) and saved after
-/// each publish. Every log line of the task names the source.
-fn spawn_with(
-    source: Arc<dyn Source>,
-    store: Arc<Store>,
-    schedule: Schedule,
-    state: Option<SourceState>,
-) -> JoinHandle<()> {
-    let key = source.key();
-    let (platform, account) = (key.platform.as_str(), key.account.as_str());
-    let span = tracing::info_span!("poll", platform, account);
-    tokio::spawn(run(source, store, schedule, state).instrument(span))
-}
-
+/// Polls `source`; with `state`, its sections are restored at start (when asked) and saved
+/// after each publish. Every log line of the task names the source.
+#[tracing::instrument(name = "poll", skip_all, fields(platform = source.key().platform.as_str(), account = source.key().account.as_str()))]
 async fn run(
     source: Arc<dyn Source>,
     store: Arc<Store>,
@@ -314,8 +305,8 @@ async fn poll_supervised(
     let poll = async move { polled.poll_sections(names).await };
     // Stopping this poller (reload, shutdown) or the deadline must stop the poll too: a
     // dropped JoinHandle would leave it running detached.
-    let mut task = AbortOnDrop(tokio::spawn(poll.instrument(tracing::Span::current())));
-    let outcome = match tokio::time::timeout(deadline, &mut task.0).await {
+    let task = tokio::spawn(poll.instrument(tracing::Span::current()));
+    let outcome = match tokio::time::timeout(deadline, AbortOnDropHandle::new(task)).await {
         Ok(Ok(outcome)) => Ok(outcome),
         Ok(Err(e)) if e.is_panic() => {
             let payload = e.into_panic();
@@ -352,15 +343,6 @@ async fn poll_supervised(
         tracing::warn!(took_ms, failed = ?names, error, "poll failed; {data}");
     }
     failed
-}
-
-/// Aborts a spawned task when dropped.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Spreads polls of many accounts: ±10% of the delay.

@@ -16,10 +16,9 @@ use crate::stats::ApiStats;
 /// A source as the landing page and the health metrics show it.
 #[derive(Debug, Clone, Default)]
 pub struct SourceStatus {
-    pub polls_ok: u64,
-    pub polls_failed: u64,
-    /// Polls that panicked (caught; the source kept its schedule).
-    pub polls_panicked: u64,
+    /// Finished polls by result: `success`, `failure` or `panic` (caught; the source kept its
+    /// schedule).
+    pub polls: BTreeMap<&'static str, u64>,
     /// End of the last poll after which the source was up (or as restored from the state dir).
     pub last_success: Option<SystemTime>,
     /// How long the last poll took; `None` until the first one ends.
@@ -269,11 +268,11 @@ impl Store {
                 .iter()
                 .any(|s| matches!(s.result, Err(PollError::Panicked(_))));
             let result = match (outcome.ok(), panicked) {
-                (_, true) => &mut status.polls_panicked,
-                (true, false) => &mut status.polls_ok,
-                (false, false) => &mut status.polls_failed,
+                (_, true) => "panic",
+                (true, false) => "success",
+                (false, false) => "failure",
             };
-            *result += 1;
+            *status.polls.entry(result).or_default() += 1;
             for outcome in outcome.sections {
                 let section = status.sections.entry(outcome.name).or_default();
                 match outcome.result {
@@ -422,11 +421,8 @@ fn source_health(b: &mut MetricsBuilder, key: &SourceKey, st: &SourceStatus) {
         ];
         gauges(b, &labels(key, "section", name), section_gauges);
     }
-    let polls = BTreeMap::from([
-        ("success", st.polls_ok),
-        ("failure", st.polls_failed),
-        ("panic", st.polls_panicked),
-    ]);
+    let mut polls = BTreeMap::from([("success", 0), ("failure", 0), ("panic", 0)]);
+    polls.extend(&st.polls);
     let stats = st.stats.snapshot();
     // Counters with one label more than the source's: its value, and the count.
     let counters = [

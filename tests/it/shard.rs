@@ -99,6 +99,7 @@ async fn each_replica_polls_only_its_accounts_at_start_and_after_reloads() {
             registry::loader().load(&replica_path).unwrap(),
             Some(replica_path.clone()),
             shard,
+            |p| p,
         );
         replicas.push((shard, exporter, seen, base, replica_path));
     }
@@ -158,7 +159,7 @@ async fn the_shard_shows_in_metrics_and_on_the_landing_page() {
     let config = registry::loader()
         .parse(&config_text(&base, 0..4), "shard.toml")
         .unwrap();
-    let exporter = Exporter::start_shard(config, None, Shard::new(1, 2).unwrap());
+    let exporter = Exporter::start_shard(config, None, Shard::new(1, 2).unwrap(), |p| p);
     let health = awareness_exporter::snapshot::merge([&exporter.store.render_health()]);
     assert!(
         health.contains("awareness_shard_ordinal{shard=\"1\"} 1.0"),
