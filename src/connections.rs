@@ -31,6 +31,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::config::ServerConfig;
+
 /// Largest piece of a response handed to hyper at once (progress is seen per piece).
 pub(crate) const CHUNK: usize = 64 * 1024;
 
@@ -49,10 +51,10 @@ pub(crate) enum Order {
 
 /// The timeouts the sweeper applies.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Timeouts {
-    pub(crate) header_read: Duration,
-    pub(crate) idle: Duration,
-    pub(crate) send: Duration,
+struct Timeouts {
+    header_read: Duration,
+    idle: Duration,
+    send: Duration,
 }
 
 /// What a connection did, as the rules see it.
@@ -168,10 +170,15 @@ pub(crate) struct Connections {
 }
 
 impl Connections {
-    pub(crate) fn new(max: usize, timeouts: Timeouts) -> Arc<Connections> {
+    pub(crate) fn new(config: &ServerConfig) -> Arc<Connections> {
+        let timeouts = Timeouts {
+            header_read: config.header_read_timeout,
+            idle: config.idle_timeout,
+            send: config.send_timeout,
+        };
         Arc::new(Connections {
             table: Mutex::default(),
-            max: max.max(1),
+            max: config.max_connections.max(1),
             timeouts,
         })
     }
@@ -247,6 +254,14 @@ mod tests {
         *c.order.borrow()
     }
 
+    fn config(max_connections: usize) -> ServerConfig {
+        ServerConfig {
+            max_connections,
+            idle_timeout: Duration::from_secs(60),
+            ..ServerConfig::default()
+        }
+    }
+
     fn timeouts() -> Timeouts {
         Timeouts {
             header_read: Duration::from_secs(10),
@@ -295,7 +310,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn new_requests_do_not_refresh_a_stuck_one() {
         let t = timeouts();
-        let conns = Connections::new(1, t);
+        let conns = Connections::new(&config(1));
         let conn = conns.admit().unwrap();
         let _stuck = InFlight::start(&conn);
         let mut shed = false;
@@ -318,7 +333,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_table_sheds_the_quietest_connection_never_a_busy_one() {
-        let conns = Connections::new(3, timeouts());
+        let conns = Connections::new(&config(3));
         let busy = conns.admit().unwrap();
         let _busy_req = InFlight::start(&busy);
         let used = conns.admit().unwrap();

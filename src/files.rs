@@ -10,7 +10,8 @@
 //! Blocking: call it off the runtime workers (`spawn_blocking`, or a plain thread).
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
 use std::time::Duration;
 
 use zeroize::Zeroizing;
@@ -54,8 +55,7 @@ impl From<std::io::Error> for FileError {
             _ => FileError::Io(
                 e.to_string()
                     .split(" (os error")
-                    .next()
-                    .unwrap_or("cannot be read")
+                    .collect::<String>()
                     .to_lowercase(),
             ),
         }
@@ -80,16 +80,13 @@ pub(crate) fn read_text(path: &Path) -> Result<Zeroizing<String>, FileError> {
     }
 }
 
-fn read_now(path: &PathBuf) -> Result<Zeroizing<Vec<u8>>, FileError> {
+fn read_now(path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError> {
+    let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY;
     let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY;
-        options.custom_flags(flags.bits() as i32);
-    }
-    let file = options.open(path)?;
+    let file = options
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)?;
     let meta = file.metadata()?;
     if meta.is_dir() {
         return Err(FileError::Folder);
@@ -115,7 +112,6 @@ fn read_now(path: &PathBuf) -> Result<Zeroizing<Vec<u8>>, FileError> {
 /// and a service account's own group is how a unit file shares a key with it. Only the
 /// metadata is read, never the content.
 pub(crate) fn open_to_others(path: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).ok()?;
     let mode = meta.mode() & 0o7777;
     let own_group = meta.gid() == rustix::process::getegid().as_raw();
@@ -135,12 +131,8 @@ fn within<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, FileError> + Send + 'static,
 ) -> Result<T, FileError> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    std::thread::Builder::new()
-        .name("file-read".into())
-        .spawn(move || {
-            let _ = tx.send(work());
-        })
-        .map_err(FileError::from)?;
+    let thread = std::thread::Builder::new().name("file-read".into());
+    thread.spawn(move || tx.send(work()))?;
     rx.recv_timeout(deadline).unwrap_or(Err(FileError::TooSlow))
 }
 

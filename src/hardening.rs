@@ -9,24 +9,20 @@
 /// Disables core dumps for this process. Returns what could not be done (logged by the caller;
 /// not fatal: the unit file and the container also set the limit).
 pub fn disable_core_dumps() -> Vec<String> {
+    use rustix::process::{setrlimit, Resource, Rlimit};
     let mut failed = Vec::new();
-    #[cfg(unix)]
-    {
-        use rustix::process::{setrlimit, Resource, Rlimit};
-        let zero = Rlimit {
-            current: Some(0),
-            maximum: Some(0),
-        };
-        if let Err(e) = setrlimit(Resource::Core, zero) {
-            failed.push(format!("cannot set RLIMIT_CORE to 0: {e}"));
-        }
+    let zero = Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    if let Err(e) = setrlimit(Resource::Core, zero) {
+        failed.push(format!("cannot set RLIMIT_CORE to 0: {e}"));
     }
     #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
     {
-        use rustix::process::{set_dumpable_behavior, DumpableBehavior};
-        if let Err(e) = set_dumpable_behavior(DumpableBehavior::NotDumpable) {
-            failed.push(format!("cannot clear the dumpable flag: {e}"));
-        }
+        failed.push(format!("cannot clear the dumpable flag: {e}"));
     }
     failed
 }
@@ -39,32 +35,24 @@ const OTHER_FILES: u64 = 64;
 /// soft default of 1024 is far below what `max_connections` asks for). Returns the soft limit
 /// now in force, `None` when unlimited or unknown.
 pub fn raise_open_files_limit() -> Option<u64> {
-    #[cfg(unix)]
-    {
-        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-        let limit = getrlimit(Resource::Nofile);
-        if limit.maximum != limit.current {
-            let raised = Rlimit {
-                current: limit.maximum,
-                maximum: limit.maximum,
-            };
-            if let Err(e) = setrlimit(Resource::Nofile, raised) {
-                tracing::warn!("cannot raise the open-files limit to the hard limit: {e}");
-            }
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    if limit.maximum != limit.current {
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!("cannot raise the open-files limit to the hard limit: {e}");
         }
-        getrlimit(Resource::Nofile).current
     }
-    #[cfg(not(unix))]
-    None
+    getrlimit(Resource::Nofile).current
 }
 
 /// The open-files limit this process will run with (the hard one, which start-up raises the
 /// soft one to), for `--check-config`.
 pub fn open_files_limit() -> Option<u64> {
-    #[cfg(unix)]
-    return rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
-    #[cfg(not(unix))]
-    None
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum
 }
 
 /// `max_connections` clamped so that it, plus `waiting` newcomers, the vendors' connections and

@@ -30,12 +30,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
 
-use crate::connections::{Conn, Connections, InFlight, Order, Timeouts, CHUNK, STALLED};
+use crate::config::ServerConfig;
+use crate::connections::{Conn, Connections, InFlight, Order, CHUNK, STALLED};
 use crate::exposition::{accepts_gzip, Format};
 use crate::model::ReloadError;
 use crate::scrape_body::ScrapeBodies;
 use crate::store::Store;
-use crate::web::{Access, Verdict, WebSettings};
+use crate::web::{Verdict, WebSettings};
 
 /// Reloads the configuration; `Err` says why the new one was refused (its text is the answer).
 pub type ReloadFn = Arc<
@@ -54,33 +55,30 @@ const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 /// What a connection ordered to close (or the server shutting down) gives its requests.
 const GRACE: Duration = Duration::from_secs(10);
 
-pub struct ServerSettings {
-    pub max_connections: usize,
-    pub header_read_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub send_timeout: Duration,
-    pub web: Arc<WebSettings>,
-}
-
+/// What serves the endpoints; cloned into every connection.
 #[derive(Clone)]
 pub struct App {
     store: Arc<Store>,
     reload: ReloadFn,
     bodies: Arc<ScrapeBodies>,
-    /// `--web.enable-lifecycle`: `/-/reload` over HTTP.
-    lifecycle: bool,
-    /// How long a request body (of `/-/reload`) may take to arrive: `header_read_timeout`.
-    body_timeout: Duration,
+    /// Limits, timeouts and `--web.enable-lifecycle` (`/-/reload` over HTTP).
+    config: Arc<ServerConfig>,
+    web: Arc<WebSettings>,
 }
 
 impl App {
-    pub fn new(store: Arc<Store>, reload: ReloadFn, lifecycle: bool) -> App {
+    pub fn new(
+        store: Arc<Store>,
+        reload: ReloadFn,
+        config: &ServerConfig,
+        web: Arc<WebSettings>,
+    ) -> App {
         App {
             bodies: Arc::new(ScrapeBodies::new(store.clone())),
             store,
             reload,
-            lifecycle,
-            body_timeout: Duration::from_secs(10),
+            config: Arc::new(config.clone()),
+            web,
         }
     }
 }
@@ -154,8 +152,10 @@ fn with(mut r: Answer, name: HeaderName, value: &'static str) -> Answer {
 }
 
 impl App {
-    /// Answers one request from `peer`, checked against `access` (the users in force).
-    async fn handle(&self, req: Request<Incoming>, access: &Arc<Access>, peer: IpAddr) -> Answer {
+    /// Answers one request from `peer`, checked against the users in force now (not those of
+    /// when its connection was accepted).
+    async fn handle(&self, req: Request<Incoming>, peer: IpAddr) -> Answer {
+        let access = self.web.current().access.clone();
         match access.check(req.headers(), peer).await {
             Verdict::Allowed => {}
             Verdict::Denied => {
@@ -183,7 +183,7 @@ impl App {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Not ready: first polls still running\n",
             ),
-            "/-/reload" if post && !self.lifecycle => text(
+            "/-/reload" if post && !self.config.enable_lifecycle => text(
                 StatusCode::FORBIDDEN,
                 "Lifecycle API is not enabled (start with --web.enable-lifecycle, or send SIGHUP)\n",
             ),
@@ -203,7 +203,8 @@ impl App {
     async fn reload(&self, req: Request<Incoming>) -> Answer {
         // The body is ignored, but read (bounded in size and time) so keep-alive stays healthy.
         let body = Limited::new(req.into_body(), 64 * 1024).collect();
-        if tokio::time::timeout(self.body_timeout, body).await.is_err() {
+        let deadline = self.config.header_read_timeout;
+        if tokio::time::timeout(deadline, body).await.is_err() {
             return text(StatusCode::REQUEST_TIMEOUT, "Request body too slow\n");
         }
         match (self.reload)().await {
@@ -240,40 +241,27 @@ impl App {
 }
 
 /// Serves until `shutdown` resolves, then lets open requests finish (up to [`GRACE`]).
-pub async fn serve(
-    listener: TcpListener,
-    app: App,
-    settings: ServerSettings,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) {
+    let header_read = app.config.header_read_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
+        .header_read_timeout(header_read)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         // A peer that does not answer a ping within header_read_timeout is gone.
-        .keep_alive_interval(settings.header_read_timeout)
-        .keep_alive_timeout(settings.header_read_timeout);
+        .keep_alive_interval(header_read)
+        .keep_alive_timeout(header_read);
     let builder = Arc::new(builder);
-    let timeouts = Timeouts {
-        header_read: settings.header_read_timeout,
-        idle: settings.idle_timeout,
-        send: settings.send_timeout,
-    };
-    let conns = Connections::new(settings.max_connections, timeouts);
+    let conns = Connections::new(&app.config);
     let sweeper = tokio::spawn(conns.clone().sweep());
-    let watcher = tokio::spawn(settings.web.clone().watch());
+    let watcher = tokio::spawn(app.web.clone().watch());
     let waiting_room = Arc::new(Semaphore::new(WAITING_ROOM));
     let mut accept_warned: Option<tokio::time::Instant> = None;
-    let app = App {
-        body_timeout: settings.header_read_timeout,
-        ..app
-    };
     tokio::pin!(shutdown);
 
     loop {
@@ -305,8 +293,7 @@ pub async fn serve(
                 }
             },
         };
-        let (app, builder, web) = (app.clone(), builder.clone(), settings.web.clone());
-        let conns = conns.clone();
+        let (app, builder, conns) = (app.clone(), builder.clone(), conns.clone());
         tokio::spawn(async move {
             let conn = match admitted {
                 Some(conn) => conn,
@@ -316,7 +303,7 @@ pub async fn serve(
                 },
             };
             drop(waiting);
-            connection(stream, peer.ip(), conn, app, &builder, web, timeouts.send).await;
+            connection(stream, peer.ip(), conn, app, &builder).await;
         });
     }
     drop(listener);
@@ -358,10 +345,8 @@ async fn connection(
     conn: Arc<Conn>,
     app: App,
     builder: &auto::Builder<TokioExecutor>,
-    web: Arc<WebSettings>,
-    send_timeout: Duration,
 ) {
-    let stream: Box<dyn Io> = match web.current().tls.clone() {
+    let stream: Box<dyn Io> = match app.web.current().tls.clone() {
         None => Box::new(stream),
         // The sweeper's "no request since accept" rule covers the handshake.
         Some(acceptor) => tokio::select! {
@@ -378,15 +363,13 @@ async fn connection(
     // hyper queues a whole HTTP/1.1 answer and goes on to the next pipelined request: when
     // the client reads nothing, only the socket shows the stall.
     let mut io = TimeoutStream::new(stream);
-    io.set_write_timeout(Some(send_timeout));
+    io.set_write_timeout(Some(app.config.send_timeout));
     let service_conn = conn.clone();
     let service = hyper::service::service_fn(move |req| {
         let in_flight = InFlight::start(&service_conn);
         let app = app.clone();
-        // The users in force now, not those of when the connection was accepted.
-        let access = web.current().access.clone();
         async move {
-            let answer = app.handle(req, &access, peer).await;
+            let answer = app.handle(req, peer).await;
             Ok::<_, Infallible>(answer.map(|chunks| Body::new(chunks, in_flight)))
         }
     });
