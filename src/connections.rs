@@ -20,21 +20,24 @@
 //! At `max_connections`, a new connection sheds an old one instead of waiting: first one that
 //! never sent a request, then one without a request in flight, then one whose requests have
 //! made no progress for a second (its oldest request), the longest-quiet first. Only when
-//! every connection is busy making progress does the newcomer wait (briefly, in the server's
-//! bounded waiting room) for one to stall or end, so scrapes and probes stay answerable while
+//! every connection is busy making progress does the newcomer wait (briefly, in a bounded
+//! waiting room) for one to stall or end, so scrapes and probes stay answerable while
 //! any number of silent or stalled clients hold connections.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
 
 /// Largest piece of a response handed to hyper at once (progress is seen per piece).
 pub(crate) const CHUNK: usize = 64 * 1024;
+
+/// New connections that may wait for a slot when every connection is busy.
+pub const WAITING_ROOM: usize = 64;
 
 /// A connection whose requests made no progress for this long may be shed for a newcomer.
 pub(crate) const STALLED: Duration = Duration::from_secs(1);
@@ -165,6 +168,7 @@ impl Drop for InFlight {
 /// it) has let go of it.
 pub(crate) struct Connections {
     table: Mutex<Vec<Weak<Conn>>>,
+    waiting_room: Semaphore,
     max: usize,
     timeouts: Timeouts,
 }
@@ -178,6 +182,7 @@ impl Connections {
         };
         Arc::new(Connections {
             table: Mutex::default(),
+            waiting_room: Semaphore::new(WAITING_ROOM),
             max: config.max_connections.max(1),
             timeouts,
         })
@@ -198,9 +203,26 @@ impl Connections {
         self.lock().is_empty()
     }
 
+    /// Registers a just-accepted connection. When every connection is busy making progress,
+    /// it waits (one of [`WAITING_ROOM`] at most) two seconds for one to stall or end; `None`:
+    /// turned away.
+    pub(crate) async fn admit(&self) -> Option<Arc<Conn>> {
+        if let Some(conn) = self.try_admit() {
+            return Some(conn);
+        }
+        let _place = self.waiting_room.try_acquire().ok()?;
+        for _ in 0..4 {
+            tokio::time::sleep(STALLED / 2).await;
+            if let Some(conn) = self.try_admit() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
     /// Registers a just-accepted connection, shedding an old one if the table is full.
     /// `None`: every connection is busy making progress.
-    pub(crate) fn admit(&self) -> Option<Arc<Conn>> {
+    fn try_admit(&self) -> Option<Arc<Conn>> {
         let now = Instant::now();
         let mut table = self.lock();
         let serving: Vec<Arc<Conn>> = (table.iter().filter_map(Weak::upgrade))
@@ -311,7 +333,7 @@ mod tests {
     async fn new_requests_do_not_refresh_a_stuck_one() {
         let t = timeouts();
         let conns = Connections::new(&config(1));
-        let conn = conns.admit().unwrap();
+        let conn = conns.try_admit().unwrap();
         let _stuck = InFlight::start(&conn);
         let mut shed = false;
         for _ in 0..62 {
@@ -321,7 +343,7 @@ mod tests {
             drop(tiny);
             if !shed {
                 // Full table: a newcomer sheds it once the stuck request is a second old.
-                let newcomer = conns.admit();
+                let newcomer = conns.try_admit();
                 shed = newcomer.is_some();
                 assert_eq!(order(&conn) == Order::Drop, shed);
                 conn.order.send_replace(Order::Serve);
@@ -334,33 +356,33 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_full_table_sheds_the_quietest_connection_never_a_busy_one() {
         let conns = Connections::new(&config(3));
-        let busy = conns.admit().unwrap();
+        let busy = conns.try_admit().unwrap();
         let _busy_req = InFlight::start(&busy);
-        let used = conns.admit().unwrap();
+        let used = conns.try_admit().unwrap();
         drop(InFlight::start(&used));
         tokio::time::advance(Duration::from_millis(10)).await;
-        let silent = conns.admit().unwrap();
+        let silent = conns.try_admit().unwrap();
         // Full: the silent one goes first, although it is the newest.
-        let fourth = conns.admit().unwrap();
+        let fourth = conns.try_admit().unwrap();
         assert_eq!(order(&silent), Order::Drop);
         assert_eq!(order(&used), Order::Serve);
         drop(silent);
-        let fifth = conns.admit().unwrap();
+        let fifth = conns.try_admit().unwrap();
         assert_eq!(order(&fourth), Order::Drop, "never sent a request");
         assert_eq!(order(&used), Order::Serve);
         drop(fourth);
         // Then the one without a request in flight.
         let _r5 = InFlight::start(&fifth);
-        let sixth = conns.admit().unwrap();
+        let sixth = conns.try_admit().unwrap();
         assert_eq!(order(&used), Order::Drop);
         assert_eq!(order(&busy), Order::Serve);
         drop(used);
         let _r6 = InFlight::start(&sixth);
         assert!(
-            conns.admit().is_none(),
+            conns.try_admit().is_none(),
             "all busy and progressing: the newcomer is turned away"
         );
         tokio::time::advance(STALLED).await;
-        assert!(conns.admit().is_some(), "a stalled one is shed");
+        assert!(conns.try_admit().is_some(), "a stalled one is shed");
     }
 }

@@ -27,11 +27,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
 
 use crate::config::ServerConfig;
-use crate::connections::{Conn, Connections, InFlight, Order, CHUNK, STALLED};
+use crate::connections::{Conn, Connections, InFlight, Order, CHUNK};
 use crate::exposition::{accepts_gzip, Format};
 use crate::model::ReloadError;
 use crate::scrape_body::ScrapeBodies;
@@ -43,8 +42,7 @@ pub type ReloadFn = Arc<
     dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, ReloadError>> + Send>> + Send + Sync,
 >;
 
-/// New connections that may wait for a slot when every connection is busy.
-pub const WAITING_ROOM: usize = 64;
+pub use crate::connections::WAITING_ROOM;
 
 /// Concurrent HTTP/2 streams per connection.
 pub const MAX_CONCURRENT_STREAMS: u32 = 32;
@@ -260,7 +258,6 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
     let conns = Connections::new(&app.config);
     let sweeper = tokio::spawn(conns.clone().sweep());
     let watcher = tokio::spawn(app.web.clone().watch());
-    let waiting_room = Arc::new(Semaphore::new(WAITING_ROOM));
     let mut accept_warned: Option<tokio::time::Instant> = None;
     tokio::pin!(shutdown);
 
@@ -282,28 +279,12 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
             },
         };
         let _ = stream.set_nodelay(true);
-        let admitted = conns.admit();
-        let waiting = match admitted {
-            Some(_) => None,
-            None => match waiting_room.clone().try_acquire_owned() {
-                Ok(place) => Some(place),
-                Err(_) => {
-                    tracing::debug!(%peer, "connection limit reached and every connection busy");
-                    continue;
-                }
-            },
-        };
         let (app, builder, conns) = (app.clone(), builder.clone(), conns.clone());
         tokio::spawn(async move {
-            let conn = match admitted {
-                Some(conn) => conn,
-                None => match wait_for_a_slot(&conns).await {
-                    Some(conn) => conn,
-                    None => return,
-                },
-            };
-            drop(waiting);
-            connection(stream, peer.ip(), conn, app, &builder).await;
+            match conns.admit().await {
+                Some(conn) => connection(stream, peer.ip(), conn, app, &builder).await,
+                None => tracing::debug!(%peer, "connection limit reached and every one busy"),
+            }
         });
     }
     drop(listener);
@@ -319,18 +300,6 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
     }
     sweeper.abort();
     watcher.abort();
-}
-
-/// Every connection is busy and progressing: wait a little for one to stall or end.
-async fn wait_for_a_slot(conns: &Connections) -> Option<Arc<Conn>> {
-    for _ in 0..4 {
-        tokio::time::sleep(STALLED / 2).await;
-        if let Some(conn) = conns.admit() {
-            return Some(conn);
-        }
-    }
-    tracing::debug!("connection limit reached; closing the new one");
-    None
 }
 
 /// A connection's byte stream, plain or TLS.
