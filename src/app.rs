@@ -13,7 +13,7 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::config::{self, Config};
 use crate::model::ReloadError;
 use crate::poller::Poller;
-use crate::server::{self, App, ReloadFn};
+use crate::server::{self, App, ReloadFn, ServerSettings};
 use crate::shard::Shard;
 use crate::store::Store;
 use crate::web::WebSettings;
@@ -135,7 +135,14 @@ pub async fn serve(
         // The server answers with the error's text; the reason is logged in `reload`.
         Box::pin(async move { target.reload().await })
     });
-    let app = App::new(exporter.store.clone(), reload, server_config, web.clone());
+    let settings = ServerSettings {
+        max_connections: server_config.max_connections,
+        header_read_timeout: server_config.header_read_timeout,
+        idle_timeout: server_config.idle_timeout,
+        send_timeout: server_config.send_timeout,
+        enable_lifecycle: server_config.enable_lifecycle,
+    };
+    let app = App::new(exporter.store.clone(), reload, settings, web.clone());
     // Sending or dropping `tx` closes the server.
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server::serve(listener, app, async move {

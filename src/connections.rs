@@ -31,8 +31,6 @@ use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
-use crate::config::ServerConfig;
-
 /// Largest piece of a response handed to hyper at once (progress is seen per piece).
 pub(crate) const CHUNK: usize = 64 * 1024;
 
@@ -54,10 +52,10 @@ pub(crate) enum Order {
 
 /// The timeouts the sweeper applies.
 #[derive(Debug, Clone, Copy)]
-struct Timeouts {
-    header_read: Duration,
-    idle: Duration,
-    send: Duration,
+pub(crate) struct Timeouts {
+    pub(crate) header_read: Duration,
+    pub(crate) idle: Duration,
+    pub(crate) send: Duration,
 }
 
 /// What a connection did, as the rules see it.
@@ -174,16 +172,11 @@ pub(crate) struct Connections {
 }
 
 impl Connections {
-    pub(crate) fn new(config: &ServerConfig) -> Arc<Connections> {
-        let timeouts = Timeouts {
-            header_read: config.header_read_timeout,
-            idle: config.idle_timeout,
-            send: config.send_timeout,
-        };
+    pub(crate) fn new(max: usize, timeouts: Timeouts) -> Arc<Connections> {
         Arc::new(Connections {
             table: Mutex::default(),
             waiting_room: Semaphore::new(WAITING_ROOM),
-            max: config.max_connections.max(1),
+            max: max.max(1),
             timeouts,
         })
     }
@@ -276,14 +269,6 @@ mod tests {
         *c.order.borrow()
     }
 
-    fn config(max_connections: usize) -> ServerConfig {
-        ServerConfig {
-            max_connections,
-            idle_timeout: Duration::from_secs(60),
-            ..ServerConfig::default()
-        }
-    }
-
     fn timeouts() -> Timeouts {
         Timeouts {
             header_read: Duration::from_secs(10),
@@ -332,7 +317,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn new_requests_do_not_refresh_a_stuck_one() {
         let t = timeouts();
-        let conns = Connections::new(&config(1));
+        let conns = Connections::new(1, t);
         let conn = conns.try_admit().unwrap();
         let _stuck = InFlight::start(&conn);
         let mut shed = false;
@@ -355,7 +340,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_table_sheds_the_quietest_connection_never_a_busy_one() {
-        let conns = Connections::new(&config(3));
+        let conns = Connections::new(3, timeouts());
         let busy = conns.try_admit().unwrap();
         let _busy_req = InFlight::start(&busy);
         let used = conns.try_admit().unwrap();

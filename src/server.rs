@@ -29,8 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_io_timeout::TimeoutStream;
 
-use crate::config::ServerConfig;
-use crate::connections::{Conn, Connections, InFlight, Order, CHUNK};
+use crate::connections::{Conn, Connections, InFlight, Order, Timeouts, CHUNK};
 use crate::exposition::{accepts_gzip, Format};
 use crate::model::ReloadError;
 use crate::scrape_body::ScrapeBodies;
@@ -53,14 +52,24 @@ const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 /// What a connection ordered to close (or the server shutting down) gives its requests.
 const GRACE: Duration = Duration::from_secs(10);
 
+/// The server's limits and timeouts (`server.*` of the config), and `--web.enable-lifecycle`:
+/// `/-/reload` over HTTP.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub send_timeout: Duration,
+    pub enable_lifecycle: bool,
+}
+
 /// What serves the endpoints; cloned into every connection.
 #[derive(Clone)]
 pub struct App {
     store: Arc<Store>,
     reload: ReloadFn,
     bodies: Arc<ScrapeBodies>,
-    /// Limits, timeouts and `--web.enable-lifecycle` (`/-/reload` over HTTP).
-    config: Arc<ServerConfig>,
+    config: Arc<ServerSettings>,
     web: Arc<WebSettings>,
 }
 
@@ -68,14 +77,14 @@ impl App {
     pub fn new(
         store: Arc<Store>,
         reload: ReloadFn,
-        config: &ServerConfig,
+        config: ServerSettings,
         web: Arc<WebSettings>,
     ) -> App {
         App {
             bodies: Arc::new(ScrapeBodies::new(store.clone())),
             store,
             reload,
-            config: Arc::new(config.clone()),
+            config: Arc::new(config),
             web,
         }
     }
@@ -255,7 +264,12 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         .keep_alive_interval(header_read)
         .keep_alive_timeout(header_read);
     let builder = Arc::new(builder);
-    let conns = Connections::new(&app.config);
+    let timeouts = Timeouts {
+        header_read,
+        idle: app.config.idle_timeout,
+        send: app.config.send_timeout,
+    };
+    let conns = Connections::new(app.config.max_connections, timeouts);
     let sweeper = tokio::spawn(conns.clone().sweep());
     let watcher = tokio::spawn(app.web.clone().watch());
     let mut accept_warned: Option<tokio::time::Instant> = None;
