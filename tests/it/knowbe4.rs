@@ -587,7 +587,8 @@ async fn the_429_of_a_spent_quota_keeps_the_last_good_data() {
     assert_last_good_data_kept(src.key(), &published);
 }
 
-#[tokio::test]
+/// Virtual time: the simulator counts its limits on the same paused clock.
+#[tokio::test(start_paused = true)]
 async fn the_burst_limit_is_kept_by_pacing_not_by_429s() {
     // The vendor's real limits on the simulator, and the exporter at 4 a second: a poll of a
     // few pages never sees a 429.
@@ -596,10 +597,17 @@ async fn the_burst_limit_is_kept_by_pacing_not_by_429s() {
     c.requests_per_second = 4;
     c.requests_per_minute = 50;
     let (src, stats) = source(c, MetricsConfig::default(), poll_config());
+    let start = tokio::time::Instant::now();
     let outcome = src.poll().await;
     assert!(outcome.ok(), "{:?}", outcome.first_error());
     assert!(server.control.total_requests() > 8);
     assert_eq!(stats.failures(FailureReason::RateLimited), 0);
+    // More than 8 requests at 4 a (long) second take at least two of them.
+    assert!(
+        start.elapsed() >= Duration::from_millis(2500),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Query, Request, State};
 use axum::http::header::{HeaderValue, CONTENT_TYPE};
@@ -22,6 +22,7 @@ use axum::Router;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
+use tokio::time::Instant;
 
 use crate::control::{is_garbage_row, Control};
 use crate::population::Population;
@@ -397,7 +398,8 @@ impl KnowBe4Options {
     }
 }
 
-/// Accepted requests: the last minute's instants, and the day's count with its start.
+/// Accepted requests: the last minute's instants, and the day's count with its start. On tokio's
+/// clock, which the exporter's pacing uses too: tests can pace both in paused time.
 type Sent = (VecDeque<Instant>, Option<(Instant, u64)>);
 
 /// A running simulated KnowBe4 account's state.
@@ -551,7 +553,8 @@ pub async fn fault_tenant() -> std::io::Result<Tenant> {
 
 /// The demo's KnowBe4 account: 500 people, the vendor's pace limits and daily quota. It polls
 /// every 30 minutes: at the demo's 5 minutes its polls would not fit the daily quota of 2,000
-/// plus its seats (and the exporter says so).
+/// plus its seats (and the exporter says so). Its pace costs a test in paused time
+/// (`#[tokio::test(start_paused = true)]`) no real time: both sides pace on tokio's clock.
 pub async fn demo_tenant(account: &str) -> std::io::Result<Tenant> {
     let population = Arc::new(Population::generate(99, 500));
     let tenant = tenant(population, KnowBe4Options::default(), account).await?;
