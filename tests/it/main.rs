@@ -7,7 +7,6 @@ mod config_cli;
 mod config_reload;
 mod cyberpilot;
 mod defender;
-mod demo_feature;
 mod deploy_files;
 mod exposition;
 mod faults;

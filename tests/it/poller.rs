@@ -646,8 +646,9 @@ async fn a_reload_touches_only_what_changed() {
     exporter.poller.stop();
 }
 
-/// The demo shows every health signal: all sources and sections up, the counters there at 0
-/// from the start, and no failure (the demo injects none).
+/// The demo (the default `demo` feature; scripts/test.sh checks a build without it refuses
+/// `--demo`) starts a tenant per account and shows every health signal: all sources and
+/// sections up, the counters there at 0 from the start, and no failure (the demo injects none).
 #[tokio::test]
 async fn the_demo_exposes_every_health_signal_with_every_section_up() {
     let (demo, config) = awareness_exporter::demo::start().await.unwrap();
