@@ -649,7 +649,9 @@ async fn a_reload_touches_only_what_changed() {
 /// The demo (the default `demo` feature; scripts/test.sh checks a build without it refuses
 /// `--demo`) starts a tenant per account and shows every health signal: all sources and
 /// sections up, the counters there at 0 from the start, and no failure (the demo injects none).
-#[tokio::test]
+/// In paused time: the simulated KnowBe4 tenant and the exporter's pacing share tokio's clock,
+/// so its 4/s and 50/min cost no real time.
+#[tokio::test(start_paused = true)]
 async fn the_demo_exposes_every_health_signal_with_every_section_up() {
     let (demo, config) = awareness_exporter::demo::start().await.unwrap();
     let (accounts, sections_total) = (config.sources.len(), harness::section_count(&config));
