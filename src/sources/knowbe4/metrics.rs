@@ -120,8 +120,9 @@ impl Merge for Users {
     }
 }
 
-/// A label value per group id: its name, made unique with the id when two groups share one.
-fn group_labels(groups: &[Group]) -> HashMap<&str, String> {
+/// Each group with an id, and its label value: its name, made unique with the id when two
+/// groups share one.
+fn group_labels(groups: &[Group]) -> Vec<(&str, &Group, String)> {
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for g in groups {
         *by_name.entry(g.name.as_deref().unwrap_or("")).or_default() += 1;
@@ -136,7 +137,7 @@ fn group_labels(groups: &[Group]) -> HashMap<&str, String> {
     };
     groups
         .iter()
-        .filter_map(|g| g.id.as_deref().map(|id| (id, label(g, id))))
+        .filter_map(|g| g.id.as_deref().map(|id| (id, g, label(g, id))))
         .collect()
 }
 
@@ -186,15 +187,11 @@ pub(crate) fn users(
         "Mean phish-prone ratio (0..1) of all active users (their phish_prone_percentage / 100)",
         all.mean(),
     )]);
-    let labels = group_labels(groups);
-    for g in groups {
-        let Some((id, label)) = g.id.as_deref().and_then(|id| Some((id, labels.get(id)?))) else {
-            continue;
-        };
+    for (id, g, label) in group_labels(groups) {
         let members = by_group.get(id).copied().unwrap_or_default();
         gauges(
             b,
-            &[("account", account), ("group", label)],
+            &[("account", account), ("group", &label)],
             &[
                 (
                     "awareness_knowbe4_group_risk_score",
@@ -321,12 +318,8 @@ pub(crate) fn training(
         "awareness_knowbe4_training_campaigns",
         "Training campaigns by status",
     );
-    by_status(
-        b,
-        family,
-        account,
-        campaigns.iter().map(|c| c.status.as_deref()),
-    );
+    let statuses = campaigns.iter().map(|c| c.status.as_deref());
+    by_status(b, family, account, statuses);
 }
 
 /// The tests that keep their own series: the newest `max` (by start, then id), since tests
@@ -358,12 +351,8 @@ pub(crate) fn phishing(
         "awareness_knowbe4_security_tests",
         "Phishing security tests by status",
     );
-    by_status(
-        b,
-        family,
-        account,
-        tests.iter().map(|t| t.status.as_deref()),
-    );
+    let statuses = tests.iter().map(|t| t.status.as_deref());
+    by_status(b, family, account, statuses);
     let mut by_group: BTreeMap<(String, &'static str), f64> = BTreeMap::new();
     for t in newest_tests(tests, max_tests) {
         let id = t.pst_id.as_deref().unwrap_or("");

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use futures::future::{try_join, BoxFuture};
 use futures::FutureExt;
+use serde_json::Value;
 
 use crate::config::{AccountConfig, Block, SourceConfig, VendorConfig};
 use crate::http::{Refusal, Reply};
@@ -83,10 +84,7 @@ impl KnowBe4Source {
         let key = SourceKey::new(PLATFORM, &config.account);
         let http = Arc::new(KnowBe4Http::new(&config));
         let lists = config.endpoints.iter().flat_map(|e| pager::lists(*e));
-        let endpoints: Vec<&str> = [ACCOUNT]
-            .into_iter()
-            .chain(lists.map(|l| l.endpoint))
-            .collect();
+        let endpoints: Vec<&str> = [ACCOUNT].into_iter().chain(lists.map(|l| l.0)).collect();
         KnowBe4Source {
             engine: ctx.engine(&config, key, http.clone(), &endpoints),
             config,
@@ -108,14 +106,8 @@ impl KnowBe4Source {
     /// The plan for this account at its interval: the latest poll's requests, or an estimate
     /// from its size before the first poll.
     fn plan(&self) -> Plan {
-        let last = self.last_poll_requests.load(Ordering::Relaxed);
-        let seats = *lock(&self.http.seats);
-        Plan::new(
-            &self.config,
-            seats,
-            (last > 0).then_some(last),
-            self.interval(),
-        )
+        let last = Some(self.last_poll_requests.load(Ordering::Relaxed)).filter(|n| *n > 0);
+        Plan::new(&self.config, *lock(&self.http.seats), last, self.interval())
     }
 
     /// One GET under `/v1/` with the key as bearer (paced and counted by [`KnowBe4Http`]).
@@ -139,19 +131,15 @@ impl KnowBe4Source {
         transport.fetch(endpoint, build, accept).await
     }
 
-    /// `GET /v1/account`; remembers the seat count for the quota.
+    /// `GET /v1/account` (one JSON object); remembers the seat count for the quota.
     async fn account(&self) -> Result<Account, FetchError> {
         let read = |reply: Reply| async move {
-            let refused = |why: String| {
-                let e = FetchError::new(FailureReason::Decode, format!("{ACCOUNT}: {why}"));
-                Refusal::fatal(e)
-            };
-            match serde_json::from_slice::<serde_json::Value>(&reply.body) {
-                Ok(v) if v.is_object() => serde_json::from_value::<Account>(v)
-                    .map_err(|e| refused(format!("the account is malformed: {e}"))),
-                Ok(_) => Err(refused("the account is not a JSON object".into())),
-                Err(e) => Err(refused(format!("not valid JSON: {e}"))),
-            }
+            let object = serde_json::from_slice(&reply.body)
+                .ok()
+                .filter(Value::is_object);
+            let account = object.and_then(|v| serde_json::from_value::<Account>(v).ok());
+            let e = format!("{ACCOUNT}: the answer is not an account object");
+            account.ok_or_else(|| Refusal::fatal(FetchError::new(FailureReason::Decode, e)))
         };
         let account = self.get(ACCOUNT, &[], read).await?;
         if let Some(seats) = account.seats() {

@@ -22,37 +22,24 @@ use crate::sources::paging::{Format, Pager};
 /// One list: its path under `/v1/` (also its endpoint label) and its query besides `page` and
 /// `per_page`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct List {
-    pub(crate) endpoint: &'static str,
-    query: &'static [(&'static str, &'static str)],
-}
+pub(crate) struct List(pub(crate) &'static str, Query);
+type Query = &'static [(&'static str, &'static str)];
 
 /// The endpoint label of `GET /v1/account`.
 pub(crate) const ACCOUNT: &str = "account";
-pub(crate) const USERS: List = List {
-    endpoint: "users",
-    query: &[("status", "active")],
-};
-pub(crate) const GROUPS: List = List {
-    endpoint: "groups",
-    query: &[("status", "active")],
-};
-pub(crate) const ENROLLMENTS: List = List {
-    endpoint: "training/enrollments",
-    query: &[
+pub(crate) const USERS: List = List("users", &[("status", "active")]);
+pub(crate) const GROUPS: List = List("groups", &[("status", "active")]);
+pub(crate) const ENROLLMENTS: List = List(
+    "training/enrollments",
+    &[
         ("include_campaign_id", "true"),
         ("exclude_archived_users", "true"),
     ],
-};
+);
 /// Without `exclude_percentages=true` the vendor answers only 10 campaigns a page.
-pub(crate) const TRAINING_CAMPAIGNS: List = List {
-    endpoint: "training/campaigns",
-    query: &[("exclude_percentages", "true")],
-};
-pub(crate) const SECURITY_TESTS: List = List {
-    endpoint: "phishing/security_tests",
-    query: &[],
-};
+pub(crate) const TRAINING_CAMPAIGNS: List =
+    List("training/campaigns", &[("exclude_percentages", "true")]);
+pub(crate) const SECURITY_TESTS: List = List("phishing/security_tests", &[]);
 
 /// The lists a section reads (the account is one object, not a list).
 pub(crate) fn lists(e: Endpoint) -> &'static [List] {
@@ -78,7 +65,7 @@ impl<T: Row> Pager for PageNumbers<'_, T> {
     type Request = u32;
 
     fn endpoint(&self) -> &'static str {
-        self.list.endpoint
+        self.list.0
     }
 
     fn next(&mut self) -> Vec<u32> {
@@ -96,9 +83,9 @@ impl<T: Row> Pager for PageNumbers<'_, T> {
         AF: std::future::Future<Output = Result<R, Refusal>> + Send,
     {
         let (page, per_page) = (page.to_string(), self.source.per_page().to_string());
-        let mut query = self.list.query.to_vec();
+        let mut query = self.list.1.to_vec();
         query.extend([("page", page.as_str()), ("per_page", per_page.as_str())]);
-        self.source.get(self.list.endpoint, &query, accept).await
+        self.source.get(self.list.0, &query, accept).await
     }
 }
 
