@@ -104,9 +104,7 @@ fn exercise_mimecast(text: &str) {
         for raw in elements(&env, "data") {
             let s = raw.get();
             let _ = serde_json::from_str::<mc::Items>(s);
-            let _ = serde_json::from_str::<mc::PerformanceRow>(s);
-            let _ = serde_json::from_str::<mc::WatchlistRow>(s);
-            let _ = serde_json::from_str::<mc::SafeScoreRow>(s);
+            let _ = serde_json::from_str::<mc::UserRow>(s);
             let _ = serde_json::from_str::<mc::TrainingRow>(s);
             let _ = serde_json::from_str::<mc::CampaignUserRow>(s);
             let _ = serde_json::from_str::<mc::PhishingCampaign>(s);

@@ -24,18 +24,35 @@ fn flag(v: bool) -> f64 {
     f64::from(u8::from(v))
 }
 
-/// One gauge of each family, its value the one at the same place in `values` (`None`
-/// publishes nothing).
-fn gauges<const N: usize>(
-    b: &mut MetricsBuilder,
-    families: &[Family; N],
-    labels: &[(&str, &str)],
-    values: [Option<f64>; N],
-) {
-    for ((name, help), v) in families.iter().zip(values) {
-        if let Some(v) = v {
-            b.gauge(name, help, labels, v);
+/// One section as it is rendered: its metrics, the account they belong to, and what bounds
+/// the department and per-user figures.
+pub(crate) struct Section<'a> {
+    pub(crate) b: MetricsBuilder,
+    pub(crate) key: &'a SourceKey,
+    pub(crate) m: &'a MetricsConfig,
+    pub(crate) stats: &'a ApiStats,
+}
+
+impl Section<'_> {
+    /// One gauge of each family, labelled by the account and `labels`, its value the one at
+    /// the same place in `values` (`None` publishes nothing).
+    fn gauges<const N: usize>(
+        &mut self,
+        labels: &[(&str, &str)],
+        families: &[Family; N],
+        values: [Option<f64>; N],
+    ) {
+        let account = [("account", self.key.account.as_str())];
+        let labels: Vec<_> = account.iter().chain(labels).copied().collect();
+        for ((name, help), v) in families.iter().zip(values) {
+            if let Some(v) = v {
+                self.b.gauge(name, help, &labels, v);
+            }
         }
+    }
+
+    fn gauge(&mut self, labels: &[(&str, &str)], family: Family, v: f64) {
+        self.gauges(labels, &[family], [Some(v)]);
     }
 }
 
@@ -102,23 +119,12 @@ where
 
     /// Renders the kept users (a gauge of each family of `own`) and gives the departments,
     /// `metrics.max_label_values` applied.
-    fn finish(
-        self,
-        b: &mut MetricsBuilder,
-        key: &SourceKey,
-        own: &[Family; U],
-        m: &MetricsConfig,
-        stats: &ApiStats,
-    ) -> BTreeMap<String, Department<D>> {
-        for (email, v) in self.users.map(|u| u.finish(key)).into_iter().flatten() {
-            gauges(
-                b,
-                own,
-                &[("account", &key.account), ("email", &email)],
-                v.map(Some),
-            );
+    fn finish(self, out: &mut Section, own: &[Family; U]) -> BTreeMap<String, Department<D>> {
+        for (email, v) in self.users.map(|u| u.finish(out.key)).into_iter().flatten() {
+            out.gauges(&[("email", &email)], own, v.map(Some));
         }
-        self.by.finish(key, "department", m.max_label_values, stats)
+        self.by
+            .finish(out.key, "department", out.m.max_label_values, out.stats)
     }
 }
 
@@ -156,26 +162,19 @@ const PERFORMANCE_USER: [Family; 1] = [(
     "Training modules the user has not watched",
 )];
 
-pub(crate) fn performance_row(acc: &mut Performance, r: &PerformanceRow) {
+pub(crate) fn performance_row(acc: &mut Performance, _: usize, r: &UserRow) {
     let not_watched = n(r.num_not_watched);
     let sums = [1.0, not_watched, n(r.num_correct), n(r.num_incorrect)];
     acc.add(&r.department, &r.user_state, &r.email, sums, [not_watched]);
 }
 
-pub(crate) fn performance(
-    b: &mut MetricsBuilder,
-    key: &SourceKey,
-    acc: Performance,
-    m: &MetricsConfig,
-    stats: &ApiStats,
-) {
-    for (d, t) in acc.finish(b, key, &PERFORMANCE_USER, m, stats) {
-        let l = [("account", key.account.as_str()), ("department", &d)];
+pub(crate) fn performance(out: &mut Section, acc: Performance) {
+    for (d, t) in acc.finish(out, &PERFORMANCE_USER) {
         if let Some(sums) = t.counted {
-            gauges(b, &PERFORMANCE, &l, sums.map(Some));
+            out.gauges(&[("department", &d)], &PERFORMANCE, sums.map(Some));
         }
         for (state, v) in t.excluded {
-            b.gauge(EXCLUDED.0, EXCLUDED.1, &[l[0], l[1], ("state", &state)], v);
+            out.gauge(&[("department", &d), ("state", &state)], EXCLUDED, v);
         }
     }
 }
@@ -200,30 +199,23 @@ const WATCHLIST_USER: [Family; 1] = [(
     "The user's watchlistCount (watchlist entries)",
 )];
 
-pub(crate) fn watchlist_row(acc: &mut Watchlist, r: &WatchlistRow) {
+pub(crate) fn watchlist_row(acc: &mut Watchlist, _: usize, r: &UserRow) {
     let entries = n(r.watchlist_count);
     let sums = [flag(entries > 0.0), entries];
     acc.add(&r.department, &r.user_state, &r.email, sums, [entries]);
 }
 
-pub(crate) fn watchlist(
-    b: &mut MetricsBuilder,
-    key: &SourceKey,
-    acc: Watchlist,
-    m: &MetricsConfig,
-    stats: &ApiStats,
-) {
-    for (d, t) in acc.finish(b, key, &WATCHLIST_USER, m, stats) {
+pub(crate) fn watchlist(out: &mut Section, acc: Watchlist) {
+    for (d, t) in acc.finish(out, &WATCHLIST_USER) {
         if let Some(sums) = t.counted {
-            let l = [("account", key.account.as_str()), ("department", &d)];
-            gauges(b, &WATCHLIST, &l, sums.map(Some));
+            out.gauges(&[("department", &d)], &WATCHLIST, sums.map(Some));
         }
     }
 }
 
 /// company/get-safe-score-details: users that count, per risk grade (upper case; `unknown`
 /// when the row has none).
-pub(crate) fn safe_score_row(by: &mut BTreeMap<String, f64>, r: &SafeScoreRow) {
+pub(crate) fn safe_score_row(by: &mut BTreeMap<String, f64>, _: usize, r: &UserRow) {
     if counts_as_user(&r.user_state) {
         let grade = r.risk.as_deref().map(str::trim).filter(|g| !g.is_empty());
         *by.entry(grade.map_or("unknown".into(), str::to_uppercase))
@@ -236,21 +228,16 @@ const SAFE_SCORE: Family = (
     "Users per SAFE score risk grade",
 );
 
-pub(crate) fn safe_score(b: &mut MetricsBuilder, account: &str, by: BTreeMap<String, f64>) {
+pub(crate) fn safe_score(out: &mut Section, by: BTreeMap<String, f64>) {
     for (grade, v) in by {
-        b.gauge(
-            SAFE_SCORE.0,
-            SAFE_SCORE.1,
-            &[("account", account), ("grade", &grade)],
-            v,
-        );
+        out.gauge(&[("grade", &grade)], SAFE_SCORE, v);
     }
 }
 
 /// company/get-performance-summary: company totals, the sums over its department entries (the
 /// catalogue names no department) in [`DepartmentCompletion::counts`]'s order; a count the
 /// vendor never sent stays absent rather than 0.
-pub(crate) fn summary_row(sums: &mut [Option<f64>; 8], r: &PerformanceSummaryRow) {
+pub(crate) fn summary_row(sums: &mut [Option<f64>; 8], _: usize, r: &PerformanceSummaryRow) {
     for d in r.department_completion_stats.iter().flatten() {
         for (sum, v) in sums.iter_mut().zip(d.counts()) {
             *sum = v.map(|v| sum.unwrap_or(0.0) + v.max(0.0)).or(*sum);
@@ -280,24 +267,13 @@ const BY_INCORRECT: [Family; 1] = [(
      company-wide (performance-summary num*Incorrect)",
 )];
 
-pub(crate) fn performance_summary(b: &mut MetricsBuilder, account: &str, sums: [Option<f64>; 8]) {
+pub(crate) fn performance_summary(out: &mut Section, sums: [Option<f64>; 8]) {
     let [participating, sent, not_watched, by_incorrect @ ..] = sums;
-    gauges(
-        b,
-        &SUMMARY,
-        &[("account", account)],
-        [participating, sent, not_watched],
-    );
+    out.gauges(&[], &SUMMARY, [participating, sent, not_watched]);
     for (incorrect, v) in ["0", "1", "2", "3", "4+"].into_iter().zip(by_incorrect) {
-        gauges(
-            b,
-            &BY_INCORRECT,
-            &[("account", account), ("incorrect", incorrect)],
-            [v],
-        );
+        out.gauges(&[("incorrect", incorrect)], &BY_INCORRECT, [v]);
     }
 }
-
 /// user/get-training-details: its request selects no user and its rows carry no identity, so
 /// it describes the calling (API) user's own training, not the company's. Published under
 /// names that say so; company-wide module figures come from campaign/get-campaigns.
@@ -322,7 +298,7 @@ const TRAINING: [Family; 4] = [
     ),
 ];
 
-pub(crate) fn training_row(sums: &mut [f64; 4], r: &TrainingRow) {
+pub(crate) fn training_row(sums: &mut [f64; 4], _: usize, r: &TrainingRow) {
     sums[0] += flag(r.need_engagement == Some(true));
     for t in r.training.iter().flatten() {
         let (watched, listed) = (t.watched == Some(true), t.on_watchlist == Some(true));
@@ -330,8 +306,8 @@ pub(crate) fn training_row(sums: &mut [f64; 4], r: &TrainingRow) {
     }
 }
 
-pub(crate) fn training(b: &mut MetricsBuilder, account: &str, sums: [f64; 4]) {
-    gauges(b, &TRAINING, &[("account", account)], sums.map(Some));
+pub(crate) fn training(out: &mut Section, sums: [f64; 4]) {
+    out.gauges(&[], &TRAINING, sums.map(Some));
 }
 
 /// `forQuestion2` → `2`.
@@ -354,10 +330,12 @@ pub(crate) struct CampaignUsers {
 }
 
 /// Folds a user of campaign number `campaign` in.
-pub(crate) fn campaign_user_row(all: &mut [CampaignUsers], campaign: usize, r: &CampaignUserRow) {
-    let Some(c) = all.get_mut(campaign) else {
-        return;
-    };
+pub(crate) fn campaign_user_row(
+    all: &mut BTreeMap<usize, CampaignUsers>,
+    campaign: usize,
+    r: &CampaignUserRow,
+) {
+    let c = all.entry(campaign).or_default();
     c.users += 1.0;
     c.acknowledged += flag(r.acknowledgement == Some(true));
     for (q, result) in r.results.iter().flatten() {
@@ -411,10 +389,9 @@ const ANSWERS: Family = (
 /// campaign/get-campaigns and campaign/get-user-data: per campaign, and company-wide per
 /// module (`title.title`) as the sums of the vendor's own numSent / numCompleted.
 pub(crate) fn campaigns(
-    b: &mut MetricsBuilder,
-    account: &str,
+    out: &mut Section,
     campaigns: &[Campaign],
-    users: Vec<CampaignUsers>,
+    mut users: BTreeMap<usize, CampaignUsers>,
 ) {
     let mut modules: BTreeMap<&str, [f64; 2]> = BTreeMap::new();
     for c in campaigns {
@@ -424,20 +401,12 @@ pub(crate) fn campaigns(
         }
     }
     for (module, sums) in modules {
-        gauges(
-            b,
-            &MODULE,
-            &[("account", account), ("module", module)],
-            sums.map(Some),
-        );
+        out.gauges(&[("module", module)], &MODULE, sums.map(Some));
     }
-    for (c, u) in campaigns.iter().zip(users) {
+    for (i, c) in campaigns.iter().enumerate() {
+        let u = users.remove(&i).unwrap_or_default();
         let id = c.id.as_deref().unwrap_or_default();
-        let l = [
-            ("account", account),
-            ("campaign_id", id),
-            ("campaign", c.label()),
-        ];
+        let l = [("campaign_id", id), ("campaign", c.label())];
         let answered = |r: &str| -> f64 {
             let of = u.answers.iter().filter(|((_, result), _)| *result == r);
             of.map(|(_, v)| v).sum()
@@ -451,28 +420,32 @@ pub(crate) fn campaigns(
             Some(u.acknowledged),
             ratio,
         ];
-        gauges(b, &CAMPAIGN, &l, values);
+        out.gauges(&l, &CAMPAIGN, values);
         for ((q, result), v) in &u.answers {
-            let l = [l[0], l[1], l[2], ("question", q), ("result", result)];
-            b.gauge(ANSWERS.0, ANSWERS.1, &l, *v);
+            out.gauge(
+                &[l[0], l[1], ("question", q), ("result", result)],
+                ANSWERS,
+                *v,
+            );
         }
     }
 }
 
 /// phishing/campaign/get-user-data over all phishing campaigns, folded: recipients by
 /// department and outcome (one per recipient and campaign), per recipient only with
-/// `per_user` (clicked, reported), and the recipients who reported, by campaign.
+/// `per_user` (clicked, reported), and the recipients who reported, by campaign number.
 #[derive(Default)]
 pub(crate) struct Phishing {
     people: People<5, 2>,
-    reported: Vec<f64>,
+    reported: BTreeMap<usize, f64>,
 }
 
 impl Phishing {
-    pub(crate) fn new(campaigns: usize, m: &MetricsConfig) -> Self {
+    pub(crate) fn new(m: &MetricsConfig) -> Self {
+        let people = People::new(m);
         Phishing {
-            people: People::new(m),
-            reported: vec![0.0; campaigns],
+            people,
+            reported: BTreeMap::new(),
         }
     }
 }
@@ -484,13 +457,10 @@ const OUTCOMES: [&str; 5] = ["sent", "opened", "clicked", "submitted", "reported
 /// Folds a recipient of campaign number `campaign` in.
 pub(crate) fn phishing_row(acc: &mut Phishing, campaign: usize, r: &PhishingUserRow) {
     let reported = flag(r.reported());
-    if let Some(c) = acc.reported.get_mut(campaign) {
-        *c += reported;
-    }
+    *acc.reported.entry(campaign).or_default() += reported;
     let mut outcomes = [0.0, 0.0, 0.0, 0.0, reported];
     outcomes[..=r.step()].fill(1.0);
-    let clicked = outcomes[2];
-    let own = [clicked, reported];
+    let own = [outcomes[2], reported];
     acc.people
         .add(&r.department, &None, &r.email, outcomes, own);
 }
@@ -549,43 +519,30 @@ const PHISHING_USER: [Family; 2] = [
 
 /// phishing/campaign/get-campaign, with each campaign's recipients
 /// (phishing/campaign/get-user-data).
-pub(crate) fn phishing(
-    b: &mut MetricsBuilder,
-    key: &SourceKey,
-    campaigns: &[PhishingCampaign],
-    acc: Phishing,
-    m: &MetricsConfig,
-    stats: &ApiStats,
-) {
-    let account = key.account.as_str();
-    for (c, reported) in campaigns.iter().zip(acc.reported) {
+pub(crate) fn phishing(out: &mut Section, campaigns: &[PhishingCampaign], acc: Phishing) {
+    for (i, c) in campaigns.iter().enumerate() {
         let id = c.id.as_deref().unwrap_or_default();
         let name = c.name.as_deref().unwrap_or_default();
-        let l = [
-            ("account", account),
-            ("campaign_id", id),
-            ("campaign", name),
-        ];
         let values = [
             Some(n(c.num_sent)),
             Some(n(c.num_opened)),
             Some(n(c.num_clicked)),
             Some(n(c.num_submitted)),
             c.launch_date.as_deref().and_then(parse_timestamp),
-            Some(reported),
+            Some(acc.reported.get(&i).copied().unwrap_or(0.0)),
             c.num_reported.map(|v| v.max(0.0)),
         ];
-        gauges(b, &PHISHING, &l, values);
+        out.gauges(
+            &[("campaign_id", id), ("campaign", name)],
+            &PHISHING,
+            values,
+        );
     }
-    for (d, t) in acc.people.finish(b, key, &PHISHING_USER, m, stats) {
+    for (d, t) in acc.people.finish(out, &PHISHING_USER) {
         let Some(sums) = t.counted else { continue };
         for (outcome, v) in OUTCOMES.into_iter().zip(sums) {
-            let l = [
-                ("account", account),
-                ("department", &d),
-                ("outcome", outcome),
-            ];
-            b.gauge(PHISHING_DEPARTMENT.0, PHISHING_DEPARTMENT.1, &l, v);
+            let l = [("department", d.as_str()), ("outcome", outcome)];
+            out.gauge(&l, PHISHING_DEPARTMENT, v);
         }
     }
 }
@@ -596,8 +553,23 @@ mod tests {
     use crate::model::Platform;
     use crate::snapshot::merge;
 
-    fn row(email: &str, department: &str, not_watched: f64, state: &str) -> PerformanceRow {
-        PerformanceRow {
+    /// The text of what `render` publishes for account `a`.
+    fn render(m: &MetricsConfig, render: impl FnOnce(&mut Section)) -> String {
+        let key = SourceKey::new(Platform::new("mimecast"), "a");
+        let stats = ApiStats::default();
+        let b = MetricsBuilder::new();
+        let mut out = Section {
+            b,
+            key: &key,
+            m,
+            stats: &stats,
+        };
+        render(&mut out);
+        merge([&out.b.finish()])
+    }
+
+    fn row(email: &str, department: &str, not_watched: f64, state: &str) -> UserRow {
+        UserRow {
             email: Some(email.to_string()),
             department: Some(department.to_string()),
             num_not_watched: Some(not_watched),
@@ -617,19 +589,17 @@ mod tests {
         for i in 0..1_000 {
             performance_row(
                 &mut acc,
+                0,
                 &row(&format!("u{i:04}@x"), "Sales", 1.0, "ACTIVE"),
             );
         }
-        performance_row(&mut acc, &row("gone@x", "Ops", 0.0, "DELETED"));
+        performance_row(&mut acc, 0, &row("gone@x", "Ops", 0.0, "DELETED"));
         assert_eq!(
             acc.users.as_ref().map(|u| u.len()),
             Some(2),
             "bounded by max_users"
         );
-        let key = SourceKey::new(Platform::new("mimecast"), "a");
-        let mut b = MetricsBuilder::new();
-        performance(&mut b, &key, acc, &m, &ApiStats::default());
-        let text = merge([&b.finish()]);
+        let text = render(&m, |out| performance(out, acc));
         assert!(text.contains("awareness_mimecast_users{account=\"a\",department=\"Sales\"} 1000"));
         assert!(text.contains(
             "awareness_mimecast_modules_not_watched{account=\"a\",department=\"Sales\"} 1000"
@@ -654,10 +624,10 @@ mod tests {
         )
         .unwrap();
         let mut sums = Default::default();
-        summary_row(&mut sums, &row);
-        let mut b = MetricsBuilder::new();
-        performance_summary(&mut b, "a", sums);
-        let text = merge([&b.finish()]);
+        summary_row(&mut sums, 0, &row);
+        let text = render(&MetricsConfig::default(), |out| {
+            performance_summary(out, sums)
+        });
         assert!(text.contains("awareness_mimecast_participating_users{account=\"a\"} 7"));
         assert!(text.contains(
             "awareness_mimecast_users_by_incorrect_answers{account=\"a\",incorrect=\"1\"} 2"
@@ -675,7 +645,7 @@ mod tests {
             per_user: true,
             ..Default::default()
         };
-        let mut acc = Phishing::new(2, &m);
+        let mut acc = Phishing::new(&m);
         for (campaign, status) in [(0, "submitted"), (1, "reported")] {
             let r = PhishingUserRow {
                 email: Some("u@x".into()),
@@ -685,11 +655,8 @@ mod tests {
             };
             phishing_row(&mut acc, campaign, &r);
         }
-        assert_eq!(acc.reported, [0.0, 1.0]);
-        let key = SourceKey::new(Platform::new("mimecast"), "a");
-        let mut b = MetricsBuilder::new();
-        phishing(&mut b, &key, &[], acc, &m, &ApiStats::default());
-        let text = merge([&b.finish()]);
+        assert_eq!(acc.reported, BTreeMap::from([(0, 0.0), (1, 1.0)]));
+        let text = render(&m, |out| phishing(out, &[], acc));
         let outcome = |o: &str, v: u8| {
             format!("awareness_mimecast_phishing_department_recipients{{account=\"a\",department=\"D\",outcome=\"{o}\"}} {v}")
         };
@@ -708,7 +675,7 @@ mod tests {
     #[test]
     fn without_per_user_no_user_rows_are_held() {
         let m = MetricsConfig::default();
-        let mut acc = Phishing::new(1, &m);
+        let mut acc = Phishing::new(&m);
         for i in 0..100 {
             let r = PhishingUserRow {
                 email: Some(format!("u{i}@x")),

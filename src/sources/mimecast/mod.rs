@@ -9,6 +9,7 @@ mod metrics;
 pub mod models;
 mod page;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::future::{join_all, try_join_all, BoxFuture};
@@ -100,8 +101,8 @@ impl MimecastSource {
     pub(crate) fn new(config: MimecastConfig, ctx: SourceContext) -> Self {
         let key = SourceKey::new(PLATFORM, &config.account);
         // Counters of every listing read exist from the start.
-        let listings: Vec<_> = config.endpoints.iter().flat_map(|e| e.listings()).collect();
-        let listings: Vec<&'static str> = listings.into_iter().copied().collect();
+        let listings = config.endpoints.iter().flat_map(|e| e.listings());
+        let listings: Vec<_> = listings.copied().collect();
         let engine = ctx.engine(&config, key, Arc::new(http::MimecastHttp), &listings);
         MimecastSource {
             secret_key: client::secret_key(&config.auth),
@@ -114,88 +115,59 @@ impl MimecastSource {
 
     async fn section(&self, endpoint: MimecastEndpoint) -> Result<Rendered, FetchError> {
         let (key, m, stats) = (&self.engine.key, &self.ctx.metrics, &*self.ctx.stats);
-        let account = key.account.as_str();
-        let mut b = MetricsBuilder::new();
+        let b = MetricsBuilder::new();
+        let mut out = metrics::Section { b, key, m, stats };
         match endpoint {
             MimecastEndpoint::PerformanceDetails => {
                 // As the production clients (Azure Sentinel's connector) ask.
                 let item = Some(json!({ "includeUserDetails": true }));
                 let acc = metrics::Performance::new(m);
-                let add = |acc: &mut _, _, r: &_| metrics::performance_row(acc, r);
-                let acc = self
-                    .fold::<_, _, false>(PERFORMANCE, vec![item], acc, add)
-                    .await?;
-                metrics::performance(&mut b, key, acc, m, stats);
+                let acc = self.fold(PERFORMANCE, vec![item], acc, metrics::performance_row);
+                metrics::performance(&mut out, acc.await?);
             }
             MimecastEndpoint::PerformanceSummary => {
-                let add = |acc: &mut _, _, r: &_| metrics::summary_row(acc, r);
-                let sums = self
-                    .fold::<_, _, false>(PERFORMANCE_SUMMARY, vec![None], Default::default(), add)
-                    .await?;
-                metrics::performance_summary(&mut b, account, sums);
+                let add = metrics::summary_row;
+                let sums = self.fold(PERFORMANCE_SUMMARY, vec![None], [None; 8], add);
+                metrics::performance_summary(&mut out, sums.await?);
             }
             MimecastEndpoint::WatchlistDetails => {
                 let acc = metrics::Watchlist::new(m);
-                let add = |acc: &mut _, _, r: &_| metrics::watchlist_row(acc, r);
-                let acc = self
-                    .fold::<_, _, false>(WATCHLIST, vec![None], acc, add)
-                    .await?;
-                metrics::watchlist(&mut b, key, acc, m, stats);
+                let acc = self.fold(WATCHLIST, vec![None], acc, metrics::watchlist_row);
+                metrics::watchlist(&mut out, acc.await?);
             }
             MimecastEndpoint::SafeScoreDetails => {
-                let add = |acc: &mut _, _, r: &_| metrics::safe_score_row(acc, r);
-                let by = self
-                    .fold::<_, _, false>(SAFE_SCORE, vec![None], Default::default(), add)
-                    .await?;
-                metrics::safe_score(&mut b, account, by);
+                let add = metrics::safe_score_row;
+                let by = self.fold(SAFE_SCORE, vec![None], BTreeMap::new(), add);
+                metrics::safe_score(&mut out, by.await?);
             }
             MimecastEndpoint::TrainingDetails => {
-                let add = |acc: &mut _, _, r: &_| metrics::training_row(acc, r);
-                let sums = self
-                    .fold::<_, _, false>(TRAINING, vec![None], Default::default(), add)
-                    .await?;
-                metrics::training(&mut b, account, sums);
+                let sums = self.fold(TRAINING, vec![None], [0.0; 4], metrics::training_row);
+                metrics::training(&mut out, sums.await?);
             }
             MimecastEndpoint::Campaigns => {
-                let mut pager = TokenPager::<Campaign, true>::new(self, CAMPAIGNS, None);
-                let campaigns = self.engine.collect(&mut pager).await?;
-                let items = campaigns
-                    .iter()
-                    .map(|c| Some(json!({ "id": c.id })))
-                    .collect();
-                let acc = campaigns.iter().map(|_| Default::default()).collect();
-                let add = |acc: &mut Vec<_>, i, r: &_| metrics::campaign_user_row(acc, i, r);
-                let users = self
-                    .fold::<_, _, true>(CAMPAIGN_USERS, items, acc, add)
-                    .await?;
-                metrics::campaigns(&mut b, account, &campaigns, users);
+                let campaigns: Vec<Campaign> = self.list(CAMPAIGNS).await?;
+                let add = metrics::campaign_user_row;
+                let users = self.fold(CAMPAIGN_USERS, ids(&campaigns), BTreeMap::new(), add);
+                metrics::campaigns(&mut out, &campaigns, users.await?);
             }
             MimecastEndpoint::PhishingCampaigns => {
-                let mut pager = TokenPager::<PhishingCampaign, false>::new(self, PHISHING, None);
-                let campaigns = self.engine.collect(&mut pager).await?;
+                let campaigns: Vec<PhishingCampaign> = self.list(PHISHING).await?;
                 // Every campaign's recipients, folded into one accumulator: reports per
                 // campaign, results by department.
-                let items = campaigns
-                    .iter()
-                    .map(|c| Some(json!({ "id": c.id })))
-                    .collect();
-                let acc = metrics::Phishing::new(campaigns.len(), m);
-                let add = metrics::phishing_row;
-                let acc = self
-                    .fold::<_, _, true>(PHISHING_USERS, items, acc, add)
-                    .await?;
-                metrics::phishing(&mut b, key, &campaigns, acc, m, stats);
+                let acc = metrics::Phishing::new(m);
+                let acc = self.fold(PHISHING_USERS, ids(&campaigns), acc, metrics::phishing_row);
+                metrics::phishing(&mut out, &campaigns, acc.await?);
             }
         }
-        Ok(b.finish())
+        Ok(out.b.finish())
     }
 
     /// Every page of `endpoint` for each request item (a campaign's id, or `None`), folded
-    /// into `acc` by `add` (with the item's number) as the pages arrive; with `NESTED` the
-    /// rows are the lists inside `data[]`. Token paging is sequential within an item, so the
-    /// items page side by side; the transport's per-account semaphore (fair, FIFO) keeps at
-    /// most `poll.concurrency` requests in flight. One failure fails the section.
-    async fn fold<T, A, const NESTED: bool>(
+    /// into `acc` by `add` (with the item's number) as the pages arrive. Token paging is
+    /// sequential within an item, so the items page side by side; the transport's per-account
+    /// semaphore (fair, FIFO) keeps at most `poll.concurrency` requests in flight. One failure
+    /// fails the section.
+    async fn fold<T, A>(
         &self,
         endpoint: &'static str,
         items: Vec<Option<Value>>,
@@ -214,13 +186,31 @@ impl MimecastSource {
                 rows.iter().for_each(|r| add(&mut acc, i, r));
             };
             async move {
-                let mut pager = TokenPager::<T, NESTED>::new(self, endpoint, item);
+                let mut pager = TokenPager::<T>::new(self, endpoint, item);
                 self.engine.fold(&mut pager, fold).await
             }
         });
         try_join_all(listings).await?;
         Ok(take(&acc))
     }
+
+    /// Every row of `endpoint`, kept.
+    async fn list<T>(&self, endpoint: &'static str) -> Result<Vec<T>, FetchError>
+    where
+        T: DeserializeOwned + Identified + Send + Sync + 'static,
+    {
+        self.engine
+            .collect(&mut TokenPager::new(self, endpoint, None))
+            .await
+    }
+}
+
+/// One request item per campaign: its id.
+fn ids<T: Identified>(campaigns: &[T]) -> Vec<Option<Value>> {
+    campaigns
+        .iter()
+        .map(|c| Some(json!({ "id": c.key() })))
+        .collect()
 }
 
 impl Source for MimecastSource {

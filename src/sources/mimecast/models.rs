@@ -40,6 +40,8 @@ pub struct Fail {
 /// A row is only a row when it says whose it is: rows without one are skipped and counted
 /// (10 M `{}` rows must not become 10 M users).
 pub(crate) trait Identified {
+    /// The rows are the lists inside the `data[]` entries (see [`Items`]).
+    const NESTED: bool = false;
     /// What the row is counted once by (a user's email, a campaign's id); `None`: every row
     /// counts.
     fn key(&self) -> Option<&str> {
@@ -62,45 +64,27 @@ pub struct Items<'a> {
     pub items: Vec<&'a RawValue>,
 }
 
+/// One user of company/get-performance-details, get-watchlist-details or
+/// get-safe-score-details: each endpoint sends the fields of its own figures.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct PerformanceRow {
+pub struct UserRow {
     #[serde(default, alias = "emailAddress", deserialize_with = "lenient::label")]
     pub email: Option<String>,
     #[serde(default, deserialize_with = "lenient::label")]
     pub department: Option<String>,
+    #[serde(default, deserialize_with = "lenient::label")]
+    pub user_state: Option<String>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub num_correct: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub num_incorrect: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub num_not_watched: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::label")]
-    pub user_state: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct WatchlistRow {
-    #[serde(default, alias = "emailAddress", deserialize_with = "lenient::label")]
-    pub email: Option<String>,
-    #[serde(default, deserialize_with = "lenient::label")]
-    pub department: Option<String>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub watchlist_count: Option<f64>,
     #[serde(default, deserialize_with = "lenient::label")]
-    pub user_state: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct SafeScoreRow {
-    #[serde(default, alias = "email", deserialize_with = "lenient::label")]
-    pub email_address: Option<String>,
-    #[serde(default, deserialize_with = "lenient::label")]
     pub risk: Option<String>,
-    #[serde(default, deserialize_with = "lenient::label")]
-    pub user_state: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -258,47 +242,24 @@ pub struct PhishingUserRow {
     pub time_reported: Option<String>,
 }
 
-impl Identified for PerformanceRow {
-    fn key(&self) -> Option<&str> {
-        self.email.as_deref()
-    }
+/// A row counted once by one of its fields (a user's email, a campaign's id), listed in
+/// `data[]` or, `nested`, inside its entries.
+macro_rules! keyed {
+    ($row:ty, $field:ident, $nested:literal) => {
+        impl Identified for $row {
+            const NESTED: bool = $nested;
+            fn key(&self) -> Option<&str> {
+                self.$field.as_deref()
+            }
+        }
+    };
 }
 
-impl Identified for WatchlistRow {
-    fn key(&self) -> Option<&str> {
-        self.email.as_deref()
-    }
-}
-
-impl Identified for SafeScoreRow {
-    fn key(&self) -> Option<&str> {
-        self.email_address.as_deref()
-    }
-}
-
-impl Identified for CampaignUserRow {
-    fn key(&self) -> Option<&str> {
-        self.email.as_deref()
-    }
-}
-
-impl Identified for PhishingUserRow {
-    fn key(&self) -> Option<&str> {
-        self.email.as_deref()
-    }
-}
-
-impl Identified for Campaign {
-    fn key(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
-}
-
-impl Identified for PhishingCampaign {
-    fn key(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
-}
+keyed!(UserRow, email, false);
+keyed!(CampaignUserRow, email, true);
+keyed!(PhishingUserRow, email, true);
+keyed!(Campaign, id, true);
+keyed!(PhishingCampaign, id, false);
 
 /// A summary entry is one when it carries the department list (the catalogue's only field).
 impl Identified for PerformanceSummaryRow {
@@ -382,8 +343,8 @@ mod tests {
         let c: CampaignUserRow =
             serde_json::from_str(r#"{"emailAddress":"a@x","watchlistCount":3}"#).unwrap();
         assert_eq!(c.email.as_deref(), Some("a@x"));
-        let d: SafeScoreRow = serde_json::from_str(r#"{"email":"a@x","risk":"b"}"#).unwrap();
-        assert_eq!(d.email_address.as_deref(), Some("a@x"));
+        let d: UserRow = serde_json::from_str(r#"{"email":"a@x","risk":"b"}"#).unwrap();
+        assert_eq!(d.email.as_deref(), Some("a@x"));
     }
 
     #[test]

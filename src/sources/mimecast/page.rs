@@ -40,13 +40,13 @@ impl Envelope for MetaFail {
     }
 }
 
-/// Rows of `data[]`, or with `NESTED` the list inside each `data[]` entry (`items[]` of the
+/// Rows of `data[]`, or with `T::NESTED` the list inside each `data[]` entry (`items[]` of the
 /// user data, `campaigns[]` of campaign/get-campaigns): an entry without one is no row, unless
 /// it is itself a row that says whose it is (the seed's example), never a phantom. A row counts
 /// once by its key.
-pub(crate) struct Rows<T, const NESTED: bool>(PhantomData<T>);
+pub(crate) struct Rows<T>(PhantomData<T>);
 
-impl<T, const NESTED: bool> Format for Rows<T, NESTED>
+impl<T> Format for Rows<T>
 where
     T: DeserializeOwned + Identified + Send + 'static,
 {
@@ -69,7 +69,7 @@ where
             }
             _ => 1,
         };
-        if !NESTED {
+        if !T::NESTED {
             return (1, push(element));
         }
         if let Ok(list) = serde_json::from_str::<Items>(element.get()) {
@@ -105,16 +105,16 @@ where
 
 /// `pageToken` paging of one endpoint for one request item: tokens are sequential, each
 /// page's `meta.pagination.next` names the next (absent or empty: the last page).
-pub(crate) struct TokenPager<'a, T, const NESTED: bool> {
+pub(crate) struct TokenPager<'a, T> {
     source: &'a MimecastSource,
     endpoint: &'static str,
     item: Option<serde_json::Value>,
-    /// `None` before the first page; then the next token, if any.
-    next: Option<Option<String>>,
+    /// The first request (no token), then the next page's token, if any.
+    next: Vec<Option<String>>,
     rows: PhantomData<T>,
 }
 
-impl<'a, T, const NESTED: bool> TokenPager<'a, T, NESTED> {
+impl<'a, T> TokenPager<'a, T> {
     pub(crate) fn new(
         source: &'a MimecastSource,
         endpoint: &'static str,
@@ -124,17 +124,17 @@ impl<'a, T, const NESTED: bool> TokenPager<'a, T, NESTED> {
             source,
             endpoint,
             item,
-            next: None,
+            next: vec![None],
             rows: PhantomData,
         }
     }
 }
 
-impl<T, const NESTED: bool> Pager for TokenPager<'_, T, NESTED>
+impl<T> Pager for TokenPager<'_, T>
 where
     T: DeserializeOwned + Identified + Send + Sync + 'static,
 {
-    type Format = Rows<T, NESTED>;
+    type Format = Rows<T>;
     type Request = Option<String>;
 
     fn endpoint(&self) -> &'static str {
@@ -142,15 +142,16 @@ where
     }
 
     fn next(&mut self) -> Vec<Option<String>> {
-        match &self.next {
-            None => vec![None],
-            Some(token) => token.iter().map(|t| Some(t.clone())).collect(),
-        }
+        std::mem::take(&mut self.next)
     }
 
     fn learn(&mut self, _sent: Option<String>, page: MetaFail, _rows: u64) {
         let next = page.meta.and_then(|m| m.pagination).and_then(|p| p.next);
-        self.next = Some(next.filter(|n| !n.is_empty()));
+        self.next = next
+            .filter(|n| !n.is_empty())
+            .map(Some)
+            .into_iter()
+            .collect();
     }
 
     async fn send<R, A, AF>(&self, token: &Option<String>, accept: A) -> Result<R, FetchError>
@@ -174,15 +175,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::mimecast::models::WatchlistRow;
+    use crate::sources::mimecast::models::{CampaignUserRow, UserRow};
 
-    fn decode<const NESTED: bool>(
+    fn decode<T: Identified + DeserializeOwned + Send + 'static>(
         body: &[u8],
         b: &RowBudget,
     ) -> Result<(Page<MetaFail>, usize, u64), PageError> {
-        let (mut rows, mut skipped) = (Vec::<WatchlistRow>::new(), 0);
-        let page = Rows::<WatchlistRow, NESTED>::read(body, b, &mut |raw| {
-            let (n, bad) = Rows::<WatchlistRow, NESTED>::rows(raw, &mut rows);
+        let (mut rows, mut skipped) = (Vec::<T>::new(), 0);
+        let page = Rows::<T>::read(body, b, &mut |raw| {
+            let (n, bad) = Rows::<T>::rows(raw, &mut rows);
             skipped += bad;
             n
         })?;
@@ -192,7 +193,7 @@ mod tests {
     #[test]
     fn rows_flat_and_nested() {
         let b = RowBudget::new(100);
-        let (p, rows, skipped) = decode::<false>(
+        let (p, rows, skipped) = decode::<UserRow>(
             br#"{"meta":{"status":200,"pagination":{"next":"t2"}},"data":[{"email":"a@x"},{}],"fail":[]}"#,
             &b,
         )
@@ -204,7 +205,7 @@ mod tests {
             .and_then(|m| m.pagination)
             .and_then(|p| p.next);
         assert_eq!(next.as_deref(), Some("t2"));
-        let (_, rows, skipped) = decode::<true>(
+        let (_, rows, skipped) = decode::<CampaignUserRow>(
             br#"{"data":[{"items":[{"email":"a@x"},{"email":"b@x"},{}]},{"id":"no items"},{"email":"c@x"},{"campaigns":[{"email":"d@x"}]}]}"#,
             &b,
         )
@@ -215,24 +216,24 @@ mod tests {
     #[test]
     fn errors_inside_a_200_are_refused() {
         let b = RowBudget::new(100);
-        let (p, _, _) = decode::<false>(
+        let (p, _, _) = decode::<UserRow>(
             br#"{"meta":{"status":200},"data":[],"fail":[{"errors":[{"code":"err_developer_key","message":"App ID is invalid"}]}]}"#,
             &b,
         )
         .unwrap();
-        let r = Rows::<WatchlistRow, false>::refusal(&p).unwrap();
+        let r = Rows::<UserRow>::refusal(&p).unwrap();
         assert!(r.again, "the known intermittent error is asked again");
-        let (p, _, _) = decode::<false>(br#"{"meta":{"status":500},"data":[]}"#, &b).unwrap();
-        assert!(!Rows::<WatchlistRow, false>::refusal(&p).unwrap().again);
-        let (p, _, _) = decode::<false>(br#"{"meta":{"status":200},"data":[]}"#, &b).unwrap();
-        assert!(Rows::<WatchlistRow, false>::refusal(&p).is_none());
+        let (p, _, _) = decode::<UserRow>(br#"{"meta":{"status":500},"data":[]}"#, &b).unwrap();
+        assert!(!Rows::<UserRow>::refusal(&p).unwrap().again);
+        let (p, _, _) = decode::<UserRow>(br#"{"meta":{"status":200},"data":[]}"#, &b).unwrap();
+        assert!(Rows::<UserRow>::refusal(&p).is_none());
     }
 
     #[test]
     fn stops_at_the_row_budget() {
-        let r = decode::<false>(br#"{"data":[{},{},{}]}"#, &RowBudget::new(2));
+        let r = decode::<UserRow>(br#"{"data":[{},{},{}]}"#, &RowBudget::new(2));
         assert!(matches!(r, Err(PageError::TooManyRows)));
-        let r = decode::<false>(br#"{"data":[{}"#, &RowBudget::new(9));
+        let r = decode::<UserRow>(br#"{"data":[{}"#, &RowBudget::new(9));
         assert!(matches!(r, Err(PageError::Json(_))));
     }
 }
