@@ -1,8 +1,8 @@
 //! Turns Mimecast rows into the contract's metrics: by department, grade, module or campaign,
 //! and per user only with `per_user`. Rows are folded into an accumulator per section as their
 //! pages arrive (see [`aggregate`](crate::sources::aggregate)); a section renders from its
-//! accumulator when every page has been read. Each section's families are a table of (name,
-//! help), one per figure of its accumulator and in the same order.
+//! accumulator when every page has been read. Each section's families are a table, one per
+//! figure of its accumulator and in the same order.
 
 use std::collections::BTreeMap;
 
@@ -13,8 +13,8 @@ use crate::snapshot::MetricsBuilder;
 use crate::sources::aggregate::{ByLabel, Merge, UserRows};
 use crate::stats::ApiStats;
 
-/// A metric family: its name and help.
-type Family = (&'static str, &'static str);
+/// A metric family as its `# HELP` line says it: the name, a space, the help.
+type Family = &'static str;
 
 fn n(v: Option<f64>) -> f64 {
     v.unwrap_or(0.0).max(0.0)
@@ -44,7 +44,8 @@ impl Section<'_> {
     ) {
         let account = [("account", self.key.account.as_str())];
         let labels: Vec<_> = account.iter().chain(labels).copied().collect();
-        for ((name, help), v) in families.iter().zip(values) {
+        for (family, v) in families.iter().zip(values) {
+            let (name, help) = family.split_once(' ').unwrap_or((family, ""));
             if let Some(v) = v {
                 self.b.gauge(name, help, &labels, v);
             }
@@ -133,34 +134,18 @@ where
 pub(crate) type Performance = People<4, 1>;
 
 const PERFORMANCE: [Family; 4] = [
-    (
-        "awareness_mimecast_users",
-        "Users in the department (performance details)",
-    ),
-    (
-        "awareness_mimecast_modules_not_watched",
-        "Training modules not watched by the department's users",
-    ),
-    (
-        "awareness_mimecast_answers_correct",
-        "Correct module answers of the department's users",
-    ),
-    (
-        "awareness_mimecast_answers_incorrect",
-        "Incorrect module answers of the department's users",
-    ),
+    "awareness_mimecast_users Users in the department (performance details)",
+    "awareness_mimecast_modules_not_watched Training modules not watched by the department's users",
+    "awareness_mimecast_answers_correct Correct module answers of the department's users",
+    "awareness_mimecast_answers_incorrect Incorrect module answers of the department's users",
 ];
 
-const EXCLUDED: Family = (
-    "awareness_mimecast_users_excluded",
-    "Users of the department left out of the Mimecast user figures because their userState is \
-     not ACTIVE, by state (performance details)",
-);
+const EXCLUDED: Family =
+    "awareness_mimecast_users_excluded Users of the department left out of the Mimecast user \
+     figures because their userState is not ACTIVE, by state (performance details)";
 
-const PERFORMANCE_USER: [Family; 1] = [(
-    "awareness_mimecast_user_modules_not_watched",
-    "Training modules the user has not watched",
-)];
+const PERFORMANCE_USER: [Family; 1] =
+    ["awareness_mimecast_user_modules_not_watched Training modules the user has not watched"];
 
 pub(crate) fn performance_row(acc: &mut Performance, _: usize, r: &UserRow) {
     let not_watched = n(r.num_not_watched);
@@ -184,20 +169,14 @@ pub(crate) fn performance(out: &mut Section, acc: Performance) {
 pub(crate) type Watchlist = People<2, 1>;
 
 const WATCHLIST: [Family; 2] = [
-    (
-        "awareness_mimecast_watchlist_users",
-        "Users of the department on the watchlist (watchlistCount > 0)",
-    ),
-    (
-        "awareness_mimecast_watchlist_entries",
-        "Sum of the department's users' watchlistCount (watchlist entries)",
-    ),
+    "awareness_mimecast_watchlist_users Users of the department on the watchlist (watchlistCount \
+     > 0)",
+    "awareness_mimecast_watchlist_entries Sum of the department's users' watchlistCount \
+     (watchlist entries)",
 ];
 
-const WATCHLIST_USER: [Family; 1] = [(
-    "awareness_mimecast_user_watchlist_entries",
-    "The user's watchlistCount (watchlist entries)",
-)];
+const WATCHLIST_USER: [Family; 1] =
+    ["awareness_mimecast_user_watchlist_entries The user's watchlistCount (watchlist entries)"];
 
 pub(crate) fn watchlist_row(acc: &mut Watchlist, _: usize, r: &UserRow) {
     let entries = n(r.watchlist_count);
@@ -223,10 +202,7 @@ pub(crate) fn safe_score_row(by: &mut BTreeMap<String, f64>, _: usize, r: &UserR
     }
 }
 
-const SAFE_SCORE: Family = (
-    "awareness_mimecast_safe_score_users",
-    "Users per SAFE score risk grade",
-);
+const SAFE_SCORE: Family = "awareness_mimecast_safe_score_users Users per SAFE score risk grade";
 
 pub(crate) fn safe_score(out: &mut Section, by: BTreeMap<String, f64>) {
     for (grade, v) in by {
@@ -246,26 +222,18 @@ pub(crate) fn summary_row(sums: &mut [Option<f64>; 8], _: usize, r: &Performance
 }
 
 const SUMMARY: [Family; 3] = [
-    (
-        "awareness_mimecast_participating_users",
-        "Users participating in training, company-wide (performance-summary numParticipating)",
-    ),
-    (
-        "awareness_mimecast_videos_sent",
-        "Training videos sent to users, company-wide (performance-summary numVideosSent)",
-    ),
-    (
-        "awareness_mimecast_videos_not_watched",
-        "Training videos sent but not yet watched, company-wide (performance-summary \
-         numVideosNotWatched)",
-    ),
+    "awareness_mimecast_participating_users Users participating in training, company-wide \
+     (performance-summary numParticipating)",
+    "awareness_mimecast_videos_sent Training videos sent to users, company-wide \
+     (performance-summary numVideosSent)",
+    "awareness_mimecast_videos_not_watched Training videos sent but not yet watched, company-wide \
+     (performance-summary numVideosNotWatched)",
 ];
 
-const BY_INCORRECT: [Family; 1] = [(
-    "awareness_mimecast_users_by_incorrect_answers",
-    "Users by how many training videos they answered incorrectly (0, 1, 2, 3, 4+), \
-     company-wide (performance-summary num*Incorrect)",
-)];
+const BY_INCORRECT: [Family; 1] = [
+    "awareness_mimecast_users_by_incorrect_answers Users by how many training videos they \
+     answered incorrectly (0, 1, 2, 3, 4+), company-wide (performance-summary num*Incorrect)",
+];
 
 pub(crate) fn performance_summary(out: &mut Section, sums: [Option<f64>; 8]) {
     let [participating, sent, not_watched, by_incorrect @ ..] = sums;
@@ -278,24 +246,15 @@ pub(crate) fn performance_summary(out: &mut Section, sums: [Option<f64>; 8]) {
 /// it describes the calling (API) user's own training, not the company's. Published under
 /// names that say so; company-wide module figures come from campaign/get-campaigns.
 const TRAINING: [Family; 4] = [
-    (
-        "awareness_mimecast_users_need_engagement",
-        "1 when the API user's own training record (user/get-training-details) needs \
-         engagement; not a company-wide count (the endpoint describes the calling user)",
-    ),
-    (
-        "awareness_mimecast_api_user_modules_assigned",
-        "Training modules assigned to the API user itself (user/get-training-details)",
-    ),
-    (
-        "awareness_mimecast_api_user_modules_watched",
-        "Training modules the API user itself has watched (user/get-training-details)",
-    ),
-    (
-        "awareness_mimecast_api_user_modules_on_watchlist",
-        "Training modules for which the API user itself is on the watchlist \
-         (user/get-training-details)",
-    ),
+    "awareness_mimecast_users_need_engagement 1 when the API user's own training record \
+     (user/get-training-details) needs engagement; not a company-wide count (the endpoint \
+     describes the calling user)",
+    "awareness_mimecast_api_user_modules_assigned Training modules assigned to the API user \
+     itself (user/get-training-details)",
+    "awareness_mimecast_api_user_modules_watched Training modules the API user itself has watched \
+     (user/get-training-details)",
+    "awareness_mimecast_api_user_modules_on_watchlist Training modules for which the API user \
+     itself is on the watchlist (user/get-training-details)",
 ];
 
 pub(crate) fn training_row(sums: &mut [f64; 4], _: usize, r: &TrainingRow) {
@@ -348,43 +307,25 @@ pub(crate) fn campaign_user_row(
 }
 
 const MODULE: [Family; 2] = [
-    (
-        "awareness_mimecast_module_assigned",
-        "Users the training module was sent to, over all its campaigns (sum of numSent)",
-    ),
-    (
-        "awareness_mimecast_module_watched",
-        "Users who completed the training module, over all its campaigns (sum of numCompleted)",
-    ),
+    "awareness_mimecast_module_assigned Users the training module was sent to, over all its \
+     campaigns (sum of numSent)",
+    "awareness_mimecast_module_watched Users who completed the training module, over all its \
+     campaigns (sum of numCompleted)",
 ];
 
 const CAMPAIGN: [Family; 5] = [
-    (
-        "awareness_mimecast_campaign_users",
-        "Users in the training campaign",
-    ),
-    (
-        "awareness_mimecast_campaign_completed_users",
-        "Users who completed the training campaign (the vendor's numCompleted)",
-    ),
-    (
-        "awareness_mimecast_campaign_launch_timestamp_seconds",
-        "Unix time the training campaign was launched",
-    ),
-    (
-        "awareness_mimecast_campaign_acknowledged_users",
-        "Users who acknowledged the training campaign",
-    ),
-    (
-        "awareness_mimecast_campaign_correct_ratio",
-        "Correct answers over all answered questions of the training campaign",
-    ),
+    "awareness_mimecast_campaign_users Users in the training campaign",
+    "awareness_mimecast_campaign_completed_users Users who completed the training campaign (the \
+     vendor's numCompleted)",
+    "awareness_mimecast_campaign_launch_timestamp_seconds Unix time the training campaign was \
+     launched",
+    "awareness_mimecast_campaign_acknowledged_users Users who acknowledged the training campaign",
+    "awareness_mimecast_campaign_correct_ratio Correct answers over all answered questions of the \
+     training campaign",
 ];
 
-const ANSWERS: Family = (
-    "awareness_mimecast_campaign_answers",
-    "Answers per question and result in the training campaign",
-);
+const ANSWERS: Family =
+    "awareness_mimecast_campaign_answers Answers per question and result in the training campaign";
 
 /// campaign/get-campaigns and campaign/get-user-data: per campaign, and company-wide per
 /// module (`title.title`) as the sums of the vendor's own numSent / numCompleted.
@@ -466,55 +407,30 @@ pub(crate) fn phishing_row(acc: &mut Phishing, campaign: usize, r: &PhishingUser
 }
 
 const PHISHING: [Family; 7] = [
-    (
-        "awareness_mimecast_phishing_emails_sent",
-        "Phishing emails sent in the campaign",
-    ),
-    (
-        "awareness_mimecast_phishing_emails_opened",
-        "Phishing emails opened in the campaign",
-    ),
-    (
-        "awareness_mimecast_phishing_links_clicked",
-        "Phishing links clicked in the campaign",
-    ),
-    (
-        "awareness_mimecast_phishing_data_submitted",
-        "Phishing data submissions in the campaign",
-    ),
-    (
-        "awareness_mimecast_phishing_launch_timestamp_seconds",
-        "Unix time the phishing campaign was launched",
-    ),
+    "awareness_mimecast_phishing_emails_sent Phishing emails sent in the campaign",
+    "awareness_mimecast_phishing_emails_opened Phishing emails opened in the campaign",
+    "awareness_mimecast_phishing_links_clicked Phishing links clicked in the campaign",
+    "awareness_mimecast_phishing_data_submitted Phishing data submissions in the campaign",
+    "awareness_mimecast_phishing_launch_timestamp_seconds Unix time the phishing campaign was \
+     launched",
     // Counted from the recipients' timeReported: the report figure every campaign has.
-    (
-        "awareness_mimecast_phishing_reported_recipients",
-        "Recipients of the campaign who reported the phishing email (phishing/campaign/\
-         get-user-data timeReported)",
-    ),
+    "awareness_mimecast_phishing_reported_recipients Recipients of the campaign who reported the \
+     phishing email (phishing/campaign/get-user-data timeReported)",
     // The vendor documents no numReported: published only where it was sent.
-    (
-        "awareness_mimecast_phishing_reported",
-        "Phishing emails reported in the campaign (only where the vendor sends numReported)",
-    ),
+    "awareness_mimecast_phishing_reported Phishing emails reported in the campaign (only where \
+     the vendor sends numReported)",
 ];
 
-const PHISHING_DEPARTMENT: Family = (
-    "awareness_mimecast_phishing_department_recipients",
-    "Phishing recipients of the department over all phishing campaigns (one per recipient and \
-     campaign) by outcome: sent (all), opened, clicked, submitted (each implies the ones \
-     before), reported",
-);
+const PHISHING_DEPARTMENT: Family =
+    "awareness_mimecast_phishing_department_recipients Phishing recipients of the department over \
+     all phishing campaigns (one per recipient and campaign) by outcome: sent (all), opened, \
+     clicked, submitted (each implies the ones before), reported";
 
 const PHISHING_USER: [Family; 2] = [
-    (
-        "awareness_mimecast_user_phishing_clicked",
-        "Phishing campaigns in which the user clicked a link (or submitted data)",
-    ),
-    (
-        "awareness_mimecast_user_phishing_reported",
-        "Phishing campaigns in which the user reported the email",
-    ),
+    "awareness_mimecast_user_phishing_clicked Phishing campaigns in which the user clicked a link \
+     (or submitted data)",
+    "awareness_mimecast_user_phishing_reported Phishing campaigns in which the user reported the \
+     email",
 ];
 
 /// phishing/campaign/get-campaign, with each campaign's recipients
