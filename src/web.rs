@@ -350,18 +350,13 @@ impl Access {
     /// addresses it knows, are kept.
     pub fn new(users: BTreeMap<String, String>, old: Option<&Access>) -> Self {
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let (cache_key, mut memory) = match old {
-            None => (rand::random(), Memory::default()),
-            Some(old) => (old.cache_key, lock(&old.memory).clone()),
-        };
-        if let Some(old) = old {
-            let kept = |user: &String| users.get(user) == old.users.get(user);
-            memory.verified.retain(|_, user| kept(user));
-        }
+        let mut memory = old.map(|old| lock(&old.memory).clone()).unwrap_or_default();
+        let kept = |user: &String| old.is_none_or(|old| users.get(user) == old.users.get(user));
+        memory.verified.retain(|_, user| kept(user));
         memory.checking.clear();
         Access {
+            cache_key: old.map_or_else(rand::random, |old| old.cache_key),
             users,
-            cache_key,
             memory: Mutex::new(memory),
             slots: Arc::new(Semaphore::new(parallel / 2 + 1)),
             kept_slot: Arc::new(Semaphore::new(1)),
