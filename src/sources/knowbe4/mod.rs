@@ -292,7 +292,7 @@ impl Source for KnowBe4Source {
                 None
             };
             let others = endpoints.iter().filter(|e| **e != Endpoint::Account);
-            let mut sections = futures::future::join_all(others.map(|e| async move {
+            let mut results = futures::future::join_all(others.map(|e| async move {
                 let result = match e {
                     Endpoint::Users => self.users().await,
                     Endpoint::Training => self.training().await,
@@ -300,16 +300,13 @@ impl Source for KnowBe4Source {
                     // Read first, rendered last (below).
                     Endpoint::Account => Ok(Rendered::default()),
                 };
-                SectionOutcome {
-                    name: e.name(),
-                    result: result.map_err(Into::into),
-                }
+                (*e, result)
             }))
             .await;
 
             let poll_requests = self.http.daily.used().saturating_sub(used_before);
             let account_ok = account.as_ref().is_none_or(Result::is_ok);
-            if account_ok && sections.iter().all(|s| s.result.is_ok()) {
+            if account_ok && results.iter().all(|(_, r)| r.is_ok()) {
                 self.last_poll_requests
                     .store(poll_requests, Ordering::Relaxed);
             }
@@ -318,17 +315,17 @@ impl Source for KnowBe4Source {
                 let (name, used) = (&self.key().account, self.http.daily.used());
                 let rendered = account
                     .map(|a| render(|b| metrics::account(b, name, &a, &plan, used, poll_requests)));
-                sections.insert(
-                    0,
-                    SectionOutcome {
-                        name: Endpoint::Account.name(),
-                        result: rendered.map_err(Into::into),
-                    },
-                );
+                results.insert(0, (Endpoint::Account, rendered));
             }
             self.warn_if_unfit(&plan);
             self.ctx.stats.rows_read(self.engine.rows_read());
-            PollOutcome { sections }
+            let sections = results.into_iter().map(|(e, result)| SectionOutcome {
+                name: e.name(),
+                result: result.map_err(Into::into),
+            });
+            PollOutcome {
+                sections: sections.collect(),
+            }
         }
         .boxed()
     }
