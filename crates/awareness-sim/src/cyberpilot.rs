@@ -190,8 +190,8 @@ pub async fn fault_tenant() -> std::io::Result<Tenant> {
 }
 
 /// The demo's CyberPilot tenant: 1,200 users, logging in with the password grant.
-pub async fn demo_tenant(account: &str) -> std::io::Result<Tenant> {
-    let population = Arc::new(Population::generate(42, 1200));
+pub async fn demo_tenant(account: &str, size: crate::demo::Size) -> std::io::Result<Tenant> {
+    let population = Arc::new(Population::generate(42, size.people(1200)));
     let tenant = login_tenant(population, CyberPilotOptions::default(), account).await?;
     Ok(tenant.with_keys(crate::demo::PAGE_SIZE))
 }

@@ -433,8 +433,8 @@ pub async fn tenant(
 
 /// The demo's Defender tenant: 400 people, eleven simulations (a draft and a scheduled one
 /// without a report, one launched before the lookback).
-pub async fn demo_tenant(account: &str) -> std::io::Result<Tenant> {
-    let population = Arc::new(Population::generate(2027, 400));
+pub async fn demo_tenant(account: &str, size: crate::demo::Size) -> std::io::Result<Tenant> {
+    let population = Arc::new(Population::generate(2027, size.people(400)));
     tenant(population, DefenderOptions::default(), account).await
 }
 

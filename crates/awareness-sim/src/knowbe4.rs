@@ -555,8 +555,8 @@ pub async fn fault_tenant() -> std::io::Result<Tenant> {
 /// every 30 minutes: at the demo's 5 minutes its polls would not fit the daily quota of 2,000
 /// plus its seats (and the exporter says so). Its pace costs a test in paused time
 /// (`#[tokio::test(start_paused = true)]`) no real time: both sides pace on tokio's clock.
-pub async fn demo_tenant(account: &str) -> std::io::Result<Tenant> {
-    let population = Arc::new(Population::generate(99, 500));
+pub async fn demo_tenant(account: &str, size: crate::demo::Size) -> std::io::Result<Tenant> {
+    let population = Arc::new(Population::generate(99, size.people(500)));
     let tenant = tenant(population, KnowBe4Options::default(), account).await?;
     Ok(tenant
         .with_keys("interval = \"30m\"\n")

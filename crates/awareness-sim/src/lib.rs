@@ -6,7 +6,7 @@
 //! A vendor is one module here (`pub mod <vendor>;` below) implementing [`Simulator`] (its
 //! routes and its config keys), which gives it [`start`] (the server) and [`Tenant::start`]
 //! (the server and its exporter config table), with a `demo_tenant`, plus one line in
-//! [`demo::Demo::start`]. The shared machinery: the
+//! [`demo::Demo::start_sized`]. The shared machinery: the
 //! listener with connection refusal ([`spawn`]), responses, bearer tokens, fault control
 //! ([`control`], its injection API behind the `faults` feature) and recorded answers
 //! ([`replay`]).

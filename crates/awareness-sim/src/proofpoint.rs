@@ -490,8 +490,8 @@ pub async fn fault_tenant() -> std::io::Result<Tenant> {
 }
 
 /// The demo's Proofpoint account: 200 people, departments from the `Department` user tag.
-pub async fn demo_tenant(account: &str) -> std::io::Result<Tenant> {
-    let population = Arc::new(Population::generate(26, 200));
+pub async fn demo_tenant(account: &str, size: crate::demo::Size) -> std::io::Result<Tenant> {
+    let population = Arc::new(Population::generate(26, size.people(200)));
     let tenant = tenant(population, ProofpointOptions::default(), account).await?;
     Ok(tenant.with_keys("user_tag = \"Department\"\n"))
 }

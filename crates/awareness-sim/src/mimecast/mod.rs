@@ -185,13 +185,13 @@ pub async fn fault_tenant() -> std::io::Result<Tenant> {
 }
 
 /// The demo's Mimecast API 2.0 tenant (OAuth2), 800 users.
-pub async fn demo_tenant_oauth2(account: &str) -> std::io::Result<Tenant> {
-    demo_tenant(account, SimAuth::demo_oauth2(), 7, 800).await
+pub async fn demo_tenant_oauth2(account: &str, size: crate::demo::Size) -> std::io::Result<Tenant> {
+    demo_tenant(account, SimAuth::demo_oauth2(), 7, size.people(800)).await
 }
 
 /// The demo's Mimecast API 1.0 tenant (HMAC), 300 users.
-pub async fn demo_tenant_hmac(account: &str) -> std::io::Result<Tenant> {
-    demo_tenant(account, SimAuth::demo_hmac(), 1337, 300).await
+pub async fn demo_tenant_hmac(account: &str, size: crate::demo::Size) -> std::io::Result<Tenant> {
+    demo_tenant(account, SimAuth::demo_hmac(), 1337, size.people(300)).await
 }
 
 async fn demo_tenant(
