@@ -55,6 +55,7 @@ struct SavedSection {
 pub(crate) struct StateDir(pub(crate) PathBuf);
 
 /// What a source's poller needs of the state directory.
+#[derive(Clone)]
 pub(crate) struct SourceState {
     pub(crate) dir: Arc<StateDir>,
     pub(crate) identity: String,
@@ -154,12 +155,8 @@ impl SourceState {
         source: &Arc<dyn Source>,
         store: &Store,
     ) -> BTreeMap<&'static str, SystemTime> {
-        let (key, dir, identity) = (
-            source.key().clone(),
-            self.dir.clone(),
-            self.identity.clone(),
-        );
-        let state = match off_thread(move || dir.read(&key, &identity)).await {
+        let (key, this) = (source.key().clone(), self.clone());
+        let state = match off_thread(move || this.dir.read(&key, &this.identity)).await {
             Ok(Some(state)) => state,
             Ok(None) => {
                 tracing::info!("no saved state; polling now");
