@@ -248,13 +248,11 @@ fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 /// `host:port` with an IP address, `[v6]:port` or a host name, or `:port` (every interface,
 /// as in Prometheus).
 pub fn check_listen_address(listen: &str) -> Result<(), String> {
-    const HINT: &str =
-        "must be host:port, such as 0.0.0.0:10019 (every interface) or 127.0.0.1:10019";
-    let (host, port) = listen.rsplit_once(':').ok_or(HINT)?;
-    if port.parse::<u16>().is_err() {
-        return Err(format!("{HINT}; the port must be a number from 0 to 65535"));
-    }
-    match host.is_empty() || url::Host::parse(host).is_ok() {
+    const HINT: &str = "must be host:port with a port from 0 to 65535, such as 0.0.0.0:10019 \
+                        (every interface) or 127.0.0.1:10019";
+    let (host, port) = listen.rsplit_once(':').unwrap_or_default();
+    let host_ok = host.is_empty() || url::Host::parse(host).is_ok();
+    match host_ok && port.parse::<u16>().is_ok() {
         true => Ok(()),
         false => Err(HINT.into()),
     }

@@ -92,14 +92,12 @@ impl<'a> Block<'a> {
         mut value: Value,
         secret_keys: &'static [&'static str],
     ) -> Self {
-        let empty = Value::from(Dict::new());
-        let written_as = BTreeMap::new();
         let mut block = Block {
             checks,
             path,
-            value: empty,
+            value: Value::from(Dict::new()),
             secret_keys,
-            written_as,
+            written_as: BTreeMap::new(),
         };
         if let Value::Dict(_, table) = &mut value {
             block.walk("", table);
@@ -288,10 +286,8 @@ impl<'a> Block<'a> {
     /// looks like one: a secret pasted here must not be.
     fn secret_file(&self, secret: &str, name: &str) -> Result<Zeroizing<String>, String> {
         let path = self.checks.base.join(name);
-        let path_like = name.contains('/')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
+        let path_char = |c: char| c.is_ascii_alphanumeric() || "/._-".contains(c);
+        let path_like = name.contains('/') && name.chars().all(path_char);
         let shown = match path_like {
             true => format!(" {}", path.display()),
             false => String::new(),
@@ -299,10 +295,8 @@ impl<'a> Block<'a> {
         let value = crate::files::read_text(&path)
             .map_err(|e| format!("cannot read the file it names{shown}: {e}"))?;
         if let Some(who) = crate::files::open_to_others(&path) {
-            let warning = format!(
-                "the secret file {} is open to {who}; chmod 600 it",
-                path.display()
-            );
+            let shown = path.display();
+            let warning = format!("the secret file {shown} is open to {who}; chmod 600 it");
             self.warn(&format!("{secret}_file"), warning);
         }
         Ok(value)
@@ -325,11 +319,8 @@ impl<'a> Block<'a> {
             true => format!(" {name}"),
             false => String::new(),
         };
-        let value = self
-            .checks
-            .env
-            .get(name)
-            .map(|v| Zeroizing::new(v.to_string()));
+        let env = self.checks.env;
+        let value = env.get(name).map(|v| Zeroizing::new(v.to_string()));
         value.ok_or_else(|| format!("the environment variable{shown} it names is not set"))
     }
 }

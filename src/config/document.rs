@@ -62,15 +62,12 @@ pub(super) fn overridden_key(name: &str) -> Option<String> {
 
 /// A key as the user sees it: `poll.interval`, `mimecast[1].client_secret_file`.
 pub(super) fn key_name(key: &str) -> String {
-    let mut name = String::new();
-    for part in key.split('.') {
-        match part.parse::<usize>() {
-            Ok(i) => name.push_str(&format!("[{i}]")),
-            Err(_) if name.is_empty() => name.push_str(part),
-            Err(_) => name.push_str(&format!(".{part}")),
-        }
-    }
-    name
+    let part = |p: &str| match p.parse::<usize>() {
+        Ok(i) => format!("[{i}]"),
+        Err(_) => format!(".{p}"),
+    };
+    let name: String = key.split('.').map(part).collect();
+    name.trim_start_matches('.').to_string()
 }
 
 /// The line of `key` in the file, or of the nearest table written that holds it (the
