@@ -23,6 +23,7 @@ use std::time::Duration;
 use figment::value::Value;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
+use smart_default::SmartDefault;
 use zeroize::Zeroizing;
 
 use crate::files::FileError;
@@ -32,8 +33,8 @@ use block::{at_line, unknown_key, Checks};
 use values::{duration, int, DAY, HOUR, MINUTE, MS, SEC, WEEK};
 
 /// A secret value, zeroized when dropped (`secrecy`). It can be compared and used, never
-/// printed: `Debug` is redacted and there is deliberately no `Display` or `Serialize`.
-#[derive(Clone)]
+/// printed: `Debug` is secrecy's redacted one, and there is no `Display` or `Serialize`.
+#[derive(Clone, Debug)]
 pub struct Secret(SecretString);
 
 impl Secret {
@@ -49,14 +50,6 @@ impl Secret {
 impl PartialEq for Secret {
     fn eq(&self, other: &Self) -> bool {
         self.expose() == other.expose()
-    }
-}
-
-impl Eq for Secret {}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
     }
 }
 
@@ -119,25 +112,30 @@ pub struct Config {
     pub has_inline_secrets: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, SmartDefault)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     #[serde(deserialize_with = "listen")]
+    #[default(DEFAULT_LISTEN.into())]
     pub listen: String,
     pub web_config_file: Option<PathBuf>,
     /// Where the exporter keeps what it must remember across restarts (resolved against the
     /// config file's folder); `None`: nothing is kept.
     pub state_dir: Option<PathBuf>,
     #[serde(deserialize_with = "int::<_, _, 1, 100_000>")]
+    #[default(512)]
     pub max_connections: usize,
     #[serde(deserialize_with = "duration::<_, _, SEC, HOUR>")]
+    #[default(Duration::from_secs(10))]
     pub header_read_timeout: Duration,
     /// A connection with no request in flight is closed after this long.
     #[serde(deserialize_with = "duration::<_, _, SEC, DAY>")]
+    #[default(Duration::from_secs(120))]
     pub idle_timeout: Duration,
     /// A connection with a request in flight that makes no progress (reading the request body
     /// or sending the answer) for this long is dropped.
     #[serde(deserialize_with = "duration::<_, _, SEC, HOUR>")]
+    #[default(Duration::from_secs(30))]
     pub send_timeout: Duration,
     /// `--web.enable-lifecycle`: allow `POST`/`PUT /-/reload` over HTTP. Set from the command
     /// line only, never from the file.
@@ -145,96 +143,66 @@ pub struct ServerConfig {
     pub enable_lifecycle: bool,
 }
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: DEFAULT_LISTEN.to_string(),
-            web_config_file: None,
-            state_dir: None,
-            max_connections: 512,
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(120),
-            send_timeout: Duration::from_secs(30),
-            enable_lifecycle: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, SmartDefault)]
 #[serde(default, deny_unknown_fields)]
 pub struct PollConfig {
     #[serde(deserialize_with = "duration::<_, _, SEC, WEEK>")]
+    #[default(Duration::from_secs(30 * 60))]
     pub interval: Duration,
     #[serde(deserialize_with = "duration::<_, _, SEC, { 10 * MINUTE }>")]
+    #[default(Duration::from_secs(60))]
     pub timeout: Duration,
     #[serde(deserialize_with = "duration::<_, _, SEC, { 90 * DAY }>")]
+    #[default(Duration::from_secs(6 * 3600))]
     pub max_age: Duration,
     /// Longest a whole poll may run (all its requests, retries and pauses); a source's
     /// interval caps it.
     #[serde(deserialize_with = "duration::<_, _, SEC, WEEK>")]
+    #[default(Duration::from_secs(10 * 60))]
     pub deadline: Duration,
     /// Attempts per request before a poll gives up (the first try included).
     #[serde(deserialize_with = "int::<_, _, 1, 20>")]
+    #[default(4)]
     pub max_attempts: u32,
     /// First retry delay; doubles per attempt (with jitter), capped at 30s.
     #[serde(deserialize_with = "duration::<_, _, MS, { 5 * MINUTE }>")]
+    #[default(Duration::from_secs(1))]
     pub retry_backoff: Duration,
     /// Requests in flight at once per account.
     #[serde(deserialize_with = "int::<_, _, 1, 64>")]
+    #[default(4)]
     pub concurrency: usize,
     /// Requests in flight at once across all accounts (many tenants often share one vendor host).
     #[serde(deserialize_with = "int::<_, _, 1, 4096>")]
+    #[default(64)]
     pub max_requests_in_flight: usize,
     /// Pages per endpoint before paging is declared runaway.
     #[serde(deserialize_with = "int::<_, _, 1, 1_000_000>")]
+    #[default(10_000)]
     pub max_pages: usize,
     /// Largest response body read, in bytes.
     #[serde(deserialize_with = "int::<_, _, 1024, { 1 << 32 }>")]
+    #[default(64 * 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Rows a source may read in one poll (all its pages and sections); more fails the poll
     /// with reason `decode` and keeps the last good data.
     #[serde(deserialize_with = "int::<_, _, 1, 1_000_000_000>")]
+    #[default(2_000_000)]
     pub max_rows: usize,
 }
 
-impl Default for PollConfig {
-    fn default() -> Self {
-        PollConfig {
-            interval: Duration::from_secs(30 * 60),
-            timeout: Duration::from_secs(60),
-            max_age: Duration::from_secs(6 * 3600),
-            deadline: Duration::from_secs(10 * 60),
-            max_attempts: 4,
-            retry_backoff: Duration::from_secs(1),
-            concurrency: 4,
-            max_requests_in_flight: 64,
-            max_pages: 10_000,
-            max_body_bytes: 64 * 1024 * 1024,
-            max_rows: 2_000_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, SmartDefault)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
     pub per_user: bool,
     #[serde(deserialize_with = "int::<_, _, 0, 10_000_000>")]
+    #[default(20_000)]
     pub max_users: usize,
     /// Distinct values per vendor-controlled label (branch, department) per source; the rest
     /// are folded into `__other__`.
     #[serde(deserialize_with = "int::<_, _, 1, 1_000_000>")]
+    #[default(1_000)]
     pub max_label_values: usize,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig {
-            per_user: false,
-            max_users: 20_000,
-            max_label_values: 1_000,
-        }
-    }
 }
 
 /// A listen address (`server.listen`): checked, and `:PORT` is every interface.
@@ -372,11 +340,9 @@ pub struct Report {
 
 impl Report {
     fn failed(e: ConfigError) -> Report {
-        let errors = vec![e];
-        Report {
-            errors,
-            ..Report::default()
-        }
+        let mut report = Report::default();
+        report.errors.push(e);
+        report
     }
 
     fn into_result(mut self) -> Result<Config, ConfigError> {
@@ -416,10 +382,8 @@ impl Loader {
         mut self,
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        let vars = vars
-            .into_iter()
-            .map(|(k, v)| (k.into(), Zeroizing::new(v.into())));
-        self.env = vars.collect();
+        let var = |(k, v): (K, V)| (k.into(), Zeroizing::new(v.into()));
+        self.env = vars.into_iter().map(var).collect();
         self
     }
 
@@ -430,37 +394,31 @@ impl Loader {
     }
 
     /// Everything [`load`](Self::load) checks, with every error and warning collected.
-    pub fn check_file(&self, path: &Path) -> Report {
-        let origin = path.display().to_string();
-        let text = match read_stable(path) {
+    pub fn check_file(&self, file: &Path) -> Report {
+        let path = file.display().to_string();
+        let text = match read_stable(file) {
             Ok(text) if !text.trim().is_empty() => text,
-            Ok(_) => return Report::failed(ConfigError::Empty { path: origin }),
+            Ok(_) => return Report::failed(ConfigError::Empty { path }),
             Err(e) => return Report::failed(e),
         };
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty());
-        let mut report = self.check_text(&text, &origin, base.unwrap_or(Path::new(".")));
+        let base = file.parent().filter(|p| !p.as_os_str().is_empty());
+        let mut report = self.check_text(&text, &path, base.unwrap_or(Path::new(".")));
         let Some(config) = &report.config else {
             return report;
         };
-        let open_to = crate::files::open_to_others(path).filter(|_| config.has_inline_secrets);
+        let open_to = crate::files::open_to_others(file).filter(|_| config.has_inline_secrets);
         if config.sources.is_empty() {
-            let table = |v: &&dyn VendorConfig| format!("[[{}]]", v.platform());
-            let tables = self
-                .vendors
-                .iter()
-                .map(table)
-                .collect::<Vec<_>>()
-                .join(" or ");
-            report.errors.push(ConfigError::NoSources {
-                path: origin,
-                tables,
-            });
+            let tables: Vec<String> = (self.vendors.iter())
+                .map(|v| format!("[[{}]]", v.platform()))
+                .collect();
+            let tables = tables.join(" or ");
+            report.errors.push(ConfigError::NoSources { path, tables });
             report.config = None;
         } else if let Some(who) = open_to {
-            report.warnings.push(format!(
-                "config file {origin} holds inline secrets and is open to {who}; chmod 600 it or \
-                 use *_file / *_env keys"
-            ));
+            let warning = format!("config file {path} holds inline secrets and is open to {who}");
+            report
+                .warnings
+                .push(warning + "; chmod 600 it or use *_file / *_env keys");
         }
         report
     }
@@ -504,10 +462,8 @@ impl Loader {
         let (max_age, interval) = (config.poll.max_age, config.poll.interval);
         checks.poll_interval.set(interval);
         if interval < Duration::from_secs(300) {
-            checks.warn(
-                "poll.interval",
-                "is under 5m and spends vendor API quota quickly",
-            );
+            let warning = "is under 5m and spends vendor API quota quickly";
+            checks.warn("poll.interval", warning);
         }
         if max_age < interval {
             let warning = "is shorter than poll.interval: every series disappears between polls";
@@ -532,10 +488,8 @@ impl Loader {
                     let message = format!("is configured twice (also in {other})");
                     checks.error(&format!("{path}.account"), message);
                 }
-                if source
-                    .interval()
-                    .is_some_and(|i| i > max_age && max_age >= interval)
-                {
+                let outlives = source.interval().is_some_and(|i| i > max_age);
+                if outlives && max_age >= interval {
                     let warning = "is longer than poll.max_age: its series disappear between polls";
                     checks.warn(&format!("{path}.interval"), warning);
                 }
@@ -564,15 +518,12 @@ impl Loader {
 /// and with what was read.
 fn read_stable(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
     let stamp = || {
-        std::fs::metadata(path)
-            .ok()
-            .map(|m| (m.len(), m.modified().ok()))
+        let m = std::fs::metadata(path).ok()?;
+        Some((m.len(), m.modified().ok()))
     };
     let before = stamp();
     let problem = match crate::files::read_text(path) {
-        Ok(text)
-            if before == stamp() && before.is_some_and(|(len, _)| len == text.len() as u64) =>
-        {
+        Ok(text) if before == stamp() && before.map(|b| b.0) == Some(text.len() as u64) => {
             return Ok(text)
         }
         Ok(_) => "changed while it was read: write a new file, then rename it over".to_string(),

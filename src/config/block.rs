@@ -41,12 +41,13 @@ impl Checks<'_> {
     /// layers them).
     pub(super) fn error(&self, key: &str, message: impl Display) {
         let mut vars = self.env.keys();
-        let var = vars.rfind(|v| overridden_key(v).as_deref() == Some(key));
-        let message = match var {
-            Some(var) => format!("{message} (set by environment variable {var})"),
-            None => message.to_string(),
+        let (line, message) = match vars.rfind(|v| overridden_key(v).as_deref() == Some(key)) {
+            Some(var) => (
+                None,
+                format!("{message} (set by environment variable {var})"),
+            ),
+            None => (line(self.doc, key), message.to_string()),
         };
-        let line = var.is_none().then(|| line(self.doc, key)).flatten();
         let key = key_name(key);
         let problem = ConfigError::Invalid { key, line, message };
         self.errors.borrow_mut().push(problem);
@@ -55,10 +56,8 @@ impl Checks<'_> {
     /// Whether a problem with `key` is already reported.
     fn reported(&self, key: &str) -> bool {
         let name = key_name(key);
-        let errors = self.errors.borrow();
-        errors
-            .iter()
-            .any(|e| matches!(e, ConfigError::Invalid { key, .. } if *key == name))
+        let same = |e: &ConfigError| matches!(e, ConfigError::Invalid { key, .. } if *key == name);
+        self.errors.borrow().iter().any(same)
     }
 
     /// A warning about `key` (printed by `--check-config`, logged at start-up and reload).
@@ -142,11 +141,9 @@ impl<'a> Block<'a> {
     pub(crate) fn required<T>(&self, key: &str, value: Option<T>) -> Option<T> {
         if value.is_none() && !self.failed(key) {
             let name = key.rsplit('.').next().unwrap_or(key);
-            let or = match self.secret_keys.contains(&name) {
-                true => format!(" (or `{name}_file` / `{name}_env`)"),
-                false => String::new(),
-            };
-            self.error(key, format!("is required{or}"));
+            let or = (self.secret_keys.contains(&name))
+                .then(|| format!(" (or `{name}_file` / `{name}_env`)"));
+            self.error(key, format!("is required{}", or.unwrap_or_default()));
         }
         value
     }
@@ -217,32 +214,30 @@ impl<'a> Block<'a> {
             }
         }
         for &name in self.secret_keys {
-            let (file, env) = (format!("{name}_file"), format!("{name}_env"));
-            let given: Vec<&str> = [name, &file, &env]
-                .into_iter()
-                .filter(|f| table.contains_key(*f))
-                .collect();
+            let forms = [
+                name.to_string(),
+                format!("{name}_file"),
+                format!("{name}_env"),
+            ];
+            let given: Vec<&String> = forms.iter().filter(|f| table.contains_key(*f)).collect();
             let secret = format!("{within}{name}");
+            // Named as written: the form given, or the second of several.
+            if let Some(&form) = given.get(1).or(given.first()).filter(|f| **f != name) {
+                let written = format!("{within}{form}");
+                self.written_as.insert(secret.clone(), written);
+            }
             match given[..] {
                 [] => {}
                 [form] if form == name => self.checks.inline.set(true),
-                [form] => {
-                    self.written_as
-                        .insert(secret.clone(), format!("{within}{form}"));
-                    match self.secret_from(&secret, form == file, table.remove(form)) {
-                        Ok(value) => drop(table.insert(name.into(), value.to_string().into())),
-                        Err(problem) => self.error(&secret, problem),
-                    }
-                }
-                [_, second, ..] => {
-                    self.written_as
-                        .insert(secret.clone(), format!("{within}{second}"));
-                    self.error(
-                        &secret,
-                        format!("give only one of `{name}`, `{file}`, `{env}`"),
-                    );
+                [form] => match self.secret_from(&secret, form, table.remove(form)) {
+                    Ok(value) => drop(table.insert(name.into(), value.to_string().into())),
+                    Err(problem) => self.error(&secret, problem),
+                },
+                [..] => {
+                    let problem = format!("give only one of `{name}`, `{name}_file`, `{name}_env`");
+                    self.error(&secret, problem);
                     // The plain one is left for the reading to zeroize.
-                    table.retain(|k, _| *k != file && *k != env);
+                    table.retain(|k, _| *k == name || !forms.contains(k));
                 }
             }
         }
@@ -261,43 +256,42 @@ impl<'a> Block<'a> {
         }
     }
 
-    /// The trimmed secret the file or the environment variable `raw` names.
+    /// The trimmed secret the file or the environment variable `raw` names (`form`: the key
+    /// it is written in, `<secret>_file` or `<secret>_env`).
     fn secret_from(
         &self,
         secret: &str,
-        file: bool,
+        form: &str,
         raw: Option<Value>,
     ) -> Result<Zeroizing<String>, String> {
         let Some(Value::String(_, name)) = raw else {
             return Err("must be text in quotes".into());
         };
         let name = Zeroizing::new(name);
-        let value = match file {
-            true => self.secret_file(secret, name.trim())?,
+        let value = match form.ends_with("_file") {
+            true => self.secret_file(&format!("{secret}_file"), name.trim())?,
             false => self.secret_var(secret, name.trim())?,
         };
-        match Zeroizing::new(value.trim().to_string()) {
-            empty if empty.is_empty() => Err("the secret is empty".into()),
-            value => Ok(value),
-        }
+        let value = Zeroizing::new(value.trim().to_string());
+        (!value.is_empty())
+            .then_some(value)
+            .ok_or("the secret is empty".into())
     }
 
     /// The file `name` (relative to the config file's folder), whose path is shown only when it
     /// looks like one: a secret pasted here must not be.
-    fn secret_file(&self, secret: &str, name: &str) -> Result<Zeroizing<String>, String> {
+    fn secret_file(&self, key: &str, name: &str) -> Result<Zeroizing<String>, String> {
         let path = self.checks.base.join(name);
         let path_char = |c: char| c.is_ascii_alphanumeric() || "/._-".contains(c);
         let path_like = name.contains('/') && name.chars().all(path_char);
-        let shown = match path_like {
-            true => format!(" {}", path.display()),
-            false => String::new(),
-        };
-        let value = crate::files::read_text(&path)
-            .map_err(|e| format!("cannot read the file it names{shown}: {e}"))?;
+        let shown = path_like.then(|| format!(" {}", path.display()));
+        let value = crate::files::read_text(&path).map_err(|e| {
+            let shown = shown.unwrap_or_default();
+            format!("cannot read the file it names{shown}: {e}")
+        })?;
         if let Some(who) = crate::files::open_to_others(&path) {
-            let shown = path.display();
-            let warning = format!("the secret file {shown} is open to {who}; chmod 600 it");
-            self.warn(&format!("{secret}_file"), warning);
+            let warning = format!("the secret file {} is open to {who}", path.display());
+            self.warn(key, warning + "; chmod 600 it");
         }
         Ok(value)
     }
@@ -315,12 +309,12 @@ impl<'a> Block<'a> {
             ));
         }
         let capitals = !name.chars().any(|c| c.is_ascii_lowercase());
-        let shown = match capitals {
-            true => format!(" {name}"),
-            false => String::new(),
-        };
-        let env = self.checks.env;
-        let value = env.get(name).map(|v| Zeroizing::new(v.to_string()));
+        let shown = capitals.then(|| format!(" {name}")).unwrap_or_default();
+        let value = self
+            .checks
+            .env
+            .get(name)
+            .map(|v| Zeroizing::new(v.to_string()));
         value.ok_or_else(|| format!("the environment variable{shown} it names is not set"))
     }
 }

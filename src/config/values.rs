@@ -3,10 +3,9 @@
 //! `#[serde(deserialize_with = …)]`), http(s) URLs, secrets, the `account` label, names from a
 //! closed list.
 
-use std::fmt;
 use std::time::Duration;
 
-use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, Visitor};
+use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer};
 use serde::Deserialize;
 
 use super::Secret;
@@ -27,29 +26,17 @@ where
     D: Deserializer<'de>,
     T: From<Duration>,
 {
-    /// Text, or a type error that shows the accepted forms.
-    struct Text;
-    impl Visitor<'_> for Text {
-        type Value = String;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a duration in quotes, such as \"90s\", \"15m\" or \"1h 30m\"")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-    }
+    let forms = "such as \"90s\", \"15m\" or \"1h 30m\"";
+    // Only a value that is not text is told to be quoted.
+    let quoted = format!("must be a duration in quotes, {forms}");
+    let text = String::deserialize(d).map_err(|_| de::Error::custom(quoted))?;
     let show = |ms| humantime::format_duration(Duration::from_millis(ms));
-    match humantime::parse_duration(d.deserialize_str(Text)?.trim()) {
-        Err(_) => Err(de::Error::custom(
-            "must be a number and a unit (ms, s, m, h, d), such as \"90s\", \"15m\" or \"1h 30m\"",
-        )),
-        Ok(v) if (MIN..=MAX).contains(&(v.as_millis() as u64)) => Ok(T::from(v)),
-        Ok(_) => Err(de::Error::custom(format!(
-            "must be from {} to {}",
-            show(MIN),
-            show(MAX)
-        ))),
-    }
+    let problem = match humantime::parse_duration(text.trim()) {
+        Ok(v) if (MIN..=MAX).contains(&(v.as_millis() as u64)) => return Ok(T::from(v)),
+        Ok(_) => format!("must be from {} to {}", show(MIN), show(MAX)),
+        Err(_) => format!("must be a number and a unit (ms, s, m, h, d), {forms}"),
+    };
+    Err(de::Error::custom(problem))
 }
 
 /// A whole number from `MIN` to `MAX`, as an integer type or an `Option<u64>`:
@@ -110,17 +97,14 @@ impl<'de> Deserialize<'de> for HttpUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
         let url = url::Url::parse(text.trim()).ok();
-        match url.filter(|u| matches!(u.scheme(), "https" | "http") && u.has_host()) {
+        let problem = match url.filter(|u| matches!(u.scheme(), "https" | "http") && u.has_host()) {
             Some(u) if u.username().is_empty() && u.password().is_none() => {
-                Ok(HttpUrl(text.trim().trim_end_matches('/').to_string()))
+                return Ok(HttpUrl(text.trim().trim_end_matches('/').to_string()))
             }
-            Some(_) => Err(de::Error::custom(
-                "must not contain a user name or password",
-            )),
-            None => Err(de::Error::custom(
-                "must be an absolute URL starting with https://, such as https://api.example.com",
-            )),
-        }
+            Some(_) => "must not contain a user name or password",
+            None => "must be an absolute https:// URL, such as https://api.example.com",
+        };
+        Err(de::Error::custom(problem))
     }
 }
 
@@ -159,11 +143,11 @@ impl From<Account> for String {
 
 impl<'de> Deserialize<'de> for Account {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match String::deserialize(d)? {
-            a if a.trim().is_empty() || a.len() > 128 || a.chars().any(char::is_control) => Err(
-                de::Error::custom("must be 1 to 128 characters with no control characters"),
-            ),
-            a => Ok(Account(a)),
+        let a = String::deserialize(d)?;
+        let problem = "must be 1 to 128 characters with no control characters";
+        match a.trim().is_empty() || a.len() > 128 || a.chars().any(char::is_control) {
+            true => Err(de::Error::custom(problem)),
+            false => Ok(Account(a)),
         }
     }
 }

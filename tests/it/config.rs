@@ -450,9 +450,13 @@ fn secrets_are_held_in_zeroizing_types() {
     // `Secret` wraps secrecy's SecretString (zeroized on drop); the API stays new/expose.
     fn is_zeroize_on_drop<T: secrecy::zeroize::ZeroizeOnDrop>() {}
     is_zeroize_on_drop::<secrecy::SecretString>();
-    let s = config::Secret::new("x");
-    assert_eq!(s.expose(), "x");
-    assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+    let s = config::Secret::new("SENTINEL");
+    assert_eq!(s.expose(), "SENTINEL");
+    let shown = format!("{s:?}");
+    assert!(
+        shown.contains("REDACTED") && !shown.contains("SENTINEL"),
+        "{shown}"
+    );
     assert_eq!(
         std::mem::size_of::<config::Secret>(),
         std::mem::size_of::<secrecy::SecretString>()
