@@ -98,6 +98,7 @@ named! {
     }
 }
 
+/// `auth`: API 2.0's OAuth2 client credentials (the default) or API 1.0's signed requests.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Mode {
@@ -148,27 +149,30 @@ impl AccountConfig for MimecastConfig {
     }
 }
 
+/// A key of the other auth mode is a mistake worth naming.
+const MISMATCH: &str = "does not match the keys: client_id and client_secret are for \"oauth2\" \
+                        (API 2.0, the default); app_id, app_key, access_key and secret_key for \
+                        \"hmac\" (API 1.0)";
+
+/// API 1.0 has no global host.
+const HMAC_REGION: &str =
+    "is required with auth = \"hmac\" (API 1.0): eu, de, us, usb, ca, za, au or jer, or give \
+     base_url";
+
 /// Reads one `[[mimecast]]` block.
 pub(super) fn read(mut b: Block<'_>) -> Option<MimecastConfig> {
     let w: Written = b.read()?;
     let mode = (!b.failed("auth")).then(|| w.auth.map_or(Mode::OAuth2, |m| m.0));
-    // A key of the other auth mode is a mistake worth naming.
-    let hmac_keys = [&w.app_key, &w.access_key, &w.secret_key];
-    let hmac_given = w.app_id.is_some() || hmac_keys.iter().any(|k| k.is_some());
+    let hmac_secrets = [&w.app_key, &w.access_key, &w.secret_key];
+    let hmac_given = w.app_id.is_some() || hmac_secrets.iter().any(|k| k.is_some());
     let oauth2_given = w.client_id.is_some() || w.client_secret.is_some();
     if (mode == Some(Mode::OAuth2) && hmac_given) || (mode == Some(Mode::Hmac) && oauth2_given) {
-        let problem = "does not match the keys: client_id and client_secret are for \"oauth2\" \
-                       (API 2.0, the default); app_id, app_key, access_key and secret_key for \
-                       \"hmac\" (API 1.0)";
-        b.error("auth", problem);
+        b.error("auth", MISMATCH);
     }
     // API 1.0 (hmac) has no global host: it needs a region or base_url; API 2.0 (oauth2) has
     // its global gateway and no regions.
     let otherwise = match mode {
-        Some(Mode::Hmac) => Err(
-            "is required with auth = \"hmac\" (API 1.0): eu, de, us, usb, \
-                                 ca, za, au or jer, or give base_url",
-        ),
+        Some(Mode::Hmac) => Err(HMAC_REGION),
         _ => Ok(DEFAULT_URL),
     };
     if mode == Some(Mode::OAuth2) && w.region.is_some() && w.base_url.is_none() {
@@ -194,20 +198,18 @@ pub(super) fn read(mut b: Block<'_>) -> Option<MimecastConfig> {
             let app_id = b.required("app_id", w.app_id);
             let app_key = b.required("app_key", w.app_key);
             let access_key = b.required("access_key", w.access_key);
-            let secret_key = b.required("secret_key", w.secret_key).filter(|k| {
-                let valid = STANDARD.decode(k.expose()).map(Zeroizing::new).is_ok();
-                if !valid {
-                    let problem =
-                        "does not hold valid base64 (Mimecast issues secret keys in base64)";
-                    b.error("secret_key", problem);
-                }
-                valid
-            });
+            let secret_key = b.required("secret_key", w.secret_key);
+            // Mimecast issues secret keys in base64; another cannot sign a request.
+            let base64 = |k: &Secret| STANDARD.decode(k.expose()).map(Zeroizing::new).is_ok();
+            if secret_key.as_ref().is_some_and(|k| !base64(k)) {
+                let problem = "does not hold valid base64 (as Mimecast issues it)";
+                b.error("secret_key", problem);
+            }
             MimecastAuth::Hmac {
                 app_id: app_id?,
                 app_key: app_key?,
                 access_key: access_key?,
-                secret_key: secret_key?,
+                secret_key: secret_key.filter(base64)?,
             }
         }
     };
