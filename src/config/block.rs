@@ -309,13 +309,10 @@ impl<'a> Block<'a> {
             ));
         }
         let capitals = !name.chars().any(|c| c.is_ascii_lowercase());
-        let shown = capitals.then(|| format!(" {name}")).unwrap_or_default();
-        let value = self
-            .checks
-            .env
-            .get(name)
-            .map(|v| Zeroizing::new(v.to_string()));
-        value.ok_or_else(|| format!("the environment variable{shown} it names is not set"))
+        let shown = if capitals { name } else { "it names" };
+        let value = self.checks.env.get(name);
+        let value = value.map(|v| Zeroizing::new(v.to_string()));
+        value.ok_or_else(|| format!("the environment variable {shown} is not set"))
     }
 }
 

@@ -127,7 +127,7 @@ fn secrets_from_files_and_environment() {
     // Neither a path nor a variable's name is a secret: both are named (issue 23).
     let e = err("[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret_env = \"AWARENESS_TEST_UNSET_VAR\"\n");
     assert!(
-        e.contains("`mimecast[0].client_secret_env` (line 4): the environment variable AWARENESS_TEST_UNSET_VAR it names is not set"),
+        e.contains("`mimecast[0].client_secret_env` (line 4): the environment variable AWARENESS_TEST_UNSET_VAR is not set"),
         "{e}"
     );
     let e = err("[[mimecast]]\naccount = \"a\"\nclient_id = \"c\"\nclient_secret_file = \"/nonexistent/x\"\n");
