@@ -367,14 +367,10 @@ pub struct Loader {
 
 impl Loader {
     pub fn new(vendors: impl IntoIterator<Item = &'static dyn VendorConfig>) -> Self {
-        let vendors = vendors.into_iter().collect();
-        let env = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-        Loader {
-            vendors,
-            env: BTreeMap::new(),
-        }
-        .with_env(env)
+        let vars = std::env::vars_os();
+        let vars = vars.filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        let (vendors, env) = (vendors.into_iter().collect(), BTreeMap::new());
+        Loader { vendors, env }.with_env(vars)
     }
 
     /// The same vendors with `vars` as the whole environment.
@@ -451,11 +447,14 @@ impl Loader {
             .collect();
         let mut known: Vec<String> = ["server", "poll", "metrics"].map(String::from).to_vec();
         known.extend(self.vendors.iter().map(|v| v.platform().to_string()));
-        for key in tree.keys().filter(|k| !known.contains(k)) {
-            checks.error(key, unknown_key(key, &known));
+        let mut unknown: Vec<String> = tree.keys().cloned().collect();
+        unknown.retain(|k| !known.contains(k));
+        // The top of the file, read as the sections; keys outside any block are reported on it.
+        let mut top = Block::new(&checks, String::new(), Value::from(tree), &[]);
+        for key in unknown {
+            top.error(&key, unknown_key(&key, &known));
         }
-        let sections = Block::new(&checks, String::new(), Value::from(tree), &[]).read();
-        let mut config: Config = sections.unwrap_or_default();
+        let mut config: Config = top.read().unwrap_or_default();
         let server = &mut config.server;
         server.web_config_file = server.web_config_file.take().map(|p| base.join(p));
         server.state_dir = server.state_dir.take().map(|p| base.join(p));
@@ -463,18 +462,18 @@ impl Loader {
         checks.poll_interval.set(interval);
         if interval < Duration::from_secs(300) {
             let warning = "is under 5m and spends vendor API quota quickly";
-            checks.warn("poll.interval", warning);
+            top.warn("poll.interval", warning);
         }
         if max_age < interval {
             let warning = "is shorter than poll.interval: every series disappears between polls";
-            checks.warn("poll.max_age", warning);
+            top.warn("poll.max_age", warning);
         }
         let mut first = BTreeMap::new();
         for (vendor, value) in tables {
             let platform = vendor.platform();
             let Value::Array(_, blocks) = value else {
                 let message = format!("must be written as [[{platform}]] blocks, one per account");
-                checks.error(platform.as_str(), message);
+                top.error(platform.as_str(), message);
                 continue;
             };
             for (i, value) in blocks.into_iter().enumerate() {
@@ -486,16 +485,17 @@ impl Loader {
                 let source = SourceConfig::new(platform, account);
                 if let Some(other) = first.insert(source.key(), document::key_name(&path)) {
                     let message = format!("is configured twice (also in {other})");
-                    checks.error(&format!("{path}.account"), message);
+                    top.error(&format!("{path}.account"), message);
                 }
                 let outlives = source.interval().is_some_and(|i| i > max_age);
                 if outlives && max_age >= interval {
                     let warning = "is longer than poll.max_age: its series disappear between polls";
-                    checks.warn(&format!("{path}.interval"), warning);
+                    top.warn(&format!("{path}.interval"), warning);
                 }
                 config.sources.push(source);
             }
         }
+        drop(top);
         config.has_inline_secrets = checks.inline.get();
         let mut errors = checks.errors.into_inner();
         // In the order of the file, so they read top to bottom; problems without a line last.

@@ -36,38 +36,6 @@ pub(super) struct Checks<'a> {
     pub(super) warnings: RefCell<Vec<String>>,
 }
 
-impl Checks<'_> {
-    /// A problem with `key`: its line, or the variable that set it (the last one, as figment
-    /// layers them).
-    pub(super) fn error(&self, key: &str, message: impl Display) {
-        let mut vars = self.env.keys();
-        let (line, message) = match vars.rfind(|v| overridden_key(v).as_deref() == Some(key)) {
-            Some(var) => (
-                None,
-                format!("{message} (set by environment variable {var})"),
-            ),
-            None => (line(self.doc, key), message.to_string()),
-        };
-        let key = key_name(key);
-        let problem = ConfigError::Invalid { key, line, message };
-        self.errors.borrow_mut().push(problem);
-    }
-
-    /// Whether a problem with `key` is already reported.
-    fn reported(&self, key: &str) -> bool {
-        let name = key_name(key);
-        let same = |e: &ConfigError| matches!(e, ConfigError::Invalid { key, .. } if *key == name);
-        self.errors.borrow().iter().any(same)
-    }
-
-    /// A warning about `key` (printed by `--check-config`, logged at start-up and reload).
-    pub(super) fn warn(&self, key: &str, message: impl Display) {
-        let at = at_line(line(self.doc, key));
-        let warning = format!("key `{}`{at}: {message}", key_name(key));
-        self.warnings.borrow_mut().push(warning);
-    }
-}
-
 /// One table as a vendor reads it ([`VendorConfig::read_account`](super::VendorConfig)): a
 /// `[[<platform>]]` block (or the sections at the top of the file), its secrets already
 /// resolved (`<name>_file` and `<name>_env` became `<name>`), [`read`](Self::read) into the
@@ -150,19 +118,33 @@ impl<'a> Block<'a> {
 
     /// Whether `key` has a problem reported already (it was written, but wrong).
     pub(crate) fn failed(&self, key: &str) -> bool {
-        self.checks.reported(&self.at(key))
+        let name = key_name(&self.at(key));
+        let same = |e: &ConfigError| matches!(e, ConfigError::Invalid { key, .. } if *key == name);
+        self.checks.errors.borrow().iter().any(same)
     }
 
     /// Reports a problem with `key` (dotted inside the block: `login.token_url`) as the user
-    /// wrote it (`secret_key_file`), with its line. Never put a value in `message`.
+    /// wrote it (`secret_key_file`), with its line, or the variable that set it (the last one,
+    /// as figment layers them). Never put a value in `message`.
     pub(crate) fn error(&self, key: &str, message: impl Display) {
-        self.checks.error(&self.at(key), message);
+        let key = self.at(key);
+        let mut vars = self.checks.env.keys();
+        let var = vars.rfind(|v| overridden_key(v).as_ref() == Some(&key));
+        let line = var.is_none().then(|| line(self.checks.doc, &key)).flatten();
+        let by = var.map(|var| format!(" (set by environment variable {var})"));
+        let message = format!("{message}{}", by.unwrap_or_default());
+        let key = key_name(&key);
+        let problem = ConfigError::Invalid { key, line, message };
+        self.checks.errors.borrow_mut().push(problem);
     }
 
-    /// A warning about `key` (printed by `--check-config`, logged at start-up); never put a
-    /// value in it.
+    /// A warning about `key` (printed by `--check-config`, logged at start-up and reload);
+    /// never put a value in it.
     pub(crate) fn warn(&self, key: &str, message: impl Display) {
-        self.checks.warn(&self.at(key), message);
+        let key = self.at(key);
+        let at = at_line(line(self.checks.doc, &key));
+        let warning = format!("key `{}`{at}: {message}", key_name(&key));
+        self.checks.warnings.borrow_mut().push(warning);
     }
 
     /// `base_url`, or the host `regions` gives `region` (case-insensitive) with the region's
@@ -180,9 +162,7 @@ impl<'a> Block<'a> {
             _ if self.failed("base_url") || self.failed("region") => return None,
             (Some(_), Some(_)) => "give either base_url or region, not both".to_string(),
             (Some(url), None) => return Some((url.into(), None)),
-            (None, Some(Some((name, host)))) => {
-                return Some((host.to_string(), Some(name.to_string())))
-            }
+            (None, Some(Some(&(name, host)))) => return Some((host.into(), Some(name.into()))),
             (None, Some(None)) => {
                 let known: Vec<&str> = regions.iter().map(|(n, _)| *n).collect();
                 format!("is not a known region; known: {}", known.join(", "))
@@ -330,11 +310,10 @@ fn message(kind: &Kind, secrets: &[&str]) -> String {
         }
         Kind::UnknownVariant(_, known) => format!("must be one of {}", known.join(", ")),
         Kind::UnknownField(name, known) => {
-            let forms = |k: &&str| match secrets.contains(k) {
-                true => vec![k.to_string(), format!("{k}_file"), format!("{k}_env")],
-                false => vec![k.to_string()],
-            };
-            unknown_key(name, &known.iter().flat_map(forms).collect::<Vec<_>>())
+            let mut keys: Vec<String> = known.iter().map(|k| k.to_string()).collect();
+            let secrets = secrets.iter().filter(|k| known.contains(k));
+            keys.extend(secrets.flat_map(|k| [format!("{k}_file"), format!("{k}_env")]));
+            unknown_key(name, &keys)
         }
         Kind::MissingField(name) => format!("needs `{name}`"),
         // Only our own value types write messages, and never with a value.
@@ -356,9 +335,10 @@ fn words(expected: &str) -> &str {
     }
 }
 
-/// "unknown key", with the closest known key or the list of them.
+/// "unknown key", with the closest known key (two edits at most) or the list of them.
 pub(super) fn unknown_key(name: &str, known: &[String]) -> String {
-    match known.iter().find(|k| strsim::levenshtein(k, name) <= 2) {
+    let closest = known.iter().min_by_key(|k| strsim::levenshtein(k, name));
+    match closest.filter(|k| strsim::levenshtein(k, name) <= 2) {
         Some(close) => format!("unknown key; did you mean `{close}`?"),
         None => format!("unknown key; known keys here: {}", known.join(", ")),
     }

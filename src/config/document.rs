@@ -29,13 +29,10 @@ pub(super) fn read<'a>(
     let doc = ImDocument::parse(text).map_err(|e| {
         let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
         // The first line is the problem; the rest lists what the parser expected.
-        let message: Vec<&str> = (e.message().lines().map(str::trim))
-            .filter(|l| !l.is_empty())
-            .collect();
-        problem(format!(
-            "line {line}, column {column}: {}",
-            message.join("; ")
-        ))
+        let lines = e.message().lines().map(str::trim);
+        let message: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
+        let message = message.join("; ");
+        problem(format!("line {line}, column {column}: {message}"))
     })?;
     let mut layers = Figment::from(Toml::string(text));
     for (name, value) in env {
@@ -75,11 +72,10 @@ pub(super) fn key_name(key: &str) -> String {
 pub(super) fn line(doc: &ImDocument<&str>, key: &str) -> Option<usize> {
     let (mut item, mut line) = (doc.as_item(), None);
     for part in key.split('.') {
-        let next = match part.parse::<usize>() {
-            Ok(i) => item.get(i),
-            Err(_) => item.get(part),
-        };
-        let Some(next) = next else {
+        let Some(next) = part
+            .parse::<usize>()
+            .map_or(item.get(part), |i| item.get(i))
+        else {
             break;
         };
         item = next;
@@ -88,16 +84,12 @@ pub(super) fn line(doc: &ImDocument<&str>, key: &str) -> Option<usize> {
     line
 }
 
-/// 1-based line and column of a byte offset (clamped; never splits a character).
+/// 1-based line and column of a byte offset (one past the text, or inside a character: of
+/// the text's end).
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
+    let before = text.get(..offset).unwrap_or(text);
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
+    (before.matches('\n').count() + 1, column)
 }
 
 #[cfg(test)]
@@ -145,8 +137,13 @@ mod tests {
     }
 
     #[test]
-    fn line_col_never_splits_a_character() {
-        assert_eq!(line_col("ä\nb", 1), (1, 1));
+    fn line_col_never_panics() {
+        assert_eq!(line_col("ä\nb", 3), (2, 1));
+        assert_eq!(
+            line_col("ä\nb", 1),
+            (2, 2),
+            "inside a character: the whole text"
+        );
         assert_eq!(line_col("a\nb", 2), (2, 1));
         assert_eq!(line_col("a", 99), (1, 2));
     }
