@@ -92,12 +92,10 @@ impl<'a> Block<'a> {
                 Err(e) => e,
             };
             // A list's item is reported as the list (`endpoints`), which is taken out whole.
-            let key: Vec<String> = (e.path.iter())
-                .take_while(|p| p.parse::<usize>().is_err())
-                .cloned()
-                .collect();
+            let depth = e.path.iter().take_while(|p| p.parse::<usize>().is_err());
+            let key = &e.path[..depth.count()];
             self.error(&key.join("."), message(&e.kind, self.secret_keys));
-            if key.is_empty() || !remove(&mut value, &key) {
+            if key.is_empty() || !remove(&mut value, key) {
                 break None;
             }
         };

@@ -106,16 +106,6 @@ enum Mode {
     Hmac,
 }
 
-impl MimecastAuth {
-    /// The mode as the config names it, and as the landing page describes it.
-    fn mode(&self) -> (&'static str, &'static str) {
-        match self {
-            MimecastAuth::OAuth2 { .. } => ("oauth2", "OAuth2 client credentials (API 2.0)"),
-            MimecastAuth::Hmac { .. } => ("hmac", "HMAC-signed requests (API 1.0)"),
-        }
-    }
-}
-
 impl AccountConfig for MimecastConfig {
     fn account(&self) -> &str {
         &self.account
@@ -127,12 +117,16 @@ impl AccountConfig for MimecastConfig {
 
     fn describe(&self) -> String {
         let endpoints: Vec<&str> = self.endpoints.iter().map(|e| e.name()).collect();
-        let (base_url, mode) = (&self.base_url, self.auth.mode().0);
-        format!("{base_url} ({mode}, endpoints: {})", endpoints.join(", "))
+        let (base_url, auth) = (&self.base_url, self.info().auth);
+        format!("{base_url}: {auth}; endpoints {}", endpoints.join(", "))
     }
 
     fn info(&self) -> SourceInfo {
-        let (url, auth) = (public_url(&self.base_url), self.auth.mode().1);
+        let auth = match self.auth {
+            MimecastAuth::OAuth2 { .. } => "OAuth2 client credentials (API 2.0)",
+            MimecastAuth::Hmac { .. } => "HMAC-signed requests (API 1.0)",
+        };
+        let url = public_url(&self.base_url);
         SourceInfo { url, auth }
     }
 
