@@ -192,11 +192,7 @@ impl<'a> Block<'a> {
             }
         }
         for &name in self.secret_keys {
-            let forms = [
-                name.to_string(),
-                format!("{name}_file"),
-                format!("{name}_env"),
-            ];
+            let forms = ["", "_file", "_env"].map(|form| format!("{name}{form}"));
             let given: Vec<&String> = forms.iter().filter(|f| table.contains_key(*f)).collect();
             let secret = format!("{within}{name}");
             // Named as written: the form given, or the second of several.

@@ -111,15 +111,13 @@ impl<'de> Deserialize<'de> for HttpUrl {
 /// Whether `url` is plain http:// to a host other than this machine (credentials would cross
 /// the network unencrypted).
 pub(super) fn plain_http_to_another_host(url: &str) -> bool {
-    let local = ["localhost", "127.0.0.1", "[::1]"];
-    url::Url::parse(url.trim()).is_ok_and(|u| {
-        let host = u.host_str().unwrap_or_default();
-        u.scheme() == "http"
-            && !local.iter().any(|l| l.eq_ignore_ascii_case(host))
-            && !host
-                .parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    })
+    let loopback = |u: &url::Url| match u.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    url::Url::parse(url.trim()).is_ok_and(|u| u.scheme() == "http" && !loopback(&u))
 }
 
 impl<'de> Deserialize<'de> for Secret {
