@@ -41,7 +41,8 @@ fn fix_timeout(mut c: awareness_exporter::config::Config) -> awareness_exporter:
 /// the poll fails with the reason the simulator names, the data requests stay within the
 /// retry and paging budgets, our request count matches the server's, and the last good data
 /// is kept. Connections refused are `connect`; rows of the wrong types are skipped and counted.
-#[tokio::test]
+/// Paused time: the slow answers, timeouts and backoffs take no real time.
+#[tokio::test(start_paused = true)]
 async fn every_vendor_fails_truthfully_within_budget_and_keeps_its_last_good_data() {
     const SETTINGS: &str = "[poll]\ndeadline = \"30s\"\nmax_attempts = 3\nretry_backoff = \"10ms\"\nmax_pages = 8\nmax_body_bytes = 262144\n";
     for tenant in awareness_sim::fault_tenants().await.unwrap() {
@@ -182,7 +183,9 @@ async fn a_failing_token_endpoint_is_an_auth_failure() {
     );
 }
 
-#[tokio::test]
+/// Paused time: a scrape that waited on the 5 s vendor would meet the client's 2 s timeout
+/// first, and the pauses between scrapes cost no real time.
+#[tokio::test(start_paused = true)]
 async fn metrics_keep_answering_while_a_vendor_hangs() {
     let sim = cyberpilot::start(
         Arc::new(Population::generate(8, 30)),

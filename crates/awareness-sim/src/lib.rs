@@ -356,13 +356,14 @@ pub(crate) fn data_response(control: &Control, mut value: serde_json::Value) -> 
 /// Answers with `answer`, no sooner than the configured latency (every request) plus
 /// [`Fault::Slow`] (data requests) after the request arrived. The answer is built inside that
 /// time, as on a real server, where building it is part of the latency a client sees: the
-/// simulator's own JSON work then does not stretch a benchmark's latency bound.
+/// simulator's own JSON work then does not stretch a benchmark's latency bound. Timed by tokio's
+/// clock, so that a test with paused time waits for none of it.
 pub(crate) async fn after_latency(
     control: &Control,
     data_request: bool,
     answer: impl Future<Output = Response>,
 ) -> Response {
-    let arrived = std::time::Instant::now();
+    let arrived = tokio::time::Instant::now();
     let mut d = control.latency();
     if data_request {
         d += control.slow_delay();
@@ -377,13 +378,13 @@ pub(crate) async fn after_latency(
 /// Sleeps until `deadline` within tens of microseconds. tokio's timer ticks once a millisecond
 /// and rounds a deadline up to the next tick (a 5 ms latency became 5–6 ms), so the last
 /// millisecond is slept by a thread of the blocking pool, whose sleep is precise.
-async fn sleep_until_precisely(deadline: std::time::Instant) {
+async fn sleep_until_precisely(deadline: tokio::time::Instant) {
     if let Some(coarse) = deadline.checked_sub(Duration::from_millis(1)) {
-        if coarse > std::time::Instant::now() {
-            tokio::time::sleep_until(coarse.into()).await;
+        if coarse > tokio::time::Instant::now() {
+            tokio::time::sleep_until(coarse).await;
         }
     }
-    let rest = deadline.saturating_duration_since(std::time::Instant::now());
+    let rest = deadline.saturating_duration_since(tokio::time::Instant::now());
     if !rest.is_zero() {
         // A failed blocking task only ends the wait early.
         let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
