@@ -107,35 +107,45 @@ fn status_of(addr: SocketAddr, path: &str, deadline: Duration) -> Option<u16> {
 }
 
 /// The exporter runs on this test's single-threaded runtime: if a page were decoded on an async
-/// thread, `/-/healthy` could not answer until it was done.
+/// thread, a `/-/healthy` asked while it decodes could not answer until the decoding was done,
+/// most of the poll. The bound is relative (the slowest answer under a quarter of the poll), so
+/// a small page shows it on a loaded machine as well as on an idle one.
 #[tokio::test(flavor = "current_thread")]
 async fn health_answers_while_huge_pages_decode() {
-    const USERS: u64 = 250_000; // about 75 MB of JSON per poll
-    let vendor = page_server(|skip| big_page(USERS, skip));
+    const USERS: u64 = 40_000; // about 12 MB of JSON, most of the poll's time to decode
+    let page = Arc::new(big_page(USERS, 0));
+    let vendor = page_server(move |skip| match skip {
+        0 => page.to_vec(),
+        _ => big_page(USERS, skip),
+    });
     let mut config = parse(&cp_config(
         &format!("http://{}", vendor.addr),
         "[poll]\nmax_body_bytes = 134217728\n",
     ));
     config.poll.timeout = Duration::from_secs(120);
     let server_config = config.server.clone();
+    let started = std::time::Instant::now();
     let exporter = Exporter::start(config, None);
     let handle = app::serve(exporter.clone(), "127.0.0.1:0", &server_config)
         .await
         .unwrap();
 
-    // Health checks from a thread of their own, each with a generous deadline.
+    // Health checks from a thread of their own: how many answered, how many did not within a
+    // generous deadline, and the slowest answer.
     let done = Arc::new(AtomicBool::new(false));
     let (addr, stop) = (handle.addr, done.clone());
     let checker = std::thread::spawn(move || {
-        let (mut answered, mut missed) = (0u32, 0u32);
+        let (mut answered, mut missed, mut slowest) = (0u32, 0u32, Duration::ZERO);
         while !stop.load(Ordering::SeqCst) {
-            match status_of(addr, "/-/healthy", Duration::from_secs(3)) {
+            let asked = std::time::Instant::now();
+            match status_of(addr, "/-/healthy", Duration::from_secs(30)) {
                 Some(200) => answered += 1,
                 _ => missed += 1,
             }
-            std::thread::sleep(Duration::from_millis(20));
+            slowest = slowest.max(asked.elapsed());
+            std::thread::sleep(Duration::from_millis(10));
         }
-        (answered, missed)
+        (answered, missed, slowest)
     });
 
     let polled = eventually(300, || {
@@ -145,8 +155,9 @@ async fn health_answers_while_huge_pages_decode() {
             .contains("awareness_cyberpilot_users{")
     })
     .await;
+    let poll_took = started.elapsed();
     done.store(true, Ordering::SeqCst);
-    let (answered, missed) = tokio::task::spawn_blocking(move || checker.join().unwrap())
+    let (answered, missed, slowest) = tokio::task::spawn_blocking(move || checker.join().unwrap())
         .await
         .unwrap();
     exporter.poller.stop();
@@ -159,9 +170,10 @@ async fn health_answers_while_huge_pages_decode() {
         .sum();
     assert_eq!(users, USERS as f64);
     assert!(answered > 0);
-    assert_eq!(
-        missed, 0,
-        "/-/healthy missed its deadline {missed} times while pages decoded"
+    assert_eq!(missed, 0, "/-/healthy did not answer {missed} times");
+    assert!(
+        slowest < poll_took / 4,
+        "/-/healthy waited {slowest:?} while a poll of {poll_took:?} decoded its page"
     );
 }
 
@@ -241,7 +253,7 @@ async fn capped_sim(users: usize, max_take: usize) -> SimServer {
 #[tokio::test]
 async fn cyberpilot_pages_by_the_servers_cap() {
     let o = CyberPilotOptions::default();
-    for (users, cap) in [(2_000, 250), (1_234, 1_000), (999, 5_000)] {
+    for (users, cap) in [(1_000, 250), (1_234, 1_000), (999, 5_000)] {
         let sim = capped_sim(users, cap).await;
         // No page_size: a large `take` is asked for, and the server's cap sets the paging.
         let config = parse(&format!(
@@ -259,7 +271,7 @@ async fn cyberpilot_pages_by_the_servers_cap() {
         );
     }
     // page_size stays an upper bound the user sets.
-    let sim = capped_sim(500, 1_000).await;
+    let sim = capped_sim(250, 1_000).await;
     let config = parse(&format!(
         "{}{}page_size = 50\n",
         o.account_block(&sim, "acme"),
@@ -267,7 +279,7 @@ async fn cyberpilot_pages_by_the_servers_cap() {
     ));
     let (outcome, _) = poll_once(&config).await;
     assert!(outcome.sections[0].result.is_ok());
-    assert_eq!(sim.control.requests("users-summary"), 10);
+    assert_eq!(sim.control.requests("users-summary"), 5);
 }
 
 /// `n` users at skip 0, each in a branch of its own.
@@ -291,7 +303,7 @@ fn distinct_branches(n: u64, skip: u64) -> Vec<u8> {
 
 #[tokio::test]
 async fn branch_names_beyond_max_label_values_fold_into_other() {
-    const USERS: u64 = 100_000;
+    const USERS: u64 = 5_000;
     let vendor = page_server(|skip| distinct_branches(USERS, skip));
     let config = parse(&cp_config(&format!("http://{}", vendor.addr), ""));
     assert_eq!(config.metrics.max_label_values, 1000, "the default");
@@ -307,9 +319,9 @@ async fn branch_names_beyond_max_label_values_fold_into_other() {
         "awareness_cyberpilot_users",
         &[("account", "big"), ("branch", "__other__")],
     );
-    assert_eq!(samples(&text).get(&other), Some(&99_000.0));
+    assert_eq!(samples(&text).get(&other), Some(&((USERS - 1000) as f64)));
     let snapshot = stats.snapshot();
-    assert_eq!(snapshot.labels_folded.get("branch"), Some(&99_000));
+    assert_eq!(snapshot.labels_folded.get("branch"), Some(&(USERS - 1000)));
     assert_eq!(snapshot.rows_read, Some(USERS));
 }
 

@@ -213,7 +213,8 @@ async fn login_token_is_cached_and_renewed_once_after_401() {
     assert_eq!(stats.failures(FailureReason::Auth), 1);
 }
 
-#[tokio::test]
+/// Paused time: the Retry-After wait is measured on tokio's clock and costs no real time.
+#[tokio::test(start_paused = true)]
 async fn rate_limit_and_server_errors_are_retried_within_budget() {
     let (server, _pop) = sim(30, CyberPilotOptions::default()).await;
     let config = parse(&static_config(&server, 100, ""));
@@ -222,7 +223,7 @@ async fn rate_limit_and_server_errors_are_retried_within_budget() {
         times: 1,
         reset_ms: 300,
     });
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let (outcome, stats) = poll_once(&config).await;
     assert!(outcome.ok(), "{:?}", outcome.first_error());
     assert!(
