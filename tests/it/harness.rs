@@ -4,13 +4,14 @@
 
 use crate::common;
 
-use awareness_sim::demo::Demo;
+use awareness_sim::demo::{Demo, Size};
 use common::harness;
 
-/// Paused time: KnowBe4's real pacing (4 requests a second) is kept on tokio's clock, at no cost.
+/// The small demo (every platform, a tenth of the people) in paused time: KnowBe4's real pacing
+/// (4 requests a second) is kept on tokio's clock, at no cost.
 #[tokio::test(start_paused = true)]
 async fn every_demo_tenant_polls_through_the_one_harness() {
-    let demo = Demo::start().await.unwrap();
+    let demo = Demo::start_sized(Size::Small).await.unwrap();
     assert!(!demo.tenants().is_empty());
     for tenant in demo.tenants() {
         // Each demo tenant carries the keys its vendor takes (page_size where it has one).
