@@ -14,16 +14,21 @@ use common::*;
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// One demo exporter for every test here, polled once and then still, on a runtime of its own
-/// that lives as long as the test binary: the demo's first polls are most of these tests' time.
+/// that lives as long as the test binary. The small demo (the same tenants and families, a tenth
+/// of the people) is polled in paused time, so KnowBe4's real pacing costs no real time; time
+/// resumes before the server answers real HTTP, so its timeouts stay real.
 fn demo_base() -> String {
     static BASE: OnceLock<String> = OnceLock::new();
     BASE.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .unwrap();
             rt.block_on(async {
-                let (_demo, exporter, _handle, base) = demo_exporter().await;
-                exporter.poller.stop();
+                let (_demo, _exporter, _handle, base) = demo_exporter().await;
                 tx.send(base).unwrap();
                 std::future::pending::<()>().await
             })
@@ -34,13 +39,19 @@ fn demo_base() -> String {
 }
 
 async fn demo_exporter() -> (Demo, Arc<Exporter>, ServerHandle, String) {
-    let (demo, config) = awareness_exporter::demo::start().await.unwrap();
+    let demo = Demo::start_sized(awareness_sim::demo::Size::Small)
+        .await
+        .unwrap();
+    let loader = awareness_exporter::sources::registry::loader();
+    let config = loader.parse(&demo.config_text(), "<demo>").unwrap();
     let server_config = config.server.clone();
     let exporter = Exporter::start(config, None);
     assert!(
         eventually(60, || exporter.store.ready()).await,
         "demo polls finished"
     );
+    exporter.poller.stop();
+    tokio::time::resume();
     let handle = app::serve(exporter.clone(), "127.0.0.1:0", &server_config)
         .await
         .unwrap();
