@@ -696,7 +696,7 @@ async fn logs_never_contain_secrets() {
         url = mc.base_url()
     );
     std::fs::write(&path, format!("{cp}{login}{mimecast}")).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
         .arg("--config.file")
         .arg(&path)
         .args([
@@ -708,19 +708,57 @@ async fn logs_never_contain_secrets() {
             "json",
         ])
         .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let pid = child.id().to_string();
+    // Every line is kept; SIGTERM once every account has logged its failed poll.
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut logs = String::new();
+    let mut failed = std::collections::BTreeSet::new();
+    let all_failed = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            let message = v["fields"]["message"].as_str().unwrap_or_default();
+            if message.starts_with("poll failed") {
+                failed.insert(
+                    v["span"]["account"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+            logs.push_str(&line);
+            logs.push('\n');
+            if failed.len() == 3 {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        all_failed,
+        Ok(true),
+        "poll failed for cp, m and h: {failed:?} {logs}"
+    );
+    let pid = child.id().unwrap().to_string();
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status();
-    let out = child.wait_with_output().unwrap();
-    let logs = String::from_utf8_lossy(&out.stderr);
-    assert!(logs.contains("poll failed"), "errors were logged: {logs}");
+    while let Ok(Some(line)) = lines.next_line().await {
+        logs.push_str(&line);
+        logs.push('\n');
+    }
+    let status = child.wait().await.unwrap();
+    assert_eq!(
+        failed,
+        ["cp", "h", "m"].map(String::from).into_iter().collect(),
+        "errors were logged for every account"
+    );
     assert!(!logs.contains(SENTINEL), "a secret reached the logs");
-    assert!(out.status.success(), "SIGTERM is a clean shutdown");
+    assert!(status.success(), "SIGTERM is a clean shutdown");
 }
 
 #[tokio::test]
