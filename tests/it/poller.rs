@@ -653,7 +653,13 @@ async fn a_reload_touches_only_what_changed() {
 /// so its 4/s and 50/min cost no real time.
 #[tokio::test(start_paused = true)]
 async fn the_demo_exposes_every_health_signal_with_every_section_up() {
-    let (demo, config) = awareness_exporter::demo::start().await.unwrap();
+    // The small demo: the same tenants and sections, a tenth of the people.
+    let demo = awareness_sim::demo::Demo::start_sized(awareness_sim::demo::Size::Small)
+        .await
+        .unwrap();
+    let config = registry::loader()
+        .parse(&demo.config_text(), "<demo>")
+        .unwrap();
     let (accounts, sections_total) = (config.sources.len(), harness::section_count(&config));
     assert_eq!(accounts, demo.tenants().len());
     let exporter = Exporter::start(config, None);
