@@ -23,11 +23,11 @@ use std::time::{Duration, Instant, SystemTime};
 use awareness_exporter::app::{self, Exporter};
 use awareness_exporter::config::{Config, MetricsConfig};
 use awareness_exporter::model::{Platform, PollOutcome, SectionOutcome, SourceKey};
-use awareness_exporter::sources::cyberpilot::metrics as cp_metrics;
-use awareness_exporter::sources::cyberpilot::models::UserSummary;
-use awareness_exporter::sources::registry;
-use awareness_exporter::stats::ApiStats;
-use awareness_exporter::store::Store;
+use awareness_exporter::registry;
+use awareness_exporter::testing::sources::cyberpilot::metrics as cp_metrics;
+use awareness_exporter::testing::sources::cyberpilot::models::UserSummary;
+use awareness_exporter::testing::stats::ApiStats;
+use awareness_exporter::testing::store::Store;
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
 use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
 use awareness_sim::Population;
@@ -228,7 +228,7 @@ async fn bare_steps(
     take: usize,
     latency: Duration,
 ) -> (usize, usize, f64, f64) {
-    let client = awareness_exporter::http::client();
+    let client = awareness_exporter::testing::http::client();
     let url = format!(
         "{}/accounts/{}/reports/users-summary?skip=0&take={take}",
         sim.base_url(),
@@ -504,11 +504,11 @@ fn least<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
 /// The exporter's CPU for a poll's JSON (decode every page, drop repeated users, fold, then render),
 /// against a bare serde_json parse of the same bytes, one thread each.
 fn cpu_bench(rt: &tokio::runtime::Runtime) {
-    use awareness_exporter::sources::aggregate::SeenKeys;
-    use awareness_exporter::sources::cyberpilot::metrics::Report;
-    use awareness_exporter::sources::cyberpilot::page::UsersFormat;
-    use awareness_exporter::sources::decode::RowBudget;
-    use awareness_exporter::sources::paging::Format;
+    use awareness_exporter::testing::sources::aggregate::SeenKeys;
+    use awareness_exporter::testing::sources::cyberpilot::metrics::Report;
+    use awareness_exporter::testing::sources::cyberpilot::page::UsersFormat;
+    use awareness_exporter::testing::sources::decode::RowBudget;
+    use awareness_exporter::testing::sources::paging::Format;
     println!("\n## cpu: decode + fold of a users-summary report vs a bare serde_json parse of the same bytes");
     println!("| users | bytes | serde_json::Value | IgnoredAny (scan only) | typed rows (Vec<UserSummary>) | exporter: decode + fold + render | ratio to Value | ratio to IgnoredAny | ratio to typed rows |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use awareness_exporter::app::{self, Exporter};
-use awareness_exporter::sources::registry;
+use awareness_exporter::registry;
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
 use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
 use awareness_sim::{Fault, Population};

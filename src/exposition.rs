@@ -6,31 +6,31 @@
 //! `# EOF`), and those are written from the family's name, type and help
 //! ([`crate::snapshot`]).
 
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-pub const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// An exposition format; `format as usize` indexes what is kept per format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
+pub(crate) enum Format {
     OpenMetrics = 0,
     Text004 = 1,
 }
 
 impl Format {
-    pub const ALL: [Format; 2] = [Format::OpenMetrics, Format::Text004];
+    pub(crate) const ALL: [Format; 2] = [Format::OpenMetrics, Format::Text004];
 
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         [OPENMETRICS, TEXT_004][self as usize]
     }
 
     /// What ends a body.
-    pub fn trailer(self) -> &'static str {
+    pub(crate) fn trailer(self) -> &'static str {
         ["# EOF\n", ""][self as usize]
     }
 
     /// Picks the format as client_golang's `expfmt.NegotiateIncludingOpenMetrics` does: the
     /// first acceptable media range by quality that we speak; text 0.0.4 otherwise.
-    pub fn negotiate(accept: &str) -> Format {
+    pub(crate) fn negotiate(accept: &str) -> Format {
         let mut ranges = ranges(accept);
         // Stable: equal qualities keep the client's order.
         ranges.sort_by(|a, b| b.2.total_cmp(&a.2));

@@ -5,26 +5,35 @@
 // not in Cargo.toml's [lints]: clippy counts only `#[test]` functions and `#[cfg(test)]` modules
 // as tests, so a package-wide deny would also hit every helper of tests/, benches/, examples/.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
-// Every `pub` item is reachable from the crate root (else it is `pub(crate)`/`pub(super)`).
+// The library's surface is app, config, demo, hardening and model, the binary's re-exports
+// below, and `testing` (the insides tests, benches and examples use). Every other module is
+// crate-private, so the compiler finds dead code; every `pub` item is reachable from the root.
 #![deny(unreachable_pub)]
 
 pub mod app;
 pub mod config;
 pub(crate) mod connections;
 pub mod demo;
-pub mod exposition;
+pub(crate) mod exposition;
 pub(crate) mod files;
 pub mod hardening;
-pub mod http;
-pub mod landing;
+pub(crate) mod http;
+pub(crate) mod landing;
 pub mod model;
-pub mod poller;
+pub(crate) mod poller;
 pub(crate) mod scrape_body;
-pub mod server;
-pub mod shard;
-pub mod snapshot;
-pub mod sources;
+pub(crate) mod server;
+pub(crate) mod shard;
+pub(crate) mod snapshot;
+pub(crate) mod sources;
 pub(crate) mod state;
-pub mod stats;
-pub mod store;
-pub mod web;
+pub(crate) mod stats;
+pub(crate) mod store;
+pub mod testing;
+pub(crate) mod web;
+
+// The binary's few needs beyond the surface modules.
+pub use server::WAITING_ROOM;
+pub use shard::Shard;
+pub use sources::registry;
+pub use web::{WebConfig, WebSettings};

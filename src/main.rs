@@ -12,11 +12,11 @@ use clap::Parser;
 
 use awareness_exporter::app::{self, Exporter};
 use awareness_exporter::config::{self, Config, ConfigError};
-use awareness_exporter::server::WAITING_ROOM;
-use awareness_exporter::shard::Shard;
-use awareness_exporter::sources::registry;
-use awareness_exporter::web::{WebConfig, WebSettings};
+use awareness_exporter::registry;
+use awareness_exporter::Shard;
+use awareness_exporter::WAITING_ROOM;
 use awareness_exporter::{demo, hardening};
+use awareness_exporter::{WebConfig, WebSettings};
 
 #[derive(Debug, Parser)]
 #[command(name = "awareness-exporter", version)]

@@ -37,7 +37,7 @@ use crate::store::Store;
 use crate::web::{Verdict, WebSettings};
 
 /// Reloads the configuration; `Err` says why the new one was refused (its text is the answer).
-pub type ReloadFn = Arc<
+pub(crate) type ReloadFn = Arc<
     dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, ReloadError>> + Send>> + Send + Sync,
 >;
 
@@ -55,7 +55,7 @@ const GRACE: Duration = Duration::from_secs(10);
 /// The server's limits and timeouts (`server.*` of the config), and `--web.enable-lifecycle`:
 /// `/-/reload` over HTTP.
 #[derive(Debug, Clone)]
-pub struct ServerSettings {
+pub(crate) struct ServerSettings {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
@@ -65,7 +65,7 @@ pub struct ServerSettings {
 
 /// What serves the endpoints; cloned into every connection.
 #[derive(Clone)]
-pub struct App {
+pub(crate) struct App {
     store: Arc<Store>,
     reload: ReloadFn,
     bodies: Arc<ScrapeBodies>,
@@ -74,7 +74,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<Store>,
         reload: ReloadFn,
         config: ServerSettings,
@@ -248,7 +248,7 @@ impl App {
 }
 
 /// Serves until `shutdown` resolves, then lets open requests finish (up to [`GRACE`]).
-pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) {
     let header_read = app.config.header_read_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -209,7 +209,10 @@ pub fn try_merge<'a>(parts: impl IntoIterator<Item = &'a Rendered>) -> Result<St
 /// sorted by name), then its samples from every part in the order given. A family declared
 /// again with another type or help is left out and the clash logged: the body stays valid, and
 /// [`try_merge`] (which tests use) reports it.
-pub fn merge_families<'a>(parts: impl IntoIterator<Item = &'a Rendered>, format: Format) -> String {
+pub(crate) fn merge_families<'a>(
+    parts: impl IntoIterator<Item = &'a Rendered>,
+    format: Format,
+) -> String {
     merge_checked(parts, format, false).unwrap_or_default()
 }
 

@@ -72,7 +72,7 @@ impl SeenKeys {
 }
 
 /// Partial sums that can be added together (the rare label values folded into one).
-pub trait Merge {
+pub(crate) trait Merge {
     fn absorb(&mut self, other: Self);
 }
 
@@ -121,7 +121,7 @@ fn add<K: Ord, V: Merge>(map: &mut BTreeMap<K, V>, k: K, v: V) {
 
 /// Sums per value of one vendor-controlled label (branch, department). Values are ranked by the
 /// rows that named them; rows without the label sum under `""` and are never folded.
-pub struct ByLabel<T> {
+pub(crate) struct ByLabel<T> {
     named: HashMap<Box<str>, (u64, T)>,
     unnamed: Option<T>,
 }
@@ -138,7 +138,7 @@ impl<T> Default for ByLabel<T> {
 impl<T: Default + Merge> ByLabel<T> {
     /// The sums of `label`'s value, counting one more row for it. Looked up by `&str`: the
     /// value's text is copied only the first time it is seen.
-    pub fn row(&mut self, label: Option<&str>) -> &mut T {
+    pub(crate) fn row(&mut self, label: Option<&str>) -> &mut T {
         let Some(label) = label else {
             return self.unnamed.get_or_insert_with(T::default);
         };
@@ -155,19 +155,10 @@ impl<T: Default + Merge> ByLabel<T> {
         }
     }
 
-    /// Distinct named values so far.
-    pub fn len(&self) -> usize {
-        self.named.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.named.is_empty() && self.unnamed.is_none()
-    }
-
     /// The sums by value, at most `max` named values keeping their own (those named by the most
     /// rows, ties by name so the choice is stable), the rest merged into [`OTHER`], with a
     /// warning and `awareness_label_values_folded_total{label}`.
-    pub fn finish(
+    pub(crate) fn finish(
         self,
         key: &SourceKey,
         label: &'static str,
@@ -196,14 +187,14 @@ impl<T: Default + Merge> ByLabel<T> {
 /// and a cut of every row would keep, without ever holding more than `max`. A row for an
 /// email that was cut can never come back (every kept email sorts before it), so the sums of
 /// the kept users are complete.
-pub struct UserRows<T> {
+pub(crate) struct UserRows<T> {
     max: usize,
     rows: BTreeMap<Box<str>, T>,
     cut: u64,
 }
 
 impl<T: Default> UserRows<T> {
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         UserRows {
             max,
             rows: BTreeMap::new(),
@@ -212,7 +203,7 @@ impl<T: Default> UserRows<T> {
     }
 
     /// The row of `email`, or `None` when it falls beyond the cap.
-    pub fn entry(&mut self, email: &str) -> Option<&mut T> {
+    pub(crate) fn entry(&mut self, email: &str) -> Option<&mut T> {
         if !self.rows.contains_key(email) {
             if self.rows.len() >= self.max {
                 self.cut += 1;
@@ -227,16 +218,8 @@ impl<T: Default> UserRows<T> {
         self.rows.get_mut(email)
     }
 
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     /// The kept rows in email order; warns when the cap cut some.
-    pub fn finish(self, key: &SourceKey) -> BTreeMap<Box<str>, T> {
+    pub(crate) fn finish(self, key: &SourceKey) -> BTreeMap<Box<str>, T> {
         if self.cut > 0 {
             tracing::warn!(
                 source = %key,
@@ -251,20 +234,20 @@ impl<T: Default> UserRows<T> {
 
 /// An accumulator that the pages of one poll fold into, from whichever blocking thread
 /// decoded them. The lock is taken once per page, after the page is parsed.
-pub type Shared<A> = Arc<Mutex<A>>;
+pub(crate) type Shared<A> = Arc<Mutex<A>>;
 
-pub fn shared<A>(acc: A) -> Shared<A> {
+pub(crate) fn shared<A>(acc: A) -> Shared<A> {
     Arc::new(Mutex::new(acc))
 }
 
 /// Takes the finished accumulator out of its lock.
-pub fn take<A: Default>(acc: &Mutex<A>) -> A {
+pub(crate) fn take<A: Default>(acc: &Mutex<A>) -> A {
     std::mem::take(&mut *lock(acc))
 }
 
 /// The accumulator, even if a fold panicked while holding it (that poll fails anyway: the
 /// panic is reported by the decoder and nothing is published).
-pub fn lock<A>(acc: &Mutex<A>) -> MutexGuard<'_, A> {
+pub(crate) fn lock<A>(acc: &Mutex<A>) -> MutexGuard<'_, A> {
     acc.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -272,6 +255,19 @@ pub fn lock<A>(acc: &Mutex<A>) -> MutexGuard<'_, A> {
 mod tests {
     use super::*;
     use crate::model::Platform;
+
+    // Only tests count them (here and in the vendors' metrics tests).
+    impl<T> ByLabel<T> {
+        pub(crate) fn len(&self) -> usize {
+            self.named.len()
+        }
+    }
+
+    impl<T> UserRows<T> {
+        pub(crate) fn len(&self) -> usize {
+            self.rows.len()
+        }
+    }
 
     #[test]
     fn seen_keys_drop_repeats_only() {

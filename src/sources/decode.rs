@@ -18,13 +18,13 @@ use crate::model::{FailureReason, FetchError};
 
 /// Runs page decoding on the blocking pool, a bounded number at a time.
 #[derive(Clone)]
-pub struct Decoder {
+pub(crate) struct Decoder {
     permits: Arc<Semaphore>,
 }
 
 impl Decoder {
     /// At most `concurrency` pages of this source are decoded at once.
-    pub fn new(concurrency: usize) -> Self {
+    pub(crate) fn new(concurrency: usize) -> Self {
         Decoder {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
         }
@@ -32,7 +32,7 @@ impl Decoder {
 
     /// Runs `decode` on the blocking pool. The permit travels with the work, so a poll that is
     /// cancelled meanwhile does not let more decodes start than the bound allows.
-    pub async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         decode: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, FetchError> {
@@ -93,7 +93,7 @@ pub enum PageError {
 /// A vendor's page envelope: the fields around its row array (`{count, fetched, result[]}`,
 /// `{meta, data[], fail[]}`). Only these differ between vendors; the element loop, the row
 /// budget and the error mapping are [`decode_page`]'s.
-pub trait Envelope: Default {
+pub(crate) trait Envelope: Default {
     /// The key of the row array.
     const ROWS: &'static str;
     /// What the page is, for the error of a body that is not an object.
@@ -113,7 +113,7 @@ pub struct Page<E> {
 /// Decodes one page, handing each element of its row array to `on_row` as it is read (which
 /// says how many rows the element held, charged to `budget`); nothing of the page is kept but
 /// its envelope. Trailing bytes after the object are an error.
-pub fn decode_page<E: Envelope, F: FnMut(&RawValue) -> u64>(
+pub(crate) fn decode_page<E: Envelope, F: FnMut(&RawValue) -> u64>(
     body: &[u8],
     budget: &RowBudget,
     on_row: F,
@@ -126,7 +126,7 @@ pub fn decode_page<E: Envelope, F: FnMut(&RawValue) -> u64>(
 }
 
 /// Decodes a page that is a bare JSON array of rows (no envelope); `null` reads as no array.
-pub fn decode_array(
+pub(crate) fn decode_array(
     body: &[u8],
     budget: &RowBudget,
     on_row: impl FnMut(&RawValue) -> u64,
@@ -176,7 +176,7 @@ impl<'de, F: FnMut(&RawValue) -> u64, E: Envelope> Visitor<'de> for PageVisitor<
 /// Reads a JSON array one element at a time: `on_row` turns each element into compact rows
 /// and says how many rows it found; the budget is charged as they arrive, and the array is
 /// abandoned as soon as it is spent. `null` reads as no array.
-pub struct EachRow<'b, F> {
+pub(crate) struct EachRow<'b, F> {
     pub budget: &'b RowBudget,
     pub on_row: F,
 }

@@ -3,18 +3,18 @@
 //! metric. The values with the most rows keep their own series; the rest are folded into
 //! [`OTHER`], with a warning and `awareness_label_values_folded_total`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::model::SourceKey;
 use crate::stats::ApiStats;
 
 /// The value the rarest label values are folded into.
-pub const OTHER: &str = "__other__";
+pub(crate) const OTHER: &str = "__other__";
 
 /// The values of `label` that keep their own series when `weights` (rows or sums, one entry
 /// a distinct value) hold more than `max`: the `max` heaviest, ties by name so the choice is
 /// stable; the fold is counted and warned. `None` when every value fits.
-pub fn keep_most<'a>(
+pub(crate) fn keep_most<'a>(
     key: &SourceKey,
     label: &'static str,
     weights: impl IntoIterator<Item = (&'a str, f64)>,
@@ -38,34 +38,35 @@ pub fn keep_most<'a>(
     Some(ranked[..max].iter().map(|(v, _)| v.to_string()).collect())
 }
 
-/// Keeps at most `max` distinct values among `values` (those with the most rows, as
-/// [`keep_most`] ranks them) and renames the rest to [`OTHER`]. Returns how many distinct
-/// values were folded.
-pub fn fold_rare(
-    key: &SourceKey,
-    label: &'static str,
-    mut values: Vec<&mut String>,
-    max: usize,
-    stats: &ApiStats,
-) -> usize {
-    let mut rows: HashMap<&str, f64> = HashMap::new();
-    for v in &values {
-        *rows.entry(v.as_str()).or_default() += 1.0;
-    }
-    let distinct = rows.len();
-    let Some(keep) = keep_most(key, label, rows, max, stats) else {
-        return 0;
-    };
-    for v in values.iter_mut().filter(|v| !keep.contains(v.as_str())) {
-        **v = OTHER.to_string();
-    }
-    distinct - max
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Platform;
+    use std::collections::HashMap;
+
+    /// Keeps at most `max` distinct values among `values` (those with the most rows, as
+    /// [`keep_most`] ranks them) and renames the rest to [`OTHER`]. Returns how many distinct
+    /// values were folded.
+    fn fold_rare(
+        key: &SourceKey,
+        label: &'static str,
+        mut values: Vec<&mut String>,
+        max: usize,
+        stats: &ApiStats,
+    ) -> usize {
+        let mut rows: HashMap<&str, f64> = HashMap::new();
+        for v in &values {
+            *rows.entry(v.as_str()).or_default() += 1.0;
+        }
+        let distinct = rows.len();
+        let Some(keep) = keep_most(key, label, rows, max, stats) else {
+            return 0;
+        };
+        for v in values.iter_mut().filter(|v| !keep.contains(v.as_str())) {
+            **v = OTHER.to_string();
+        }
+        distinct - max
+    }
 
     #[test]
     fn the_most_common_values_stay_and_the_rest_fold() {

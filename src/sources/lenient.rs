@@ -55,7 +55,7 @@ fn invalid<E: de::Error>(what: &'static str, expected: &'static str) -> E {
 
 /// A number given as a number, a numeric string, or null/absent/empty text (→ `None`); a value
 /// that is not finite reads as `None` too.
-pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+pub(crate) fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     match d.deserialize_any(ScalarVisitor)? {
         Scalar::Number(v) => Ok(v.is_finite().then_some(v)),
         Scalar::Text(t) if t.trim().is_empty() => Ok(None),
@@ -69,7 +69,7 @@ pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> 
 }
 
 /// Text given as a string or a scalar (ids are sometimes numbers), or null/absent.
-pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match d.deserialize_any(ScalarVisitor)? {
         Scalar::Number(v) => Some(v.to_string()),
         Scalar::Text(t) => Some(t),
@@ -79,7 +79,7 @@ pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error>
 }
 
 /// A flag given as a boolean, 0/1 or text, or null/absent.
-pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+pub(crate) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     match d.deserialize_any(ScalarVisitor)? {
         Scalar::Flag(b) => Ok(Some(b)),
         Scalar::Number(v) => Ok(Some(v != 0.0)),
@@ -96,8 +96,8 @@ pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
 /// character boundary) and ends in [`CUT_MARK`], so /metrics and memory are bounded by
 /// configuration (`metrics.max_label_values` values of at most this many bytes a label), not
 /// by what a vendor sends.
-pub const MAX_LABEL_BYTES: usize = 256;
-pub const CUT_MARK: &str = "…";
+pub(crate) const MAX_LABEL_BYTES: usize = 256;
+pub(crate) const CUT_MARK: &str = "…";
 
 thread_local! {
     /// Label values cut on this thread since [`take_cut`] was last called.
@@ -106,12 +106,12 @@ thread_local! {
 
 /// How many label values were cut on this thread since the last call (the paging engine asks
 /// after each page it decodes).
-pub fn take_cut() -> u64 {
+pub(crate) fn take_cut() -> u64 {
     CUT.with(|c| c.replace(0))
 }
 
 /// `value` cut to [`MAX_LABEL_BYTES`], marked and counted when it was longer.
-pub fn cut(mut value: String) -> String {
+pub(crate) fn cut(mut value: String) -> String {
     if value.len() > MAX_LABEL_BYTES {
         let mut end = MAX_LABEL_BYTES - CUT_MARK.len();
         while !value.is_char_boundary(end) {
@@ -126,7 +126,7 @@ pub fn cut(mut value: String) -> String {
 
 /// Text that becomes a label value (a branch, a department, a campaign's name): as
 /// [`text`], cut to [`MAX_LABEL_BYTES`].
-pub fn label<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn label<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(text(d)?.map(cut))
 }
 

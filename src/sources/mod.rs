@@ -1,19 +1,20 @@
 //! Sources: one per configured account, each behind the same small interface. Vendors are
 //! registered in [`registry`]; nothing else here names one.
 
-pub mod aggregate;
-pub mod cyberpilot;
-pub mod decode;
-pub mod defender;
-pub mod knowbe4;
-pub mod labels;
-pub mod lenient;
-pub mod mimecast;
-pub mod order_free_sum;
-pub mod paging;
-pub mod proofpoint;
+pub(crate) mod aggregate;
+pub(crate) mod cyberpilot;
+pub(crate) mod decode;
+pub(crate) mod defender;
+pub(crate) mod knowbe4;
+pub(crate) mod labels;
+pub(crate) mod lenient;
+pub(crate) mod mimecast;
+pub(crate) mod order_free_sum;
+pub(crate) mod paging;
+pub(crate) mod proofpoint;
 pub mod registry;
-pub mod token;
+pub mod testing;
+pub(crate) mod token;
 
 use std::sync::Arc;
 
@@ -51,7 +52,7 @@ pub trait Source: Send + Sync {
 /// The sections a poll wants, for a vendor whose sections are its configured endpoint groups
 /// (Mimecast, KnowBe4): those of `configured` that `wanted` names, in configured order, with
 /// their names. Both are empty when it wants none of them.
-pub fn wanted_sections<E: Copy>(
+pub(crate) fn wanted_sections<E: Copy>(
     configured: &[E],
     wanted: &[&str],
     name: fn(E) -> &'static str,
@@ -65,7 +66,7 @@ pub fn wanted_sections<E: Copy>(
 }
 
 /// A URL fit to show: without user, password, query or fragment.
-pub fn public_url(url: &str) -> String {
+pub(crate) fn public_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(mut u) => {
             let _ = u.set_username("");
@@ -139,7 +140,11 @@ pub fn build(config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source
 }
 
 /// Keeps at most `max` per-user rows (sorted by email for stability) and warns when it cut.
-pub fn cap_users<T>(key: &SourceKey, mut rows: Vec<(String, T)>, max: usize) -> Vec<(String, T)> {
+pub(crate) fn cap_users<T>(
+    key: &SourceKey,
+    mut rows: Vec<(String, T)>,
+    max: usize,
+) -> Vec<(String, T)> {
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     if rows.len() > max {
         tracing::warn!(

@@ -12,31 +12,27 @@
 const SCALE: f64 = 1e9;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OrderFreeSum {
+pub(crate) struct OrderFreeSum {
     units: i128,
 }
 
 impl OrderFreeSum {
     /// Adds `value`; a value that is not finite is ignored (parsing never yields one, but a
     /// NaN must not poison the sum).
-    pub fn add(&mut self, value: f64) {
+    pub(crate) fn add(&mut self, value: f64) {
         if value.is_finite() {
             // `as` saturates for values beyond i128; the sum saturates too: no panic, no wrap.
             self.units = self.units.saturating_add((value * SCALE).round() as i128);
         }
     }
 
-    pub fn absorb(&mut self, other: OrderFreeSum) {
+    pub(crate) fn absorb(&mut self, other: OrderFreeSum) {
         self.units = self.units.saturating_add(other.units);
-    }
-
-    pub fn value(self) -> f64 {
-        self.units as f64 / SCALE
     }
 
     /// The sum divided by `count`, rounded once: an integer over an integer, exact below
     /// 2^53 units and 9 million values.
-    pub fn mean(self, count: f64) -> f64 {
+    pub(crate) fn mean(self, count: f64) -> f64 {
         self.units as f64 / (count * SCALE)
     }
 }
@@ -44,6 +40,12 @@ impl OrderFreeSum {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl OrderFreeSum {
+        fn value(self) -> f64 {
+            self.units as f64 / SCALE
+        }
+    }
 
     #[test]
     fn the_order_of_the_values_does_not_change_the_sum() {

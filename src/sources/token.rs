@@ -20,7 +20,7 @@ const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// A vendor-given lifetime in seconds, within sane bounds: `None` for zero, negative or
 /// non-finite values, at most [`MAX_LIFETIME`]. Never panics (`Duration::from_secs_f64` does
 /// on huge or NaN values).
-pub fn clamp_lifetime(secs: f64) -> Option<Duration> {
+pub(crate) fn clamp_lifetime(secs: f64) -> Option<Duration> {
     if !secs.is_finite() || secs <= 0.0 {
         return None;
     }
@@ -34,7 +34,7 @@ pub fn clamp_lifetime(secs: f64) -> Option<Duration> {
 /// poll begins: the sections of a poll share one token acquisition, so an unreachable token
 /// endpoint fails the poll once instead of once per section.
 #[derive(Debug, Default)]
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     state: Mutex<Option<Result<Cached, FetchError>>>,
 }
 
@@ -43,14 +43,14 @@ type Cached = (Zeroizing<String>, Instant);
 
 /// A token as issued: its value and how long it lives.
 #[derive(Debug)]
-pub struct Issued {
+pub(crate) struct Issued {
     pub value: String,
     pub lifetime: Option<Duration>,
 }
 
 impl TokenCache {
     /// The cached token, or a fresh one from `fetch` when there is none or it is about to expire.
-    pub async fn get<Fut>(&self, fetch: impl FnOnce() -> Fut) -> Result<String, FetchError>
+    pub(crate) async fn get<Fut>(&self, fetch: impl FnOnce() -> Fut) -> Result<String, FetchError>
     where
         Fut: std::future::Future<Output = Result<Issued, FetchError>>,
     {
@@ -74,7 +74,7 @@ impl TokenCache {
     }
 
     /// A new poll begins: the last poll's token failure is forgotten, so this poll tries again.
-    pub async fn begin_poll(&self) {
+    pub(crate) async fn begin_poll(&self) {
         let mut state = self.state.lock().await;
         if matches!(*state, Some(Err(_))) {
             *state = None;
@@ -84,7 +84,7 @@ impl TokenCache {
     /// Forgets `rejected` (after a 401), so the next [`get`](Self::get) fetches a new one.
     /// A token already replaced by a concurrent request is left alone, so requests that were
     /// refused together cause one renewal, not one each.
-    pub async fn invalidate(&self, rejected: &str) {
+    pub(crate) async fn invalidate(&self, rejected: &str) {
         let mut state = self.state.lock().await;
         if matches!(&*state, Some(Ok((token, _))) if token.as_str() == rejected) {
             *state = None;
@@ -93,13 +93,13 @@ impl TokenCache {
 }
 
 /// Refresh a little before expiry: 10% of the lifetime, between 1 s and 5 min early.
-pub fn refresh_after(lifetime: Duration) -> Duration {
+pub(crate) fn refresh_after(lifetime: Duration) -> Duration {
     let margin = (lifetime / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
     lifetime.saturating_sub(margin)
 }
 
 /// The remaining lifetime of a JWT from its `exp` claim (the signature is not ours to check).
-pub fn jwt_lifetime(token: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn jwt_lifetime(token: &str, now: SystemTime) -> Option<Duration> {
     let payload = token.split('.').nth(1)?.trim_end_matches('=');
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
@@ -112,7 +112,7 @@ pub fn jwt_lifetime(token: &str, now: SystemTime) -> Option<Duration> {
 /// Asks a token endpoint for a token (`build` makes the request, for every attempt) and reads
 /// the OAuth2 answer (`access_token`, optional `expires_in`) inside the transport's retry loop;
 /// `what` names the step in the error ("login failed: ...").
-pub async fn request_token(
+pub(crate) async fn request_token(
     transport: &Transport,
     endpoint: &'static str,
     what: &str,
@@ -130,7 +130,7 @@ pub async fn request_token(
 
 /// Reads an OAuth2 token response (`access_token`, optional `expires_in` as a number or
 /// numeric text; anything else there means "not told", no reason to refuse a token).
-pub fn parse_token_response(body: &[u8]) -> Result<Issued, FetchError> {
+pub(crate) fn parse_token_response(body: &[u8]) -> Result<Issued, FetchError> {
     #[derive(Deserialize)]
     struct TokenResponse {
         access_token: Option<String>,

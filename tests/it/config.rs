@@ -6,9 +6,11 @@ use crate::common;
 use std::time::Duration;
 
 use awareness_exporter::config;
-use awareness_exporter::sources::cyberpilot::{CyberPilotAuth, CyberPilotConfig};
-use awareness_exporter::sources::mimecast::{MimecastAuth, MimecastConfig, MimecastEndpoint};
-use awareness_exporter::sources::registry;
+use awareness_exporter::registry;
+use awareness_exporter::testing::sources::cyberpilot::{CyberPilotAuth, CyberPilotConfig};
+use awareness_exporter::testing::sources::mimecast::{
+    MimecastAuth, MimecastConfig, MimecastEndpoint,
+};
 
 const SENTINEL: &str = "SENTINEL-SECRET-7f3a9c";
 

@@ -211,7 +211,7 @@ fn check_config_never_echoes_a_misplaced_secret() {
 /// `--help` names every registered product.
 #[test]
 fn the_binary_lists_every_registered_platform() {
-    use awareness_exporter::sources::registry;
+    use awareness_exporter::registry;
     let out = Command::new(env!("CARGO_BIN_EXE_awareness-exporter"))
         .arg("--list-platforms")
         .output()

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use awareness_exporter::app::Exporter;
 use awareness_exporter::config::ConfigError;
 use awareness_exporter::model::ReloadError;
-use awareness_exporter::sources::registry;
+use awareness_exporter::registry;
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
 use awareness_sim::{toml_str, Population};
 
@@ -127,7 +127,7 @@ async fn reloads_are_visible_and_readiness_holds_across_them() {
     let loaded_at = "awareness_config_last_reload_success_timestamp_seconds{}";
     assert_eq!(gauge(successful), 1.0);
     let first_load = gauge(loaded_at);
-    let page = || awareness_exporter::landing::render(&exporter.store, SystemTime::now());
+    let page = || awareness_exporter::testing::landing::render(&exporter.store, SystemTime::now());
     assert!(!page().contains("Config reload refused"));
 
     std::fs::write(&path, format!("{text}bogus_key = 1\n")).unwrap();

@@ -42,7 +42,7 @@ async fn demo_exporter() -> (Demo, Arc<Exporter>, ServerHandle, String) {
     let demo = Demo::start_sized(awareness_sim::demo::Size::Small)
         .await
         .unwrap();
-    let loader = awareness_exporter::sources::registry::loader();
+    let loader = awareness_exporter::registry::loader();
     let config = loader.parse(&demo.config_text(), "<demo>").unwrap();
     let server_config = config.server.clone();
     let exporter = Exporter::start(config, None);

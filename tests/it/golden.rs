@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use awareness_exporter::app::Exporter;
-use awareness_exporter::snapshot;
-use awareness_exporter::sources::registry;
+use awareness_exporter::registry;
+use awareness_exporter::testing::snapshot;
 use awareness_sim::demo::{Demo, Size};
 use common::{eventually, samples};
 

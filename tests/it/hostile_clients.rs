@@ -325,7 +325,7 @@ async fn http2_streams_are_capped_per_connection() {
         .map(|p| u32::from_be_bytes([p[2], p[3], p[4], p[5]]));
     assert_eq!(
         max_streams,
-        Some(awareness_exporter::server::MAX_CONCURRENT_STREAMS)
+        Some(awareness_exporter::testing::server::MAX_CONCURRENT_STREAMS)
     );
 }
 
@@ -345,7 +345,7 @@ async fn http2_streams_that_never_read_are_dropped_and_do_not_block_scrapes() {
         .build()
         .unwrap();
     // As many streams as one connection may open at once, all started together.
-    let streams = awareness_exporter::server::MAX_CONCURRENT_STREAMS as usize;
+    let streams = awareness_exporter::testing::server::MAX_CONCURRENT_STREAMS as usize;
     let sends = (0..streams).map(|_| stuck.get(format!("{}/metrics", t.base())).send());
     let mut responses = Vec::new();
     for r in tokio::time::timeout(DEADLINE, futures::future::join_all(sends))

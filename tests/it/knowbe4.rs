@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use awareness_exporter::config::{MetricsConfig, PollConfig, SourceConfig};
 use awareness_exporter::model::{FailureReason, PollOutcome};
-use awareness_exporter::sources::knowbe4::config::KnowBe4Config;
-use awareness_exporter::sources::knowbe4::PLATFORM;
-use awareness_exporter::sources::Source;
-use awareness_exporter::stats::ApiStats;
+use awareness_exporter::testing::sources::knowbe4::config::KnowBe4Config;
+use awareness_exporter::testing::sources::knowbe4::PLATFORM;
+use awareness_exporter::testing::sources::Source;
+use awareness_exporter::testing::stats::ApiStats;
 use awareness_sim::knowbe4::{self, KnowBe4Options, KnowBe4Tenant};
 use awareness_sim::{Fault, Population, SimServer};
 use common::*;

@@ -3,8 +3,8 @@
 
 use std::process::Command;
 
-use awareness_exporter::sources::knowbe4::config::{Endpoint, KnowBe4Config};
-use awareness_exporter::sources::registry;
+use awareness_exporter::registry;
+use awareness_exporter::testing::sources::knowbe4::config::{Endpoint, KnowBe4Config};
 
 const KEY: &str = "SENTINEL-KB4-KEY-51e0";
 

@@ -153,7 +153,7 @@ fn the_model_types_have_one_path() {
 /// left out).
 #[test]
 fn no_vendor_is_named_outside_its_folder() {
-    use awareness_exporter::sources::registry;
+    use awareness_exporter::registry;
     let mut core = files("src");
     core.retain(|p| !p.starts_with(format!("{}/src/sources", env!("CARGO_MANIFEST_DIR"))));
     let mut named = Vec::new();

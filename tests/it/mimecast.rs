@@ -331,7 +331,7 @@ async fn a_catalogue_only_tenant_is_up_without_the_campaign_endpoints() {
     assert!(!got
         .keys()
         .any(|k| k.starts_with("awareness_mimecast_campaign_users{")));
-    let html = awareness_exporter::landing::render(&exporter.store, SystemTime::now());
+    let html = awareness_exporter::testing::landing::render(&exporter.store, SystemTime::now());
     assert!(
         html.contains("not offered by this tenant: campaigns"),
         "{html}"

@@ -7,7 +7,7 @@ use crate::common;
 use std::sync::Arc;
 
 use awareness_exporter::model::{FailureReason, PollError, PollOutcome, Retry};
-use awareness_exporter::stats::ApiStats;
+use awareness_exporter::testing::stats::ApiStats;
 use awareness_sim::mimecast::{self, SimAuth};
 use awareness_sim::replay::{self, Recorded, Replay};
 use awareness_sim::SimServer;
@@ -381,7 +381,8 @@ async fn performance_details_asks_for_user_details_with_pages_of_500() {
         auth.config_keys()
     );
     let config = parse(&text);
-    let Some(m) = config.sources[0].get::<awareness_exporter::sources::mimecast::MimecastConfig>()
+    let Some(m) =
+        config.sources[0].get::<awareness_exporter::testing::sources::mimecast::MimecastConfig>()
     else {
         unreachable!()
     };
@@ -423,7 +424,7 @@ async fn performance_details_asks_for_user_details_with_pages_of_500() {
         &[("account", "m"), ("department", "")]
     )));
 
-    let e = awareness_exporter::sources::registry::loader()
+    let e = awareness_exporter::registry::loader()
         .parse(
             &text.replace("endpoints", "page_size = 501\nendpoints"),
             "t.toml",

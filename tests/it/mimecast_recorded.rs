@@ -383,9 +383,11 @@ fn hmac_text(extra: &str) -> String {
 }
 
 fn mimecast_base_url(text: &str) -> Result<String, String> {
-    match awareness_exporter::sources::registry::loader().parse(text, "t.toml") {
+    match awareness_exporter::registry::loader().parse(text, "t.toml") {
         Ok(c) => {
-            match c.sources[0].get::<awareness_exporter::sources::mimecast::MimecastConfig>() {
+            match c.sources[0]
+                .get::<awareness_exporter::testing::sources::mimecast::MimecastConfig>()
+            {
                 Some(m) => Ok(m.base_url.clone()),
                 None => unreachable!(),
             }

@@ -13,11 +13,11 @@ use awareness_exporter::config;
 use awareness_exporter::model::{
     FailureReason, FetchError, Platform, PollOutcome, Retry, SectionOutcome, SourceInfo, SourceKey,
 };
-use awareness_exporter::poller::{self, Schedule};
-use awareness_exporter::snapshot::MetricsBuilder;
-use awareness_exporter::sources::registry;
-use awareness_exporter::sources::Source;
-use awareness_exporter::store::Store;
+use awareness_exporter::registry;
+use awareness_exporter::testing::poller::{self, Schedule};
+use awareness_exporter::testing::snapshot::MetricsBuilder;
+use awareness_exporter::testing::sources::Source;
+use awareness_exporter::testing::store::Store;
 use awareness_sim::mimecast::{self, MimecastOptions, SimAuth};
 use awareness_sim::{Fault, Population};
 use common::*;
@@ -264,7 +264,7 @@ async fn sections_not_offered_or_out_of_budget_wait_for_the_next_interval() {
     );
     let up = "awareness_up{platform=\"mimecast\",account=\"fake\"}";
     assert_eq!(value(&body, up), Some(0.0), "a spent budget is a failure");
-    let html = awareness_exporter::landing::render(&store, SystemTime::now());
+    let html = awareness_exporter::testing::landing::render(&store, SystemTime::now());
     assert!(html.contains("spent: HTTP 402 (quota)"), "{html}");
     assert!(
         html.contains("not offered by this tenant: absent"),
@@ -364,7 +364,7 @@ async fn the_deadline_ends_a_whole_poll() {
         .unwrap_or_default();
     assert!(error.contains("deadline"), "{error}");
     assert!(!statuses[0].1.up());
-    let html = awareness_exporter::landing::render(&store, SystemTime::now());
+    let html = awareness_exporter::testing::landing::render(&store, SystemTime::now());
     assert!(html.contains("poll deadline of 200ms exceeded"), "{html}");
     handle.abort();
 }
@@ -494,7 +494,7 @@ async fn the_landing_page_shows_the_running_attempt_and_readiness_follows_the_fi
     let exporter = Exporter::start_with(config, None, |p| {
         p.with_failure_backoff(Duration::from_secs(3600))
     });
-    let page = || awareness_exporter::landing::render(&exporter.store, SystemTime::now());
+    let page = || awareness_exporter::testing::landing::render(&exporter.store, SystemTime::now());
     assert!(
         eventually(10, || page().contains("latest error: oauth/token: timeout")).await,
         "{}",
@@ -689,7 +689,7 @@ async fn the_demo_exposes_every_health_signal_with_every_section_up() {
     ] {
         assert!(s.keys().any(|k| k.starts_with(name)), "{name} missing");
     }
-    let html = awareness_exporter::landing::render(&exporter.store, SystemTime::now());
+    let html = awareness_exporter::testing::landing::render(&exporter.store, SystemTime::now());
     assert!(html.contains("Demo mode"));
 }
 

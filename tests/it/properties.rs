@@ -3,9 +3,9 @@
 
 use awareness_exporter::config;
 use awareness_exporter::model::{Platform, SourceKey};
-use awareness_exporter::sources::cyberpilot::{metrics as cp_metrics, models as cp};
-use awareness_exporter::sources::mimecast::models as mc;
-use awareness_exporter::sources::registry;
+use awareness_exporter::registry;
+use awareness_exporter::testing::sources::cyberpilot::{metrics as cp_metrics, models as cp};
+use awareness_exporter::testing::sources::mimecast::models as mc;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -95,7 +95,7 @@ fn exercise_cyberpilot(text: &str) {
             ..Default::default()
         };
         let rendered = cp_metrics::render(&key, &users, &metrics);
-        let _ = awareness_exporter::snapshot::merge([&rendered]);
+        let _ = awareness_exporter::testing::snapshot::merge([&rendered]);
     }
 }
 

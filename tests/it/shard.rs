@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use awareness_exporter::app::Exporter;
 use awareness_exporter::model::{Platform, SourceKey};
-use awareness_exporter::shard::Shard;
-use awareness_exporter::sources::registry;
+use awareness_exporter::registry;
+use awareness_exporter::Shard;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common;
@@ -160,7 +160,7 @@ async fn the_shard_shows_in_metrics_and_on_the_landing_page() {
         .parse(&config_text(&base, 0..4), "shard.toml")
         .unwrap();
     let exporter = Exporter::start_shard(config, None, Shard::new(1, 2).unwrap(), |p| p);
-    let health = awareness_exporter::snapshot::merge([&exporter.store.render_health()]);
+    let health = awareness_exporter::testing::snapshot::merge([&exporter.store.render_health()]);
     assert!(
         health.contains("awareness_shard_ordinal{shard=\"1\"} 1.0"),
         "{health}"
@@ -169,7 +169,7 @@ async fn the_shard_shows_in_metrics_and_on_the_landing_page() {
         health.contains("awareness_total_shards{shard=\"1\"} 2.0"),
         "{health}"
     );
-    let page = awareness_exporter::landing::render(&exporter.store, SystemTime::now());
+    let page = awareness_exporter::testing::landing::render(&exporter.store, SystemTime::now());
     assert!(page.contains("Shard 1 of 2"), "{page}");
 
     // Not sharded: no shard series, no note (the golden body is unchanged).
@@ -178,7 +178,7 @@ async fn the_shard_shows_in_metrics_and_on_the_landing_page() {
         .parse(&config_text(&base, 0..1), "one.toml")
         .unwrap();
     let exporter = Exporter::start(config, None);
-    let health = awareness_exporter::snapshot::merge([&exporter.store.render_health()]);
+    let health = awareness_exporter::testing::snapshot::merge([&exporter.store.render_health()]);
     assert!(!health.contains("shard"), "{health}");
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use awareness_exporter::app::Exporter;
-use awareness_exporter::sources::registry;
+use awareness_exporter::registry;
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
 use awareness_sim::{toml_str, Population, SimServer};
 use common::{eventually, Captured};

@@ -9,9 +9,9 @@ use crate::common;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use awareness_exporter::http::{self, Transport};
 use awareness_exporter::model::FailureReason;
-use awareness_exporter::stats::ApiStats;
+use awareness_exporter::testing::http::{self, Transport};
+use awareness_exporter::testing::stats::ApiStats;
 use awareness_sim::toml_str;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -246,7 +246,7 @@ async fn a_refused_certificate_is_a_tls_failure_and_not_retried() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(dir.path().join("tls.crt"), cert.cert.pem()).unwrap();
     std::fs::write(dir.path().join("tls.key"), cert.key_pair.serialize_pem()).unwrap();
-    let web = awareness_exporter::web::WebConfig::parse(
+    let web = awareness_exporter::WebConfig::parse(
         "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n",
         dir.path(),
     )

@@ -8,11 +8,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use awareness_exporter::http::{self, Transport, VendorHttp};
+use awareness_exporter::testing::http::{self, Transport, VendorHttp};
 
 use crate::common;
 use awareness_exporter::model::{FailureReason, FetchError};
-use awareness_exporter::stats::ApiStats;
+use awareness_exporter::testing::stats::ApiStats;
 use axum::response::IntoResponse;
 use futures::future::BoxFuture;
 

@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use awareness_exporter::http::{self, Transport, VendorError, VendorHttp};
 use awareness_exporter::model::{FailureReason, FetchError};
-use awareness_exporter::sources::knowbe4::config::KnowBe4Config;
-use awareness_exporter::sources::knowbe4::http::KnowBe4Http;
-use awareness_exporter::sources::mimecast::http::MimecastHttp;
-use awareness_exporter::stats::ApiStats;
+use awareness_exporter::testing::http::{self, Transport, VendorError, VendorHttp};
+use awareness_exporter::testing::sources::knowbe4::config::KnowBe4Config;
+use awareness_exporter::testing::sources::knowbe4::http::KnowBe4Http;
+use awareness_exporter::testing::sources::mimecast::http::MimecastHttp;
+use awareness_exporter::testing::stats::ApiStats;
 use axum::response::{IntoResponse, Response};
 
 /// Answers every request with `status`, a Mimecast-shaped error body and exhausted-quota headers.

@@ -10,7 +10,7 @@ use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
 
-pub const DEFAULT_URL: &str = "https://api.app.cyberpilot.io";
+pub(crate) const DEFAULT_URL: &str = "https://api.app.cyberpilot.io";
 
 /// The block as written (a secret's `_file`/`_env` forms are resolved before it is read).
 #[derive(Default, Deserialize)]
@@ -39,7 +39,7 @@ struct Login {
 }
 
 /// The secret keys of the block (`login.password` included).
-pub const SECRET_KEYS: &[&str] = &["token", "password"];
+pub(crate) const SECRET_KEYS: &[&str] = &["token", "password"];
 
 /// One CyberPilot account.
 #[derive(Debug, Clone, PartialEq)]

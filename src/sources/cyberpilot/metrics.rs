@@ -65,7 +65,7 @@ const BRANCH_FAMILIES: [(&str, &str); 12] = [
 
 /// Sums over the users of one branch.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct BranchTotals {
+pub(crate) struct BranchTotals {
     /// One sum a family of [`BRANCH_FAMILIES`], in its order.
     figures: [f64; 12],
     /// Order-free: pages are folded in the order they arrive.
@@ -125,7 +125,7 @@ const USER_FAMILIES: [(&str, &str); 3] = [
 /// What the per-user series need of one user: the figures of [`USER_FAMILIES`], in its order,
 /// and the score.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct UserLine {
+pub(crate) struct UserLine {
     figures: [f64; 3],
     score: Option<f64>,
 }

@@ -1,10 +1,10 @@
 //! CyberPilot: the users-summary report, bearer token (static or OAuth2 password grant),
 //! take/skip paging.
 
-pub mod config;
-pub mod metrics;
-pub mod models;
-pub mod page;
+pub(crate) mod config;
+pub(crate) mod metrics;
+pub(crate) mod models;
+pub(crate) mod page;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,13 +25,13 @@ use metrics::Report;
 use page::{Counts, UsersFormat};
 
 /// The `platform` label's value and the config's `[[cyberpilot]]` table.
-pub const PLATFORM: Platform = Platform::new("cyberpilot");
+pub(crate) const PLATFORM: Platform = Platform::new("cyberpilot");
 
 /// CyberPilot's registration (`crate::sources::registry::VENDORS`). Plain HTTP semantics:
 /// 429 with `Retry-After`, 401 for a refused token.
-pub static VENDOR: CyberPilotVendor = CyberPilotVendor;
+pub(crate) static VENDOR: CyberPilotVendor = CyberPilotVendor;
 
-pub struct CyberPilotVendor;
+pub(crate) struct CyberPilotVendor;
 
 impl VendorConfig for CyberPilotVendor {
     fn platform(&self) -> Platform {
@@ -56,10 +56,10 @@ impl Vendor for CyberPilotVendor {
 }
 
 /// The report: the section, its endpoint label, and the login's endpoint label.
-pub const SECTION: &str = "users-summary";
-pub const ENDPOINT_LOGIN: &str = "login";
+pub(crate) const SECTION: &str = "users-summary";
+pub(crate) const ENDPOINT_LOGIN: &str = "login";
 
-pub struct CyberPilotSource {
+pub(crate) struct CyberPilotSource {
     config: CyberPilotConfig,
     ctx: SourceContext,
     engine: Engine,
@@ -154,7 +154,7 @@ impl Pager for UsersPager<'_> {
 }
 
 impl CyberPilotSource {
-    pub fn new(config: CyberPilotConfig, ctx: SourceContext) -> Self {
+    pub(crate) fn new(config: CyberPilotConfig, ctx: SourceContext) -> Self {
         let key = SourceKey::new(PLATFORM, &config.account);
         let engine = ctx.engine(&config, key, Arc::new(PlainHttp), &[SECTION]);
         let token = TokenCache::default();
@@ -248,7 +248,7 @@ impl Source for CyberPilotSource {
 
 /// `{base_url}/accounts/{account_id}/reports/users-summary`, the account id percent-encoded as
 /// one path segment (a `/`, `?`, `#` or space in it cannot change the path, query or fragment).
-pub fn users_summary_url(base_url: &str, account_id: &str) -> Result<String, FetchError> {
+pub(crate) fn users_summary_url(base_url: &str, account_id: &str) -> Result<String, FetchError> {
     let error = |why: String| FetchError::new(FailureReason::Http, why);
     let mut url = url::Url::parse(base_url.trim())
         .map_err(|e| error(format!("base_url is not a URL: {e}")))?;

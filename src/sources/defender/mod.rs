@@ -28,12 +28,12 @@ use models::{GraphRow, Overview, Simulation};
 use page::{Collection, GraphHttp};
 
 /// The `platform` label's value and the config's `[[defender]]` table.
-pub const PLATFORM: Platform = Platform::new("defender");
+pub(crate) const PLATFORM: Platform = Platform::new("defender");
 
 /// Defender's registration (`crate::sources::registry::VENDORS`).
-pub static VENDOR: DefenderVendor = DefenderVendor;
+pub(crate) static VENDOR: DefenderVendor = DefenderVendor;
 
-pub struct DefenderVendor;
+pub(crate) struct DefenderVendor;
 
 impl VendorConfig for DefenderVendor {
     fn platform(&self) -> Platform {

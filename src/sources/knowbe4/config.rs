@@ -13,7 +13,7 @@ use crate::sources::public_url;
 
 /// Regional hosts, by the region of the account (the console's host tells it:
 /// `training.knowbe4.com` is us, `eu.knowbe4.com` eu, and so on).
-pub const REGIONS: [(&str, &str); 5] = [
+pub(crate) const REGIONS: [(&str, &str); 5] = [
     ("us", "https://us.api.knowbe4.com"),
     ("eu", "https://eu.api.knowbe4.com"),
     ("ca", "https://ca.api.knowbe4.com"),
@@ -23,7 +23,7 @@ pub const REGIONS: [(&str, &str); 5] = [
 
 /// The documented maximum of `per_page`; what a larger value does is unknown, so it is never
 /// sent.
-pub const MAX_PAGE_SIZE: usize = 500;
+pub(crate) const MAX_PAGE_SIZE: usize = 500;
 
 named! {
     /// The groups of endpoints an account can switch on or off; `account` is always polled (it
@@ -134,7 +134,7 @@ struct Written {
 }
 
 /// The secret keys of the block.
-pub const SECRET_KEYS: &[&str] = &["token"];
+pub(crate) const SECRET_KEYS: &[&str] = &["token"];
 
 /// Reads one `[[knowbe4]]` block.
 pub(super) fn read(mut b: Block<'_>) -> Option<KnowBe4Config> {

@@ -3,8 +3,8 @@
 //! `users`, `training`, `phishing`), each published whole or kept from the last good poll.
 
 pub(crate) mod budget;
-pub mod config;
-pub mod http;
+pub(crate) mod config;
+pub(crate) mod http;
 pub(crate) mod metrics;
 pub(crate) mod models;
 pub(crate) mod pager;
@@ -38,9 +38,9 @@ pub const PLATFORM: Platform = Platform::new("knowbe4");
 /// KnowBe4's registration (`crate::sources::registry::VENDORS`). Its HTTP semantics
 /// ([`http::KnowBe4Http`]): no rate-limit headers and no documented error body, 401/403 are
 /// auth, and a 429 without `Retry-After` waits for the documented limits, not one second.
-pub static VENDOR: KnowBe4Vendor = KnowBe4Vendor;
+pub(crate) static VENDOR: KnowBe4Vendor = KnowBe4Vendor;
 
-pub struct KnowBe4Vendor;
+pub(crate) struct KnowBe4Vendor;
 
 impl VendorConfig for KnowBe4Vendor {
     fn platform(&self) -> Platform {

@@ -14,11 +14,11 @@ use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
 
-pub const DEFAULT_URL: &str = "https://api.services.mimecast.com";
+pub(crate) const DEFAULT_URL: &str = "https://api.services.mimecast.com";
 
 /// API 1.0 regional hosts (`region` key). Offshore is `je-api` in Mimecast's API 1.0 samples
 /// (its SSO pages say `jer-api`; set `base_url` if your tenant differs).
-pub const REGIONS: [(&str, &str); 10] = [
+pub(crate) const REGIONS: [(&str, &str); 10] = [
     ("eu", "https://eu-api.mimecast.com"),
     ("de", "https://de-api.mimecast.com"),
     ("us", "https://us-api.mimecast.com"),
@@ -32,7 +32,7 @@ pub const REGIONS: [(&str, &str); 10] = [
 ];
 
 /// The secret keys of the block.
-pub const SECRET_KEYS: &[&str] = &["client_secret", "app_key", "access_key", "secret_key"];
+pub(crate) const SECRET_KEYS: &[&str] = &["client_secret", "app_key", "access_key", "secret_key"];
 
 /// The block as written (a secret's `_file`/`_env` forms are resolved before it is read).
 #[derive(Default, Deserialize)]

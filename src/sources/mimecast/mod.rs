@@ -3,10 +3,10 @@
 //! metrics.
 
 mod client;
-pub mod config;
-pub mod http;
+pub(crate) mod config;
+pub(crate) mod http;
 mod metrics;
-pub mod models;
+pub(crate) mod models;
 mod page;
 
 use std::collections::BTreeMap;
@@ -31,12 +31,12 @@ use models::{Campaign, Identified, PhishingCampaign};
 use page::TokenPager;
 
 /// The `platform` label's value and the config's `[[mimecast]]` table.
-pub const PLATFORM: Platform = Platform::new("mimecast");
+pub(crate) const PLATFORM: Platform = Platform::new("mimecast");
 
 /// Mimecast's registration (`crate::sources::registry::VENDORS`).
-pub static VENDOR: MimecastVendor = MimecastVendor;
+pub(crate) static VENDOR: MimecastVendor = MimecastVendor;
 
-pub struct MimecastVendor;
+pub(crate) struct MimecastVendor;
 
 impl VendorConfig for MimecastVendor {
     fn platform(&self) -> Platform {

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use crate::sources::lenient;
 
 #[derive(Debug, Deserialize)]
-pub struct Meta {
+pub(crate) struct Meta {
     #[serde(default, deserialize_with = "lenient::number")]
     pub status: Option<f64>,
     #[serde(default)]
@@ -18,7 +18,7 @@ pub struct Meta {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Pagination {
+pub(crate) struct Pagination {
     #[serde(default, deserialize_with = "lenient::text")]
     pub next: Option<String>,
 }
@@ -26,7 +26,7 @@ pub struct Pagination {
 /// One `fail[]` entry: API 1.0 wraps its errors in `errors[]` (entries of the same shape),
 /// API 2.0 puts `code` and `message` directly in the entry.
 #[derive(Debug, Deserialize)]
-pub struct Fail {
+pub(crate) struct Fail {
     #[serde(default)]
     pub errors: Vec<Fail>,
     #[serde(default, deserialize_with = "lenient::text")]
@@ -110,7 +110,7 @@ pub struct TrainingEntry {
 /// another type makes the entry malformed).
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
-pub struct PerformanceSummaryRow {
+pub(crate) struct PerformanceSummaryRow {
     pub department_completion_stats: Option<Vec<DepartmentCompletion>>,
 }
 
@@ -118,7 +118,7 @@ pub struct PerformanceSummaryRow {
 /// with 0, 1, 2, 3 and 4 or more incorrect answers.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
-pub struct DepartmentCompletion {
+pub(crate) struct DepartmentCompletion {
     pub num_participating: Option<f64>,
     pub num_videos_sent: Option<f64>,
     pub num_videos_not_watched: Option<f64>,
@@ -224,7 +224,7 @@ pub struct PhishingCampaign {
 /// `timeSubmitted`).
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct PhishingUserRow {
+pub(crate) struct PhishingUserRow {
     #[serde(default, alias = "emailAddress", deserialize_with = "lenient::label")]
     pub email: Option<String>,
     #[serde(default, deserialize_with = "lenient::label")]

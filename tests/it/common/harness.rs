@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use awareness_exporter::config::{Config, MetricsConfig, PollConfig, SourceConfig};
 use awareness_exporter::model::PollOutcome;
-use awareness_exporter::snapshot::Rendered;
-use awareness_exporter::sources::registry;
-use awareness_exporter::sources::{self, Source, SourceContext};
-use awareness_exporter::stats::ApiStats;
+use awareness_exporter::registry;
+use awareness_exporter::testing::snapshot::Rendered;
+use awareness_exporter::testing::sources::{self, Source, SourceContext};
+use awareness_exporter::testing::stats::ApiStats;
 use awareness_sim::Tenant;
 
 /// The config text polling `tenant`: `settings` first (e.g. `[poll]` or `[metrics]` tables),
@@ -84,7 +84,7 @@ pub fn build_account(
 ) -> (Arc<dyn Source>, Arc<ApiStats>) {
     let stats = Arc::new(ApiStats::default());
     let ctx = SourceContext::standalone(
-        awareness_exporter::http::client(),
+        awareness_exporter::testing::http::client(),
         stats.clone(),
         poll,
         metrics,
@@ -118,5 +118,6 @@ pub fn text_of(outcome: &PollOutcome) -> String {
             Err(e) => panic!("section {} failed: {e}", s.name),
         })
         .collect();
-    awareness_exporter::snapshot::try_merge(parts).unwrap_or_else(|clash| panic!("{clash}"))
+    awareness_exporter::testing::snapshot::try_merge(parts)
+        .unwrap_or_else(|clash| panic!("{clash}"))
 }

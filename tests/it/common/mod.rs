@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use awareness_exporter::config::Config;
 use awareness_exporter::model::{PollOutcome, SourceKey};
-use awareness_exporter::sources::registry;
-use awareness_exporter::stats::ApiStats;
-use awareness_exporter::store::Store;
+use awareness_exporter::registry;
+use awareness_exporter::testing::stats::ApiStats;
+use awareness_exporter::testing::store::Store;
 
 // Not every test binary uses it.
 #[allow(unused_imports)]
@@ -286,9 +286,9 @@ pub async fn start_binary(
 pub fn transport(
     stats: Arc<ApiStats>,
     max_attempts: u32,
-    vendor: Arc<dyn awareness_exporter::http::VendorHttp>,
-    scrub: awareness_exporter::http::Scrub,
-) -> awareness_exporter::http::Transport {
+    vendor: Arc<dyn awareness_exporter::testing::http::VendorHttp>,
+    scrub: awareness_exporter::testing::http::Scrub,
+) -> awareness_exporter::testing::http::Transport {
     let poll = awareness_exporter::config::PollConfig {
         timeout: Duration::from_secs(5),
         max_attempts,
@@ -298,15 +298,15 @@ pub fn transport(
         ..Default::default()
     };
     let global = Arc::new(tokio::sync::Semaphore::new(8));
-    let client = awareness_exporter::http::client();
-    awareness_exporter::http::Transport::new(client, stats, poll, global, vendor, scrub)
+    let client = awareness_exporter::testing::http::client();
+    awareness_exporter::testing::http::Transport::new(client, stats, poll, global, vendor, scrub)
 }
 
 /// Sends one request through `t`, the answer as it came.
 pub async fn send(
-    t: &awareness_exporter::http::Transport,
+    t: &awareness_exporter::testing::http::Transport,
     endpoint: &'static str,
     build: impl Fn() -> reqwest::RequestBuilder,
-) -> Result<awareness_exporter::http::Reply, awareness_exporter::model::FetchError> {
+) -> Result<awareness_exporter::testing::http::Reply, awareness_exporter::model::FetchError> {
     t.fetch(endpoint, build, |r| async { Ok(r) }).await
 }
