@@ -2,14 +2,15 @@
 //! [`VENDORS`]; the core (config, main, poller, landing page, transport) knows vendors only
 //! through this list.
 //!
-//! A registration ([`Vendor`], one `static` per vendor) owns the platform name (the `platform`
+//! A registration (a [`Registration`] declared as one `static VENDOR` per vendor; the core
+//! sees it as a [`Vendor`]) owns the platform name (the `platform`
 //! label and the `[[table]]` of the config); as a [`VendorConfig`] it reads one `[[table]]`
 //! block into the vendor's [`crate::config::AccountConfig`]. It builds the [`Source`] of an
 //! account.
 
 use std::sync::Arc;
 
-use crate::config::{Loader, SourceConfig, VendorConfig};
+use crate::config::{AccountConfig, Block, Loader, SourceConfig, VendorConfig};
 use crate::model::Platform;
 use crate::sources::{cyberpilot, defender, knowbe4, mimecast, proofpoint, Source, SourceContext};
 
@@ -31,6 +32,39 @@ pub trait Vendor: VendorConfig {
     /// The source that polls `config`, an account this vendor's `read_account` made (`None`
     /// for another vendor's).
     fn build(&self, config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source>>;
+}
+
+/// What a vendor folder declares, once, as its `static VENDOR`: its names, its config block's
+/// secret keys and reader, and the constructor of its source.
+pub(crate) struct Registration<C, S> {
+    pub(crate) platform: Platform,
+    pub(crate) title: &'static str,
+    pub(crate) secret_keys: &'static [&'static str],
+    /// Reads one `[[<platform>]]` block (`None`: not usable, every problem reported).
+    pub(crate) read: fn(Block<'_>) -> Option<C>,
+    pub(crate) source: fn(C, SourceContext) -> S,
+}
+
+impl<C: AccountConfig + Clone, S> VendorConfig for Registration<C, S> {
+    fn platform(&self) -> Platform {
+        self.platform
+    }
+    fn secret_keys(&self) -> &'static [&'static str] {
+        self.secret_keys
+    }
+    fn read_account(&self, block: Block<'_>) -> Option<Arc<dyn AccountConfig>> {
+        Some(Arc::new((self.read)(block)?))
+    }
+}
+
+impl<C: AccountConfig + Clone, S: Source + 'static> Vendor for Registration<C, S> {
+    fn title(&self) -> &'static str {
+        self.title
+    }
+    fn build(&self, config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source>> {
+        let config = config.get::<C>()?.clone();
+        Some(Arc::new((self.source)(config, ctx)))
+    }
 }
 
 /// The config loader for every registered vendor, with the process environment.

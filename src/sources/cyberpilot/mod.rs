@@ -12,12 +12,11 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use crate::config::{AccountConfig, Block, SourceConfig, VendorConfig};
 use crate::http::{PlainHttp, Refusal, Reply};
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::sources::aggregate::{self, lock};
 use crate::sources::paging::{Engine, Pager};
-use crate::sources::registry::Vendor;
+use crate::sources::registry::Registration;
 use crate::sources::token::{request_token, TokenCache};
 use crate::sources::{Source, SourceContext};
 pub use config::{CyberPilotAuth, CyberPilotConfig};
@@ -29,31 +28,13 @@ pub(crate) const PLATFORM: Platform = Platform::new("cyberpilot");
 
 /// CyberPilot's registration (`crate::sources::registry::VENDORS`). Plain HTTP semantics:
 /// 429 with `Retry-After`, 401 for a refused token.
-pub(crate) static VENDOR: CyberPilotVendor = CyberPilotVendor;
-
-pub(crate) struct CyberPilotVendor;
-
-impl VendorConfig for CyberPilotVendor {
-    fn platform(&self) -> Platform {
-        PLATFORM
-    }
-    fn secret_keys(&self) -> &'static [&'static str] {
-        config::SECRET_KEYS
-    }
-    fn read_account(&self, block: Block<'_>) -> Option<Arc<dyn AccountConfig>> {
-        Some(Arc::new(config::read(block)?))
-    }
-}
-
-impl Vendor for CyberPilotVendor {
-    fn title(&self) -> &'static str {
-        "CyberPilot"
-    }
-    fn build(&self, config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source>> {
-        let config = config.get::<CyberPilotConfig>()?.clone();
-        Some(Arc::new(CyberPilotSource::new(config, ctx)))
-    }
-}
+pub(crate) static VENDOR: Registration<CyberPilotConfig, CyberPilotSource> = Registration {
+    platform: PLATFORM,
+    title: "CyberPilot",
+    secret_keys: config::SECRET_KEYS,
+    read: config::read,
+    source: CyberPilotSource::new,
+};
 
 /// The report: the section, its endpoint label, and the login's endpoint label.
 pub(crate) const SECTION: &str = "users-summary";

@@ -15,12 +15,11 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
-use crate::config::{AccountConfig, Block, SourceConfig, VendorConfig};
 use crate::http::{Refusal, Reply};
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::sources::paging::{Engine, Pager};
-use crate::sources::registry::Vendor;
+use crate::sources::registry::Registration;
 use crate::sources::token::{request_token, TokenCache};
 use crate::sources::{Source, SourceContext};
 use config::DefenderConfig;
@@ -31,31 +30,13 @@ use page::{Collection, GraphHttp};
 pub(crate) const PLATFORM: Platform = Platform::new("defender");
 
 /// Defender's registration (`crate::sources::registry::VENDORS`).
-pub(crate) static VENDOR: DefenderVendor = DefenderVendor;
-
-pub(crate) struct DefenderVendor;
-
-impl VendorConfig for DefenderVendor {
-    fn platform(&self) -> Platform {
-        PLATFORM
-    }
-    fn secret_keys(&self) -> &'static [&'static str] {
-        config::SECRET_KEYS
-    }
-    fn read_account(&self, block: Block<'_>) -> Option<Arc<dyn AccountConfig>> {
-        Some(Arc::new(config::read(block)?))
-    }
-}
-
-impl Vendor for DefenderVendor {
-    fn title(&self) -> &'static str {
-        "Microsoft Defender Attack Simulation Training (Microsoft Graph)"
-    }
-    fn build(&self, config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source>> {
-        let config = config.get::<DefenderConfig>()?.clone();
-        Some(Arc::new(DefenderSource::new(config, ctx)))
-    }
-}
+pub(crate) static VENDOR: Registration<DefenderConfig, DefenderSource> = Registration {
+    platform: PLATFORM,
+    title: "Microsoft Defender Attack Simulation Training (Microsoft Graph)",
+    secret_keys: config::SECRET_KEYS,
+    read: config::read,
+    source: DefenderSource::new,
+};
 
 const TOKEN: &str = "token";
 const SIMULATIONS: &str = "simulations";

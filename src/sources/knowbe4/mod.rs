@@ -18,13 +18,12 @@ use futures::future::{try_join, BoxFuture};
 use futures::FutureExt;
 use serde_json::Value;
 
-use crate::config::{AccountConfig, Block, SourceConfig, VendorConfig};
 use crate::http::{Refusal, Reply};
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::sources::aggregate::{lock, shared, take};
 use crate::sources::paging::Engine;
-use crate::sources::registry::Vendor;
+use crate::sources::registry::Registration;
 use crate::sources::{Source, SourceContext};
 use budget::{Plan, BASE_DAILY_QUOTA};
 use config::{Endpoint, KnowBe4Config, MAX_PAGE_SIZE};
@@ -38,31 +37,13 @@ pub const PLATFORM: Platform = Platform::new("knowbe4");
 /// KnowBe4's registration (`crate::sources::registry::VENDORS`). Its HTTP semantics
 /// ([`http::KnowBe4Http`]): no rate-limit headers and no documented error body, 401/403 are
 /// auth, and a 429 without `Retry-After` waits for the documented limits, not one second.
-pub(crate) static VENDOR: KnowBe4Vendor = KnowBe4Vendor;
-
-pub(crate) struct KnowBe4Vendor;
-
-impl VendorConfig for KnowBe4Vendor {
-    fn platform(&self) -> Platform {
-        PLATFORM
-    }
-    fn secret_keys(&self) -> &'static [&'static str] {
-        config::SECRET_KEYS
-    }
-    fn read_account(&self, block: Block<'_>) -> Option<Arc<dyn AccountConfig>> {
-        Some(Arc::new(config::read(block)?))
-    }
-}
-
-impl Vendor for KnowBe4Vendor {
-    fn title(&self) -> &'static str {
-        "KnowBe4 (KSAT Reporting API)"
-    }
-    fn build(&self, config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source>> {
-        let config = config.get::<KnowBe4Config>()?.clone();
-        Some(Arc::new(KnowBe4Source::new(config, ctx)))
-    }
-}
+pub(crate) static VENDOR: Registration<KnowBe4Config, KnowBe4Source> = Registration {
+    platform: PLATFORM,
+    title: "KnowBe4 (KSAT Reporting API)",
+    secret_keys: config::SECRET_KEYS,
+    read: config::read,
+    source: KnowBe4Source::new,
+};
 
 pub(crate) struct KnowBe4Source {
     config: KnowBe4Config,

@@ -18,12 +18,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use crate::config::{AccountConfig, Block, SourceConfig, VendorConfig};
 use crate::model::{FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::sources::aggregate::{lock, shared, take};
 use crate::sources::paging::Engine;
-use crate::sources::registry::Vendor;
+use crate::sources::registry::Registration;
 use crate::sources::token::TokenCache;
 use crate::sources::{Source, SourceContext};
 pub use config::{MimecastAuth, MimecastConfig, MimecastEndpoint};
@@ -34,33 +33,13 @@ use page::TokenPager;
 pub(crate) const PLATFORM: Platform = Platform::new("mimecast");
 
 /// Mimecast's registration (`crate::sources::registry::VENDORS`).
-pub(crate) static VENDOR: MimecastVendor = MimecastVendor;
-
-pub(crate) struct MimecastVendor;
-
-impl VendorConfig for MimecastVendor {
-    fn platform(&self) -> Platform {
-        PLATFORM
-    }
-    fn secret_keys(&self) -> &'static [&'static str] {
-        config::SECRET_KEYS
-    }
-    fn read_account(&self, block: Block<'_>) -> Option<Arc<dyn AccountConfig>> {
-        Some(Arc::new(config::read(block)?))
-    }
-}
-
-impl Vendor for MimecastVendor {
-    fn title(&self) -> &'static str {
-        "Mimecast Awareness Training"
-    }
-    fn build(&self, config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source>> {
-        Some(Arc::new(MimecastSource::new(
-            config.get::<MimecastConfig>()?.clone(),
-            ctx,
-        )))
-    }
-}
+pub(crate) static VENDOR: Registration<MimecastConfig, MimecastSource> = Registration {
+    platform: PLATFORM,
+    title: "Mimecast Awareness Training",
+    secret_keys: config::SECRET_KEYS,
+    read: config::read,
+    source: MimecastSource::new,
+};
 
 const PERFORMANCE: &str = "company/get-performance-details";
 const PERFORMANCE_SUMMARY: &str = "company/get-performance-summary";

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use crate::config::{AccountConfig, Block, SourceConfig, VendorConfig};
 use crate::http::{VendorError, VendorHttp};
 use crate::model::{
     FailureReason, FetchError, Platform, PollError, PollOutcome, Retry, SectionOutcome, SourceKey,
@@ -22,7 +21,7 @@ use crate::model::{
 use crate::snapshot::Rendered;
 use crate::sources::aggregate;
 use crate::sources::paging::Engine;
-use crate::sources::registry::Vendor;
+use crate::sources::registry::Registration;
 use crate::sources::{Source, SourceContext};
 use config::{ProofpointConfig, Report};
 use metrics::{Accumulate, Answers, Enrollments, Phishing, Reports, Scope, Users};
@@ -30,31 +29,13 @@ use pager::{first_url, ReportPager};
 
 pub(crate) const PLATFORM: Platform = Platform::new("proofpoint");
 
-pub(crate) static VENDOR: ProofpointVendor = ProofpointVendor;
-
-pub(crate) struct ProofpointVendor;
-
-impl VendorConfig for ProofpointVendor {
-    fn platform(&self) -> Platform {
-        PLATFORM
-    }
-    fn secret_keys(&self) -> &'static [&'static str] {
-        config::SECRET_KEYS
-    }
-    fn read_account(&self, block: Block<'_>) -> Option<Arc<dyn AccountConfig>> {
-        Some(Arc::new(config::read(block)?))
-    }
-}
-
-impl Vendor for ProofpointVendor {
-    fn title(&self) -> &'static str {
-        "Proofpoint Security Awareness (ZenGuide Results API)"
-    }
-    fn build(&self, config: &SourceConfig, ctx: SourceContext) -> Option<Arc<dyn Source>> {
-        let config = config.get::<ProofpointConfig>()?.clone();
-        Some(Arc::new(ProofpointSource::new(config, ctx)))
-    }
-}
+pub(crate) static VENDOR: Registration<ProofpointConfig, ProofpointSource> = Registration {
+    platform: PLATFORM,
+    title: "Proofpoint Security Awareness (ZenGuide Results API)",
+    secret_keys: config::SECRET_KEYS,
+    read: config::read,
+    source: ProofpointSource::new,
+};
 
 /// What the Results API's statuses mean: 402 "API Budget Empty" is final until the next
 /// interval; 422 ("Invalid Token, Token Decode Error") refuses the key, as 401 and 403 do.
