@@ -8,7 +8,8 @@
 //! vendor names, counting skipped rows and refusing an answer that is mostly skipped, a
 //! request never sent twice, and the poll's deadline (the transport's, set by
 //! [`Engine::begin_poll`]). Retries are the transport's: a page that carries an error inside
-//! an HTTP 200 is refused by [`Format::refusal`] inside the transport's retry loop.
+//! an HTTP 200 is refused by [`Format::refusal`] inside the transport's retry loop, and a page
+//! without its row array by the engine.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -46,8 +47,8 @@ pub trait Format: 'static {
     fn key(_row: &Self::Row) -> Option<Cow<'_, str>> {
         None
     }
-    /// An error the page carries although it arrived whole (inside an HTTP 200), or a page
-    /// without its row array; `again` when asking once more may pass.
+    /// An error the page carries although it arrived whole (inside an HTTP 200); `again` when
+    /// asking once more may pass. (A page without its row array the engine refuses itself.)
     fn refusal(_page: &Page<Self::Envelope>) -> Option<Refusal> {
         None
     }
@@ -268,6 +269,14 @@ impl<S> Listing<S> {
             self.stats.labels_cut(lenient::take_cut());
             if let Some(refusal) = F::refusal(&page) {
                 return Ok(Err(refusal));
+            }
+            // A 200 without the row array is not an empty page: the listing keeps its last data.
+            if !page.has_rows {
+                let why = format!("{endpoint}: the answer has no row array");
+                return Ok(Err(Refusal::fatal(FetchError::new(
+                    FailureReason::Decode,
+                    why,
+                ))));
             }
             let mut seen = lock(&self.seen);
             rows.retain(|r| F::key(r).is_none_or(|k| seen.first_time(&k)));

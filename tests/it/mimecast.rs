@@ -491,3 +491,27 @@ async fn quota_exhaustion_pauses_before_the_vendor_says_429() {
     // provoking a 429.
     assert_eq!(stats.failures(FailureReason::RateLimited), 0);
 }
+
+/// A 200 without `data[]` (and without `fail[]`) is no page of Mimecast's: the engine refuses
+/// it as undecodable instead of reading it as an empty listing that would publish zeros.
+#[tokio::test]
+async fn an_answer_without_data_is_refused_not_read_as_empty() {
+    let app = axum::Router::new().fallback(|| async {
+        axum::Json(serde_json::json!({"meta": {"status": 200}, "fail": []}))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let auth = SimAuth::demo_hmac();
+    let text = format!(
+        "[[mimecast]]\naccount = \"no-data\"\nbase_url = \"{base_url}\"\n{}",
+        auth.config_keys()
+    );
+    let (outcome, stats) = poll_once(&parse(&text)).await;
+    assert!(!outcome.sections.is_empty());
+    for s in &outcome.sections {
+        let e = s.result.as_ref().expect_err("refused");
+        assert_eq!(e.reason(), Some(FailureReason::Decode), "{}: {e:?}", s.name);
+    }
+    assert!(stats.failures(FailureReason::Decode) >= 1);
+}

@@ -8,8 +8,6 @@ use serde::de::{IgnoredAny, MapAccess};
 use serde_json::value::RawValue;
 
 use super::models::{parse_row, UserSummary};
-use crate::http::Refusal;
-use crate::model::{FailureReason, FetchError};
 use crate::sources::decode::{decode_page, Envelope, Page, PageError, RowBudget};
 use crate::sources::lenient;
 use crate::sources::paging::Format;
@@ -74,15 +72,6 @@ impl Format for UsersFormat {
     fn key(row: &UserSummary) -> Option<Cow<'_, str>> {
         row.identity().map(Cow::Borrowed)
     }
-
-    fn refusal(page: &Page<Counts>) -> Option<Refusal> {
-        (!page.has_rows).then(|| {
-            Refusal::fatal(FetchError::new(
-                FailureReason::Decode,
-                "users-summary: a page has no `result` array",
-            ))
-        })
-    }
 }
 
 #[cfg(test)]
@@ -116,7 +105,7 @@ mod tests {
         );
         assert_eq!((users.len(), skipped), (1, 1));
         let (p, _, _) = decode(br#"{"count":1}"#, &b).unwrap();
-        assert!(UsersFormat::refusal(&p).is_some(), "no result array");
+        assert!(!p.has_rows, "no result array: the engine refuses the page");
         assert!(!decode(br#"{"result":null}"#, &b).unwrap().0.has_rows);
         assert!(matches!(decode(b"[]", &b), Err(PageError::Json(_))));
         assert!(matches!(

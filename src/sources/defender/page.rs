@@ -9,8 +9,8 @@ use serde::de::{IgnoredAny, MapAccess};
 use serde_json::value::RawValue;
 
 use super::models::GraphRow;
-use crate::http::{Refusal, VendorError, VendorHttp};
-use crate::model::{FailureReason, FetchError, Retry};
+use crate::http::{VendorError, VendorHttp};
+use crate::model::{FailureReason, Retry};
 use crate::sources::decode::{decode_page, Envelope, Page, PageError, RowBudget};
 use crate::sources::paging::Format;
 
@@ -61,15 +61,6 @@ impl<T: GraphRow> Format for Collection<T> {
 
     fn key(row: &T) -> Option<Cow<'_, str>> {
         row.key().map(Cow::Borrowed)
-    }
-
-    fn refusal(page: &Page<NextLink>) -> Option<Refusal> {
-        (!page.has_rows).then(|| {
-            Refusal::fatal(FetchError::new(
-                FailureReason::Decode,
-                "a Graph page has no `value` array",
-            ))
-        })
     }
 }
 
@@ -183,7 +174,10 @@ mod tests {
         let page =
             Collection::<Simulation>::read(br#"{"value":null}"#, &RowBudget::new(9), &mut |_| 0)
                 .unwrap();
-        assert!(Collection::<Simulation>::refusal(&page).is_some());
+        assert!(
+            !page.has_rows,
+            "no value array: the engine refuses the page"
+        );
     }
 
     #[test]

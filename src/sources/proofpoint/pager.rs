@@ -45,16 +45,6 @@ impl<R: ReportRow> Format for Rows<R> {
     fn key(row: &R) -> Option<Cow<'_, str>> {
         row.key().map(Cow::Borrowed)
     }
-
-    /// A page without `data` is not a page of this API.
-    fn refusal(page: &Page<Envelope>) -> Option<Refusal> {
-        (!page.has_rows).then(|| {
-            Refusal::fatal(FetchError::new(
-                FailureReason::Decode,
-                "the answer has no data[]: not a report page",
-            ))
-        })
-    }
 }
 
 /// The pages of one report: its first URL, then each page's next link as given.
