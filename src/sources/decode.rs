@@ -7,10 +7,14 @@
 //! a page is never held as a list of rows), and each counts against the source's
 //! `poll.max_rows` for the poll.
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
+use serde::de::value::MapDeserializer;
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 
@@ -90,36 +94,26 @@ pub enum PageError {
     TooManyRows,
 }
 
-/// A vendor's page envelope: the fields around its row array (`{count, fetched, result[]}`,
-/// `{meta, data[], fail[]}`). Only these differ between vendors; the element loop, the row
-/// budget and the error mapping are [`decode_page`]'s.
-pub(crate) trait Envelope: Default {
-    /// The key of the row array.
-    const ROWS: &'static str;
-    /// What the page is, for the error of a body that is not an object.
-    const WHAT: &'static str;
-    /// Reads the value of `key` with exactly one `next_value*` call (unknown keys:
-    /// `next_value::<IgnoredAny>()`).
-    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error>;
-}
-
-/// A page as read: its envelope, and whether the row array was there (`null` is not).
-#[derive(Debug, Default)]
+/// A page as read: its envelope (the fields around the row array), and whether the row array
+/// was there (`null` is not).
+#[derive(Debug)]
 pub struct Page<E> {
     pub envelope: E,
     pub has_rows: bool,
 }
 
-/// Decodes one page, handing each element of its row array to `on_row` as it is read (which
-/// says how many rows the element held, charged to `budget`); nothing of the page is kept but
-/// its envelope. Trailing bytes after the object are an error.
-pub(crate) fn decode_page<E: Envelope, F: FnMut(&RawValue) -> u64>(
+/// Decodes one page object, handing each element of its row array `rows` to `on_row` as it is
+/// read (which says how many rows the element held, charged to `budget`); the other fields are
+/// read into the envelope `E` by serde, and nothing else of the page is kept. Trailing bytes
+/// after the object are an error.
+pub(crate) fn decode_page<E: DeserializeOwned, F: FnMut(&RawValue) -> u64>(
     body: &[u8],
+    rows: &'static str,
     budget: &RowBudget,
     on_row: F,
 ) -> Result<Page<E>, PageError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let visitor = PageVisitor(EachRow { budget, on_row }, std::marker::PhantomData::<E>);
+    let visitor = PageVisitor(rows, EachRow { budget, on_row }, PhantomData::<E>);
     let page = de.deserialize_map(visitor);
     page.and_then(|p| de.end().map(|()| p))
         .map_err(|e| page_error(e, budget))
@@ -146,30 +140,35 @@ fn page_error(e: serde_json::Error, budget: &RowBudget) -> PageError {
     }
 }
 
-/// Reads a page object: its row array through the [`EachRow`], every other key into `E`.
-struct PageVisitor<R, E>(R, std::marker::PhantomData<E>);
+/// Reads a page object: its row array (the key named first) through the [`EachRow`], every
+/// other field into `E` (borrowed from the body, not copied).
+struct PageVisitor<R, E>(&'static str, R, PhantomData<E>);
 
-impl<'de, F: FnMut(&RawValue) -> u64, E: Envelope> Visitor<'de> for PageVisitor<EachRow<'_, F>, E> {
+impl<'de, F: FnMut(&RawValue) -> u64, E: DeserializeOwned> Visitor<'de>
+    for PageVisitor<EachRow<'_, F>, E>
+{
     type Value = Page<E>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(E::WHAT)
+        write!(f, "a page object with {}[]", self.0)
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Page<E>, A::Error> {
-        let mut page = Page::<E>::default();
+        let (mut fields, mut has_rows) = (Vec::new(), false);
         while let Some(key) = map.next_key::<String>()? {
-            if key == E::ROWS {
+            if key == self.0 {
                 let rows = EachRow {
-                    budget: self.0.budget,
-                    on_row: &mut self.0.on_row,
+                    budget: self.1.budget,
+                    on_row: &mut self.1.on_row,
                 };
-                page.has_rows = map.next_value_seed(rows)?;
+                has_rows = map.next_value_seed(rows)?;
             } else {
-                page.envelope.field(&key, &mut map)?;
+                fields.push((key, map.next_value::<&'de RawValue>()?));
             }
         }
-        Ok(page)
+        let fields = MapDeserializer::<_, serde_json::Error>::new(fields.into_iter());
+        let envelope = E::deserialize(fields).map_err(de::Error::custom)?;
+        Ok(Page { envelope, has_rows })
     }
 }
 

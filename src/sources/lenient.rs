@@ -2,6 +2,7 @@
 //! or text, nulls where a value was documented. Anything else is an error for that row only.
 
 use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
 use std::fmt;
 
 /// A JSON scalar as a vendor sent it; `Null` for null or absent. Arrays and objects are errors.
@@ -90,6 +91,11 @@ pub(crate) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::E
         },
         Scalar::Null => Ok(None),
     }
+}
+
+/// A link to the next page; null, absent or empty text is none.
+pub(crate) fn link<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|l| !l.trim().is_empty()))
 }
 
 /// The longest label value a vendor string becomes, in bytes: longer text is cut (at a

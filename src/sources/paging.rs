@@ -13,36 +13,53 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use crate::http::{Refusal, Reply, Transport};
 use crate::model::{FailureReason, FetchError, SourceKey};
 use crate::sources::aggregate::{lock, SeenKeys};
-use crate::sources::decode::{Decoder, Page, PageError, RowBudget};
+use crate::sources::decode::{decode_page, Decoder, Page, PageError, RowBudget};
 use crate::sources::lenient;
 use crate::sources::SourceContext;
 use crate::stats::ApiStats;
 
 /// How a vendor's pages and rows are read. Its functions run on the blocking pool.
 pub trait Format: 'static {
-    /// What a page says besides its rows (totals, the next token or link, errors).
-    type Envelope: Send + 'static;
-    type Row: Send + 'static;
+    /// What a page says besides its rows (totals, the next token or link, errors): the page
+    /// object's other fields, read by serde.
+    type Envelope: DeserializeOwned + Send + 'static;
+    type Row: DeserializeOwned + Send + 'static;
+    /// The key of the page object's row array.
+    const ROWS: &'static str;
     /// Reads a page, handing each element of its row array to `element` (which says how many
     /// rows it held, charged to `budget`) and keeping nothing of it but the envelope.
     fn read(
         body: &[u8],
         budget: &RowBudget,
         element: &mut dyn FnMut(&RawValue) -> u64,
-    ) -> Result<Page<Self::Envelope>, PageError>;
+    ) -> Result<Page<Self::Envelope>, PageError> {
+        decode_page(body, Self::ROWS, budget, element)
+    }
     /// One element of the row array into `rows`: how many rows it held, and how many of those
-    /// were malformed or had no identity (skipped and counted).
-    fn rows(element: &RawValue, rows: &mut Vec<Self::Row>) -> (u64, u64);
+    /// were malformed or had no identity (skipped and counted). By default the element is one
+    /// row, usable when it reads and has a [`key`](Self::key).
+    fn rows(element: &RawValue, rows: &mut Vec<Self::Row>) -> (u64, u64) {
+        match serde_json::from_str::<Self::Row>(element.get()) {
+            Ok(row) if Self::key(&row).is_some() => {
+                rows.push(row);
+                (1, 0)
+            }
+            _ => (1, 1),
+        }
+    }
     /// The key a row is counted once by (a user's id or email); `None`: every row counts.
     fn key(_row: &Self::Row) -> Option<Cow<'_, str>> {
         None
@@ -62,8 +79,8 @@ pub trait Pager: Sync {
     /// The endpoint label of its requests.
     fn endpoint(&self) -> &'static str;
     /// The requests to send next, at once (the first call gives the first one); none ends the
-    /// listing.
-    fn next(&mut self) -> Vec<Self::Request>;
+    /// listing. The engine takes no more than `poll.max_pages` allows.
+    fn next(&mut self) -> impl IntoIterator<Item = Self::Request>;
     /// What a page said: `rows` elements of its row array, and its envelope.
     fn learn(
         &mut self,
@@ -71,17 +88,17 @@ pub trait Pager: Sync {
         envelope: <Self::Format as Format>::Envelope,
         rows: u64,
     );
-    /// Sends `request`, handing the answer to `accept` (the transport's `fetch`).
-    fn send<T, A, AF>(
+    /// Sends `request`, handing the answer to `accept` (for the transport's `fetch`).
+    fn send<T: Send>(
         &self,
         request: &Self::Request,
-        accept: A,
-    ) -> impl std::future::Future<Output = Result<T, FetchError>> + Send
-    where
-        T: Send,
-        A: Fn(Reply) -> AF + Send + Sync,
-        AF: std::future::Future<Output = Result<T, Refusal>> + Send;
+        accept: Accept<'_, T>,
+    ) -> impl Future<Output = Result<T, FetchError>> + Send;
 }
+
+/// The engine's reading of an answer, for the transport's `fetch`.
+pub(crate) type Accept<'a, T> =
+    &'a (dyn Fn(Reply) -> BoxFuture<'static, Result<T, Refusal>> + Send + Sync);
 
 /// A source's engine: its transport and the bounds of its polls.
 pub struct Engine {
@@ -182,7 +199,9 @@ impl Engine {
         });
         let mut sent = HashSet::new();
         loop {
-            let batch = pager.next();
+            // One more than the pages left: enough to tell that the listing goes beyond them.
+            let left = self.max_pages + 1 - sent.len();
+            let batch: Vec<_> = pager.next().into_iter().take(left).collect();
             if batch.is_empty() {
                 break;
             }
@@ -190,7 +209,7 @@ impl Engine {
                 let why = "the vendor pointed to a page already read (a paging loop)";
                 return Err(self.refuse(endpoint, why.to_string()));
             }
-            if sent.len() + batch.len() > self.max_pages {
+            if batch.len() == left {
                 let why = format!(
                     "paging exceeded poll.max_pages ({}); refusing to continue",
                     self.max_pages
@@ -203,8 +222,9 @@ impl Engine {
             let pages = batch.into_iter().enumerate().map(|(i, request)| {
                 let listing = listing.clone();
                 async move {
-                    let accept = |reply| listing.clone().read::<P::Format>(first + i, reply);
-                    let (envelope, rows) = pager_ref.send(&request, accept).await?;
+                    let accept =
+                        |reply| listing.clone().read::<P::Format>(first + i, reply).boxed();
+                    let (envelope, rows) = pager_ref.send(&request, &accept).await?;
                     Ok::<_, FetchError>((request, envelope, rows))
                 }
             });

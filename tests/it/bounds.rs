@@ -215,6 +215,19 @@ async fn a_page_of_empty_rows_stops_at_max_rows() {
 }
 
 #[tokio::test]
+async fn a_total_beyond_max_pages_is_refused_before_its_pages_are_planned() {
+    // 10^15 users, one a page: the plan of every page alone would take petabytes.
+    let vendor = page_server(|_| br#"{"count":1e15,"result":[{"user":{"id":"u"}}]}"#.to_vec());
+    let config = parse(&cp_config(
+        &format!("http://{}", vendor.addr),
+        "[poll]\nmax_pages = 10\n",
+    ));
+    let (outcome, _) = poll_once(&config).await;
+    let err = outcome.sections[0].result.as_ref().unwrap_err().to_string();
+    assert!(err.contains("poll.max_pages (10)"), "{err}");
+}
+
+#[tokio::test]
 async fn mimecast_rows_count_against_max_rows_across_sections() {
     use awareness_sim::mimecast::{self, MimecastOptions};
     let pop = Arc::new(Population::generate(5, 300));

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use crate::http::{PlainHttp, Refusal, Reply};
+use crate::http::PlainHttp;
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::sources::aggregate::{self, lock};
-use crate::sources::paging::{Engine, Pager};
+use crate::sources::paging::{Accept, Engine, Pager};
 use crate::sources::registry::Registration;
 use crate::sources::token::{request_token, TokenCache};
 use crate::sources::{Source, SourceContext};
@@ -47,10 +47,10 @@ pub(crate) struct CyberPilotSource {
     token: TokenCache,
 }
 
-/// take/skip paging of the users-summary report. After the first page tells the total and
-/// the page size the server really uses (its cap on `take`), the other pages are asked for at
-/// once; a gap left by a short page (or a total that grew meanwhile) is then filled with
-/// `skip += fetched`, one page after another.
+/// take/skip paging of the users-summary report. The first page tells the total and the page
+/// size the server really uses (its cap on `take`); then every stretch of rows no page holds
+/// (after the first page: all the rest) is asked for at once, a page size apart. A short page
+/// leaves a stretch that the next round fills; an empty page ends its stretch.
 struct UsersPager<'a> {
     source: &'a CyberPilotSource,
     url: String,
@@ -68,28 +68,14 @@ impl Pager for UsersPager<'_> {
         SECTION
     }
 
-    fn next(&mut self) -> Vec<u64> {
-        let Some(&step) = self.pages.get(&0) else {
-            return vec![0];
-        };
-        if self.pages.len() == 1 && step > 0 && self.total > step {
-            return (1..=(self.total - 1) / step).map(|i| i * step).collect();
-        }
-        // The first row no page holds: in a gap, or past the last page.
-        let mut at = 0;
-        let mut pages = self.pages.iter().peekable();
-        while let Some((&skip, &len)) = pages.next() {
-            if skip > at && at < self.total {
-                return vec![at];
-            }
-            // An empty page ends its stretch: the rows go on at the next page read, if any.
-            at = match (len, pages.peek()) {
-                (0, Some((&next, _))) => next,
-                (0, None) => u64::MAX,
-                _ => at.max(skip + len),
-            };
-        }
-        (at < self.total).then_some(at).into_iter().collect()
+    fn next(&mut self) -> impl IntoIterator<Item = u64> {
+        let first = self.pages.is_empty().then_some(0);
+        let step = self.pages.get(&0).map_or(1, |&s| s.max(1) as usize);
+        // Each page's stretch ends where the next page read begins, the last one at the total.
+        let ends = self.pages.keys().skip(1).copied().chain([self.total]);
+        let stretches = self.pages.iter().zip(ends).filter(|((_, &len), _)| len > 0);
+        let gaps = stretches.flat_map(move |((&skip, &len), end)| (skip + len..end).step_by(step));
+        first.into_iter().chain(gaps)
     }
 
     fn learn(&mut self, skip: u64, page: Counts, rows: u64) {
@@ -106,12 +92,7 @@ impl Pager for UsersPager<'_> {
         self.pages.insert(skip, rows);
     }
 
-    async fn send<T, A, AF>(&self, skip: &u64, accept: A) -> Result<T, FetchError>
-    where
-        T: Send,
-        A: Fn(Reply) -> AF + Send + Sync,
-        AF: std::future::Future<Output = Result<T, Refusal>> + Send,
-    {
+    async fn send<T: Send>(&self, skip: &u64, accept: Accept<'_, T>) -> Result<T, FetchError> {
         let s = self.source;
         let query = [("take", s.config.page_size), ("skip", *skip as usize)];
         let build = || {

@@ -4,44 +4,17 @@
 
 use std::borrow::Cow;
 
-use serde::de::{IgnoredAny, MapAccess};
-use serde_json::value::RawValue;
+use serde::Deserialize;
 
-use super::models::{parse_row, UserSummary};
-use crate::sources::decode::{decode_page, Envelope, Page, PageError, RowBudget};
+use super::models::UserSummary;
 use crate::sources::lenient;
 use crate::sources::paging::Format;
 
-/// `count` and `fetched`, the fields around `result[]`.
-#[derive(Debug, Default)]
+/// `count`, the total beside `result[]` (`fetched` says nothing the rows do not).
+#[derive(Debug, Default, Deserialize)]
 pub struct Counts {
+    #[serde(default, deserialize_with = "lenient::number")]
     pub count: Option<f64>,
-    pub fetched: Option<f64>,
-}
-
-/// `lenient::number` as a value of its own, for `next_value`.
-struct Number(Option<f64>);
-
-impl<'de> serde::Deserialize<'de> for Number {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        lenient::number(d).map(Number)
-    }
-}
-
-impl Envelope for Counts {
-    const ROWS: &'static str = "result";
-    const WHAT: &'static str = "a users-summary page object";
-
-    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        match key {
-            "count" => self.count = map.next_value::<Number>()?.0,
-            "fetched" => self.fetched = map.next_value::<Number>()?.0,
-            _ => {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// A users-summary page and its rows; a user counts once by its id (else its email).
@@ -50,24 +23,7 @@ pub struct UsersFormat;
 impl Format for UsersFormat {
     type Envelope = Counts;
     type Row = UserSummary;
-
-    fn read(
-        body: &[u8],
-        budget: &RowBudget,
-        element: &mut dyn FnMut(&RawValue) -> u64,
-    ) -> Result<Page<Counts>, PageError> {
-        decode_page::<Counts, _>(body, budget, element)
-    }
-
-    fn rows(element: &RawValue, rows: &mut Vec<UserSummary>) -> (u64, u64) {
-        match parse_row(element) {
-            Some(u) => {
-                rows.push(u);
-                (1, 0)
-            }
-            None => (1, 1),
-        }
-    }
+    const ROWS: &'static str = "result";
 
     fn key(row: &UserSummary) -> Option<Cow<'_, str>> {
         row.identity().map(Cow::Borrowed)
@@ -77,6 +33,7 @@ impl Format for UsersFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::decode::{Page, PageError, RowBudget};
 
     fn decode(
         body: &[u8],
@@ -99,10 +56,7 @@ mod tests {
             &b,
         )
         .unwrap();
-        assert_eq!(
-            (p.envelope.count, p.envelope.fetched, p.has_rows),
-            (Some(3.0), Some(2.0), true)
-        );
+        assert_eq!((p.envelope.count, p.has_rows), (Some(3.0), true));
         assert_eq!((users.len(), skipped), (1, 1));
         let (p, _, _) = decode(br#"{"count":1}"#, &b).unwrap();
         assert!(!p.has_rows, "no result array: the engine refuses the page");

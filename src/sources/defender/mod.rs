@@ -18,7 +18,7 @@ use futures::{FutureExt, StreamExt};
 use crate::http::{Refusal, Reply};
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
-use crate::sources::paging::{Engine, Pager};
+use crate::sources::paging::{Accept, Engine, Pager};
 use crate::sources::registry::Registration;
 use crate::sources::token::{request_token, TokenCache};
 use crate::sources::{Source, SourceContext};
@@ -71,20 +71,15 @@ impl<T: GraphRow> Pager for NextLinks<'_, T> {
         self.endpoint
     }
 
-    fn next(&mut self) -> Vec<String> {
-        self.next.take().into_iter().collect()
+    fn next(&mut self) -> impl IntoIterator<Item = String> {
+        self.next.take()
     }
 
     fn learn(&mut self, _: String, link: page::NextLink, _: u64) {
-        self.next = link.0;
+        self.next = link.next;
     }
 
-    async fn send<R, A, AF>(&self, url: &String, accept: A) -> Result<R, FetchError>
-    where
-        R: Send,
-        A: Fn(Reply) -> AF + Send + Sync,
-        AF: std::future::Future<Output = Result<R, Refusal>> + Send,
-    {
+    async fn send<R: Send>(&self, url: &String, accept: Accept<'_, R>) -> Result<R, FetchError> {
         self.source.get(self.endpoint, url, accept).await
     }
 }

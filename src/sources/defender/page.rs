@@ -5,33 +5,23 @@
 use std::borrow::Cow;
 use std::marker::PhantomData;
 
-use serde::de::{IgnoredAny, MapAccess};
-use serde_json::value::RawValue;
+use serde::Deserialize;
 
 use super::models::GraphRow;
 use crate::http::{VendorError, VendorHttp};
 use crate::model::{FailureReason, Retry};
-use crate::sources::decode::{decode_page, Envelope, Page, PageError, RowBudget};
+use crate::sources::lenient;
 use crate::sources::paging::Format;
 
 /// What a Graph page says besides its rows: the link to the next one.
-#[derive(Debug, Default)]
-pub(crate) struct NextLink(pub(crate) Option<String>);
-
-impl Envelope for NextLink {
-    const ROWS: &'static str = "value";
-    const WHAT: &'static str = "a Graph collection object";
-
-    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        if key == "@odata.nextLink" {
-            self.0 = map
-                .next_value::<Option<String>>()?
-                .filter(|l| !l.is_empty());
-        } else {
-            map.next_value::<IgnoredAny>()?;
-        }
-        Ok(())
-    }
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct NextLink {
+    #[serde(
+        default,
+        rename = "@odata.nextLink",
+        deserialize_with = "lenient::link"
+    )]
+    pub(crate) next: Option<String>,
 }
 
 /// The rows of a Graph collection; a row counts once by its key.
@@ -40,24 +30,7 @@ pub(crate) struct Collection<T>(PhantomData<T>);
 impl<T: GraphRow> Format for Collection<T> {
     type Envelope = NextLink;
     type Row = T;
-
-    fn read(
-        body: &[u8],
-        budget: &RowBudget,
-        element: &mut dyn FnMut(&RawValue) -> u64,
-    ) -> Result<Page<NextLink>, PageError> {
-        decode_page::<NextLink, _>(body, budget, element)
-    }
-
-    fn rows(element: &RawValue, rows: &mut Vec<T>) -> (u64, u64) {
-        match serde_json::from_str::<T>(element.get()) {
-            Ok(row) if row.key().is_some() => {
-                rows.push(row);
-                (1, 0)
-            }
-            _ => (1, 1),
-        }
-    }
+    const ROWS: &'static str = "value";
 
     fn key(row: &T) -> Option<Cow<'_, str>> {
         row.key().map(Cow::Borrowed)
@@ -122,6 +95,7 @@ impl VendorHttp for GraphHttp {
 mod tests {
     use super::super::models::{RepeatOffender, Simulation, SimulationCoverage, TrainingCoverage};
     use super::*;
+    use crate::sources::decode::RowBudget;
 
     fn fixture(name: &str) -> Vec<u8> {
         let path = format!(
@@ -142,7 +116,7 @@ mod tests {
         })
         .unwrap();
         assert!(Collection::<T>::refusal(&page).is_none());
-        (page.envelope.0, rows, skipped)
+        (page.envelope.next, rows, skipped)
     }
 
     #[test]

@@ -14,10 +14,9 @@ use serde_json::value::RawValue;
 use super::config::Endpoint;
 use super::models::Row;
 use super::KnowBe4Source;
-use crate::http::{Refusal, Reply};
 use crate::model::FetchError;
 use crate::sources::decode::{decode_array, Page, PageError, RowBudget};
-use crate::sources::paging::{Format, Pager};
+use crate::sources::paging::{Accept, Format, Pager};
 
 /// One list: its path under `/v1/` (also its endpoint label) and its query besides `page` and
 /// `per_page`.
@@ -68,20 +67,15 @@ impl<T: Row> Pager for PageNumbers<'_, T> {
         self.list.0
     }
 
-    fn next(&mut self) -> Vec<u32> {
-        self.next.into_iter().collect()
+    fn next(&mut self) -> impl IntoIterator<Item = u32> {
+        self.next
     }
 
     fn learn(&mut self, page: u32, _: (), rows: u64) {
         self.next = (rows >= self.source.per_page() as u64).then_some(page + 1);
     }
 
-    async fn send<R, A, AF>(&self, page: &u32, accept: A) -> Result<R, FetchError>
-    where
-        R: Send,
-        A: Fn(Reply) -> AF + Send + Sync,
-        AF: std::future::Future<Output = Result<R, Refusal>> + Send,
-    {
+    async fn send<R: Send>(&self, page: &u32, accept: Accept<'_, R>) -> Result<R, FetchError> {
         let (page, per_page) = (page.to_string(), self.source.per_page().to_string());
         let mut query = self.list.1.to_vec();
         query.extend([("page", page.as_str()), ("per_page", per_page.as_str())]);
@@ -95,6 +89,8 @@ pub(crate) struct ListRows<T>(PhantomData<T>);
 impl<T: Row> Format for ListRows<T> {
     type Envelope = ();
     type Row = T;
+    /// The envelope a client's test data wraps rows in, `{"data": [...]}`.
+    const ROWS: &'static str = "data";
 
     fn read(
         body: &[u8],
@@ -109,7 +105,7 @@ impl<T: Row> Format for ListRows<T> {
                 let object: serde_json::Map<String, serde_json::Value> =
                     serde_json::from_slice(body).map_err(PageError::Json)?;
                 // `{"data": [...]}` (an envelope) or a lone row as the documentation shows it.
-                let elements = match object.get("data") {
+                let elements = match object.get(Self::ROWS) {
                     Some(serde_json::Value::Array(rows)) if object.len() <= 2 => rows.clone(),
                     _ => vec![serde_json::Value::Object(object)],
                 };
@@ -129,16 +125,6 @@ impl<T: Row> Format for ListRows<T> {
             envelope: (),
             has_rows: true,
         })
-    }
-
-    fn rows(element: &RawValue, rows: &mut Vec<T>) -> (u64, u64) {
-        match serde_json::from_str::<T>(element.get()) {
-            Ok(row) if row.key().is_some() => {
-                rows.push(row);
-                (1, 0)
-            }
-            _ => (1, 1),
-        }
     }
 
     fn key(row: &T) -> Option<Cow<'_, str>> {

@@ -5,39 +5,25 @@
 use std::borrow::Cow;
 use std::marker::PhantomData;
 
-use serde::de::{DeserializeOwned, IgnoredAny, MapAccess};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::http::{describe, errors_of, reason_of, should_retry};
 use super::models::{Fail, Identified, Items, Meta};
 use super::MimecastSource;
-use crate::http::{Refusal, Reply};
+use crate::http::Refusal;
 use crate::model::{FailureReason, FetchError};
-use crate::sources::decode::{decode_page, Envelope, Page, PageError, RowBudget};
-use crate::sources::paging::{Format, Pager};
+use crate::sources::decode::Page;
+use crate::sources::paging::{Accept, Format, Pager};
 
 /// `meta` and `fail`, the fields around `data[]`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(crate) struct MetaFail {
     pub(crate) meta: Option<Meta>,
     pub(crate) fail: Option<Vec<Fail>>,
-}
-
-impl Envelope for MetaFail {
-    const ROWS: &'static str = "data";
-    const WHAT: &'static str = "a Mimecast response object";
-
-    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        match key {
-            "meta" => self.meta = map.next_value()?,
-            "fail" => self.fail = map.next_value()?,
-            _ => {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Rows of `data[]`, or with `T::NESTED` the list inside each `data[]` entry (`items[]` of the
@@ -52,14 +38,7 @@ where
 {
     type Envelope = MetaFail;
     type Row = T;
-
-    fn read(
-        body: &[u8],
-        budget: &RowBudget,
-        element: &mut dyn FnMut(&RawValue) -> u64,
-    ) -> Result<Page<MetaFail>, PageError> {
-        decode_page::<MetaFail, _>(body, budget, element)
-    }
+    const ROWS: &'static str = "data";
 
     fn rows(element: &RawValue, rows: &mut Vec<T>) -> (u64, u64) {
         let mut push = |raw: &RawValue| match serde_json::from_str::<T>(raw.get()) {
@@ -110,7 +89,7 @@ pub(crate) struct TokenPager<'a, T> {
     endpoint: &'static str,
     item: Option<serde_json::Value>,
     /// The first request (no token), then the next page's token, if any.
-    next: Vec<Option<String>>,
+    next: Option<Option<String>>,
     rows: PhantomData<T>,
 }
 
@@ -124,7 +103,7 @@ impl<'a, T> TokenPager<'a, T> {
             source,
             endpoint,
             item,
-            next: vec![None],
+            next: Some(None),
             rows: PhantomData,
         }
     }
@@ -141,25 +120,20 @@ where
         self.endpoint
     }
 
-    fn next(&mut self) -> Vec<Option<String>> {
-        std::mem::take(&mut self.next)
+    fn next(&mut self) -> impl IntoIterator<Item = Option<String>> {
+        self.next.take()
     }
 
     fn learn(&mut self, _sent: Option<String>, page: MetaFail, _rows: u64) {
         let next = page.meta.and_then(|m| m.pagination).and_then(|p| p.next);
-        self.next = next
-            .filter(|n| !n.is_empty())
-            .map(Some)
-            .into_iter()
-            .collect();
+        self.next = next.filter(|n| !n.is_empty()).map(Some);
     }
 
-    async fn send<R, A, AF>(&self, token: &Option<String>, accept: A) -> Result<R, FetchError>
-    where
-        R: Send,
-        A: Fn(Reply) -> AF + Send + Sync,
-        AF: std::future::Future<Output = Result<R, Refusal>> + Send,
-    {
+    async fn send<R: Send>(
+        &self,
+        token: &Option<String>,
+        accept: Accept<'_, R>,
+    ) -> Result<R, FetchError> {
         let mut pagination = json!({ "pageSize": self.source.config.page_size });
         if let Some(t) = token {
             pagination["pageToken"] = json!(t);
@@ -175,6 +149,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::decode::{PageError, RowBudget};
     use crate::sources::mimecast::models::{CampaignUserRow, UserRow};
 
     fn decode<T: Identified + DeserializeOwned + Send + 'static>(

@@ -6,33 +6,26 @@
 //! user's e-mail address, lower-cased; a row without one is skipped. Numbers may be text,
 //! `useractiveflag` a boolean or 1/0, and `usertags` is `null` unless asked for.
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess};
+use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::sources::decode;
 use crate::sources::lenient;
 
-/// The page around the rows: the link to the next page, absent on the last one.
-#[derive(Debug, Default, PartialEq)]
+/// The page around the rows: the link to the next page (`links.next`), absent on the last one.
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub(crate) struct Envelope {
+    #[serde(default, rename = "links", deserialize_with = "next_link")]
     pub(crate) next: Option<String>,
 }
 
-impl decode::Envelope for Envelope {
-    const ROWS: &'static str = "data";
-    const WHAT: &'static str = "a Proofpoint report page (an object with data[] and links)";
-
-    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        if key == "links" {
-            let links: Option<serde_json::Map<String, Value>> = map.next_value()?;
-            let next = links.as_ref().and_then(|l| l.get("next")?.as_str());
-            self.next = next.filter(|n| !n.trim().is_empty()).map(str::to_string);
-        } else {
-            map.next_value::<IgnoredAny>()?;
-        }
-        Ok(())
+fn next_link<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Links {
+        #[serde(default, deserialize_with = "lenient::link")]
+        next: Option<String>,
     }
+    Ok(Option::<Links>::deserialize(d)?.and_then(|l| l.next))
 }
 
 /// One element of `data`: only its attributes matter (`type` and `id` say nothing).
@@ -273,7 +266,7 @@ pub(crate) mod tests {
     /// The page's rows of type `A` (skipped ones counted) and its envelope.
     pub(crate) fn rows<A: for<'de> Deserialize<'de>>(body: &[u8]) -> (Vec<A>, u64, Envelope) {
         let (mut rows, mut skipped) = (Vec::new(), 0);
-        let page = decode_page::<Envelope, _>(body, &RowBudget::new(1_000), |raw| {
+        let page = decode_page::<Envelope, _>(body, "data", &RowBudget::new(1_000), |raw| {
             match parse::<A>(raw.get()) {
                 Some(r) => rows.push(r),
                 None => skipped += 1,
@@ -379,10 +372,13 @@ pub(crate) mod tests {
         assert_eq!(env.next, None);
         let (_, _, env) = rows::<User>(br#"{"data":[],"links":{"next":""}}"#);
         assert_eq!(env.next, None, "an empty next is no next");
-        assert!(
-            decode_page::<Envelope, _>(br#"{"data":[],"links":5}"#, &RowBudget::new(9), |_| 1)
-                .is_err()
-        );
+        assert!(decode_page::<Envelope, _>(
+            br#"{"data":[],"links":5}"#,
+            "data",
+            &RowBudget::new(9),
+            |_| 1
+        )
+        .is_err());
         let r: Option<ReportedEmail> = parse(r#"{"attributes":{"emailtype":null}}"#);
         assert!(r.is_none());
     }

@@ -13,10 +13,8 @@ use serde_json::value::RawValue;
 use super::config::ProofpointConfig;
 use super::models::{parse, Envelope, ReportRow};
 use super::ProofpointSource;
-use crate::http::{Refusal, Reply};
 use crate::model::{FailureReason, FetchError};
-use crate::sources::decode::{decode_page, Page, PageError, RowBudget};
-use crate::sources::paging::{Format, Pager};
+use crate::sources::paging::{Accept, Format, Pager};
 
 /// The API's root on the account's host.
 pub(crate) const ROOT: &str = "/api/reporting/v0.3.0";
@@ -26,14 +24,7 @@ pub(crate) struct Rows<R>(PhantomData<R>);
 impl<R: ReportRow> Format for Rows<R> {
     type Envelope = Envelope;
     type Row = R;
-
-    fn read(
-        body: &[u8],
-        budget: &RowBudget,
-        element: &mut dyn FnMut(&RawValue) -> u64,
-    ) -> Result<Page<Envelope>, PageError> {
-        decode_page(body, budget, element)
-    }
+    const ROWS: &'static str = "data";
 
     fn rows(element: &RawValue, rows: &mut Vec<R>) -> (u64, u64) {
         let row = parse::<R>(element.get());
@@ -65,20 +56,15 @@ impl<R: ReportRow> Pager for ReportPager<'_, R> {
         self.endpoint
     }
 
-    fn next(&mut self) -> Vec<String> {
-        self.next.take().into_iter().collect()
+    fn next(&mut self) -> impl IntoIterator<Item = String> {
+        self.next.take()
     }
 
     fn learn(&mut self, _sent: String, envelope: Envelope, _rows: u64) {
         self.next = envelope.next;
     }
 
-    async fn send<T, A, AF>(&self, link: &String, accept: A) -> Result<T, FetchError>
-    where
-        T: Send,
-        A: Fn(Reply) -> AF + Send + Sync,
-        AF: std::future::Future<Output = Result<T, Refusal>> + Send,
-    {
+    async fn send<T: Send>(&self, link: &String, accept: Accept<'_, T>) -> Result<T, FetchError> {
         let url = follow(&self.first, link).map_err(|why| {
             FetchError::new(FailureReason::Decode, format!("{}: {why}", self.endpoint))
         })?;
