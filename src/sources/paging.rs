@@ -114,15 +114,14 @@ pub struct Engine {
 }
 
 /// One listing as its pages are read: what every page's decoding shares.
-struct Listing<S> {
+struct Listing<A, F> {
     endpoint: &'static str,
     stats: Arc<ApiStats>,
     decoder: Decoder,
     budget: Arc<RowBudget>,
-    seen: Mutex<SeenKeys>,
-    sink: S,
-    /// Good and skipped rows so far.
-    tally: Mutex<(u64, u64)>,
+    add: F,
+    /// The accumulator, the keys counted, and the good and skipped rows so far.
+    state: Mutex<(A, SeenKeys, u64, u64)>,
 }
 
 impl Engine {
@@ -170,22 +169,19 @@ impl Engine {
         &self,
         pager: &mut P,
     ) -> Result<Vec<<P::Format as Format>::Row>, FetchError> {
-        let rows = Arc::new(Mutex::new(Vec::new()));
-        let sink = rows.clone();
-        self.fold(pager, move |page| lock(&sink).extend(page))
-            .await?;
-        let rows = std::mem::take(&mut *lock(&rows));
-        Ok(rows)
+        self.fold(pager, Vec::new(), |all, rows| all.extend(rows))
+            .await
     }
 
-    /// Reads every page of the listing `pager` pages, handing each page's new rows (rows
-    /// whose key was seen before are dropped) to `sink` on the blocking pool as soon as the
-    /// page is read; nothing of a page is kept. A page that fails fails the listing, so the
-    /// caller's accumulator is dropped whole.
-    pub async fn fold<P, S>(&self, pager: &mut P, sink: S) -> Result<(), FetchError>
+    /// Reads every page of the listing `pager` pages, folding each page's new rows (rows
+    /// whose key was seen before are dropped) into `acc` with `add` on the blocking pool as
+    /// soon as the page is read; nothing of a page is kept. A page that fails fails the
+    /// listing, and the accumulator is dropped whole.
+    pub async fn fold<P, A, F>(&self, pager: &mut P, acc: A, add: F) -> Result<A, FetchError>
     where
         P: Pager,
-        S: Fn(Vec<<P::Format as Format>::Row>) + Send + Sync + 'static,
+        A: Send + 'static,
+        F: Fn(&mut A, Vec<<P::Format as Format>::Row>) + Send + Sync + 'static,
     {
         let endpoint = pager.endpoint();
         let listing = Arc::new(Listing {
@@ -193,9 +189,8 @@ impl Engine {
             stats: self.transport.stats().clone(),
             decoder: self.decoder.clone(),
             budget: self.rows.clone(),
-            seen: Mutex::default(),
-            sink,
-            tally: Mutex::default(),
+            add,
+            state: Mutex::new((acc, SeenKeys::default(), 0, 0)),
         });
         let mut sent = HashSet::new();
         loop {
@@ -236,7 +231,14 @@ impl Engine {
                 pager.learn(request, envelope, rows);
             }
         }
-        let (good, skipped) = *lock(&listing.tally);
+        // Every page is read: the listing is no longer shared.
+        let Some(listing) = Arc::into_inner(listing) else {
+            return Err(self.refuse(endpoint, "a page is still being read".into()));
+        };
+        let (acc, _, good, skipped) = listing
+            .state
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
         if skipped > 0 {
             self.transport.stats().rows_skipped(endpoint, skipped);
             tracing::warn!(source = %self.key, endpoint, skipped, "skipped malformed rows");
@@ -251,7 +253,7 @@ impl Engine {
             );
             return Err(self.refuse(endpoint, why));
         }
-        Ok(())
+        Ok(acc)
     }
 
     /// A listing refused after its answers arrived: counted, logged, reason `decode`.
@@ -262,32 +264,33 @@ impl Engine {
     }
 }
 
-impl<S> Listing<S> {
+impl<A, F> Listing<A, F> {
     /// Decodes the answer to page `page_no` on the blocking pool and folds its new rows: the
     /// transport's `accept` step, so an error inside the answer is retried like any failed
     /// attempt.
-    async fn read<F: Format>(
+    async fn read<P: Format>(
         self: Arc<Self>,
         page_no: usize,
         reply: Reply,
-    ) -> Result<(F::Envelope, u64), Refusal>
+    ) -> Result<(P::Envelope, u64), Refusal>
     where
-        S: Fn(Vec<F::Row>) + Send + Sync + 'static,
+        A: Send + 'static,
+        F: Fn(&mut A, Vec<P::Row>) + Send + Sync + 'static,
     {
         let (endpoint, limit) = (self.endpoint, self.budget.limit());
         let decoder = self.decoder.clone();
         let decoded = decoder.run(move || {
             lenient::take_cut();
             let (mut rows, mut elements, mut skipped) = (Vec::new(), 0u64, 0u64);
-            let page = F::read(&reply.body, &self.budget, &mut |raw| {
-                let (n, bad) = F::rows(raw, &mut rows);
+            let page = P::read(&reply.body, &self.budget, &mut |raw| {
+                let (n, bad) = P::rows(raw, &mut rows);
                 elements += n;
                 skipped += bad;
                 n
             })?;
             drop(reply);
             self.stats.labels_cut(lenient::take_cut());
-            if let Some(refusal) = F::refusal(&page) {
+            if let Some(refusal) = P::refusal(&page) {
                 return Ok(Err(refusal));
             }
             // A 200 without the row array is not an empty page: the listing keeps its last data.
@@ -298,13 +301,11 @@ impl<S> Listing<S> {
                     why,
                 ))));
             }
-            let mut seen = lock(&self.seen);
-            rows.retain(|r| F::key(r).is_none_or(|k| seen.first_time(&k)));
-            drop(seen);
-            (self.sink)(rows);
-            let mut tally = lock(&self.tally);
-            tally.0 += elements - skipped;
-            tally.1 += skipped;
+            let mut state = lock(&self.state);
+            let (acc, seen, good, bad) = &mut *state;
+            rows.retain(|r| P::key(r).is_none_or(|k| seen.first_time(&k)));
+            (self.add)(acc, rows);
+            (*good, *bad) = (*good + elements - skipped, *bad + skipped);
             Ok(Ok((page.envelope, elements)))
         });
         let message = match decoded.await {

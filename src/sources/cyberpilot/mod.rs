@@ -14,7 +14,6 @@ use futures::FutureExt;
 
 use crate::http::PlainHttp;
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
-use crate::sources::aggregate::{self, lock};
 use crate::sources::paging::{Accept, Engine, Pager};
 use crate::sources::registry::Registration;
 use crate::sources::token::{request_token, TokenCache};
@@ -155,17 +154,15 @@ impl CyberPilotSource {
     async fn poll_report(&self) -> Result<crate::snapshot::Rendered, FetchError> {
         let base = &self.config.base_url;
         let url = users_summary_url(base, &self.config.account_id)?;
-        let report = aggregate::shared(Report::new(&self.ctx.metrics));
         let mut pager = UsersPager {
             source: self,
             url,
             pages: BTreeMap::new(),
             total: 0,
         };
-        let sink = report.clone();
-        let fold = move |users: Vec<_>| users.iter().for_each(|u| lock(&sink).add(u));
-        self.engine.fold(&mut pager, fold).await?;
-        let report = aggregate::take(&report);
+        let report = Report::new(&self.ctx.metrics);
+        let add = |report: &mut Report, users: Vec<_>| users.iter().for_each(|u| report.add(u));
+        let report = self.engine.fold(&mut pager, report, add).await?;
         let (key, metrics, stats) = (
             self.engine.key.clone(),
             self.ctx.metrics.clone(),

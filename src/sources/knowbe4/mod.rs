@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::http::{Refusal, Reply};
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
-use crate::sources::aggregate::{lock, shared, take};
+use crate::sources::aggregate::lock;
 use crate::sources::paging::Engine;
 use crate::sources::registry::Registration;
 use crate::sources::{Source, SourceContext};
@@ -164,19 +164,17 @@ impl KnowBe4Source {
     }
 
     async fn training(&self) -> Result<Rendered, FetchError> {
-        let acc = shared(metrics::Enrollments::default());
-        let sink = acc.clone();
-        let fold = move |rows: Vec<Enrollment>| {
-            let mut acc = lock(&sink);
+        let add = |acc: &mut metrics::Enrollments, rows: Vec<Enrollment>| {
             rows.into_iter().for_each(|e| acc.add(e));
         };
-        let (_, campaigns) = try_join(
-            self.engine.fold(&mut self.pages(pager::ENROLLMENTS), fold),
+        let enrollments = metrics::Enrollments::default();
+        let (enrollments, campaigns) = try_join(
+            self.engine
+                .fold(&mut self.pages(pager::ENROLLMENTS), enrollments, add),
             self.list::<TrainingCampaign>(pager::TRAINING_CAMPAIGNS),
         )
         .await?;
         let (m, stats) = (&self.ctx.metrics, &self.ctx.stats);
-        let enrollments = take(&acc);
         Ok(render(|b| {
             metrics::training(b, self.key(), enrollments, &campaigns, m, stats)
         }))

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use crate::model::{FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
-use crate::sources::aggregate::{lock, shared, take};
+use crate::sources::aggregate::{lock, shared, take, Shared};
 use crate::sources::paging::Engine;
 use crate::sources::registry::Registration;
 use crate::sources::token::TokenCache;
@@ -159,15 +159,13 @@ impl MimecastSource {
     {
         let acc = shared(acc);
         let listings = items.into_iter().enumerate().map(|(i, item)| {
-            let sink = acc.clone();
-            let fold = move |rows: Vec<T>| {
-                let mut acc = lock(&sink);
+            let add = move |acc: &mut Shared<A>, rows: Vec<T>| {
+                let mut acc = lock(acc);
                 rows.iter().for_each(|r| add(&mut acc, i, r));
             };
-            async move {
-                let mut pager = TokenPager::<T>::new(self, endpoint, item);
-                self.engine.fold(&mut pager, fold).await
-            }
+            let mut pager = TokenPager::<T>::new(self, endpoint, item);
+            let acc = acc.clone();
+            async move { self.engine.fold(&mut pager, acc, add).await }
         });
         try_join_all(listings).await?;
         Ok(take(&acc))

@@ -19,7 +19,6 @@ use crate::model::{
     FailureReason, FetchError, Platform, PollError, PollOutcome, Retry, SectionOutcome, SourceKey,
 };
 use crate::snapshot::Rendered;
-use crate::sources::aggregate;
 use crate::sources::paging::Engine;
 use crate::sources::registry::Registration;
 use crate::sources::{Source, SourceContext};
@@ -89,22 +88,14 @@ impl ProofpointSource {
             first,
             rows: PhantomData,
         };
-        let shared = aggregate::shared(Some(acc));
-        let sink = shared.clone();
-        self.engine
-            .fold(&mut pager, move |rows| {
-                if let Some(acc) = aggregate::lock(&sink).as_mut() {
-                    rows.into_iter().for_each(|r| acc.add(r));
-                }
-            })
-            .await?;
-        let acc = aggregate::lock(&shared).take();
+        let add = |acc: &mut A, rows: Vec<_>| rows.into_iter().for_each(|r| acc.add(r));
+        let acc = self.engine.fold(&mut pager, acc, add).await?;
         let scope = Scope {
             key: self.engine.key.clone(),
             metrics: self.ctx.metrics.clone(),
             stats: self.ctx.stats.clone(),
         };
-        let render = move || acc.map(|a| a.render(&scope)).unwrap_or_default();
+        let render = move || acc.render(&scope);
         self.engine.off_thread(render).await
     }
 
