@@ -34,7 +34,7 @@ use values::{duration, int, DAY, HOUR, MINUTE, MS, SEC, WEEK};
 
 /// A secret value, zeroized when dropped (`secrecy`). It can be compared and used, never
 /// printed: `Debug` is secrecy's redacted one, and there is no `Display` or `Serialize`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Secret(SecretString);
 
 impl Secret {
@@ -82,16 +82,6 @@ pub enum ConfigError {
 fn list(errors: &[ConfigError]) -> String {
     let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
     lines.join("\n  - ")
-}
-
-impl ConfigError {
-    /// Every single problem (a [`ConfigError::Many`] unpacked).
-    pub fn problems(&self) -> Vec<&ConfigError> {
-        match self {
-            ConfigError::Many(all) => all.iter().flat_map(|e| e.problems()).collect(),
-            one => vec![one],
-        }
-    }
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:10019";
@@ -205,32 +195,23 @@ pub struct MetricsConfig {
     pub max_label_values: usize,
 }
 
-/// A listen address (`server.listen`): checked, and `:PORT` is every interface.
+/// A listen address (`server.listen`), checked, as [`listen_address`] gives it.
 fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let listen = String::deserialize(d)?;
-    check_listen_address(&listen).map_err(serde::de::Error::custom)?;
-    Ok(listen_address(&listen))
+    listen_address(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
-/// Checks a listen address (`server.listen`, `--web.listen-address`) without binding it:
-/// `host:port` with an IP address, `[v6]:port` or a host name, or `:port` (every interface,
-/// as in Prometheus).
-pub fn check_listen_address(listen: &str) -> Result<(), String> {
+/// The address to bind for a listen address (`server.listen`, `--web.listen-address`),
+/// checked without binding it: `host:port` with an IP address, `[v6]:port` or a host name, or
+/// `:port`, every interface (`0.0.0.0:port`) as in Prometheus.
+pub fn listen_address(listen: &str) -> Result<String, String> {
     const HINT: &str = "must be host:port with a port from 0 to 65535, such as 0.0.0.0:10019 \
                         (every interface) or 127.0.0.1:10019";
     let (host, port) = listen.rsplit_once(':').unwrap_or_default();
     let host_ok = host.is_empty() || url::Host::parse(host).is_ok();
     match host_ok && port.parse::<u16>().is_ok() {
-        true => Ok(()),
+        true if host.is_empty() => Ok(format!("0.0.0.0:{port}")),
+        true => Ok(listen.to_string()),
         false => Err(HINT.into()),
-    }
-}
-
-/// The address to bind for `listen`: `:PORT` is every interface (`0.0.0.0:PORT`).
-pub fn listen_address(listen: &str) -> String {
-    match listen.strip_prefix(':') {
-        Some(port) => format!("0.0.0.0:{port}"),
-        None => listen.to_string(),
     }
 }
 
@@ -256,7 +237,7 @@ pub trait VendorConfig: Sync {
 /// One configured account of a vendor: validated, secrets resolved. Derive `Debug` (secrets
 /// are redacted by [`Secret`]), `Clone` and `PartialEq`: a reload restarts a source only when
 /// its config is not equal to the running one.
-pub trait AccountConfig: DynEq + fmt::Debug + Send + Sync + 'static {
+pub trait AccountConfig: Any + DynEq + fmt::Debug + Send + Sync {
     /// The value of the `account` label.
     fn account(&self) -> &str;
     /// The account's own `interval`, if it sets one.
@@ -274,14 +255,10 @@ pub trait AccountConfig: DynEq + fmt::Debug + Send + Sync + 'static {
 /// Equality across `dyn AccountConfig`, implemented for every `PartialEq` type: vendors derive
 /// `PartialEq` and get it for free.
 pub trait DynEq {
-    fn as_any(&self) -> &dyn Any;
     fn dyn_eq(&self, other: &dyn Any) -> bool;
 }
 
 impl<T: PartialEq + Any> DynEq for T {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
     fn dyn_eq(&self, other: &dyn Any) -> bool {
         other.downcast_ref::<T>().is_some_and(|o| o == self)
     }
@@ -313,13 +290,13 @@ impl SourceConfig {
     }
     /// The vendor's own config type, when it is `T`.
     pub fn get<T: AccountConfig>(&self) -> Option<&T> {
-        self.account.as_ref().as_any().downcast_ref::<T>()
+        (self.account.as_ref() as &dyn Any).downcast_ref::<T>()
     }
 }
 
 impl PartialEq for SourceConfig {
     fn eq(&self, other: &Self) -> bool {
-        self.platform == other.platform && self.account.dyn_eq(other.account.as_ref().as_any())
+        self.platform == other.platform && self.account.dyn_eq(other.account.as_ref() as &dyn Any)
     }
 }
 
@@ -588,12 +565,12 @@ mod tests {
         }
         fn read_account(&self, mut b: Block<'_>) -> Option<Arc<dyn AccountConfig>> {
             let w: Written = b.read()?;
-            let token = b.required("token", w.token);
-            Some(Arc::new(ToyConfig {
-                account: b.required("account", w.account)?.into(),
-                token: token?,
+            let toy = b.valid(ToyConfig {
+                token: b.required("token", w.token),
+                account: b.required("account", w.account).into(),
                 page_size: w.page_size.unwrap_or(10),
-            }))
+            });
+            Some(Arc::new(toy?))
         }
     }
 

@@ -171,7 +171,7 @@ fn check_config(args: &Args) -> ExitCode {
     let path = args.config_file.display();
     let mut report = registry::loader().check_file(&args.config_file);
     let listen = args.listen_address.as_deref();
-    if let Some(Err(message)) = listen.map(config::check_listen_address) {
+    if let Some(Err(message)) = listen.map(config::listen_address) {
         let flag = "--web.listen-address".into();
         report.errors.push(ConfigError::Flag { flag, message });
     }
@@ -203,7 +203,7 @@ fn check_config(args: &Args) -> ExitCode {
                 "config {path} is invalid ({n} problem{}):",
                 if n == 1 { "" } else { "s" }
             );
-            for e in report.errors.iter().flat_map(|e| e.problems()) {
+            for e in &report.errors {
                 println!("  - {e}");
             }
             ExitCode::FAILURE
@@ -273,8 +273,7 @@ async fn run(args: Args, open_files: Option<u64>) -> Result<(), String> {
     let default = &config.server.listen;
     let listen = args.listen_address.as_ref().unwrap_or(default);
     let flag = |flag| move |message| format!("{flag}: {message}");
-    config::check_listen_address(listen).map_err(flag("--web.listen-address"))?;
-    let listen = config::listen_address(listen);
+    let listen = config::listen_address(listen).map_err(flag("--web.listen-address"))?;
     let shard = shard_of(&args).map_err(|(f, message)| flag(f)(message))?;
     let mut server_config = config.server.clone();
     server_config.enable_lifecycle = args.enable_lifecycle;

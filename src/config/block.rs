@@ -49,6 +49,8 @@ pub struct Block<'a> {
     secret_keys: &'static [&'static str],
     /// `login.password` → `login.password_file`: the key each secret was written as.
     written_as: BTreeMap<String, String>,
+    /// The problems reported before this block: the ones after are its own.
+    errors_before: usize,
 }
 
 impl<'a> Block<'a> {
@@ -65,6 +67,7 @@ impl<'a> Block<'a> {
             value: Value::from(Dict::new()),
             secret_keys,
             written_as: BTreeMap::new(),
+            errors_before: checks.errors.borrow().len(),
         };
         if let Value::Dict(_, table) = &mut value {
             block.walk("", table);
@@ -103,15 +106,22 @@ impl<'a> Block<'a> {
         read
     }
 
-    /// `value`, or a problem "is required" (unless the key has one already).
-    pub(crate) fn required<T>(&self, key: &str, value: Option<T>) -> Option<T> {
+    /// `value`, or a problem "is required" (unless the key has one already) and a stand-in
+    /// that [`valid`](Self::valid) never lets out.
+    pub(crate) fn required<T: Default>(&self, key: &str, value: Option<T>) -> T {
         if value.is_none() && !self.failed(key) {
             let name = key.rsplit('.').next().unwrap_or(key);
             let or = (self.secret_keys.contains(&name))
                 .then(|| format!(" (or `{name}_file` / `{name}_env`)"));
             self.error(key, format!("is required{}", or.unwrap_or_default()));
         }
-        value
+        value.unwrap_or_default()
+    }
+
+    /// The account read from this block, unless a problem of the block was reported.
+    pub(crate) fn valid<T>(&self, account: T) -> Option<T> {
+        let errors = self.checks.errors.borrow().len();
+        (errors == self.errors_before).then_some(account)
     }
 
     /// Whether `key` has a problem reported already (it was written, but wrong).
@@ -154,24 +164,24 @@ impl<'a> Block<'a> {
         region: Option<String>,
         regions: &[(&'static str, &'static str)],
         otherwise: Result<&str, &str>,
-    ) -> Option<(String, Option<String>)> {
+    ) -> (String, Option<String>) {
         let find = |r: &str| regions.iter().find(|(n, _)| n.eq_ignore_ascii_case(r));
         let problem = match (url, region.as_deref().map(str::trim).map(find)) {
-            _ if self.failed("base_url") || self.failed("region") => return None,
+            _ if self.failed("base_url") || self.failed("region") => return Default::default(),
             (Some(_), Some(_)) => "give either base_url or region, not both".to_string(),
-            (Some(url), None) => return Some((url.into(), None)),
-            (None, Some(Some(&(name, host)))) => return Some((host.into(), Some(name.into()))),
+            (Some(url), None) => return (url.into(), None),
+            (None, Some(Some(&(name, host)))) => return (host.into(), Some(name.into())),
             (None, Some(None)) => {
                 let known: Vec<&str> = regions.iter().map(|(n, _)| *n).collect();
                 format!("is not a known region; known: {}", known.join(", "))
             }
             (None, None) => match otherwise {
-                Ok(host) => return Some((host.to_string(), None)),
+                Ok(host) => return (host.to_string(), None),
                 Err(problem) => problem.to_string(),
             },
         };
         self.error("region", problem);
-        None
+        Default::default()
     }
 
     /// `poll.interval`: how often the account is polled when it sets no `interval` of its own

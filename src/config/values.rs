@@ -3,6 +3,7 @@
 //! `#[serde(deserialize_with = …)]`), http(s) URLs, secrets, the `account` label, names from a
 //! closed list.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer};
@@ -52,6 +53,19 @@ where
     v.and_then(Result::ok).ok_or_else(problem)
 }
 
+/// An id that goes into a URL path (an account, a tenant, an app) as a `String` or an
+/// `Option<String>`: a GUID or a domain name, so letters, digits, '-', '.' and '_' only, and
+/// it cannot change the path or the host.
+pub(crate) fn id<'de, D: Deserializer<'de>, T: From<String>>(d: D) -> Result<T, D::Error> {
+    let id = String::deserialize(d)?;
+    let problem = "must be a GUID or a domain name (letters, digits, '-', '.', '_')";
+    let id_char = |c: char| c.is_ascii_alphanumeric() || "-._".contains(c);
+    match !id.is_empty() && id.chars().all(id_char) {
+        true => Ok(T::from(id)),
+        false => Err(de::Error::custom(problem)),
+    }
+}
+
 /// An enum whose variants are written as names in the config (`endpoints = ["users"]`): it
 /// gets `Deserialize` (read through [`Name`]), `ALL` (every variant, in order) and `name()`.
 macro_rules! named {
@@ -68,9 +82,39 @@ macro_rules! named {
                 match self { $($E::$V => $name),* }
             }
         }
+
+        impl $crate::config::values::Named for $E {
+            const ALL: &'static [$E] = &$E::ALL;
+        }
     };
 }
 pub(crate) use named;
+
+/// What [`named!`] gives an enum for [`Names`]: every variant, in order.
+pub(crate) trait Named: Copy + Ord + DeserializeOwned + 'static {
+    const ALL: &'static [Self];
+}
+
+/// A list of names from a closed list (`endpoints = ["users", "phishing"]`), in the list's
+/// order and each once: at least one; every name when the key is absent.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Names<T>(pub(crate) Vec<T>);
+
+impl<T: Named> Default for Names<T> {
+    fn default() -> Self {
+        Names(T::ALL.to_vec())
+    }
+}
+
+impl<'de, T: Named> Deserialize<'de> for Names<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let names = BTreeSet::<Name<T>>::deserialize(d)?;
+        match names.is_empty() {
+            true => Err(de::Error::custom("must name at least one")),
+            false => Ok(Names(names.into_iter().map(|n| n.0).collect())),
+        }
+    }
+}
 
 /// A name from a closed list (an enum with `#[derive(Deserialize)]`), written as text only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -84,7 +128,7 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Name<T> {
 }
 
 /// An absolute http(s) URL without a user name or password, its trailing `/` removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct HttpUrl(String);
 
 impl From<HttpUrl> for String {
@@ -130,7 +174,7 @@ impl<'de> Deserialize<'de> for Secret {
 }
 
 /// The `account` label's value: at most 128 characters, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Account(String);
 
 impl From<Account> for String {

@@ -212,8 +212,8 @@ fn every_error_is_reported_in_one_pass() {
                 [server]\nlisten = \"nowhere\"\n\
                 [[cyberpilot]]\naccount = \"a\"\ntoken = \"t\"\n\
                 [[mimecast]]\naccount = \"m\"\nauth = \"hmac\"\napp_id = \"i\"\n";
-    let e = registry::loader().parse(text, "t.toml").unwrap_err();
-    let problems: Vec<String> = e.problems().iter().map(|p| p.to_string()).collect();
+    let report = registry::loader().check_text(text, "t.toml", std::path::Path::new("."));
+    let problems: Vec<String> = report.errors.iter().map(|p| p.to_string()).collect();
     for key in [
         "poll.intervall",
         "poll.timeout",
@@ -634,13 +634,16 @@ fn a_listen_address_without_a_host_is_every_interface() {
         .parse("[server]\nlisten = \":10020\"\n", "t.toml")
         .unwrap();
     assert_eq!(c.server.listen, "0.0.0.0:10020");
-    assert_eq!(config::listen_address(":10019"), "0.0.0.0:10019");
-    assert_eq!(config::listen_address("[::1]:10019"), "[::1]:10019");
+    assert_eq!(config::listen_address(":10019").unwrap(), "0.0.0.0:10019");
+    assert_eq!(
+        config::listen_address("[::1]:10019").unwrap(),
+        "[::1]:10019"
+    );
     for good in [":10019", "[::1]:10019", "localhost:10019", "0.0.0.0:0"] {
-        assert!(config::check_listen_address(good).is_ok(), "{good}");
+        assert!(config::listen_address(good).is_ok(), "{good}");
     }
     for bad in ["nowhere", "localhost:http", ":", "a b:1"] {
-        assert!(config::check_listen_address(bad).is_err(), "{bad}");
+        assert!(config::listen_address(bad).is_err(), "{bad}");
     }
 }
 

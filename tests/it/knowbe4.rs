@@ -41,11 +41,7 @@ async fn sim(users: usize, options: KnowBe4Options) -> (SimServer, Arc<KnowBe4Te
 }
 
 fn config(server: &SimServer, page_size: usize) -> KnowBe4Config {
-    let mut c = KnowBe4Config::new(
-        "acme",
-        &server.base_url(),
-        &KnowBe4Options::default().api_key,
-    );
+    let mut c = knowbe4_config(&server.base_url(), &KnowBe4Options::default().api_key);
     c.page_size = page_size;
     c.requests_per_second = 10_000;
     c.requests_per_minute = 100_000;

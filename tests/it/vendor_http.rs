@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use awareness_exporter::model::{FailureReason, FetchError};
 use awareness_exporter::testing::http::{self, Transport, VendorError, VendorHttp};
-use awareness_exporter::testing::sources::knowbe4::config::KnowBe4Config;
 use awareness_exporter::testing::sources::knowbe4::http::KnowBe4Http;
 use awareness_exporter::testing::sources::mimecast::http::MimecastHttp;
 use awareness_exporter::testing::stats::ApiStats;
@@ -80,7 +79,7 @@ async fn statuses_and_error_bodies_mean_what_the_vendor_says() {
 #[tokio::test]
 async fn each_registered_vendor_reads_only_its_own_error_format() {
     let addr = vendor(400).await;
-    let knowbe4 = KnowBe4Config::new("k", "http://127.0.0.1:9", "key");
+    let knowbe4 = crate::common::knowbe4_config("http://127.0.0.1:9", "key");
     let hooks: [(&str, Arc<dyn VendorHttp>); 3] = [
         ("plain", Arc::new(http::PlainHttp)),
         ("knowbe4", Arc::new(KnowBe4Http::new(&knowbe4))),

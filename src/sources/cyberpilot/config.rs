@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::values::{duration, int, Account, HttpUrl, SEC, WEEK};
+use crate::config::values::{duration, id, int, Account, HttpUrl, SEC, WEEK};
 use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
@@ -17,6 +17,7 @@ pub(crate) const DEFAULT_URL: &str = "https://api.app.cyberpilot.io";
 #[serde(default, deny_unknown_fields)]
 struct Written {
     account: Option<Account>,
+    #[serde(deserialize_with = "id")]
     account_id: Option<String>,
     base_url: Option<HttpUrl>,
     token: Option<Secret>,
@@ -87,23 +88,17 @@ impl AccountConfig for CyberPilotConfig {
     }
 
     fn secrets(&self) -> Vec<&str> {
-        match &self.auth {
-            CyberPilotAuth::Token(t) => vec![t.expose()],
-            CyberPilotAuth::Login { password, .. } => vec![password.expose()],
-        }
+        let (CyberPilotAuth::Token(secret)
+        | CyberPilotAuth::Login {
+            password: secret, ..
+        }) = &self.auth;
+        vec![secret.expose()]
     }
 }
 
 /// Reads one `[[cyberpilot]]` block.
 pub(super) fn read(mut b: Block<'_>) -> Option<CyberPilotConfig> {
     let w: Written = b.read()?;
-    let account_id = b.required("account_id", w.account_id);
-    if account_id
-        .as_ref()
-        .is_some_and(|a| a.contains(['/', '?', '#']))
-    {
-        b.error("account_id", "must not contain '/', '?' or '#'");
-    }
     let auth = match (w.token, w.login) {
         (Some(_), Some(_)) => {
             b.error(
@@ -113,18 +108,12 @@ pub(super) fn read(mut b: Block<'_>) -> Option<CyberPilotConfig> {
             None
         }
         (Some(token), None) => Some(CyberPilotAuth::Token(token)),
-        (None, Some(login)) => {
-            let token_url = b.required("login.token_url", login.token_url);
-            let client_id = b.required("login.client_id", login.client_id);
-            let username = b.required("login.username", login.username);
-            let password = b.required("login.password", login.password);
-            Some(CyberPilotAuth::Login {
-                token_url: token_url?.into(),
-                client_id: client_id?,
-                username: username?,
-                password: password?,
-            })
-        }
+        (None, Some(login)) => Some(CyberPilotAuth::Login {
+            token_url: b.required("login.token_url", login.token_url).into(),
+            client_id: b.required("login.client_id", login.client_id),
+            username: b.required("login.username", login.username),
+            password: b.required("login.password", login.password),
+        }),
         (None, None) if b.failed("token") || b.failed("login") => None,
         (None, None) => {
             b.error(
@@ -134,12 +123,10 @@ pub(super) fn read(mut b: Block<'_>) -> Option<CyberPilotConfig> {
             None
         }
     };
-    Some(CyberPilotConfig {
-        account: b.required("account", w.account)?.into(),
-        account_id: account_id?,
-        base_url: w
-            .base_url
-            .map_or_else(|| DEFAULT_URL.to_string(), String::from),
+    b.valid(CyberPilotConfig {
+        account: b.required("account", w.account).into(),
+        account_id: b.required("account_id", w.account_id),
+        base_url: w.base_url.map_or(DEFAULT_URL.into(), String::from),
         auth: auth?,
         page_size: w.page_size.unwrap_or(1000) as usize,
         interval: w.interval,

@@ -1,12 +1,11 @@
 //! The `[[defender]]` block: the Entra tenant and app, its client secret, the hosts, how far
 //! back simulations are reported, and which sections are polled.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::values::{duration, named, Account, HttpUrl, Name, DAY, SEC, WEEK};
+use crate::config::values::{duration, id, named, Account, HttpUrl, Names, DAY, SEC, WEEK};
 use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
@@ -34,7 +33,9 @@ named! {
 #[serde(default, deny_unknown_fields)]
 struct Written {
     account: Option<Account>,
+    #[serde(deserialize_with = "id")]
     tenant_id: Option<String>,
+    #[serde(deserialize_with = "id")]
     client_id: Option<String>,
     client_secret: Option<Secret>,
     base_url: Option<HttpUrl>,
@@ -43,7 +44,7 @@ struct Written {
     lookback: Option<Duration>,
     #[serde(deserialize_with = "duration::<_, _, SEC, WEEK>")]
     interval: Option<Duration>,
-    endpoints: Option<BTreeSet<Name<Section>>>,
+    endpoints: Names<Section>,
 }
 
 /// The secret keys of the block.
@@ -97,46 +98,16 @@ impl AccountConfig for DefenderConfig {
 /// Reads one `[[defender]]` block.
 pub(super) fn read(mut b: Block<'_>) -> Option<DefenderConfig> {
     let w: Written = b.read()?;
-    // Path segments of the token URL and labels on the landing page: nothing that could change
-    // the path or the host.
-    let id = |key: &str, v: Option<String>| {
-        let v = b.required(key, v)?;
-        let ok = !v.is_empty()
-            && v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
-        if !ok {
-            b.error(
-                key,
-                "must be a GUID or a domain name (letters, digits, '-', '.', '_')",
-            );
-        }
-        ok.then_some(v)
-    };
-    let (tenant_id, client_id) = (id("tenant_id", w.tenant_id), id("client_id", w.client_id));
-    let client_secret = b.required("client_secret", w.client_secret);
-    let endpoints = match w.endpoints {
-        Some(names) if names.is_empty() => {
-            let known = Section::ALL.map(Section::name).join(", ");
-            b.error("endpoints", format!("names no section; known: {known}"));
-            None
-        }
-        Some(names) => Some(names.into_iter().map(|n| n.0.name()).collect()),
-        None => Some(Section::ALL.map(Section::name).to_vec()),
-    };
-    Some(DefenderConfig {
-        account: b.required("account", w.account)?.into(),
-        tenant_id: tenant_id?,
-        client_id: client_id?,
-        client_secret: client_secret?,
-        base_url: w
-            .base_url
-            .map_or_else(|| GRAPH_URL.to_string(), String::from),
-        login_url: w
-            .login_url
-            .map_or_else(|| LOGIN_URL.to_string(), String::from),
+    b.valid(DefenderConfig {
+        account: b.required("account", w.account).into(),
+        tenant_id: b.required("tenant_id", w.tenant_id),
+        client_id: b.required("client_id", w.client_id),
+        client_secret: b.required("client_secret", w.client_secret),
+        base_url: w.base_url.map_or(GRAPH_URL.into(), String::from),
+        login_url: w.login_url.map_or(LOGIN_URL.into(), String::from),
         lookback: w.lookback.unwrap_or(LOOKBACK),
         interval: w.interval.unwrap_or(INTERVAL),
-        endpoints: endpoints?,
+        endpoints: w.endpoints.0.into_iter().map(Section::name).collect(),
     })
 }
 

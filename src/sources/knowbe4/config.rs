@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::budget::{daily_quota, Plan, PER_MINUTE, PER_SECOND};
-use crate::config::values::{duration, int, named, Account, HttpUrl, Name, SEC, WEEK};
+use crate::config::values::{duration, int, named, Account, HttpUrl, Names, SEC, WEEK};
 use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
@@ -50,26 +50,6 @@ pub struct KnowBe4Config {
 }
 
 impl KnowBe4Config {
-    /// A config with the defaults, for tests and the simulator.
-    pub fn new(account: &str, base_url: &str, token: &str) -> Self {
-        KnowBe4Config {
-            account: account.to_string(),
-            base_url: base_url.trim_end_matches('/').to_string(),
-            region: None,
-            token: Secret::new(token),
-            page_size: MAX_PAGE_SIZE,
-            endpoints: Endpoint::ALL.to_vec(),
-            interval: None,
-            licensed_users: None,
-            requests_per_second: PER_SECOND,
-            requests_per_minute: PER_MINUTE,
-        }
-    }
-
-    pub fn has(&self, e: Endpoint) -> bool {
-        self.endpoints.contains(&e)
-    }
-
     /// The request plan at `interval`, for an account of `licensed_users` (unknown: the
     /// smallest account).
     pub(crate) fn plan(&self, interval: Duration) -> Plan {
@@ -128,7 +108,7 @@ struct Written {
     requests_per_second: Option<u64>,
     #[serde(deserialize_with = "int::<_, _, 1, 60_000>")]
     requests_per_minute: Option<u64>,
-    endpoints: Option<BTreeSet<Name<Endpoint>>>,
+    endpoints: Names<Endpoint>,
     #[serde(deserialize_with = "duration::<_, _, SEC, WEEK>")]
     interval: Option<Duration>,
 }
@@ -141,8 +121,7 @@ pub(super) fn read(mut b: Block<'_>) -> Option<KnowBe4Config> {
     let w: Written = b.read()?;
     let required = "is required (us, eu, ca, uk or de: the region of the console you log in to, \
                     training.knowbe4.com is us), or give base_url";
-    let host = b.host(w.base_url, w.region, &REGIONS, Err(required));
-    let token = b.required("token", w.token);
+    let (base_url, region) = b.host(w.base_url, w.region, &REGIONS, Err(required));
     let limit = |key: &str, n: Option<u64>, documented: u32| {
         let n = n.map_or(documented, |n| n as u32);
         if n > documented {
@@ -153,27 +132,42 @@ pub(super) fn read(mut b: Block<'_>) -> Option<KnowBe4Config> {
     };
     let per_second = limit("requests_per_second", w.requests_per_second, PER_SECOND);
     let per_minute = limit("requests_per_minute", w.requests_per_minute, PER_MINUTE);
-    let endpoints = w.endpoints.map(|e| e.into_iter().map(|e| e.0).collect());
-    let mut endpoints: BTreeSet<Endpoint> = endpoints.unwrap_or(Endpoint::ALL.into());
-    endpoints.insert(Endpoint::Account);
-    let (base_url, region) = host?;
+    let endpoints = BTreeSet::from_iter(w.endpoints.0.into_iter().chain([Endpoint::Account]));
     let config = KnowBe4Config {
-        account: b.required("account", w.account)?.into(),
-        base_url,
-        region,
-        token: token?,
+        account: b.required("account", w.account).into(),
+        token: b.required("token", w.token),
         page_size: w.page_size.map_or(MAX_PAGE_SIZE, |p| p as usize),
         endpoints: endpoints.into_iter().collect(),
         interval: w.interval,
         licensed_users: w.licensed_users,
         requests_per_second: per_second,
         requests_per_minute: per_minute,
+        base_url,
+        region,
     };
     // The day's polls must fit the day's quota: 2,000 requests plus the licensed users.
     let every = w.interval.unwrap_or(b.poll_interval());
     if let Some(refusal) = config.plan(every).refusal() {
         b.error("interval", refusal);
-        return None;
     }
-    Some(config)
+    b.valid(config)
+}
+
+#[cfg(test)]
+impl KnowBe4Config {
+    /// A config with the defaults, for unit tests.
+    pub(crate) fn new(account: &str, base_url: &str, token: &str) -> Self {
+        KnowBe4Config {
+            account: account.to_string(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            region: None,
+            token: Secret::new(token),
+            page_size: MAX_PAGE_SIZE,
+            endpoints: Endpoint::ALL.to_vec(),
+            interval: None,
+            licensed_users: None,
+            requests_per_second: PER_SECOND,
+            requests_per_minute: PER_MINUTE,
+        }
+    }
 }

@@ -1,7 +1,6 @@
 //! Mimecast's `[[mimecast]]` block: its keys as a declared type, the checks between them
 //! (the keys of each auth mode, base_url or region) and its regions.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
@@ -9,7 +8,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::config::values::{duration, int, named, Account, HttpUrl, Name, SEC, WEEK};
+use crate::config::values::{duration, int, named, Account, HttpUrl, Name, Names, SEC, WEEK};
 use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
@@ -54,7 +53,7 @@ struct Written {
     /// MAX_PAGE_SIZE); larger Mimecast pages are unconfirmed.
     #[serde(deserialize_with = "int::<_, _, 1, 500>")]
     page_size: Option<u64>,
-    endpoints: Option<BTreeSet<Name<MimecastEndpoint>>>,
+    endpoints: Names<MimecastEndpoint>,
     #[serde(deserialize_with = "duration::<_, _, SEC, WEEK>")]
     interval: Option<Duration>,
 }
@@ -99,7 +98,7 @@ named! {
 }
 
 /// `auth`: API 2.0's OAuth2 client credentials (the default) or API 1.0's signed requests.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Mode {
     OAuth2,
@@ -172,47 +171,39 @@ pub(super) fn read(mut b: Block<'_>) -> Option<MimecastConfig> {
     if mode == Some(Mode::OAuth2) && w.region.is_some() && w.base_url.is_none() {
         b.error("region", "is only for auth = \"hmac\" (API 1.0)");
     }
-    let base_url = b.host(w.base_url, w.region, &REGIONS, otherwise);
-    let endpoints = w.endpoints.map(|e| e.into_iter().map(|e| e.0).collect());
-    let endpoints = endpoints.unwrap_or(MimecastEndpoint::ALL.to_vec());
-    if endpoints.is_empty() {
-        b.error("endpoints", "must name at least one endpoint");
-    }
-    let account = b.required("account", w.account);
-    let auth = match mode? {
-        Mode::OAuth2 => {
-            let client_id = b.required("client_id", w.client_id);
-            let client_secret = b.required("client_secret", w.client_secret);
-            MimecastAuth::OAuth2 {
-                client_id: client_id?,
-                client_secret: client_secret?,
-            }
-        }
+    let (base_url, _) = b.host(w.base_url, w.region, &REGIONS, otherwise);
+    let auth = mode.map(|mode| match mode {
+        Mode::OAuth2 => MimecastAuth::OAuth2 {
+            client_id: b.required("client_id", w.client_id),
+            client_secret: b.required("client_secret", w.client_secret),
+        },
         Mode::Hmac => {
-            let app_id = b.required("app_id", w.app_id);
-            let app_key = b.required("app_key", w.app_key);
-            let access_key = b.required("access_key", w.access_key);
             let secret_key = b.required("secret_key", w.secret_key);
             // Mimecast issues secret keys in base64; another cannot sign a request.
-            let base64 = |k: &Secret| STANDARD.decode(k.expose()).map(Zeroizing::new).is_ok();
-            if secret_key.as_ref().is_some_and(|k| !base64(k)) {
-                let problem = "does not hold valid base64 (as Mimecast issues it)";
-                b.error("secret_key", problem);
+            if STANDARD
+                .decode(secret_key.expose())
+                .map(Zeroizing::new)
+                .is_err()
+            {
+                b.error(
+                    "secret_key",
+                    "does not hold valid base64 (as Mimecast issues it)",
+                );
             }
             MimecastAuth::Hmac {
-                app_id: app_id?,
-                app_key: app_key?,
-                access_key: access_key?,
-                secret_key: secret_key.filter(base64)?,
+                app_id: b.required("app_id", w.app_id),
+                app_key: b.required("app_key", w.app_key),
+                access_key: b.required("access_key", w.access_key),
+                secret_key,
             }
         }
-    };
-    Some(MimecastConfig {
-        account: account?.into(),
-        base_url: base_url?.0,
-        auth,
+    });
+    b.valid(MimecastConfig {
+        account: b.required("account", w.account).into(),
+        base_url,
+        auth: auth?,
         page_size: w.page_size.unwrap_or(500) as usize,
-        endpoints: Some(endpoints).filter(|e| !e.is_empty())?,
+        endpoints: w.endpoints.0,
         interval: w.interval,
     })
 }

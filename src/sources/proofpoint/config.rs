@@ -1,11 +1,10 @@
 //! Proofpoint's `[[proofpoint]]` block: its keys as a declared type, and the checks between them.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::values::{duration, int, named, Account, HttpUrl, Name, DAY, SEC, WEEK};
+use crate::config::values::{duration, int, named, Account, HttpUrl, Names, DAY, SEC, WEEK};
 use crate::config::{AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
@@ -41,7 +40,7 @@ struct Written {
     lookback: Option<Duration>,
     #[serde(deserialize_with = "duration::<_, _, SEC, WEEK>")]
     interval: Option<Duration>,
-    endpoints: Option<BTreeSet<Name<Report>>>,
+    endpoints: Names<Report>,
 }
 
 /// The secret keys of the block.
@@ -91,24 +90,17 @@ impl AccountConfig for ProofpointConfig {
 pub(super) fn read(mut b: Block<'_>) -> Option<ProofpointConfig> {
     let w: Written = b.read()?;
     let needed = Err("is required (us, eu, ap, ca or in), or give base_url");
-    let host = b.host(w.base_url, w.region, &REGIONS, needed);
-    let reports: Vec<Report> = w
-        .endpoints
-        .map_or(Report::ALL.into(), |e| e.into_iter().map(|r| r.0).collect());
-    if reports.is_empty() {
-        b.error("endpoints", "names no report");
-    }
+    let (base_url, _) = b.host(w.base_url, w.region, &REGIONS, needed);
     let user_tag = w.user_tag.map(|t| t.trim().to_string());
-    let api_key = b.required("api_key", w.api_key);
-    Some(ProofpointConfig {
-        account: b.required("account", w.account)?.into(),
-        base_url: host?.0,
-        api_key: api_key?,
+    b.valid(ProofpointConfig {
+        account: b.required("account", w.account).into(),
+        api_key: b.required("api_key", w.api_key),
+        base_url,
         user_tag: user_tag.filter(|t| !t.is_empty()),
         page_size: w.page_size.unwrap_or(5000) as usize,
         lookback: w.lookback.unwrap_or(Duration::from_secs(365 * 86_400)),
         interval: w.interval.unwrap_or(Duration::from_secs(3600)),
-        reports,
+        reports: w.endpoints.0,
     })
 }
 

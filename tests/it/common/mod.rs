@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use awareness_exporter::config::Config;
 use awareness_exporter::model::{PollOutcome, SourceKey};
 use awareness_exporter::registry;
+use awareness_exporter::testing::sources::knowbe4::config::KnowBe4Config;
 use awareness_exporter::testing::stats::ApiStats;
 use awareness_exporter::testing::store::Store;
 
@@ -30,6 +31,18 @@ pub fn parse(text: &str) -> Config {
     c.poll.retry_backoff = Duration::from_millis(10);
     c.poll.max_attempts = MAX_ATTEMPTS;
     c
+}
+
+/// A KnowBe4 account on `base_url` with the defaults, read from a block as a user's is.
+pub fn knowbe4_config(base_url: &str, token: &str) -> KnowBe4Config {
+    let (url, token) = (
+        awareness_sim::toml_str(base_url),
+        awareness_sim::toml_str(token),
+    );
+    let c = parse(&format!(
+        "[[knowbe4]]\naccount = \"acme\"\nbase_url = {url}\ntoken = {token}\n"
+    ));
+    c.sources[0].get::<KnowBe4Config>().unwrap().clone()
 }
 
 /// Runs one poll of the first source of `config`.
