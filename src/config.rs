@@ -252,6 +252,22 @@ pub trait AccountConfig: Any + DynEq + fmt::Debug + Send + Sync {
     fn secrets(&self) -> Vec<&str>;
 }
 
+/// [`AccountConfig::account`] and [`AccountConfig::interval`] from the `account` and
+/// `interval` fields every vendor's config has (`interval` an `Option<Duration>`, or a
+/// `Duration` where the vendor has a default of its own): `account_and_interval!();` in the
+/// vendor's `impl AccountConfig`.
+macro_rules! account_and_interval {
+    () => {
+        fn account(&self) -> &str {
+            &self.account
+        }
+        fn interval(&self) -> Option<std::time::Duration> {
+            self.interval.into()
+        }
+    };
+}
+pub(crate) use account_and_interval;
+
 /// Equality across `dyn AccountConfig`, implemented for every `PartialEq` type: vendors derive
 /// `PartialEq` and get it for free.
 pub trait DynEq {

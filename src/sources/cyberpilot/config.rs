@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::values::{duration, id, int, Account, HttpUrl, SEC, WEEK};
-use crate::config::{AccountConfig, Block, Secret};
+use crate::config::{account_and_interval, AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
 
@@ -65,13 +65,7 @@ pub enum CyberPilotAuth {
 }
 
 impl AccountConfig for CyberPilotConfig {
-    fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn interval(&self) -> Option<Duration> {
-        self.interval
-    }
+    account_and_interval!();
 
     fn describe(&self) -> String {
         format!("{} (account id {})", self.base_url, self.account_id)

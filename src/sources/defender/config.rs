@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::values::{duration, id, named, Account, HttpUrl, Names, DAY, SEC, WEEK};
-use crate::config::{AccountConfig, Block, Secret};
+use crate::config::{account_and_interval, AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
 
@@ -65,13 +65,7 @@ pub(crate) struct DefenderConfig {
 }
 
 impl AccountConfig for DefenderConfig {
-    fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn interval(&self) -> Option<Duration> {
-        Some(self.interval)
-    }
+    account_and_interval!();
 
     fn describe(&self) -> String {
         format!(

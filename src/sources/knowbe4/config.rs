@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::budget::{daily_quota, Plan, PER_MINUTE, PER_SECOND};
 use crate::config::values::{duration, int, named, Account, HttpUrl, Names, SEC, WEEK};
-use crate::config::{AccountConfig, Block, Secret};
+use crate::config::{account_and_interval, AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
 
@@ -58,13 +58,7 @@ impl KnowBe4Config {
 }
 
 impl AccountConfig for KnowBe4Config {
-    fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn interval(&self) -> Option<Duration> {
-        self.interval
-    }
+    account_and_interval!();
 
     fn describe(&self) -> String {
         let (base_url, region) = (&self.base_url, self.region.as_ref());

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::config::values::{duration, int, named, Account, HttpUrl, Name, Names, SEC, WEEK};
-use crate::config::{AccountConfig, Block, Secret};
+use crate::config::{account_and_interval, AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
 
@@ -106,13 +106,7 @@ enum Mode {
 }
 
 impl AccountConfig for MimecastConfig {
-    fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn interval(&self) -> Option<Duration> {
-        self.interval
-    }
+    account_and_interval!();
 
     fn describe(&self) -> String {
         let endpoints: Vec<&str> = self.endpoints.iter().map(|e| e.name()).collect();

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::values::{duration, int, named, Account, HttpUrl, Names, DAY, SEC, WEEK};
-use crate::config::{AccountConfig, Block, Secret};
+use crate::config::{account_and_interval, AccountConfig, Block, Secret};
 use crate::model::SourceInfo;
 use crate::sources::public_url;
 
@@ -61,13 +61,7 @@ pub(crate) struct ProofpointConfig {
 }
 
 impl AccountConfig for ProofpointConfig {
-    fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn interval(&self) -> Option<Duration> {
-        Some(self.interval)
-    }
+    account_and_interval!();
 
     fn describe(&self) -> String {
         let tag = self.user_tag.as_deref().unwrap_or("none");
