@@ -24,19 +24,22 @@ pub struct KnowBe4Http {
     pub(crate) seats: Mutex<Option<u64>>,
     /// The window the first 429 of a run of them most likely meant.
     first_window: Mutex<Option<Window>>,
+    /// The host, and the configured region: where a refused key was refused.
     host: String,
-    region: Option<String>,
 }
 
 impl KnowBe4Http {
     pub fn new(config: &KnowBe4Config) -> Self {
+        let region = config
+            .region
+            .as_ref()
+            .map(|r| format!(" (region = \"{r}\")"));
         KnowBe4Http {
             daily: DailyCount::default(),
             pacer: Pacer::new(config.requests_per_second, config.requests_per_minute),
             seats: Mutex::new(config.licensed_users),
             first_window: Mutex::new(None),
-            host: crate::sources::public_url(&config.base_url),
-            region: config.region.clone(),
+            host: crate::sources::public_url(&config.base_url) + &region.unwrap_or_default(),
         }
     }
 
@@ -53,13 +56,9 @@ impl VendorHttp for KnowBe4Http {
         let detail = match status {
             401 => format!(
                 "KnowBe4 refused the Reporting API key: the key is wrong or disabled, or the \
-                 account lives in another region than {}{} (regions: us, eu, ca, uk, de; the \
+                 account lives in another region than {} (regions: us, eu, ca, uk, de; the \
                  console at training.knowbe4.com is us, eu.knowbe4.com is eu, and so on)",
-                self.host,
-                match &self.region {
-                    Some(r) => format!(" (region = \"{r}\")"),
-                    None => String::new(),
-                }
+                self.host
             ),
             403 => "the key may not read this endpoint (the Reporting API needs a Platinum or \
                     Diamond subscription)"

@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::sources::lenient;
 
@@ -223,28 +224,27 @@ impl SecurityTest {
     }
 }
 
-/// A list of ids given as numbers or text; nulls and other values are skipped.
-fn ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let v: Option<Vec<serde_json::Value>> = Option::deserialize(d)?;
-    Ok(v.unwrap_or_default()
-        .into_iter()
-        .filter_map(|v| match v {
-            serde_json::Value::Number(n) => Some(n.to_string()),
-            serde_json::Value::String(s) if !s.trim().is_empty() => {
-                Some(lenient::cut(s.trim().to_string()))
-            }
-            _ => None,
-        })
-        .collect())
+/// A list whose elements `read` cannot take are skipped, not fatal to the row.
+fn each<'de, D: serde::Deserializer<'de>, T>(
+    d: D,
+    read: fn(Value) -> Option<T>,
+) -> Result<Vec<T>, D::Error> {
+    let v: Option<Vec<Value>> = Option::deserialize(d)?;
+    Ok(v.unwrap_or_default().into_iter().filter_map(read).collect())
 }
 
-/// Target groups; an element that is not a group object is skipped, not fatal to the row.
+/// A list of ids given as numbers or text; nulls and other values are skipped.
+fn ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    each(d, |v| match v {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.trim().is_empty() => Some(lenient::cut(s.trim().to_string())),
+        _ => None,
+    })
+}
+
+/// Target groups; an element that is not a group object is skipped.
 fn target_groups<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TargetGroup>, D::Error> {
-    let v: Option<Vec<serde_json::Value>> = Option::deserialize(d)?;
-    Ok(v.unwrap_or_default()
-        .into_iter()
-        .filter_map(|g| serde_json::from_value(g).ok())
-        .collect())
+    each(d, |g| serde_json::from_value(g).ok())
 }
 
 impl Row for User {
