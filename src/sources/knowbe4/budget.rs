@@ -57,22 +57,17 @@ pub(crate) enum Window {
 /// use) adds up to a fifth so accounts and replicas sharing a key do not come back together;
 /// it never shortens the window.
 pub(crate) fn rate_limited_wait(n: u32, first: Window, jitter: f64) -> Duration {
-    let doublings = match first {
-        Window::Second if n <= 1 => return SECOND * 2,
-        Window::Second => n - 2,
-        Window::Minute => n.saturating_sub(1),
+    // The rungs: two seconds, a minute, two, four, …; a per-second 429 starts at the first.
+    let rung = n.saturating_sub(1) + u32::from(first == Window::Minute);
+    let Some(doublings) = rung.checked_sub(1) else {
+        return SECOND * 2;
     };
-    let base = MINUTE
-        .saturating_mul(1u32 << doublings.min(8))
-        .min(MAX_RATE_LIMITED_WAIT);
-    let jitter = if jitter.is_finite() {
-        jitter.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    base.mul_f64(1.0 + jitter / 5.0)
-        .min(MAX_RATE_LIMITED_WAIT)
-        .max(base)
+    let base = MINUTE.saturating_mul(1 << doublings.min(8));
+    let base = base.min(MAX_RATE_LIMITED_WAIT);
+    let jitter = Some(jitter)
+        .filter(|j| (0.0..=1.0).contains(j))
+        .unwrap_or(0.0);
+    base.mul_f64(1.0 + jitter / 5.0).min(MAX_RATE_LIMITED_WAIT)
 }
 
 /// The daily quota of an account with `seats` licensed users (unknown: the base only).
@@ -103,20 +98,24 @@ impl Default for DailyCount {
 }
 
 impl DailyCount {
-    fn unix(&self, now: Instant) -> u64 {
-        self.origin_unix + now.saturating_duration_since(self.origin).as_secs()
+    /// Unix seconds now, and when the current minute (counted from `origin`) began.
+    fn now(&self) -> (u64, u64) {
+        let elapsed = Instant::now()
+            .saturating_duration_since(self.origin)
+            .as_secs();
+        (
+            self.origin_unix + elapsed,
+            self.origin_unix + elapsed / 60 * 60,
+        )
     }
 
-    /// The requests of the last 24 hours as `(unix second, requests)`, the plain form the
-    /// state dir keeps across restarts.
+    /// The requests of the last 24 hours as `(unix second the minute began, requests)`, the
+    /// plain form the state dir keeps across restarts; older minutes are forgotten.
     pub(crate) fn ledger(&self) -> Vec<(u64, u64)> {
-        let now = self.unix(Instant::now());
-        let minutes = lock(&self.minutes);
-        minutes
-            .iter()
-            .copied()
-            .filter(|(at, _)| at + DAY_SECS > now)
-            .collect()
+        let (now, _) = self.now();
+        let mut minutes = lock(&self.minutes);
+        minutes.retain(|(at, _)| at + DAY_SECS > now);
+        minutes.iter().copied().collect()
     }
 
     /// Counts the requests of a [`ledger`](Self::ledger) saved before a restart (at most two
@@ -132,13 +131,7 @@ impl DailyCount {
 
     /// Counts one request sent now.
     pub(crate) fn record(&self) {
-        self.record_at(Instant::now());
-    }
-
-    fn record_at(&self, now: Instant) {
-        let minute =
-            self.origin_unix + now.saturating_duration_since(self.origin).as_secs() / 60 * 60;
-        let now = self.unix(now);
+        let (now, minute) = self.now();
         let mut minutes = lock(&self.minutes);
         minutes.retain(|(at, _)| at + DAY_SECS > now);
         match minutes.back_mut() {
@@ -149,17 +142,7 @@ impl DailyCount {
 
     /// Requests sent in the last 24 hours.
     pub(crate) fn used(&self) -> u64 {
-        self.used_at(Instant::now())
-    }
-
-    fn used_at(&self, now: Instant) -> u64 {
-        let now = self.unix(now);
-        let minutes = lock(&self.minutes);
-        minutes
-            .iter()
-            .filter(|(at, _)| at + DAY_SECS > now)
-            .map(|(_, n)| n)
-            .sum()
+        self.ledger().iter().map(|(_, n)| n).sum()
     }
 }
 
@@ -279,16 +262,12 @@ impl Plan {
         }
     }
 
-    pub(crate) fn fits(&self) -> bool {
-        self.per_poll <= self.poll_budget
-    }
-
     /// Why polling at this plan's interval cannot fit the daily quota, with the shortest
     /// interval that does (whole minutes); `None` when it fits.
     pub(crate) fn refusal(&self) -> Option<String> {
         let show = |d: Duration| humantime::format_duration(d).to_string();
         let shortest = Duration::from_secs(self.shortest_interval.as_secs().div_ceil(60) * 60);
-        (!self.fits()).then(|| {
+        (self.per_poll > self.poll_budget).then(|| {
             format!(
                 "polling every {} cannot fit KnowBe4's daily quota: about {} requests a poll, {:.0} \
                  polls a day, against {} requests a day (2,000 + {} licensed users; polls plan \
@@ -309,25 +288,36 @@ impl Plan {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_daily_count_forgets_after_24_hours() {
-        let c = DailyCount::default();
-        let t0 = c.origin;
-        for i in 0..5 {
-            c.record_at(t0 + Duration::from_secs(i * 30));
+    impl Plan {
+        fn fits(&self) -> bool {
+            self.refusal().is_none()
         }
-        c.record_at(t0 + Duration::from_secs(3600));
-        assert_eq!(c.used_at(t0 + Duration::from_secs(3600)), 6);
-        // Minutes 0 and 1 (four requests) have left the window; minute 2 and the hour stay.
-        assert_eq!(c.used_at(t0 + Duration::from_secs(86_400 + 60)), 2);
-        assert_eq!(c.used_at(t0 + Duration::from_secs(86_400 + 3660)), 0);
-        // A slot reused a day later starts from 0.
-        c.record_at(t0 + Duration::from_secs(86_400 * 2));
-        assert_eq!(c.used_at(t0 + Duration::from_secs(86_400 * 2)), 1);
     }
 
-    #[test]
-    fn the_daily_count_continues_from_its_ledger_after_a_restart() {
+    #[tokio::test(start_paused = true)]
+    async fn the_daily_count_forgets_after_24_hours() {
+        let c = DailyCount::default();
+        let at = |secs| tokio::time::advance(Duration::from_secs(secs));
+        for _ in 0..5 {
+            c.record();
+            at(30).await;
+        }
+        at(3600 - 150).await;
+        c.record();
+        assert_eq!(c.used(), 6);
+        // Minutes 0 and 1 (four requests) have left the window; minute 2 and the hour stay.
+        at(86_400 + 60 - 3600).await;
+        assert_eq!(c.used(), 2);
+        at(3600).await;
+        assert_eq!(c.used(), 0);
+        // A slot reused a day later starts from 0.
+        at(86_400 * 2 - 86_400 - 3660).await;
+        c.record();
+        assert_eq!(c.used(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_daily_count_continues_from_its_ledger_after_a_restart() {
         let before = DailyCount::default();
         for _ in 0..7 {
             before.record();
@@ -339,8 +329,8 @@ mod tests {
         assert_eq!(after.used(), 8);
         assert_eq!(after.ledger().iter().map(|(_, n)| n).sum::<u64>(), 8);
         // A day later the carried requests have left the window.
-        let t = after.origin + Duration::from_secs(DAY_SECS + 120);
-        assert_eq!(after.used_at(t), 0);
+        tokio::time::advance(Duration::from_secs(DAY_SECS + 120)).await;
+        assert_eq!(after.used(), 0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! KnowBe4 rows turned into the contract's metrics. Ratios are 0..1 everywhere: a user's
 //! `phish_prone_percentage` (a percent) is divided by 100, a security test's (a fraction) is
-//! kept as it is.
+//! kept as it is. Each family is written as its `# HELP` line says it: the name, a space, the
+//! help.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,83 +11,103 @@ use super::models::{
 };
 use crate::config::MetricsConfig;
 use crate::model::SourceKey;
-use crate::snapshot::MetricsBuilder;
+use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::sources::aggregate::{ByLabel, Merge, SeenKeys};
 use crate::sources::cap_users;
 use crate::sources::order_free_sum::OrderFreeSum;
 use crate::stats::ApiStats;
 
-/// Families of one label set, each with its value or none (no sample).
-type Table<'a> = &'a [(&'static str, &'static str, Option<f64>)];
+/// A metric family as its `# HELP` line says it: the name, a space, the help.
+type Family = &'static str;
 
-fn gauges(b: &mut MetricsBuilder, labels: &[(&str, &str)], table: Table<'_>) {
-    for &(name, help, value) in table {
-        if let Some(v) = value {
-            b.gauge(name, help, labels, v);
+/// One section's series, each labelled by the account first.
+struct Out<'a> {
+    b: MetricsBuilder,
+    account: &'a str,
+}
+
+impl<'a> Out<'a> {
+    fn new(account: &'a str) -> Self {
+        let b = MetricsBuilder::new();
+        Out { b, account }
+    }
+
+    /// One gauge of each family, labelled by the account and `labels`, its value the one at
+    /// the same place in `values` (`None` publishes nothing).
+    fn gauges<const N: usize>(
+        &mut self,
+        labels: &[(&str, &str)],
+        families: &[Family; N],
+        values: [Option<f64>; N],
+    ) {
+        let account = [("account", self.account)];
+        let labels: Vec<_> = account.iter().chain(labels).copied().collect();
+        for (&family, v) in families.iter().zip(values) {
+            let (name, help) = family.split_once(' ').unwrap_or((family, ""));
+            if let Some(v) = v {
+                self.b.gauge(name, help, &labels, v);
+            }
         }
     }
+
+    fn gauge(&mut self, labels: &[(&str, &str)], family: Family, v: f64) {
+        self.gauges(labels, &[family], [Some(v)]);
+    }
+
+    /// Counts of `statuses` as label values, one family; the section is complete.
+    fn by_status<'s>(
+        mut self,
+        family: Family,
+        statuses: impl Iterator<Item = Option<&'s str>>,
+    ) -> Rendered {
+        let mut counts: BTreeMap<String, f64> = BTreeMap::new();
+        for s in statuses {
+            *counts.entry(status_label(s)).or_default() += 1.0;
+        }
+        for (status, n) in counts {
+            self.gauge(&[("status", &status)], family, n);
+        }
+        self.b.finish()
+    }
 }
 
-/// Counts of `statuses` as label values, one family.
-fn by_status<'a>(
-    b: &mut MetricsBuilder,
-    (name, help): (&'static str, &'static str),
-    account: &str,
-    statuses: impl Iterator<Item = Option<&'a str>>,
-) {
-    let mut counts: BTreeMap<String, f64> = BTreeMap::new();
-    for s in statuses {
-        *counts.entry(status_label(s)).or_default() += 1.0;
-    }
-    for (status, n) in counts {
-        b.gauge(name, help, &[("account", account), ("status", &status)], n);
-    }
-}
+const ACCOUNT: [Family; 6] = [
+    "awareness_knowbe4_risk_score The organization's current risk score from /v1/account (1 \
+     least to 100 most risky)",
+    "awareness_knowbe4_licensed_users Licensed seats of the account (/v1/account \
+     number_of_seats; absent for trial accounts)",
+    "awareness_knowbe4_api_quota_limit Reporting API requests allowed per 24 hours: 2,000 plus \
+     the licensed users",
+    "awareness_knowbe4_api_quota_remaining Reporting API requests left of the daily quota, as \
+     this exporter counts its own requests over the last 24 hours (other tools using the key are \
+     not seen)",
+    "awareness_knowbe4_api_poll_budget Requests one poll may make so that a day of polls at the \
+     configured interval stays within 90% of the daily quota",
+    "awareness_knowbe4_api_poll_requests Requests the latest poll made (compare with \
+     awareness_knowbe4_api_poll_budget)",
+];
 
 /// The account and this exporter's count of its requests: `used` in the last 24 hours (this
 /// process only), `poll_requests` by the latest poll.
 pub(crate) fn account(
-    b: &mut MetricsBuilder,
     account: &str,
     a: &Account,
     plan: &Plan,
     used: u64,
     poll_requests: u64,
-) {
-    gauges(b, &[("account", account)], &[
-        (
-            "awareness_knowbe4_risk_score",
-            "The organization's current risk score from /v1/account (1 least to 100 most risky)",
-            a.current_risk_score,
-        ),
-        (
-            "awareness_knowbe4_licensed_users",
-            "Licensed seats of the account (/v1/account number_of_seats; absent for trial accounts)",
-            a.seats(),
-        ),
-        (
-            "awareness_knowbe4_api_quota_limit",
-            "Reporting API requests allowed per 24 hours: 2,000 plus the licensed users",
-            Some(plan.quota as f64),
-        ),
-        (
-            "awareness_knowbe4_api_quota_remaining",
-            "Reporting API requests left of the daily quota, as this exporter counts its own \
-             requests over the last 24 hours (other tools using the key are not seen)",
-            Some(plan.quota.saturating_sub(used) as f64),
-        ),
-        (
-            "awareness_knowbe4_api_poll_budget",
-            "Requests one poll may make so that a day of polls at the configured interval stays \
-             within 90% of the daily quota",
-            Some(plan.poll_budget as f64),
-        ),
-        (
-            "awareness_knowbe4_api_poll_requests",
-            "Requests the latest poll made (compare with awareness_knowbe4_api_poll_budget)",
-            Some(poll_requests as f64),
-        ),
-    ]);
+) -> Rendered {
+    let mut out = Out::new(account);
+    let n = |v: u64| Some(v as f64);
+    let values = [
+        a.current_risk_score,
+        a.seats(),
+        n(plan.quota),
+        n(plan.quota.saturating_sub(used)),
+        n(plan.poll_budget),
+        n(poll_requests),
+    ];
+    out.gauges(&[], &ACCOUNT, values);
+    out.b.finish()
 }
 
 /// Users counted, and the mean of the phish-prone ratios they have (order-free, so equal data
@@ -120,96 +141,75 @@ impl Merge for Users {
     }
 }
 
-/// Each group with an id, and its label value: its name, made unique with the id when two
-/// groups share one.
-fn group_labels(groups: &[Group]) -> Vec<(&str, &Group, String)> {
-    let mut by_name: HashMap<&str, usize> = HashMap::new();
-    for g in groups {
-        *by_name.entry(g.name.as_deref().unwrap_or("")).or_default() += 1;
-    }
-    let label = |g: &Group, id: &str| {
-        let name = g.name.as_deref().unwrap_or("");
-        if name.is_empty() || by_name.get(name).copied().unwrap_or(0) > 1 {
-            format!("{name} ({id})").trim_start().to_string()
-        } else {
-            name.to_string()
-        }
-    };
-    groups
-        .iter()
-        .filter_map(|g| g.id.as_deref().map(|id| (id, g, label(g, id))))
-        .collect()
-}
+const DEPARTMENT: [Family; 2] = [
+    "awareness_knowbe4_users Active users (/v1/users?status=active) by department",
+    "awareness_knowbe4_phish_prone_ratio Mean phish-prone ratio (0..1) of the department's active \
+     users (their phish_prone_percentage / 100); not the console's test-based figure",
+];
+
+const OVERALL: Family = "awareness_knowbe4_account_phish_prone_ratio Mean phish-prone ratio \
+                         (0..1) of all active users (their phish_prone_percentage / 100)";
+
+const GROUP: [Family; 3] = [
+    "awareness_knowbe4_group_users Active users in the group (from the users' groups)",
+    "awareness_knowbe4_group_phish_prone_ratio Mean phish-prone ratio (0..1) of the group's \
+     active users",
+    "awareness_knowbe4_group_risk_score The group's current risk score from /v1/groups (1 least \
+     to 100 most risky)",
+];
+
+const USER: [Family; 2] = [
+    "awareness_knowbe4_user_phish_prone_ratio The user's phish-prone ratio (0..1; \
+     phish_prone_percentage / 100)",
+    "awareness_knowbe4_user_risk_score The user's current risk score (1 least to 100 most risky)",
+];
 
 /// The `users` section: active users and their phish-prone ratios by department (rare
-/// departments folded), over the account, by group; per user with `per_user`.
+/// departments folded), over the account, by group (labelled by name, made unique with the id
+/// when two groups share one); per user with `per_user`.
 pub(crate) fn users(
-    b: &mut MetricsBuilder,
     key: &SourceKey,
     users: &[User],
     groups: &[Group],
     m: &MetricsConfig,
     stats: &ApiStats,
-) {
-    let account = key.account.as_str();
-    let (mut by_department, mut all) = (ByLabel::<Users>::default(), Users::default());
+) -> Rendered {
+    let mut out = Out::new(&key.account);
+    let mut by_department = ByLabel::<Users>::default();
     let mut by_group: HashMap<&str, Users> = HashMap::new();
     for u in users {
         let ratio = u.phish_prone_ratio();
-        all.add(ratio);
-        let department = u.department.as_deref().unwrap_or("");
-        by_department.row(Some(department)).add(ratio);
+        let department = by_department.row(u.department.as_deref().or(Some("")));
+        department.add(ratio);
         for g in &u.groups {
             by_group.entry(g.as_str()).or_default().add(ratio);
         }
     }
+    let mut all = Users::default();
     for (department, d) in by_department.finish(key, "department", m.max_label_values, stats) {
-        gauges(
-            b,
-            &[("account", account), ("department", &department)],
-            &[
-                (
-                    "awareness_knowbe4_users",
-                    "Active users (/v1/users?status=active) by department",
-                    Some(d.n),
-                ),
-                (
-                    "awareness_knowbe4_phish_prone_ratio",
-                    "Mean phish-prone ratio (0..1) of the department's active users (their \
-                 phish_prone_percentage / 100); not the console's test-based figure",
-                    d.mean(),
-                ),
-            ],
+        out.gauges(
+            &[("department", &department)],
+            &DEPARTMENT,
+            [Some(d.n), d.mean()],
         );
+        all.absorb(d);
     }
-    gauges(b, &[("account", account)], &[(
-        "awareness_knowbe4_account_phish_prone_ratio",
-        "Mean phish-prone ratio (0..1) of all active users (their phish_prone_percentage / 100)",
-        all.mean(),
-    )]);
-    for (id, g, label) in group_labels(groups) {
-        let members = by_group.get(id).copied().unwrap_or_default();
-        gauges(
-            b,
-            &[("account", account), ("group", &label)],
-            &[
-                (
-                    "awareness_knowbe4_group_risk_score",
-                    "The group's current risk score from /v1/groups (1 least to 100 most risky)",
-                    g.current_risk_score,
-                ),
-                (
-                    "awareness_knowbe4_group_users",
-                    "Active users in the group (from the users' groups)",
-                    Some(members.n),
-                ),
-                (
-                    "awareness_knowbe4_group_phish_prone_ratio",
-                    "Mean phish-prone ratio (0..1) of the group's active users",
-                    members.mean(),
-                ),
-            ],
-        );
+    out.gauges(&[], &[OVERALL], [all.mean()]);
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for g in groups {
+        *names.entry(g.name.as_deref().unwrap_or("")).or_default() += 1;
+    }
+    for g in groups {
+        let (Some(id), name) = (g.id.as_deref(), g.name.as_deref().unwrap_or("")) else {
+            continue;
+        };
+        let label = match names.get(name) {
+            Some(1) if !name.is_empty() => name.to_string(),
+            _ => format!("{name} ({id})").trim_start().to_string(),
+        };
+        let m = by_group.get(id).copied().unwrap_or_default();
+        let values = [Some(m.n), m.mean(), g.current_risk_score];
+        out.gauges(&[("group", &label)], &GROUP, values);
     }
     if m.per_user {
         // Anonymized accounts send no email: those users get no per-user series.
@@ -219,33 +219,27 @@ pub(crate) fn users(
             .filter(|(email, _)| !email.is_empty())
             .collect();
         for (email, u) in cap_users(key, rows, m.max_users) {
-            gauges(
-                b,
-                &[("account", account), ("email", &email)],
-                &[
-                    (
-                        "awareness_knowbe4_user_phish_prone_ratio",
-                        "The user's phish-prone ratio (0..1; phish_prone_percentage / 100)",
-                        u.phish_prone_ratio(),
-                    ),
-                    (
-                        "awareness_knowbe4_user_risk_score",
-                        "The user's current risk score (1 least to 100 most risky)",
-                        u.current_risk_score,
-                    ),
-                ],
-            );
+            let values = [u.phish_prone_ratio(), u.current_risk_score];
+            out.gauges(&[("email", &email)], &USER, values);
         }
     }
+    out.b.finish()
 }
+
+/// The enrollment families, and their label, in the order of [`Enrollments::by`].
+const ENROLLMENTS: [Family; 2] = [
+    "awareness_knowbe4_enrollments Training enrollments by campaign and status (not_started, \
+     in_progress, completed, passed, past_due; past_due is overdue)",
+    "awareness_knowbe4_module_enrollments Training enrollments by module (or policy) and status",
+];
+const BY: [&str; 2] = ["campaign", "module"];
 
 /// Enrollments folded as their pages arrive: counts by campaign and by module (each by status),
 /// and the users with a Past Due enrollment. Tens of thousands of enrollments a poll cost these
 /// counts, not their rows.
 #[derive(Default)]
 pub(crate) struct Enrollments {
-    by_campaign: ByLabel<BTreeMap<String, f64>>,
-    by_module: ByLabel<BTreeMap<String, f64>>,
+    by: [ByLabel<BTreeMap<String, f64>>; 2],
     overdue_users: SeenKeys,
     rows: u64,
 }
@@ -258,10 +252,7 @@ impl Enrollments {
                 self.overdue_users.first_time(id);
             }
         }
-        for (by, name) in [
-            (&mut self.by_campaign, &e.campaign_name),
-            (&mut self.by_module, &e.module_name),
-        ] {
+        for (by, name) in self.by.iter_mut().zip([e.campaign_name, e.module_name]) {
             let statuses = by.row(Some(name.as_deref().unwrap_or("")));
             *statuses.entry(status.clone()).or_default() += 1.0;
         }
@@ -269,120 +260,74 @@ impl Enrollments {
     }
 }
 
+const OVERDUE: Family =
+    "awareness_knowbe4_users_overdue Users with at least one Past Due training enrollment";
+
+const CAMPAIGNS: Family = "awareness_knowbe4_training_campaigns Training campaigns by status";
+
 /// The `training` section: enrollments by campaign and by module (each keeping the
 /// `metrics.max_label_values` names with the most enrollments, the rest summed into
 /// `__other__`), the overdue users, and the campaigns by status.
 pub(crate) fn training(
-    b: &mut MetricsBuilder,
     key: &SourceKey,
     enrollments: Enrollments,
     campaigns: &[TrainingCampaign],
     m: &MetricsConfig,
     stats: &ApiStats,
-) {
-    let account = key.account.as_str();
-    let families = [
-        (
-            "awareness_knowbe4_enrollments",
-            "Training enrollments by campaign and status (not_started, in_progress, completed, \
-             passed, past_due; past_due is overdue)",
-            "campaign",
-            enrollments.by_campaign,
-        ),
-        (
-            "awareness_knowbe4_module_enrollments",
-            "Training enrollments by module (or policy) and status",
-            "module",
-            enrollments.by_module,
-        ),
-    ];
-    for (family, help, label, by) in families {
+) -> Rendered {
+    let mut out = Out::new(&key.account);
+    for ((label, family), by) in BY.into_iter().zip(ENROLLMENTS).zip(enrollments.by) {
         for (name, statuses) in by.finish(key, label, m.max_label_values, stats) {
             for (status, n) in statuses {
-                let l = [("account", account), (label, &name), ("status", &status)];
-                b.gauge(family, help, &l, n);
+                out.gauge(&[(label, &name), ("status", &status)], family, n);
             }
         }
     }
     let overdue = enrollments.overdue_users.len() as f64;
-    gauges(
-        b,
-        &[("account", account)],
-        &[(
-            "awareness_knowbe4_users_overdue",
-            "Users with at least one Past Due training enrollment",
-            (enrollments.rows > 0).then_some(overdue),
-        )],
-    );
-    let family = (
-        "awareness_knowbe4_training_campaigns",
-        "Training campaigns by status",
-    );
-    let statuses = campaigns.iter().map(|c| c.status.as_deref());
-    by_status(b, family, account, statuses);
+    out.gauges(&[], &[OVERDUE], [(enrollments.rows > 0).then_some(overdue)]);
+    out.by_status(CAMPAIGNS, campaigns.iter().map(|c| c.status.as_deref()))
 }
 
 /// The tests that keep their own series: the newest `max` (by start, then id), since tests
 /// only ever accumulate.
 fn newest_tests(tests: &[SecurityTest], max: usize) -> Vec<&SecurityTest> {
     let mut v: Vec<&SecurityTest> = tests.iter().collect();
-    let order = |t: &SecurityTest| {
+    fn order(t: &SecurityTest) -> (Option<&str>, Option<(Option<u64>, &str)>) {
         let id = t.pst_id.as_deref();
-        (
-            t.started_at.clone(),
-            id.and_then(|s| s.parse::<u64>().ok()),
-            id.map(str::to_string),
-        )
-    };
-    v.sort_by_cached_key(|t| std::cmp::Reverse(order(t)));
+        (t.started_at.as_deref(), id.map(|id| (id.parse().ok(), id)))
+    }
+    v.sort_by(|a, b| order(b).cmp(&order(a)));
     v.truncate(max);
     v
 }
 
+const TESTS: Family = "awareness_knowbe4_security_tests Phishing security tests by status";
+
+const RECIPIENTS: Family = "awareness_knowbe4_security_test_recipients Recipients of a phishing \
+     security test by outcome (users, as /v1/phishing/security_tests counts them: delivered, \
+     opened, clicked, replied, attachment_opened, macro_enabled, data_entered, qr_code_scanned, \
+     reported, bounced, scheduled)";
+
+const TEST_RATIO: Family = "awareness_knowbe4_security_test_phish_prone_ratio The test's \
+                            phish-prone ratio (0..1) as KnowBe4 reports it";
+
+const GROUP_RECIPIENTS: Family = "awareness_knowbe4_group_security_test_recipients Recipients by \
+     outcome summed over the published tests that targeted the group (a test aimed at several \
+     groups counts in each; \"All Users\" is a group here)";
+
 /// The `phishing` section: tests by status, the newest tests' recipients by outcome and
 /// phish-prone ratio, and the recipients summed per target group.
-pub(crate) fn phishing(
-    b: &mut MetricsBuilder,
-    account: &str,
-    tests: &[SecurityTest],
-    max_tests: usize,
-) {
-    let family = (
-        "awareness_knowbe4_security_tests",
-        "Phishing security tests by status",
-    );
-    let statuses = tests.iter().map(|t| t.status.as_deref());
-    by_status(b, family, account, statuses);
+pub(crate) fn phishing(account: &str, tests: &[SecurityTest], max_tests: usize) -> Rendered {
+    let mut out = Out::new(account);
     let mut by_group: BTreeMap<(String, &'static str), f64> = BTreeMap::new();
     for t in newest_tests(tests, max_tests) {
-        let id = t.pst_id.as_deref().unwrap_or("");
-        let name = t.name.as_deref().unwrap_or("");
+        let (id, name) = (t.pst_id.as_deref(), t.name.as_deref());
+        let test = [("test_id", id.unwrap_or("")), ("test", name.unwrap_or(""))];
         let outcomes = t.outcomes();
-        for (outcome, n) in &outcomes {
-            b.gauge(
-                "awareness_knowbe4_security_test_recipients",
-                "Recipients of a phishing security test by outcome (users, as /v1/phishing/\
-                 security_tests counts them: delivered, opened, clicked, replied, \
-                 attachment_opened, macro_enabled, data_entered, qr_code_scanned, reported, \
-                 bounced, scheduled)",
-                &[
-                    ("account", account),
-                    ("test_id", id),
-                    ("test", name),
-                    ("outcome", outcome),
-                ],
-                *n,
-            );
+        for &(outcome, n) in &outcomes {
+            out.gauge(&[test[0], test[1], ("outcome", outcome)], RECIPIENTS, n);
         }
-        gauges(
-            b,
-            &[("account", account), ("test_id", id), ("test", name)],
-            &[(
-                "awareness_knowbe4_security_test_phish_prone_ratio",
-                "The test's phish-prone ratio (0..1) as KnowBe4 reports it",
-                t.phish_prone_ratio(),
-            )],
-        );
+        out.gauges(&test, &[TEST_RATIO], [t.phish_prone_ratio()]);
         for g in &t.groups {
             let group = match (g.name.as_deref(), g.group_id.as_deref()) {
                 (Some(n), _) if !n.is_empty() => n.to_string(),
@@ -395,18 +340,13 @@ pub(crate) fn phishing(
         }
     }
     for ((group, outcome), n) in by_group {
-        b.gauge(
-            "awareness_knowbe4_group_security_test_recipients",
-            "Recipients by outcome summed over the published tests that targeted the group (a \
-             test aimed at several groups counts in each; \"All Users\" is a group here)",
-            &[
-                ("account", account),
-                ("group", &group),
-                ("outcome", outcome),
-            ],
+        out.gauge(
+            &[("group", &group), ("outcome", outcome)],
+            GROUP_RECIPIENTS,
             n,
         );
     }
+    out.by_status(TESTS, tests.iter().map(|t| t.status.as_deref()))
 }
 
 #[cfg(test)]
@@ -462,10 +402,7 @@ mod tests {
         serde_json::from_slice(&fixture(name)).unwrap()
     }
 
-    fn render(f: impl FnOnce(&mut MetricsBuilder)) -> std::collections::BTreeMap<String, f64> {
-        let mut b = MetricsBuilder::new();
-        f(&mut b);
-        let r = b.finish();
+    fn render(r: Rendered) -> BTreeMap<String, f64> {
         samples(&crate::snapshot::try_merge([&r]).unwrap())
     }
 
@@ -497,7 +434,7 @@ mod tests {
     fn account_section(a: &Account, seats: Option<u64>) -> BTreeMap<String, f64> {
         let config = KnowBe4Config::new("acme", "http://127.0.0.1:9", "k");
         let plan = Plan::new(&config, seats, Some(10), Duration::from_secs(3600));
-        render(|b| account(b, "acme", a, &plan, 7, 7))
+        render(account("acme", a, &plan, 7, 7))
     }
 
     #[test]
@@ -566,7 +503,7 @@ mod tests {
         assert_eq!(err[0].status.as_deref(), Some("Error"));
         assert_eq!(err[0].started_at, None);
         assert!(!err[0].outcomes().iter().any(|(o, _)| *o == "scheduled"));
-        let got = render(|b| phishing(b, "acme", &err, 100));
+        let got = render(phishing("acme", &err, 100));
         assert!(!got.keys().any(|k| k.contains("outcome=\"scheduled\"")));
         assert_eq!(
             got[&series(
@@ -580,7 +517,7 @@ mod tests {
     #[test]
     fn a_real_production_test_gives_a_fraction_of_delivered() {
         let t: Vec<SecurityTest> = rows("sumo_security_tests_row_2023.json");
-        let got = render(|b| phishing(b, "acme", &t, 100));
+        let got = render(phishing("acme", &t, 100));
         let l = |o| {
             series(
                 "awareness_knowbe4_security_test_recipients",
@@ -646,7 +583,7 @@ mod tests {
             ..MetricsConfig::default()
         };
         let stats = ApiStats::default();
-        let got = render(|b| super::users(b, &key(), &users, &groups, &m, &stats));
+        let got = render(super::users(&key(), &users, &groups, &m, &stats));
         let d = |name, dept| series(name, &[("account", "acme"), ("department", dept)]);
         assert_eq!(got[&d("awareness_knowbe4_users", "Sales")], 1.0);
         assert_eq!(got[&d("awareness_knowbe4_users", "Production")], 1.0);
@@ -705,7 +642,7 @@ mod tests {
         assert!((users[0].phish_prone_ratio().unwrap() - 0.14235).abs() < 1e-12);
         let groups: Vec<Group> = rows("doc_groups.json");
         let (m, stats) = (MetricsConfig::default(), ApiStats::default());
-        let got = render(|b| super::users(b, &key(), &users, &groups, &m, &stats));
+        let got = render(super::users(&key(), &users, &groups, &m, &stats));
         assert_eq!(
             got[&series(
                 "awareness_knowbe4_group_risk_score",
@@ -739,7 +676,7 @@ mod tests {
         let all: Vec<Enrollment> = e.into_iter().chain(more).collect();
         let campaigns: Vec<TrainingCampaign> = rows("j1_training_campaigns.json");
         let (m, stats) = (MetricsConfig::default(), ApiStats::default());
-        let got = render(|b| training(b, &key(), enrollments(all), &campaigns, &m, &stats));
+        let got = render(training(&key(), enrollments(all), &campaigns, &m, &stats));
         let c = enrollment_series;
         assert_eq!(got[&c("New Employee Policies 2", "not_started")], 1.0);
         // One from JupiterOne's data, one from XSOAR's (another user).
@@ -777,7 +714,7 @@ mod tests {
         )
         .unwrap();
         let (m, stats) = (MetricsConfig::default(), ApiStats::default());
-        let got = render(|b| training(b, &key(), enrollments(rows), &[], &m, &stats));
+        let got = render(training(&key(), enrollments(rows), &[], &m, &stats));
         assert_eq!(
             got[&series("awareness_knowbe4_users_overdue", &[("account", "acme")])],
             1.0
@@ -812,7 +749,7 @@ mod tests {
             max_label_values: 1,
             ..MetricsConfig::default()
         };
-        let got = render(|b| training(b, &key(), enrollments(rows), &[], &m, &stats));
+        let got = render(training(&key(), enrollments(rows), &[], &m, &stats));
         let c = enrollment_series;
         // A and B have two each: A wins the tie by name; B and C fold.
         assert_eq!(got[&c("A", "passed")], 1.0);

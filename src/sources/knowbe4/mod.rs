@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::http::{Refusal, Reply};
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
-use crate::snapshot::{MetricsBuilder, Rendered};
+use crate::snapshot::Rendered;
 use crate::sources::aggregate::lock;
 use crate::sources::paging::Engine;
 use crate::sources::registry::Registration;
@@ -54,12 +54,6 @@ pub(crate) struct KnowBe4Source {
     last_poll_requests: AtomicU64,
 }
 
-fn render(f: impl FnOnce(&mut MetricsBuilder)) -> Rendered {
-    let mut b = MetricsBuilder::new();
-    f(&mut b);
-    b.finish()
-}
-
 impl KnowBe4Source {
     fn new(config: KnowBe4Config, ctx: SourceContext) -> Self {
         let key = SourceKey::new(PLATFORM, &config.account);
@@ -91,25 +85,12 @@ impl KnowBe4Source {
         Plan::new(&self.config, *lock(&self.http.seats), last, self.interval())
     }
 
-    /// One GET under `/v1/` with the key as bearer (paced and counted by [`KnowBe4Http`]).
-    async fn get<R, A, AF>(
-        &self,
-        endpoint: &'static str,
-        query: &[(&str, &str)],
-        accept: A,
-    ) -> Result<R, FetchError>
-    where
-        A: Fn(Reply) -> AF,
-        AF: std::future::Future<Output = Result<R, Refusal>>,
-    {
+    /// A GET under `/v1/` with the key as bearer (paced and counted by [`KnowBe4Http`]).
+    fn request(&self, endpoint: &str, query: &[(&str, &str)]) -> reqwest::RequestBuilder {
         let url = format!("{}/v1/{endpoint}", self.config.base_url);
-        let transport = &self.engine.transport;
-        let build = || {
-            let get = transport.client().get(&url).query(query);
-            let get = get.bearer_auth(self.config.token.expose());
-            get.header("accept", "application/json")
-        };
-        transport.fetch(endpoint, build, accept).await
+        let get = self.engine.transport.client().get(url).query(query);
+        let get = get.bearer_auth(self.config.token.expose());
+        get.header("accept", "application/json")
     }
 
     /// `GET /v1/account` (one JSON object); remembers the seat count for the quota.
@@ -122,7 +103,10 @@ impl KnowBe4Source {
             let e = format!("{ACCOUNT}: the answer is not an account object");
             account.ok_or_else(|| Refusal::fatal(FetchError::new(FailureReason::Decode, e)))
         };
-        let account = self.get(ACCOUNT, &[], read).await?;
+        let transport = &self.engine.transport;
+        let account = transport
+            .fetch(ACCOUNT, || self.request(ACCOUNT, &[]), read)
+            .await?;
         if let Some(seats) = account.seats() {
             *lock(&self.http.seats) = Some(seats as u64);
         }
@@ -158,9 +142,7 @@ impl KnowBe4Source {
             );
         }
         let (m, stats) = (&self.ctx.metrics, &self.ctx.stats);
-        Ok(render(|b| {
-            metrics::users(b, self.key(), &users, &groups, m, stats)
-        }))
+        Ok(metrics::users(self.key(), &users, &groups, m, stats))
     }
 
     async fn training(&self) -> Result<Rendered, FetchError> {
@@ -175,19 +157,24 @@ impl KnowBe4Source {
         )
         .await?;
         let (m, stats) = (&self.ctx.metrics, &self.ctx.stats);
-        Ok(render(|b| {
-            metrics::training(b, self.key(), enrollments, &campaigns, m, stats)
-        }))
+        Ok(metrics::training(
+            self.key(),
+            enrollments,
+            &campaigns,
+            m,
+            stats,
+        ))
     }
 
     async fn phishing(&self) -> Result<Rendered, FetchError> {
         let tests = self.list::<SecurityTest>(pager::SECURITY_TESTS).await?;
         let (account, max) = (&self.key().account, self.ctx.metrics.max_label_values);
-        Ok(render(|b| metrics::phishing(b, account, &tests, max)))
+        Ok(metrics::phishing(account, &tests, max))
     }
 
     /// Warns when a poll at the vendor's pace cannot finish within the deadline, or the polls
-    /// of a day cannot fit the daily quota.
+    /// of a day cannot fit the daily quota (as `--check-config` says it, with the seats and
+    /// requests seen).
     fn warn_if_unfit(&self, plan: &Plan) {
         let per_minute = f64::from(self.config.requests_per_minute.max(1));
         let pace = Duration::from_secs_f64(60.0 * plan.per_poll as f64 / per_minute);
@@ -203,14 +190,8 @@ impl KnowBe4Source {
                 humantime::format_duration(deadline)
             );
         }
-        if !plan.fits() {
-            tracing::warn!(
-                source = %self.key(),
-                per_poll = plan.per_poll,
-                poll_budget = plan.poll_budget,
-                shortest_interval = %humantime::format_duration(plan.shortest_interval),
-                "KnowBe4 polls at this interval do not fit the daily quota; set a longer interval"
-            );
+        if let Some(why) = plan.refusal() {
+            tracing::warn!(source = %self.key(), "{why}");
         }
     }
 }
@@ -270,8 +251,7 @@ impl Source for KnowBe4Source {
             } else {
                 None
             };
-            let others = endpoints.iter().filter(|e| **e != Endpoint::Account);
-            let mut results = futures::future::join_all(others.map(|e| async move {
+            let mut sections = futures::future::join_all(endpoints.iter().map(|e| async move {
                 let result = match e {
                     Endpoint::Users => self.users().await,
                     Endpoint::Training => self.training().await,
@@ -279,32 +259,30 @@ impl Source for KnowBe4Source {
                     // Read first, rendered last (below).
                     Endpoint::Account => Ok(Rendered::default()),
                 };
-                (*e, result)
+                SectionOutcome {
+                    name: e.name(),
+                    result: result.map_err(Into::into),
+                }
             }))
             .await;
 
             let poll_requests = self.http.daily.used().saturating_sub(used_before);
             let account_ok = account.as_ref().is_none_or(Result::is_ok);
-            if account_ok && results.iter().all(|(_, r)| r.is_ok()) {
+            if account_ok && sections.iter().all(|s| s.result.is_ok()) {
                 self.last_poll_requests
                     .store(poll_requests, Ordering::Relaxed);
             }
             let plan = self.plan();
-            if let Some(account) = account {
+            let section = sections.iter_mut().find(|s| s.name == ACCOUNT);
+            if let (Some(account), Some(section)) = (account, section) {
                 let (name, used) = (&self.key().account, self.http.daily.used());
-                let rendered = account
-                    .map(|a| render(|b| metrics::account(b, name, &a, &plan, used, poll_requests)));
-                results.insert(0, (Endpoint::Account, rendered));
+                section.result = account
+                    .map(|a| metrics::account(name, &a, &plan, used, poll_requests))
+                    .map_err(Into::into);
             }
             self.warn_if_unfit(&plan);
             self.ctx.stats.rows_read(self.engine.rows_read());
-            let sections = results.into_iter().map(|(e, result)| SectionOutcome {
-                name: e.name(),
-                result: result.map_err(Into::into),
-            });
-            PollOutcome {
-                sections: sections.collect(),
-            }
+            PollOutcome { sections }
         }
         .boxed()
     }

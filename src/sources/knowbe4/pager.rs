@@ -79,7 +79,9 @@ impl<T: Row> Pager for PageNumbers<'_, T> {
         let (page, per_page) = (page.to_string(), self.source.per_page().to_string());
         let mut query = self.list.1.to_vec();
         query.extend([("page", page.as_str()), ("per_page", per_page.as_str())]);
-        self.source.get(self.list.0, &query, accept).await
+        let transport = &self.source.engine.transport;
+        let request = || self.source.request(self.list.0, &query);
+        transport.fetch(self.list.0, request, accept).await
     }
 }
 
