@@ -4,8 +4,7 @@
 //! the JSON received. Each page is now parsed, folded into these accumulators and dropped:
 //! - [`SeenKeys`]: which users were already counted, exactly;
 //! - [`ByLabel`]: sums per branch or department, with `metrics.max_label_values` applied when
-//!   the poll ends (the rarest values folded into `__other__`, ranked as
-//!   [`labels`](super::labels) ranks them);
+//!   the poll ends (the rarest values folded into `__other__`, counted and warned);
 //! - [`UserRows`]: per-user rows, only with `per_user`, never more than `max_users`;
 //! - [`Shared`]: an accumulator the pages of one poll fold into from the blocking pool.
 //!
@@ -14,14 +13,12 @@
 
 use std::collections::btree_map::{BTreeMap, Entry};
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 
 use crate::model::SourceKey;
-use crate::sources::labels::{keep_most, OTHER};
 use crate::stats::ApiStats;
 
 /// Keys (user ids, emails) already counted in one listing, compared exactly: a second row
@@ -119,17 +116,22 @@ fn add<K: Ord, V: Merge>(map: &mut BTreeMap<K, V>, k: K, v: V) {
     }
 }
 
-/// Sums per value of one vendor-controlled label (branch, department). Values are ranked by the
-/// rows that named them; rows without the label sum under `""` and are never folded.
+/// The value the rarest label values are folded into.
+pub(crate) const OTHER: &str = "__other__";
+
+/// Sums per value of one vendor-controlled label (branch, department): 100k distinct names must
+/// not become 100k series a metric, so `metrics.max_label_values` caps them when the poll ends.
+/// Values are ranked by the rows that named them; rows without the label sum under `""` and are
+/// never folded.
 pub(crate) struct ByLabel<T> {
-    named: HashMap<Box<str>, (u64, T)>,
+    named: hashbrown::HashMap<String, (u64, T), RandomState>,
     unnamed: Option<T>,
 }
 
 impl<T> Default for ByLabel<T> {
     fn default() -> Self {
         ByLabel {
-            named: HashMap::new(),
+            named: hashbrown::HashMap::default(),
             unnamed: None,
         }
     }
@@ -142,17 +144,9 @@ impl<T: Default + Merge> ByLabel<T> {
         let Some(label) = label else {
             return self.unnamed.get_or_insert_with(T::default);
         };
-        if !self.named.contains_key(label) {
-            self.named.insert(label.into(), (0, T::default()));
-        }
-        match self.named.get_mut(label) {
-            Some(slot) => {
-                slot.0 += 1;
-                &mut slot.1
-            }
-            // Inserted just above; kept total without a panic path.
-            None => self.unnamed.get_or_insert_with(T::default),
-        }
+        let slot = self.named.entry_ref(label).or_insert_with(Default::default);
+        slot.0 += 1;
+        &mut slot.1
     }
 
     /// The sums by value, at most `max` named values keeping their own (those named by the most
@@ -165,16 +159,22 @@ impl<T: Default + Merge> ByLabel<T> {
         max: usize,
         stats: &ApiStats,
     ) -> BTreeMap<String, T> {
-        let rows = self.named.iter().map(|(name, (n, _))| (&**name, *n as f64));
-        let keep = keep_most(key, label, rows, max, stats);
-        let mut out = BTreeMap::new();
-        for (name, (_, t)) in self.named {
-            let kept = keep.as_ref().is_none_or(|k| k.contains(&*name));
-            add(
-                &mut out,
-                if kept { name.into() } else { OTHER.to_string() },
-                t,
+        let mut ranked: Vec<_> = self.named.into_iter().collect();
+        let folded = ranked.len().saturating_sub(max);
+        if folded > 0 {
+            ranked.sort_unstable_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
+            stats.labels_folded(label, folded as u64);
+            tracing::warn!(
+                source = %key,
+                label,
+                folded,
+                max_label_values = max,
+                "label values beyond metrics.max_label_values folded into {OTHER}"
             );
+        }
+        let mut out = BTreeMap::new();
+        for (i, (name, (_, t))) in ranked.into_iter().enumerate() {
+            add(&mut out, if i < max { name } else { OTHER.into() }, t);
         }
         if let Some(t) = self.unnamed {
             add(&mut out, String::new(), t);
@@ -284,11 +284,10 @@ mod tests {
     }
 
     #[test]
-    fn by_label_folds_as_labels_fold_rare_does() {
+    fn by_label_keeps_the_most_common_values_and_folds_the_rest() {
         let key = SourceKey::new(Platform::new("cyberpilot"), "a");
         let stats = ApiStats::default();
         let mut by: ByLabel<f64> = ByLabel::default();
-        // Same values and order as labels::tests: x y y z z z w, each row worth 1.
         for v in ["x", "y", "y", "z", "z", "z", "w"] {
             *by.row(Some(v)) += 1.0;
         }

@@ -6,7 +6,6 @@ pub(crate) mod cyberpilot;
 pub(crate) mod decode;
 pub(crate) mod defender;
 pub(crate) mod knowbe4;
-pub(crate) mod labels;
 pub(crate) mod lenient;
 pub(crate) mod mimecast;
 pub(crate) mod order_free_sum;
@@ -20,10 +19,8 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::config::{AccountConfig, MetricsConfig, PollConfig, SourceConfig};
-use crate::http::{Scrub, Transport, VendorHttp};
+use crate::config::{MetricsConfig, PollConfig, SourceConfig};
 use crate::model::{PollOutcome, SourceKey};
-use crate::sources::paging::Engine;
 use crate::stats::ApiStats;
 
 /// A vendor account that can be polled. A poll returns the sections it was asked for, each
@@ -88,50 +85,6 @@ pub struct SourceContext {
     pub stats: Arc<ApiStats>,
     pub poll: PollConfig,
     pub metrics: MetricsConfig,
-}
-
-impl SourceContext {
-    /// A context with its own global limit (tests and benchmarks polling one source).
-    pub fn standalone(
-        client: reqwest::Client,
-        stats: Arc<ApiStats>,
-        poll: PollConfig,
-        metrics: MetricsConfig,
-    ) -> Self {
-        let global_permits = Arc::new(tokio::sync::Semaphore::new(
-            poll.max_requests_in_flight.max(1),
-        ));
-        SourceContext {
-            client,
-            global_permits,
-            stats,
-            poll,
-            metrics,
-        }
-    }
-
-    /// The paging engine of `account`: its transport speaks `vendor`'s HTTP semantics and
-    /// scrubs the account's secrets from every vendor text; its polls end within
-    /// `poll.deadline` (at most the account's interval); the counters of its `listings` exist
-    /// from the start. The only way a source gets one.
-    pub fn engine(
-        &self,
-        account: &dyn AccountConfig,
-        key: SourceKey,
-        vendor: Arc<dyn VendorHttp>,
-        listings: &[&'static str],
-    ) -> Engine {
-        self.stats.expect(listings);
-        let transport = Transport::new(
-            self.client.clone(),
-            self.stats.clone(),
-            self.poll.clone(),
-            self.global_permits.clone(),
-            vendor,
-            Scrub::new(account.secrets()),
-        );
-        Engine::new(self, key, transport, account.interval())
-    }
 }
 
 /// Builds the source for one configured account (`None` for a platform no vendor registered).

@@ -23,7 +23,8 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use crate::http::{Refusal, Reply, Transport};
+use crate::config::AccountConfig;
+use crate::http::{Refusal, Reply, Scrub, Transport, VendorHttp};
 use crate::model::{FailureReason, FetchError, SourceKey};
 use crate::sources::aggregate::{lock, SeenKeys};
 use crate::sources::decode::{decode_page, Decoder, Page, PageError, RowBudget};
@@ -124,16 +125,28 @@ struct Listing<A, F> {
     state: Mutex<(A, SeenKeys, u64, u64)>,
 }
 
-impl Engine {
-    /// The engine of one account, its transport speaking `transport`'s vendor semantics;
-    /// `interval` (the account's) caps `poll.deadline`.
-    pub fn new(
-        ctx: &SourceContext,
+impl SourceContext {
+    /// The paging engine of `account`: its transport speaks `vendor`'s HTTP semantics and
+    /// scrubs the account's secrets from every vendor text; its polls end within
+    /// `poll.deadline` (at most the account's interval); the counters of its `listings` exist
+    /// from the start. The only way a source gets one.
+    pub fn engine(
+        &self,
+        account: &dyn AccountConfig,
         key: SourceKey,
-        transport: Transport,
-        interval: Option<Duration>,
-    ) -> Self {
-        let poll = &ctx.poll;
+        vendor: Arc<dyn VendorHttp>,
+        listings: &[&'static str],
+    ) -> Engine {
+        self.stats.expect(listings);
+        let poll = &self.poll;
+        let transport = Transport::new(
+            self.client.clone(),
+            self.stats.clone(),
+            poll.clone(),
+            self.global_permits.clone(),
+            vendor,
+            Scrub::new(account.secrets()),
+        );
         Engine {
             transport,
             key,
@@ -141,10 +154,14 @@ impl Engine {
             rows: RowBudget::new(poll.max_rows as u64),
             max_pages: poll.max_pages.max(1),
             in_progress: 2 * poll.concurrency.max(1),
-            deadline: poll.deadline.min(interval.unwrap_or(poll.interval)),
+            deadline: poll
+                .deadline
+                .min(account.interval().unwrap_or(poll.interval)),
         }
     }
+}
 
+impl Engine {
     /// A poll begins: its row count starts at 0 and its deadline runs.
     pub fn begin_poll(&self) {
         self.rows.reset();

@@ -297,12 +297,13 @@ mod tests {
     #[tokio::test]
     async fn a_poll_the_days_quota_cannot_carry_sends_nothing() {
         let stats = Arc::new(crate::stats::ApiStats::default());
-        let ctx = SourceContext::standalone(
-            crate::http::client(),
-            stats.clone(),
-            PollConfig::default(),
-            MetricsConfig::default(),
-        );
+        let ctx = SourceContext {
+            client: crate::http::client(),
+            global_permits: Arc::new(tokio::sync::Semaphore::new(1)),
+            stats: stats.clone(),
+            poll: PollConfig::default(),
+            metrics: MetricsConfig::default(),
+        };
         // Nothing listens there: a request would fail with `connect`.
         let source = KnowBe4Source::new(KnowBe4Config::new("acme", "http://127.0.0.1:9", "k"), ctx);
         for _ in 0..BASE_DAILY_QUOTA - 3 {

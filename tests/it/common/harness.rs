@@ -83,12 +83,14 @@ pub fn build_account(
     metrics: MetricsConfig,
 ) -> (Arc<dyn Source>, Arc<ApiStats>) {
     let stats = Arc::new(ApiStats::default());
-    let ctx = SourceContext::standalone(
-        awareness_exporter::testing::http::client(),
-        stats.clone(),
+    let permits = tokio::sync::Semaphore::new(poll.max_requests_in_flight.max(1));
+    let ctx = SourceContext {
+        client: awareness_exporter::testing::http::client(),
+        global_permits: Arc::new(permits),
+        stats: stats.clone(),
         poll,
         metrics,
-    );
+    };
     (
         sources::build(account, ctx).expect("a registered platform"),
         stats,
