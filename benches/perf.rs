@@ -24,7 +24,7 @@ use awareness_exporter::app::{self, Exporter};
 use awareness_exporter::config::{Config, MetricsConfig};
 use awareness_exporter::model::{Platform, PollOutcome, SectionOutcome, SourceKey};
 use awareness_exporter::registry;
-use awareness_exporter::testing::sources::cyberpilot::metrics as cp_metrics;
+use awareness_exporter::testing::sources::cyberpilot::metrics::Report;
 use awareness_exporter::testing::sources::cyberpilot::models::UserSummary;
 use awareness_exporter::testing::stats::ApiStats;
 use awareness_exporter::testing::store::Store;
@@ -71,7 +71,9 @@ fn scrape_bench(rt: &tokio::runtime::Runtime) {
                 max_users: 1_000_000,
                 ..Default::default()
             };
-            let rendered = cp_metrics::render(&key, &users, &metrics);
+            let mut report = Report::new(&metrics);
+            users.iter().for_each(|u| report.add(u));
+            let rendered = report.render(&key, &metrics, &ApiStats::default());
             let store = Store::new(Duration::from_secs(3600));
             store.register(&key);
             let series = rendered.series();
@@ -505,7 +507,6 @@ fn least<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
 /// against a bare serde_json parse of the same bytes, one thread each.
 fn cpu_bench(rt: &tokio::runtime::Runtime) {
     use awareness_exporter::testing::sources::aggregate::SeenKeys;
-    use awareness_exporter::testing::sources::cyberpilot::metrics::Report;
     use awareness_exporter::testing::sources::cyberpilot::page::UsersFormat;
     use awareness_exporter::testing::sources::decode::RowBudget;
     use awareness_exporter::testing::sources::paging::Format;

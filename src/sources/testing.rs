@@ -7,10 +7,10 @@ pub mod aggregate {
 pub mod cyberpilot {
     pub use crate::sources::cyberpilot::{CyberPilotAuth, CyberPilotConfig};
     pub mod metrics {
-        pub use crate::sources::cyberpilot::metrics::{render, Report};
+        pub use crate::sources::cyberpilot::metrics::Report;
     }
     pub mod models {
-        pub use crate::sources::cyberpilot::models::{parse_row, UserSummary};
+        pub use crate::sources::cyberpilot::models::UserSummary;
     }
     pub mod page {
         pub use crate::sources::cyberpilot::page::UsersFormat;

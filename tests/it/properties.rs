@@ -4,8 +4,12 @@
 use awareness_exporter::config;
 use awareness_exporter::model::{Platform, SourceKey};
 use awareness_exporter::registry;
-use awareness_exporter::testing::sources::cyberpilot::{metrics as cp_metrics, models as cp};
+use awareness_exporter::testing::sources::cyberpilot::metrics::Report;
+use awareness_exporter::testing::sources::cyberpilot::page::UsersFormat;
+use awareness_exporter::testing::sources::decode::RowBudget;
 use awareness_exporter::testing::sources::mimecast::models as mc;
+use awareness_exporter::testing::sources::paging::Format;
+use awareness_exporter::testing::stats::ApiStats;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -83,20 +87,22 @@ fn elements(page: &Value, key: &str) -> Vec<Box<serde_json::value::RawValue>> {
 }
 
 fn exercise_cyberpilot(text: &str) {
-    if let Ok(page) = serde_json::from_str::<Value>(text) {
-        let users: Vec<cp::UserSummary> = elements(&page, "result")
-            .iter()
-            .filter_map(|r| cp::parse_row(r))
-            .collect();
-        let key = SourceKey::new(Platform::new("cyberpilot"), "p");
-        let metrics = config::MetricsConfig {
-            per_user: true,
-            max_users: 5,
-            ..Default::default()
-        };
-        let rendered = cp_metrics::render(&key, &users, &metrics);
-        let _ = awareness_exporter::testing::snapshot::merge([&rendered]);
-    }
+    // As the paging engine reads a page: its rows one by one, the malformed ones skipped.
+    let mut users = Vec::new();
+    let budget = RowBudget::new(u64::MAX);
+    let _ = UsersFormat::read(text.as_bytes(), &budget, &mut |raw| {
+        UsersFormat::rows(raw, &mut users).0
+    });
+    let key = SourceKey::new(Platform::new("cyberpilot"), "p");
+    let metrics = config::MetricsConfig {
+        per_user: true,
+        max_users: 5,
+        ..Default::default()
+    };
+    let mut report = Report::new(&metrics);
+    users.iter().for_each(|u| report.add(u));
+    let rendered = report.render(&key, &metrics, &ApiStats::default());
+    let _ = awareness_exporter::testing::snapshot::merge([&rendered]);
 }
 
 fn exercise_mimecast(text: &str) {

@@ -148,8 +148,7 @@ impl Report {
 
     /// Folds one user in (the paging engine has dropped users already counted).
     pub fn add(&mut self, u: &UserSummary) {
-        let branch = u.user.branch.as_ref().and_then(|b| b.name.as_deref());
-        self.branches.row(branch).add(u);
+        self.branches.row(u.branch()).add(u);
         if let (Some(users), Some(email)) = (self.users.as_mut(), u.user.email.as_deref()) {
             if let Some(line) = users.entry(email) {
                 let figures = [u.overdue_courses, u.not_completed_courses, u.links_clicked];
@@ -200,15 +199,6 @@ impl Report {
         }
         b.finish()
     }
-}
-
-/// Renders a list of users (tests and benchmarks).
-pub fn render(key: &SourceKey, users: &[UserSummary], metrics: &MetricsConfig) -> Rendered {
-    let mut report = Report::new(metrics);
-    for u in users {
-        report.add(u);
-    }
-    report.render(key, metrics, &ApiStats::default())
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! int, described as text) is not used and so accepted in any form.
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::sources::lenient;
 
@@ -65,29 +64,25 @@ impl UserSummary {
         (s > 0.0 || completed > 0.0).then_some(s)
     }
 
-    pub fn branch(&self) -> &str {
-        self.user
-            .branch
-            .as_ref()
-            .and_then(|b| b.name.as_deref())
-            .unwrap_or("")
+    /// The user's branch, if it has a name.
+    pub fn branch(&self) -> Option<&str> {
+        self.user.branch.as_ref()?.name.as_deref()
     }
-}
-
-/// Parses one row; `None` when it is not a usable user summary.
-pub fn parse_row(raw: &RawValue) -> Option<UserSummary> {
-    let row: UserSummary = serde_json::from_str(raw.get()).ok()?;
-    row.identity()?;
-    Some(row)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::cyberpilot::page::UsersFormat;
+    use crate::sources::paging::Format;
+    use serde_json::value::RawValue;
 
+    /// One row as the paging engine reads it; `None` when it is skipped.
     fn row(json: &str) -> Option<UserSummary> {
         let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
-        parse_row(&raw)
+        let mut rows = Vec::new();
+        UsersFormat::rows(&raw, &mut rows);
+        rows.pop()
     }
 
     #[test]
@@ -97,7 +92,7 @@ mod tests {
         assert_eq!(a.overdue_courses, Some(2.0));
         assert_eq!(b.overdue_courses, Some(2.0));
         assert_eq!(b.user.id.as_deref(), Some("7"));
-        assert_eq!(b.branch(), "");
+        assert_eq!(b.branch(), None);
     }
 
     #[test]
