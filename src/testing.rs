@@ -17,7 +17,7 @@ pub mod server {
     pub use crate::server::MAX_CONCURRENT_STREAMS;
 }
 pub mod snapshot {
-    pub use crate::snapshot::{merge, try_merge, MetricsBuilder, Rendered};
+    pub use crate::snapshot::{merge, MetricsBuilder, Rendered};
 }
 pub use crate::sources::testing as sources;
 pub mod stats {

@@ -110,7 +110,7 @@ pub async fn poll_tenant(tenant: &Tenant, settings: &str, account_keys: &str) ->
 }
 
 /// The rendered text of a successful outcome (all sections, merged as a scrape does, a family
-/// declared differently by two sections being an error).
+/// declared differently in one section or by two being an error).
 pub fn text_of(outcome: &PollOutcome) -> String {
     let parts: Vec<&Rendered> = outcome
         .sections
@@ -120,6 +120,25 @@ pub fn text_of(outcome: &PollOutcome) -> String {
             Err(e) => panic!("section {} failed: {e}", s.name),
         })
         .collect();
-    awareness_exporter::testing::snapshot::try_merge(parts)
-        .unwrap_or_else(|clash| panic!("{clash}"))
+    if let Err(clash) = declared_alike(&parts) {
+        panic!("{clash}");
+    }
+    awareness_exporter::testing::snapshot::merge(parts)
+}
+
+/// Each family declared alike (type and help) in every part: the check the served merge leaves
+/// to the tests (it keeps a name's first declaration and leaves a clashing one out).
+pub fn declared_alike(parts: &[&Rendered]) -> Result<(), String> {
+    let mut declared = std::collections::BTreeMap::new();
+    for f in parts.iter().flat_map(|part| &part.families) {
+        let first = *declared.entry(&f.name).or_insert((f.metric_type, &f.help));
+        if first != (f.metric_type, &f.help) {
+            let second = (f.metric_type, &f.help);
+            return Err(format!(
+                "metric family {} declared as {first:?} and as {second:?}",
+                f.name
+            ));
+        }
+    }
+    Ok(())
 }
