@@ -1,6 +1,8 @@
 //! `/metrics` bodies, built once per change and shared by every scrape.
 //!
-//! A body is health, then data, then the trailer (`# EOF` for OpenMetrics), kept in one cache:
+//! A body is health, then data, then the trailer (`# EOF` for OpenMetrics), kept in one cache.
+//! Health and data never share a family (health's are the store's, every data family is named
+//! for its platform: tests/it/golden.rs), so the two halves are merged each on its own.
 //!
 //! - **data**: the published sections of every source, merged once per change: when
 //!   [`Store::data_sections`] returns another list (each publish puts a new `Arc` in the store,
@@ -46,8 +48,6 @@ struct Cache {
     /// Value of the arrival clock when the health render started.
     started: u64,
     health: [Bytes; 2],
-    /// Both halves declare a family: the body is merged whole instead (correct, slower).
-    whole: Option<[Bytes; 2]>,
     gzip: [Option<Arc<Gzipped>>; 2],
 }
 
@@ -70,8 +70,6 @@ pub(crate) struct ScrapeBodies {
     store: Arc<Store>,
     cache: Mutex<Cache>,
     clock: AtomicU64,
-    /// Data merges, health renders, gzip compressions (tests and benches).
-    counts: [AtomicU64; 3],
 }
 
 impl ScrapeBodies {
@@ -80,12 +78,7 @@ impl ScrapeBodies {
             store,
             cache: Mutex::default(),
             clock: AtomicU64::new(0),
-            counts: Default::default(),
         }
-    }
-
-    fn count(&self, what: usize) {
-        self.counts[what].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The body of one scrape.
@@ -97,33 +90,18 @@ impl ScrapeBodies {
         let sections = self.store.data_sections(now);
         let changed = c.version == 0 || !same(&c.sections, &sections);
         if changed {
-            self.count(0);
-            c.data = Format::ALL.map(|f| Bytes::from(merge_families(parts(&sections), f)));
+            let parts = || sections.iter().map(|s| &**s);
+            c.data = Format::ALL.map(|f| Bytes::from(merge_families(parts(), f)));
             c.sections = sections;
             c.version += 1;
         }
         if changed || c.started <= arrived {
-            self.count(1);
             c.started = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
             let health = self.store.render_health();
             c.health = Format::ALL.map(|f| Bytes::from(merge_families([&health], f)));
-            let data = || c.sections.iter().flat_map(|s| &s.families);
-            let shared = health
-                .families
-                .iter()
-                .any(|h| data().any(|d| d.name == h.name));
-            let whole = shared.then(|| {
-                tracing::debug!("health and data share a family; merging the whole body");
-                let all = || std::iter::once(&health).chain(parts(&c.sections));
-                Format::ALL.map(|f| Bytes::from(merge_families(all(), f)))
-            });
-            c.whole = whole;
         }
         let trailer = Bytes::from_static(format.trailer().as_bytes());
-        let plain = match &c.whole {
-            Some(whole) => vec![whole[i].clone(), trailer],
-            None => vec![c.health[i].clone(), c.data[i].clone(), trailer],
-        };
+        let plain = vec![c.health[i].clone(), c.data[i].clone(), trailer];
         let fresh = |z: &Gzipped| z.version == c.version && z.health == c.health[i];
         let zipped = match &c.gzip[i] {
             _ if !gzip => None,
@@ -147,34 +125,29 @@ impl ScrapeBodies {
                 gzip: false,
             },
             Some(z) => ScrapeBody {
-                chunks: vec![z.body.get_or_init(|| self.compress(plain)).await.clone()],
+                chunks: vec![z.body.get_or_init(|| compress(plain)).await.clone()],
                 gzip: true,
             },
         }
     }
-
-    /// One gzip member of `parts`, made on the blocking pool (it can be megabytes).
-    async fn compress(&self, parts: Vec<Bytes>) -> Bytes {
-        self.count(2);
-        let gzip = move || {
-            let mut enc = GzEncoder::new(Vec::new(), Compression::default());
-            parts.iter().try_for_each(|p| enc.write_all(p))?;
-            enc.finish()
-        };
-        match tokio::task::spawn_blocking(gzip).await {
-            Ok(Ok(bytes)) => Bytes::from(bytes),
-            // Writing into a Vec cannot fail and gzip does not panic; an empty member would
-            // be an invalid body, so say so loudly.
-            _ => {
-                tracing::error!("gzip compression failed");
-                Bytes::new()
-            }
-        }
-    }
 }
 
-fn parts(sections: &[Arc<Rendered>]) -> impl Iterator<Item = &Rendered> {
-    sections.iter().map(|s| &**s)
+/// One gzip member of `parts`, made on the blocking pool (it can be megabytes).
+async fn compress(parts: Vec<Bytes>) -> Bytes {
+    let gzip = move || {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        parts.iter().try_for_each(|p| enc.write_all(p))?;
+        enc.finish()
+    };
+    match tokio::task::spawn_blocking(gzip).await {
+        Ok(Ok(bytes)) => Bytes::from(bytes),
+        // Writing into a Vec cannot fail and gzip does not panic; an empty member would
+        // be an invalid body, so say so loudly.
+        _ => {
+            tracing::error!("gzip compression failed");
+            Bytes::new()
+        }
+    }
 }
 
 fn same(a: &[Arc<Rendered>], b: &[Arc<Rendered>]) -> bool {
@@ -186,15 +159,8 @@ mod tests {
     use super::*;
     use crate::model::{Platform, PollOutcome, SectionOutcome, SourceKey};
     use crate::snapshot::MetricsBuilder;
+    use std::collections::HashSet;
     use std::io::Read;
-
-    impl ScrapeBodies {
-        /// How many times the data was merged, health rendered, and a body compressed.
-        fn builds(&self) -> (u64, u64, u64) {
-            let [d, h, z] = self.counts.each_ref().map(|c| c.load(Ordering::Relaxed));
-            (d, h, z)
-        }
-    }
 
     fn text(body: &ScrapeBody) -> String {
         let all: Vec<u8> = body.chunks.iter().flat_map(|c| c.iter().copied()).collect();
@@ -261,14 +227,15 @@ mod tests {
         let now = SystemTime::now();
         publish(&store, &key, 1.0, now);
         let bodies = Arc::new(ScrapeBodies::new(store.clone()));
+        // A buffer's address: equal addresses of buffers both held are one build, shared.
+        let at = |b: &ScrapeBody, i: usize| b.chunks[i].as_ptr();
         let first = bodies.body(Format::OpenMetrics, true, now).await;
         let again = bodies.body(Format::OpenMetrics, true, now).await;
         // The very same buffers: shared, not copied, compressed once.
-        assert_eq!(first.chunks[0].as_ptr(), again.chunks[0].as_ptr());
+        assert_eq!(at(&first, 0), at(&again, 0));
         let plain = bodies.body(Format::OpenMetrics, false, now).await;
         let plain_again = bodies.body(Format::OpenMetrics, false, now).await;
-        assert_eq!(plain.chunks[1].as_ptr(), plain_again.chunks[1].as_ptr());
-        assert_eq!((bodies.builds().0, bodies.builds().2), (1, 1));
+        assert_eq!(at(&plain, 1), at(&plain_again, 1));
 
         // Health moves between publishes and every scrape sees the move; a gzip scrape within
         // GZIP_EVERY of the last compression gets it plain, a later one compressed again.
@@ -276,45 +243,53 @@ mod tests {
         let moved = "awareness_api_requests_total{platform=\"mimecast\",account=\"m\",endpoint=\"users\"} 1";
         let soon = bodies.body(Format::OpenMetrics, true, now).await;
         assert!(!soon.gzip && text(&soon).contains(moved));
+        assert_eq!(
+            at(&soon, 1),
+            at(&plain, 1),
+            "data not merged again for a health change"
+        );
         tokio::time::advance(GZIP_EVERY).await;
         let later = bodies.body(Format::OpenMetrics, true, now).await;
         assert!(later.gzip && text(&later).contains(moved));
-        assert_eq!(
-            bodies.builds().0,
-            1,
-            "data not merged again for a health change"
-        );
-        assert_eq!(bodies.builds().2, 2);
+        assert_ne!(at(&later, 0), at(&first, 0));
 
         // Scrapes that arrive while a health render is pending share the next one.
-        let (_, renders_before, _) = bodies.builds();
         let held = bodies.cache.lock().await;
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let b = bodies.clone();
-                tokio::spawn(
-                    async move { text(&b.body(Format::OpenMetrics, true, now).await).len() },
-                )
+                tokio::spawn(async move { b.body(Format::OpenMetrics, false, now).await })
             })
             .collect();
         for _ in 0..20 {
             tokio::task::yield_now().await;
         }
         drop(held);
+        let mut waited = Vec::new();
         for t in tasks {
-            assert!(t.await.unwrap() > 0);
+            waited.push(t.await.unwrap());
         }
-        let (data_builds, renders_after, _) = bodies.builds();
-        assert_eq!(data_builds, 1);
-        assert_eq!(
-            renders_after - renders_before,
-            1,
-            "50 waiting scrapes, one render"
+        assert!(
+            waited.iter().all(|b| at(b, 1) == at(&plain, 1)),
+            "data merged once"
         );
+        assert_ne!(
+            at(&waited[0], 0),
+            at(&soon, 0),
+            "health rendered after they arrived"
+        );
+        let renders: HashSet<_> = waited.iter().map(|b| at(b, 0)).collect();
+        assert_eq!(renders.len(), 1, "50 waiting scrapes, one render");
 
         publish(&store, &key, 3.0, now);
-        let _ = bodies.body(Format::OpenMetrics, false, now).await;
-        assert_eq!(bodies.builds().0, 2, "a publish merges the data once");
+        let published = bodies.body(Format::OpenMetrics, false, now).await;
+        let published_again = bodies.body(Format::OpenMetrics, false, now).await;
+        assert_ne!(
+            at(&published, 1),
+            at(&plain, 1),
+            "a publish merges the data"
+        );
+        assert_eq!(at(&published, 1), at(&published_again, 1), "once");
         // Expiry is a change too.
         let late = now + Duration::from_secs(7200);
         let body = text(&bodies.body(Format::OpenMetrics, false, late).await);

@@ -72,6 +72,28 @@ async fn whole_metrics_body_of_the_demo() {
     let down: Vec<_> = ups.filter(|(_, v)| **v != 1.0).collect();
     assert!(down.is_empty(), "{down:?}");
 
+    // Each family declared alike in every part, health and data never sharing one (so a scrape
+    // serves health's families, then data's, each merged on its own: src/scrape_body.rs), and
+    // every data family named for its platform.
+    let all: Vec<_> = std::iter::once(&health)
+        .chain(sections.iter().map(|p| p.as_ref()))
+        .collect();
+    common::harness::declared_alike(&all).unwrap_or_else(|e| panic!("{e}"));
+    let health_families: BTreeSet<&str> = health.families.iter().map(|f| &*f.name).collect();
+    for f in sections.iter().flat_map(|s| &s.families) {
+        assert!(
+            !health_families.contains(&*f.name),
+            "{} is health and data",
+            f.name
+        );
+        let named = |p: &str| f.name.starts_with(&format!("awareness_{p}_"));
+        assert!(
+            registry::platforms().any(named),
+            "{} names no platform",
+            f.name
+        );
+    }
+
     // Each section strictly, then all of them together, then the body as served.
     let parts: Vec<(String, String)> = std::iter::once(&health)
         .chain(sections.iter().map(|p| p.as_ref()))
@@ -413,5 +435,47 @@ fn each_strict_check_fails_on_its_clash() {
             Ok(()) => panic!("{what}: passed"),
             Err(e) => assert!(e.contains(expected), "{what}: {e}"),
         }
+    }
+}
+
+/// Health and data can never share a family, whatever a config asks for: every family name in a
+/// platform's folder starts with `awareness_<platform>_`, and no family of the store's health
+/// does (src/scrape_body.rs serves health's families and data's each merged on its own).
+#[test]
+fn data_families_are_named_for_their_platform_and_health_for_none() {
+    let src = format!("{}/src", env!("CARGO_MANIFEST_DIR"));
+    let names = |text: &str| -> Vec<String> {
+        let quoted = text.split('"').skip(1).step_by(2);
+        let names = quoted.filter(|q| q.starts_with("awareness_"));
+        names
+            .map(|q| q.split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    let mut seen = 0;
+    for platform in registry::platforms() {
+        let prefix = format!("awareness_{platform}_");
+        let mut todo = vec![std::path::PathBuf::from(format!(
+            "{src}/sources/{platform}"
+        ))];
+        while let Some(path) = todo.pop() {
+            if path.is_dir() {
+                todo.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            for name in names(&std::fs::read_to_string(&path).unwrap()) {
+                assert!(name.starts_with(&prefix), "{name} in {}", path.display());
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen > 50, "only {seen} family names found");
+    let health = names(&std::fs::read_to_string(format!("{src}/store.rs")).unwrap());
+    assert!(health.contains(&"awareness_up".to_string()), "{health:?}");
+    for name in health {
+        let platform = registry::platforms().find(|p| name.starts_with(&format!("awareness_{p}_")));
+        assert!(
+            platform.is_none(),
+            "health family {name} is named for a platform"
+        );
     }
 }
