@@ -110,31 +110,13 @@ fn page(sources: &[(SourceKey, SourceStatus)], notes: &str, now: SystemTime) -> 
     if sources.is_empty() {
         rows.push_str("<tr><td colspan=\"10\">No sources configured.</td></tr>\n");
     }
+    // The page's HTML and style (src/landing.html), with these three filled in.
+    let version = env!("CARGO_PKG_VERSION");
     format!(
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>awareness-exporter</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }}
-td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
-tr.up td:nth-child(5) {{ color: #1a7f37; }}
-tr.down td:nth-child(5) {{ color: #cf222e; font-weight: bold; }}
-p.demo {{ background: #fff8c5; padding: 4px 8px; }}
-p.refused {{ background: #ffebe9; padding: 4px 8px; }}
-</style></head>
-<body>
-<h1>awareness-exporter</h1>
-<p>Prometheus exporter for security awareness training platforms, version {version}.</p>
-<p><a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
-{notes}<h2>Sources</h2>
-<table>
-<tr><th>Platform</th><th>Account</th><th>Vendor URL</th><th>Auth</th><th>State</th><th>Last success</th><th>Last poll took</th><th>Series</th><th>Last error</th><th>Reason</th></tr>
-{rows}</table>
-</body>
-</html>
-"#,
-        version = env!("CARGO_PKG_VERSION"),
+        include_str!("landing.html"),
+        version = version,
+        notes = notes,
+        rows = rows
     )
 }
 
