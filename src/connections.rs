@@ -192,10 +192,6 @@ impl Connections {
         self.lock().iter().filter_map(Weak::upgrade).collect()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
     /// Registers a just-accepted connection. When every connection is busy making progress,
     /// it waits (one of [`WAITING_ROOM`] at most) two seconds for one to stall or end; `None`:
     /// turned away.

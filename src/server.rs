@@ -25,9 +25,10 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_io_timeout::TimeoutStream;
+use tokio_util::either::Either;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 use crate::connections::{Conn, Connections, InFlight, Order, Timeouts, CHUNK};
 use crate::exposition::{accepts_gzip, Format};
@@ -100,16 +101,9 @@ struct Body {
 
 impl Body {
     fn new(chunks: Vec<Bytes>, in_flight: InFlight) -> Body {
-        let slices = chunks.into_iter().flat_map(|c| {
-            let n = c.len();
-            (0..n)
-                .step_by(CHUNK)
-                .map(move |i| c.slice(i..n.min(i + CHUNK)))
-        });
-        Body {
-            chunks: slices.collect(),
-            in_flight: Some(in_flight),
-        }
+        let chunks = chunks.into_iter().filter(|c| !c.is_empty()).collect();
+        let in_flight = Some(in_flight);
+        Body { chunks, in_flight }
     }
 }
 
@@ -121,14 +115,18 @@ impl hyper::body::Body for Body {
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let Some(chunk) = self.chunks.front_mut() else {
+            self.in_flight = None;
+            return Poll::Ready(None);
+        };
+        let slice = chunk.split_to(chunk.len().min(CHUNK));
+        if chunk.is_empty() {
+            self.chunks.pop_front();
+        }
         if let Some(f) = &self.in_flight {
             f.touch();
         }
-        let chunk = self.chunks.pop_front();
-        if chunk.is_none() {
-            self.in_flight = None;
-        }
-        Poll::Ready(chunk.map(|c| Ok(Frame::data(c))))
+        Poll::Ready(Some(Ok(Frame::data(slice))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -270,8 +268,9 @@ pub(crate) async fn serve(listener: TcpListener, app: App, shutdown: impl Future
         send: app.config.send_timeout,
     };
     let conns = Connections::new(app.config.max_connections, timeouts);
-    let sweeper = tokio::spawn(conns.clone().sweep());
-    let watcher = tokio::spawn(app.web.clone().watch());
+    let _sweeper = AbortOnDropHandle::new(tokio::spawn(conns.clone().sweep()));
+    let _watcher = AbortOnDropHandle::new(tokio::spawn(app.web.clone().watch()));
+    let tasks = TaskTracker::new();
     let mut accept_warned: Option<tokio::time::Instant> = None;
     tokio::pin!(shutdown);
 
@@ -294,7 +293,7 @@ pub(crate) async fn serve(listener: TcpListener, app: App, shutdown: impl Future
         };
         let _ = stream.set_nodelay(true);
         let (app, builder, conns) = (app.clone(), builder.clone(), conns.clone());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             match conns.admit().await {
                 Some(conn) => connection(stream, peer.ip(), conn, app, &builder).await,
                 None => tracing::debug!(%peer, "connection limit reached and every one busy"),
@@ -304,21 +303,11 @@ pub(crate) async fn serve(listener: TcpListener, app: App, shutdown: impl Future
     drop(listener);
     // Each connection finishes what is in flight within GRACE (see `connection`).
     conns.close_all();
-    let closed = async {
-        while !conns.is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    if tokio::time::timeout(GRACE * 2, closed).await.is_err() {
+    tasks.close();
+    if tokio::time::timeout(GRACE * 2, tasks.wait()).await.is_err() {
         tracing::warn!("connections still open after the grace period");
     }
-    sweeper.abort();
-    watcher.abort();
 }
-
-/// A connection's byte stream, plain or TLS.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// One connection, from accept to close: TLS handshake (if configured), then HTTP/1.1 or
 /// HTTP/2, until it ends or is ordered to close.
@@ -329,12 +318,12 @@ async fn connection(
     app: App,
     builder: &auto::Builder<TokioExecutor>,
 ) {
-    let stream: Box<dyn Io> = match app.web.current().tls.clone() {
-        None => Box::new(stream),
+    let stream = match app.web.current().tls.clone() {
+        None => Either::Left(stream),
         // The sweeper's "no request since accept" rule covers the handshake.
         Some(acceptor) => tokio::select! {
             r = acceptor.accept(stream) => match r {
-                Ok(s) => Box::new(s),
+                Ok(s) => Either::Right(s),
                 Err(e) => {
                     tracing::debug!(error = %e, "TLS handshake failed");
                     return;
