@@ -68,16 +68,11 @@ pub(crate) fn read(path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError> {
     within(DEADLINE, move || read_now(&path))
 }
 
-/// [`read`], as UTF-8 text.
+/// [`read`], as UTF-8 text (a copy, zeroized when dropped as the bytes are).
 pub(crate) fn read_text(path: &Path) -> Result<Zeroizing<String>, FileError> {
-    let mut bytes = read(path)?;
-    match String::from_utf8(std::mem::take(&mut *bytes)) {
-        Ok(text) => Ok(Zeroizing::new(text)),
-        Err(e) => {
-            drop(Zeroizing::new(e.into_bytes()));
-            Err(FileError::NotText)
-        }
-    }
+    let bytes = read(path)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| FileError::NotText)?;
+    Ok(Zeroizing::new(text.to_owned()))
 }
 
 fn read_now(path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError> {

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
+use bcrypt::HashParts;
 use hmac::{Hmac, Mac};
 use hyper::header::{HeaderMap, AUTHORIZATION};
 use serde::Deserialize;
@@ -55,6 +56,7 @@ pub struct WebConfig {
     users: BTreeMap<String, String>,
     /// The files it was read from: the config itself, the certificate and the key.
     files: Vec<PathBuf>,
+    /// Things that work but should not be so (e.g. a world-readable key), logged at load.
     warnings: Vec<String>,
 }
 
@@ -91,18 +93,16 @@ impl WebConfig {
         Ok(config)
     }
 
-    pub fn parse(text: &str, base: &Path) -> Result<WebConfig, String> {
+    fn parse(text: &str, base: &Path) -> Result<WebConfig, String> {
         let raw: RawWebConfig = match text.trim() {
             "" => RawWebConfig::default(),
             _ => serde_yaml_ng::from_str(text).map_err(|e| yaml_error(&e))?,
         };
-        for (user, hash) in &raw.basic_auth_users {
-            if hash.parse::<bcrypt::HashParts>().is_err() {
-                return Err(err(
-                    &format!("basic_auth_users.{user}"),
-                    "is not a bcrypt hash (generate one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)",
-                ));
-            }
+        let not_bcrypt = |(_, h): &(&String, &String)| h.parse::<HashParts>().is_err();
+        if let Some((user, _)) = raw.basic_auth_users.iter().find(not_bcrypt) {
+            let msg =
+                "is not a bcrypt hash (generate one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)";
+            return Err(err(&format!("basic_auth_users.{user}"), msg));
         }
         let mut config = WebConfig {
             users: raw.basic_auth_users,
@@ -122,15 +122,6 @@ impl WebConfig {
         }
         Ok(config)
     }
-
-    /// Things that work but should not be so (e.g. a world-readable key), logged at load.
-    pub fn warnings(&self) -> &[String] {
-        &self.warnings
-    }
-
-    pub fn tls_acceptor(&self) -> Option<TlsAcceptor> {
-        self.tls.clone()
-    }
 }
 
 fn load_tls(cert: &Path, key: &Path, min: Option<&str>) -> Result<ServerConfig, String> {
@@ -140,12 +131,11 @@ fn load_tls(cert: &Path, key: &Path, min: Option<&str>) -> Result<ServerConfig, 
     // PEM errors can quote a line of the file: say only that it is not PEM.
     let not_pem = |what: &str, item: &str| err(what, format!("holds no valid PEM {item}"));
     let cert_key = "tls_server_config.cert_file";
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&read(cert_key, cert)?)
-        .collect::<Result<_, _>>()
-        .map_err(|_| not_pem(cert_key, "certificate"))?;
-    if certs.is_empty() {
-        return Err(not_pem(cert_key, "certificate"));
-    }
+    let certs = CertificateDer::pem_slice_iter(&read(cert_key, cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .ok()
+        .filter(|certs| !certs.is_empty())
+        .ok_or_else(|| not_pem(cert_key, "certificate"))?;
     let key_key = "tls_server_config.key_file";
     let key = PrivateKeyDer::from_pem_slice(&read(key_key, key)?)
         .map_err(|_| not_pem(key_key, "private key"))?;
@@ -177,14 +167,10 @@ type Stamp = Vec<Option<(SystemTime, u64, u64)>>;
 
 fn stamp(paths: &[PathBuf]) -> Stamp {
     let one = |p: &PathBuf| {
-        std::fs::metadata(p)
-            .ok()
-            .map(|m| (m.modified().ok(), m.len(), m.ino()))
+        let m = std::fs::metadata(p).ok()?;
+        Some((m.modified().ok()?, m.len(), m.ino()))
     };
-    paths
-        .iter()
-        .map(|p| one(p).and_then(|(t, len, ino)| Some((t?, len, ino))))
-        .collect()
+    paths.iter().map(one).collect()
 }
 
 /// The web config in force. Connections take its TLS acceptor at accept, and every request
@@ -245,7 +231,7 @@ impl WebSettings {
         if config.files != old.files {
             *lock(&self.read) = stamp(&config.files);
         }
-        for w in config.warnings() {
+        for w in &config.warnings {
             tracing::warn!("{w}");
         }
         let active = ActiveWeb {
@@ -445,7 +431,7 @@ impl Access {
             let hashes = self
                 .users
                 .values()
-                .filter_map(|h| h.parse::<bcrypt::HashParts>().ok());
+                .filter_map(|h| h.parse::<HashParts>().ok());
             let cost = hashes.map(|p| p.get_cost()).max();
             let password: [u8; 16] = rand::random();
             bcrypt::hash(password, cost.unwrap_or(bcrypt::DEFAULT_COST)).unwrap_or_default()
@@ -619,15 +605,15 @@ mod tests {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let cfg = WebConfig::parse(text, dir.path()).unwrap();
         assert!(
-            cfg.warnings()
+            cfg.warnings
                 .iter()
                 .any(|w| w.contains("open to other users")),
             "{:?}",
-            cfg.warnings()
+            cfg.warnings
         );
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         let cfg = WebConfig::parse(text, dir.path()).unwrap();
-        assert!(cfg.warnings().is_empty());
+        assert!(cfg.warnings.is_empty());
     }
 
     #[test]

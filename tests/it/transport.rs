@@ -246,12 +246,11 @@ async fn a_refused_certificate_is_a_tls_failure_and_not_retried() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(dir.path().join("tls.crt"), cert.cert.pem()).unwrap();
     std::fs::write(dir.path().join("tls.key"), cert.key_pair.serialize_pem()).unwrap();
-    let web = awareness_exporter::WebConfig::parse(
-        "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n",
-        dir.path(),
-    )
-    .unwrap();
-    let acceptor = web.tls_acceptor().unwrap();
+    let web = dir.path().join("web.yml");
+    let tls = "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n";
+    std::fs::write(&web, tls).unwrap();
+    let web = awareness_exporter::WebSettings::load(Some(web)).unwrap();
+    let acceptor = web.current().tls.clone().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let handshakes = Arc::new(Mutex::new(0usize));
