@@ -42,8 +42,6 @@ const GZIP_EVERY: Duration = Duration::from_secs(1);
 #[derive(Default)]
 struct Cache {
     sections: Vec<Arc<Rendered>>,
-    /// Bumped when the data is merged again.
-    version: u64,
     data: [Bytes; 2],
     /// Value of the arrival clock when the health render started.
     started: u64,
@@ -53,16 +51,12 @@ struct Cache {
 
 /// One format's whole body, compressed once.
 struct Gzipped {
-    version: u64,
+    /// The data it was made of (a buffer is replaced when the data changes, so its address is
+    /// its version) and the health.
+    data: Bytes,
     health: Bytes,
     at: Instant,
     body: OnceCell<Bytes>,
-}
-
-/// What a scrape gets: the body as shared chunks, and whether they are gzip.
-pub(crate) struct ScrapeBody {
-    pub(crate) chunks: Vec<Bytes>,
-    pub(crate) gzip: bool,
 }
 
 /// The shared bodies of one store.
@@ -81,19 +75,23 @@ impl ScrapeBodies {
         }
     }
 
-    /// The body of one scrape.
-    pub(crate) async fn body(&self, format: Format, gzip: bool, now: SystemTime) -> ScrapeBody {
+    /// The body of one scrape, as shared chunks, and whether they are gzip.
+    pub(crate) async fn body(
+        &self,
+        format: Format,
+        gzip: bool,
+        now: SystemTime,
+    ) -> (Vec<Bytes>, bool) {
         let arrived = self.clock.load(Ordering::SeqCst);
         let i = format as usize;
         let mut c = self.cache.lock().await;
         // Read under the lock so that scrapes never race each other into building an older set.
         let sections = self.store.data_sections(now);
-        let changed = c.version == 0 || !same(&c.sections, &sections);
+        let changed = !same(&c.sections, &sections);
         if changed {
             let parts = || sections.iter().map(|s| &**s);
             c.data = Format::ALL.map(|f| Bytes::from(merge_families(parts(), f)));
             c.sections = sections;
-            c.version += 1;
         }
         if changed || c.started <= arrived {
             c.started = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
@@ -102,14 +100,14 @@ impl ScrapeBodies {
         }
         let trailer = Bytes::from_static(format.trailer().as_bytes());
         let plain = vec![c.health[i].clone(), c.data[i].clone(), trailer];
-        let fresh = |z: &Gzipped| z.version == c.version && z.health == c.health[i];
+        let fresh = |z: &Gzipped| z.data.as_ptr() == c.data[i].as_ptr() && z.health == c.health[i];
         let zipped = match &c.gzip[i] {
             _ if !gzip => None,
             Some(z) if fresh(z) => Some(z.clone()),
             Some(z) if z.at.elapsed() < GZIP_EVERY => None,
             _ => {
                 let z = Arc::new(Gzipped {
-                    version: c.version,
+                    data: c.data[i].clone(),
                     health: c.health[i].clone(),
                     at: Instant::now(),
                     body: OnceCell::new(),
@@ -120,14 +118,11 @@ impl ScrapeBodies {
         };
         drop(c);
         match zipped {
-            None => ScrapeBody {
-                chunks: plain,
-                gzip: false,
-            },
-            Some(z) => ScrapeBody {
-                chunks: vec![z.body.get_or_init(|| compress(plain)).await.clone()],
-                gzip: true,
-            },
+            None => (plain, false),
+            Some(z) => (
+                vec![z.body.get_or_init(|| compress(plain)).await.clone()],
+                true,
+            ),
         }
     }
 }
@@ -162,9 +157,11 @@ mod tests {
     use std::collections::HashSet;
     use std::io::Read;
 
-    fn text(body: &ScrapeBody) -> String {
-        let all: Vec<u8> = body.chunks.iter().flat_map(|c| c.iter().copied()).collect();
-        if !body.gzip {
+    type ScrapeBody = (Vec<Bytes>, bool);
+
+    fn text((chunks, gzip): &ScrapeBody) -> String {
+        let all: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        if !gzip {
             return String::from_utf8(all).unwrap();
         }
         // GzDecoder reads exactly one member and checks its CRC and length.
@@ -208,9 +205,9 @@ mod tests {
         let bodies = ScrapeBodies::new(store.clone());
         for format in Format::ALL {
             let plain = bodies.body(format, false, now).await;
-            assert!(!plain.gzip);
+            assert!(!plain.1);
             let zipped = bodies.body(format, true, now).await;
-            assert!(zipped.gzip);
+            assert!(zipped.1);
             assert_eq!(text(&zipped), text(&plain));
         }
         let om = text(&bodies.body(Format::OpenMetrics, false, now).await);
@@ -228,7 +225,7 @@ mod tests {
         publish(&store, &key, 1.0, now);
         let bodies = Arc::new(ScrapeBodies::new(store.clone()));
         // A buffer's address: equal addresses of buffers both held are one build, shared.
-        let at = |b: &ScrapeBody, i: usize| b.chunks[i].as_ptr();
+        let at = |b: &ScrapeBody, i: usize| b.0[i].as_ptr();
         let first = bodies.body(Format::OpenMetrics, true, now).await;
         let again = bodies.body(Format::OpenMetrics, true, now).await;
         // The very same buffers: shared, not copied, compressed once.
@@ -242,7 +239,7 @@ mod tests {
         stats.request("users");
         let moved = "awareness_api_requests_total{platform=\"mimecast\",account=\"m\",endpoint=\"users\"} 1";
         let soon = bodies.body(Format::OpenMetrics, true, now).await;
-        assert!(!soon.gzip && text(&soon).contains(moved));
+        assert!(!soon.1 && text(&soon).contains(moved));
         assert_eq!(
             at(&soon, 1),
             at(&plain, 1),
@@ -250,7 +247,7 @@ mod tests {
         );
         tokio::time::advance(GZIP_EVERY).await;
         let later = bodies.body(Format::OpenMetrics, true, now).await;
-        assert!(later.gzip && text(&later).contains(moved));
+        assert!(later.1 && text(&later).contains(moved));
         assert_ne!(at(&later, 0), at(&first, 0));
 
         // Scrapes that arrive while a health render is pending share the next one.
