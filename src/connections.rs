@@ -50,12 +50,15 @@ pub(crate) enum Order {
     Drop,
 }
 
-/// The timeouts the sweeper applies.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Timeouts {
-    pub(crate) header_read: Duration,
-    pub(crate) idle: Duration,
-    pub(crate) send: Duration,
+/// The server's limits and timeouts (`server.*` of the config), which the sweeper and the
+/// admission apply, and `--web.enable-lifecycle`: `/-/reload` over HTTP.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerSettings {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub send_timeout: Duration,
+    pub enable_lifecycle: bool,
 }
 
 /// What a connection did, as the rules see it.
@@ -114,13 +117,13 @@ impl Conn {
     }
 
     /// What the sweeper rules say about this connection now.
-    fn verdict(&self, now: Instant, t: &Timeouts) -> Order {
+    fn verdict(&self, now: Instant, t: &ServerSettings) -> Order {
         let (used, busy, quiet) = self.standing();
         let quiet = now.duration_since(quiet);
         match (used, busy) {
-            (false, _) if quiet > t.header_read => Order::Drop,
-            (true, false) if quiet > t.idle => Order::Close,
-            (true, true) if quiet > t.send => Order::Drop,
+            (false, _) if quiet > t.header_read_timeout => Order::Drop,
+            (true, false) if quiet > t.idle_timeout => Order::Close,
+            (true, true) if quiet > t.send_timeout => Order::Drop,
             _ => Order::Serve,
         }
     }
@@ -167,17 +170,15 @@ impl Drop for InFlight {
 pub(crate) struct Connections {
     table: Mutex<Vec<Weak<Conn>>>,
     waiting_room: Semaphore,
-    max: usize,
-    timeouts: Timeouts,
+    settings: ServerSettings,
 }
 
 impl Connections {
-    pub(crate) fn new(max: usize, timeouts: Timeouts) -> Arc<Connections> {
+    pub(crate) fn new(settings: ServerSettings) -> Arc<Connections> {
         Arc::new(Connections {
             table: Mutex::default(),
             waiting_room: Semaphore::new(WAITING_ROOM),
-            max: max.max(1),
-            timeouts,
+            settings,
         })
     }
 
@@ -217,7 +218,7 @@ impl Connections {
         let serving: Vec<Arc<Conn>> = (table.iter().filter_map(Weak::upgrade))
             .filter(|c| *c.order.borrow() == Order::Serve)
             .collect();
-        if serving.len() >= self.max {
+        if serving.len() >= self.settings.max_connections.max(1) {
             let victim = serving
                 .iter()
                 .map(|c| (c.standing(), c))
@@ -242,16 +243,20 @@ impl Connections {
     /// Applies the timeout rules to every connection, until the table is dropped; looks a
     /// quarter of the shortest timeout apart (within 50 ms and 1 s).
     pub(crate) async fn sweep(self: Arc<Self>) {
-        let t = self.timeouts;
-        let every = (t.header_read.min(t.idle).min(t.send) / 4)
-            .clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let t = &self.settings;
+        let every = (t
+            .header_read_timeout
+            .min(t.idle_timeout)
+            .min(t.send_timeout)
+            / 4)
+        .clamp(Duration::from_millis(50), Duration::from_secs(1));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let now = Instant::now();
             for c in self.open() {
-                c.command(c.verdict(now, &t));
+                c.command(c.verdict(now, t));
             }
         }
     }
@@ -265,17 +270,19 @@ mod tests {
         *c.order.borrow()
     }
 
-    fn timeouts() -> Timeouts {
-        Timeouts {
-            header_read: Duration::from_secs(10),
-            idle: Duration::from_secs(60),
-            send: Duration::from_secs(30),
+    fn settings(max_connections: usize) -> ServerSettings {
+        ServerSettings {
+            max_connections,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(30),
+            enable_lifecycle: false,
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn rules_apply_from_accept() {
-        let t = timeouts();
+        let t = settings(1);
         let silent = Conn::new();
         assert_eq!(silent.verdict(Instant::now(), &t), Order::Serve);
         tokio::time::advance(Duration::from_secs(11)).await;
@@ -312,8 +319,8 @@ mod tests {
     /// it, is dropped after `send_timeout` and can be shed after [`STALLED`].
     #[tokio::test(start_paused = true)]
     async fn new_requests_do_not_refresh_a_stuck_one() {
-        let t = timeouts();
-        let conns = Connections::new(1, t);
+        let t = settings(1);
+        let conns = Connections::new(t.clone());
         let conn = conns.try_admit().unwrap();
         let _stuck = InFlight::start(&conn);
         let mut shed = false;
@@ -336,7 +343,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_table_sheds_the_quietest_connection_never_a_busy_one() {
-        let conns = Connections::new(3, timeouts());
+        let conns = Connections::new(settings(3));
         let busy = conns.try_admit().unwrap();
         let _busy_req = InFlight::start(&busy);
         let used = conns.try_admit().unwrap();

@@ -30,7 +30,7 @@ use tokio_io_timeout::TimeoutStream;
 use tokio_util::either::Either;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
-use crate::connections::{Conn, Connections, InFlight, Order, Timeouts, CHUNK};
+use crate::connections::{Conn, Connections, InFlight, Order, CHUNK};
 use crate::exposition::{accepts_gzip, Format};
 use crate::model::ReloadError;
 use crate::scrape_body::ScrapeBodies;
@@ -42,6 +42,7 @@ pub(crate) type ReloadFn = Arc<
     dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, ReloadError>> + Send>> + Send + Sync,
 >;
 
+pub(crate) use crate::connections::ServerSettings;
 pub use crate::connections::WAITING_ROOM;
 
 /// Concurrent HTTP/2 streams per connection.
@@ -52,17 +53,6 @@ const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// What a connection ordered to close (or the server shutting down) gives its requests.
 const GRACE: Duration = Duration::from_secs(10);
-
-/// The server's limits and timeouts (`server.*` of the config), and `--web.enable-lifecycle`:
-/// `/-/reload` over HTTP.
-#[derive(Debug, Clone)]
-pub(crate) struct ServerSettings {
-    pub max_connections: usize,
-    pub header_read_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub send_timeout: Duration,
-    pub enable_lifecycle: bool,
-}
 
 /// What serves the endpoints; cloned into every connection.
 #[derive(Clone)]
@@ -140,14 +130,14 @@ impl hyper::body::Body for Body {
 
 type Answer = Response<Vec<Bytes>>;
 
-fn answer(status: StatusCode, kind: &'static str, body: impl Into<Bytes>) -> Answer {
-    let mut r = Response::new(vec![body.into()]);
+fn answer(status: StatusCode, kind: &'static str, chunks: Vec<Bytes>) -> Answer {
+    let mut r = Response::new(chunks);
     *r.status_mut() = status;
     with(r, header::CONTENT_TYPE, kind)
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Answer {
-    answer(status, "text/plain; charset=utf-8", body)
+    answer(status, "text/plain; charset=utf-8", vec![body.into()])
 }
 
 fn with(mut r: Answer, name: HeaderName, value: &'static str) -> Answer {
@@ -180,7 +170,7 @@ impl App {
             "/metrics" if get => self.metrics(&req).await,
             "/" if get => {
                 let html = crate::landing::render(&self.store, SystemTime::now());
-                answer(StatusCode::OK, "text/html; charset=utf-8", html)
+                answer(StatusCode::OK, "text/html; charset=utf-8", vec![html.into()])
             }
             "/-/healthy" if get => text(StatusCode::OK, "Healthy\n"),
             "/-/ready" if get && self.store.ready() => text(StatusCode::OK, "Ready\n"),
@@ -231,14 +221,10 @@ impl App {
         };
         let format = Format::negotiate(&values(header::ACCEPT));
         let gzip = accepts_gzip(&values(header::ACCEPT_ENCODING));
-        let body = self.bodies.body(format, gzip, SystemTime::now()).await;
-        let r = with(
-            Response::new(body.chunks),
-            header::CONTENT_TYPE,
-            format.content_type(),
-        );
+        let (chunks, gzipped) = self.bodies.body(format, gzip, SystemTime::now()).await;
+        let r = answer(StatusCode::OK, format.content_type(), chunks);
         let r = with(r, header::VARY, "Accept, Accept-Encoding");
-        match body.gzip {
+        match gzipped {
             true => with(r, header::CONTENT_ENCODING, "gzip"),
             false => r,
         }
@@ -252,8 +238,7 @@ pub(crate) async fn serve(listener: TcpListener, app: App, shutdown: impl Future
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read)
-        .keep_alive(true);
+        .header_read_timeout(header_read);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -262,12 +247,7 @@ pub(crate) async fn serve(listener: TcpListener, app: App, shutdown: impl Future
         .keep_alive_interval(header_read)
         .keep_alive_timeout(header_read);
     let builder = Arc::new(builder);
-    let timeouts = Timeouts {
-        header_read,
-        idle: app.config.idle_timeout,
-        send: app.config.send_timeout,
-    };
-    let conns = Connections::new(app.config.max_connections, timeouts);
+    let conns = Connections::new(app.config.as_ref().clone());
     let _sweeper = AbortOnDropHandle::new(tokio::spawn(conns.clone().sweep()));
     let _watcher = AbortOnDropHandle::new(tokio::spawn(app.web.clone().watch()));
     let tasks = TaskTracker::new();
@@ -318,7 +298,7 @@ async fn connection(
     app: App,
     builder: &auto::Builder<TokioExecutor>,
 ) {
-    let stream = match app.web.current().tls.clone() {
+    let stream = match app.web.current().config.tls.clone() {
         None => Either::Left(stream),
         // The sweeper's "no request since accept" rule covers the handshake.
         Some(acceptor) => tokio::select! {
