@@ -50,7 +50,6 @@ impl From<std::io::Error> for FileError {
         match e.kind() {
             NotFound => FileError::Missing,
             PermissionDenied => FileError::Denied,
-            IsADirectory => FileError::Folder,
             // The OS message without Rust's "(os error N)".
             _ => FileError::Io(
                 e.to_string()

@@ -19,13 +19,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bcrypt::HashParts;
 use hmac::{Hmac, Mac};
 use hyper::header::{HeaderMap, AUTHORIZATION};
 use serde::Deserialize;
 use sha1::Sha1;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
@@ -52,7 +52,7 @@ struct RawTls {
 /// The validated web config.
 #[derive(Clone, Default)]
 pub struct WebConfig {
-    tls: Option<TlsAcceptor>,
+    pub tls: Option<TlsAcceptor>,
     users: BTreeMap<String, String>,
     /// The files it was read from: the config itself, the certificate and the key.
     files: Vec<PathBuf>,
@@ -72,12 +72,10 @@ fn yaml_error(e: &serde_yaml_ng::Error) -> String {
         Some((path, msg)) if !path.contains(' ') => (format!(" key `{path}`"), msg),
         _ => (String::new(), text),
     };
-    let msg = match msg.starts_with("invalid ") {
-        true => match msg.rsplit_once(", expected ") {
-            Some((_, expected)) => format!("has the wrong type or value; expected {expected}"),
-            None => "has the wrong type or value".into(),
-        },
-        false => msg.to_string(),
+    let msg = match (msg.starts_with("invalid "), msg.rsplit_once(", expected ")) {
+        (true, Some((_, expected))) => format!("has the wrong type or value; expected {expected}"),
+        (true, None) => "has the wrong type or value".into(),
+        (false, _) => msg.to_string(),
     };
     let line = e.location().map(|l| format!(" (line {})", l.line()));
     format!("web config{key}: {msg}{}", line.unwrap_or_default())
@@ -174,11 +172,11 @@ fn stamp(paths: &[PathBuf]) -> Stamp {
 }
 
 /// The web config in force. Connections take its TLS acceptor at accept, and every request
-/// is checked against its users, so a changed password takes effect on open connections too.
+/// is checked against its users' access, so a changed password takes effect on open
+/// connections too.
 pub struct ActiveWeb {
-    pub tls: Option<TlsAcceptor>,
+    pub config: WebConfig,
     pub access: Arc<Access>,
-    files: Vec<PathBuf>,
 }
 
 /// The web config file, read at start and again when it (or a certificate or key it names)
@@ -197,9 +195,8 @@ impl WebSettings {
     /// Loads the web config (none: plain HTTP, no auth). An error here stops start-up.
     pub fn load(path: Option<PathBuf>) -> Result<WebSettings, String> {
         let none = ActiveWeb {
-            tls: None,
+            config: WebConfig::default(),
             access: Arc::new(Access::new(BTreeMap::new(), None)),
-            files: Vec::new(),
         };
         let web = WebSettings {
             path,
@@ -226,19 +223,16 @@ impl WebSettings {
         };
         let old = self.current();
         // Stamped before reading: a change during the read is seen at the next look.
-        *lock(&self.read) = stamp(&old.files);
+        *lock(&self.read) = stamp(&old.config.files);
         let config = WebConfig::load(path)?;
-        if config.files != old.files {
+        if config.files != old.config.files {
             *lock(&self.read) = stamp(&config.files);
         }
         for w in &config.warnings {
             tracing::warn!("{w}");
         }
-        let active = ActiveWeb {
-            tls: config.tls,
-            access: Arc::new(Access::new(config.users, Some(&old.access))),
-            files: config.files,
-        };
+        let access = Arc::new(Access::new(config.users.clone(), Some(&old.access)));
+        let active = ActiveWeb { config, access };
         *self.active.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(active);
         Ok(())
     }
@@ -265,7 +259,7 @@ impl WebSettings {
         loop {
             tick.tick().await;
             let me = self.clone();
-            let look = move || stamp(&me.current().files) != *lock(&me.read);
+            let look = move || stamp(&me.current().config.files) != *lock(&me.read);
             if tokio::task::spawn_blocking(look).await.unwrap_or(false) {
                 let _ = self.reload().await;
             }
@@ -303,8 +297,8 @@ pub struct Access {
     users: BTreeMap<String, String>,
     cache_key: [u8; 32],
     memory: Mutex<Memory>,
-    slots: Arc<Semaphore>,
-    kept_slot: Arc<Semaphore>,
+    /// Checks that may run at once; one more for addresses that passed before.
+    slots: usize,
     dummy: OnceLock<String>,
 }
 
@@ -318,11 +312,10 @@ struct Memory {
     checking: HashSet<IpAddr>,
 }
 
-/// A running check: its slot, and its address marked busy.
+/// A running check: its address marked busy, which also counts it against the slots.
 struct Ticket {
     access: Arc<Access>,
     peer: IpAddr,
-    _slot: OwnedSemaphorePermit,
 }
 
 impl Drop for Ticket {
@@ -344,8 +337,7 @@ impl Access {
             cache_key: old.map_or_else(rand::random, |old| old.cache_key),
             users,
             memory: Mutex::new(memory),
-            slots: Arc::new(Semaphore::new(parallel / 2 + 1)),
-            kept_slot: Arc::new(Semaphore::new(1)),
+            slots: parallel / 2 + 1,
             dummy: OnceLock::new(),
         }
     }
@@ -376,25 +368,17 @@ impl Access {
         .unwrap_or(Verdict::Denied)
     }
 
-    /// A slot for a check from `peer`: none when `peer` has one running or none is free.
+    /// A slot for a check from `peer`: none when `peer` has one running or none is free (the
+    /// kept slot is only for addresses that passed before).
     fn ticket(self: &Arc<Self>, peer: IpAddr) -> Option<Ticket> {
         let mut memory = lock(&self.memory);
-        if memory.checking.contains(&peer) {
+        // One check per address at a time, so the addresses checking count the checks running.
+        let slots = self.slots + usize::from(memory.known.contains(&peer));
+        if memory.checking.len() >= slots || !memory.checking.insert(peer) {
             return None;
         }
-        let slot = match self.slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) if memory.known.contains(&peer) => {
-                self.kept_slot.clone().try_acquire_owned().ok()?
-            }
-            Err(_) => return None,
-        };
-        memory.checking.insert(peer);
-        Some(Ticket {
-            access: self.clone(),
-            peer,
-            _slot: slot,
-        })
+        let access = self.clone();
+        Some(Ticket { access, peer })
     }
 
     fn digest(&self, user: &str, password: &str) -> Option<Vec<u8>> {
@@ -441,13 +425,9 @@ impl Access {
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
+    let basic = |(scheme, _): &(&str, &str)| scheme.eq_ignore_ascii_case("basic");
+    let (_, encoded) = value.trim().split_once(' ').filter(basic)?;
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, password) = text.split_once(':')?;
     Some((user.to_string(), password.to_string()))
@@ -459,7 +439,7 @@ mod tests {
 
     fn header(user: &str, pw: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        let v = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"));
+        let v = STANDARD.encode(format!("{user}:{pw}"));
         h.insert(AUTHORIZATION, format!("Basic {v}").parse().unwrap());
         h
     }

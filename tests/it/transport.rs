@@ -250,7 +250,7 @@ async fn a_refused_certificate_is_a_tls_failure_and_not_retried() {
     let tls = "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n";
     std::fs::write(&web, tls).unwrap();
     let web = awareness_exporter::WebSettings::load(Some(web)).unwrap();
-    let acceptor = web.current().tls.clone().unwrap();
+    let acceptor = web.current().config.tls.clone().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let handshakes = Arc::new(Mutex::new(0usize));
