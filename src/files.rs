@@ -51,12 +51,11 @@ impl From<std::io::Error> for FileError {
             NotFound => FileError::Missing,
             PermissionDenied => FileError::Denied,
             // The OS message without Rust's "(os error N)".
-            _ => FileError::Io(
-                e.to_string()
-                    .split(" (os error")
-                    .collect::<String>()
-                    .to_lowercase(),
-            ),
+            _ => {
+                let text = e.to_string().to_lowercase();
+                let text = text.split_once(" (os error").map_or(&*text, |(t, _)| t);
+                FileError::Io(text.to_string())
+            }
         }
     }
 }
@@ -172,6 +171,12 @@ mod tests {
         );
         std::fs::write(&ok, [0xff, 0xfe]).unwrap();
         assert_eq!(read_text(&ok).unwrap_err(), FileError::NotText);
+    }
+
+    #[test]
+    fn other_os_errors_are_told_in_the_os_words_alone() {
+        let e = FileError::from(std::io::Error::from_raw_os_error(11));
+        assert_eq!(e.to_string(), "resource temporarily unavailable");
     }
 
     #[test]
