@@ -138,15 +138,12 @@ pub(crate) struct InFlight {
 impl InFlight {
     pub(crate) fn start(conn: &Arc<Conn>) -> InFlight {
         let mut s = conn.state();
-        let number = s.requests;
+        let (number, now) = (s.requests, Instant::now());
         s.requests += 1;
-        s.activity = Instant::now();
-        let now = s.activity;
+        s.activity = now;
         s.in_flight.insert(number, now);
-        InFlight {
-            conn: conn.clone(),
-            number,
-        }
+        let conn = conn.clone();
+        InFlight { conn, number }
     }
 
     /// This request made progress now.
@@ -244,12 +241,11 @@ impl Connections {
     /// quarter of the shortest timeout apart (within 50 ms and 1 s).
     pub(crate) async fn sweep(self: Arc<Self>) {
         let t = &self.settings;
-        let every = (t
+        let shortest = t
             .header_read_timeout
             .min(t.idle_timeout)
-            .min(t.send_timeout)
-            / 4)
-        .clamp(Duration::from_millis(50), Duration::from_secs(1));
+            .min(t.send_timeout);
+        let every = (shortest / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -83,18 +83,11 @@ impl App {
 
 /// A response body of shared buffers (see [`crate::scrape_body`]), never copied: handed to
 /// hyper in slices of at most [`CHUNK`] bytes, so that its request sees progress as the client
-/// reads. It marks its request in flight until it is sent (or dropped).
+/// reads. It marks its request in flight until hyper drops it (sent, or the request dropped:
+/// hyper drops a body once it has handed on its last slice).
 struct Body {
     chunks: VecDeque<Bytes>,
-    in_flight: Option<InFlight>,
-}
-
-impl Body {
-    fn new(chunks: Vec<Bytes>, in_flight: InFlight) -> Body {
-        let chunks = chunks.into_iter().filter(|c| !c.is_empty()).collect();
-        let in_flight = Some(in_flight);
-        Body { chunks, in_flight }
-    }
+    in_flight: InFlight,
 }
 
 impl hyper::body::Body for Body {
@@ -106,16 +99,13 @@ impl hyper::body::Body for Body {
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let Some(chunk) = self.chunks.front_mut() else {
-            self.in_flight = None;
             return Poll::Ready(None);
         };
         let slice = chunk.split_to(chunk.len().min(CHUNK));
         if chunk.is_empty() {
             self.chunks.pop_front();
         }
-        if let Some(f) = &self.in_flight {
-            f.touch();
-        }
+        self.in_flight.touch();
         Poll::Ready(Some(Ok(Frame::data(slice))))
     }
 
@@ -322,7 +312,10 @@ async fn connection(
         let app = app.clone();
         async move {
             let answer = app.handle(req, peer).await;
-            Ok::<_, Infallible>(answer.map(|chunks| Body::new(chunks, in_flight)))
+            Ok::<_, Infallible>(answer.map(|chunks| Body {
+                chunks: chunks.into(),
+                in_flight,
+            }))
         }
     });
     let http = builder.serve_connection(TokioIo::new(Box::pin(io)), service);

@@ -139,10 +139,9 @@ impl MetricsBuilder {
         *family.or_default().entry(to_labels(labels)).or_insert(0.0) += v;
     }
 
-    /// Encodes every family, sorted by name. Families without samples are left out.
+    /// Encodes every family, sorted by name (a family is made with its first sample).
     pub fn finish(self) -> Rendered {
         let families = self.families.into_iter();
-        let families = families.filter(|(_, values)| !values.is_empty());
         Rendered {
             families: families.map(|(d, values)| encode(d, values)).collect(),
         }

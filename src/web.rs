@@ -412,11 +412,8 @@ impl Access {
     /// once on first need.
     fn dummy_hash(&self) -> &str {
         self.dummy.get_or_init(|| {
-            let hashes = self
-                .users
-                .values()
-                .filter_map(|h| h.parse::<HashParts>().ok());
-            let cost = hashes.map(|p| p.get_cost()).max();
+            let cost = |h: &String| h.parse::<HashParts>().map(|p| p.get_cost()).ok();
+            let cost = self.users.values().filter_map(cost).max();
             let password: [u8; 16] = rand::random();
             bcrypt::hash(password, cost.unwrap_or(bcrypt::DEFAULT_COST)).unwrap_or_default()
         })
