@@ -106,14 +106,13 @@ impl ScrapeBodies {
             Some(z) if fresh(z) => Some(z.clone()),
             Some(z) if z.at.elapsed() < GZIP_EVERY => None,
             _ => {
-                let z = Arc::new(Gzipped {
+                let z = Gzipped {
                     data: c.data[i].clone(),
                     health: c.health[i].clone(),
                     at: Instant::now(),
                     body: OnceCell::new(),
-                });
-                c.gzip[i] = Some(z.clone());
-                Some(z)
+                };
+                Some(c.gzip[i].insert(Arc::new(z)).clone())
             }
         };
         drop(c);

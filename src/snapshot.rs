@@ -37,20 +37,6 @@ pub struct RenderedFamily {
     pub series: usize,
 }
 
-impl RenderedFamily {
-    /// The family's header in `format`. Text 0.0.4 names a counter family by its `_total`
-    /// samples.
-    fn header_in(&self, format: Format) -> String {
-        match (format, self.metric_type) {
-            (Format::Text004, MetricType::Counter) => {
-                let (name, help) = (&self.name, &self.help);
-                format!("# HELP {name}_total {help}\n# TYPE {name}_total counter\n")
-            }
-            _ => self.header.clone(),
-        }
-    }
-}
-
 /// Encoded families of one section, sorted by name, samples sorted within each family so the
 /// output is deterministic.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -194,8 +180,15 @@ pub(crate) fn merge_families<'a>(
         }
     }
     let mut out = String::new();
-    for (family, samples) in by_name.values() {
-        out.push_str(&family.header_in(format));
+    for (f, samples) in by_name.values() {
+        // Text 0.0.4 names a counter family by its `_total` samples.
+        match (format, f.metric_type) {
+            (Format::Text004, MetricType::Counter) => {
+                let (name, help) = (&f.name, &f.help);
+                out += &format!("# HELP {name}_total {help}\n# TYPE {name}_total counter\n");
+            }
+            _ => out.push_str(&f.header),
+        }
         out.extend(samples.iter().copied());
     }
     out
