@@ -33,7 +33,7 @@ pub mod testing;
 pub(crate) mod web;
 
 // The binary's few needs beyond the surface modules.
-pub use server::WAITING_ROOM;
+pub use connections::WAITING_ROOM;
 pub use shard::Shard;
 pub use sources::registry;
 pub use web::{WebConfig, WebSettings};

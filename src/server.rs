@@ -43,7 +43,6 @@ pub(crate) type ReloadFn = Arc<
 >;
 
 pub(crate) use crate::connections::ServerSettings;
-pub use crate::connections::WAITING_ROOM;
 
 /// Concurrent HTTP/2 streams per connection.
 pub const MAX_CONCURRENT_STREAMS: u32 = 32;

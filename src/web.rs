@@ -56,8 +56,8 @@ pub struct WebConfig {
     users: BTreeMap<String, String>,
     /// The files it was read from: the config itself, the certificate and the key.
     files: Vec<PathBuf>,
-    /// Things that work but should not be so (e.g. a world-readable key), logged at load.
-    warnings: Vec<String>,
+    /// What works but should not be so (a key file others may read), logged at load.
+    warning: Option<String>,
 }
 
 fn err(key: &str, msg: impl std::fmt::Display) -> String {
@@ -110,9 +110,7 @@ impl WebConfig {
             let (cert, key) = (base.join(&t.cert_file), base.join(&t.key_file));
             if let Some(who) = files::open_to_others(&key) {
                 let problem = format!("the key file is open to {who}; restrict it (chmod 600)");
-                config
-                    .warnings
-                    .push(err("tls_server_config.key_file", problem));
+                config.warning = Some(err("tls_server_config.key_file", problem));
             }
             let tls = load_tls(&cert, &key, t.min_version.as_deref())?;
             config.tls = Some(TlsAcceptor::from(Arc::new(tls)));
@@ -228,7 +226,7 @@ impl WebSettings {
         if config.files != old.config.files {
             *lock(&self.read) = stamp(&config.files);
         }
-        for w in &config.warnings {
+        if let Some(w) = &config.warning {
             tracing::warn!("{w}");
         }
         let access = Arc::new(Access::new(config.users.clone(), Some(&old.access)));
@@ -582,15 +580,15 @@ mod tests {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let cfg = WebConfig::parse(text, dir.path()).unwrap();
         assert!(
-            cfg.warnings
-                .iter()
-                .any(|w| w.contains("open to other users")),
+            cfg.warning
+                .as_ref()
+                .is_some_and(|w| w.contains("open to other users")),
             "{:?}",
-            cfg.warnings
+            cfg.warning
         );
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         let cfg = WebConfig::parse(text, dir.path()).unwrap();
-        assert!(cfg.warnings.is_empty());
+        assert!(cfg.warning.is_none());
     }
 
     #[test]
