@@ -110,14 +110,10 @@ fn page(sources: &[(SourceKey, SourceStatus)], notes: &str, now: SystemTime) -> 
     if sources.is_empty() {
         rows.push_str("<tr><td colspan=\"10\">No sources configured.</td></tr>\n");
     }
-    // The page's HTML and style (src/landing.html), with these three filled in.
+    // The page's HTML and style (src/landing.html), with {0} the version, {1} the notes and
+    // {2} the rows filled in.
     let version = env!("CARGO_PKG_VERSION");
-    format!(
-        include_str!("landing.html"),
-        version = version,
-        notes = notes,
-        rows = rows
-    )
+    format!(include_str!("landing.html"), version, notes, rows)
 }
 
 #[cfg(test)]

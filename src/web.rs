@@ -357,13 +357,11 @@ impl Access {
         let Some(ticket) = self.ticket(peer) else {
             return Verdict::Busy;
         };
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let _ticket = ticket;
-            me.verify(&user, &password, digest, peer)
-        })
-        .await
-        .unwrap_or(Verdict::Denied)
+        // The ticket is the check's slot until the check ends.
+        let verify = move || ticket.access.verify(&user, &password, digest, peer);
+        tokio::task::spawn_blocking(verify)
+            .await
+            .unwrap_or(Verdict::Denied)
     }
 
     /// A slot for a check from `peer`: none when `peer` has one running or none is free (the
