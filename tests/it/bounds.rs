@@ -2,6 +2,7 @@
 //! rows per poll are capped (`poll.max_rows`), and CyberPilot paging follows the server's cap.
 
 use crate::common;
+use crate::common::harness::Counted as _;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -2,6 +2,7 @@
 //! malformed answers, and aggregates checked against sums computed here from the wire rows.
 
 use crate::common;
+use crate::common::harness::Counted as _;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 //! tenant, a tenant without simulations, a refused secret, a throttled request.
 
 use crate::common;
+use crate::common::harness::Counted as _;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

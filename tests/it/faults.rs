@@ -3,6 +3,7 @@
 //! kept, and the number of requests stays within the retry budget.
 
 use crate::common;
+use crate::common::harness::Counted as _;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 //! its rendered text.
 
 use crate::common;
+use crate::common::harness::Counted as _;
 
 use awareness_sim::demo::{Demo, Size};
 use common::harness;

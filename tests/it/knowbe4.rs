@@ -2,6 +2,7 @@
 //! computed here from the simulator's wire rows, paging edge cases, the quota, errors.
 
 use crate::common;
+use crate::common::harness::Counted as _;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

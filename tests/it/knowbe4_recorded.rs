@@ -3,6 +3,7 @@
 //! tests/fixtures/knowbe4/README.md).
 
 use crate::common;
+use crate::common::harness::Counted as _;
 
 use common::*;
 

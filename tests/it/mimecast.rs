@@ -3,6 +3,7 @@
 //! checked against figures computed here from the simulated population.
 
 use crate::common;
+use crate::common::harness::Counted as _;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 //! `fail[{code,message}]`), no invented figures, phishing results by department, and garbage.
 
 use crate::common;
+use crate::common::harness::Counted as _;
 
 use std::sync::Arc;
 

@@ -3,6 +3,7 @@
 //! their source.
 
 use crate::common;
+use crate::common::harness::Counted as _;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -3,6 +3,7 @@
 //! so, rows elsewhere), paging by the vendor's links, the empty budget, refusals.
 
 use crate::common;
+use crate::common::harness::Counted as _;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 //! "Another host" is another origin: a different port on loopback is a different host:port.
 
 use crate::common;
+use crate::common::harness::Counted as _;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

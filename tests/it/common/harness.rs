@@ -11,12 +11,40 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use awareness_exporter::config::{Config, MetricsConfig, PollConfig, SourceConfig};
-use awareness_exporter::model::PollOutcome;
+use awareness_exporter::model::{FailureReason, PollOutcome};
 use awareness_exporter::registry;
 use awareness_exporter::testing::snapshot::Rendered;
 use awareness_exporter::testing::sources::{self, Source, SourceContext};
 use awareness_exporter::testing::stats::ApiStats;
 use awareness_sim::Tenant;
+
+/// What tests ask of a source's request counters (the exporter itself only renders them).
+pub trait Counted {
+    /// Requests sent to `endpoint`.
+    fn requests(&self, endpoint: &str) -> u64;
+    /// Requests sent to every endpoint.
+    fn total_requests(&self) -> u64;
+    /// Failed requests with `reason`, over every endpoint.
+    fn failures(&self, reason: FailureReason) -> u64;
+}
+
+impl Counted for ApiStats {
+    fn requests(&self, endpoint: &str) -> u64 {
+        self.snapshot().requests.get(endpoint).copied().unwrap_or(0)
+    }
+
+    fn total_requests(&self) -> u64 {
+        self.snapshot().requests.values().sum()
+    }
+
+    fn failures(&self, reason: FailureReason) -> u64 {
+        let failures = self.snapshot().failures.into_iter();
+        failures
+            .filter(|((_, r), _)| *r == reason)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
 
 /// The config text polling `tenant`: `settings` first (e.g. `[poll]` or `[metrics]` tables),
 /// then the tenant's table with `account_keys` (e.g. `"page_size = 100\n"`) added.
