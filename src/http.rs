@@ -36,11 +36,9 @@ const MAX_REDIRECTS: usize = 5;
 /// rides on the next line logged.
 const LOG_LINES_PER_MINUTE: u32 = 6;
 
-/// A successful (2xx) answer with its body read in full.
+/// A successful (2xx) answer with its body read in full (a vendor reads nothing else of it).
 #[derive(Debug)]
 pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
     pub body: Bytes,
 }
 
@@ -61,55 +59,43 @@ impl Refusal {
     }
 }
 
-/// Why a redirect was not followed; the text reaches logs, so it names no URL.
-#[derive(Debug, thiserror::Error)]
-enum RedirectRefused {
-    #[error("redirect to another host refused (credentials never leave the vendor's host)")]
-    CrossHost,
-    #[error("redirect loop (more than {MAX_REDIRECTS} redirects)")]
-    Loop,
-}
-
-fn builder() -> reqwest::ClientBuilder {
+/// A client with `redirects` as its redirect policy (rustls, connection pooling).
+fn client_with(redirects: reqwest::redirect::Policy) -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(concat!("awareness-exporter/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(90))
         // No Referer to leak a path (with its query) to wherever a redirect points.
         .referer(false)
-}
-
-/// Builds the shared HTTP client (rustls, connection pooling). It follows a redirect only
-/// within the same origin (scheme, host, port) and at most [`MAX_REDIRECTS`] times.
-pub fn client() -> reqwest::Client {
-    builder()
-        .redirect(reqwest::redirect::Policy::custom(|attempt| {
-            let same_origin = attempt
-                .previous()
-                .first()
-                .is_some_and(|first| first.origin() == attempt.url().origin());
-            if !same_origin {
-                attempt.error(RedirectRefused::CrossHost)
-            } else if attempt.previous().len() > MAX_REDIRECTS {
-                attempt.error(RedirectRefused::Loop)
-            } else {
-                attempt.follow()
-            }
-        }))
+        .redirect(redirects)
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// The shared HTTP client. It follows a redirect only within the same origin (scheme, host,
+/// port) and at most [`MAX_REDIRECTS`] times; why it refused one reaches logs, so the text
+/// names no URL.
+pub fn client() -> reqwest::Client {
+    client_with(reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().map(|u| u.origin());
+        if first != Some(attempt.url().origin()) {
+            let why =
+                "redirect to another host refused (credentials never leave the vendor's host)";
+            attempt.error(why)
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            let why = format!("redirect loop (more than {MAX_REDIRECTS} redirects)");
+            attempt.error(why)
+        } else {
+            attempt.follow()
+        }
+    }))
 }
 
 /// The client for token requests: it follows no redirect at all, since the request body holds
 /// the password or client secret. Shared by every account.
 fn token_client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new())
-    })
+    CLIENT.get_or_init(|| client_with(reqwest::redirect::Policy::none()))
 }
 
 /// What a vendor says in the body of an error answer (4xx or 5xx but 429): a short detail
@@ -173,20 +159,18 @@ pub struct Scrub {
 
 impl Scrub {
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
         let mut needles = Vec::new();
         // Too short to be a secret worth a search (and would blank ordinary words).
         for s in secrets.into_iter().filter(|s| s.len() >= 4) {
-            use base64::engine::general_purpose::{STANDARD, URL_SAFE};
             for encoded in [STANDARD.encode(s), URL_SAFE.encode(s)] {
                 needles.push(encoded.trim_end_matches('=').to_string());
                 needles.push(encoded);
             }
+            // A form's encoding, and an encoder's that escapes every byte but letters and digits.
             needles.push(url::form_urlencoded::byte_serialize(s.as_bytes()).collect());
-            let percent = s.bytes().map(|c| match c.is_ascii_alphanumeric() {
-                true => char::from(c).to_string(),
-                false => format!("%{c:02X}"),
-            });
-            needles.push(percent.collect());
+            needles.push(utf8_percent_encode(s, NON_ALPHANUMERIC).to_string());
             needles.push(s.to_string());
         }
         // Longest first, so a secret's encoded form goes whole before its plain part.
@@ -199,13 +183,8 @@ impl Scrub {
 
     /// `text` with every form of every secret replaced by `[redacted]`.
     pub fn text(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for n in self.needles.iter() {
-            if out.contains(n.as_str()) {
-                out = out.replace(n.as_str(), "[redacted]");
-            }
-        }
-        out
+        let redact = |out: String, n: &Zeroizing<String>| out.replace(n.as_str(), "[redacted]");
+        self.needles.iter().fold(text.to_string(), redact)
     }
 }
 
@@ -293,22 +272,7 @@ impl Transport {
     where
         AF: Future<Output = Result<T, Refusal>>,
     {
-        self.run(endpoint, false, &build, accept).await
-    }
-
-    /// Like [`fetch`](Self::fetch) for a token endpoint: every 4xx but 429 is an auth failure
-    /// (OAuth2 servers answer a bad credential with 400 `invalid_grant`/`invalid_client`), and
-    /// no redirect is followed.
-    pub async fn token_request<T, AF>(
-        &self,
-        endpoint: &'static str,
-        build: impl Fn() -> RequestBuilder,
-        accept: impl Fn(Reply) -> AF,
-    ) -> Result<T, FetchError>
-    where
-        AF: Future<Output = Result<T, Refusal>>,
-    {
-        self.run(endpoint, true, &build, accept).await
+        self.send(endpoint, false, &build, accept).await
     }
 
     /// Sends a request with `Authorization: Bearer <token>`, the token from `token` (cached or
@@ -341,7 +305,10 @@ impl Transport {
         }
     }
 
-    async fn run<T, AF>(
+    /// [`fetch`](Self::fetch), and for a token request (`token_request`) every 4xx but 429 is
+    /// an auth failure (OAuth2 servers answer a bad credential with 400 `invalid_grant` or
+    /// `invalid_client`) and no redirect is followed.
+    pub async fn send<T, AF>(
         &self,
         endpoint: &'static str,
         token_request: bool,
@@ -352,12 +319,11 @@ impl Transport {
         AF: Future<Output = Result<T, Refusal>>,
     {
         let attempts = self.poll.max_attempts.max(1);
-        let mut refused_429 = 0;
-        let mut attempt = 0u32;
+        let (mut attempt, mut refused_429) = (0, 0);
         loop {
             attempt += 1;
             let attempted = self.attempt(endpoint, token_request, build, &mut refused_429);
-            let (e, next) = match attempted.await {
+            let (mut e, next) = match attempted.await {
                 Ok(reply) => match accept(reply).await {
                     Ok(t) => return Ok(t),
                     Err(r) if r.again => (r.error, Next::Backoff),
@@ -365,10 +331,7 @@ impl Transport {
                 },
                 Err(failed) => failed,
             };
-            let mut e = FetchError {
-                message: self.scrub.text(&e.message),
-                ..e
-            };
+            e.message = self.scrub.text(&e.message);
             self.stats.failure(endpoint, e.reason);
             let plural = if attempt == 1 { "" } else { "s" };
             let giving_up = format!("giving up after {attempt} attempt{plural}");
@@ -391,8 +354,7 @@ impl Transport {
                 self.log_attempt(endpoint, &e, &giving_up);
                 return Err(e);
             }
-            let next_try = attempt + 1;
-            let retrying = format!("retrying in {shown}, attempt {next_try} of {attempts}");
+            let retrying = format!("retrying in {shown}, attempt {} of {attempts}", attempt + 1);
             self.log_attempt(endpoint, &e, &retrying);
             match next {
                 Next::Pause(_) => self.pause(wait),
@@ -461,75 +423,58 @@ impl Transport {
             .map_err(|e| (e, Next::Final))?;
         let _permits = (self.permits.acquire().await, self.global.acquire().await);
         self.stats.request(endpoint);
-        let timeout = self.poll.timeout;
+        let (client, request) = build().build_split();
+        // Token requests go through the client that follows no redirect.
+        let client = token_request.then(token_client).unwrap_or(&client);
         let exchange = async {
-            let (client, request) = build().timeout(timeout).build_split();
-            // Token requests go through the client that follows no redirect.
-            let client = if token_request {
-                token_client()
-            } else {
-                &client
-            };
             let response = client.execute(request.map_err(classify)?).await;
             let response = response.map_err(classify)?;
             let (status, headers) = (response.status(), response.headers().clone());
             let body = read_capped(response, self.poll.max_body_bytes).await?;
-            Ok::<_, FetchError>(Reply {
-                status,
-                headers,
-                body,
-            })
+            Ok((status, headers, body))
         };
-        let reply = match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(e)) if matches!(e.reason, FailureReason::Timeout | FailureReason::Connect) => {
-                return Err((e, Next::Backoff))
-            }
-            Ok(Err(e)) => return Err((e, Next::Final)),
-            Err(_) => {
-                let shown = humantime::format_duration(timeout);
-                let message = format!("no answer within {shown} (poll.timeout)");
-                return Err((
-                    FetchError::new(FailureReason::Timeout, message),
-                    Next::Backoff,
-                ));
-            }
-        };
-        let (status, headers) = (reply.status, &reply.headers);
+        // One deadline for the whole exchange: connecting, the headers and the body.
+        let timeout = self.poll.timeout;
+        let exchanged = tokio::time::timeout(timeout, exchange).await;
+        let exchanged = exchanged.unwrap_or_else(|_| {
+            let shown = humantime::format_duration(timeout);
+            let message = format!("no answer within {shown} (poll.timeout)");
+            Err(FetchError::new(FailureReason::Timeout, message))
+        });
+        let (status, headers, body) = exchanged.map_err(|e| {
+            let retried = matches!(e.reason, FailureReason::Timeout | FailureReason::Connect);
+            (e, if retried { Next::Backoff } else { Next::Final })
+        })?;
 
         // Quota headers on every answer: stop before the vendor has to say 429.
-        let reset = self.vendor.rate_limit_reset(headers);
+        let reset = self.vendor.rate_limit_reset(&headers);
         let reset = reset.map(|d| d.min(MAX_RATE_LIMIT_WAIT));
-        if let Some(reset) = reset.filter(|_| self.vendor.quota_exhausted(headers)) {
+        if let Some(reset) = reset.filter(|_| self.vendor.quota_exhausted(&headers)) {
             self.pause(reset);
         }
         if status.is_success() {
-            return Ok(reply);
+            return Ok(Reply { body });
         }
         let code = status.as_u16();
-        let auth = code == 401 || code == 403 || (token_request && status.is_client_error());
         let text = format!("HTTP {code} {}", status.canonical_reason().unwrap_or(""));
         let mut e = FetchError {
-            reason: if auth {
-                FailureReason::Auth
-            } else {
-                FailureReason::Http
-            },
-            message: text.trim_end().to_string(),
             status: Some(code),
-            retry: Retry::Backoff,
+            ..FetchError::new(FailureReason::Http, text.trim_end())
         };
+        if code == 401 || code == 403 || (token_request && status.is_client_error()) {
+            e.reason = FailureReason::Auth;
+        }
         if status == StatusCode::TOO_MANY_REQUESTS {
             *refused_429 += 1;
             e.reason = FailureReason::RateLimited;
             e.message.push_str(": the vendor's rate limit was hit");
-            let wait = retry_after(headers).or(reset);
+            let wait = retry_after(&headers).or(reset);
             let wait = wait.or_else(|| self.vendor.rate_limited_wait(*refused_429));
             return Err((e, wait.map_or(Next::Backoff, Next::Pause)));
         }
         // A vendor error with a reason of its own is final.
         let mut own_reason = false;
-        if let Some(v) = self.vendor.read_error(code, &reply.body) {
+        if let Some(v) = self.vendor.read_error(code, &body) {
             e.message = format!("{}: {}", e.message, v.detail);
             e.retry = v.retry;
             own_reason = v.reason.is_some();
@@ -559,13 +504,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// error: Connection refused (os error 111)").
 fn classify(e: reqwest::Error) -> FetchError {
     let e = e.without_url();
-    let mut chain = vec![e.to_string()];
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        chain.push(s.to_string());
-        source = s.source();
-    }
-    // Without Rust's " (os error 111)", starting in lower case.
+    let chain: Vec<String> =
+        std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+            .map(|e| e.to_string())
+            .collect();
+    // The innermost cause, without Rust's " (os error 111)", starting in lower case.
     let last = chain
         .last()
         .map_or("", |m| m.split(" (os error").next().unwrap_or(m));
@@ -581,10 +524,8 @@ fn classify(e: reqwest::Error) -> FetchError {
     } else if e.is_timeout() {
         (FailureReason::Timeout, format!("timed out: {cause}"))
     } else if chain.iter().any(|m| m.contains("dns error")) {
-        (
-            FailureReason::Connect,
-            format!("cannot resolve the host name: {cause}"),
-        )
+        let message = format!("cannot resolve the host name: {cause}");
+        (FailureReason::Connect, message)
     } else if e.is_connect() {
         (FailureReason::Connect, format!("cannot connect: {cause}"))
     } else {
@@ -605,6 +546,8 @@ fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
         || e.source().is_some_and(is_tls_failure)
 }
 
+/// The body, refused (reason `decode`) once it is larger than `cap`: at once when its announced
+/// length is, and never buffered past `cap` when it announces none.
 async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Bytes, FetchError> {
     let too_large = || {
         let message = format!("response body larger than the {cap}-byte limit");
@@ -627,12 +570,8 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Byte
 
 /// `Retry-After` in seconds (the HTTP-date form is rare for APIs; treated as absent).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let secs = v
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)?;
-    Some(Duration::from_secs_f64(
-        secs.min(MAX_RATE_LIMIT_WAIT.as_secs_f64()),
-    ))
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    let secs: f64 = value.trim().parse().ok()?;
+    let max = MAX_RATE_LIMIT_WAIT.as_secs_f64();
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(max)))
 }

@@ -21,10 +21,8 @@ const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// non-finite values, at most [`MAX_LIFETIME`]. Never panics (`Duration::from_secs_f64` does
 /// on huge or NaN values).
 pub(crate) fn clamp_lifetime(secs: f64) -> Option<Duration> {
-    if !secs.is_finite() || secs <= 0.0 {
-        return None;
-    }
-    Some(Duration::try_from_secs_f64(secs).map_or(MAX_LIFETIME, |d| d.min(MAX_LIFETIME)))
+    let max = MAX_LIFETIME.as_secs_f64();
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs.min(max)))
 }
 
 /// One cached bearer token: the token and when to refresh it (zeroized when replaced or
@@ -75,10 +73,7 @@ impl TokenCache {
 
     /// A new poll begins: the last poll's token failure is forgotten, so this poll tries again.
     pub(crate) async fn begin_poll(&self) {
-        let mut state = self.state.lock().await;
-        if matches!(*state, Some(Err(_))) {
-            *state = None;
-        }
+        self.state.lock().await.take_if(|s| s.is_err());
     }
 
     /// Forgets `rejected` (after a 401), so the next [`get`](Self::get) fetches a new one.
@@ -86,9 +81,7 @@ impl TokenCache {
     /// refused together cause one renewal, not one each.
     pub(crate) async fn invalidate(&self, rejected: &str) {
         let mut state = self.state.lock().await;
-        if matches!(&*state, Some(Ok((token, _))) if token.as_str() == rejected) {
-            *state = None;
-        }
+        state.take_if(|s| matches!(s, Ok((token, _)) if token.as_str() == rejected));
     }
 }
 
@@ -121,7 +114,7 @@ pub(crate) async fn request_token(
     let read = |reply: crate::http::Reply| async move {
         parse_token_response(&reply.body).map_err(Refusal::fatal)
     };
-    let issued = transport.token_request(endpoint, build, read).await;
+    let issued = transport.send(endpoint, true, &build, read).await;
     issued.map_err(|e| FetchError {
         message: format!("{what} failed: {}", e.message),
         ..e
@@ -145,11 +138,8 @@ pub(crate) fn parse_token_response(body: &[u8]) -> Result<Issued, FetchError> {
         let message = "token response has no access_token";
         return Err(FetchError::new(FailureReason::Auth, message));
     };
-    let secs = match parsed.expires_in {
-        Some(serde_json::Value::Number(n)) => n.as_f64(),
-        Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    };
+    let expires_in = parsed.expires_in.as_ref();
+    let secs = expires_in.and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()));
     let lifetime = secs.and_then(clamp_lifetime);
     Ok(Issued { value, lifetime })
 }

@@ -156,9 +156,10 @@ async fn token_requests_follow_no_redirect_even_on_the_same_host() {
     let stats = Arc::new(ApiStats::default());
     let t = transport(stats.clone());
     let e = t
-        .token_request(
+        .send(
             "login",
-            || {
+            true,
+            &|| {
                 t.client()
                     .post(format!("http://{vendor}/oauth/token"))
                     .form(&[("password", SENTINEL)])
