@@ -88,22 +88,19 @@ impl<'a> Block<'a> {
     /// The block as the vendor's declared type: the keys the user got wrong are reported and
     /// read as absent (`None` only when nothing could be read).
     pub(crate) fn read<T: DeserializeOwned>(&mut self) -> Option<T> {
-        let mut value = std::mem::replace(&mut self.value, Value::from(Dict::new()));
-        let read = loop {
-            let e = match value.deserialize::<T>() {
-                Ok(t) => break Some(t),
+        loop {
+            let e = match self.value.deserialize::<T>() {
+                Ok(t) => return Some(t),
                 Err(e) => e,
             };
             // A list's item is reported as the list (`endpoints`), which is taken out whole.
             let depth = e.path.iter().take_while(|p| p.parse::<usize>().is_err());
             let key = &e.path[..depth.count()];
             self.error(&key.join("."), message(&e.kind, self.secret_keys));
-            if key.is_empty() || !remove(&mut value, key) {
-                break None;
+            if key.is_empty() || !remove(&mut self.value, key) {
+                return None;
             }
-        };
-        zeroize_tree(&mut value);
-        read
+        }
     }
 
     /// `value`, or a problem "is required" (unless the key has one already) and a stand-in
@@ -220,8 +217,10 @@ impl<'a> Block<'a> {
                 [..] => {
                     let problem = format!("give only one of `{name}`, `{name}_file`, `{name}_env`");
                     self.error(&secret, problem);
-                    // The plain one is left for the reading to zeroize.
-                    table.retain(|k, _| *k == name || !forms.contains(k));
+                    // The plain one is left for the reading to zeroize; the others go now.
+                    for form in &forms[1..] {
+                        forget(table, form);
+                    }
                 }
             }
         }
@@ -348,15 +347,21 @@ pub(super) fn unknown_key(name: &str, known: &[String]) -> String {
     }
 }
 
-/// Takes the key at `key` out of `value`; false when it is not there.
+/// Takes the key at `key` out of `value` ([`forget`]); false when it is not there.
 fn remove(value: &mut Value, key: &[String]) -> bool {
     match (value, key) {
-        (Value::Dict(_, d), [last]) => d.remove(last).is_some(),
+        (Value::Dict(_, d), [last]) => forget(d, last),
         (Value::Dict(_, d), [first, rest @ ..]) => {
             d.get_mut(first).is_some_and(|v| remove(v, rest))
         }
         _ => false,
     }
+}
+
+/// Takes `key` out of `table`, its texts overwritten: a secret may be written in a wrong key.
+fn forget(table: &mut Dict, key: &str) -> bool {
+    let removed = table.remove(key).map(|mut v| zeroize_tree(&mut v));
+    removed.is_some()
 }
 
 /// Overwrites every text in the tree (it held the secrets) before it is dropped.

@@ -174,15 +174,10 @@ pub(super) fn read(mut b: Block<'_>) -> Option<MimecastConfig> {
         Mode::Hmac => {
             let secret_key = b.required("secret_key", w.secret_key);
             // Mimecast issues secret keys in base64; another cannot sign a request.
-            if STANDARD
-                .decode(secret_key.expose())
-                .map(Zeroizing::new)
-                .is_err()
-            {
-                b.error(
-                    "secret_key",
-                    "does not hold valid base64 (as Mimecast issues it)",
-                );
+            let decoded = STANDARD.decode(secret_key.expose()).map(Zeroizing::new);
+            if decoded.is_err() {
+                let problem = "does not hold valid base64 (as Mimecast issues it)";
+                b.error("secret_key", problem);
             }
             MimecastAuth::Hmac {
                 app_id: b.required("app_id", w.app_id),
