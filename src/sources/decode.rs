@@ -86,14 +86,6 @@ impl RowBudget {
     }
 }
 
-/// Why a page could not be read.
-#[derive(Debug)]
-pub enum PageError {
-    Json(serde_json::Error),
-    /// `poll.max_rows` was spent while reading it.
-    TooManyRows,
-}
-
 /// A page as read: its envelope (the fields around the row array), and whether the row array
 /// was there (`null` is not).
 #[derive(Debug)]
@@ -105,18 +97,18 @@ pub struct Page<E> {
 /// Decodes one page object, handing each element of its row array `rows` to `on_row` as it is
 /// read (which says how many rows the element held, charged to `budget`); the other fields are
 /// read into the envelope `E` by serde, and nothing else of the page is kept. Trailing bytes
-/// after the object are an error.
+/// after the object are an error, and so is the row budget spent (`budget.used()` then exceeds
+/// its limit).
 pub(crate) fn decode_page<E: DeserializeOwned, F: FnMut(&RawValue) -> u64>(
     body: &[u8],
     rows: &'static str,
     budget: &RowBudget,
     on_row: F,
-) -> Result<Page<E>, PageError> {
+) -> serde_json::Result<Page<E>> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let visitor = PageVisitor(rows, EachRow { budget, on_row }, PhantomData::<E>);
-    let page = de.deserialize_map(visitor);
-    page.and_then(|p| de.end().map(|()| p))
-        .map_err(|e| page_error(e, budget))
+    let page = de.deserialize_map(visitor)?;
+    de.end().map(|()| page)
 }
 
 /// Decodes a page that is a bare JSON array of rows (no envelope); `null` reads as no array.
@@ -124,20 +116,10 @@ pub(crate) fn decode_array(
     body: &[u8],
     budget: &RowBudget,
     on_row: impl FnMut(&RawValue) -> u64,
-) -> Result<bool, PageError> {
+) -> serde_json::Result<bool> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let present = EachRow { budget, on_row }.deserialize(&mut de);
-    present
-        .and_then(|p| de.end().map(|()| p))
-        .map_err(|e| page_error(e, budget))
-}
-
-fn page_error(e: serde_json::Error, budget: &RowBudget) -> PageError {
-    if budget.used() > budget.limit {
-        PageError::TooManyRows
-    } else {
-        PageError::Json(e)
-    }
+    let present = EachRow { budget, on_row }.deserialize(&mut de)?;
+    de.end().map(|()| present)
 }
 
 /// Reads a page object: its row array (the key named first) through the [`EachRow`], every

@@ -27,7 +27,7 @@ use crate::config::AccountConfig;
 use crate::http::{Refusal, Reply, Scrub, Transport, VendorHttp};
 use crate::model::{FailureReason, FetchError, SourceKey};
 use crate::sources::aggregate::{lock, SeenKeys};
-use crate::sources::decode::{decode_page, Decoder, Page, PageError, RowBudget};
+use crate::sources::decode::{decode_page, Decoder, Page, RowBudget};
 use crate::sources::lenient;
 use crate::sources::SourceContext;
 use crate::stats::ApiStats;
@@ -46,7 +46,7 @@ pub trait Format: 'static {
         body: &[u8],
         budget: &RowBudget,
         element: &mut dyn FnMut(&RawValue) -> u64,
-    ) -> Result<Page<Self::Envelope>, PageError> {
+    ) -> serde_json::Result<Page<Self::Envelope>> {
         decode_page(body, Self::ROWS, budget, element)
     }
     /// One element of the row array into `rows`: how many rows it held, and how many of those
@@ -296,7 +296,11 @@ impl<A, F> Listing<A, F> {
     {
         let (endpoint, limit) = (self.endpoint, self.budget.limit());
         let decoder = self.decoder.clone();
-        let decoded = decoder.run(move || {
+        let decode = move || {
+            let refuse = |why: String| {
+                let e = FetchError::new(FailureReason::Decode, format!("{endpoint}: {why}"));
+                Err(Refusal::fatal(e))
+            };
             lenient::take_cut();
             let (mut rows, mut elements, mut skipped) = (Vec::new(), 0u64, 0u64);
             let page = P::read(&reply.body, &self.budget, &mut |raw| {
@@ -304,41 +308,33 @@ impl<A, F> Listing<A, F> {
                 elements += n;
                 skipped += bad;
                 n
-            })?;
+            });
             drop(reply);
+            let page = match page {
+                Ok(page) => page,
+                Err(_) if self.budget.used() > limit => {
+                    return refuse(format!(
+                        "more than poll.max_rows ({limit}) rows in one poll; refusing to read \
+                         further (raise poll.max_rows if the account is really this large)"
+                    ))
+                }
+                Err(e) => return refuse(format!("page {page_no} is not valid JSON: {e}")),
+            };
             self.stats.labels_cut(lenient::take_cut());
             if let Some(refusal) = P::refusal(&page) {
-                return Ok(Err(refusal));
+                return Err(refusal);
             }
             // A 200 without the row array is not an empty page: the listing keeps its last data.
             if !page.has_rows {
-                let why = format!("{endpoint}: the answer has no row array");
-                return Ok(Err(Refusal::fatal(FetchError::new(
-                    FailureReason::Decode,
-                    why,
-                ))));
+                return refuse("the answer has no row array".into());
             }
             let mut state = lock(&self.state);
             let (acc, seen, good, bad) = &mut *state;
             rows.retain(|r| P::key(r).is_none_or(|k| seen.first_time(&k)));
             (self.add)(acc, rows);
             (*good, *bad) = (*good + elements - skipped, *bad + skipped);
-            Ok(Ok((page.envelope, elements)))
-        });
-        let message = match decoded.await {
-            Err(e) => return Err(Refusal::fatal(e)),
-            Ok(Ok(result)) => return result,
-            Ok(Err(PageError::TooManyRows)) => format!(
-                "{endpoint}: more than poll.max_rows ({limit}) rows in one poll; refusing to \
-                 read further (raise poll.max_rows if the account is really this large)"
-            ),
-            Ok(Err(PageError::Json(e))) => {
-                format!("{endpoint}: page {page_no} is not valid JSON: {e}")
-            }
+            Ok((page.envelope, elements))
         };
-        Err(Refusal::fatal(FetchError::new(
-            FailureReason::Decode,
-            message,
-        )))
+        decoder.run(decode).await.map_err(Refusal::fatal)?
     }
 }

@@ -15,7 +15,7 @@ use super::config::Endpoint;
 use super::models::Row;
 use super::KnowBe4Source;
 use crate::model::FetchError;
-use crate::sources::decode::{decode_array, Page, PageError, RowBudget};
+use crate::sources::decode::{decode_array, Page, RowBudget};
 use crate::sources::paging::{Accept, Format, Pager};
 
 /// One list: its path under `/v1/` (also its endpoint label) and its query besides `page` and
@@ -98,30 +98,27 @@ impl<T: Row> Format for ListRows<T> {
         body: &[u8],
         budget: &RowBudget,
         element: &mut dyn FnMut(&RawValue) -> u64,
-    ) -> Result<Page<()>, PageError> {
+    ) -> serde_json::Result<Page<()>> {
         match body.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'[') => {
                 decode_array(body, budget, element)?;
             }
             Some(b'{') => {
                 let object: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_slice(body).map_err(PageError::Json)?;
+                    serde_json::from_slice(body)?;
                 // `{"data": [...]}` (an envelope) or a lone row as the documentation shows it.
                 let elements = match object.get(Self::ROWS) {
                     Some(serde_json::Value::Array(rows)) if object.len() <= 2 => rows.clone(),
                     _ => vec![serde_json::Value::Object(object)],
                 };
                 if !budget.charge(elements.len() as u64) {
-                    return Err(PageError::TooManyRows);
+                    return Err(serde_json::Error::custom("more rows than poll.max_rows"));
                 }
                 for e in elements {
-                    element(&serde_json::value::to_raw_value(&e).map_err(PageError::Json)?);
+                    element(&serde_json::value::to_raw_value(&e)?);
                 }
             }
-            _ => {
-                let e = serde_json::Error::custom("the answer is not a JSON array or object");
-                return Err(PageError::Json(e));
-            }
+            _ => return Err(serde_json::Error::custom("not a JSON array or object")),
         }
         Ok(Page {
             envelope: (),
@@ -143,7 +140,7 @@ pub(crate) mod tests {
     pub(crate) fn decode<T: Row>(
         body: &[u8],
         budget: &RowBudget,
-    ) -> Result<(u64, u64, Vec<T>), PageError> {
+    ) -> serde_json::Result<(u64, u64, Vec<T>)> {
         let (mut rows, mut len, mut skipped) = (Vec::new(), 0, 0);
         ListRows::<T>::read(body, budget, &mut |raw| {
             let (n, bad) = ListRows::<T>::rows(raw, &mut rows);
@@ -176,15 +173,11 @@ pub(crate) mod tests {
         use crate::sources::knowbe4::models::User;
         let b = RowBudget::new(100);
         for garbage in [&b"<html>"[..], b"[{\"id\":1}", b"[] []", b""] {
-            assert!(matches!(
-                decode::<User>(garbage, &b),
-                Err(PageError::Json(_))
-            ));
+            assert!(decode::<User>(garbage, &b).is_err());
+            assert!(b.used() <= b.limit(), "not a budget error");
         }
         let small = RowBudget::new(2);
-        assert!(matches!(
-            decode::<User>(br#"[{"id":1},{"id":2},{"id":3}]"#, &small),
-            Err(PageError::TooManyRows)
-        ));
+        assert!(decode::<User>(br#"[{"id":1},{"id":2},{"id":3}]"#, &small).is_err());
+        assert!(small.used() > small.limit(), "the budget stopped it");
     }
 }
