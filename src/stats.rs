@@ -75,10 +75,6 @@ impl ApiStats {
     pub fn snapshot(&self) -> StatsInner {
         self.with(|s| s.clone())
     }
-
-    pub fn last_failure(&self) -> Option<(&'static str, FailureReason, std::time::SystemTime)> {
-        self.with(|s| s.last_failure)
-    }
 }
 
 #[cfg(test)]

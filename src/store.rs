@@ -96,7 +96,7 @@ impl SourceStatus {
     /// The latest failed request of the poll running now: endpoint and reason.
     pub fn current_error(&self) -> Option<(&'static str, FailureReason)> {
         let since = self.polling_since?;
-        let (endpoint, reason, at) = self.stats.last_failure()?;
+        let (endpoint, reason, at) = self.stats.snapshot().last_failure?;
         (at >= since).then_some((endpoint, reason))
     }
 

@@ -39,7 +39,7 @@ pub(crate) struct TokenCache {
 /// A token and when to refresh it.
 type Cached = (Zeroizing<String>, Instant);
 
-/// A token as issued: its value and how long it lives.
+/// A token as issued: its value and how long it lives (`expires_in`, else a JWT's `exp`).
 #[derive(Debug)]
 pub(crate) struct Issued {
     pub value: String,
@@ -63,10 +63,8 @@ impl TokenCache {
         let issued = fetch()
             .await
             .inspect_err(|e| *state = Some(Err(e.clone())))?;
-        let lifetime = issued
-            .lifetime
-            .or_else(|| jwt_lifetime(&issued.value, SystemTime::now()));
-        let refresh_at = Instant::now() + refresh_after(lifetime.unwrap_or(DEFAULT_LIFETIME));
+        let lifetime = issued.lifetime.unwrap_or(DEFAULT_LIFETIME);
+        let refresh_at = Instant::now() + refresh_after(lifetime);
         *state = Some(Ok((Zeroizing::new(issued.value.clone()), refresh_at)));
         Ok(issued.value)
     }
@@ -127,7 +125,6 @@ pub(crate) fn parse_token_response(body: &[u8]) -> Result<Issued, FetchError> {
     #[derive(Deserialize)]
     struct TokenResponse {
         access_token: Option<String>,
-        #[serde(default)]
         expires_in: Option<serde_json::Value>,
     }
     let parsed: TokenResponse = serde_json::from_slice(body).map_err(|e| {
@@ -140,7 +137,8 @@ pub(crate) fn parse_token_response(body: &[u8]) -> Result<Issued, FetchError> {
     };
     let expires_in = parsed.expires_in.as_ref();
     let secs = expires_in.and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()));
-    let lifetime = secs.and_then(clamp_lifetime);
+    let jwt = || jwt_lifetime(&value, SystemTime::now());
+    let lifetime = secs.and_then(clamp_lifetime).or_else(jwt);
     Ok(Issued { value, lifetime })
 }
 
