@@ -82,23 +82,24 @@ impl AccountConfig for CyberPilotConfig {
     }
 
     fn secrets(&self) -> Vec<&str> {
-        let (CyberPilotAuth::Token(secret)
-        | CyberPilotAuth::Login {
-            password: secret, ..
-        }) = &self.auth;
+        let secret = match &self.auth {
+            CyberPilotAuth::Token(token) => token,
+            CyberPilotAuth::Login { password, .. } => password,
+        };
         vec![secret.expose()]
     }
 }
+
+/// A static token and a `[login]` section are two ways to sign in: one of them, not both.
+const BOTH: &str = "give either a token or a [login] section, not both";
+const NEITHER: &str = "is required (or `token_file`, `token_env`, or a [cyberpilot.login] section)";
 
 /// Reads one `[[cyberpilot]]` block.
 pub(super) fn read(mut b: Block<'_>) -> Option<CyberPilotConfig> {
     let w: Written = b.read()?;
     let auth = match (w.token, w.login) {
         (Some(_), Some(_)) => {
-            b.error(
-                "login",
-                "give either a token or a [login] section, not both",
-            );
+            b.error("login", BOTH);
             None
         }
         (Some(token), None) => Some(CyberPilotAuth::Token(token)),
@@ -110,10 +111,7 @@ pub(super) fn read(mut b: Block<'_>) -> Option<CyberPilotConfig> {
         }),
         (None, None) if b.failed("token") || b.failed("login") => None,
         (None, None) => {
-            b.error(
-                "token",
-                "is required (or `token_file`, `token_env`, or a [cyberpilot.login] section)",
-            );
+            b.error("token", NEITHER);
             None
         }
     };
