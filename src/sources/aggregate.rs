@@ -5,8 +5,7 @@
 //! - [`SeenKeys`]: which users were already counted, exactly;
 //! - [`ByLabel`]: sums per branch or department, with `metrics.max_label_values` applied when
 //!   the poll ends (the rarest values folded into `__other__`, counted and warned);
-//! - [`UserRows`]: per-user rows, only with `per_user`, never more than `max_users`;
-//! - [`Shared`]: an accumulator the pages of one poll fold into from the blocking pool.
+//! - [`UserRows`]: per-user rows, only with `per_user`, never more than `max_users`.
 //!
 //! A failed page fails the poll before anything is published, so an accumulator is either
 //! rendered whole or dropped: whole-or-nothing publishing is unchanged.
@@ -14,7 +13,7 @@
 use std::collections::btree_map::{BTreeMap, Entry};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 
@@ -230,19 +229,6 @@ impl<T: Default> UserRows<T> {
         }
         self.rows
     }
-}
-
-/// An accumulator that the pages of one poll fold into, from whichever blocking thread
-/// decoded them. The lock is taken once per page, after the page is parsed.
-pub(crate) type Shared<A> = Arc<Mutex<A>>;
-
-pub(crate) fn shared<A>(acc: A) -> Shared<A> {
-    Arc::new(Mutex::new(acc))
-}
-
-/// Takes the finished accumulator out of its lock.
-pub(crate) fn take<A: Default>(acc: &Mutex<A>) -> A {
-    std::mem::take(&mut *lock(acc))
 }
 
 /// The accumulator, even if a fold panicked while holding it (that poll fails anyway: the

@@ -33,9 +33,6 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
         Ok(Scalar::Text(v.to_string()))
     }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
-        Ok(Scalar::Text(v))
-    }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
         Ok(Scalar::Flag(v))
     }
@@ -44,9 +41,6 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     }
     fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
         Ok(Scalar::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Scalar, D::Error> {
-        d.deserialize_any(ScalarVisitor)
     }
 }
 

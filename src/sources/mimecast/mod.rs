@@ -10,7 +10,7 @@ pub(crate) mod models;
 mod page;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::future::{join_all, try_join_all, BoxFuture};
 use futures::FutureExt;
@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use crate::model::{FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
 use crate::snapshot::{MetricsBuilder, Rendered};
-use crate::sources::aggregate::{lock, shared, take, Shared};
+use crate::sources::aggregate::lock;
 use crate::sources::paging::Engine;
 use crate::sources::registry::Registration;
 use crate::sources::token::TokenCache;
@@ -157,9 +157,9 @@ impl MimecastSource {
         T: DeserializeOwned + Identified + Send + Sync + 'static,
         A: Default + Send + 'static,
     {
-        let acc = shared(acc);
+        let acc = Arc::new(Mutex::new(acc));
         let listings = items.into_iter().enumerate().map(|(i, item)| {
-            let add = move |acc: &mut Shared<A>, rows: Vec<T>| {
+            let add = move |acc: &mut Arc<Mutex<A>>, rows: Vec<T>| {
                 let mut acc = lock(acc);
                 rows.iter().for_each(|r| add(&mut acc, i, r));
             };
@@ -168,7 +168,8 @@ impl MimecastSource {
             async move { self.engine.fold(&mut pager, acc, add).await }
         });
         try_join_all(listings).await?;
-        Ok(take(&acc))
+        let acc = std::mem::take(&mut *lock(&acc));
+        Ok(acc)
     }
 
     /// Every row of `endpoint`, kept.
