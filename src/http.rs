@@ -275,36 +275,6 @@ impl Transport {
         self.send(endpoint, false, &build, accept).await
     }
 
-    /// Sends a request with `Authorization: Bearer <token>`, the token from `token` (cached or
-    /// fetched). When the vendor answers 401 (a 403 is a missing permission, which a new token
-    /// does not change), `refused` is told which token failed; if it can get another (it
-    /// forgot the cached one: `true`), the request is sent once more with a fresh token. A
-    /// static token cannot be renewed (`false`).
-    pub async fn fetch_with_bearer<T, TF, RF, AF>(
-        &self,
-        endpoint: &'static str,
-        token: impl Fn() -> TF,
-        refused: impl FnOnce(String) -> RF,
-        build: impl Fn() -> RequestBuilder,
-        accept: impl Fn(Reply) -> AF,
-    ) -> Result<T, FetchError>
-    where
-        TF: Future<Output = Result<String, FetchError>>,
-        RF: Future<Output = bool>,
-        AF: Future<Output = Result<T, Refusal>>,
-    {
-        let first = token().await?;
-        let result = self.fetch(endpoint, || build().bearer_auth(&first), &accept);
-        match result.await {
-            Err(e) if e.status == Some(401) && refused(first).await => {
-                let fresh = token().await?;
-                self.fetch(endpoint, || build().bearer_auth(&fresh), &accept)
-                    .await
-            }
-            other => other,
-        }
-    }
-
     /// [`fetch`](Self::fetch), and for a token request (`token_request`) every 4xx but 429 is
     /// an auth failure (OAuth2 servers answer a bad credential with 400 `invalid_grant` or
     /// `invalid_client`) and no redirect is followed.

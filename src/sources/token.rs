@@ -1,6 +1,7 @@
 //! Access tokens shared by the OAuth2 flows (CyberPilot password grant, Mimecast and Defender
 //! client credentials): fetched once, cached, refreshed shortly before they expire.
 
+use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
@@ -9,7 +10,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
-use crate::http::{Refusal, Transport};
+use crate::http::{Refusal, Reply, Transport};
 use crate::model::{FailureReason, FetchError};
 
 /// Lifetime assumed when the server tells none.
@@ -50,7 +51,7 @@ impl TokenCache {
     /// The cached token, or a fresh one from `fetch` when there is none or it is about to expire.
     pub(crate) async fn get<Fut>(&self, fetch: impl FnOnce() -> Fut) -> Result<String, FetchError>
     where
-        Fut: std::future::Future<Output = Result<Issued, FetchError>>,
+        Fut: Future<Output = Result<Issued, FetchError>>,
     {
         let mut state = self.state.lock().await;
         match &*state {
@@ -74,12 +75,36 @@ impl TokenCache {
         self.state.lock().await.take_if(|s| s.is_err());
     }
 
-    /// Forgets `rejected` (after a 401), so the next [`get`](Self::get) fetches a new one.
-    /// A token already replaced by a concurrent request is left alone, so requests that were
-    /// refused together cause one renewal, not one each.
-    pub(crate) async fn invalidate(&self, rejected: &str) {
-        let mut state = self.state.lock().await;
-        state.take_if(|s| matches!(s, Ok((token, _)) if token.as_str() == rejected));
+    /// Sends a request with `Authorization: Bearer` and the token `token` gives (this cache's,
+    /// or one fetched into it). When the vendor answers 401 (a 403 is a missing permission,
+    /// which a new token does not change), the refused token is forgotten and the request sent
+    /// once more with a fresh one. A token already replaced by a concurrent request is left
+    /// alone, so requests that were refused together cause one renewal, not one each.
+    pub(crate) async fn fetch<T, TF, AF>(
+        &self,
+        transport: &Transport,
+        endpoint: &'static str,
+        token: impl Fn() -> TF,
+        build: impl Fn() -> reqwest::RequestBuilder,
+        accept: impl Fn(Reply) -> AF,
+    ) -> Result<T, FetchError>
+    where
+        TF: Future<Output = Result<String, FetchError>>,
+        AF: Future<Output = Result<T, Refusal>>,
+    {
+        let first = token().await?;
+        let result = transport.fetch(endpoint, || build().bearer_auth(&first), &accept);
+        match result.await {
+            Err(e) if e.status == Some(401) => {
+                let refused =
+                    |s: &mut Result<Cached, _>| matches!(s, Ok((t, _)) if t.as_str() == first);
+                self.state.lock().await.take_if(refused);
+                let fresh = token().await?;
+                let build = || build().bearer_auth(&fresh);
+                transport.fetch(endpoint, build, &accept).await
+            }
+            other => other,
+        }
     }
 }
 
@@ -109,9 +134,8 @@ pub(crate) async fn request_token(
     what: &str,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Issued, FetchError> {
-    let read = |reply: crate::http::Reply| async move {
-        parse_token_response(&reply.body).map_err(Refusal::fatal)
-    };
+    let read =
+        |reply: Reply| async move { parse_token_response(&reply.body).map_err(Refusal::fatal) };
     let issued = transport.send(endpoint, true, &build, read).await;
     issued.map_err(|e| FetchError {
         message: format!("{what} failed: {}", e.message),
@@ -145,6 +169,94 @@ pub(crate) fn parse_token_response(body: &[u8]) -> Result<Issued, FetchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    /// Answers 200 `ok` only to `Bearer fresh`, `refusal` to anything else; counts requests.
+    async fn bearer_vendor(refusal: u16) -> (String, Arc<AtomicU32>) {
+        let count = Arc::new(AtomicU32::new(0));
+        let seen = count.clone();
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+            seen.fetch_add(1, SeqCst);
+            let ok = headers
+                .get("authorization")
+                .is_some_and(|v| v == "Bearer fresh");
+            let status = if ok { 200 } else { refusal };
+            async move { (axum::http::StatusCode::from_u16(status).unwrap(), "ok") }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, count)
+    }
+
+    fn transport() -> Transport {
+        let poll = crate::config::PollConfig {
+            max_attempts: 2,
+            retry_backoff: Duration::from_millis(1),
+            ..Default::default()
+        };
+        let global = Arc::new(tokio::sync::Semaphore::new(8));
+        let plain = Arc::new(crate::http::PlainHttp);
+        let stats = Arc::default();
+        let scrub = crate::http::Scrub::default();
+        Transport::new(crate::http::client(), stats, poll, global, plain, scrub)
+    }
+
+    fn issued(value: &str) -> Result<Issued, FetchError> {
+        let value = value.to_string();
+        Ok(Issued {
+            value,
+            lifetime: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_refused_bearer_token_is_renewed_once_and_only_once() {
+        let t = transport();
+        let ok = |r: Reply| async move { Ok::<_, Refusal>(r) };
+
+        // A stale cached token, then a fresh one: one renewal, success, the fresh one cached.
+        let (url, count) = bearer_vendor(401).await;
+        let cache = TokenCache::default();
+        cache.get(|| async { issued("stale") }).await.unwrap();
+        let token = || cache.get(|| async { issued("fresh") });
+        let build = || t.client().get(&url);
+        let reply = cache.fetch(&t, "x", token, build, ok).await.unwrap();
+        assert_eq!(&reply.body[..], b"ok");
+        assert_eq!(count.load(SeqCst), 2);
+        let cached = cache.get(|| async { issued("unused") }).await;
+        assert_eq!(cached.unwrap(), "fresh");
+
+        // Refused again after renewal: the second refusal stands (two requests, no loop).
+        let (url, count) = bearer_vendor(401).await;
+        let token = || async { Ok("revoked".to_string()) };
+        let build = || t.client().get(&url);
+        let e = TokenCache::default().fetch(&t, "x", token, build, ok).await;
+        assert_eq!(e.unwrap_err().reason, FailureReason::Auth);
+        assert_eq!(count.load(SeqCst), 2);
+
+        // A failed token fetch sends nothing.
+        let (url, count) = bearer_vendor(401).await;
+        let token = || async { Err(FetchError::new(FailureReason::Timeout, "token timed out")) };
+        let build = || t.client().get(&url);
+        let e = TokenCache::default().fetch(&t, "x", token, build, ok).await;
+        assert_eq!(e.unwrap_err().reason, FailureReason::Timeout);
+        assert_eq!(count.load(SeqCst), 0);
+
+        // A 403 is a missing permission, not an expired token: no renewal (Defender's licence
+        // or consent, a CyberPilot role).
+        let (url, count) = bearer_vendor(403).await;
+        let asked = AtomicU32::new(0);
+        let token = || async {
+            asked.fetch_add(1, SeqCst);
+            Ok("stale".to_string())
+        };
+        let build = || t.client().get(&url);
+        let e = TokenCache::default().fetch(&t, "x", token, build, ok).await;
+        assert_eq!(e.unwrap_err().reason, FailureReason::Auth);
+        assert_eq!((count.load(SeqCst), asked.load(SeqCst)), (1, 1));
+    }
 
     #[test]
     fn refresh_margin_is_bounded() {

@@ -98,19 +98,20 @@ impl Pager for UsersPager<'_> {
             let users = s.engine.transport.client().get(&self.url).query(&query);
             users.header("accept", "application/json")
         };
-        // A refused login token is renewed once; a static token's refusal stands.
-        let renew = |token: String| async move {
-            let login = matches!(s.config.auth, CyberPilotAuth::Login { .. });
-            if login {
-                s.token.invalidate(&token).await;
-            }
-            login
-        };
         let transport = &s.engine.transport;
-        let bearer = || s.bearer();
-        transport
-            .fetch_with_bearer(SECTION, bearer, renew, build, accept)
-            .await
+        // A refused login token is renewed once; a static token's refusal stands.
+        match &s.config.auth {
+            CyberPilotAuth::Token(token) => {
+                let build = || build().bearer_auth(token.expose());
+                transport.fetch(SECTION, build, accept).await
+            }
+            CyberPilotAuth::Login { .. } => {
+                let bearer = || s.bearer();
+                s.token
+                    .fetch(transport, SECTION, bearer, build, accept)
+                    .await
+            }
+        }
     }
 }
 

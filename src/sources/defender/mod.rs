@@ -144,13 +144,10 @@ impl DefenderSource {
                 .header("prefer", "include-unknown-enum-members")
         };
         // A refused token (401) is renewed once; a 403 is the tenant's licence or the app's
-        // permission, which a new token does not change (the transport renews on 401 only).
-        let renew = |token: String| async move {
-            self.token.invalidate(&token).await;
-            true
-        };
-        transport
-            .fetch_with_bearer(endpoint, || self.bearer(), renew, build, accept)
+        // permission, which a new token does not change (the cache renews on 401 only).
+        let bearer = || self.bearer();
+        self.token
+            .fetch(transport, endpoint, bearer, build, accept)
             .await
     }
 

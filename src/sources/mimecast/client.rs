@@ -116,13 +116,10 @@ impl MimecastSource {
                 client_secret,
             } => {
                 let token = || self.bearer(client_id, client_secret);
-                let refused = |token: String| async move {
-                    self.token.invalidate(&token).await;
-                    true
-                };
-                transport
-                    .fetch_with_bearer(endpoint, token, refused, request, accept)
-                    .await
+                let fetched = self
+                    .token
+                    .fetch(transport, endpoint, token, request, accept);
+                fetched.await
             }
         }
     }
