@@ -179,7 +179,12 @@ pub(crate) fn merge_families<'a>(
             samples.push(&f.samples);
         }
     }
-    let mut out = String::new();
+    // Sized at once: a body with per-user series is megabytes, and a growing String copies it.
+    let text = |(f, samples): &(&RenderedFamily, Vec<&str>)| {
+        f.header.len() + samples.iter().map(|s| s.len()).sum::<usize>()
+    };
+    let size: usize = by_name.values().map(text).sum();
+    let mut out = String::with_capacity(size + format.trailer().len());
     for (f, samples) in by_name.values() {
         // Text 0.0.4 names a counter family by its `_total` samples.
         match (format, f.metric_type) {
