@@ -30,7 +30,6 @@ use crate::sources::aggregate::{lock, SeenKeys};
 use crate::sources::decode::{decode_page, Decoder, Page, RowBudget};
 use crate::sources::lenient;
 use crate::sources::SourceContext;
-use crate::stats::ApiStats;
 
 /// How a vendor's pages and rows are read. Its functions run on the blocking pool.
 pub trait Format: 'static {
@@ -99,7 +98,7 @@ pub trait Pager: Sync {
 
 /// The engine's reading of an answer, for the transport's `fetch`.
 pub(crate) type Accept<'a, T> =
-    &'a (dyn Fn(Reply) -> BoxFuture<'static, Result<T, Refusal>> + Send + Sync);
+    &'a (dyn Fn(Reply) -> BoxFuture<'a, Result<T, Refusal>> + Send + Sync);
 
 /// A source's engine: its transport and the bounds of its polls.
 pub struct Engine {
@@ -116,10 +115,6 @@ pub struct Engine {
 
 /// One listing as its pages are read: what every page's decoding shares.
 struct Listing<A, F> {
-    endpoint: &'static str,
-    stats: Arc<ApiStats>,
-    decoder: Decoder,
-    budget: Arc<RowBudget>,
     add: F,
     /// The accumulator, the keys counted, and the good and skipped rows so far.
     state: Mutex<(A, SeenKeys, u64, u64)>,
@@ -201,14 +196,8 @@ impl Engine {
         F: Fn(&mut A, Vec<<P::Format as Format>::Row>) + Send + Sync + 'static,
     {
         let endpoint = pager.endpoint();
-        let listing = Arc::new(Listing {
-            endpoint,
-            stats: self.transport.stats().clone(),
-            decoder: self.decoder.clone(),
-            budget: self.rows.clone(),
-            add,
-            state: Mutex::new((acc, SeenKeys::default(), 0, 0)),
-        });
+        let state = Mutex::new((acc, SeenKeys::default(), 0, 0));
+        let listing = Arc::new(Listing { add, state });
         let mut sent = HashSet::new();
         loop {
             // One more than the pages left: enough to tell that the listing goes beyond them.
@@ -234,8 +223,11 @@ impl Engine {
             let pages = batch.into_iter().enumerate().map(|(i, request)| {
                 let listing = listing.clone();
                 async move {
-                    let accept =
-                        |reply| listing.clone().read::<P::Format>(first + i, reply).boxed();
+                    let accept = |reply| {
+                        let listing = listing.clone();
+                        self.read::<P::Format, _, _>(listing, endpoint, first + i, reply)
+                            .boxed()
+                    };
                     let (envelope, rows) = pager_ref.send(&request, &accept).await?;
                     Ok::<_, FetchError>((request, envelope, rows))
                 }
@@ -279,23 +271,24 @@ impl Engine {
         self.transport.record_failure(endpoint, &e);
         e
     }
-}
 
-impl<A, F> Listing<A, F> {
-    /// Decodes the answer to page `page_no` on the blocking pool and folds its new rows: the
-    /// transport's `accept` step, so an error inside the answer is retried like any failed
-    /// attempt.
-    async fn read<P: Format>(
-        self: Arc<Self>,
+    /// Decodes the answer to page `page_no` on the blocking pool and folds its new rows into
+    /// `listing`: the transport's `accept` step, so an error inside the answer is retried like
+    /// any failed attempt.
+    async fn read<P, A, F>(
+        &self,
+        listing: Arc<Listing<A, F>>,
+        endpoint: &'static str,
         page_no: usize,
         reply: Reply,
     ) -> Result<(P::Envelope, u64), Refusal>
     where
+        P: Format,
         A: Send + 'static,
         F: Fn(&mut A, Vec<P::Row>) + Send + Sync + 'static,
     {
-        let (endpoint, limit) = (self.endpoint, self.budget.limit());
-        let decoder = self.decoder.clone();
+        let (budget, stats) = (self.rows.clone(), self.transport.stats().clone());
+        let limit = budget.limit();
         let decode = move || {
             let refuse = |why: String| {
                 let e = FetchError::new(FailureReason::Decode, format!("{endpoint}: {why}"));
@@ -303,7 +296,7 @@ impl<A, F> Listing<A, F> {
             };
             lenient::take_cut();
             let (mut rows, mut elements, mut skipped) = (Vec::new(), 0u64, 0u64);
-            let page = P::read(&reply.body, &self.budget, &mut |raw| {
+            let page = P::read(&reply.body, &budget, &mut |raw| {
                 let (n, bad) = P::rows(raw, &mut rows);
                 elements += n;
                 skipped += bad;
@@ -312,7 +305,7 @@ impl<A, F> Listing<A, F> {
             drop(reply);
             let page = match page {
                 Ok(page) => page,
-                Err(_) if self.budget.used() > limit => {
+                Err(_) if budget.used() > limit => {
                     return refuse(format!(
                         "more than poll.max_rows ({limit}) rows in one poll; refusing to read \
                          further (raise poll.max_rows if the account is really this large)"
@@ -320,7 +313,7 @@ impl<A, F> Listing<A, F> {
                 }
                 Err(e) => return refuse(format!("page {page_no} is not valid JSON: {e}")),
             };
-            self.stats.labels_cut(lenient::take_cut());
+            stats.labels_cut(lenient::take_cut());
             if let Some(refusal) = P::refusal(&page) {
                 return Err(refusal);
             }
@@ -328,13 +321,13 @@ impl<A, F> Listing<A, F> {
             if !page.has_rows {
                 return refuse("the answer has no row array".into());
             }
-            let mut state = lock(&self.state);
+            let mut state = lock(&listing.state);
             let (acc, seen, good, bad) = &mut *state;
             rows.retain(|r| P::key(r).is_none_or(|k| seen.first_time(&k)));
-            (self.add)(acc, rows);
+            (listing.add)(acc, rows);
             (*good, *bad) = (*good + elements - skipped, *bad + skipped);
             Ok((page.envelope, elements))
         };
-        decoder.run(decode).await.map_err(Refusal::fatal)?
+        self.decoder.run(decode).await.map_err(Refusal::fatal)?
     }
 }
