@@ -245,18 +245,21 @@ pub(crate) struct Enrollments {
 }
 
 impl Enrollments {
-    pub(crate) fn add(&mut self, e: Enrollment) {
-        let status = status_label(e.status.as_deref());
-        if status == "past_due" {
-            if let Some(id) = e.user.as_ref().and_then(|u| u.id.as_deref()) {
-                self.overdue_users.first_time(id);
+    /// Folds a page of enrollments in.
+    pub(crate) fn add(&mut self, page: Vec<Enrollment>) {
+        for e in page {
+            let status = status_label(e.status.as_deref());
+            if status == "past_due" {
+                if let Some(id) = e.user.as_ref().and_then(|u| u.id.as_deref()) {
+                    self.overdue_users.first_time(id);
+                }
             }
+            for (by, name) in self.by.iter_mut().zip([e.campaign_name, e.module_name]) {
+                let statuses = by.row(Some(name.as_deref().unwrap_or("")));
+                *statuses.entry(status.clone()).or_default() += 1.0;
+            }
+            self.rows += 1;
         }
-        for (by, name) in self.by.iter_mut().zip([e.campaign_name, e.module_name]) {
-            let statuses = by.row(Some(name.as_deref().unwrap_or("")));
-            *statuses.entry(status.clone()).or_default() += 1.0;
-        }
-        self.rows += 1;
     }
 }
 
@@ -408,9 +411,7 @@ mod tests {
 
     fn enrollments(rows: Vec<Enrollment>) -> Enrollments {
         let mut acc = Enrollments::default();
-        for r in rows {
-            acc.add(r);
-        }
+        acc.add(rows);
         acc
     }
 

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use futures::future::{try_join, BoxFuture};
 use futures::FutureExt;
-use serde_json::Value;
 
 use crate::http::{Refusal, Reply};
 use crate::model::{FailureReason, FetchError, Platform, PollOutcome, SectionOutcome, SourceKey};
@@ -28,7 +27,8 @@ use crate::sources::{Source, SourceContext};
 use budget::{Plan, BASE_DAILY_QUOTA};
 use config::{Endpoint, KnowBe4Config, MAX_PAGE_SIZE};
 use http::KnowBe4Http;
-use models::{is_active, Account, Enrollment, Group, Row, SecurityTest, TrainingCampaign, User};
+use metrics::Enrollments;
+use models::{is_active, Account, Group, Row, SecurityTest, TrainingCampaign, User};
 use pager::{PageNumbers, ACCOUNT};
 
 /// The `platform` label's value and the config's `[[knowbe4]]` table.
@@ -96,17 +96,14 @@ impl KnowBe4Source {
     /// `GET /v1/account` (one JSON object); remembers the seat count for the quota.
     async fn account(&self) -> Result<Account, FetchError> {
         let read = |reply: Reply| async move {
-            let object = serde_json::from_slice(&reply.body)
-                .ok()
-                .filter(Value::is_object);
-            let account = object.and_then(|v| serde_json::from_value::<Account>(v).ok());
+            let object = reply.body.trim_ascii_start().starts_with(b"{");
+            let account = serde_json::from_slice::<Account>(&reply.body).ok();
+            let account = account.filter(|_| object);
             let e = format!("{ACCOUNT}: the answer is not an account object");
             account.ok_or_else(|| Refusal::fatal(FetchError::new(FailureReason::Decode, e)))
         };
-        let transport = &self.engine.transport;
-        let account = transport
-            .fetch(ACCOUNT, || self.request(ACCOUNT, &[]), read)
-            .await?;
+        let request = || self.request(ACCOUNT, &[]);
+        let account = self.engine.transport.fetch(ACCOUNT, request, read).await?;
         if let Some(seats) = account.seats() {
             *lock(&self.http.seats) = Some(seats as u64);
         }
@@ -146,10 +143,7 @@ impl KnowBe4Source {
     }
 
     async fn training(&self) -> Result<Rendered, FetchError> {
-        let add = |acc: &mut metrics::Enrollments, rows: Vec<Enrollment>| {
-            rows.into_iter().for_each(|e| acc.add(e));
-        };
-        let enrollments = metrics::Enrollments::default();
+        let (enrollments, add) = (Enrollments::default(), Enrollments::add);
         let (enrollments, campaigns) = try_join(
             self.engine
                 .fold(&mut self.pages(pager::ENROLLMENTS), enrollments, add),

@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 
 use serde::de::Error as _;
 use serde_json::value::RawValue;
+use serde_json::Value;
 
 use super::config::Endpoint;
 use super::models::Row;
@@ -99,26 +100,25 @@ impl<T: Row> Format for ListRows<T> {
         budget: &RowBudget,
         element: &mut dyn FnMut(&RawValue) -> u64,
     ) -> serde_json::Result<Page<()>> {
-        match body.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'[') => {
-                decode_array(body, budget, element)?;
-            }
-            Some(b'{') => {
-                let object: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_slice(body)?;
-                // `{"data": [...]}` (an envelope) or a lone row as the documentation shows it.
-                let elements = match object.get(Self::ROWS) {
-                    Some(serde_json::Value::Array(rows)) if object.len() <= 2 => rows.clone(),
-                    _ => vec![serde_json::Value::Object(object)],
-                };
-                if !budget.charge(elements.len() as u64) {
-                    return Err(serde_json::Error::custom("more rows than poll.max_rows"));
-                }
-                for e in elements {
-                    element(&serde_json::value::to_raw_value(&e)?);
-                }
-            }
-            _ => return Err(serde_json::Error::custom("not a JSON array or object")),
+        if !body.trim_ascii_start().starts_with(b"{") {
+            // The bare array; anything else fails there as JSON.
+            let has_rows = decode_array(body, budget, element)?;
+            return Ok(Page {
+                envelope: (),
+                has_rows,
+            });
+        }
+        let object: serde_json::Map<String, Value> = serde_json::from_slice(body)?;
+        // `{"data": [...]}` (an envelope) or a lone row as the documentation shows it.
+        let elements = match object.get(Self::ROWS) {
+            Some(Value::Array(rows)) if object.len() <= 2 => rows.clone(),
+            _ => vec![Value::Object(object)],
+        };
+        if !budget.charge(elements.len() as u64) {
+            return Err(serde_json::Error::custom("more rows than poll.max_rows"));
+        }
+        for e in elements {
+            element(&serde_json::value::to_raw_value(&e)?);
         }
         Ok(Page {
             envelope: (),
