@@ -20,37 +20,23 @@ use tokio::sync::Semaphore;
 
 use crate::model::{FailureReason, FetchError};
 
-/// Runs page decoding on the blocking pool, a bounded number at a time.
-#[derive(Clone)]
-pub(crate) struct Decoder {
-    permits: Arc<Semaphore>,
-}
-
-impl Decoder {
-    /// At most `concurrency` pages of this source are decoded at once.
-    pub(crate) fn new(concurrency: usize) -> Self {
-        Decoder {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-        }
-    }
-
-    /// Runs `decode` on the blocking pool. The permit travels with the work, so a poll that is
-    /// cancelled meanwhile does not let more decodes start than the bound allows.
-    pub(crate) async fn run<T: Send + 'static>(
-        &self,
-        decode: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, FetchError> {
-        let failed = |e: String| FetchError::new(FailureReason::Decode, e);
-        let permit = self.permits.clone().acquire_owned().await;
-        let permit = permit.map_err(|_| failed("the decoder is shut down".into()))?;
-        let work = tokio::task::spawn_blocking(move || {
-            let out = decode();
-            drop(permit);
-            out
-        });
-        let unexpected = |e| failed(format!("decoding a page failed unexpectedly: {e}"));
-        work.await.map_err(unexpected)
-    }
+/// Runs `decode` on the blocking pool once one of `permits` (a source's bound on pages decoded
+/// at once) is free. The permit travels with the work, so a poll that is cancelled meanwhile
+/// does not let more decodes start than the bound allows.
+pub(crate) async fn off_thread<T: Send + 'static>(
+    permits: &Arc<Semaphore>,
+    decode: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, FetchError> {
+    let failed = |e: String| FetchError::new(FailureReason::Decode, e);
+    let permit = permits.clone().acquire_owned().await;
+    let permit = permit.map_err(|_| failed("the decoder is shut down".into()))?;
+    let work = tokio::task::spawn_blocking(move || {
+        let out = decode();
+        drop(permit);
+        out
+    });
+    let unexpected = |e| failed(format!("decoding a page failed unexpectedly: {e}"));
+    work.await.map_err(unexpected)
 }
 
 /// Rows a source may read in one poll (`poll.max_rows`), shared by all its pages and sections.
@@ -252,9 +238,11 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn decoding_runs_off_the_async_thread() {
-        let d = Decoder::new(1);
+        let permits = Arc::new(Semaphore::new(1));
         let here = std::thread::current().id();
-        let there = d.run(|| std::thread::current().id()).await.unwrap();
+        let there = off_thread(&permits, || std::thread::current().id())
+            .await
+            .unwrap();
         assert_ne!(here, there);
     }
 }

@@ -22,12 +22,13 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
+use tokio::sync::Semaphore;
 
 use crate::config::AccountConfig;
 use crate::http::{Refusal, Reply, Scrub, Transport, VendorHttp};
 use crate::model::{FailureReason, FetchError, SourceKey};
 use crate::sources::aggregate::{lock, SeenKeys};
-use crate::sources::decode::{decode_page, Decoder, Page, RowBudget};
+use crate::sources::decode::{decode_page, off_thread, Page, RowBudget};
 use crate::sources::lenient;
 use crate::sources::SourceContext;
 
@@ -104,7 +105,8 @@ pub(crate) type Accept<'a, T> =
 pub struct Engine {
     pub transport: Transport,
     pub key: SourceKey,
-    decoder: Decoder,
+    /// Pages (and renderings) of this source on the blocking pool at once: `poll.concurrency`.
+    decoding: Arc<Semaphore>,
     rows: Arc<RowBudget>,
     max_pages: usize,
     /// Pages in progress at once: twice `poll.concurrency`, so a page being decoded does not
@@ -145,7 +147,7 @@ impl SourceContext {
         Engine {
             transport,
             key,
-            decoder: Decoder::new(poll.concurrency),
+            decoding: Arc::new(Semaphore::new(poll.concurrency.max(1))),
             rows: RowBudget::new(poll.max_rows as u64),
             max_pages: poll.max_pages.max(1),
             in_progress: 2 * poll.concurrency.max(1),
@@ -173,7 +175,7 @@ impl Engine {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, FetchError> {
-        self.decoder.run(work).await
+        off_thread(&self.decoding, work).await
     }
 
     /// Every row of the listing `pager` pages, collected (short lists).
@@ -328,6 +330,6 @@ impl Engine {
             (*good, *bad) = (*good + elements - skipped, *bad + skipped);
             Ok((page.envelope, elements))
         };
-        self.decoder.run(decode).await.map_err(Refusal::fatal)?
+        self.off_thread(decode).await.map_err(Refusal::fatal)?
     }
 }
