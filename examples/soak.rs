@@ -56,7 +56,7 @@ async fn main() {
     );
     let config = registry::loader().parse(&text, "soak").expect("config");
     let server_config = config.server.clone();
-    let exporter = Exporter::start_with(config, None, |p| {
+    let exporter = Exporter::start_with(config, None, awareness_exporter::Shard::ALL, |p| {
         p.with_failure_backoff(Duration::from_millis(200))
     });
     let handle = app::serve(exporter.clone(), "127.0.0.1:0", &server_config)

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Mutex};
@@ -30,39 +29,31 @@ impl Exporter {
     /// Starts polling every source of `config`. `config_path` is what reloads read (none in
     /// demo mode).
     pub fn start(config: Config, config_path: Option<PathBuf>) -> Arc<Exporter> {
-        Self::start_with(config, config_path, |p| p)
+        Self::start_with(config, config_path, Shard::ALL, |p| p)
     }
 
-    /// Like [`start`](Self::start), letting tests tune the poller.
+    /// Like [`start`](Self::start), polling only the accounts of `shard` (also after reloads),
+    /// and letting tests tune the poller.
     pub fn start_with(
-        config: Config,
-        config_path: Option<PathBuf>,
-        tune: impl FnOnce(Poller) -> Poller,
-    ) -> Arc<Exporter> {
-        Self::start_shard(config, config_path, Shard::ALL, tune)
-    }
-
-    /// Like [`start_with`](Self::start_with), polling only the accounts of `shard` (also after
-    /// reloads).
-    pub fn start_shard(
         config: Config,
         config_path: Option<PathBuf>,
         shard: Shard,
         tune: impl FnOnce(Poller) -> Poller,
     ) -> Arc<Exporter> {
-        let sharded = shard.is_sharded().then(|| (shard.ordinal(), shard.total()));
-        let store = Store::new(config.poll.max_age).for_replica(sharded, config_path.is_none());
+        let mut store = Store::new(config.poll.max_age);
+        store.shard = shard.is_sharded().then(|| (shard.ordinal(), shard.total()));
+        store.demo = config_path.is_none();
         let store = Arc::new(store);
-        store.config_loaded(Ok(()), SystemTime::now());
+        store.config_loaded(None);
         let state_dir = config.server.state_dir.clone();
-        let poller = Poller::new(store.clone(), crate::http::client(), shard, state_dir);
-        let poller = tune(poller);
+        let poller = tune(Poller::new(store.clone(), shard, state_dir));
         poller.apply(&config);
+        let current = Mutex::new(config);
         Arc::new(Exporter {
             store,
             poller,
             config_path,
-            current: Mutex::new(config),
+            current,
         })
     }
 
@@ -72,31 +63,26 @@ impl Exporter {
         let Some(path) = self.config_path.clone() else {
             return Ok("demo mode: no config file to reload".into());
         };
-        let loaded =
-            tokio::task::spawn_blocking(move || crate::sources::registry::loader().load(&path))
-                .await
-                .map_err(|e| ReloadError(Box::new(e)))?;
-        self.store.config_loaded(
-            loaded.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-            SystemTime::now(),
-        );
-        match loaded {
+        let load = move || crate::sources::registry::loader().load(&path);
+        let loaded = tokio::task::spawn_blocking(load).await;
+        let new = match loaded.map_err(|e| ReloadError(Box::new(e)))? {
+            Ok(new) => new,
             Err(e) => {
+                self.store.config_loaded(Some(e.to_string()));
                 tracing::error!(error = %e, "config reload refused; keeping the running config");
-                Err(ReloadError(Box::new(e)))
+                return Err(ReloadError(Box::new(e)));
             }
-            Ok(new) => {
-                let mut current = self.current.lock().await;
-                if new.server != current.server {
-                    tracing::warn!("server settings changed; they take effect after a restart");
-                }
-                self.poller.apply(&new);
-                let n = new.sources.len();
-                *current = new;
-                tracing::info!(sources = n, "config reloaded");
-                Ok(format!("config reloaded: {n} sources"))
-            }
+        };
+        self.store.config_loaded(None);
+        let mut current = self.current.lock().await;
+        if new.server != current.server {
+            tracing::warn!("server settings changed; they take effect after a restart");
         }
+        self.poller.apply(&new);
+        let n = new.sources.len();
+        *current = new;
+        tracing::info!(sources = n, "config reloaded");
+        Ok(format!("config reloaded: {n} sources"))
     }
 }
 

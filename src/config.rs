@@ -338,7 +338,8 @@ impl Report {
         report
     }
 
-    fn into_result(mut self) -> Result<Config, ConfigError> {
+    /// The config when it is valid (the warnings logged), else its problems.
+    pub fn into_result(mut self) -> Result<Config, ConfigError> {
         for w in &self.warnings {
             tracing::warn!("{w}");
         }

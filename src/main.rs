@@ -6,17 +6,16 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
 
 use awareness_exporter::app::{self, Exporter};
-use awareness_exporter::config::{self, Config, ConfigError};
+use awareness_exporter::config::{self, ConfigError, Report};
 use awareness_exporter::registry;
 use awareness_exporter::Shard;
+use awareness_exporter::WebConfig;
 use awareness_exporter::WAITING_ROOM;
 use awareness_exporter::{demo, hardening};
-use awareness_exporter::{WebConfig, WebSettings};
 
 #[derive(Debug, Parser)]
 #[command(name = "awareness-exporter", version)]
@@ -148,8 +147,7 @@ fn lists_as_arrays(line: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// This replica's shard from `--shard`/`--total-shards`, or from the StatefulSet ordinal in
-/// `--pod` or the hostname.
-/// An error names the flag it is about.
+/// `--pod` or the hostname. An error names the flag it is about.
 fn shard_of(args: &Args) -> Result<Shard, (&'static str, String)> {
     if let Some(pod) = &args.pod {
         return Shard::from_pod_name(pod, args.total_shards).map_err(|e| ("--pod", e));
@@ -166,63 +164,72 @@ fn shard_of(args: &Args) -> Result<Shard, (&'static str, String)> {
     Shard::new(args.shard, args.total_shards).map_err(|e| ("--shard", e))
 }
 
-/// `--check-config`: everything start-up checks, every problem at once, nothing contacted.
-fn check_config(args: &Args) -> ExitCode {
-    let path = args.config_file.display();
-    let mut report = registry::loader().check_file(&args.config_file);
+/// What start-up checks beyond the config itself, each problem added to `report` (so
+/// `--check-config` and start-up share one path): the listen address, the web config file, the
+/// shard flags, and `server.max_connections` against `open_files` (clamped, with a warning).
+/// Returns the shard and the connections that fit.
+fn check_flags(args: &Args, report: &mut Report, open_files: Option<u64>) -> (Shard, usize) {
+    let mut flag = |flag: &str, message| {
+        let flag = flag.into();
+        report.errors.push(ConfigError::Flag { flag, message });
+    };
     let listen = args.listen_address.as_deref();
     if let Some(Err(message)) = listen.map(config::listen_address) {
-        let flag = "--web.listen-address".into();
-        report.errors.push(ConfigError::Flag { flag, message });
+        flag("--web.listen-address", message);
     }
+    let shard = shard_of(args).unwrap_or_else(|(f, message)| {
+        flag(f, message);
+        Shard::ALL
+    });
     let web = report.web_config_file.as_ref();
     if let Some((path, Err(message))) = web.map(|p| (p.display().to_string(), WebConfig::load(p))) {
         report.errors.push(ConfigError::WebConfig { path, message });
     }
-    let shard = shard_of(args).unwrap_or_else(|(flag, message)| {
-        let flag = flag.into();
-        report.errors.push(ConfigError::Flag { flag, message });
-        Shard::ALL
-    });
-    if let Some(c) = &report.config {
-        let (limit, vendors) = (hardening::open_files_limit(), c.poll.max_requests_in_flight);
-        let fit =
-            hardening::fit_connections(c.server.max_connections, WAITING_ROOM, vendors, limit);
-        report.warnings.extend(fit.1);
-    }
+    let Some(c) = &report.config else {
+        return (shard, 0);
+    };
+    let vendors = c.poll.max_requests_in_flight;
+    let fit =
+        hardening::fit_connections(c.server.max_connections, WAITING_ROOM, vendors, open_files);
+    report.warnings.extend(fit.1);
+    (shard, fit.0)
+}
+
+/// `--check-config`: everything start-up checks, every problem at once, nothing contacted.
+fn check_config(args: &Args) -> ExitCode {
+    let path = args.config_file.display();
+    let mut report = registry::loader().check_file(&args.config_file);
+    let (shard, _) = check_flags(args, &mut report, hardening::open_files_limit());
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
-    match (&report.config, report.errors.len()) {
-        (Some(c), 0) => {
-            println!("config {path} is valid; {}", describe(c, shard));
-            ExitCode::SUCCESS
+    let n = report.errors.len();
+    if let (Some(config), 0) = (&report.config, n) {
+        println!(
+            "config {path} is valid; {} source(s):",
+            config.sources.len()
+        );
+        for s in &config.sources {
+            let on = shard.is_sharded().then(|| {
+                let of = Shard::of(&s.key(), shard.total());
+                let mine = if of == shard.ordinal() {
+                    ", polled here"
+                } else {
+                    ""
+                };
+                format!(" (shard {of}{mine})")
+            });
+            let (key, on) = (s.key(), on.unwrap_or_default());
+            println!("  - {key} {}{on}", s.account().describe());
         }
-        (_, n) => {
-            println!(
-                "config {path} is invalid ({n} problem{}):",
-                if n == 1 { "" } else { "s" }
-            );
-            for e in &report.errors {
-                println!("  - {e}");
-            }
-            ExitCode::FAILURE
-        }
+        return ExitCode::SUCCESS;
     }
-}
-
-fn describe(config: &Config, shard: Shard) -> String {
-    let mut out = format!("{} source(s):\n", config.sources.len());
-    for s in &config.sources {
-        out.push_str(&format!("  - {} {}", s.key(), s.account().describe()));
-        if shard.is_sharded() {
-            let of = Shard::of(&s.key(), shard.total());
-            let mine = (of == shard.ordinal()).then_some(", polled here");
-            out.push_str(&format!(" (shard {of}{})", mine.unwrap_or_default()));
-        }
-        out.push('\n');
+    let s = if n == 1 { "" } else { "s" };
+    println!("config {path} is invalid ({n} problem{s}):");
+    for e in &report.errors {
+        println!("  - {e}");
     }
-    out
+    ExitCode::FAILURE
 }
 
 fn main() -> ExitCode {
@@ -242,15 +249,15 @@ fn main() -> ExitCode {
         tracing::warn!("{problem}");
     }
     let open_files = hardening::raise_open_files_limit();
-    let runtime = tokio::runtime::Runtime::new(); // multi-threaded, with I/O and timers
-    let runtime =
-        runtime.inspect_err(|e| eprintln!("awareness-exporter: cannot start the runtime: {e}"));
-    let Ok(runtime) = runtime else {
-        return ExitCode::FAILURE;
+    let result = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => {
+            let result = runtime.block_on(run(args, open_files));
+            // A file read stuck on the blocking pool must not hold the process after a shutdown.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+            result
+        }
+        Err(e) => Err(format!("cannot start the runtime: {e}")),
     };
-    let result = runtime.block_on(run(args, open_files));
-    // A file read stuck on the blocking pool must not hold the process after a shutdown.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     let Err(e) = result else {
         return ExitCode::SUCCESS;
     };
@@ -262,71 +269,65 @@ fn main() -> ExitCode {
 /// Runs until SIGTERM or SIGINT; an error says why the exporter cannot start.
 async fn run(args: Args, open_files: Option<u64>) -> Result<(), String> {
     // Demo tenants live as long as the process.
-    let (config, path, _demo) = if args.demo {
+    let (mut report, path, _demo) = if args.demo {
         let (tenants, config) = demo::start().await?;
-        (config, None, Some(tenants))
+        let report = Report {
+            config: Some(config),
+            ..Report::default()
+        };
+        (report, None, Some(tenants))
     } else {
-        let loaded = registry::loader().load(&args.config_file);
-        let config = loaded.map_err(|e| e.to_string())?;
-        (config, Some(args.config_file.clone()), None)
+        let report = registry::loader().check_file(&args.config_file);
+        (report, Some(args.config_file.clone()), None)
     };
-    let default = &config.server.listen;
-    let listen = args.listen_address.as_ref().unwrap_or(default);
-    let flag = |flag| move |message| format!("{flag}: {message}");
-    let listen = config::listen_address(listen).map_err(flag("--web.listen-address"))?;
-    let shard = shard_of(&args).map_err(|(f, message)| flag(f)(message))?;
+    let (shard, max_connections) = check_flags(&args, &mut report, open_files);
+    let config = report.into_result().map_err(|e| e.to_string())?;
+    use tokio::signal::unix::{signal, SignalKind};
+    let signals = [
+        SignalKind::hangup(),
+        SignalKind::terminate(),
+        SignalKind::interrupt(),
+    ];
+    let [Ok(mut hup), Ok(mut term), Ok(mut int)] = signals.map(signal) else {
+        return Err("cannot install the signal handlers".into());
+    };
+    let listen = args
+        .listen_address
+        .as_ref()
+        .unwrap_or(&config.server.listen);
+    let listen = config::listen_address(listen)?; // checked above
     let mut server_config = config.server.clone();
     server_config.enable_lifecycle = args.enable_lifecycle;
-    let max = server_config.max_connections;
-    let vendors = config.poll.max_requests_in_flight;
-    let (fits, warning) = hardening::fit_connections(max, WAITING_ROOM, vendors, open_files);
-    if let Some(w) = warning {
-        tracing::warn!("{w}");
-    }
-    server_config.max_connections = fits;
+    server_config.max_connections = max_connections;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         sources = config.sources.len(),
         demo = args.demo,
         "starting"
     );
-    let exporter = Exporter::start_shard(config, path, shard, |p| p);
+    let exporter = Exporter::start_with(config, path, shard, |p| p);
     let server = app::serve(exporter.clone(), &listen, &server_config).await?;
     tracing::info!(address = %server.addr, "listening");
 
-    wait_for_signals(&exporter, &server.web).await;
-    tracing::info!("shutting down");
-    exporter.poller.stop();
-    server.shutdown().await;
-    Ok(())
-}
-
-async fn wait_for_signals(exporter: &Arc<Exporter>, web: &Arc<WebSettings>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::hangup()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        std::future::pending::<()>().await;
-        return;
-    };
     loop {
         tokio::select! {
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading config");
                 // In a task of its own: a slow file never holds up SIGTERM.
-                let (exporter, web) = (exporter.clone(), web.clone());
+                let (exporter, web) = (exporter.clone(), server.web.clone());
                 tokio::spawn(async move {
                     let _ = exporter.reload().await;
                     let _ = web.reload().await;
                 });
             }
-            _ = term.recv() => return,
-            _ = int.recv() => return,
+            _ = term.recv() => break,
+            _ = int.recv() => break,
         }
     }
+    tracing::info!("shutting down");
+    exporter.poller.stop();
+    server.shutdown().await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -40,11 +40,13 @@ struct Settings {
 }
 
 impl Settings {
-    /// A digest of what the account's data depends on (its vendor URL, account and auth as
-    /// `describe` shows them, and the metrics settings): saved state of another is not served.
+    /// A digest of the account and what its data depends on (its vendor URL, account and auth
+    /// as `describe` shows them, and the metrics settings): saved state of another is not
+    /// served.
     fn identity(&self) -> String {
         use sha1::{Digest, Sha1};
-        let text = format!("{}\n{:?}", self.source.account().describe(), self.metrics);
+        let (key, account) = (self.source.key(), self.source.account().describe());
+        let text = format!("{key}\n{account}\n{:?}", self.metrics);
         format!("{:x}", Sha1::digest(text.as_bytes()))
     }
 }
@@ -68,15 +70,10 @@ impl Poller {
     /// A poller of the accounts of `shard` (see [`crate::shard`]) into `store`; with
     /// `state_dir`, each account's last good sections are kept there and served again after a
     /// restart (see [`crate::state`]).
-    pub fn new(
-        store: Arc<Store>,
-        client: reqwest::Client,
-        shard: Shard,
-        state_dir: Option<std::path::PathBuf>,
-    ) -> Self {
+    pub fn new(store: Arc<Store>, shard: Shard, state_dir: Option<std::path::PathBuf>) -> Self {
         Poller {
             store,
-            client,
+            client: crate::http::client(),
             running: Mutex::default(),
             failure_backoff: FAILURE_BACKOFF,
             global: Mutex::new((0, Arc::new(Semaphore::new(1)))),

@@ -18,8 +18,8 @@ use crate::snapshot::Rendered;
 use crate::sources::Source;
 use crate::store::Store;
 
-/// The format of the files; another version is ignored.
-const VERSION: u32 = 1;
+/// The format of the files; another version is ignored. 2: the identity covers the account.
+const VERSION: u32 = 2;
 /// Largest state file read back: what a very large tenant's per-user series take.
 const MAX_BYTES: u64 = 1 << 30;
 /// Why a file of another account, or of another identity, is ignored (and removed).
@@ -32,9 +32,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 #[derive(Serialize, Deserialize)]
 struct StateFile {
     version: u32,
-    platform: String,
-    account: String,
-    /// What the account's data depends on (see `poller::Settings::identity`).
+    /// The account and what its data depends on (see `poller::Settings::identity`).
     identity: String,
     /// The end of the source's last fully successful poll.
     last_success: Option<SystemTime>,
@@ -137,9 +135,7 @@ impl StateDir {
             ));
         }
         let state: StateFile = serde_json::from_slice(&text).map_err(corrupt)?;
-        let platform = key.platform.as_str();
-        if state.platform != platform || state.account != key.account || state.identity != identity
-        {
+        if state.identity != identity {
             let _ = std::fs::remove_file(&path);
             return Err(ANOTHER.into());
         }
@@ -192,8 +188,6 @@ impl SourceState {
         });
         let file = StateFile {
             version: VERSION,
-            platform: key.platform.to_string(),
-            account: key.account.clone(),
             identity: self.identity.clone(),
             last_success: status.last_success,
             sections: sections.collect(),

@@ -155,13 +155,6 @@ impl Store {
         }
     }
 
-    /// The replica this store serves: its shard `(ordinal, total)` when sharded, and whether
-    /// it polls the demo's simulators.
-    pub fn for_replica(mut self, shard: Option<(u32, u32)>, demo: bool) -> Self {
-        (self.shard, self.demo) = (shard, demo);
-        self
-    }
-
     pub fn max_age(&self) -> Duration {
         *lock(self.max_age.read())
     }
@@ -170,13 +163,13 @@ impl Store {
         *lock(self.max_age.write()) = d;
     }
 
-    /// Records a config taken (`Ok`, at start or on reload) or a reload refused, and why.
-    pub fn config_loaded(&self, result: Result<(), String>, now: SystemTime) {
-        let mut c = lock(self.config.lock());
-        c.refused = result.err().map(|reason| (now, reason));
-        if c.refused.is_none() {
+    /// Records a config taken (at start or on reload), or a reload refused and why.
+    pub fn config_loaded(&self, refused: Option<String>) {
+        let (mut c, now) = (lock(self.config.lock()), SystemTime::now());
+        if refused.is_none() {
             c.loaded_at = Some(now);
         }
+        c.refused = refused.map(|reason| (now, reason));
     }
 
     pub fn config_status(&self) -> ConfigStatus {

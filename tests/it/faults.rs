@@ -196,7 +196,7 @@ async fn metrics_keep_answering_while_a_vendor_hangs() {
     .unwrap();
     let config = fix_timeout(parse(&cp_config(&sim, false, "")));
     let server_config = config.server.clone();
-    let exporter = Exporter::start_with(config, None, |p| {
+    let exporter = Exporter::start_with(config, None, awareness_exporter::Shard::ALL, |p| {
         p.with_failure_backoff(Duration::from_millis(50))
     });
     let handle = app::serve(exporter.clone(), "127.0.0.1:0", &server_config)

@@ -302,7 +302,7 @@ async fn a_catalogue_only_tenant_is_up_without_the_campaign_endpoints() {
     .await
     .unwrap();
     let config = parse(&config_text(&server, &auth, "", 100));
-    let exporter = Exporter::start_with(config, None, |p| {
+    let exporter = Exporter::start_with(config, None, awareness_exporter::Shard::ALL, |p| {
         p.with_failure_backoff(Duration::from_millis(20))
     });
     assert!(eventually(10, || exporter.store.ready()).await);

@@ -492,7 +492,7 @@ async fn the_landing_page_shows_the_running_attempt_and_readiness_follows_the_fi
     let config = load(&format!(
         "[[mimecast]]\naccount = \"corp\"\nbase_url = \"{url}/x?key=SECRET\"\nauth = \"oauth2\"\nclient_id = \"c\"\nclient_secret = \"s\"\n"
     ), 200, 4);
-    let exporter = Exporter::start_with(config, None, |p| {
+    let exporter = Exporter::start_with(config, None, awareness_exporter::Shard::ALL, |p| {
         p.with_failure_backoff(Duration::from_secs(3600))
     });
     let page = || awareness_exporter::testing::landing::render(&exporter.store, SystemTime::now());
@@ -533,7 +533,7 @@ async fn an_unlicensed_mimecast_endpoint_is_retried_without_the_others() {
         endpoint: "phishing/campaign/get-campaign".into(),
     });
     let config = parse(&mimecast::account_block(&server, "corp", &auth));
-    let exporter = Exporter::start_with(config, None, |p| {
+    let exporter = Exporter::start_with(config, None, awareness_exporter::Shard::ALL, |p| {
         p.with_failure_backoff(Duration::from_millis(20))
     });
     assert!(
@@ -596,7 +596,7 @@ async fn a_reload_touches_only_what_changed() {
     let path = dir.path().join("config.toml");
     std::fs::write(&path, text("6h", "30m", true)).unwrap();
     let config = registry::loader().load(&path).unwrap();
-    let exporter = Exporter::start_with(config, Some(path.clone()), |p| p);
+    let exporter = Exporter::start(config, Some(path.clone()));
     assert!(eventually(10, || exporter.store.ready()).await);
     let polls = |account: &str| {
         exporter
@@ -709,7 +709,7 @@ async fn a_stopped_poller_stops_its_running_poll() {
         3_600_000,
         20,
     );
-    let exporter = Exporter::start_with(config, None, |p| p);
+    let exporter = Exporter::start(config, None);
     let accepted = tokio::time::timeout(Duration::from_secs(10), listener.accept()).await;
     let (mut request, _) = accepted.expect("the poll sends a request").unwrap();
     exporter.poller.stop();

@@ -56,7 +56,7 @@ async fn start_tuned(
     config.server.header_read_timeout = Duration::from_secs(1);
     tune(&mut config);
     let server_config = config.server.clone();
-    let exporter = Exporter::start_with(config, path, |p| {
+    let exporter = Exporter::start_with(config, path, awareness_exporter::Shard::ALL, |p| {
         p.with_failure_backoff(Duration::from_secs(60))
     });
     let handle = app::serve(exporter.clone(), "127.0.0.1:0", &server_config)

@@ -95,7 +95,7 @@ async fn each_replica_polls_only_its_accounts_at_start_and_after_reloads() {
         let replica_path = dir.path().join(format!("exporter-{ordinal}.toml"));
         std::fs::write(&replica_path, config_text(&base, 0..12)).unwrap();
         let shard = Shard::new(ordinal, total).unwrap();
-        let exporter = Exporter::start_shard(
+        let exporter = Exporter::start_with(
             registry::loader().load(&replica_path).unwrap(),
             Some(replica_path.clone()),
             shard,
@@ -159,7 +159,7 @@ async fn the_shard_shows_in_metrics_and_on_the_landing_page() {
     let config = registry::loader()
         .parse(&config_text(&base, 0..4), "shard.toml")
         .unwrap();
-    let exporter = Exporter::start_shard(config, None, Shard::new(1, 2).unwrap(), |p| p);
+    let exporter = Exporter::start_with(config, None, Shard::new(1, 2).unwrap(), |p| p);
     let health = awareness_exporter::testing::snapshot::merge([&exporter.store.render_health()]);
     assert!(
         health.contains("awareness_shard_ordinal{shard=\"1\"} 1.0"),

@@ -191,7 +191,7 @@ async fn bad_state_files_are_logged_and_ignored() {
             }
             "foreign version" => {
                 write(
-                    good.replacen("\"version\":1", "\"version\":99", 1)
+                    good.replacen("\"version\":2", "\"version\":99", 1)
                         .as_bytes(),
                 );
                 "format version 99"
