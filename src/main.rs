@@ -205,19 +205,13 @@ fn check_config(args: &Args) -> ExitCode {
     }
     let n = report.errors.len();
     if let (Some(config), 0) = (&report.config, n) {
-        println!(
-            "config {path} is valid; {} source(s):",
-            config.sources.len()
-        );
-        for s in &config.sources {
+        let sources = &config.sources;
+        println!("config {path} is valid; {} source(s):", sources.len());
+        for s in sources {
             let on = shard.is_sharded().then(|| {
                 let of = Shard::of(&s.key(), shard.total());
-                let mine = if of == shard.ordinal() {
-                    ", polled here"
-                } else {
-                    ""
-                };
-                format!(" (shard {of}{mine})")
+                let mine = (of == shard.ordinal()).then_some(", polled here");
+                format!(" (shard {of}{})", mine.unwrap_or_default())
             });
             let (key, on) = (s.key(), on.unwrap_or_default());
             println!("  - {key} {}{on}", s.account().describe());
@@ -282,12 +276,8 @@ async fn run(args: Args, open_files: Option<u64>) -> Result<(), String> {
     };
     let (shard, max_connections) = check_flags(&args, &mut report, open_files);
     let config = report.into_result().map_err(|e| e.to_string())?;
-    use tokio::signal::unix::{signal, SignalKind};
-    let signals = [
-        SignalKind::hangup(),
-        SignalKind::terminate(),
-        SignalKind::interrupt(),
-    ];
+    use tokio::signal::unix::{signal, SignalKind as Kind};
+    let signals = [Kind::hangup(), Kind::terminate(), Kind::interrupt()];
     let [Ok(mut hup), Ok(mut term), Ok(mut int)] = signals.map(signal) else {
         return Err("cannot install the signal handlers".into());
     };
