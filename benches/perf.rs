@@ -35,7 +35,7 @@ use awareness_sim::Population;
 /// The source-polling harness the tests use.
 #[path = "../tests/it/common/harness.rs"]
 mod harness;
-use harness::Counted as _;
+use harness::{Counted as _, Outcome, Render};
 
 fn quick() -> bool {
     std::env::var("PERF_QUICK").is_ok_and(|v| v == "1")

@@ -82,12 +82,11 @@ fn parse_args() -> Args {
 /// Logs to stderr at `--log.level`. An unknown level is refused: tracing would read `warning` as
 /// a target name and silently log nothing at all, errors included.
 fn init_logging(level: &str, format: &str) -> Result<(), String> {
+    use tracing_subscriber::fmt;
     let levels = ["error", "warn", "info", "debug", "trace"];
     // Each comma-separated directive is a level or `target=level`.
-    let mut names = level.split(',').map(|directive| {
-        let name = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
-        name.trim().to_ascii_lowercase()
-    });
+    let names = level.split(',').filter_map(|d| d.rsplit('=').next());
+    let mut names = names.map(|name| name.trim().to_ascii_lowercase());
     let unknown = names.find(|name| !levels.contains(&name.as_str()));
     let filter = tracing_subscriber::EnvFilter::try_new(level).ok();
     let filter = filter.filter(|_| unknown.is_none()).ok_or_else(|| {
@@ -102,9 +101,7 @@ fn init_logging(level: &str, format: &str) -> Result<(), String> {
     })?;
     // Colour codes only for a person at a terminal, never into files or journald.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi);
+    let builder = fmt().with_env_filter(filter).with_ansi(ansi);
     let result = if format == "json" {
         builder.json().with_writer(|| JsonLists).try_init()
     } else {
@@ -153,11 +150,8 @@ fn shard_of(args: &Args) -> Result<Shard, (&'static str, String)> {
         return Shard::from_pod_name(pod, args.total_shards).map_err(|e| ("--pod", e));
     }
     if args.shard_from_hostname {
-        let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
-            .iter()
-            .find_map(|p| std::fs::read_to_string(p).ok())
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .ok_or(("--shard.from-hostname", "cannot read the hostname".into()))?;
+        let uname = rustix::system::uname();
+        let host = uname.nodename().to_string_lossy();
         return Shard::from_pod_name(&host, args.total_shards)
             .map_err(|e| ("--shard.from-hostname", e));
     }

@@ -217,9 +217,6 @@ pub struct PollOutcome {
 }
 
 impl PollOutcome {
-    pub fn ok(&self) -> bool {
-        self.sections.iter().all(|s| s.result.is_ok())
-    }
     /// An outcome in which every section of `names` failed with the same `error`.
     pub fn all_failed(names: &[&'static str], error: impl Into<PollError>) -> Self {
         let error = error.into();
@@ -239,10 +236,6 @@ impl PollOutcome {
                 error,
             })
         })
-    }
-    /// [`first_failure`](Self::first_failure) as text: `section: message`.
-    pub fn first_error(&self) -> Option<String> {
-        self.first_failure().map(|e| e.to_string())
     }
 }
 

@@ -21,7 +21,7 @@ use crate::config::{Config, MetricsConfig, PollConfig, SourceConfig};
 use crate::model::{PollError, PollOutcome, Retry, SourceKey};
 use crate::shard::Shard;
 use crate::sources::{self, Source, SourceContext};
-use crate::state::{SourceState, StateDir};
+use crate::state::{self, SourceState};
 use crate::store::{lock, Store};
 
 /// First delay after a failed poll; doubles per consecutive failure up to the interval.
@@ -63,7 +63,7 @@ pub struct Poller {
     /// on every apply, start and reload alike.
     shard: Shard,
     /// Where the last good sections are kept across restarts (`server.state_dir`).
-    state: Option<Arc<StateDir>>,
+    state_dir: Option<std::path::PathBuf>,
 }
 
 impl Poller {
@@ -78,7 +78,7 @@ impl Poller {
             failure_backoff: FAILURE_BACKOFF,
             global: Mutex::new((0, Arc::new(Semaphore::new(1)))),
             shard,
-            state: state_dir.map(|d| Arc::new(StateDir(d))),
+            state_dir,
         }
     }
 
@@ -131,8 +131,8 @@ impl Poller {
             }
             keep
         });
-        if let Some(state) = &self.state {
-            state.prune(&wanted.keys().collect::<Vec<_>>());
+        if let Some(dir) = &self.state_dir {
+            state::prune(dir, &wanted.keys().collect::<Vec<_>>());
         }
 
         for (key, source_config) in wanted {
@@ -175,7 +175,7 @@ impl Poller {
                 deadline: config.poll.deadline.min(interval),
                 failure_backoff: self.failure_backoff,
             };
-            let state = self.state.as_ref().map(|dir| SourceState {
+            let state = self.state_dir.as_ref().map(|dir| SourceState {
                 dir: dir.clone(),
                 identity: settings.identity(),
                 restore,
@@ -305,13 +305,10 @@ async fn poll_supervised(
     let task = tokio::spawn(poll.instrument(tracing::Span::current()));
     let outcome = match tokio::time::timeout(deadline, AbortOnDropHandle::new(task)).await {
         Ok(Ok(outcome)) => Ok(outcome),
+        // tokio's words: "task 7 panicked with message \"...\"".
         Ok(Err(e)) if e.is_panic() => {
-            let payload = e.into_panic();
-            let text = payload.downcast_ref::<&str>().map(|s| s.to_string());
-            let message = text.or_else(|| payload.downcast_ref::<String>().cloned());
-            let message = message.unwrap_or_else(|| "(no message)".to_string());
-            tracing::error!(panic = %message, "poll panicked; the source keeps its schedule");
-            Err(PollError::Panicked(message))
+            tracing::error!(panic = %e, "poll panicked; the source keeps its schedule");
+            Err(PollError::Panicked(e.to_string()))
         }
         Ok(Err(e)) => Err(PollError::Ended(e.to_string())),
         Err(_) => Err(PollError::Deadline(deadline)),

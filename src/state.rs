@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -48,52 +48,48 @@ struct SavedSection {
     data: Arc<Rendered>,
 }
 
-/// The state directory.
-#[derive(Debug)]
-pub(crate) struct StateDir(pub(crate) PathBuf);
-
 /// What a source's poller needs of the state directory.
 #[derive(Clone)]
 pub(crate) struct SourceState {
-    pub(crate) dir: Arc<StateDir>,
+    pub(crate) dir: PathBuf,
     pub(crate) identity: String,
     /// Serve the saved state at start (a new source), or not (a changed one polls at once).
     pub(crate) restore: bool,
 }
 
-impl StateDir {
-    /// `<platform>-<digest of the account name>.json`: any account name gives a safe file name.
-    fn path(&self, key: &SourceKey) -> PathBuf {
-        use sha1::{Digest, Sha1};
-        let digest = format!("{:x}", Sha1::digest(key.account.as_bytes()));
-        self.0
-            .join(format!("{}-{}.json", key.platform, &digest[..16]))
-    }
+/// `<platform>-<digest of the account name>.json` in `dir`: any account name gives a safe file
+/// name.
+fn path(dir: &Path, key: &SourceKey) -> PathBuf {
+    use sha1::{Digest, Sha1};
+    let digest = format!("{:x}", Sha1::digest(key.account.as_bytes()));
+    dir.join(format!("{}-{}.json", key.platform, &digest[..16]))
+}
 
-    /// Removes the files (and temporary files a crash left behind) of accounts not in `keep`:
-    /// left by an earlier config, or removed by a reload. Those of `keep` stay, so a save under
-    /// way is not disturbed.
-    pub(crate) fn prune(&self, keep: &[&SourceKey]) {
-        let keep: Vec<PathBuf> = keep.iter().map(|k| self.path(k)).collect();
-        let Ok(entries) = std::fs::read_dir(&self.0) else {
-            return;
-        };
-        for path in entries.flatten().map(|e| e.path()) {
-            let ours = path.extension().is_some_and(|e| e == "json" || e == "tmp");
-            if ours && !keep.contains(&path.with_extension("json")) {
-                tracing::info!(file = %path.display(), "removing the state of an account no longer polled here");
-                let _ = std::fs::remove_file(&path);
-            }
+/// Removes the files in `dir` (and temporary files a crash left behind) of accounts not in
+/// `keep`: left by an earlier config, or removed by a reload. Those of `keep` stay, so a save
+/// under way is not disturbed.
+pub(crate) fn prune(dir: &Path, keep: &[&SourceKey]) {
+    let keep: Vec<PathBuf> = keep.iter().map(|k| path(dir, k)).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        let ours = path.extension().is_some_and(|e| e == "json" || e == "tmp");
+        if ours && !keep.contains(&path.with_extension("json")) {
+            tracing::info!(file = %path.display(), "removing the state of an account no longer polled here");
+            let _ = std::fs::remove_file(&path);
         }
     }
+}
 
+impl SourceState {
     fn write(&self, key: &SourceKey, file: &StateFile) -> std::io::Result<()> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&self.0)?;
-        let path = self.path(key);
+            .create(&self.dir)?;
+        let path = path(&self.dir, key);
         let tmp = path.with_extension("tmp");
         let mut out = std::fs::OpenOptions::new()
             .write(true)
@@ -105,13 +101,13 @@ impl StateDir {
         out.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         // The rename itself must survive a crash too.
-        std::fs::File::open(&self.0)?.sync_all()
+        std::fs::File::open(&self.dir)?.sync_all()
     }
 
     /// The file of `key`, if it is one of ours for this account and identity; otherwise the
     /// reason, and a file of another account or identity is removed.
-    fn read(&self, key: &SourceKey, identity: &str) -> Result<Option<StateFile>, String> {
-        let path = self.path(key);
+    fn read(&self, key: &SourceKey) -> Result<Option<StateFile>, String> {
+        let path = path(&self.dir, key);
         let meta = match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             meta => meta.map_err(|e| format!("cannot read it: {e}"))?,
@@ -135,15 +131,13 @@ impl StateDir {
             ));
         }
         let state: StateFile = serde_json::from_slice(&text).map_err(corrupt)?;
-        if state.identity != identity {
+        if state.identity != self.identity {
             let _ = std::fs::remove_file(&path);
             return Err(ANOTHER.into());
         }
         Ok(Some(state))
     }
-}
 
-impl SourceState {
     /// Serves the saved sections of `source` (registered and configured in `store`) and gives
     /// it back its ledger; returns when each restored section last succeeded.
     pub(crate) async fn load(
@@ -152,7 +146,7 @@ impl SourceState {
         store: &Store,
     ) -> BTreeMap<&'static str, SystemTime> {
         let (key, this) = (source.key().clone(), self.clone());
-        let state = match off_thread(move || this.dir.read(&key, &this.identity)).await {
+        let state = match off_thread(move || this.read(&key)).await {
             Ok(Some(state)) => state,
             Ok(None) => {
                 tracing::info!("no saved state; polling now");
@@ -193,8 +187,8 @@ impl SourceState {
             sections: sections.collect(),
             ledger: source.ledger(),
         };
-        let dir = self.dir.clone();
-        let write = move || dir.write(&key, &file).map_err(|e| e.to_string());
+        let this = self.clone();
+        let write = move || this.write(&key, &file).map_err(|e| e.to_string());
         if let Err(error) = off_thread(write).await {
             tracing::warn!(error, "cannot save the state");
         }

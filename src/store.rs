@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use crate::model::{
     FailureReason, PollError, PollOutcome, Retry, SectionError, SourceInfo, SourceKey,
 };
-use crate::snapshot::{merge, MetricsBuilder, Rendered};
+use crate::snapshot::{MetricsBuilder, Rendered};
 use crate::stats::ApiStats;
 
 /// A source as the landing page and the health metrics show it.
@@ -256,14 +256,11 @@ impl Store {
         let mut kept = false;
         if let Some(status) = map.get_mut(key) {
             let polled: Vec<&'static str> = outcome.sections.iter().map(|s| s.name).collect();
-            let panicked = outcome
-                .sections
-                .iter()
-                .any(|s| matches!(s.result, Err(PollError::Panicked(_))));
-            let result = match (outcome.ok(), panicked) {
-                (_, true) => "panic",
-                (true, false) => "success",
-                (false, false) => "failure",
+            // A panic fails every section of its poll.
+            let result = match outcome.first_failure().map(|e| e.error) {
+                Some(PollError::Panicked(_)) => "panic",
+                Some(_) => "failure",
+                None => "success",
             };
             *status.polls.entry(result).or_default() += 1;
             for outcome in outcome.sections {
@@ -317,22 +314,10 @@ impl Store {
     /// True once every source of the first config has finished its first poll, and from then
     /// on (reloads included).
     pub fn ready(&self) -> bool {
-        let done = || {
-            lock(self.sources.read())
-                .values()
-                .all(|s| s.first_poll_done())
-        };
+        let sources = lock(self.sources.read());
+        let done = || sources.values().all(SourceStatus::first_poll_done);
         let ready = self.ready.load(Ordering::Relaxed) || done();
         self.ready.fetch_or(ready, Ordering::Relaxed) || ready
-    }
-
-    /// The whole `/metrics` body in OpenMetrics, sorted by family: health series built now,
-    /// data series as prepared at poll time (minus sections older than `max_age`). Scrapes are
-    /// served from [`crate::scrape_body`], which shares this work between scrapes.
-    pub fn render(&self, now: SystemTime) -> String {
-        let health = self.render_health();
-        let parts = self.data_sections(now);
-        merge(std::iter::once(&health).chain(parts.iter().map(|p| p.as_ref())))
     }
 
     /// The published data sections not older than `max_age`, in a stable order (by source,
@@ -452,6 +437,16 @@ fn source_health(b: &mut MetricsBuilder, key: &SourceKey, st: &SourceStatus) {
 mod tests {
     use super::*;
     use crate::model::{Platform, SectionOutcome};
+    use crate::snapshot::merge;
+
+    impl Store {
+        /// The whole `/metrics` body in OpenMetrics as a scrape would get it (the tests'
+        /// oracle; scrapes are served from [`crate::scrape_body`]).
+        pub(crate) fn render(&self, now: SystemTime) -> String {
+            let (health, parts) = (self.render_health(), self.data_sections(now));
+            merge(std::iter::once(&health).chain(parts.iter().map(|p| p.as_ref())))
+        }
+    }
 
     fn data(v: f64) -> Rendered {
         let mut b = MetricsBuilder::new();

@@ -2,6 +2,7 @@
 //! running accounts keep polling and keep their data.
 
 use crate::common;
+use common::Render;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

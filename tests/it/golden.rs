@@ -11,7 +11,7 @@ use awareness_exporter::app::Exporter;
 use awareness_exporter::registry;
 use awareness_exporter::testing::snapshot;
 use awareness_sim::demo::{Demo, Size};
-use common::{eventually, samples};
+use common::{eventually, samples, Render};
 
 /// Series whose value is a time of the run, or a duration: different on every run.
 const CLOCK_VALUES: [&str; 4] = [

@@ -6,7 +6,7 @@ use crate::common;
 use crate::common::harness::Counted as _;
 
 use awareness_sim::demo::{Demo, Size};
-use common::harness;
+use common::{harness, Outcome};
 
 /// The small demo (every platform, a tenth of the people) in paused time: KnowBe4's real pacing
 /// (4 requests a second) is kept on tokio's clock, at no cost.

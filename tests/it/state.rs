@@ -12,7 +12,7 @@ use awareness_exporter::app::Exporter;
 use awareness_exporter::registry;
 use awareness_sim::cyberpilot::{self, CyberPilotOptions};
 use awareness_sim::{toml_str, Population, SimServer};
-use common::{eventually, Captured};
+use common::{eventually, Captured, Render};
 
 const TOKEN: &str = "state-test-SECRET-token";
 

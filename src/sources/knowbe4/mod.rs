@@ -305,7 +305,8 @@ mod tests {
         }
         let outcome = source.poll().await;
         assert_eq!(outcome.sections.len(), 4);
-        let e = outcome.first_error().unwrap_or_default();
+        let e = outcome.first_failure().map(|e| e.to_string());
+        let e = e.unwrap_or_default();
         assert!(e.contains("3 of 2000 requests left"), "{e}");
         assert_eq!(stats.total_requests(), 0, "not one request sent");
         assert_eq!(stats.failures(FailureReason::RateLimited), 1);

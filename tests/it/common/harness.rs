@@ -8,14 +8,15 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use awareness_exporter::config::{Config, MetricsConfig, PollConfig, SourceConfig};
 use awareness_exporter::model::{FailureReason, PollOutcome};
 use awareness_exporter::registry;
-use awareness_exporter::testing::snapshot::Rendered;
+use awareness_exporter::testing::snapshot::{merge, Rendered};
 use awareness_exporter::testing::sources::{self, Source, SourceContext};
 use awareness_exporter::testing::stats::ApiStats;
+use awareness_exporter::testing::store::Store;
 use awareness_sim::Tenant;
 
 /// What tests ask of a source's request counters (the exporter itself only renders them).
@@ -62,6 +63,35 @@ pub fn load(text: &str) -> Config {
     registry::loader()
         .parse(text, "harness.toml")
         .unwrap_or_else(|e| panic!("config: {e}\n{text}"))
+}
+
+/// The whole `/metrics` body of a store, as a scrape gets it.
+pub trait Render {
+    fn render(&self, now: SystemTime) -> String;
+}
+
+impl Render for Store {
+    fn render(&self, now: SystemTime) -> String {
+        let (health, parts) = (self.render_health(), self.data_sections(now));
+        merge(std::iter::once(&health).chain(parts.iter().map(|p| p.as_ref())))
+    }
+}
+
+/// What tests ask of a poll's outcome.
+pub trait Outcome {
+    /// Every section succeeded.
+    fn ok(&self) -> bool;
+    /// The first failed section and why, as text (`section: message`).
+    fn first_error(&self) -> Option<String>;
+}
+
+impl Outcome for PollOutcome {
+    fn ok(&self) -> bool {
+        self.sections.iter().all(|s| s.result.is_ok())
+    }
+    fn first_error(&self) -> Option<String> {
+        self.first_failure().map(|e| e.to_string())
+    }
 }
 
 /// What one poll gave.

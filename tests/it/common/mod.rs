@@ -17,7 +17,7 @@ use awareness_exporter::testing::store::Store;
 
 // Not every test binary uses it.
 #[allow(unused_imports)]
-pub use harness::text_of;
+pub use harness::{text_of, Outcome, Render};
 
 /// The request budget of [`parse`]'s configs.
 pub const MAX_ATTEMPTS: u32 = 3;
