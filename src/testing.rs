@@ -10,9 +10,6 @@ pub mod http {
 pub mod landing {
     pub use crate::landing::render;
 }
-pub mod poller {
-    pub use crate::poller::{spawn, Schedule};
-}
 pub mod server {
     pub use crate::server::MAX_CONCURRENT_STREAMS;
 }
