@@ -232,9 +232,7 @@ impl Connections {
 
     /// Orders every connection to close (server shutdown).
     pub(crate) fn close_all(&self) {
-        for c in self.open() {
-            c.command(Order::Close);
-        }
+        self.open().iter().for_each(|c| c.command(Order::Close));
     }
 
     /// Applies the timeout rules to every connection, until the table is dropped; looks a

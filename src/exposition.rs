@@ -39,18 +39,14 @@ impl Format {
             ("application/openmetrics-text", "" | "0.0.1" | "1.0.0") => Some(Format::OpenMetrics),
             _ => None,
         };
-        ranges
-            .into_iter()
-            .find_map(speak)
-            .unwrap_or(Format::Text004)
+        let best = ranges.into_iter().find_map(speak);
+        best.unwrap_or(Format::Text004)
     }
 }
 
 /// Whether an `Accept-Encoding` value accepts gzip (with a quality above 0).
 pub(crate) fn accepts_gzip(accept_encoding: &str) -> bool {
-    ranges(accept_encoding)
-        .iter()
-        .any(|(name, _, _)| name == "gzip")
+    ranges(accept_encoding).iter().any(|r| r.0 == "gzip")
 }
 
 /// The ranges of an `Accept` or `Accept-Encoding` value with a quality above 0, in the

@@ -74,12 +74,9 @@ pub(crate) fn read_text(path: &Path) -> Result<Zeroizing<String>, FileError> {
 }
 
 fn read_now(path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError> {
-    let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY;
+    let flags = (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32;
     let mut options = std::fs::OpenOptions::new();
-    let file = options
-        .read(true)
-        .custom_flags(flags.bits() as i32)
-        .open(path)?;
+    let file = options.read(true).custom_flags(flags).open(path)?;
     let meta = file.metadata()?;
     if meta.is_dir() {
         return Err(FileError::Folder);

@@ -64,9 +64,7 @@ pub fn fit_connections(
     vendor_connections: usize,
     limit: Option<u64>,
 ) -> (usize, Option<String>) {
-    let Some(limit) = limit else {
-        return (max_connections, None);
-    };
+    let limit = limit.unwrap_or(u64::MAX);
     let others = waiting as u64 + vendor_connections as u64 + OTHER_FILES;
     let fits = limit.saturating_sub(others).max(1);
     if max_connections as u64 <= fits {

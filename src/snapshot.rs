@@ -90,10 +90,7 @@ pub struct MetricsBuilder {
 }
 
 fn to_labels(labels: &[(&str, &str)]) -> Labels {
-    labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    labels.iter().map(|&(k, v)| (k.into(), v.into())).collect()
 }
 
 impl MetricsBuilder {

@@ -207,10 +207,8 @@ impl WebSettings {
 
     /// The config in force (no file work: the watcher and SIGHUP read the files).
     pub fn current(&self) -> Arc<ActiveWeb> {
-        self.active
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        let active = self.active.read();
+        active.unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Reads the files and puts the config in force, keeping what the old one verified for
